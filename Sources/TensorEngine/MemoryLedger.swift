@@ -1,0 +1,114 @@
+import Synchronization
+
+/// A device ran out of its budget: the simulated equivalent of CUDA's "out of memory", or the cap the
+/// harness puts on a run whose prediction exceeds the machine.
+public struct OutOfMemoryError: ReportableError, Equatable {
+    public let device: Device
+    public let requestedBytes: Int
+    public let liveBytes: Int
+    public let budgetBytes: Int
+
+    public var description: String {
+        "out of memory on \(device): tried to allocate \(requestedBytes) bytes with \(liveBytes) live "
+            + "of a \(budgetBytes)-byte budget"
+    }
+
+    public var exitStatus: ExitStatus { .claimFailed }
+}
+
+/// The engine's own account of every byte it owns: live bytes and the exact peak, per device and in total.
+///
+/// Every owned tensor byte is allocated through a ledger, so the ledger's peak is an exact, allocator-
+/// independent figure that a strategy's formula must equal; the OS and jemalloc figures are then checked
+/// against it. Thread-safe: the sampler thread reads it while loader threads allocate.
+public final class MemoryLedger: Sendable {
+    public struct DeviceFigures: Sendable, Equatable {
+        public var liveBytes: Int
+        public var peakBytes: Int
+        public var budgetBytes: Int?
+    }
+
+    public struct Snapshot: Sendable, Equatable {
+        /// Live bytes over RAM-resident devices (cpu and simulated accelerators).
+        public var liveBytes: Int
+        /// Peak of `liveBytes` since creation or the last `resetPeak()`.
+        public var peakBytes: Int
+        public var devices: [Device: DeviceFigures]
+    }
+
+    private struct State {
+        var liveBytes = 0
+        var peakBytes = 0
+        var devices: [Device: DeviceFigures] = [:]
+        var totalBudget: Int?
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Records an allocation; throws without recording it when it would exceed the device's budget or the
+    /// total RAM budget.
+    public func allocate(_ bytes: Int, on device: Device = .cpu) throws(OutOfMemoryError) {
+        precondition(bytes >= 0, "negative allocation")
+        let failure: OutOfMemoryError? = state.withLock { s in
+            var figures = s.devices[device] ?? DeviceFigures(liveBytes: 0, peakBytes: 0, budgetBytes: nil)
+            if let budget = figures.budgetBytes, figures.liveBytes + bytes > budget {
+                return OutOfMemoryError(device: device, requestedBytes: bytes, liveBytes: figures.liveBytes, budgetBytes: budget)
+            }
+            if device.isResidentInRAM, let budget = s.totalBudget, s.liveBytes + bytes > budget {
+                return OutOfMemoryError(device: device, requestedBytes: bytes, liveBytes: s.liveBytes, budgetBytes: budget)
+            }
+            figures.liveBytes += bytes
+            figures.peakBytes = max(figures.peakBytes, figures.liveBytes)
+            s.devices[device] = figures
+            if device.isResidentInRAM {
+                s.liveBytes += bytes
+                s.peakBytes = max(s.peakBytes, s.liveBytes)
+            }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    /// Records that `bytes` previously allocated on `device` were freed.
+    public func release(_ bytes: Int, on device: Device = .cpu) {
+        state.withLock { s in
+            s.devices[device, default: DeviceFigures(liveBytes: 0, peakBytes: 0, budgetBytes: nil)].liveBytes -= bytes
+            if device.isResidentInRAM { s.liveBytes -= bytes }
+        }
+    }
+
+    /// Live bytes over RAM-resident devices.
+    public var liveBytes: Int { state.withLock { $0.liveBytes } }
+
+    /// Exact peak of RAM-resident live bytes since creation or the last reset.
+    public var peakBytes: Int { state.withLock { $0.peakBytes } }
+
+    public func liveBytes(on device: Device) -> Int { state.withLock { $0.devices[device]?.liveBytes ?? 0 } }
+    public func peakBytes(on device: Device) -> Int { state.withLock { $0.devices[device]?.peakBytes ?? 0 } }
+
+    public func snapshot() -> Snapshot {
+        state.withLock { Snapshot(liveBytes: $0.liveBytes, peakBytes: $0.peakBytes, devices: $0.devices) }
+    }
+
+    /// Starts a new measurement: every peak becomes the current live figure.
+    public func resetPeak() {
+        state.withLock { s in
+            s.peakBytes = s.liveBytes
+            for (device, figures) in s.devices { s.devices[device]?.peakBytes = figures.liveBytes }
+        }
+    }
+
+    /// Caps one device (nil removes the cap). Allocations past it throw `OutOfMemoryError`.
+    public func setBudget(_ bytes: Int?, for device: Device) {
+        state.withLock { s in
+            s.devices[device, default: DeviceFigures(liveBytes: 0, peakBytes: 0, budgetBytes: nil)].budgetBytes = bytes
+        }
+    }
+
+    /// Caps the RAM-resident total (nil removes the cap): how the harness simulates a smaller machine.
+    public func setTotalBudget(_ bytes: Int?) {
+        state.withLock { $0.totalBudget = bytes }
+    }
+}

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The allocation failed: the process is out of address space or under a memory cap (`RLIMIT_AS`).
+public struct AllocationFailure: ReportableError, Equatable {
+    public let requestedBytes: Int
+    public let device: Device
+    public var description: String { "could not allocate \(requestedBytes) bytes on \(device) (malloc returned NULL)" }
+    public var exitStatus: ExitStatus { .claimFailed }
+}
+
+/// The bytes behind a tensor, of one of three kinds.
+///
+/// - `owned`: memory this process allocated (jemalloc) and accounted in a `MemoryLedger`.
+/// - `fileWindow`: a read-only mapping of part of a file. Not owned, not in the ledger: the kernel counts its
+///   touched pages as RssFile. This is how transformers v5 keeps same-dtype weights.
+/// - `meta`: shape and dtype only, no bytes at all: the skeleton of a low-memory load.
+///
+/// A class because storage is shared: tied weights are one storage referenced by two names, and the bytes
+/// are freed (and released from the ledger) exactly once, when the last reference goes.
+public final class TensorStorage: @unchecked Sendable {
+    public enum Kind: String, Sendable {
+        case owned
+        case fileWindow = "file-window"
+        case meta
+    }
+
+    private enum Release {
+        case none
+        case allocator(HostAllocator, MemoryLedger)
+        case unmap(UnsafeMutableRawPointer, Int)
+    }
+
+    public let kind: Kind
+    public let byteCount: Int
+    public let device: Device
+    private let pointer: UnsafeMutableRawPointer?
+    private let release: Release
+
+    private init(kind: Kind, byteCount: Int, device: Device, pointer: UnsafeMutableRawPointer?, release: Release) {
+        self.kind = kind
+        self.byteCount = byteCount
+        self.device = device
+        self.pointer = pointer
+        self.release = release
+    }
+
+    deinit {
+        switch release {
+        case .none:
+            break
+        case .allocator(let allocator, let ledger):
+            if let pointer { allocator.deallocate(pointer, byteCount: byteCount) }
+            ledger.release(byteCount, on: device)
+        case .unmap(let base, let length):
+            munmap(base, length)
+        }
+    }
+
+    /// Allocates `byteCount` bytes of owned memory, recorded in `ledger` against `device`.
+    /// The bytes are uninitialised (as `torch.empty`): the caller writes every one.
+    public static func allocate(
+        byteCount: Int, device: Device = .cpu, ledger: MemoryLedger, allocator: HostAllocator = .standard
+    ) throws -> TensorStorage {
+        precondition(byteCount >= 0)
+        try ledger.allocate(byteCount, on: device)
+        guard byteCount > 0 else {
+            return TensorStorage(kind: .owned, byteCount: 0, device: device, pointer: nil, release: .allocator(allocator, ledger))
+        }
+        guard let pointer = allocator.allocate(byteCount) else {
+            ledger.release(byteCount, on: device)
+            throw AllocationFailure(requestedBytes: byteCount, device: device)
+        }
+        return TensorStorage(kind: .owned, byteCount: byteCount, device: device, pointer: pointer, release: .allocator(allocator, ledger))
+    }
+
+    /// A storage with no bytes: the meta device.
+    public static func meta(byteCount: Int, device: Device = .cpu) -> TensorStorage {
+        TensorStorage(kind: .meta, byteCount: byteCount, device: device, pointer: nil, release: .none)
+    }
+
+    /// Maps `length` bytes of the open file `fd` starting at `offset`, read-only (`mmap(PROT_READ, MAP_PRIVATE)`).
+    public static func mapFile(descriptor fd: Int32, offset: Int, length: Int, device: Device = .cpu) throws -> TensorStorage {
+        precondition(offset >= 0 && length >= 0)
+        guard length > 0 else {
+            return TensorStorage(kind: .fileWindow, byteCount: 0, device: device, pointer: nil, release: .none)
+        }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let alignedOffset = offset - offset % page
+        let delta = offset - alignedOffset
+        let mapLength = length + delta
+        let base = mmap(nil, mapLength, PROT_READ, MAP_PRIVATE, fd, off_t(alignedOffset))
+        guard let base, base != MAP_FAILED else {
+            throw FileWindowError(errno: errno, offset: offset, length: length)
+        }
+        return TensorStorage(kind: .fileWindow, byteCount: length, device: device, pointer: base + delta, release: .unmap(base, mapLength))
+    }
+
+    /// The bytes, read-only. Empty for meta storage.
+    public var bytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: pointer, count: pointer == nil ? 0 : byteCount)
+    }
+
+    /// The bytes, writable. Only owned storage may be written.
+    public var mutableBytes: UnsafeMutableRawBufferPointer {
+        precondition(kind == .owned, "only owned storage is writable")
+        return UnsafeMutableRawBufferPointer(start: pointer, count: pointer == nil ? 0 : byteCount)
+    }
+
+    /// True when the storage holds (or maps) its bytes; false for meta.
+    public var hasBytes: Bool { kind != .meta }
+}
+
+/// `mmap` of a checkpoint region failed.
+public struct FileWindowError: ReportableError, Equatable {
+    public let errno: Int32
+    public let offset: Int
+    public let length: Int
+    public var description: String {
+        "mmap of \(length) bytes at offset \(offset) failed: \(String(cString: strerror(errno)))"
+    }
+    public var exitStatus: ExitStatus { .ioError }
+}

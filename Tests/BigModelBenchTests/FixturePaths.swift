@@ -1,0 +1,13 @@
+import Foundation
+
+/// Locates the reference fixtures copied into this repository (`Tests/Fixtures`, from `../shared/fixtures`),
+/// so the tests run from a fresh clone.
+enum FixturePaths {
+    static let root: String = {
+        // Tests/BigModelBenchTests/FixturePaths.swift → Tests/Fixtures
+        let here = URL(fileURLWithPath: #filePath)
+        return here.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures").path
+    }()
+
+    static func path(_ relative: String) -> String { root + "/" + relative }
+}
