@@ -1,0 +1,1 @@
+// Checkpoint module: see Package.swift for the module graph.

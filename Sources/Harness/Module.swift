@@ -1,0 +1,1 @@
+// Harness module: see Package.swift for the module graph.

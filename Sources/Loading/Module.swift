@@ -1,0 +1,1 @@
+// Loading module: see Package.swift for the module graph.

@@ -1,0 +1,1 @@
+// Probes module: see Package.swift for the module graph.

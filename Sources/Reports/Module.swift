@@ -1,0 +1,1 @@
+// Reports module: see Package.swift for the module graph.
