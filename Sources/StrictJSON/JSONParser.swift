@@ -20,6 +20,18 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     public let offset: Int
     /// Extra detail, e.g. the duplicated key.
     public let detail: String?
+    /// For `duplicateKey`: the key that appeared twice.
+    public let key: String?
+    /// For `duplicateKey`: the nesting level of the object holding it (1 = the top-level object).
+    public let depth: Int?
+
+    public init(rule: Rule, offset: Int, detail: String?, key: String? = nil, depth: Int? = nil) {
+        self.rule = rule
+        self.offset = offset
+        self.detail = detail
+        self.key = key
+        self.depth = depth
+    }
 
     public var description: String {
         let what = detail.map { "\(rule.rawValue) \($0)" } ?? rule.rawValue
@@ -143,7 +155,7 @@ private struct Cursor {
             skipWhitespace()
             let value = try parseValue(depth: depth)
             if object.updateValue(value, forKey: key) != nil, rejectDuplicates {
-                throw JSONParseError(rule: .duplicateKey, offset: keyOffset, detail: "\"\(key)\"")
+                throw JSONParseError(rule: .duplicateKey, offset: keyOffset, detail: "\"\(key)\"", key: key, depth: depth)
             }
             skipWhitespace()
             guard let next = peek() else { throw fail(.unexpectedEnd) }

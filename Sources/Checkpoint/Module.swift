@@ -1,1 +1,0 @@
-// Checkpoint module: see Package.swift for the module graph.

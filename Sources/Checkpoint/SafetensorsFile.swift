@@ -1,0 +1,102 @@
+import OrderedCollections
+import SystemPackage
+import TensorEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An open, validated safetensors file.
+///
+/// Opening reads only the 8-byte length and the header; tensor bytes are read later with `pread` straight
+/// into the caller's destination, so planning a load of a 17 GB checkpoint touches a few kilobytes.
+public final class SafetensorsFile: Sendable {
+    /// The path as given (used in every message).
+    public let path: String
+    public let fileSize: Int
+    public let header: SafetensorsHeader
+    /// The tensors by name, in data order.
+    public let tensors: OrderedDictionary<String, StoredTensor>
+    private let descriptor: FileDescriptor
+
+    /// Opens and validates `path` (steps 1–10 of `SafetensorsHeader`).
+    public init(path: String) throws {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+        } catch {
+            throw FileIOError(path: path, operation: "open", reason: "\(error)", isMissing: (error as? Errno) == .noSuchFileOrDirectory)
+        }
+        do {
+            let size = try fd.seek(offset: 0, from: .end)
+            let fileSize = Int(size)
+            var prefix = [UInt8](repeating: 0, count: 8)
+            let got = try Self.readFully(fd, offset: 0, into: &prefix, count: min(8, fileSize), path: path)
+            let n = try SafetensorsHeader.headerByteCount(prefix: prefix.prefix(got), fileSize: fileSize, file: path)
+            var headerBytes = [UInt8](repeating: 0, count: n)
+            _ = try Self.readFully(fd, offset: 8, into: &headerBytes, count: n, path: path)
+            let header = try SafetensorsHeader.parse(headerBytes: headerBytes, fileSize: fileSize, file: path)
+            self.path = path
+            self.fileSize = fileSize
+            self.header = header
+            self.tensors = OrderedDictionary(uniqueKeysWithValues: header.tensors.map { ($0.name, $0) })
+            self.descriptor = fd
+        } catch {
+            try? fd.close()
+            if let e = error as? Errno { throw FileIOError(path: path, operation: "read", reason: "\(e)") }
+            throw error
+        }
+    }
+
+    deinit {
+        try? descriptor.close()
+    }
+
+    /// The raw file descriptor, for mapping windows of the file (`TensorStorage.mapFile`).
+    public var rawDescriptor: Int32 { descriptor.rawValue }
+
+    /// Reads a tensor's bytes (or the `range` of them) with `pread` into `destination`, which must be exactly
+    /// that many bytes.
+    public func read(_ tensor: StoredTensor, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer) throws {
+        let slice = range ?? 0..<tensor.byteCount
+        precondition(slice.lowerBound >= 0 && slice.upperBound <= tensor.byteCount && destination.count == slice.count)
+        try read(absoluteOffset: header.dataStart + tensor.begin + slice.lowerBound, into: destination)
+    }
+
+    /// Reads `destination.count` bytes at an absolute file offset, looping over short reads.
+    public func read(absoluteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        var done = 0
+        // Linux transfers at most 0x7ffff000 bytes per call; ask for 1 GiB at a time.
+        let maxChunk = 1 << 30
+        while done < destination.count {
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: destination[done..<min(destination.count, done + maxChunk)])
+            let got: Int
+            do {
+                got = try descriptor.read(fromAbsoluteOffset: Int64(absoluteOffset + done), into: chunk, retryOnInterrupt: true)
+            } catch {
+                throw FileIOError(path: path, operation: "pread at offset \(absoluteOffset + done)", reason: "\(error)")
+            }
+            if got == 0 {
+                throw FileIOError(path: path, operation: "pread at offset \(absoluteOffset + done)", reason: "unexpected end of file (the file shrank after it was opened)")
+            }
+            done += got
+        }
+    }
+
+    /// Maps a tensor's bytes read-only (a file window: counted by the kernel as RssFile once touched).
+    public func map(_ tensor: StoredTensor, device: Device = .cpu) throws -> TensorStorage {
+        try TensorStorage.mapFile(descriptor: descriptor.rawValue, offset: header.dataStart + tensor.begin, length: tensor.byteCount, device: device)
+    }
+
+    private static func readFully(_ fd: FileDescriptor, offset: Int, into buffer: inout [UInt8], count: Int, path: String) throws -> Int {
+        var done = 0
+        while done < count {
+            let got = try buffer.withUnsafeMutableBytes { raw in
+                try fd.read(fromAbsoluteOffset: Int64(offset + done), into: UnsafeMutableRawBufferPointer(rebasing: raw[done..<count]), retryOnInterrupt: true)
+            }
+            if got == 0 { break }
+            done += got
+        }
+        return done
+    }
+}

@@ -1,0 +1,133 @@
+import OrderedCollections
+import TensorEngine
+
+/// The decoder-only Llama family as transformers registers it: `llama`, `mistral`, `gemma`, `qwen2`.
+///
+/// Registration order (which is `state_dict()` order, which is the order `save_pretrained` splits in):
+/// `model.embed_tokens`, then per layer `self_attn.{q,k,v,o}_proj` (weight, then bias where the family has
+/// one), `mlp.{gate,up,down}_proj`, `input_layernorm`, `post_attention_layernorm`; then `model.norm`,
+/// `model.rotary_emb` (buffers only, not saved) and `lm_head`.
+enum LlamaFamily {
+    struct Family {
+        let classPrefix: String
+        /// `tie_word_embeddings` when the config omits it (each config class's own default).
+        let tiesByDefault: Bool
+        /// RMSNorm weight init: Gemma stores weight − 1, so its norms start at 0.
+        let normInit: Double
+        let qkvBias: (ModelConfig) throws -> Bool
+        let outputBias: (ModelConfig) throws -> Bool
+        let mlpBias: (ModelConfig) throws -> Bool
+    }
+
+    static func family(_ modelType: String) -> Family {
+        switch modelType {
+        case "gemma":
+            return Family(
+                classPrefix: "Gemma", tiesByDefault: true, normInit: 0.0,
+                qkvBias: { try $0.bool("attention_bias", default: false) }, outputBias: { try $0.bool("attention_bias", default: false) },
+                mlpBias: { _ in false })
+        case "qwen2":
+            return Family(classPrefix: "Qwen2", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in true }, outputBias: { _ in false }, mlpBias: { _ in false })
+        case "mistral":
+            return Family(classPrefix: "Mistral", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in false }, outputBias: { _ in false }, mlpBias: { _ in false })
+        default:
+            return Family(
+                classPrefix: "Llama", tiesByDefault: false, normInit: 1.0,
+                qkvBias: { try $0.bool("attention_bias", default: false) }, outputBias: { try $0.bool("attention_bias", default: false) },
+                mlpBias: { try $0.bool("mlp_bias", default: false) })
+        }
+    }
+
+    static func build(config: ModelConfig, modelType: String) throws -> ModelArchitecture {
+        let family = family(modelType)
+        let hidden = try config.positiveInt("hidden_size")
+        let intermediate = try config.positiveInt("intermediate_size")
+        let heads = try config.positiveInt("num_attention_heads")
+        let kvHeads = try config.optionalPositiveInt("num_key_value_heads") ?? heads
+        let layers = try config.positiveInt("num_hidden_layers")
+        let vocab = try config.positiveInt("vocab_size")
+        let headDim: Int
+        if let explicit = try config.optionalPositiveInt("head_dim") {
+            headDim = explicit
+        } else {
+            guard hidden % heads == 0 else {
+                throw ModelConfigError(path: config.path, field: "head_dim", "missing, and hidden_size \(hidden) is not divisible by num_attention_heads \(heads)")
+            }
+            headDim = hidden / heads
+        }
+        guard layers <= 10_000 else {
+            throw ModelConfigError(path: config.path, field: "num_hidden_layers", "is \(layers); more than 10,000 layers is not a real model")
+        }
+        let tied = try config.bool("tie_word_embeddings", default: family.tiesByDefault)
+        let std = try config.positiveDouble("initializer_range", default: 0.02)
+        let padding = config.optionalIndex("pad_token_id").flatMap { $0 < vocab ? $0 : nil }
+        let qkvBias = try family.qkvBias(config)
+        let outputBias = try family.outputBias(config)
+        let mlpBias = try family.mlpBias(config)
+
+        var parameters: [ParameterSpec] = []
+        func parameter(_ name: String, _ shape: [Int], _ initialization: ParameterInit) -> ModuleTensor {
+            parameters.append(ParameterSpec(name: name, shape: shape, initialization: initialization))
+            return ModuleTensor(name: name, shape: shape)
+        }
+        func linear(_ name: String, out: Int, in inFeatures: Int, bias: Bool) -> ModuleNode {
+            var tensors = [parameter(name + ".weight", [out, inFeatures], .normal(std: std, zeroRow: nil))]
+            if bias { tensors.append(parameter(name + ".bias", [out], .zeros)) }
+            return ModuleNode(name: name, className: "Linear", parameters: tensors)
+        }
+        func norm(_ name: String) -> ModuleNode {
+            ModuleNode(name: name, className: family.classPrefix + "RMSNorm", parameters: [parameter(name + ".weight", [hidden], .constant(family.normInit))])
+        }
+
+        let embedding = ModuleNode(
+            name: "model.embed_tokens", className: "Embedding",
+            parameters: [parameter("model.embed_tokens.weight", [vocab, hidden], .normal(std: std, zeroRow: padding))])
+        var layerNodes: [ModuleNode] = []
+        for i in 0..<layers {
+            let prefix = "model.layers.\(i)"
+            let attention = ModuleNode(
+                name: prefix + ".self_attn", className: family.classPrefix + "Attention",
+                children: [
+                    linear(prefix + ".self_attn.q_proj", out: heads * headDim, in: hidden, bias: qkvBias),
+                    linear(prefix + ".self_attn.k_proj", out: kvHeads * headDim, in: hidden, bias: qkvBias),
+                    linear(prefix + ".self_attn.v_proj", out: kvHeads * headDim, in: hidden, bias: qkvBias),
+                    linear(prefix + ".self_attn.o_proj", out: hidden, in: heads * headDim, bias: outputBias),
+                ])
+            let mlp = ModuleNode(
+                name: prefix + ".mlp", className: family.classPrefix + "MLP",
+                children: [
+                    linear(prefix + ".mlp.gate_proj", out: intermediate, in: hidden, bias: mlpBias),
+                    linear(prefix + ".mlp.up_proj", out: intermediate, in: hidden, bias: mlpBias),
+                    linear(prefix + ".mlp.down_proj", out: hidden, in: intermediate, bias: mlpBias),
+                    ModuleNode(name: prefix + ".mlp.act_fn", className: "Activation"),
+                ])
+            layerNodes.append(
+                ModuleNode(
+                    name: prefix, className: family.classPrefix + "DecoderLayer",
+                    children: [attention, mlp, norm(prefix + ".input_layernorm"), norm(prefix + ".post_attention_layernorm")]))
+        }
+        let finalNorm = norm("model.norm")
+        // Non-persistent float32 buffers: never saved, but accelerate counts them when sizing modules.
+        let rotary = ModuleNode(
+            name: "model.rotary_emb", className: family.classPrefix + "RotaryEmbedding",
+            buffers: [
+                ModuleTensor(name: "model.rotary_emb.inv_freq", shape: [headDim / 2], fixedDType: .f32, persistent: false),
+                ModuleTensor(name: "model.rotary_emb.original_inv_freq", shape: [headDim / 2], fixedDType: .f32, persistent: false),
+            ])
+        var tiedAliases = OrderedDictionary<String, String>()
+        let lmHead: ModuleNode
+        if tied {
+            tiedAliases["lm_head.weight"] = "model.embed_tokens.weight"
+            lmHead = ModuleNode(name: "lm_head", className: "Linear", parameters: [ModuleTensor(name: "lm_head.weight", shape: [vocab, hidden])])
+        } else {
+            lmHead = linear("lm_head", out: vocab, in: hidden, bias: false)
+        }
+        let model = ModuleNode(
+            name: "model", className: family.classPrefix + "Model",
+            children: [embedding, ModuleNode(name: "model.layers", className: "ModuleList", children: layerNodes), finalNorm, rotary])
+        let root = ModuleNode(name: "", className: family.classPrefix + "ForCausalLM", children: [model, lmHead])
+        return ModelArchitecture(
+            modelType: modelType, className: family.classPrefix + "ForCausalLM", parameters: parameters, tiedAliases: tiedAliases,
+            root: root, noSplitClasses: [family.classPrefix + "DecoderLayer"], initializerRange: std)
+    }
+}

@@ -1,0 +1,154 @@
+import Checkpoint
+import OrderedCollections
+import TensorEngine
+
+/// How a freshly built model initialises a parameter (transformers' `_init_weights` for these families).
+public enum ParameterInit: Sendable, Hashable {
+    /// `normal_(0, std)`; `zeroRow` is the embedding's `padding_idx`, zeroed afterwards.
+    case normal(std: Double, zeroRow: Int?)
+    /// `fill_(value)`: RMSNorm weights (1.0, or 0.0 for Gemma, which stores weight − 1).
+    case constant(Double)
+    /// Linear biases.
+    case zeros
+}
+
+/// One entry of the state dict a model registers.
+public struct ParameterSpec: Sendable, Hashable {
+    public let name: String
+    public let shape: [Int]
+    public let initialization: ParameterInit
+
+    public var elementCount: Int { TensorEngine.elementCount(of: shape) ?? 0 }
+}
+
+/// The parameter table and module tree of a model, as transformers registers them.
+///
+/// `parameters` is the state dict `save_pretrained` writes, in registration order and without tied aliases
+/// (Gemma's `lm_head.weight` is `model.embed_tokens.weight`, stored once); `tiedAliases` maps each alias to
+/// the stored name it shares storage with.
+public struct ModelArchitecture: Sendable {
+    /// `model_type` ("llama", "mistral", "gemma", "qwen2"), or "checkpoint" for a table read from the files.
+    public let modelType: String
+    /// The top-level class (`LlamaForCausalLM`).
+    public let className: String
+    public let parameters: [ParameterSpec]
+    public let tiedAliases: OrderedDictionary<String, String>
+    public let root: ModuleNode
+    /// Classes accelerate must not split across devices (`_no_split_modules`).
+    public let noSplitClasses: [String]
+    /// The initializer's standard deviation (`initializer_range`).
+    public let initializerRange: Double
+
+    /// The families whose parameter table this tool knows.
+    public static let knownModelTypes = ["llama", "mistral", "gemma", "qwen2"]
+
+    public init(
+        modelType: String, className: String, parameters: [ParameterSpec], tiedAliases: OrderedDictionary<String, String>,
+        root: ModuleNode, noSplitClasses: [String], initializerRange: Double
+    ) {
+        self.modelType = modelType
+        self.className = className
+        self.parameters = parameters
+        self.tiedAliases = tiedAliases
+        self.root = root
+        self.noSplitClasses = noSplitClasses
+        self.initializerRange = initializerRange
+    }
+
+    /// Builds the architecture a config describes; nil when its `model_type` is not a known family
+    /// (callers then fall back to `fromCheckpoint`). A known family with a missing or bad field throws,
+    /// naming the field.
+    public static func fromConfig(_ config: ModelConfig) throws -> ModelArchitecture? {
+        guard let type = config.modelType, knownModelTypes.contains(type) else { return nil }
+        return try LlamaFamily.build(config: config, modelType: type)
+    }
+
+    /// A table made of the tensors a checkpoint lists, in checkpoint order: the fallback for unknown
+    /// architectures. Every tensor is a parameter; the module tree follows the dotted names.
+    public static func fromCheckpoint(_ checkpoint: Checkpoint, initializerRange: Double = 0.02) -> ModelArchitecture {
+        let parameters = checkpoint.specs.map { spec in
+            ParameterSpec(name: spec.name, shape: spec.shape, initialization: .normal(std: initializerRange, zeroRow: nil))
+        }
+        return ModelArchitecture(
+            modelType: "checkpoint", className: "Module", parameters: parameters, tiedAliases: [:],
+            root: ModuleTreeBuilder.tree(fromNames: checkpoint.specs.map { ($0.name, $0.shape) }), noSplitClasses: [],
+            initializerRange: initializerRange)
+    }
+
+    /// The same model shrunk by `factor` (0 < factor ≤ 1): every tensor's first dimension becomes
+    /// max(1, round(d₀ · factor)) — Python's `round`, half to even — keeping every name, the layer count and
+    /// the tying. Tied aliases follow the tensor they alias.
+    public func scaled(by factor: Double) -> ModelArchitecture {
+        precondition(factor > 0 && factor <= 1)
+        guard factor < 1 else { return self }
+        func scale(_ shape: [Int]) -> [Int] {
+            guard let first = shape.first else { return shape }
+            return [Self.scaledDimension(first, by: factor)] + shape.dropFirst()
+        }
+        let scaledParameters = parameters.map { p -> ParameterSpec in
+            var initialization = p.initialization
+            if case .normal(let std, let row?) = p.initialization {
+                let rows = Self.scaledDimension(p.shape.first ?? 1, by: factor)
+                initialization = .normal(std: std, zeroRow: row < rows ? row : nil)
+            }
+            return ParameterSpec(name: p.name, shape: scale(p.shape), initialization: initialization)
+        }
+        let root = self.root.mapShapes { tensor in tensor.persistent ? scale(tensor.shape) : tensor.shape }
+        return ModelArchitecture(
+            modelType: modelType, className: className, parameters: scaledParameters, tiedAliases: tiedAliases, root: root,
+            noSplitClasses: noSplitClasses, initializerRange: initializerRange)
+    }
+
+    /// max(1, round(d · factor)), rounding half to even as Python's `round` does.
+    public static func scaledDimension(_ dimension: Int, by factor: Double) -> Int {
+        max(1, Int((Double(dimension) * factor).rounded(.toNearestOrEven)))
+    }
+
+    /// The stored tensors at `dtype`, in registration order (what `save_pretrained` writes, in its order).
+    public func tensorSpecs(dtype: DType) -> [TensorSpec] {
+        parameters.map { TensorSpec(name: $0.name, dtype: dtype, shape: $0.shape) }
+    }
+
+    /// Parameters counted once: `model.num_parameters()` and the index's `total_parameters`.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.elementCount } }
+
+    /// Model bytes at `dtype`: every stored parameter once.
+    public func byteCount(dtype: DType) -> Int {
+        parameters.reduce(0) { $0 + (dtype.byteCount(elements: $1.elementCount) ?? 0) }
+    }
+
+    /// Every name the model's state dict has, aliases included.
+    public var stateDictNames: [String] { parameters.map(\.name) + tiedAliases.keys }
+}
+
+/// Rebuilds a module tree from dotted tensor names (for checkpoints of unknown architectures).
+enum ModuleTreeBuilder {
+    static func tree(fromNames names: [(String, [Int])]) -> ModuleNode {
+        final class Builder {
+            var name: String
+            var children = OrderedDictionary<String, Builder>()
+            var parameters: [ModuleTensor] = []
+            init(name: String) { self.name = name }
+            func node() -> ModuleNode {
+                ModuleNode(name: name, className: "Module", children: children.values.map { $0.node() }, parameters: parameters)
+            }
+        }
+        let root = Builder(name: "")
+        for (name, shape) in names {
+            var node = root
+            let parts = name.split(separator: ".").map(String.init)
+            for part in parts.dropLast() {
+                let childName = node.name.isEmpty ? part : node.name + "." + part
+                if let existing = node.children[part] {
+                    node = existing
+                } else {
+                    let child = Builder(name: childName)
+                    node.children[part] = child
+                    node = child
+                }
+            }
+            node.parameters.append(ModuleTensor(name: name, shape: shape))
+        }
+        return root.node()
+    }
+}

@@ -1,1 +1,0 @@
-// Models module: see Package.swift for the module graph.

@@ -1,0 +1,194 @@
+import Checkpoint
+import Dispatch
+import Foundation
+import OrderedCollections
+import StrictJSON
+import TensorEngine
+
+/// A Hugging Face–compatible checkpoint of a model with synthetic weights: the same file names, index,
+/// tensor order and bytes-per-shard `save_pretrained` would write for that model, dtype and shard size.
+///
+/// Values are deterministic in (seed, tensor name, element index) alone, so any chunk of any tensor can be
+/// produced independently, in parallel, and identically whatever the sharding. Weights are N(0, std²) with
+/// std = `initializer_range` (embedding `padding_idx` row zeroed), RMSNorm weights 1.0 (0.0 for Gemma),
+/// biases 0, as transformers initialises a fresh model.
+public struct SyntheticCheckpoint: Sendable {
+    /// The config key recording how a scaled checkpoint was made, so loaders can rebuild its shapes.
+    public static let provenanceKey = "bigmodel_bench"
+
+    public let config: ModelConfig
+    /// The architecture at the generated scale.
+    public let architecture: ModelArchitecture
+    public let dtype: DType
+    public let seed: UInt64
+    public let scale: Double
+    /// The shard size after scaling (`max_shard_size × scale`).
+    public let maxShardSize: Int
+
+    /// `maxShardSize` is the full-size limit; it is multiplied by `scale` like every tensor.
+    public init(config: ModelConfig, dtype: DType, maxShardSize: Int, seed: UInt64, scale: Double) throws {
+        guard scale > 0 && scale <= 1 && scale.isFinite else {
+            throw UsageError("--scale \(scale) is outside (0, 1]")
+        }
+        guard dtype.isConvertible else {
+            throw UsageError("--dtype \(dtype.torchName) is not a floating dtype; use one of \(DType.convertibleTorchNames)")
+        }
+        guard let architecture = try ModelArchitecture.fromConfig(config) else {
+            throw ModelConfigError(
+                path: config.path, field: "model_type",
+                "'\(config.modelType ?? "(missing)")' is not an architecture this tool can generate; known: \(ModelArchitecture.knownModelTypes.joined(separator: ", "))")
+        }
+        self.config = config
+        self.architecture = architecture.scaled(by: scale)
+        self.dtype = dtype
+        self.seed = seed
+        self.scale = scale
+        self.maxShardSize = max(1, Int((Double(maxShardSize) * scale).rounded(.down)))
+    }
+
+    /// The shard plan: the model's stored parameters in registration order, split as `save_pretrained` splits.
+    public var plan: ShardPlan {
+        ShardPlan(tensors: architecture.tensorSpecs(dtype: dtype), maxShardSize: maxShardSize, totalParameters: architecture.parameterCount)
+    }
+
+    /// The config.json to write: the input config with its dtype set and, when scaled, a `bigmodel_bench`
+    /// entry recording scale and seed (transformers keeps unknown config keys as attributes and ignores them).
+    public func configBytes() -> [UInt8] {
+        var object = config.fields
+        Resharder.setDType(&object, to: dtype)
+        if scale < 1 {
+            object[Self.provenanceKey] = .object(["scale": JSONValue(scale), "seed": JSONValue(seed)])
+        }
+        return JSONWriter.pythonSorted.bytes(.object(object)) + [0x0A]
+    }
+
+    /// Writes the folder: shards, index (when more than one shard) and config.json.
+    @discardableResult
+    public func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> CheckpointWriter.Summary {
+        let source = SyntheticSource(architecture: architecture, dtype: dtype, seed: seed)
+        return try CheckpointWriter(plan: plan).write(
+            to: folder, source: source, extraFiles: [("config.json", configBytes())], progress: progress, isCancelled: isCancelled)
+    }
+
+    /// Reads the scale a checkpoint was generated at from its config (1 when not recorded).
+    public static func recordedScale(in config: ModelConfig) -> Double {
+        guard let scale = config.fields[provenanceKey]?["scale"]?.numberValue?.doubleValue, scale > 0, scale <= 1 else { return 1 }
+        return scale
+    }
+}
+
+/// Produces the synthetic bytes of any chunk of any parameter.
+public final class SyntheticSource: TensorByteSource, @unchecked Sendable {
+    private let parameters: [String: ParameterSpec]
+    private let dtype: DType
+    private let seed: UInt64
+    private let table: NormalTable
+    private let threads: Int
+
+    public init(architecture: ModelArchitecture, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.parameters = Dictionary(uniqueKeysWithValues: architecture.parameters.map { ($0.name, $0) })
+        self.dtype = dtype
+        self.seed = seed
+        self.table = NormalTable(std: architecture.initializerRange, dtype: dtype)
+        self.threads = max(1, threads)
+    }
+
+    public func fill(_ tensor: TensorSpec, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        guard let parameter = parameters[tensor.name], let width = tensor.dtype.byteWidth, tensor.dtype == dtype else {
+            preconditionFailure("SyntheticSource cannot produce \(tensor.name) as \(tensor.dtype)")
+        }
+        precondition(byteOffset % width == 0 && destination.count % width == 0)
+        let firstElement = byteOffset / width
+        let count = destination.count / width
+        switch parameter.initialization {
+        case .zeros:
+            destination.initializeMemory(as: UInt8.self, repeating: 0)
+        case .constant(let value):
+            fillConstant(value, width: width, into: destination)
+        case .normal(_, let zeroRow):
+            let tensorSeed = SyntheticSource.mix(seed ^ SyntheticSource.fnv1a(tensor.name))
+            table.bytes.withUnsafeBytes { tableBytes in
+                let shared = DisjointAccess((tableBytes, destination))
+                parallelRanges(count: count, workers: threads, minimumPerWorker: 1 << 19) { range in
+                    let (tableBytes, destination) = shared.value
+                    SyntheticSource.fillNormal(
+                        table: tableBytes, width: width, seed: tensorSeed, firstElement: firstElement + range.lowerBound, count: range.count,
+                        into: UnsafeMutableRawBufferPointer(rebasing: destination[(range.lowerBound * width)..<(range.upperBound * width)]))
+                }
+            }
+            let columns = tensor.shape.dropFirst().reduce(1, *)
+            if let row = zeroRow, columns > 0 {
+                let rowStart = row * columns
+                let lo = max(rowStart, firstElement)
+                let hi = min(rowStart + columns, firstElement + count)
+                if lo < hi {
+                    UnsafeMutableRawBufferPointer(rebasing: destination[((lo - firstElement) * width)..<((hi - firstElement) * width)])
+                        .initializeMemory(as: UInt8.self, repeating: 0)
+                }
+            }
+        }
+    }
+
+    private func fillConstant(_ value: Double, width: Int, into destination: UnsafeMutableRawBufferPointer) {
+        var element = [UInt8](repeating: 0, count: width)
+        withUnsafeBytes(of: value) { source in
+            element.withUnsafeMutableBytes { DTypeConversion.convert(source, from: .f64, into: $0, to: dtype, threads: 1) }
+        }
+        if element.allSatisfy({ $0 == 0 }) {
+            destination.initializeMemory(as: UInt8.self, repeating: 0)
+            return
+        }
+        var offset = 0
+        while offset < destination.count {
+            for (i, byte) in element.enumerated() { destination[offset + i] = byte }
+            offset += width
+        }
+    }
+
+    /// Element i takes 16 bits of `mix(seed + i/4)`: four values per 64-bit hash.
+    private static func fillNormal(
+        table: UnsafeRawBufferPointer, width: Int, seed: UInt64, firstElement: Int, count: Int, into destination: UnsafeMutableRawBufferPointer
+    ) {
+        func run<T: FixedWidthInteger>(_ type: T.Type) {
+            let values = table.bindMemory(to: T.self)
+            let out = destination.bindMemory(to: T.self)
+            var i = 0
+            while i < count {
+                let element = firstElement + i
+                var hash = mix(seed &+ UInt64(element >> 2))
+                hash >>= UInt64(16 * (element & 3))
+                let lane = element & 3
+                // Emit the rest of this hash's four values in one go.
+                for _ in lane..<4 where i < count {
+                    out[i] = values[Int(truncatingIfNeeded: hash & 0xFFFF)]
+                    hash >>= 16
+                    i += 1
+                }
+            }
+        }
+        switch width {
+        case 2: run(UInt16.self)
+        case 4: run(UInt32.self)
+        default: run(UInt64.self)
+        }
+    }
+
+    /// SplitMix64's finaliser: a bijective 64-bit mix, good enough that consecutive counters look independent.
+    @inline(__always)
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// FNV-1a over the name's UTF-8: a stable per-tensor seed (Swift's `Hasher` is randomly seeded per process).
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+import Checkpoint
+import TensorEngine
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Run every check on a checkpoint and read every byte; print ok and the totals, or the first error (exit 65).")
+
+    @Argument(help: "A .safetensors file, a model.safetensors.index.json, or a checkpoint folder.")
+    var path: String
+
+    func run() throws {
+        try reportingErrors {
+            let checkpoint = try Checkpoint(path: path)
+            let bytes = try checkpoint.verify()
+            for warning in checkpoint.warnings { printWarning(warning) }
+            print(
+                "ok: \(checkpoint.files.count) file(s), \(checkpoint.tensors.count) tensors, \(checkpoint.totalParameters) parameters, "
+                    + "\(bytes) tensor bytes read (\(ByteSize.binary(bytes))), largest shard \(checkpoint.largestShardBytes) bytes")
+        }
+    }
+}
