@@ -19,6 +19,12 @@ public struct ParameterSpec: Sendable, Hashable {
     public let initialization: ParameterInit
 
     public var elementCount: Int { TensorEngine.elementCount(of: shape) ?? 0 }
+
+    public init(name: String, shape: [Int], initialization: ParameterInit) {
+        self.name = name
+        self.shape = shape
+        self.initialization = initialization
+    }
 }
 
 /// The parameter table and module tree of a model, as transformers registers them.

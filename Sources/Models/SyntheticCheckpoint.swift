@@ -85,11 +85,16 @@ public final class SyntheticSource: TensorByteSource, @unchecked Sendable {
     private let table: NormalTable
     private let threads: Int
 
-    public init(architecture: ModelArchitecture, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        self.parameters = Dictionary(uniqueKeysWithValues: architecture.parameters.map { ($0.name, $0) })
+    public convenience init(architecture: ModelArchitecture, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.init(parameters: architecture.parameters, initializerRange: architecture.initializerRange, dtype: dtype, seed: seed, threads: threads)
+    }
+
+    /// A source for `parameters` (the standard deviation of `.normal` inits comes from `initializerRange`).
+    public init(parameters: [ParameterSpec], initializerRange: Double, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.parameters = Dictionary(parameters.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.dtype = dtype
         self.seed = seed
-        self.table = NormalTable(std: architecture.initializerRange, dtype: dtype)
+        self.table = NormalTable(std: initializerRange, dtype: dtype)
         self.threads = max(1, threads)
     }
 

@@ -1,1 +1,0 @@
-// Harness module: see Package.swift for the module graph.

@@ -1,0 +1,87 @@
+import Checkpoint
+import Loading
+import Models
+import TensorEngine
+
+/// Predicts every run of a scenario at a given scale, and picks the scale `"fit"` asks for.
+///
+/// The fit is the largest scale on a fixed grid (1, 0.99, …, 0.01, then 0.009 … 0.001) at which every run's
+/// upper bound (predicted peak plus tolerance) fits in `safeShare` of the memory the machine offers
+/// (MemAvailable, or `--memory-limit` when smaller), and the checkpoint fits on the free disk. A grid rather
+/// than a continuous search, so that the same machine picks the same scale run after run and the cached
+/// checkpoint is reused.
+public struct ScalePlanner: Sendable {
+    /// The share of available memory a run may plan to use: the rest is for the page cache holding the
+    /// checkpoint (warm runs), the harness, and the kernel.
+    public static let safeShare = 0.6
+    /// Per-process overhead a child has before its load starts (runtime, jemalloc, sampler).
+    public static let processOverheadBytes = 96 << 20
+
+    public struct RunPrediction: Sendable {
+        public let run: Scenario.Run
+        public let dtype: DType
+        public let figures: MemoryFigures
+        public let predictedPeakBytes: Int
+        public let formula: String
+    }
+
+    public let scenario: Scenario
+
+    public init(scenario: Scenario) {
+        self.scenario = scenario
+    }
+
+    /// The synthetic checkpoint a generated scenario uses at `scale`.
+    public func synthetic(scale: Double) throws -> SyntheticCheckpoint? {
+        guard case .generated(let dtype, let maxShardSize, let seed) = scenario.checkpoint else { return nil }
+        return try SyntheticCheckpoint(config: scenario.config, dtype: dtype, maxShardSize: maxShardSize, seed: seed, scale: scale)
+    }
+
+    /// Every run's prediction at `scale`, computed from the model and the shard plan alone.
+    public func predictions(scale: Double) throws -> [RunPrediction] {
+        guard let synthetic = try synthetic(scale: scale) else { return [] }
+        let shardPlan = synthetic.plan
+        return scenario.runs.map { run in
+            let target = run.dtype ?? synthetic.dtype
+            let figures = MemoryFigures(architecture: synthetic.architecture, storedDType: synthetic.dtype, shardPlan: shardPlan, target: target)
+            let strategy = run.strategy.strategy
+            return RunPrediction(run: run, dtype: target, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula)
+        }
+    }
+
+    /// Every run's prediction for a checkpoint on disk.
+    public func predictions(plans: [(Scenario.Run, LoadPlan)]) -> [RunPrediction] {
+        plans.map { run, plan in
+            let strategy = run.strategy.strategy
+            let figures = plan.figures
+            return RunPrediction(run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula)
+        }
+    }
+
+    /// The candidate scales, largest first.
+    public static let grid: [Double] = (1...100).reversed().map { Double($0) / 100 } + (1...9).reversed().map { Double($0) / 1000 }
+
+    /// Chooses the scale for a generated scenario. `memoryBytes` is what the machine offers (MemAvailable or
+    /// the simulated limit); `diskFreeBytes` the space where the checkpoint goes (nil: not checked);
+    /// `cachedScales` scales whose checkpoint already exists (they need no disk).
+    public func fit(memoryBytes: Int, diskFreeBytes: Int?, cachedScales: Set<Double> = []) throws -> (scale: Double, reason: String) {
+        let budget = Int(Double(memoryBytes) * Self.safeShare) - Self.processOverheadBytes
+        for scale in Self.grid {
+            let predictions = try predictions(scale: scale)
+            let worst = predictions.map { $0.predictedPeakBytes + scenario.tolerance.bytes(for: $0.predictedPeakBytes) }.max() ?? 0
+            guard worst <= budget else { continue }
+            if let diskFreeBytes, !cachedScales.contains(scale), let synthetic = try synthetic(scale: scale) {
+                let need = synthetic.plan.totalSize + (1 << 30)
+                guard need <= diskFreeBytes else { continue }
+            }
+            let largest = predictions.max { $0.predictedPeakBytes < $1.predictedPeakBytes }
+            let reason =
+                scale == 1
+                ? "every run fits at full size: the largest upper bound (\(largest?.run.id ?? "-"), \(ByteSize.binary(worst))) is within \(ByteSize.binary(budget)) (\(Int(Self.safeShare * 100))% of \(ByteSize.binary(memoryBytes)) available, less \(ByteSize.binary(Self.processOverheadBytes)) per-process overhead)"
+                : "largest scale on the grid at which every run's upper bound fits in \(ByteSize.binary(budget)) (\(Int(Self.safeShare * 100))% of \(ByteSize.binary(memoryBytes)) available, less \(ByteSize.binary(Self.processOverheadBytes)) per-process overhead); the largest, \(largest?.run.id ?? "-"), needs up to \(ByteSize.binary(worst))"
+            return (scale, reason)
+        }
+        let smallest = Self.grid.last ?? 0.001
+        return (smallest, "nothing fits even at scale \(smallest); runs whose prediction exceeds the machine will be capped and reported as oom")
+    }
+}

@@ -1,1 +1,0 @@
-// Loading module: see Package.swift for the module graph.

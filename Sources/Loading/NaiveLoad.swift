@@ -1,0 +1,27 @@
+import Checkpoint
+import TensorEngine
+
+/// The naive path: build the model with random init, read the whole state dict, copy it in, free it.
+/// Two copies of the model at once: peak M_t + M_ck.
+public struct NaiveLoad: LoadStrategy {
+    public var name: StrategyName { .naive }
+    public var formula: String { "M_t + M_ck" }
+
+    public init() {}
+
+    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.checkpointBytes }
+
+    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+        phases.begin("init")
+        var model = try initializedModel(plan, ledger: ledger)
+        tie(&model, plan)
+        phases.begin("read checkpoint")
+        var stateDict = try readStateDict(Array(plan.checkpoint.tensors.values), from: plan.checkpoint, ledger: ledger)
+        phases.begin(copyPhaseName(plan))
+        copyStateDict(stateDict, into: model, plan)
+        phases.begin("free state dict")
+        stateDict.removeAll()
+        phases.end()
+        return LoadedModel(tensors: model)
+    }
+}

@@ -1,0 +1,31 @@
+import Checkpoint
+import TensorEngine
+
+/// `load_sharded_checkpoint`: build the model with random init, then one shard at a time read it, copy it
+/// in and free it. Peak M_t + S, S being the largest shard's tensor bytes.
+public struct ShardedLoad: LoadStrategy {
+    public var name: StrategyName { .sharded }
+    public var formula: String { "M_t + S" }
+
+    public init() {}
+
+    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.largestShardBytes }
+
+    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+        phases.begin("init")
+        var model = try initializedModel(plan, ledger: ledger)
+        tie(&model, plan)
+        let checkpoint = plan.checkpoint
+        let count = checkpoint.files.count
+        for fileIndex in 0..<count {
+            phases.begin("read shard \(fileIndex + 1)/\(count)")
+            let locations = checkpoint.tensors.values.filter { $0.fileIndex == fileIndex }
+            var stateDict = try readStateDict(locations, from: checkpoint, ledger: ledger)
+            phases.begin(copyPhaseName(plan, suffix: " shard \(fileIndex + 1)/\(count)"))
+            copyStateDict(stateDict, into: model, plan)
+            stateDict.removeAll()
+        }
+        phases.end()
+        return LoadedModel(tensors: model)
+    }
+}

@@ -1,0 +1,79 @@
+import Checkpoint
+import OrderedCollections
+import TensorEngine
+
+/// The low-memory path (`low_cpu_mem_usage=True`, a meta-device skeleton) and its dtype-direct variant
+/// (`torch_dtype=float16`): no parameter exists until its turn; then it is allocated at its final dtype and
+/// read straight into place with `pread`. Weights that are loaded are never initialised. A tensor stored in
+/// another dtype streams through one bounded staging buffer. Peak M_t (+ staging when anything converts).
+///
+/// The two names share this implementation: `dtype-direct` is the same path with an explicit target dtype.
+public struct SkeletonLoad: LoadStrategy {
+    public let name: StrategyName
+    public var formula: String { "M_t + staging" }
+
+    public init(name: StrategyName) {
+        self.name = name
+    }
+
+    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.stagingBytes }
+
+    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+        phases.begin("skeleton")
+        // The meta model: shapes and dtypes, no bytes.
+        var model = OrderedDictionary<String, Tensor>()
+        for parameter in plan.parameters { model[parameter.name] = Tensor.meta(dtype: parameter.dtype, shape: parameter.shape) }
+        let stagingBytes = plan.figures.stagingBytes
+        let staging: TensorStorage? = stagingBytes > 0 ? try TensorStorage.allocate(byteCount: stagingBytes, ledger: ledger) : nil
+
+        let checkpoint = plan.checkpoint
+        let byFile = Dictionary(grouping: plan.parameters.filter { $0.source != nil }) { $0.source?.fileIndex ?? -1 }
+        for fileIndex in 0..<checkpoint.files.count {
+            phases.begin("load shard \(fileIndex + 1)/\(checkpoint.files.count)")
+            let file = checkpoint.files[fileIndex]
+            // Data order within the file: sequential reads.
+            let parameters = (byFile[fileIndex] ?? []).sorted { ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0) }
+            for parameter in parameters {
+                guard let stored = parameter.source?.tensor else { continue }
+                let tensor = try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, ledger: ledger)
+                if stored.dtype == parameter.dtype {
+                    try file.read(stored, into: tensor.storage.mutableBytes)
+                } else if let staging {
+                    try Self.streamConvert(stored, from: file, through: staging.mutableBytes, into: tensor)
+                }
+                model[parameter.name] = tensor
+            }
+        }
+        if !plan.missingKeys.isEmpty {
+            phases.begin("materialize missing")
+            let initializer = ModelInitializer(plan: plan, ledger: ledger)
+            for parameter in plan.parameters where parameter.source == nil {
+                model[parameter.name] = try initializer.materialize(parameter)
+            }
+        }
+        tie(&model, plan)
+        phases.end()
+        withExtendedLifetime(staging) {}
+        return LoadedModel(tensors: model)
+    }
+
+    /// Reads `stored` chunk by chunk into `staging` and converts each chunk into its place in `tensor`.
+    static func streamConvert(_ stored: StoredTensor, from file: SafetensorsFile, through staging: UnsafeMutableRawBufferPointer, into tensor: Tensor) throws {
+        guard let sourceWidth = stored.dtype.byteWidth, let targetWidth = tensor.dtype.byteWidth else {
+            preconditionFailure("sub-byte dtypes never convert")
+        }
+        let destination = tensor.storage.mutableBytes
+        let count = stored.byteCount / sourceWidth
+        let perChunk = max(1, staging.count / sourceWidth)
+        var element = 0
+        while element < count {
+            let n = min(perChunk, count - element)
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(n * sourceWidth)])
+            try file.read(stored, range: (element * sourceWidth)..<((element + n) * sourceWidth), into: chunk)
+            DTypeConversion.convert(
+                UnsafeRawBufferPointer(chunk), from: stored.dtype,
+                into: UnsafeMutableRawBufferPointer(rebasing: destination[(element * targetWidth)..<((element + n) * targetWidth)]), to: tensor.dtype)
+            element += n
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Models
+import OrderedCollections
+import StrictJSON
+import TensorEngine
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Write a Hugging Face–compatible checkpoint of a model with synthetic weights.",
+        discussion: """
+            The folder holds config.json (with the dtype), the shards and the index, split in the model's parameter \
+            order with tied weights stored once — the same weight_map save_pretrained writes for that config, dtype \
+            and shard size. Values are deterministic in the seed. --scale F shrinks every tensor's first dimension \
+            to max(1, round(d0·F)) and the shard size by F, keeping names, layers and shard count.
+            """)
+
+    @Option(help: "The model's config.json (model_type llama, mistral, gemma or qwen2).")
+    var config: String
+
+    @Option(name: .customLong("out"), help: "The destination folder (must not exist, or be empty). Not needed with --dry-run.")
+    var out: String?
+
+    @Option(help: "Weight dtype (default: the config's dtype, else float32).")
+    var dtype: DTypeArgument?
+
+    @Option(help: "Largest shard in tensor bytes at full size (default 5GB).")
+    var maxShardSize: SizeArgument = SizeArgument(argument: "5GB")!
+
+    @Option(help: "Seed of the synthetic values.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Shrink factor in (0, 1].")
+    var scale: Double = 1
+
+    @Flag(help: "Print the shard plan and write nothing.")
+    var dryRun = false
+
+    @Flag(help: "With --dry-run: print the plan as JSON.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let modelConfig = try ModelConfig.load(path: config)
+            let target = try dtype?.castTarget() ?? modelConfig.dtype().flatMap { $0.isConvertible ? $0 : nil } ?? .f32
+            let synthetic = try SyntheticCheckpoint(config: modelConfig, dtype: target, maxShardSize: maxShardSize.bytes, seed: seed, scale: scale)
+            let plan = synthetic.plan
+            if dryRun {
+                if json {
+                    print(JSONWriter.pretty.string(Self.planJSON(plan, synthetic: synthetic)))
+                } else {
+                    print(Self.planText(plan, synthetic: synthetic), terminator: "")
+                }
+                return
+            }
+            guard let out else { throw UsageError("--out DIR is required unless --dry-run is given") }
+            try DiskSpace.require(plan.totalSize + (plan.shards.count + 2) * 1 << 20, at: out)
+            let progress = ProgressLine(total: plan.totalSize, label: "generate")
+            let summary = try synthetic.write(to: out, progress: progress.update, isCancelled: InterruptTrap().isInterrupted)
+            progress.finish()
+            let rate = summary.seconds > 0 ? Double(summary.tensorBytes) / summary.seconds / 1e9 : 0
+            print(
+                "wrote \(summary.files.count) file(s) to \(summary.folder): \(summary.tensorBytes) tensor bytes "
+                    + "(\(ByteSize.decimal(summary.tensorBytes))) in \(ByteSize.fixed(summary.seconds, digits: 2)) s, \(ByteSize.fixed(rate, digits: 2)) GB/s")
+        }
+    }
+
+    static func planJSON(_ plan: ShardPlan, synthetic: SyntheticCheckpoint) -> JSONValue {
+        .object([
+            "model_type": .string(synthetic.architecture.modelType),
+            "dtype": .string(synthetic.dtype.torchName),
+            "scale": JSONValue(synthetic.scale),
+            "max_shard_size": JSONValue(plan.maxShardSize),
+            "total_size": JSONValue(plan.totalSize),
+            "total_parameters": JSONValue(plan.totalParameters),
+            "files": .array(plan.shards.map { shard in
+                .object([
+                    "name": .string(shard.fileName),
+                    "tensors": JSONValue(shard.tensors.count),
+                    "tensor_bytes": JSONValue(shard.byteCount),
+                ])
+            }),
+        ])
+    }
+
+    static func planText(_ plan: ShardPlan, synthetic: SyntheticCheckpoint) -> String {
+        var rows = [["file", "tensors", "tensor bytes", "size"]]
+        for shard in plan.shards {
+            rows.append([shard.fileName, String(shard.tensors.count), String(shard.byteCount), ByteSize.decimal(shard.byteCount)])
+        }
+        var out = "\(synthetic.architecture.className) in \(synthetic.dtype.torchName), scale \(synthetic.scale), max shard \(plan.maxShardSize) bytes\n"
+        out += TextTable.render(rows, rightAligned: [1, 2, 3])
+        out += "total_size \(plan.totalSize) (\(ByteSize.decimal(plan.totalSize)), \(ByteSize.binary(plan.totalSize))), total_parameters \(plan.totalParameters)\n"
+        return out
+    }
+}
+
+/// Free-space checks before writing big files.
+enum DiskSpace {
+    /// Throws an I/O error (74) when the filesystem holding `path` (or its nearest existing parent) has fewer
+    /// than `bytes` free.
+    static func require(_ bytes: Int, at path: String) throws {
+        var probe = URL(fileURLWithPath: path).standardizedFileURL
+        while !FileManager.default.fileExists(atPath: probe.path), probe.path != "/" { probe.deleteLastPathComponent() }
+        guard let attributes = try? FileManager.default.attributesOfFileSystem(forPath: probe.path),
+            let free = (attributes[.systemFreeSize] as? NSNumber)?.int64Value
+        else { return }
+        if Int(free) < bytes {
+            throw FileIOError(
+                path: path, operation: "write",
+                reason: "needs \(bytes) bytes (\(ByteSize.decimal(bytes))) but only \(free) (\(ByteSize.decimal(Int(free)))) are free")
+        }
+    }
+}
