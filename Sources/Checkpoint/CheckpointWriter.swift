@@ -60,6 +60,10 @@ public struct CheckpointWriter {
         // inside the destination and then removed with it ("proved empty"), losing the whole write.
         var folder = folder
         while folder.count > 1, folder.hasSuffix("/") { folder.removeLast() }
+        // Likewise "." or "dir/..": the staging folder must be a sibling of the real destination, not inside it.
+        if folder == "." || folder == ".." || folder.hasSuffix("/.") || folder.hasSuffix("/..") {
+            folder = Checkpoint.realPath(folder) ?? folder
+        }
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: folder, isDirectory: &isDirectory) {
             let contents = (try? fm.contentsOfDirectory(atPath: folder)) ?? ["?"]

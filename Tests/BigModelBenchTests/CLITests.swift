@@ -248,6 +248,12 @@ struct CLITests {
         #expect(try parent.contents() == ["empty", "new"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.file("empty")) == ["model.safetensors"])
         #expect(try checkResharded(parent.file("new"), source: "dtypes").files.count == 5)
+        // "--out ." from inside an empty folder: it used to stage inside ".", remove it, and fail (exit 74).
+        try FileManager.default.createDirectory(atPath: parent.file("here"), withIntermediateDirectories: false)
+        let dot = try Executable.run(["reshard", FixturePaths.path("dtypes/dtypes.safetensors"), "--out", "."], in: parent.file("here"))
+        #expect(dot.status == 0, "\(dot.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent.file("here")) == ["model.safetensors"])
+        #expect(try parent.contents() == ["empty", "here", "new"])  // no staging folder left anywhere
         let single = try checkResharded(parent.file("empty"), source: "dtypes")
         #expect(single.format == .single)
         #expect(single.totalSize == 8_635)

@@ -178,7 +178,7 @@ enum Executable {
     }()
 
     /// Runs the tool with `arguments`, stdout and stderr captured through files (no pipe can fill up).
-    static func run(_ arguments: [String]) throws -> ProcessResult {
+    static func run(_ arguments: [String], in directory: String? = nil) throws -> ProcessResult {
         let tool = try #require(path, "bigmodel-bench was not found beside the test binary")
         let scratch = try TemporaryFolder("cli-io")
         defer { scratch.remove() }
@@ -191,6 +191,7 @@ enum Executable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
