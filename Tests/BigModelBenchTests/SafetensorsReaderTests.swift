@@ -126,6 +126,8 @@ struct ReaderCase: Sendable, CustomTestStringConvertible {
         ReaderCase("shape-overflow fixture's shape", .validationOverflow, header: header(entry("w", "F32", "2,18446744073709551614", "0", "16")), dataCount: 16),
         // Regression (fuzzer): partial products above Int.max with a zero dimension passed the u64 checks,
         // then trapped in `TensorSpec.byteCount` (Int arithmetic) when the tensor was written or loaded.
+        // The reference (u64 arithmetic) accepts this header; like the dimension > Int.max rule below, this
+        // reader refuses it rather than carry a shape its Int-based code cannot handle.
         ReaderCase("zero-element shape whose partial product exceeds Int.max", .validationOverflow,
             header: header(entry("w", "U8", "3,4611686018427387904,0", "0", "0"))),
         ReaderCase("dimension above Int.max beside a zero", .validationOverflow, header: header(entry("w", "U8", "0,9223372036854775808", "0", "0"))),
