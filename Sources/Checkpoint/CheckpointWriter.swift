@@ -56,6 +56,14 @@ public struct CheckpointWriter {
     ) throws -> Summary {
         let start = ContinuousClock.now
         let fm = FileManager.default
+        // "out/" must name the folder "out": with the slash kept, the staging folder below would be placed
+        // inside the destination and then removed with it ("proved empty"), losing the whole write.
+        var folder = folder
+        while folder.count > 1, folder.hasSuffix("/") { folder.removeLast() }
+        // Likewise "." or "dir/..": the staging folder must be a sibling of the real destination, not inside it.
+        if folder == "." || folder == ".." || folder.hasSuffix("/.") || folder.hasSuffix("/..") {
+            folder = Checkpoint.realPath(folder) ?? folder
+        }
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: folder, isDirectory: &isDirectory) {
             let contents = (try? fm.contentsOfDirectory(atPath: folder)) ?? ["?"]

@@ -130,6 +130,12 @@ public struct SafetensorsHeader: Sendable, Equatable {
             guard entry.shape.allSatisfy({ $0 <= UInt64(Int.max) }) else {
                 throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "a dimension of \(entry.shape) exceeds \(Int.max)")
             }
+            // Likewise the element count is computed in Int downstream (`TensorSpec.byteCount`, left to right):
+            // a zero-element shape such as [3, 2^62, 0] passes the u64 checks above but its running product
+            // overflows Int, which would trap later rather than be refused here.
+            guard TensorEngine.elementCount(of: entry.shape.map { Int($0) }) != nil else {
+                throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "the element count of shape \(entry.shape) overflows \(Int.max) along the way")
+            }
             // end ≤ fileSize is proved by step 10 below; until then, keep offsets within Int range.
             guard entry.end <= UInt64(Int.max) else {
                 throw SafetensorsError(.metadataIncompleteBuffer, file: file, tensor: entry.name, "data_offsets end \(entry.end) lies beyond the file")
