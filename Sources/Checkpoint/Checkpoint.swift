@@ -50,15 +50,16 @@ public final class Checkpoint: Sendable {
         var warnings: [String] = []
         if isDirectory.boolValue {
             folder = path
+            // transformers looks for model.safetensors before the index; so does this reader.
             let indexPath = Checkpoint.join(path, ShardIndex.fileName)
-            if FileManager.default.fileExists(atPath: indexPath) {
-                (index, fileNames, files) = try Checkpoint.openSharded(folder: path, indexPath: indexPath)
-                format = .sharded
-            } else if FileManager.default.fileExists(atPath: Checkpoint.join(path, "model.safetensors")) {
+            if FileManager.default.fileExists(atPath: Checkpoint.join(path, "model.safetensors")) {
                 index = nil
                 fileNames = ["model.safetensors"]
                 files = [try SafetensorsFile(path: Checkpoint.join(path, "model.safetensors"))]
                 format = .single
+            } else if FileManager.default.fileExists(atPath: indexPath) {
+                (index, fileNames, files) = try Checkpoint.openSharded(folder: path, indexPath: indexPath)
+                format = .sharded
             } else {
                 throw CheckpointError(.noCheckpoint, path: path, "the folder holds neither \(ShardIndex.fileName) nor model.safetensors")
             }

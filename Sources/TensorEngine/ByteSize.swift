@@ -78,12 +78,12 @@ public enum ByteSize {
         return a
     }
 
-    /// Formats bytes in binary units with the unit stated: `16.0 GiB`, `512 KiB`, `10 B`.
+    /// Formats bytes in binary units with the unit stated: `16.00 GiB`, `512.00 KiB`, `10 B`.
     public static func binary(_ bytes: Int, digits: Int = 2) -> String {
         format(bytes, base: 1024, units: ["B", "KiB", "MiB", "GiB", "TiB", "PiB"], digits: digits)
     }
 
-    /// Formats bytes in decimal units with the unit stated: `17.1 GB`.
+    /// Formats bytes in decimal units with the unit stated: `17.08 GB`.
     public static func decimal(_ bytes: Int, digits: Int = 2) -> String {
         format(bytes, base: 1000, units: ["B", "KB", "MB", "GB", "TB", "PB"], digits: digits)
     }
@@ -92,7 +92,10 @@ public enum ByteSize {
         let sign = bytes < 0 ? "-" : ""
         var value = Double(bytes.magnitude)
         var unit = 0
-        while value >= base && unit < units.count - 1 {
+        // Pick the unit after rounding, so 1,048,575 bytes reads 1.00 MiB rather than 1024.00 KiB.
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        while unit < units.count - 1 && ((value * scale).rounded() / scale) >= base {
             value /= base
             unit += 1
         }
