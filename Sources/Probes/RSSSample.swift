@@ -1,7 +1,7 @@
 /// One reading of the ``RSSSampler``. Memory figures in bytes; a figure whose source could not be read is 0
 /// (see ``RSSSamplerResult/statusReadFailures`` and ``RSSSamplerResult/jemallocAvailable``).
 public struct RSSSample: Sendable, Equatable {
-    /// Seconds since the sampler started, `CLOCK_MONOTONIC`.
+    /// Seconds since ``RSSSampler/start()`` (`CLOCK_MONOTONIC`; see ``RSSSampler/startSeconds``).
     public var seconds: Double
     /// `VmRSS` of `/proc/self/status`, bytes.
     public var vmRSSBytes: Int

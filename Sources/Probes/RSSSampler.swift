@@ -84,6 +84,8 @@ public final class RSSSampler: Sendable {
     private let context: Context
     private let stopRequested = Atomic<Bool>(false)
     private let state = Mutex(State())
+    /// Held for the whole of ``stop()``, so a second concurrent caller waits for the first to finish.
+    private let stopLock = Mutex(())
 
     private struct State {
         var samples: [RSSSample] = []
@@ -92,7 +94,7 @@ public final class RSSSampler: Sendable {
         var jemallocAvailable = false
         var thread: pthread_t? = nil
         var started = false
-        var finished = false
+        var startSeconds = 0.0
         var sampleCount = 0
         var costSum = 0.0
         var costMax = 0.0
@@ -127,12 +129,22 @@ public final class RSSSampler: Sendable {
         intervalNanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
     }
 
-    /// Starts the sampling thread (`pthread_create`). Calling it again has no effect.
+    /// The clock every sample's ``RSSSample/seconds`` is measured on: `clock_gettime(CLOCK_MONOTONIC)`, seconds.
+    /// Callers timing their own events (phase boundaries) with it can subtract ``startSeconds`` to line them up
+    /// with the samples.
+    public static func monotonicSeconds() -> Double { MonotonicClock.monotonicSeconds() }
+
+    /// The ``monotonicSeconds()`` reading taken in ``start()``: time zero of the samples (0 before start).
+    public var startSeconds: Double { state.withLock { $0.startSeconds } }
+
+    /// Starts the sampling thread (`pthread_create`); the first sample is taken at once. Calling it again has no
+    /// effect. The thread holds a reference to the sampler until ``stop()``: always call `stop()`.
     public func start() throws(SystemCallError) {
         let reserve = initialReserve
         let alreadyStarted = state.withLock { state -> Bool in
             if state.started { return true }
             state.started = true
+            state.startSeconds = MonotonicClock.monotonicSeconds()
             state.samples.reserveCapacity(reserve)
             return false
         }
@@ -156,6 +168,10 @@ public final class RSSSampler: Sendable {
     /// Stops sampling (after one last sample), joins the thread (`pthread_join`) and returns everything
     /// recorded. Later calls return the same result; a sampler never started returns an empty result.
     public func stop() -> RSSSamplerResult {
+        stopLock.withLock { _ in stopAndCollect() }
+    }
+
+    private func stopAndCollect() -> RSSSamplerResult {
         stopRequested.store(true, ordering: .releasing)
         let thread = state.withLock { state -> pthread_t? in
             let thread = state.thread
@@ -200,8 +216,10 @@ public final class RSSSampler: Sendable {
         let cpuStart = MonotonicClock.threadCPUSeconds()
         let reader = try? ProcessMemoryReader()
         let jemalloc = JemallocStats()
-        state.withLock { $0.jemallocAvailable = jemalloc != nil }
-        let startSeconds = MonotonicClock.monotonicSeconds()
+        let startSeconds = state.withLock { state in
+            state.jemallocAvailable = jemalloc != nil
+            return state.startSeconds
+        }
         var deadline = MonotonicClock.monotonicTimespec()
         var sampleCount = 0
         var costSum = 0.0
@@ -264,7 +282,6 @@ public final class RSSSampler: Sendable {
             state.lastSampleSeconds = lastSeconds
             state.overruns = overruns
             state.statusReadFailures = failures
-            state.finished = true
         }
     }
 }

@@ -110,6 +110,13 @@ struct ProbesTests {
         #expect(try #require(first.vmHWMBytes) >= rss)
         #expect(try #require(first.vmSizeBytes) >= rss)
         #expect(try #require(first.vmPeakBytes) >= first.vmSizeBytes ?? 0)
+        // A reader whose buffer starts too small grows it and still returns the whole file.
+        let small = try ProcFileReader(path: "/proc/self/status", initialCapacity: 256)
+        let smallCount = try small.read { $0.count }
+        let whole = try readWholeFile("/proc/self/status")
+        #expect(smallCount > 256)
+        #expect(abs(smallCount - whole.count) <= 16)  // same text; a figure's digit count may change between reads
+        #expect(throws: SystemCallError.self) { try ProcessMemoryReader(pid: 0x7fff_fff0) }
         // The same open descriptor sees new figures after 64 MiB is touched (pread at 0 regenerates the file).
         let ok = try withRetries {
             let before = try #require(try reader.read().rssAnonBytes)
@@ -243,7 +250,9 @@ struct ProbesTests {
         let ok = try withRetries {
             phase.store(0, ordering: .relaxed)
             let sampler = try RSSSampler(interval: .milliseconds(1)) { (ledgerLiveBytes: 12345, phase: phase.load(ordering: .relaxed)) }
+            let beforeStart = RSSSampler.monotonicSeconds()
             try sampler.start()
+            #expect(sampler.startSeconds >= beforeStart && sampler.startSeconds <= RSSSampler.monotonicSeconds())
             MonotonicClock.sleep(seconds: 0.05)
             phase.store(1, ordering: .relaxed)
             let block = try allocateTouched(64 * MiB)
@@ -266,6 +275,7 @@ struct ProbesTests {
         #expect(result.jemallocAvailable)
         #expect(result.statusReadFailures == 0)
         #expect(result.droppedSamples == 0)
+        #expect(result.samples.first.map { $0.seconds >= 0 && $0.seconds < 0.01 } == true)
         let overhead = result.overhead
         #expect(overhead.sampleCount == result.samples.count)
         #expect(overhead.meanIntervalSeconds > 0.0009 && overhead.meanIntervalSeconds < 0.002)
@@ -498,8 +508,10 @@ struct ProbesTests {
             executable: "/bin/sh", arguments: ["-c", script], environment: plainEnvironment,
             options: .init(standardOutput: .null, standardError: .null, addressSpaceLimit: 64 * MiB))
         #expect(try limited.wait().termination != .exited(code: 0))
+        // Unlimited, the same work succeeds; the child lingers 0.1 s after its peak so the 2 ms polling surely
+        // reads VmHWM after it (a zombie has no VmHWM to read).
         let free = try ChildProcess.spawn(
-            executable: "/bin/sh", arguments: ["-c", script], environment: plainEnvironment,
+            executable: "/bin/sh", arguments: ["-c", script + "; sleep 0.1"], environment: plainEnvironment,
             options: .init(standardOutput: .null))
         let freeExit = try free.waitTrackingPeakRSS(pollInterval: .milliseconds(2))
         #expect(freeExit.termination == .exited(code: 0))
