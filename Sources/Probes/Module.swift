@@ -1,1 +1,0 @@
-// Probes module: see Package.swift for the module graph.

@@ -1,0 +1,134 @@
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A process's memory figures from `/proc/<pid>/status`, all in bytes (the file's "kB" means KiB).
+///
+/// A field is nil when the line is missing or unparsable (a zombie process has no `Vm*` lines; a kernel
+/// before 4.5 has no `RssAnon`).
+public struct ProcessMemory: Sendable, Equatable {
+    /// `VmRSS` of `/proc/<pid>/status`: resident set size (= RssAnon + RssFile + RssShmem), bytes.
+    /// The kernel updates it lazily (per-thread counters), so it may lag by a few pages per thread.
+    public var vmRSSBytes: Int?
+    /// `RssAnon` of `/proc/<pid>/status`: resident anonymous memory (heap, malloc'd buffers), bytes.
+    public var rssAnonBytes: Int?
+    /// `RssFile` of `/proc/<pid>/status`: resident file-backed mappings (mmapped files, code), bytes.
+    public var rssFileBytes: Int?
+    /// `RssShmem` of `/proc/<pid>/status`: resident shared memory (shmem, tmpfs, shared anonymous), bytes.
+    public var rssShmemBytes: Int?
+    /// `VmHWM` of `/proc/<pid>/status`: peak resident set size since start or the last
+    /// ``ProcessMemory/resetPeakRSS(pid:)``, bytes.
+    public var vmHWMBytes: Int?
+    /// `VmPeak` of `/proc/<pid>/status`: peak virtual memory size, bytes.
+    public var vmPeakBytes: Int?
+    /// `VmSize` of `/proc/<pid>/status`: current virtual memory size, bytes.
+    public var vmSizeBytes: Int?
+
+    public init(
+        vmRSSBytes: Int? = nil, rssAnonBytes: Int? = nil, rssFileBytes: Int? = nil, rssShmemBytes: Int? = nil,
+        vmHWMBytes: Int? = nil, vmPeakBytes: Int? = nil, vmSizeBytes: Int? = nil
+    ) {
+        self.vmRSSBytes = vmRSSBytes
+        self.rssAnonBytes = rssAnonBytes
+        self.rssFileBytes = rssFileBytes
+        self.rssShmemBytes = rssShmemBytes
+        self.vmHWMBytes = vmHWMBytes
+        self.vmPeakBytes = vmPeakBytes
+        self.vmSizeBytes = vmSizeBytes
+    }
+
+    /// Parses the text of a `/proc/<pid>/status` file. Never traps: unknown, missing or malformed lines leave
+    /// their field nil.
+    public static func parse(status bytes: UnsafeRawBufferPointer) -> ProcessMemory {
+        var memory = ProcessMemory()
+        var found = 0
+        ProcParse.scanFields(in: bytes) { key, rest in
+            // Only "Vm…" and "Rss…" keys matter; the seven fields come in the file's first ~25 lines, so stop
+            // once all are seen.
+            guard key.count >= 5, let first = key.first, first == UInt8(ascii: "V") || first == UInt8(ascii: "R")
+            else { return true }
+            if ProcParse.equals(key, "VmRSS") {
+                memory.vmRSSBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "RssAnon") {
+                memory.rssAnonBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "RssFile") {
+                memory.rssFileBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "RssShmem") {
+                memory.rssShmemBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "VmHWM") {
+                memory.vmHWMBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "VmPeak") {
+                memory.vmPeakBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "VmSize") {
+                memory.vmSizeBytes = ProcParse.sizeValue(rest)
+            } else {
+                return true
+            }
+            found += 1
+            return found < 7
+        }
+        return memory
+    }
+
+    /// Parses status text given as a `String` (tests, saved files).
+    public static func parse(status text: String) -> ProcessMemory {
+        var copy = text
+        return copy.withUTF8 { parse(status: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Reads `/proc/self/status` (or `/proc/<pid>/status`) once: `open`, `pread`, `close`.
+    /// For repeated reads use a ``ProcessMemoryReader``, which keeps the file open.
+    public static func read(pid: pid_t? = nil) throws(SystemCallError) -> ProcessMemory {
+        try ProcessMemoryReader(pid: pid).read()
+    }
+
+    /// Resets the peak resident set size (`VmHWM`) to the current `VmRSS` by writing `"5"` to
+    /// `/proc/self/clear_refs` (or `/proc/<pid>/clear_refs`; Linux ≥ 4.0, own processes or CAP_SYS_PTRACE).
+    ///
+    /// - Returns: true when the kernel accepted the write; false when the file is missing or the write failed
+    ///   (then `VmHWM` still holds the older peak and must not be reported as this run's peak).
+    @discardableResult
+    public static func resetPeakRSS(pid: pid_t? = nil) -> Bool {
+        let path = procPath(pid: pid, file: "clear_refs")
+        guard let descriptor = try? FileDescriptor.open(FilePath(path), .writeOnly, options: .closeOnExec) else {
+            return false
+        }
+        defer { try? descriptor.close() }
+        let written = try? descriptor.writeAll([UInt8(ascii: "5")])
+        return written == 1
+    }
+
+    /// Reads `/proc/self/smaps_rollup` (or `/proc/<pid>/smaps_rollup`, Linux ≥ 4.14): the process's mappings
+    /// summed, with proportional set sizes.
+    public static func smapsRollup(pid: pid_t? = nil) throws(SystemCallError) -> SmapsRollup {
+        let reader = try ProcFileReader(path: procPath(pid: pid, file: "smaps_rollup"), initialCapacity: 4096)
+        return try reader.read { SmapsRollup.parse(bytes: $0) }
+    }
+
+    static func procPath(pid: pid_t?, file: String) -> String {
+        if let pid { return "/proc/\(pid)/\(file)" }
+        return "/proc/self/\(file)"
+    }
+}
+
+/// Reads `/proc/self/status` (or a pid's) again and again, cheaply: the file stays open and each read is a
+/// `pread` at offset 0 into a reused buffer, parsed as bytes — no `open`, no `String`, no allocation per read.
+/// This is what ``RSSSampler`` calls every millisecond. Not thread-safe: give each thread its own reader.
+public final class ProcessMemoryReader {
+    private let file: ProcFileReader
+
+    /// Opens `/proc/self/status` (pid nil) or `/proc/<pid>/status`.
+    public init(pid: pid_t? = nil) throws(SystemCallError) {
+        file = try ProcFileReader(path: ProcessMemory.procPath(pid: pid, file: "status"), initialCapacity: 8192)
+    }
+
+    /// One fresh snapshot of the status file (`pread` from offset 0).
+    public func read() throws(SystemCallError) -> ProcessMemory {
+        try file.read { ProcessMemory.parse(status: $0) }
+    }
+}
+
+@available(*, unavailable, message: "ProcessMemoryReader reuses one buffer: give each thread its own reader")
+extension ProcessMemoryReader: Sendable {}

@@ -1,0 +1,287 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the sampler thread itself cost.
+public struct SamplerOverhead: Sendable, Equatable {
+    /// Samples taken (stored plus dropped).
+    public var sampleCount: Int
+    /// The interval asked for, seconds.
+    public var requestedIntervalSeconds: Double
+    /// Mean wall time between consecutive samples, seconds (0 with fewer than two samples).
+    public var meanIntervalSeconds: Double
+    /// Mean wall time spent taking one sample (status read + jemalloc epoch and reads + context + store), seconds.
+    public var meanSecondsPerSample: Double
+    /// Longest wall time spent taking one sample, seconds.
+    public var maxSecondsPerSample: Double
+    /// CPU time of the sampler thread from start to stop (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`), seconds.
+    public var threadCPUSeconds: Double
+    /// Wall time from the first sample to the last, seconds.
+    public var wallSeconds: Double
+    /// Times a sample ended after the next one was due (the schedule then restarts from now; no catch-up burst).
+    public var overrunCount: Int
+}
+
+/// Everything a stopped ``RSSSampler`` recorded.
+public struct RSSSamplerResult: Sendable {
+    /// The samples, oldest first (at most the sampler's capacity).
+    public var samples: [RSSSample]
+    /// Samples taken after the capacity was reached and therefore not stored.
+    public var droppedSamples: Int
+    /// Samples whose `/proc/self/status` read failed (their kernel figures are 0).
+    public var statusReadFailures: Int
+    /// Whether jemalloc statistics were readable; when false every `jemalloc*` figure is 0.
+    public var jemallocAvailable: Bool
+    /// The sampler's own cost.
+    public var overhead: SamplerOverhead
+
+    /// The maximum of each column over all stored samples.
+    public var peaks: RSSSamplePeaks { RSSSamplePeaks(samples) }
+
+    /// The samples reduced to at most `maxPoints`, keeping each bucket's maxima
+    /// (see ``RSSSampler/downsample(_:toAtMost:)``).
+    public func downsampled(toAtMost maxPoints: Int) -> [RSSSample] {
+        RSSSampler.downsample(samples, toAtMost: maxPoints)
+    }
+}
+
+/// Samples this process's memory on a dedicated thread (a `pthread`) every `interval` (default 1 ms, at most
+/// 2 ms) from ``start()`` until ``stop()``.
+///
+/// Each sample: seconds since start (`CLOCK_MONOTONIC`), `VmRSS`/`RssAnon`/`RssFile` from `/proc/self/status`
+/// (one `pread` into a reused buffer), jemalloc `stats.allocated/active/resident/mapped/retained` after
+/// writing `epoch` (by MIB), and the two values the caller's context closure returns (ledger live bytes and
+/// phase index; Probes knows nothing of the ledger). The closure runs on the sampler thread every interval, so
+/// it must be cheap and thread-safe (an atomic load, say).
+///
+/// Samples go into an array reserved up front (`initialReserve`), growing up to `capacity` (default 2 million,
+/// ~33 minutes at 1 ms, 176 MB); beyond it samples are counted as dropped. The array is itself process memory
+/// and shows in the RSS it samples (88 bytes per sample). A 1 ms sampler still misses spikes shorter than the
+/// interval: reconcile its peaks with `VmHWM`.
+public final class RSSSampler: Sendable {
+    /// Returns the caller's ledger live bytes and current phase index.
+    public typealias Context = @Sendable () -> (ledgerLiveBytes: Int, phase: Int)
+
+    /// An interval or capacity the sampler cannot honour.
+    public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// The longest interval allowed: 2 ms.
+    public static let maximumInterval: Duration = .milliseconds(2)
+    /// The default cap on stored samples.
+    public static let defaultCapacity = 2_000_000
+
+    /// Time between samples.
+    public let interval: Duration
+    /// The most samples stored.
+    public let capacity: Int
+    private let intervalNanoseconds: Int
+    private let initialReserve: Int
+    private let context: Context
+    private let stopRequested = Atomic<Bool>(false)
+    private let state = Mutex(State())
+    /// Held for the whole of ``stop()``, so a second concurrent caller waits for the first to finish.
+    private let stopLock = Mutex(())
+
+    private struct State {
+        var samples: [RSSSample] = []
+        var dropped = 0
+        var statusReadFailures = 0
+        var jemallocAvailable = false
+        var thread: pthread_t? = nil
+        var started = false
+        var startSeconds = 0.0
+        var sampleCount = 0
+        var costSum = 0.0
+        var costMax = 0.0
+        var cpuSeconds = 0.0
+        var firstSampleSeconds = 0.0
+        var lastSampleSeconds = 0.0
+        var overruns = 0
+        var result: RSSSamplerResult? = nil
+    }
+
+    /// - Parameters:
+    ///   - interval: time between samples; > 0 and ≤ 2 ms (default 1 ms).
+    ///   - capacity: the most samples stored (default 2 million); later samples are counted as dropped.
+    ///   - initialReserve: samples' storage reserved before sampling starts (default 65,536 ≈ 5.8 MB virtual).
+    ///   - context: returns the ledger's live bytes and the phase index, called once per sample on the sampler
+    ///     thread.
+    public init(
+        interval: Duration = .milliseconds(1),
+        capacity: Int = RSSSampler.defaultCapacity,
+        initialReserve: Int = 65_536,
+        context: @escaping Context = { (ledgerLiveBytes: 0, phase: 0) }
+    ) throws(ConfigurationError) {
+        guard interval > .zero, interval <= Self.maximumInterval else {
+            throw ConfigurationError(message: "sampler interval must be > 0 and ≤ 2 ms, got \(interval)")
+        }
+        guard capacity >= 1 else { throw ConfigurationError(message: "sampler capacity must be ≥ 1, got \(capacity)") }
+        self.interval = interval
+        self.capacity = capacity
+        self.initialReserve = max(1, min(initialReserve, capacity))
+        self.context = context
+        let (seconds, attoseconds) = interval.components
+        intervalNanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+    }
+
+    /// The clock every sample's ``RSSSample/seconds`` is measured on: `clock_gettime(CLOCK_MONOTONIC)`, seconds.
+    /// Callers timing their own events (phase boundaries) with it can subtract ``startSeconds`` to line them up
+    /// with the samples.
+    public static func monotonicSeconds() -> Double { MonotonicClock.monotonicSeconds() }
+
+    /// The ``monotonicSeconds()`` reading taken in ``start()``: time zero of the samples (0 before start).
+    public var startSeconds: Double { state.withLock { $0.startSeconds } }
+
+    /// Starts the sampling thread (`pthread_create`); the first sample is taken at once. Calling it again has no
+    /// effect. The thread holds a reference to the sampler until ``stop()``: always call `stop()`.
+    public func start() throws(SystemCallError) {
+        let reserve = initialReserve
+        let alreadyStarted = state.withLock { state -> Bool in
+            if state.started { return true }
+            state.started = true
+            state.startSeconds = MonotonicClock.monotonicSeconds()
+            state.samples.reserveCapacity(reserve)
+            return false
+        }
+        if alreadyStarted { return }
+        var thread = pthread_t()
+        let retained = Unmanaged.passRetained(self).toOpaque()
+        let status = pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            let sampler = Unmanaged<RSSSampler>.fromOpaque(raw).takeRetainedValue()
+            sampler.run()
+            return nil
+        }, retained)
+        guard status == 0 else {
+            Unmanaged<RSSSampler>.fromOpaque(retained).release()
+            state.withLock { $0.started = false }
+            throw SystemCallError(call: "pthread_create", subject: "RSSSampler", errno: .init(rawValue: status))
+        }
+        state.withLock { $0.thread = thread }
+    }
+
+    /// Stops sampling (after one last sample), joins the thread (`pthread_join`) and returns everything
+    /// recorded. Later calls return the same result; a sampler never started returns an empty result.
+    public func stop() -> RSSSamplerResult {
+        stopLock.withLock { _ in stopAndCollect() }
+    }
+
+    private func stopAndCollect() -> RSSSamplerResult {
+        stopRequested.store(true, ordering: .releasing)
+        let thread = state.withLock { state -> pthread_t? in
+            let thread = state.thread
+            state.thread = nil
+            return thread
+        }
+        if let thread { pthread_join(thread, nil) }
+        let requested = interval.probesSeconds
+        return state.withLock { state in
+            if let result = state.result { return result }
+            let count = state.sampleCount
+            let overhead = SamplerOverhead(
+                sampleCount: count,
+                requestedIntervalSeconds: requested,
+                meanIntervalSeconds: count > 1
+                    ? (state.lastSampleSeconds - state.firstSampleSeconds) / Double(count - 1) : 0,
+                meanSecondsPerSample: count > 0 ? state.costSum / Double(count) : 0,
+                maxSecondsPerSample: state.costMax,
+                threadCPUSeconds: state.cpuSeconds,
+                wallSeconds: state.lastSampleSeconds - state.firstSampleSeconds,
+                overrunCount: state.overruns
+            )
+            let result = RSSSamplerResult(
+                samples: state.samples, droppedSamples: state.dropped,
+                statusReadFailures: state.statusReadFailures, jemallocAvailable: state.jemallocAvailable,
+                overhead: overhead
+            )
+            state.result = result
+            state.samples = []
+            return result
+        }
+    }
+
+    /// Samples stored so far.
+    public var storedSampleCount: Int { state.withLock { $0.samples.count } }
+
+    /// The most recent sample, if any (for live progress displays).
+    public var latestSample: RSSSample? { state.withLock { $0.samples.last } }
+
+    /// The sampling loop, on the sampler thread.
+    private func run() {
+        let cpuStart = MonotonicClock.threadCPUSeconds()
+        let reader = try? ProcessMemoryReader()
+        let jemalloc = JemallocStats()
+        let startSeconds = state.withLock { state in
+            state.jemallocAvailable = jemalloc != nil
+            return state.startSeconds
+        }
+        var deadline = MonotonicClock.monotonicTimespec()
+        var sampleCount = 0
+        var costSum = 0.0
+        var costMax = 0.0
+        var firstSeconds = 0.0
+        var lastSeconds = 0.0
+        var overruns = 0
+        var failures = 0
+        while true {
+            let stopping = stopRequested.load(ordering: .acquiring)
+            let begin = MonotonicClock.monotonicSeconds()
+            let memory = try? reader?.read()
+            if memory == nil { failures += 1 }
+            let allocator = jemalloc?.read(refresh: true)
+            let (ledger, phase) = context()
+            let sample = RSSSample(
+                seconds: begin - startSeconds,
+                vmRSSBytes: memory?.vmRSSBytes ?? 0,
+                rssAnonBytes: memory?.rssAnonBytes ?? 0,
+                rssFileBytes: memory?.rssFileBytes ?? 0,
+                jemallocAllocatedBytes: allocator?.allocatedBytes ?? 0,
+                jemallocActiveBytes: allocator?.activeBytes ?? 0,
+                jemallocResidentBytes: allocator?.residentBytes ?? 0,
+                jemallocMappedBytes: allocator?.mappedBytes ?? 0,
+                jemallocRetainedBytes: allocator?.retainedBytes ?? 0,
+                ledgerLiveBytes: ledger,
+                phase: phase
+            )
+            let capacity = self.capacity
+            state.withLock { state in
+                if state.samples.count < capacity {
+                    state.samples.append(sample)
+                } else {
+                    state.dropped += 1
+                }
+            }
+            let end = MonotonicClock.monotonicSeconds()
+            let cost = end - begin
+            if sampleCount == 0 { firstSeconds = sample.seconds }
+            lastSeconds = sample.seconds
+            sampleCount += 1
+            costSum += cost
+            costMax = max(costMax, cost)
+            if stopping { break }
+            deadline = MonotonicClock.adding(intervalNanoseconds, to: deadline)
+            let now = MonotonicClock.monotonicTimespec()
+            if MonotonicClock.isBefore(deadline, now) {
+                overruns += 1
+                deadline = now
+            }
+            MonotonicClock.sleep(until: deadline)
+        }
+        let cpuSeconds = MonotonicClock.threadCPUSeconds() - cpuStart
+        state.withLock { state in
+            state.sampleCount = sampleCount
+            state.costSum = costSum
+            state.costMax = costMax
+            state.cpuSeconds = cpuSeconds
+            state.firstSampleSeconds = firstSeconds
+            state.lastSampleSeconds = lastSeconds
+            state.overruns = overruns
+            state.statusReadFailures = failures
+        }
+    }
+}

@@ -1,0 +1,62 @@
+/// The sums of `/proc/<pid>/smaps_rollup`, in bytes (the file says kB = KiB). Nil when a line is missing.
+///
+/// The proportional figures (`Pss*`) divide each shared page among the processes mapping it, which is the
+/// right measure when several processes map the same checkpoint shard.
+public struct SmapsRollup: Sendable, Equatable {
+    /// `Rss` of `smaps_rollup`: resident bytes over all mappings.
+    public var rssBytes: Int?
+    /// `Pss` of `smaps_rollup`: proportional set size, bytes (shared pages divided by their sharer count).
+    public var pssBytes: Int?
+    /// `Pss_Anon` of `smaps_rollup` (Linux ≥ 5.9): proportional anonymous bytes.
+    public var pssAnonBytes: Int?
+    /// `Pss_File` of `smaps_rollup` (Linux ≥ 5.9): proportional file-backed bytes.
+    public var pssFileBytes: Int?
+    /// `Pss_Shmem` of `smaps_rollup` (Linux ≥ 5.9): proportional shared-memory bytes.
+    public var pssShmemBytes: Int?
+    /// `Anonymous` of `smaps_rollup`: resident anonymous bytes.
+    public var anonymousBytes: Int?
+    /// `AnonHugePages` of `smaps_rollup`: anonymous bytes backed by transparent huge pages.
+    public var anonHugePagesBytes: Int?
+
+    public init(
+        rssBytes: Int? = nil, pssBytes: Int? = nil, pssAnonBytes: Int? = nil, pssFileBytes: Int? = nil,
+        pssShmemBytes: Int? = nil, anonymousBytes: Int? = nil, anonHugePagesBytes: Int? = nil
+    ) {
+        self.rssBytes = rssBytes
+        self.pssBytes = pssBytes
+        self.pssAnonBytes = pssAnonBytes
+        self.pssFileBytes = pssFileBytes
+        self.pssShmemBytes = pssShmemBytes
+        self.anonymousBytes = anonymousBytes
+        self.anonHugePagesBytes = anonHugePagesBytes
+    }
+
+    /// Parses `smaps_rollup` text; the first line (the address range header) and unknown keys are ignored.
+    public static func parse(bytes: UnsafeRawBufferPointer) -> SmapsRollup {
+        var rollup = SmapsRollup()
+        ProcParse.forEachField(in: bytes) { key, rest in
+            if ProcParse.equals(key, "Rss") {
+                rollup.rssBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "Pss") {
+                rollup.pssBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "Pss_Anon") {
+                rollup.pssAnonBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "Pss_File") {
+                rollup.pssFileBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "Pss_Shmem") {
+                rollup.pssShmemBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "Anonymous") {
+                rollup.anonymousBytes = ProcParse.sizeValue(rest)
+            } else if ProcParse.equals(key, "AnonHugePages") {
+                rollup.anonHugePagesBytes = ProcParse.sizeValue(rest)
+            }
+        }
+        return rollup
+    }
+
+    /// Parses `smaps_rollup` text given as a `String`.
+    public static func parse(text: String) -> SmapsRollup {
+        var copy = text
+        return copy.withUTF8 { parse(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}

@@ -1,0 +1,622 @@
+import CJemalloc
+import Foundation
+import Synchronization
+import Testing
+
+@testable import Probes
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private let MiB = 1024 * 1024
+/// `MALLOCX_TCACHE_NONE` (= `MALLOCX_TCACHE(-1)` = 1 << 8; the macro does not import into Swift).
+private let tcacheNone: Int32 = 1 << 8
+
+/// Probes tests. Serialized: several measure process-wide memory deltas (RssAnon, VmHWM, stats.allocated), so
+/// they must not overlap each other. Tests from other suites may still run in parallel in a full `swift test`;
+/// the RSS-delta checks therefore allow a few MiB and retry a disturbed measurement (at most 3 attempts, each
+/// with the same exact expectation).
+@Suite(.serialized)
+struct ProbesTests {
+
+    // MARK: Helpers
+
+    /// `mallocx` + write every byte, through jemalloc's automatic arenas (no tcache).
+    private func allocateTouched(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        let pointer = try #require(mallocx(bytes, tcacheNone))
+        memset(pointer, 0x11, bytes)
+        return pointer
+    }
+
+    private func free(_ pointer: UnsafeMutableRawPointer, _ bytes: Int) {
+        sdallocx(pointer, bytes, tcacheNone)
+        JemallocStats.purgeAll()
+    }
+
+    private func status() throws -> ProcessMemory { try ProcessMemory.read() }
+
+    /// Runs `attempt` up to 3 times until it returns true (a measurement disturbed by another suite's
+    /// allocation is retried); returns whether one attempt succeeded.
+    private func withRetries(_ attempt: () throws -> Bool) rethrows -> Bool {
+        for _ in 0..<3 where try attempt() { return true }
+        return false
+    }
+
+    private func temporaryFile(_ name: String) -> String {
+        FileManager.default.temporaryDirectory
+            .appendingPathComponent("probes-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(name)").path
+    }
+
+    // MARK: /proc parsing
+
+    @Test func statusParsingIsInBytesAndTolerant() {
+        let text = """
+            Name:\tswift
+            VmPeak:\t 1000 kB
+            VmSize:\t  900 kB
+            VmHWM:\t    40 kB
+            VmRSS:\t    30 kB
+            RssAnon:\t   20 kB
+            RssFile:\t   10 kB
+            RssShmem:\t garbage kB
+            Threads:\t4
+            """
+        let memory = ProcessMemory.parse(status: text)
+        #expect(memory.vmPeakBytes == 1000 * 1024)
+        #expect(memory.vmSizeBytes == 900 * 1024)
+        #expect(memory.vmHWMBytes == 40 * 1024)
+        #expect(memory.vmRSSBytes == 30 * 1024)
+        #expect(memory.rssAnonBytes == 20 * 1024)
+        #expect(memory.rssFileBytes == 10 * 1024)
+        #expect(memory.rssShmemBytes == nil)  // malformed → nil
+        // A zombie's status has no Vm*/Rss* lines; odd content never traps.
+        #expect(ProcessMemory.parse(status: "Name:\tx\nState:\tZ (zombie)\n") == ProcessMemory())
+        #expect(ProcessMemory.parse(status: "VmRSS:\n:\n\n::::\nVmRSS 12 kB\nVmHWM:\t99999999999999999999 kB") == ProcessMemory())
+        #expect(ProcessMemory.parse(status: "") == ProcessMemory())
+        #expect(ProcessMemory.parse(status: "VmRSS:\t7").vmRSSBytes == 7)  // no unit: taken as is
+        #expect(ProcessMemory.parse(status: "VmRSS:\t7 MB").vmRSSBytes == nil)  // unknown unit
+    }
+
+    @Test func smapsRollupParsing() throws {
+        let text = """
+            55c72af2a000-7ffc80a41000 ---p 00000000 00:00 0                          [rollup]
+            Rss:                1764 kB
+            Pss:                 521 kB
+            Pss_Dirty:           112 kB
+            Pss_Anon:            112 kB
+            Pss_File:            409 kB
+            Pss_Shmem:             0 kB
+            Anonymous:           112 kB
+            AnonHugePages:      2048 kB
+            """
+        #expect(SmapsRollup.parse(text: text) == SmapsRollup(
+            rssBytes: 1764 * 1024, pssBytes: 521 * 1024, pssAnonBytes: 112 * 1024, pssFileBytes: 409 * 1024,
+            pssShmemBytes: 0, anonymousBytes: 112 * 1024, anonHugePagesBytes: 2048 * 1024))
+        let live = try ProcessMemory.smapsRollup()
+        #expect((live.rssBytes ?? 0) > 0)
+        #expect((live.pssBytes ?? 0) > 0)
+        #expect(live.pssAnonBytes != nil)  // Linux ≥ 5.9 here
+    }
+
+    @Test func statusReaderIsFreshAndConsistent() throws {
+        let reader = try ProcessMemoryReader()
+        let first = try reader.read()
+        let rss = try #require(first.vmRSSBytes)
+        let anon = try #require(first.rssAnonBytes)
+        let file = try #require(first.rssFileBytes)
+        let shmem = try #require(first.rssShmemBytes)
+        #expect(rss == anon + file + shmem)  // the kernel prints VmRSS as exactly this sum
+        #expect(try #require(first.vmHWMBytes) >= rss)
+        #expect(try #require(first.vmSizeBytes) >= rss)
+        #expect(try #require(first.vmPeakBytes) >= first.vmSizeBytes ?? 0)
+        // A reader whose buffer starts too small grows it and still returns the whole file.
+        let small = try ProcFileReader(path: "/proc/self/status", initialCapacity: 256)
+        let smallCount = try small.read { $0.count }
+        let whole = try readWholeFile("/proc/self/status")
+        #expect(smallCount > 256)
+        #expect(abs(smallCount - whole.count) <= 16)  // same text; a figure's digit count may change between reads
+        #expect(throws: SystemCallError.self) { try ProcessMemoryReader(pid: 0x7fff_fff0) }
+        // The same open descriptor sees new figures after 64 MiB is touched (pread at 0 regenerates the file).
+        let ok = try withRetries {
+            let before = try #require(try reader.read().rssAnonBytes)
+            let block = try allocateTouched(64 * MiB)
+            let during = try #require(try reader.read().rssAnonBytes)
+            free(block, 64 * MiB)
+            return during - before >= 60 * MiB
+        }
+        #expect(ok)
+    }
+
+    // MARK: Memory deltas
+
+    /// 256 MiB through jemalloc: RssAnon +256 MiB ± 8 MiB and stats.allocated ≥ +256 MiB while live; after
+    /// free + purge RssAnon is back within 8 MiB.
+    @Test func jemallocAllocationMovesRssAnonAndStats() throws {
+        let stats = try #require(JemallocStats())
+        let size = 256 * MiB
+        let tolerance = 8 * MiB
+        var report = ""
+        var attempts = 0
+        let ok = try withRetries {
+            attempts += 1
+            let before = try #require(try status().rssAnonBytes)
+            let allocatedBefore = try #require(stats.read()).allocatedBytes
+            let threadBefore = try #require(JemallocStats.threadAllocatedBytes())
+            let block = try allocateTouched(size)
+            let during = try #require(try status().rssAnonBytes)
+            let allocatedDuring = try #require(stats.read()).allocatedBytes
+            let threadDuring = try #require(JemallocStats.threadAllocatedBytes())
+            free(block, size)
+            let after = try #require(try status().rssAnonBytes)
+            report = "attempt \(attempts): RssAnon \(before) → \(during) → \(after); stats.allocated +\(allocatedDuring - allocatedBefore)"
+            return abs((during - before) - size) <= tolerance
+                && allocatedDuring - allocatedBefore >= size
+                && threadDuring - threadBefore >= size
+                && abs(after - before) <= tolerance
+        }
+        #expect(ok, "\(report)")
+        print("[probes] 256 MiB: \(report)")
+    }
+
+    /// After resetPeakRSS, VmHWM ≤ VmRSS + 2 MiB; after touching 128 MiB, VmHWM ≥ reset-time VmRSS + 128 MiB.
+    @Test func peakResetAndRise() throws {
+        var report = ""
+        let ok = try withRetries {
+            #expect(ProcessMemory.resetPeakRSS())
+            let reset = try status()
+            let rss = try #require(reset.vmRSSBytes)
+            let hwm = try #require(reset.vmHWMBytes)
+            let block = try allocateTouched(128 * MiB)
+            let raised = try #require(try status().vmHWMBytes)
+            free(block, 128 * MiB)
+            let afterFree = try status()
+            report = "after reset VmRSS \(rss) VmHWM \(hwm); after 128 MiB VmHWM \(raised); after free VmHWM \(afterFree.vmHWMBytes ?? -1)"
+            return hwm <= rss + 2 * MiB
+                && raised >= rss + 128 * MiB - 1 * MiB  // ≤ 1 MiB of lazily-counted pages
+                // The peak survives the free (to within the kernel's per-CPU counter slack: hiwater_rss is
+                // folded from an approximate RSS read at unmap time).
+                && (afterFree.vmHWMBytes ?? 0) >= raised - 1 * MiB
+        }
+        #expect(ok, "\(report)")
+        // getrusage's ru_maxrss is never reset but is at least the current RSS.
+        #expect(ResourceLimits.selfMaxRSS >= (try status().vmRSSBytes ?? 0) - 1 * MiB)
+    }
+
+    // MARK: jemalloc
+
+    @Test func jemallocIsTheActiveAllocator() throws {
+        let check = JemallocStats.checkActiveAllocator()
+        #expect(check.jemallocLoaded)
+        #expect(check.servesMalloc, "thread.allocated rose by \(String(describing: check.threadAllocatedDeltaBytes))")
+        #expect(check.mallocProvider?.contains("libjemalloc") == true, "malloc is in \(check.mallocProvider ?? "?")")
+        #expect((check.statsAllocatedDeltaBytes ?? 0) >= check.probeBytes - 4 * MiB)
+        print("[probes] allocator check: \(check)")
+    }
+
+    @Test func jemallocConfigurationAndArenas() throws {
+        let configuration = JemallocStats.configuration()
+        #expect(configuration.version?.hasPrefix("5.") == true)
+        #expect(configuration.pageSize == 4096)
+        #expect(configuration.statisticsEnabled == true)
+        #expect((configuration.automaticArenaCount ?? 0) >= 1)
+        #expect(configuration.oversizeThresholdBytes == 8 * MiB)
+        #expect(configuration.dirtyDecayMilliseconds != nil)
+        #expect(configuration.transparentHugePages != nil)
+        #expect(configuration.threadCache != nil)
+        #expect(configuration.compiledMallocConf != nil)
+        #expect(configuration.environmentMallocConf == ProcessInfo.processInfo.environment["MALLOC_CONF"])
+
+        // A private arena accounts exactly for what is allocated in it.
+        let stats = try #require(JemallocStats())
+        var arena: UInt32 = 0
+        var length = MemoryLayout<UInt32>.size
+        #expect(mallctl("arenas.create", &arena, &length, nil, 0) == 0)
+        let flags = cjemalloc_flags_arena(arena)
+        let block = try #require(mallocx(4 * MiB, flags))
+        let live = stats.arenaStats(arena: arena)
+        #expect(live.largeAllocatedBytes == 4 * MiB)
+        #expect(live.smallAllocatedBytes == 0)
+        #expect(live.allocatedBytes == 4 * MiB)
+        #expect((live.activeBytes ?? 0) >= 4 * MiB)
+        #expect(stats.allArenaStats().contains { $0.arena == arena && $0.largeAllocatedBytes == 4 * MiB })
+        sdallocx(block, 4 * MiB, flags)
+        #expect(stats.arenaStats(arena: arena).allocatedBytes == 0)
+        #expect(JemallocStats.purgeAll())
+        #expect(JemallocStats.flushThreadCache())
+
+        // The thread's high-water mark sees a 32 MiB block that is already gone.
+        #expect(JemallocStats.resetThreadPeak())
+        let peakBlock = try #require(mallocx(32 * MiB, tcacheNone))
+        sdallocx(peakBlock, 32 * MiB, tcacheNone)
+        #expect((JemallocStats.threadPeakBytes() ?? 0) >= 32 * MiB)
+
+        let global = try #require(stats.read())
+        #expect(global.activeBytes >= global.allocatedBytes)
+        #expect(global.residentBytes >= global.activeBytes)
+        #expect(global.mappedBytes >= global.activeBytes)
+        #expect(global.metadataBytes > 0)
+    }
+
+    // MARK: Sampler
+
+    /// At 1 ms over ≥ 200 ms: ≥ 100 samples, and a 64 MiB spike lasting 50 ms shows in the RssAnon peak.
+    @Test func samplerSeesShortSpike() throws {
+        #expect(throws: RSSSampler.ConfigurationError.self) { try RSSSampler(interval: .milliseconds(3)) }
+        #expect(throws: RSSSampler.ConfigurationError.self) { try RSSSampler(interval: .zero) }
+
+        let phase = Atomic<Int>(0)
+        var last: RSSSamplerResult?
+        let ok = try withRetries {
+            phase.store(0, ordering: .relaxed)
+            let sampler = try RSSSampler(interval: .milliseconds(1)) { (ledgerLiveBytes: 12345, phase: phase.load(ordering: .relaxed)) }
+            let beforeStart = RSSSampler.monotonicSeconds()
+            try sampler.start()
+            #expect(sampler.startSeconds >= beforeStart && sampler.startSeconds <= RSSSampler.monotonicSeconds())
+            MonotonicClock.sleep(seconds: 0.05)
+            phase.store(1, ordering: .relaxed)
+            let block = try allocateTouched(64 * MiB)
+            MonotonicClock.sleep(seconds: 0.05)
+            free(block, 64 * MiB)
+            phase.store(2, ordering: .relaxed)
+            MonotonicClock.sleep(seconds: 0.11)
+            let result = sampler.stop()
+            last = result
+            let baseline = result.samples.prefix(20).map(\.rssAnonBytes).min() ?? 0
+            let peaks = result.peaks
+            return result.samples.count >= 100
+                && peaks.rssAnonBytes - baseline >= 64 * MiB - 4 * MiB
+                && peaks.jemallocAllocatedBytes >= 64 * MiB
+                && peaks.ledgerLiveBytes == 12345
+                && Set(result.samples.map(\.phase)) == [0, 1, 2]
+        }
+        let result = try #require(last)
+        #expect(ok, "samples \(result.samples.count), peaks \(result.peaks)")
+        #expect(result.jemallocAvailable)
+        #expect(result.statusReadFailures == 0)
+        #expect(result.droppedSamples == 0)
+        #expect(result.samples.first.map { $0.seconds >= 0 && $0.seconds < 0.01 } == true)
+        let overhead = result.overhead
+        #expect(overhead.sampleCount == result.samples.count)
+        #expect(overhead.meanIntervalSeconds > 0.0009 && overhead.meanIntervalSeconds < 0.002)
+        #expect(overhead.meanSecondsPerSample > 0 && overhead.meanSecondsPerSample < 0.0005)
+        #expect(overhead.maxSecondsPerSample >= overhead.meanSecondsPerSample)
+        #expect(overhead.threadCPUSeconds > 0 && overhead.threadCPUSeconds < overhead.wallSeconds)
+        #expect(zip(result.samples, result.samples.dropFirst()).allSatisfy { $0.seconds < $1.seconds })
+        print("[probes] sampler at 1 ms: \(overhead)")
+    }
+
+    @Test func samplerCapsStoredSamples() throws {
+        let sampler = try RSSSampler(interval: .milliseconds(1), capacity: 10)
+        try sampler.start()
+        MonotonicClock.sleep(seconds: 0.05)
+        let result = sampler.stop()
+        #expect(result.samples.count == 10)
+        #expect(result.droppedSamples == result.overhead.sampleCount - 10)
+        #expect(result.droppedSamples > 10)
+        #expect(sampler.stop().samples.count == 10)  // stop is idempotent
+    }
+
+    @Test func downsamplingKeepsEveryColumnMaximum() {
+        var generator = SystemRandomNumberGenerator()
+        var samples: [RSSSample] = []
+        for index in 0..<10_000 {
+            func value() -> Int { Int.random(in: 0..<1_000_000, using: &generator) }
+            samples.append(RSSSample(
+                seconds: Double(index) * 0.001, vmRSSBytes: value(), rssAnonBytes: value(), rssFileBytes: value(),
+                jemallocAllocatedBytes: value(), jemallocActiveBytes: value(), jemallocResidentBytes: value(),
+                jemallocMappedBytes: value(), jemallocRetainedBytes: value(), ledgerLiveBytes: value(),
+                phase: index / 1000))
+        }
+        let spike = Int.random(in: 0..<10_000, using: &generator)
+        samples[spike].rssAnonBytes = 5_000_000
+        let reduced = RSSSampler.downsample(samples, toAtMost: 2000)
+        #expect(reduced.count == 2000)
+        #expect(RSSSamplePeaks(reduced) == RSSSamplePeaks(samples).with(vmRSSPeakSecondsOf: reduced))
+        #expect(reduced.map(\.rssAnonBytes).max() == 5_000_000)
+        #expect(reduced.first?.seconds == 0)
+        #expect(reduced.map(\.phase).max() == 9)
+        // Uneven counts: 10,001 → buckets of 6 → 1,667 points, still ≤ 2,000, still the same maxima.
+        samples.append(samples[0])
+        let uneven = RSSSampler.downsample(samples, toAtMost: 2000)
+        #expect(uneven.count <= 2000)
+        #expect(uneven.map(\.rssAnonBytes).max() == 5_000_000)
+        #expect(RSSSampler.downsample(Array(samples.prefix(50)), toAtMost: 2000).count == 50)
+    }
+
+    // MARK: System, cgroup
+
+    @Test func systemInfo() throws {
+        let info = SystemInfo.current(diskPath: FileManager.default.temporaryDirectory.path)
+        #expect(info.kernelName == "Linux")
+        #expect(!info.kernelRelease.isEmpty)
+        #expect(!info.hostname.isEmpty)
+        #expect(info.logicalCores == sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        #expect(info.pageSize == 4096)
+        #expect(info.memTotalBytes == sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE)))
+        let available = try #require(info.memAvailableBytes)
+        #expect(available > 0 && available <= info.memTotalBytes ?? 0)
+        #expect(info.swapTotalBytes != nil)
+        #expect(["always", "madvise", "never"].contains(info.transparentHugePagesEnabled ?? "?"))
+        #expect(info.transparentHugePagesDefrag != nil)
+        #expect(info.cpuModel?.isEmpty == false)
+        let disk = try #require(info.disk)
+        #expect(disk.totalBytes > 0 && disk.freeBytes <= disk.totalBytes && disk.availableBytes <= disk.freeBytes)
+        #expect(SystemInfo.bracketedWord("always defer defer+madvise [madvise] never") == "madvise")
+        #expect(SystemInfo.bracketedWord("nothing") == nil)
+        #expect(SystemInfo.parseMeminfo("MemTotal:  10 kB\nHugePages_Total:  0\nbad line\n")
+            == ["MemTotal": 10240, "HugePages_Total": 0])
+    }
+
+    @Test func cgroupMemory() throws {
+        let membership = CgroupMemory.parseProcCgroup("""
+            9:name=systemd:/
+            4:memory:/process_api/abc
+            1:cpu:/
+            0::/
+            """)
+        #expect(membership == .init(v1MemoryPath: "/process_api/abc", v2Path: "/"))
+        #expect(CgroupMemory.parseProcCgroup("0::/user.slice/x\n") == .init(v1MemoryPath: nil, v2Path: "/user.slice/x"))
+        let mounts = CgroupMemory.parseMountinfo("""
+            35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+            41 31 0:38 /ctr /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw
+            20 1 0:1 / / rw - ext4 /dev/vda rw
+            """)
+        #expect(mounts.count == 2)
+        #expect(mounts.first?.superOptions == ["rw", "memory"])
+        #expect(mounts.last?.root == "/ctr")
+        #expect(CgroupMemory.parseLimit("max\n") == .unlimited)
+        #expect(CgroupMemory.parseLimit("9223372036854771712\n") == .unlimited)
+        #expect(CgroupMemory.parseLimit("1073741824\n") == .bytes(1 << 30))
+        #expect(CgroupMemory.parseLimit("junk") == nil)
+        #expect(CgroupMemory.keyedValue("oom_kill_disable 0\nunder_oom 0\noom_kill 7\n", key: "oom_kill") == 7)
+
+        // Own folder when it exists under the mount (after stripping the mount's root), else the mount root.
+        let root = temporaryFile("cgroup")
+        try FileManager.default.createDirectory(atPath: root + "/a/b", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(FileManager.default.createFile(atPath: root + "/a/b/memory.current", contents: Data()))
+        let mount = CgroupMemory.CgroupMount(root: "/ctr", mountPoint: root, fileSystemType: "cgroup2", superOptions: [])
+        #expect(CgroupMemory.resolve(path: "/ctr/a/b", mount: mount, probeFile: "memory.current") == (root + "/a/b", .ownCgroup))
+        #expect(CgroupMemory.resolve(path: "/ctr/missing", mount: mount, probeFile: "memory.current") == (root, .mountRoot))
+
+        // This machine: the memory controller is on cgroup v1.
+        let current = try #require(CgroupMemory.current())
+        #expect(current.limit != nil)
+        #expect((current.usageBytes ?? 0) > 0)
+        #expect(current.oomKillCount != nil)
+        if let peak = current.peakBytes, let usage = current.usageBytes { #expect(peak >= usage) }
+        print("[probes] cgroup: \(current)")
+    }
+
+    // MARK: Page cache, huge pages, read floor
+
+    @Test func pageCacheEvictAndWarm() throws {
+        let path = temporaryFile("pagecache.bin")
+        let size = 32 * MiB
+        var bytes = [UInt8](repeating: 0, count: size)
+        for index in stride(from: 0, to: size, by: 4096) { bytes[index] = UInt8(truncatingIfNeeded: index >> 12) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.synchronize()
+        try handle.close()
+
+        try PageCache.evict(path: path)
+        #expect(try PageCache.residentBytes(path: path) == 0)
+        #expect(try PageCache.warm(path: path) == size)
+        #expect(try PageCache.residentBytes(path: path) == size)
+        try PageCache.evict(path: path)
+        #expect(try PageCache.residentBytes(path: path) == 0)
+
+        // The floor reads the file into fresh huge-page memory: all bytes, and it fills the cache again.
+        let floor = try ReadFloor.measure(paths: [path, path], chunk: 8 * MiB)
+        #expect(floor.bytes == 2 * size)
+        #expect(floor.fileCount == 2)
+        #expect(floor.seconds > 0 && floor.bytesPerSecond > 0)
+        #expect(try PageCache.residentBytes(path: path) == size)
+        print("[probes] read floor: \(floor.bytes) bytes in \(floor.seconds) s")
+
+        // An odd size: the partial last page counts only the file's bytes.
+        let odd = temporaryFile("odd.bin")
+        #expect(FileManager.default.createFile(atPath: odd, contents: Data(repeating: 7, count: 10_000)))
+        defer { try? FileManager.default.removeItem(atPath: odd) }
+        #expect(try PageCache.warm(path: odd) == 10_000)
+        #expect(try PageCache.residentBytes(path: odd) == 10_000)
+        #expect(throws: SystemCallError.self) { try PageCache.evict(path: "/nonexistent/probes") }
+    }
+
+    @Test func hugePageBuffer() throws {
+        #expect(try HugePageBuffer(byteCount: 0).mappedByteCount == 2 * MiB)
+        let buffer = try HugePageBuffer(byteCount: 3 * MiB)
+        #expect(buffer.mappedByteCount == 4 * MiB)
+        #expect(buffer.byteCount == 3 * MiB)
+        #expect(UInt(bitPattern: buffer.baseAddress) % UInt(2 * MiB) == 0)
+        #expect(buffer.hugePagesAdvised)
+
+        let big = try HugePageBuffer(byteCount: 64 * MiB)
+        let before = try ProcessMemory.smapsRollup().anonHugePagesBytes ?? 0
+        memset(big.baseAddress, 1, big.byteCount)
+        let after = try ProcessMemory.smapsRollup().anonHugePagesBytes ?? 0
+        if SystemInfo.current().transparentHugePagesEnabled != "never" {
+            // With THP in madvise (or always) mode, the advised buffer is backed by 2 MiB pages.
+            #expect(after - before >= 32 * MiB, "AnonHugePages \(before) → \(after)")
+        }
+        #expect(stride(from: 0, to: big.byteCount, by: 4096).allSatisfy { big.baseAddress.load(fromByteOffset: $0, as: UInt8.self) == 1 })
+    }
+
+    // MARK: Children
+
+    private let plainEnvironment = ["PATH": "/usr/bin:/bin", "LC_ALL": "C"]
+
+    @Test func childKilledBySIGKILL() throws {
+        let child = try ChildProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", "kill -9 $$"], environment: plainEnvironment)
+        let exit = try child.wait()
+        #expect(exit.termination == .signaled(signal: SIGKILL, coreDumped: false))
+        #expect(exit.termination.signalName == "SIGKILL")
+        #expect(try child.wait() == exit)  // reaped once, remembered
+        #expect(child.readPeakRSS() == nil)  // nothing to read after reaping
+    }
+
+    @Test func childExitStatus() throws {
+        let child = try ChildProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", "exit 3"], environment: plainEnvironment)
+        let exit = try child.wait()
+        #expect(exit.termination == .exited(code: 3))
+        #expect(exit.termination.signalName == nil)
+        #expect(exit.resourceUsage.userCPUSeconds >= 0)
+        #expect(throws: SystemCallError.self) {
+            try ChildProcess.spawn(executable: "/nonexistent/program", environment: [:])
+        }
+    }
+
+    @Test func childEnvironmentIsExactlyWhatWasPassed() throws {
+        let output = temporaryFile("env.txt")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let environment = ["ZED": "last", "A": "1", "WITH_SPACES": "two words", "EMPTY": "", "EQUALS": "a=b"]
+        let child = try ChildProcess.spawn(
+            executable: "/usr/bin/env", environment: environment,
+            options: .init(standardInput: .null, standardOutput: .file(output), standardError: .file(output)))
+        #expect(try child.wait().termination == .exited(code: 0))
+        let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines == ["A=1", "EMPTY=", "EQUALS=a=b", "WITH_SPACES=two words", "ZED=last"])
+        #expect(throws: SystemCallError.self) {
+            try ChildProcess.spawn(executable: "/usr/bin/env", environment: ["BAD=KEY": "x"])
+        }
+    }
+
+    /// Limits applied in the child between fork and exec: the child's own /proc/self/limits shows them, and a
+    /// child that needs more address space than allowed fails while the same command without a limit succeeds.
+    @Test func childAddressSpaceAndDataLimits() throws {
+        let output = temporaryFile("limits.txt")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let child = try ChildProcess.spawn(
+            executable: "/bin/cat", arguments: ["/proc/self/limits"], environment: plainEnvironment,
+            options: .init(standardOutput: .file(output), addressSpaceLimit: 1 << 30, dataLimit: 512 * MiB))
+        #expect(try child.wait().termination == .exited(code: 0))
+        let limits = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
+        func fields(_ name: String) -> [Substring] {
+            limits.first { $0.hasPrefix(name) }.map { $0.dropFirst(name.count).split(separator: " ") } ?? []
+        }
+        #expect(fields("Max address space") == ["1073741824", "1073741824", "bytes"])
+        #expect(fields("Max data size") == ["536870912", "536870912", "bytes"])
+
+        // Functional: 100 MB in a shell variable needs more than a 64 MiB address space.
+        let script = "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}"
+        let limited = try ChildProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", script], environment: plainEnvironment,
+            options: .init(standardOutput: .null, standardError: .null, addressSpaceLimit: 64 * MiB))
+        #expect(try limited.wait().termination != .exited(code: 0))
+        // Unlimited, the same work succeeds; the child lingers 0.1 s after its peak so the 2 ms polling surely
+        // reads VmHWM after it (a zombie has no VmHWM to read).
+        let free = try ChildProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", script + "; sleep 0.1"], environment: plainEnvironment,
+            options: .init(standardOutput: .null))
+        let freeExit = try free.waitTrackingPeakRSS(pollInterval: .milliseconds(2))
+        #expect(freeExit.termination == .exited(code: 0))
+        // The parent's polling saw the child's own VmHWM pass 100 MB.
+        #expect((freeExit.observedPeakRSSBytes ?? 0) >= 100_000_000, "observed \(String(describing: freeExit.observedPeakRSSBytes))")
+        // A failed setup in the fork path is reported, not silently exit 127.
+        #expect(throws: SystemCallError.self) {
+            try ChildProcess.spawn(executable: "/nonexistent/program", environment: [:], options: .init(addressSpaceLimit: 1 << 30))
+        }
+        // In-process round trip of the current limits (not lowered: the test process needs its address space).
+        let current = try ResourceLimits.addressSpaceLimit()
+        try ResourceLimits.setAddressSpaceLimit(current.soft)
+        #expect(try ResourceLimits.addressSpaceLimit() == current)
+        let data = try ResourceLimits.dataLimit()
+        try ResourceLimits.setDataLimit(data.soft)
+        #expect(try ResourceLimits.dataLimit() == data)
+    }
+
+    /// The exec pitfall, measured: a posix_spawned /bin/true reports in ru_maxrss at least the parent's peak
+    /// RSS (the parent's address space it shared until exec), far above its own VmHWM.
+    @Test func childMaxRSSCarriesParentPeak() throws {
+        let parentPeak = try #require(try status().vmHWMBytes)
+        let child = try ChildProcess.spawn(executable: "/bin/true", environment: [:])
+        let exit = try child.wait()
+        #expect(exit.termination == .exited(code: 0))
+        #expect(exit.resourceUsage.maxRSSBytes >= parentPeak / 2, "ru_maxrss \(exit.resourceUsage.maxRSSBytes), parent VmHWM \(parentPeak)")
+        #expect(ResourceLimits.maxRSSOfChildren() >= exit.resourceUsage.maxRSSBytes)
+        print("[probes] /bin/true ru_maxrss \(exit.resourceUsage.maxRSSBytes) B; parent VmHWM \(parentPeak) B")
+    }
+
+    @Test func childTerminate() throws {
+        let polite = try ChildProcess.spawn(executable: "/bin/sleep", arguments: ["30"], environment: plainEnvironment)
+        #expect(try polite.poll() == nil)
+        #expect(polite.readPeakRSS() ?? 0 > 0)
+        let politeExit = try polite.terminate(grace: .seconds(2))
+        #expect(politeExit.termination == .signaled(signal: SIGTERM, coreDumped: false))
+        #expect(politeExit.observedPeakRSSBytes ?? 0 > 0)
+
+        // Ignores SIGTERM (the ignore is inherited by sleep): killed after the grace period.
+        let stubborn = try ChildProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", "trap '' TERM; sleep 30"], environment: plainEnvironment)
+        MonotonicClock.sleep(seconds: 0.1)
+        let start = MonotonicClock.monotonicSeconds()
+        let stubbornExit = try stubborn.terminate(grace: .milliseconds(300))
+        #expect(stubbornExit.termination == .signaled(signal: SIGKILL, coreDumped: false))
+        #expect(MonotonicClock.monotonicSeconds() - start >= 0.3)
+        #expect(ChildTermination.signalName(__libc_current_sigrtmin() + 2) == "SIGRTMIN+2")
+    }
+
+    @Test func childOwnProcessGroupAndExecutablePath() throws {
+        let output = temporaryFile("pgid.txt")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        // $$ is the shell's pid; `ps` may be absent, so read the pgid (field 5) from /proc/self/stat.
+        let child = try ChildProcess.spawn(
+            executable: "/bin/sh", arguments: ["-c", "read -r line < /proc/$$/stat; echo $line"],
+            environment: plainEnvironment, options: .init(standardOutput: .file(output)))
+        #expect(try child.wait().termination == .exited(code: 0))
+        let stat = try String(contentsOfFile: output, encoding: .utf8)
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        // After "comm)": state ppid pgrp …
+        #expect(fields.count > 3 && fields[2] == "\(child.pid)")
+
+        let path = try ChildProcess.currentExecutablePath()
+        #expect(path.hasPrefix("/"))
+        #expect(FileManager.default.isExecutableFile(atPath: path))
+        #expect(ChildProcess.currentEnvironment()["PATH"] == ProcessInfo.processInfo.environment["PATH"])
+    }
+
+    // MARK: Signals
+
+    @Test func signalTrapSetsFlag() throws {
+        try SignalTrap.install(signals: [SIGUSR2, SIGTERM])
+        defer { SignalTrap.uninstall(signals: [SIGUSR2, SIGTERM]) }
+        SignalTrap.reset()
+        #expect(!SignalTrap.interrupted)
+        #expect(SignalTrap.lastSignal == nil)
+        // Process-directed (kill, not raise): test threads are pool threads that block signals, so the kernel
+        // delivers it to a thread that does not (the main thread), asynchronously: poll up to 2 s.
+        func waitForCount(_ count: Int) -> Bool {
+            let deadline = MonotonicClock.monotonicSeconds() + 2
+            while SignalTrap.signalCount < count && MonotonicClock.monotonicSeconds() < deadline {
+                MonotonicClock.sleep(seconds: 0.001)
+            }
+            return SignalTrap.signalCount == count
+        }
+        kill(getpid(), SIGUSR2)
+        #expect(waitForCount(1))
+        #expect(SignalTrap.interrupted)
+        #expect(SignalTrap.lastSignal == SIGUSR2)
+        kill(getpid(), SIGTERM)
+        #expect(waitForCount(2))
+        #expect(SignalTrap.lastSignal == SIGTERM)
+        SignalTrap.reset()
+        #expect(!SignalTrap.interrupted)
+    }
+}
+
+extension RSSSamplePeaks {
+    /// The peaks with the sample count and VmRSS peak time taken from `samples` (downsampling keeps values,
+    /// not counts or exact times).
+    fileprivate func with(vmRSSPeakSecondsOf samples: [RSSSample]) -> RSSSamplePeaks {
+        var copy = self
+        let other = RSSSamplePeaks(samples)
+        copy.vmRSSPeakSeconds = other.vmRSSPeakSeconds
+        copy.sampleCount = other.sampleCount
+        return copy
+    }
+}
