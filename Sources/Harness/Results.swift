@@ -75,7 +75,7 @@ public struct EnvironmentInfo: Codable, Sendable, Equatable {
     public var hostname: String
     public var kernel: String
     public var cpuModel: String
-    public var logicalCPUs: Int
+    public var logicalCpus: Int
     public var memTotalBytes: Int
     public var memAvailableBytes: Int
     public var swapTotalBytes: Int
@@ -126,6 +126,13 @@ public struct FloorInfo: Codable, Sendable, Equatable {
     public var seconds: Double
     public var gigabytesPerSecond: Double
     public var method: String
+
+    public init(bytes: Int, seconds: Double, gigabytesPerSecond: Double, method: String) {
+        self.bytes = bytes
+        self.seconds = seconds
+        self.gigabytesPerSecond = gigabytesPerSecond
+        self.method = method
+    }
 }
 
 public struct Prediction: Codable, Sendable, Equatable {
@@ -179,20 +186,20 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var toleranceBytes: Int?
     public var measurement: RunMeasurement?
     /// How the child process ended.
-    public var exit: ChildExit
+    public var exit: RunExit
     /// Wall-clock seconds of the load itself (inside the child).
     public var seconds: Double?
     /// `seconds` divided by the floor's seconds.
     public var floorMultiple: Double?
 }
 
-public struct ChildExit: Codable, Sendable, Equatable {
+public struct RunExit: Codable, Sendable, Equatable {
     public var status: Int32?
     public var signal: Int32?
     public var signalName: String?
     public var coreDumped: Bool
     /// The child's ru_maxrss (KiB → bytes) from wait4; inflated by the exec pitfall, kept for reference only.
-    public var rusageMaxRSSBytes: Int?
+    public var rusageMaxRssBytes: Int?
     public var userSeconds: Double?
     public var systemSeconds: Double?
     /// Last lines of the child's stderr when it failed.

@@ -1,7 +1,15 @@
-/// Polls whether the user pressed Ctrl-C, so long writes can stop cleanly and remove partial output.
-/// (Wired to Probes' signal trap.)
+import Foundation
+import Probes
+import TensorEngine
+
+/// Ctrl-C for long writes: installs Probes' signal trap so SIGINT/SIGTERM set a flag that loops poll,
+/// letting them stop cleanly and remove partial output instead of dying mid-file.
 struct InterruptTrap {
-    func isInterrupted() -> Bool { false }
+    init() {
+        try? SignalTrap.install()
+    }
+
+    func isInterrupted() -> Bool { SignalTrap.interrupted }
 }
 
 /// A progress line on stderr: redrawn in place on a terminal, a line per 10% otherwise.
@@ -38,6 +46,3 @@ final class ProgressLine {
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
     }
 }
-
-import Foundation
-import TensorEngine

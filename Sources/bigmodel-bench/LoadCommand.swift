@@ -1,0 +1,145 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Loading
+import OrderedCollections
+import Probes
+import StrictJSON
+import TensorEngine
+
+struct LoadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Load a checkpoint into its model with one strategy, in this process, and report the ledger's exact peak.",
+        discussion: """
+            Strategies and the ledger peak each must reach exactly (M_t model bytes at the target dtype, M_ck checkpoint \
+            tensor bytes, M_32 model bytes in float32, S largest shard, T_t largest parameter at the target dtype):
+              naive           M_t + M_ck     random-init model, whole state dict read, copied in, freed
+              sharded         M_t + S        random-init model, then one shard at a time
+              low-memory      M_t + staging  meta skeleton, each tensor read straight into place
+              dtype-direct    M_t + staging  low-memory with an explicit --dtype, converting through staging
+              load-then-cast  M_32 + T_t     float32 model, loaded, then cast tensor by tensor
+            For repeatable measurements with RSS sampling, use `run` with a scenario.
+            """)
+
+    @Argument(help: "A checkpoint folder or .safetensors file.")
+    var path: String
+
+    @Option(help: "One of: \(StrategyName.names).")
+    var strategy: String
+
+    @Option(help: "Target dtype (float16, bfloat16, float32, float64); default auto (config dtype, else the first floating tensor).")
+    var dtype: DTypeArgument?
+
+    @Flag(help: "Fail (exit 65) when the checkpoint lacks model keys or has unexpected ones, before loading anything.")
+    var strict = false
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    @Flag(help: "Include the SHA-256 of every loaded tensor.")
+    var digests = false
+
+    func run() throws {
+        try reportingErrors {
+            guard let name = StrategyName(rawValue: strategy) else {
+                throw UsageError("unknown strategy '\(strategy)'; use one of \(StrategyName.names)")
+            }
+            let target = try dtype?.castTarget()
+            let checkpoint = try Checkpoint(path: path)
+            let plan = try LoadPlan(checkpoint: checkpoint, requested: target)
+            if strict { try plan.checkStrict() }
+            let strategy = name.strategy
+            let figures = plan.figures
+            let ledger = MemoryLedger()
+            let phases = PhaseLog(ledger: ledger)
+            ProcessMemory.resetPeakRSS()
+            let before = try? ProcessMemory.read()
+            let start = ContinuousClock.now
+            let model = try strategy.load(plan, ledger: ledger, phases: phases)
+            let seconds = Loading.seconds(ContinuousClock.now - start)
+            let after = try? ProcessMemory.read()
+            let tensorDigests = digests ? model.digests() : []
+            let predicted = strategy.predictedPeakBytes(figures)
+            let report = Self.report(
+                strategy: name, plan: plan, figures: figures, predicted: predicted, ledger: ledger, phases: phases.phases, seconds: seconds,
+                before: before, after: after, digests: digests ? tensorDigests : nil)
+            withExtendedLifetime(model) {}
+            if json {
+                print(JSONWriter.pretty.string(report))
+            } else {
+                print(Self.text(name, plan: plan, figures: figures, predicted: predicted, ledger: ledger, phases: phases.phases, seconds: seconds, after: after, digests: digests ? tensorDigests : nil), terminator: "")
+            }
+        }
+    }
+
+    static func report(
+        strategy: StrategyName, plan: LoadPlan, figures: MemoryFigures, predicted: Int, ledger: MemoryLedger, phases: [PhaseLog.Phase], seconds: Double,
+        before: ProcessMemory?, after: ProcessMemory?, digests: [(name: String, dtype: DType, shape: [Int], sha256: String)]?
+    ) -> JSONValue {
+        var object: OrderedDictionary<String, JSONValue> = [
+            "strategy": .string(strategy.rawValue),
+            "dtype": .string(plan.dtype.torchName),
+            "dtype_source": .string(plan.dtypeSource),
+            "formula": .string(strategy.strategy.formula),
+            "model_bytes": JSONValue(figures.modelBytes),
+            "checkpoint_bytes": JSONValue(figures.checkpointBytes),
+            "model_float32_bytes": JSONValue(figures.model32Bytes),
+            "largest_shard_bytes": JSONValue(figures.largestShardBytes),
+            "largest_tensor_bytes": JSONValue(figures.largestTensorBytes),
+            "staging_bytes": JSONValue(figures.stagingBytes),
+            "predicted_peak_bytes": JSONValue(predicted),
+            "ledger_peak_bytes": JSONValue(ledger.peakBytes),
+            "phases": .array(phases.map { phase in
+                .object([
+                    "name": .string(phase.name),
+                    "seconds": JSONValue(phase.endSeconds - phase.startSeconds),
+                    "ledger_live_bytes": JSONValue(phase.ledgerLiveBytesAtEnd),
+                ])
+            }),
+            "seconds": JSONValue(seconds),
+            "missing_keys": .array(plan.missingKeys.map { .string($0) }),
+            "unexpected_keys": .array(plan.unexpectedKeys.map { .string($0) }),
+            "rss": .object([
+                "vmhwm_bytes": after?.vmHWMBytes.map { JSONValue($0) } ?? .null,
+                "vmrss_before_bytes": before?.vmRSSBytes.map { JSONValue($0) } ?? .null,
+                "rss_anon_end_bytes": after?.rssAnonBytes.map { JSONValue($0) } ?? .null,
+                "rss_file_end_bytes": after?.rssFileBytes.map { JSONValue($0) } ?? .null,
+                "note": .string("VmHWM after a reset via /proc/self/clear_refs at start; in-process, not isolated: use `run` for verdicts"),
+            ]),
+        ]
+        if let digests {
+            object["tensors"] = .array(digests.map { d in
+                .object([
+                    "name": .string(d.name), "dtype": .string(d.dtype.safetensorsName), "shape": .array(d.shape.map { JSONValue($0) }),
+                    "sha256": .string(d.sha256),
+                ])
+            })
+        }
+        return .object(object)
+    }
+
+    static func text(
+        _ strategy: StrategyName, plan: LoadPlan, figures: MemoryFigures, predicted: Int, ledger: MemoryLedger, phases: [PhaseLog.Phase], seconds: Double,
+        after: ProcessMemory?, digests: [(name: String, dtype: DType, shape: [Int], sha256: String)]?
+    ) -> String {
+        var out = "\(strategy.rawValue) → \(plan.dtype.torchName) (\(plan.dtypeSource)) in \(ByteSize.fixed(seconds, digits: 3)) s\n"
+        out += "predicted ledger peak  \(predicted) bytes (\(ByteSize.binary(predicted))) = \(strategy.strategy.formula)\n"
+        out += "measured ledger peak   \(ledger.peakBytes) bytes (\(ByteSize.binary(ledger.peakBytes))) \(ledger.peakBytes == predicted ? "= predicted" : "≠ predicted")\n"
+        out += "  M_t \(figures.modelBytes)  M_ck \(figures.checkpointBytes)  M_32 \(figures.model32Bytes)  S \(figures.largestShardBytes)  T_t \(figures.largestTensorBytes)  staging \(figures.stagingBytes)\n"
+        if let after {
+            out += "process VmHWM \(ByteSize.binary(after.vmHWMBytes ?? 0)), at end RssAnon \(ByteSize.binary(after.rssAnonBytes ?? 0)), RssFile \(ByteSize.binary(after.rssFileBytes ?? 0))\n"
+        }
+        if !plan.missingKeys.isEmpty { out += "missing keys (initialised): \(plan.missingKeys.joined(separator: ", "))\n" }
+        if !plan.unexpectedKeys.isEmpty { out += "unexpected keys (ignored): \(plan.unexpectedKeys.joined(separator: ", "))\n" }
+        var rows = [["phase", "seconds", "ledger live at end"]]
+        for phase in phases {
+            rows.append([phase.name, ByteSize.fixed(phase.endSeconds - phase.startSeconds, digits: 3), ByteSize.binary(phase.ledgerLiveBytesAtEnd)])
+        }
+        out += TextTable.render(rows, rightAligned: [1, 2])
+        if let digests {
+            out += "\n" + TextTable.render([["tensor", "dtype", "sha256"]] + digests.map { [$0.name, $0.dtype.safetensorsName, $0.sha256] })
+        }
+        return out
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Harness
+import Loading
+import Probes
+import TensorEngine
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a scenario: every strategy in its own measured process, each claim checked against what the OS saw.",
+        discussion: """
+            Writes DIR/<scenario>.json after every completed run (atomically), so an interrupt loses nothing measured. \
+            Exit 0 when every claim holds, 1 when one fails (or a run hit its memory cap), 3 when a run died \
+            unexpectedly, 130 when interrupted.
+            """)
+
+    @Argument(help: "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist).")
+    var scenario: String
+
+    @Option(help: "Override the scenario's scale: a number in (0, 1] or 'fit'.")
+    var scale: String?
+
+    @Option(help: "Only these runs (comma-separated run ids or strategy names).")
+    var only: String?
+
+    @Option(name: .customLong("repeat"), help: "Repeat each run N times.")
+    var repeatCount: Int?
+
+    @Option(name: .customLong("out"), help: "Folder for the results (default Reports/).")
+    var out: String = "Reports"
+
+    @Option(help: "Simulate a machine with this much memory (e.g. 8GiB).")
+    var memoryLimit: SizeArgument?
+
+    @Option(help: "Cache folder for generated checkpoints and run logs.")
+    var workDir: String = ".bigmodel-bench"
+
+    @Flag(help: "Print the results JSON on stdout instead of the summary table.")
+    var json = false
+
+    func validate() throws {
+        if let scale, scale != "fit", Double(scale).map({ $0 > 0 && $0 <= 1 }) != true {
+            throw ValidationError("--scale must be a number in (0, 1] or 'fit', not '\(scale)'")
+        }
+        if let repeatCount, repeatCount < 1 || repeatCount > 100 { throw ValidationError("--repeat must be in 1…100") }
+    }
+
+    func run() throws {
+        let results = try reportingErrors { () -> ScenarioResults in
+            let path = PathResolver.resolve(scenario)
+            let loaded = try Scenario.load(path: path)
+            try SignalTrap.install()
+            let executable = try ChildProcess.currentExecutablePath()
+            let scaleRequest: Scenario.ScaleRequest? = scale.map { $0 == "fit" ? .fit : .fixed(Double($0) ?? 1) }
+            let options = ScenarioRunner.Options(
+                scale: scaleRequest, only: only.map { Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }) },
+                repeatCount: repeatCount, outputDirectory: out, memoryLimit: memoryLimit?.bytes, workDirectory: workDir, executable: executable)
+            let console = RunConsole()
+            let runner = ScenarioRunner(scenario: loaded, options: options, onEvent: console.handle)
+            let results = try runner.run()
+            console.finish()
+            printProgress("results: \(runner.resultsPath)")
+            return results
+        }
+        if json {
+            print(String(decoding: try JSONEncoder.results.encode(results), as: UTF8.self))
+        } else {
+            print(SummaryTable.render(results), terminator: "")
+        }
+        if results.stoppedReason == "interrupted" { throw ExitCode(130) }
+        if results.runs.contains(where: { $0.verdict == .error }) { throw ExitCode(ExitStatus.runDied.rawValue) }
+        if results.runs.contains(where: { $0.verdict == .fail || $0.verdict == .oom }) { throw ExitCode(ExitStatus.claimFailed.rawValue) }
+    }
+}
+
+/// Prints the runner's events: a redrawn status line on a terminal, plain lines otherwise.
+final class RunConsole {
+    private let start = ContinuousClock.now
+    private var runSeconds: [Double] = []
+    private var runStart = ContinuousClock.now
+    private var remaining = 0
+    private var lastGenerationDecile = -1
+
+    func handle(_ event: ScenarioRunner.Event) {
+        switch event {
+        case .note(let text):
+            line(text)
+        case .generating(let done, let total):
+            let decile = total > 0 ? done * 10 / total : 10
+            if stderrIsTerminal {
+                status("generating checkpoint: \(ByteSize.fixed(Double(done) * 100 / Double(max(total, 1)), digits: 1))% of \(ByteSize.decimal(total))")
+            } else if decile != lastGenerationDecile {
+                lastGenerationDecile = decile
+                line("generating checkpoint: \(decile * 10)% of \(ByteSize.decimal(total))")
+            }
+        case .runStarted(let index, let count, let id, let repeatIndex):
+            runStart = .now
+            remaining = count - index
+            let eta = runSeconds.isEmpty ? "" : ", ETA \(ByteSize.fixed(runSeconds.reduce(0, +) / Double(runSeconds.count) * Double(remaining + 1), digits: 0)) s"
+            line("[\(index)/\(count)] \(id)\(repeatIndex > 0 ? " (repeat \(repeatIndex + 1))" : "")\(eta)")
+        case .phase(let id, let name, let bytes, let elapsed):
+            let text = "  \(id): \(name) · ledger \(ByteSize.binary(bytes)) · \(ByteSize.fixed(elapsed, digits: 1)) s"
+            if stderrIsTerminal { status(text) } else { line(text) }
+        case .runFinished(let result):
+            runSeconds.append(Loading.seconds(ContinuousClock.now - runStart))
+            line("  \(result.id): \(result.verdict.rawValue) — \(result.verdictDetail)")
+        }
+    }
+
+    func finish() {
+        if stderrIsTerminal { status("") }
+    }
+
+    private func line(_ text: String) {
+        if stderrIsTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        printProgress(text)
+    }
+
+    private func status(_ text: String) {
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+    }
+}
+
+/// The summary table `run` prints: one row per run.
+enum SummaryTable {
+    static func render(_ results: ScenarioResults) -> String {
+        var rows = [["run", "predicted", "RSS peak Δ anon / file", "VmHWM Δ", "jemalloc peak Δ", "ledger peak", "verdict", "seconds", "× floor"]]
+        for run in results.runs {
+            let m = run.measurement
+            rows.append([
+                run.id + (results.scenario.repeatCount > 1 ? " #\(run.repeatIndex + 1)" : ""),
+                run.predictedPeakBytes.map { ByteSize.binary($0) } ?? "-",
+                m.map { "\(ByteSize.binary($0.peaks.rssAnonDeltaBytes)) / \(ByteSize.binary($0.peaks.rssFileDeltaBytes))" } ?? "-",
+                m?.peaks.vmhwmDeltaBytes.map { ByteSize.binary($0) } ?? "-",
+                m.map { ByteSize.binary($0.peaks.jemallocAllocatedDeltaBytes) } ?? "-",
+                m.map { ByteSize.binary($0.ledgerPeakBytes) } ?? "-",
+                run.verdict.rawValue,
+                run.seconds.map { ByteSize.fixed($0, digits: 2) } ?? "-",
+                run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-",
+            ])
+        }
+        var out = "\n\(results.scenario.name) at scale \(results.scale.chosen) (\(results.checkpoint.totalSizeBytes) checkpoint bytes, \(ByteSize.decimal(results.checkpoint.totalSizeBytes)))\n"
+        out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 7, 8])
+        out += "sizes in GiB/MiB (binary); Δ = peak minus the child's baseline before the load; predicted = the strategy's ledger formula\n"
+        return out
+    }
+}
