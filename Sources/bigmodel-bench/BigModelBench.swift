@@ -4,6 +4,7 @@ import ArgumentParser
 struct BigModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bigmodel-bench",
-        abstract: "Measures how much memory it costs to load a big model each way."
+        abstract: "Measures how much memory it costs to load a big model each way.",
+        subcommands: [BenchCommand.self]
     )
 }
