@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import OrderedCollections
 import TensorEngine
@@ -5,6 +6,7 @@ import TensorEngine
 /// Supplies tensor bytes to a writer, a chunk at a time, so no writer ever holds a whole tensor or
 /// checkpoint: `fill` is called with consecutive byte ranges of one tensor, in the order the files store them.
 public protocol TensorByteSource {
+    /// Called from the writer's producer thread (one call at a time).
     func fill(_ tensor: TensorSpec, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws
 }
 
@@ -83,29 +85,41 @@ public struct CheckpointWriter {
         var committed = false
         defer { if !committed { try? fm.removeItem(atPath: staging) } }
 
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunkBytes, 1), alignment: 64)
-        defer { buffer.deallocate() }
-        var written = 0
-        var fileBytes = 0
-        var names: [String] = []
-        for shard in plan.shards {
-            let layout = try SafetensorsLayout(tensors: shard.tensors, metadata: Self.shardMetadata, file: shard.fileName)
-            let writer = try SafetensorsWriter(path: staging + "/" + shard.fileName, layout: layout)
+        // Filling (CPU: generating or converting) and writing (I/O) overlap: a producer thread fills one of two
+        // chunk buffers while this thread writes the other.
+        let layouts = try plan.shards.map { try SafetensorsLayout(tensors: $0.tensors, metadata: Self.shardMetadata, file: $0.fileName) }
+        var chunks: [ChunkPipeline.Chunk] = []
+        for (shardIndex, layout) in layouts.enumerated() {
             for tensor in layout.tensors {
                 var offset = 0
                 while offset < tensor.byteCount {
-                    if isCancelled() {
-                        writer.abort()
-                        throw WriteInterrupted(path: folder)
-                    }
                     let length = min(chunkBytes, tensor.byteCount - offset)
-                    let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
-                    try source.fill(tensor.spec, byteOffset: offset, into: chunk)
-                    try writer.append(UnsafeRawBufferPointer(chunk))
+                    chunks.append(ChunkPipeline.Chunk(shard: shardIndex, tensor: tensor.spec, offset: offset, length: length))
                     offset += length
-                    written += length
-                    progress(written)
                 }
+            }
+        }
+        let pipeline = ChunkPipeline(chunks: chunks, chunkBytes: max(chunkBytes, 1), source: source)
+        defer { pipeline.finish() }
+        pipeline.start()
+        var written = 0
+        var fileBytes = 0
+        var names: [String] = []
+        var next = 0
+        for (shardIndex, layout) in layouts.enumerated() {
+            let shard = plan.shards[shardIndex]
+            let writer = try SafetensorsWriter(path: staging + "/" + shard.fileName, layout: layout)
+            while next < chunks.count && chunks[next].shard == shardIndex {
+                if isCancelled() {
+                    writer.abort()
+                    throw WriteInterrupted(path: folder)
+                }
+                let filled = try pipeline.take()
+                try writer.append(filled)
+                pipeline.release()
+                written += filled.count
+                next += 1
+                progress(written)
             }
             try writer.commit(sync: sync)
             fileBytes += layout.fileByteCount
@@ -128,5 +142,85 @@ public struct CheckpointWriter {
         return Summary(
             folder: folder, files: names, tensorBytes: written, fileBytes: fileBytes,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    }
+}
+
+/// Two chunk buffers and a producer thread: the thread fills chunk i + 1 while the caller writes chunk i.
+final class ChunkPipeline: @unchecked Sendable {
+    struct Chunk {
+        let shard: Int
+        let tensor: TensorSpec
+        let offset: Int
+        let length: Int
+    }
+
+    private let chunks: [Chunk]
+    private let buffers: [UnsafeMutableRawBufferPointer]
+    private let source: any TensorByteSource
+    private let freeSlots = DispatchSemaphore(value: 2)
+    private let filledSlots = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var failure: (any Error)?
+    private var stopped = false
+    private var consumed = 0
+    private let done = DispatchSemaphore(value: 0)
+    private var thread: Thread?
+
+    init(chunks: [Chunk], chunkBytes: Int, source: any TensorByteSource) {
+        self.chunks = chunks
+        self.buffers = [
+            UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 64),
+            UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 64),
+        ]
+        self.source = source
+    }
+
+    deinit {
+        buffers.forEach { $0.deallocate() }
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            defer { done.signal() }
+            for (i, chunk) in chunks.enumerated() {
+                freeSlots.wait()
+                if lock.withLock({ stopped }) { return }
+                let slot = UnsafeMutableRawBufferPointer(rebasing: buffers[i % 2][0..<chunk.length])
+                do {
+                    try source.fill(chunk.tensor, byteOffset: chunk.offset, into: slot)
+                } catch {
+                    lock.withLock { failure = error }
+                    filledSlots.signal()
+                    return
+                }
+                filledSlots.signal()
+            }
+        }
+        self.thread = thread
+        thread.start()
+    }
+
+    /// The next filled chunk, in order; throws what the producer threw.
+    func take() throws -> UnsafeRawBufferPointer {
+        filledSlots.wait()
+        if let failure = lock.withLock({ failure }) { throw failure }
+        let chunk = chunks[consumed]
+        return UnsafeRawBufferPointer(rebasing: buffers[consumed % 2][0..<chunk.length])
+    }
+
+    /// The chunk returned by `take` has been written; its buffer may be refilled.
+    func release() {
+        consumed += 1
+        freeSlots.signal()
+    }
+
+    /// Stops the producer (if still running) and waits for it, so the buffers can be freed.
+    func finish() {
+        guard thread != nil else { return }
+        lock.withLock { stopped = true }
+        freeSlots.signal()
+        freeSlots.signal()
+        done.wait()
+        thread = nil
     }
 }

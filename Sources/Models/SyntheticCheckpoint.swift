@@ -150,31 +150,45 @@ public final class SyntheticSource: TensorByteSource, @unchecked Sendable {
         }
     }
 
-    /// Element i takes 16 bits of `mix(seed + i/4)`: four values per 64-bit hash.
+    /// Element i takes bits 16·(i mod 4) … of `mix(seed + i/4)`: four values per 64-bit hash.
     private static func fillNormal(
         table: UnsafeRawBufferPointer, width: Int, seed: UInt64, firstElement: Int, count: Int, into destination: UnsafeMutableRawBufferPointer
     ) {
-        func run<T: FixedWidthInteger>(_ type: T.Type) {
-            let values = table.bindMemory(to: T.self)
-            let out = destination.bindMemory(to: T.self)
-            var i = 0
-            while i < count {
-                let element = firstElement + i
-                var hash = mix(seed &+ UInt64(element >> 2))
-                hash >>= UInt64(16 * (element & 3))
-                let lane = element & 3
-                // Emit the rest of this hash's four values in one go.
-                for _ in lane..<4 where i < count {
-                    out[i] = values[Int(truncatingIfNeeded: hash & 0xFFFF)]
-                    hash >>= 16
-                    i += 1
-                }
-            }
-        }
         switch width {
-        case 2: run(UInt16.self)
-        case 4: run(UInt32.self)
-        default: run(UInt64.self)
+        case 2: emit(table.bindMemory(to: UInt16.self), destination.bindMemory(to: UInt16.self), seed: seed, firstElement: firstElement, count: count)
+        case 4: emit(table.bindMemory(to: UInt32.self), destination.bindMemory(to: UInt32.self), seed: seed, firstElement: firstElement, count: count)
+        default: emit(table.bindMemory(to: UInt64.self), destination.bindMemory(to: UInt64.self), seed: seed, firstElement: firstElement, count: count)
+        }
+    }
+
+    /// The fill loop, specialised per element width (inlined at each concrete call above): an unaligned head,
+    /// whole blocks of four values per hash, a tail.
+    @inline(__always)
+    private static func emit<T: FixedWidthInteger>(
+        _ values: UnsafeBufferPointer<T>, _ out: UnsafeMutableBufferPointer<T>, seed: UInt64, firstElement: Int, count: Int
+    ) {
+        @inline(__always) func single(_ element: Int) -> T {
+            let hash = mix(seed &+ UInt64(element >> 2)) >> UInt64(16 * (element & 3))
+            return values[Int(truncatingIfNeeded: hash & 0xFFFF)]
+        }
+        var i = 0
+        while i < count && (firstElement + i) & 3 != 0 {
+            out[i] = single(firstElement + i)
+            i += 1
+        }
+        var block = UInt64((firstElement + i) >> 2)
+        while i + 4 <= count {
+            let hash = mix(seed &+ block)
+            out[i] = values[Int(truncatingIfNeeded: hash & 0xFFFF)]
+            out[i + 1] = values[Int(truncatingIfNeeded: (hash >> 16) & 0xFFFF)]
+            out[i + 2] = values[Int(truncatingIfNeeded: (hash >> 32) & 0xFFFF)]
+            out[i + 3] = values[Int(truncatingIfNeeded: hash >> 48)]
+            i += 4
+            block &+= 1
+        }
+        while i < count {
+            out[i] = single(firstElement + i)
+            i += 1
         }
     }
 

@@ -93,7 +93,14 @@ public final class TensorStorage: @unchecked Sendable {
         let alignedOffset = offset - offset % page
         let delta = offset - alignedOffset
         let mapLength = length + delta
-        let base = mmap(nil, mapLength, PROT_READ, MAP_PRIVATE, fd, off_t(alignedOffset))
+        // MAP_POPULATE (Linux) faults the whole window in with one call, from the page cache, instead of one
+        // fault per 4 KiB page as the caller walks it.
+        #if os(Linux)
+        let flags = MAP_PRIVATE | MAP_POPULATE
+        #else
+        let flags = MAP_PRIVATE
+        #endif
+        let base = mmap(nil, mapLength, PROT_READ, flags, fd, off_t(alignedOffset))
         guard let base, base != MAP_FAILED else {
             throw FileWindowError(errno: errno, offset: offset, length: length)
         }

@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures",
-        subcommands: [BenchConvertCommand.self]
+        subcommands: [BenchConvertCommand.self, BenchLoadCommand.self]
     )
 }
 
