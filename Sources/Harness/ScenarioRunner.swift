@@ -157,7 +157,9 @@ public final class ScenarioRunner {
         } else {
             fullSize = []
         }
-        let cap = Int(Double(memoryBytes) * 0.85) - ScalePlanner.processOverheadBytes
+        // Each child's ledger cap: what the machine (or --memory-limit) offers, less headroom, so a run that
+        // would exceed it fails an allocation and is reported as oom instead of meeting the kernel's OOM killer.
+        let cap = Self.ledgerCap(memoryBytes: memoryBytes)
 
         var results = ScenarioResults(
             tool: Self.toolInfo(), scenario: scenarioInfo(), environment: environmentInfo(system), scale: scaleInfo, checkpoint: checkpointInfo,
@@ -363,6 +365,12 @@ public final class ScenarioRunner {
             transparentHugePagesDefrag: system.transparentHugePagesDefrag ?? "unknown", pageSizeBytes: system.pageSize,
             allocator: "jemalloc \(config.version ?? "unknown")", mallocConf: Self.childMallocConf, jemallocOptions: options,
             childEnvironment: childEnvironment, cgroup: cgroup.map { "\($0.version.rawValue) \($0.cgroupPath)" }, cgroupMemoryLimitBytes: cgroupLimit)
+    }
+
+    /// 85% of the memory offered less the per-process overhead, but never under half of it (tiny simulated
+    /// machines).
+    public static func ledgerCap(memoryBytes: Int) -> Int {
+        max(Int(Double(memoryBytes) * 0.85) - ScalePlanner.processOverheadBytes, memoryBytes / 2)
     }
 
     static func describe(_ request: Scenario.ScaleRequest) -> String {

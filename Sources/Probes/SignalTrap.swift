@@ -33,6 +33,13 @@ public enum SignalTrap {
             guard sigaction(signal, &action, nil) == 0 else {
                 throw .current("sigaction", ChildTermination.signalName(signal))
             }
+            // A parent may have started us with the signal blocked (posix_spawn and fork inherit the mask;
+            // test runners block signals in their workers): unblock it in the calling thread, or the handler
+            // would never run.
+            var set = sigset_t()
+            sigemptyset(&set)
+            sigaddset(&set, signal)
+            pthread_sigmask(SIG_UNBLOCK, &set, nil)
         }
     }
 

@@ -17,6 +17,7 @@ private let tcacheNone: Int32 = 1 << 8
 /// they must not overlap each other. Tests from other suites may still run in parallel in a full `swift test`;
 /// the RSS-delta checks therefore allow a few MiB and retry a disturbed measurement (at most 3 attempts, each
 /// with the same exact expectation).
+extension MemoryMeasuringTests {
 @Suite(.serialized)
 struct ProbesTests {
 
@@ -607,6 +608,7 @@ struct ProbesTests {
         SignalTrap.reset()
         #expect(!SignalTrap.interrupted)
     }
+}
 }
 
 extension RSSSamplePeaks {
