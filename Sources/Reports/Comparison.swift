@@ -324,7 +324,7 @@ public struct Comparison: Sendable {
         out += "- current: \(Self.describe(current, path: currentPath))\n"
         out += "- rules: \(rulesText)\n\n"
         if !mismatches.isEmpty {
-            out += "> **NOT COMPARABLE: the baseline is of another \(mismatches.map(\.field).joined(separator: ", ")).** "
+            out += "> **NOT COMPARABLE: \(mismatches.map(\.field).joined(separator: ", ")) differ.** "
             out += mismatches.map { "\($0.field): \($0.baseline) (baseline) vs \($0.current) (current)" }.joined(separator: "; ")
             out += ". Nothing is gated; exit 5. Make a baseline from a run of the same scenario at the same scale.\n\n"
         }

@@ -153,8 +153,8 @@ public enum MarkdownReport {
         rows.append([
             "machine",
             "\(Format.code(e.hostname)): \(e.cpuModel), \(e.logicalCpus) logical CPU\(e.logicalCpus == 1 ? "" : "s"); "
-                + "memory \(Format.sizeBoth(e.memTotalBytes)) (MemTotal), \(Format.size(e.memAvailableBytes)) available at start (MemAvailable); "
-                + (e.swapTotalBytes == 0 ? "no swap" : "swap \(Format.size(e.swapTotalBytes))") + "; page size \(Format.size(e.pageSizeBytes))",
+                + "MemTotal \(Format.sizeBoth(e.memTotalBytes)), MemAvailable at start \(Format.size(e.memAvailableBytes)); "
+                + (e.swapTotalBytes == 0 ? "no swap" : "swap \(Format.size(e.swapTotalBytes))") + "; page size \(e.pageSizeBytes) bytes",
         ])
         rows.append(["kernel", e.kernel])
         rows.append(["transparent huge pages", "enabled \(Format.code(e.transparentHugePages)), defrag \(Format.code(e.transparentHugePagesDefrag))"])

@@ -62,7 +62,7 @@ struct CompareOptions: ParsableArguments {
     @Flag(help: "Gate memory and time figures even when the machines differ.")
     var force = false
 
-    func resolved() throws -> Comparison.Options {
+    func resolved() throws(UsageError) -> Comparison.Options {
         var text = threshold.trimmingCharacters(in: .whitespaces)
         if text.hasSuffix("%") { text.removeLast() }
         guard let percent = Double(text), percent >= 0, percent.isFinite else {
