@@ -256,6 +256,10 @@ public enum MarkdownReport {
                     md += "Phases (times in seconds since the child's sampler started, as on the chart):\n\n"
                     md += Format.markdownTable(rows, rightAligned: [0, 2, 3, 4, 5]) + "\n"
                 }
+                md += "Peaks above the baseline: ledger \(Format.size(m.peaks.ledgerDeltaBytes)) (exact), ledger at jemalloc size classes "
+                md += "\(Format.size(m.peaks.ledgerSizeClassDeltaBytes)) (what `stats.allocated` should show for the same allocations), "
+                md += "VmRSS \(Format.size(m.peaks.rssDeltaBytes)), jemalloc active \(Format.size(m.peaks.jemallocActiveDeltaBytes)), "
+                md += "jemalloc resident \(Format.size(m.peaks.jemallocResidentDeltaBytes)).\n\n"
                 md += snapshots(m)
                 let s = m.sampler
                 md += "Sampler: \(s.samples) samples at a mean interval of \(Format.seconds(s.achievedMeanIntervalSeconds * 1000)) ms "
@@ -367,7 +371,7 @@ public enum MarkdownReport {
         md += "- **timeline**: the samples downsampled to at most 2000 points keeping each bucket's maxima; every column is a delta over the baseline except ledger live (absolute, 0 at baseline).\n"
         md += "- **tolerance**: \(tolerance); upper bound = predicted + tolerance; lower bound = max(0, predicted − tolerance), checked only for naive and load-then-cast, whose claim is a high cost (a probe that misses memory must fail).\n"
         md += "- **checks**: ledger peak = prediction; VmHWM Δ and RSS anon peak Δ ≤ upper bound (and ≥ lower bound where there is one); "
-        md += "|RSS anon peak Δ − ledger peak| and |jemalloc allocated peak Δ − ledger peak| each within ⌈ledger peak × \(Format.trimmed(r.scenario.toleranceRelative))⌉ + \(Format.size(r.scenario.toleranceAbsoluteBytes)). Any failed check makes the verdict fail.\n"
+        md += "|RSS anon peak Δ − ledger peak| and |jemalloc allocated peak Δ − ledger peak at jemalloc size classes| each within ⌈ledger peak × \(Format.trimmed(r.scenario.toleranceRelative))⌉ + \(Format.size(r.scenario.toleranceAbsoluteBytes)). Any failed check makes the verdict fail.\n"
         if let floor = r.floor {
             md += "- **floor**: the same checkpoint bytes read into fresh memory the fastest plain way (\(floor.method)) in a child of its own; × floor = a run's load seconds / the floor's \(Format.seconds(floor.seconds)) s.\n"
         }

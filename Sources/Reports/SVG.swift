@@ -139,19 +139,23 @@ struct Axis {
         }
         let first = (low / step).rounded(.down)
         let last = (high / step).rounded(.up)
-        var ticks: [Double] = []
-        var k = first
-        while k <= last + 0.5 {
-            ticks.append(k * step)
-            k += 1
-        }
         var digits = 0
         var scaled = step
         while digits < 6 && (scaled - scaled.rounded()).magnitude > 1e-9 {
             scaled *= 10
             digits += 1
         }
-        return Axis(minimum: first * step, maximum: last * step, ticks: ticks, digits: digits)
+        // k × step carries binary rounding (3 × 0.1 = 0.30000000000000004): round to the digits the step has.
+        var unit = 1.0
+        for _ in 0..<digits { unit *= 10 }
+        let value = { (k: Double) -> Double in (k * step * unit).rounded() / unit }
+        var ticks: [Double] = []
+        var k = first
+        while k <= last + 0.5 {
+            ticks.append(value(k))
+            k += 1
+        }
+        return Axis(minimum: value(first), maximum: value(last), ticks: ticks, digits: digits)
     }
 
     func label(_ value: Double) -> String {

@@ -42,10 +42,10 @@ struct CompareTests {
         let c = Self.compare(try ReportFixtures.load(ReportFixtures.smoke), try Self.raisedNaive())
         #expect(c.exitStatus == .regression)
         #expect(c.regressions.map { "\($0.run) \($0.figure)" } == ["naive vmhwm_delta_bytes", "naive rss_anon_peak_delta_bytes"])
-        // 444375040 × 0.2 = 88875008 B = 84.76 MiB.
-        #expect(c.summaryLine == "2 regressions: naive vmhwm_delta_bytes +84.76 MiB, +20.0%; naive rss_anon_peak_delta_bytes +84.64 MiB, +20.0%: exit 2")
+        // 444645376 × 0.2 = 88929075 B (rounded) = 84.81 MiB.
+        #expect(c.summaryLine == "2 regressions: naive vmhwm_delta_bytes +84.81 MiB, +20.0%; naive rss_anon_peak_delta_bytes +84.65 MiB, +20.0%: exit 2")
         let rows = markdownTableRows(c.render())
-        #expect(rows.contains(["naive", "vmhwm_delta_bytes", "423.79 MiB", "508.55 MiB", "+84.76 MiB", "+20.0%", "**REGRESSION**"]))
+        #expect(rows.contains(["naive", "vmhwm_delta_bytes", "424.05 MiB", "508.86 MiB", "+84.81 MiB", "+20.0%", "**REGRESSION**"]))
         #expect(rows.contains(["naive", "ledger_peak_bytes", "422.04 MiB", "422.04 MiB", "0 B", "0.0%", "unchanged"]))
     }
 
@@ -79,7 +79,7 @@ struct CompareTests {
         #expect(Comparison.judge(.exact, baseline: .bytes(100), current: .bytes(101), options: o) == .regression)
         #expect(Comparison.judge(.exact, baseline: .bytes(100), current: .bytes(100), options: o) == .unchanged)
         // Times: 5% and 0.1 s.
-        #expect(Comparison.judge(.time, baseline: .seconds(1), current: .seconds(1.1), options: o) == .unchanged)
+        #expect(Comparison.judge(.time, baseline: .seconds(1), current: .seconds(1.09), options: o) == .unchanged)
         #expect(Comparison.judge(.time, baseline: .seconds(1), current: .seconds(1.11), options: o) == .regression)
     }
 
@@ -176,10 +176,10 @@ struct CompareTests {
         let raised = try ReportFixtures.write(try Self.raisedNaive(), to: folder, as: "raised.json")
         let regression = try Executable.run(["compare", x, raised])
         #expect(regression.status == 2)
-        #expect(markdownTableRows(regression.stdout).contains(["naive", "vmhwm_delta_bytes", "423.79 MiB", "508.55 MiB", "+84.76 MiB", "+20.0%", "**REGRESSION**"]))
-        #expect(markdownTableRows(regression.stdout).contains(["naive", "rss_anon_peak_delta_bytes", "423.21 MiB", "507.85 MiB", "+84.64 MiB", "+20.0%", "**REGRESSION**"]))
+        #expect(markdownTableRows(regression.stdout).contains(["naive", "vmhwm_delta_bytes", "424.05 MiB", "508.86 MiB", "+84.81 MiB", "+20.0%", "**REGRESSION**"]))
+        #expect(markdownTableRows(regression.stdout).contains(["naive", "rss_anon_peak_delta_bytes", "423.25 MiB", "507.90 MiB", "+84.65 MiB", "+20.0%", "**REGRESSION**"]))
         #expect(regression.stderrLines.count == 1)
-        #expect(regression.stderr.contains("regression: 2 regressions: naive vmhwm_delta_bytes +84.76 MiB, +20.0%; naive rss_anon_peak_delta_bytes"))
+        #expect(regression.stderr.contains("regression: 2 regressions: naive vmhwm_delta_bytes +84.81 MiB, +20.0%; naive rss_anon_peak_delta_bytes"))
         // Looser thresholds let it through.
         #expect(try Executable.run(["compare", x, raised, "--threshold", "25%"]).status == 0)
         #expect(try Executable.run(["compare", x, raised, "--absolute", "100MiB"]).status == 0)

@@ -50,7 +50,7 @@ struct SchemaTests {
         results.runs[1].measurement?.timeline.points[0].append(0)
         let json = try parseJSON(String(decoding: try ResultsFile.encode(results), as: UTF8.self))
         #expect(validator.validate(json) == ["$.runs[1].measurement.timeline.points[0][9]: not allowed here"])
-        let verdict = try parseJSON(try fileText(ReportFixtures.path(ReportFixtures.oom)).replacingOccurrences(of: "\"verdict\": \"oom\"", with: "\"verdict\": \"maybe\""))
+        let verdict = try parseJSON(try fileText(ReportFixtures.path(ReportFixtures.oom)).replacingOccurrences(of: "\"verdict\" : \"oom\"", with: "\"verdict\" : \"maybe\""))
         #expect(validator.validate(verdict).allSatisfy { $0.hasSuffix(": \"maybe\" is not one of [\"pass\",\"fail\",\"oom\",\"error\"]") })
         #expect(validator.validate(verdict).count == 2)
     }
