@@ -120,25 +120,25 @@ public enum TimelineChart {
         }
         y = legendTop + Double(legendLayout.rows) * rowHeight + 8
 
-        // Phase labels: numbers above the plot, staggered onto extra rows where bands are too narrow.
+        // Phase labels: numbers in a row above the plot, each joined to its band by a leader line. Where bands
+        // are too narrow for their numbers, the numbers are spread apart (keeping their order, so leaders never
+        // cross); when even that does not fit, every k-th number goes to the same of k rows.
         let xScale = { (t: Double) -> Double in plotLeft + (t - xAxis.minimum) / (xAxis.maximum - xAxis.minimum) * plotWidth }
         let phaseCentres = m.phases.map { xScale(($0.startSeconds + $0.endSeconds) / 2) }
-        var rowEnds: [Double] = []
-        var phaseRows: [Int] = []
-        for (i, centre) in phaseCentres.enumerated() {
-            let half = Style.textWidth(String(i + 1), size: 11) / 2 + 3
-            var row = 0
-            while row < rowEnds.count && rowEnds[row] > centre - half { row += 1 }
-            if row == rowEnds.count { rowEnds.append(-Double.infinity) }
-            rowEnds[row] = centre + half
-            phaseRows.append(row)
+        let labelWidths = m.phases.indices.map { Style.textWidth(String($0 + 1), size: 11) + 5 }
+        let rowCount = m.phases.isEmpty ? 0 : max(1, Int((labelWidths.reduce(0, +) / plotWidth).rounded(.up)))
+        var labelX = phaseCentres
+        for row in 0..<rowCount {
+            let members = Array(stride(from: row, to: m.phases.count, by: rowCount))
+            let placed = Self.spread(members.map { phaseCentres[$0] }, widths: members.map { labelWidths[$0] }, low: plotLeft, high: plotLeft + plotWidth)
+            for (k, index) in members.enumerated() { labelX[index] = placed[k] }
         }
         let stripRowHeight = 15.0
         let stripTop = y
         if !m.phases.isEmpty {
             svg.text("phase", x: plotLeft - 8, y: stripTop + 11, size: 11, anchor: .end, fill: Style.muted)
         }
-        let plotTop = stripTop + Double(max(rowEnds.count, m.phases.isEmpty ? 0 : 1)) * stripRowHeight + 6
+        let plotTop = stripTop + Double(rowCount) * stripRowHeight + (m.phases.isEmpty ? 6 : 20)
         let plotBottom = plotTop + plotHeight
         let yScale = { (v: Double) -> Double in plotBottom - (v / unit.bytes - yAxis.minimum) / (yAxis.maximum - yAxis.minimum) * plotHeight }
 
@@ -149,10 +149,13 @@ public enum TimelineChart {
             let x1 = xScale(phase.endSeconds)
             svg.rect(x: x0, y: plotTop, width: x1 - x0, height: plotHeight, [("fill", i % 2 == 0 ? "#eeeeee" : "#f7f7f7")])
             svg.line(x1: x0, y1: plotTop, x2: x0, y2: plotBottom, [("stroke", "#b5b5b5"), ("stroke-width", "0.8")])
-            let row = Double(phaseRows[i])
-            let labelY = stripTop + row * stripRowHeight + 11
-            svg.text(String(i + 1), x: phaseCentres[i], y: labelY, size: 11, anchor: .middle, fill: Style.muted)
-            svg.line(x1: phaseCentres[i], y1: labelY + 3, x2: phaseCentres[i], y2: plotTop, [("stroke", "#b5b5b5"), ("stroke-width", "0.8")])
+            let labelY = stripTop + Double(i % max(rowCount, 1)) * stripRowHeight + 11
+            svg.text(String(i + 1), x: labelX[i], y: labelY, size: 11, anchor: .middle, fill: Style.muted)
+            let leaderTop = stripTop + Double(rowCount) * stripRowHeight - 1
+            if i % max(rowCount, 1) == rowCount - 1 || rowCount == 1 {
+                svg.line(x1: labelX[i], y1: labelY + 3, x2: labelX[i], y2: leaderTop, [("stroke", "#9a9a9a"), ("stroke-width", "0.8")])
+            }
+            svg.line(x1: labelX[i], y1: leaderTop, x2: phaseCentres[i], y2: plotTop, [("stroke", "#9a9a9a"), ("stroke-width", "0.8")])
         }
         if let last = m.phases.last {
             let x = xScale(last.endSeconds)
@@ -229,6 +232,21 @@ public enum TimelineChart {
         return document.render(
             title: "\(results.scenario.name) \(label): memory over time",
             description: "RSS anon, RSS file and jemalloc allocated bytes above the pre-load baseline and the ledger's live bytes, sampled every \(Format.trimmed(results.scenario.sampleIntervalSeconds * 1000)) ms; predicted peak \(predicted) bytes (\(m.formula)).")
+    }
+
+    /// Centres for labels of `widths` wanted at `desired` (ascending), moved apart as little as possible so that
+    /// none overlaps, in order, within `low…high` when they fit.
+    static func spread(_ desired: [Double], widths: [Double], low: Double, high: Double) -> [Double] {
+        guard !desired.isEmpty else { return [] }
+        var x = desired
+        // Left to right: each at least half of both widths after the previous one.
+        x[0] = max(x[0], low + widths[0] / 2)
+        for i in 1..<x.count { x[i] = max(x[i], x[i - 1] + (widths[i - 1] + widths[i]) / 2) }
+        // Right to left: pull back inside the right edge.
+        let last = x.count - 1
+        x[last] = min(x[last], high - widths[last] / 2)
+        if last > 0 { for i in stride(from: last - 1, through: 0, by: -1) { x[i] = min(x[i], x[i + 1] - (widths[i] + widths[i + 1]) / 2) } }
+        return x
     }
 
     /// A left-pointing triangle whose tip is at (`tipX`, `y`).

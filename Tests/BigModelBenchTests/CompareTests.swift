@@ -230,3 +230,69 @@ struct CompareTests {
         }
     }
 }
+
+/// `run --baseline` end to end on a tiny generated model (a fraction of a second per run).
+@Suite("Compare after run")
+struct CompareAfterRunTests {
+    static let scenario = """
+        {
+          "name": "tiny",
+          "model": {"config": {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256, "tie_word_embeddings": false, "torch_dtype": "bfloat16"}},
+          "checkpoint": {"dtype": "bfloat16", "max_shard_size": "40KB", "seed": 0},
+          "scale": 1,
+          "runs": [{"strategy": "naive"}, {"strategy": "low-memory"}]
+        }
+        """
+
+    @Test func runWritesTheReportAndComparesWithTheBaseline() throws {
+        let folder = try TemporaryFolder("run-baseline")
+        defer { folder.remove() }
+        let scenario = try folder.write("tiny.json", text: Self.scenario)
+        let work = folder.file("work")
+        func run(_ out: String, _ extra: [String] = []) throws -> ProcessResult {
+            try Executable.run(["run", scenario, "--out", folder.file(out), "--work-dir", work] + extra)
+        }
+
+        let first = try run("first")
+        #expect(first.status == 0, "\(first.stderr)")
+        let results = folder.file("first/tiny.json")
+        // The report is written next to the results, charts beside it, and the results validate.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("first")).sorted() == [
+            "tiny-low-memory.svg", "tiny-naive.svg", "tiny-peaks.svg", "tiny.json", "tiny.md",
+        ])
+        #expect(try ReportFixtures.schema("results.schema.json").validate(try parseJSON(try fileText(results))) == [])
+        #expect(try fileText(folder.file("first/tiny.md")).contains("![naive: memory over time](tiny-naive.svg)"))
+        // `report` re-renders exactly what `run` wrote.
+        let again = try Executable.run(["report", results, "--out", folder.file("again")])
+        #expect(again.status == 0)
+        #expect(try fileText(folder.file("again/tiny.md")).replacingOccurrences(of: "](" + results + ")", with: "](tiny.json)")
+            .replacingOccurrences(of: "`" + results + "`", with: "`tiny.json`") == (try fileText(folder.file("first/tiny.md"))))
+
+        let same = try run("second", ["--baseline", results])
+        #expect(same.status == 0, "\(same.stdout)\(same.stderr)")
+        #expect(same.stdout.contains("**Result:** no regression: exit 0"))
+
+        let missing = try run("third", ["--baseline", folder.file("nope.json")])
+        #expect(missing.status == 5)
+        #expect(missing.stderr.contains("baseline \(folder.file("nope.json")): no such results file"))
+        #expect(FileManager.default.fileExists(atPath: folder.file("third/tiny.md")))
+
+        var smaller = try ResultsFile.load(path: results)
+        smaller.runs[0].measurement?.ledgerPeakBytes -= 1
+        let smallerPath = try ReportFixtures.write(smaller, to: folder, as: "smaller.json")
+        let regression = try run("fourth", ["--baseline", smallerPath])
+        #expect(regression.status == 2)
+        #expect(regression.stdout.contains("1 regression: naive ledger_peak_bytes +1 B"))
+
+        var other = try ResultsFile.load(path: results)
+        other.scenario.name = "other"
+        let mismatch = try run("fifth", ["--baseline", try ReportFixtures.write(other, to: folder, as: "other.json"), "--json"])
+        #expect(mismatch.status == 5)
+        // With --json, stdout stays the results file and the comparison goes to stderr.
+        #expect(try ReportFixtures.schema("results.schema.json").validate(try parseJSON(mismatch.stdout)) == [])
+        #expect(mismatch.stderr.contains("NOT COMPARABLE: scenario differ"))
+
+        #expect(try run("sixth", ["--baseline", results, "--metrics", "nope"]).status == 64)
+    }
+}
