@@ -236,7 +236,13 @@ public struct Comparison: Sendable {
                     status = judge(metric.kind, baseline: bv, current: cv, options: options)
                 } else if bv != nil {
                     status = .missing
-                    note = note ?? "the figure is missing from the current results"
+                    if c.verdict == .oom || c.verdict == .error {
+                        // The verdict row already says the run got worse; the figures it no longer has are not counted again.
+                        gated = false
+                        note = "no figure: the run's verdict is \(c.verdict.rawValue)"
+                    } else {
+                        note = note ?? "the figure is missing from the current results"
+                    }
                 } else {
                     status = .new
                 }

@@ -109,6 +109,12 @@ struct CompareTests {
         let worse = Self.compare(baseline, failed)
         #expect(worse.exitStatus == .regression)
         #expect(worse.summaryLine == "1 regression: sharded verdict pass → fail: exit 2")
+        // A run that hit its cap has no figures: only its verdict counts.
+        var capped = baseline
+        capped.runs[1].verdict = .oom
+        let oom = Self.compare(baseline, capped)
+        #expect(oom.summaryLine == "1 regression: sharded verdict pass → oom: exit 2")
+        #expect(oom.rows.filter { $0.run == "sharded" && $0.status == .missing }.count == Metric.all.count)
         // And back: an improvement.
         #expect(Self.compare(failed, baseline).exitStatus == .success)
 
