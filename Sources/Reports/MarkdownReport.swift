@@ -376,7 +376,7 @@ public enum MarkdownReport {
             md += "- **floor**: the same checkpoint bytes read into fresh memory the fastest plain way (\(floor.method)) in a child of its own; × floor = a run's load seconds / the floor's \(Format.seconds(floor.seconds)) s.\n"
         }
         md += "- **load seconds**: wall-clock time of the load inside the child (monotonic clock), excluding process start and the baseline.\n"
-        md += "- **cache**: `\(r.scenario.cache)`: " + (r.scenario.cache == "cold" ? "before each run the shards are evicted from the page cache (POSIX_FADV_DONTNEED), so every read comes from the disk.\n" : "before each run the shards are made resident in the page cache, so reads come from memory and RSS file reflects mapped pages only.\n")
+        md += "- **cache**: `\(r.scenario.cache)`: " + (r.scenario.cache == "cold" ? "before each run the shards are evicted from the page cache (POSIX_FADV_DONTNEED), so every read comes from the disk.\n" : "before each run the shards are made resident in the page cache, so reads come from the page cache rather than the disk.\n")
         md += "- **ru_maxrss** (per run, reference only): from wait4; Linux folds the parent's peak into it at exec, so it is never used for a verdict.\n"
         return md
     }
