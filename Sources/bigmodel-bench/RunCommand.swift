@@ -3,6 +3,7 @@ import Foundation
 import Harness
 import Loading
 import Probes
+import Reports
 import TensorEngine
 
 struct RunCommand: ParsableCommand {
@@ -10,9 +11,11 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a scenario: every strategy in its own measured process, each claim checked against what the OS saw.",
         discussion: """
-            Writes DIR/<scenario>.json after every completed run (atomically), so an interrupt loses nothing measured. \
-            Exit 0 when every claim holds, 1 when one fails (or a run hit its memory cap), 3 when a run died \
-            unexpectedly, 130 when interrupted.
+            Writes DIR/<scenario>.json after every completed run (atomically), so an interrupt loses nothing measured, \
+            and at the end the markdown report DIR/<scenario>.md with its SVG charts. With --baseline FILE the results \
+            are then compared with FILE as `compare` does. Exit 0 when every claim holds (and nothing regressed), \
+            1 when one fails (or a run hit its memory cap), 3 when a run died unexpectedly, 130 when interrupted; \
+            otherwise 2 when --baseline found a regression, 5 when the baseline is missing or not comparable.
             """)
 
     @Argument(help: "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist).")
@@ -39,14 +42,22 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print the results JSON on stdout instead of the summary table.")
     var json = false
 
+    @Option(help: "Compare the results with this baseline results file at the end (as `compare` does).")
+    var baseline: String?
+
+    @OptionGroup(title: "Comparison with --baseline")
+    var comparison: CompareOptions
+
     func validate() throws {
         if let scale, scale != "fit", Double(scale).map({ $0 > 0 && $0 <= 1 }) != true {
             throw ValidationError("--scale must be a number in (0, 1] or 'fit', not '\(scale)'")
         }
         if let repeatCount, repeatCount < 1 || repeatCount > 100 { throw ValidationError("--repeat must be in 1…100") }
+        do { _ = try comparison.resolved() } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
+        var resultsPath = ""
         let results = try reportingErrors { () -> ScenarioResults in
             let path = PathResolver.resolve(scenario)
             let loaded = try Scenario.load(path: path)
@@ -61,16 +72,41 @@ struct RunCommand: ParsableCommand {
             let results = try runner.run()
             console.finish()
             printProgress("results: \(runner.resultsPath)")
+            resultsPath = runner.resultsPath
             return results
+        }
+        // The markdown report, always (an interrupted run's partial results included).
+        var reportStatus = ExitStatus.success
+        do {
+            let written = try MarkdownReport.write(results, resultsPath: resultsPath, folder: out)
+            printProgress("report: \(written[0]) and \(written.count - 1) chart(s)")
+        } catch {
+            printError(error.description)
+            reportStatus = error.exitStatus
         }
         if json {
             print(String(decoding: try JSONEncoder.results.encode(results), as: UTF8.self))
         } else {
             print(SummaryTable.render(results), terminator: "")
         }
+        var compareStatus = ExitStatus.success
+        if let baseline, results.stoppedReason != "interrupted" {
+            if !json { print("") }
+            do {
+                compareStatus = try CompareOptions.compare(
+                    baselinePath: baseline, current: results, currentPath: resultsPath, options: try comparison.resolved(), json: false,
+                    toStandardError: json)
+            } catch let error as any ReportableError {
+                printError(error.description)
+                compareStatus = error.exitStatus
+            }
+        }
+        // The run's own failures first, then the comparison's, then a report that could not be written.
         if results.stoppedReason == "interrupted" { throw ExitCode(130) }
         if results.runs.contains(where: { $0.verdict == .error }) { throw ExitCode(ExitStatus.runDied.rawValue) }
         if results.runs.contains(where: { $0.verdict == .fail || $0.verdict == .oom }) { throw ExitCode(ExitStatus.claimFailed.rawValue) }
+        if compareStatus != .success { throw ExitCode(compareStatus.rawValue) }
+        if reportStatus != .success { throw ExitCode(reportStatus.rawValue) }
     }
 }
 

@@ -1,0 +1,383 @@
+import Foundation
+import Harness
+import Loading
+import TensorEngine
+
+/// A rendered report: the markdown and the SVG files it references by relative path.
+public struct RenderedReport: Sendable, Equatable {
+    public struct File: Sendable, Equatable {
+        public let name: String
+        public let contents: String
+    }
+
+    /// `<scenario>.md`
+    public var markdownName: String
+    public var markdown: String
+    /// The charts, named `<scenario>-peaks.svg` and `<scenario>-<run>.svg`.
+    public var charts: [File]
+}
+
+/// The markdown report of a results file: what was run and where, a summary with verdicts, a chart per run,
+/// the peaks chart, predictions at full size, and how every figure was obtained. A pure function of the
+/// results: no clock, no environment, so rendering the same file twice gives the same bytes.
+public enum MarkdownReport {
+    /// - Parameter resultsLink: the results file's path relative to the markdown (shown and linked).
+    public static func render(_ results: ScenarioResults, resultsLink: String) -> RenderedReport {
+        let name = Format.fileSafe(results.scenario.name)
+        var used: Set<String> = []
+        func chartName(_ stem: String) -> String {
+            var candidate = "\(name)-\(stem).svg"
+            var n = 2
+            while used.contains(candidate) {
+                candidate = "\(name)-\(stem)-\(n).svg"
+                n += 1
+            }
+            used.insert(candidate)
+            return candidate
+        }
+        let peaksName = chartName("peaks")
+        var charts = [RenderedReport.File(name: peaksName, contents: PeaksChart.svg(results: results))]
+        var runCharts: [String?] = []
+        for run in results.runs {
+            if let svg = TimelineChart.svg(results: results, run: run) {
+                let stem = Format.fileSafe(run.id) + (results.scenario.repeatCount > 1 ? "-\(run.repeatIndex + 1)" : "")
+                let file = chartName(stem)
+                charts.append(.init(name: file, contents: svg))
+                runCharts.append(file)
+            } else {
+                runCharts.append(nil)
+            }
+        }
+
+        var md = ""
+        md += header(results, resultsLink: resultsLink)
+        md += summary(results, peaksChart: peaksName)
+        md += environment(results)
+        md += runsSection(results, charts: runCharts)
+        md += predictions(results)
+        md += method(results)
+        return RenderedReport(markdownName: "\(name).md", markdown: md, charts: charts)
+    }
+
+    /// Renders and writes the report into `folder`: the markdown (as `markdownName`, default `<scenario>.md`)
+    /// and every chart beside it. Returns the paths written.
+    @discardableResult
+    public static func write(_ results: ScenarioResults, resultsPath: String, folder: String, markdownName: String? = nil) throws(ReportError) -> [String] {
+        let link = relativeLink(from: folder, to: resultsPath)
+        var report = render(results, resultsLink: link)
+        if let markdownName { report.markdownName = markdownName }
+        var written: [String] = []
+        let base = folder.hasSuffix("/") ? folder : folder + "/"
+        for chart in report.charts {
+            try ResultsFile.write(Array(chart.contents.utf8), to: base + chart.name)
+            written.append(base + chart.name)
+        }
+        try ResultsFile.write(Array(report.markdown.utf8), to: base + report.markdownName)
+        written.insert(base + report.markdownName, at: 0)
+        return written
+    }
+
+    /// The results file as the markdown links it: its name when in the same folder, else its path as given.
+    static func relativeLink(from folder: String, to file: String) -> String {
+        let fileURL = URL(fileURLWithPath: file).standardizedFileURL
+        let folderURL = URL(fileURLWithPath: folder, isDirectory: true).standardizedFileURL
+        if fileURL.deletingLastPathComponent().path == folderURL.path { return fileURL.lastPathComponent }
+        return file
+    }
+
+    // MARK: - Sections
+
+    static func header(_ r: ScenarioResults, resultsLink: String) -> String {
+        var md = "# Memory report: \(r.scenario.name)\n\n"
+        if !r.scenario.description.isEmpty { md += "> \(r.scenario.description.replacingOccurrences(of: "\n", with: " "))\n\n" }
+        let finished = r.finishedAt.map { ", finished \($0)" } ?? ""
+        md += "Scenario \(Format.code(r.scenario.file)) · results [\(Format.code(resultsLink))](\(linkTarget(resultsLink))) (schema version \(r.schemaVersion))"
+        md += " · started \(r.startedAt)\(finished) · \(r.runs.count) run\(r.runs.count == 1 ? "" : "s") recorded.\n\n"
+        if !r.complete {
+            md += "> **Incomplete:** the scenario stopped early (\(r.stoppedReason ?? "no reason recorded")); only the runs below were measured.\n\n"
+        }
+        md += "Sizes are binary (1 MiB = 2^20 bytes, 1 GiB = 2^30 bytes) unless written MB or GB (decimal: 10^6, 10^9 bytes). "
+        md += "Every Δ is a peak minus the measured child's own reading just before its load started; the results file has every figure in bytes.\n\n"
+        return md
+    }
+
+    static func linkTarget(_ path: String) -> String {
+        path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
+    }
+
+    static func allowedRange(_ run: RunResult) -> String {
+        guard let upper = run.upperBoundBytes else { return "-" }
+        if let lower = run.lowerBoundBytes { return "\(Format.size(lower)) – \(Format.size(upper))" }
+        return "≤ \(Format.size(upper))"
+    }
+
+    static func summary(_ r: ScenarioResults, peaksChart: String) -> String {
+        var md = "## Summary\n\n"
+        var rows = [[
+            "run", "strategy → dtype", "verdict", "predicted peak (formula)", "allowed range", "ledger peak", "VmHWM Δ", "RSS anon peak Δ",
+            "RSS file peak Δ", "jemalloc allocated peak Δ", "load seconds", "× floor",
+        ]]
+        for run in r.runs {
+            let m = run.measurement
+            rows.append([
+                Format.runLabel(run, repeatCount: r.scenario.repeatCount),
+                "\(run.strategy) → \(run.dtype)",
+                "**\(run.verdict.rawValue)**",
+                run.predictedPeakBytes.map { "\(Format.size($0)) (\(run.formula))" } ?? "- (\(run.formula))",
+                allowedRange(run),
+                m.map { Format.size($0.ledgerPeakBytes) } ?? "-",
+                m?.peaks.vmhwmDeltaBytes.map(Format.size) ?? "-",
+                m.map { Format.size($0.peaks.rssAnonDeltaBytes) } ?? "-",
+                m.map { Format.size($0.peaks.rssFileDeltaBytes) } ?? "-",
+                m.map { Format.size($0.peaks.jemallocAllocatedDeltaBytes) } ?? "-",
+                run.seconds.map { Format.seconds($0) } ?? "-",
+                run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-",
+            ])
+        }
+        md += Format.markdownTable(rows, rightAligned: [5, 6, 7, 8, 9, 10, 11])
+        md += "\n"
+        md += "Verdicts: **pass** every claimed bound held and the probes agreed; **fail** a bound did not hold or the probes disagreed; "
+        md += "**oom** the run hit its memory cap (the ledger budget) instead of the kernel's OOM killer; **error** the run died or could not be measured.\n\n"
+        for run in r.runs {
+            md += "- **\(Format.runLabel(run, repeatCount: r.scenario.repeatCount))** (\(run.verdict.rawValue)): \(run.verdictDetail.replacingOccurrences(of: "\n", with: " "))\n"
+        }
+        md += "\n![\(r.scenario.name): measured peaks against predicted bounds](\(linkTarget(peaksChart)))\n\n"
+        md += "*Bars: each run's VmHWM Δ, RSS anon peak Δ, jemalloc allocated peak Δ and ledger peak; red line: the predicted peak; red band: the allowed range.*\n\n"
+        return md
+    }
+
+    static func environment(_ r: ScenarioResults) -> String {
+        let e = r.environment
+        var md = "## What was run, and where\n\n"
+        var rows = [["item", "value"]]
+        rows.append([
+            "machine",
+            "\(Format.code(e.hostname)): \(e.cpuModel), \(e.logicalCpus) logical CPU\(e.logicalCpus == 1 ? "" : "s"); "
+                + "MemTotal \(Format.sizeBoth(e.memTotalBytes)), MemAvailable at start \(Format.size(e.memAvailableBytes)); "
+                + (e.swapTotalBytes == 0 ? "no swap" : "swap \(Format.size(e.swapTotalBytes))") + "; page size \(e.pageSizeBytes) bytes",
+        ])
+        rows.append(["kernel", e.kernel])
+        rows.append(["transparent huge pages", "enabled \(Format.code(e.transparentHugePages)), defrag \(Format.code(e.transparentHugePagesDefrag))"])
+        rows.append([
+            "cgroup", (e.cgroup.map(Format.code) ?? "none detected") + "; memory limit " + (e.cgroupMemoryLimitBytes.map(Format.size) ?? "none"),
+        ])
+        rows.append(["allocator", "\(e.allocator), linked into every measured child (it serves all of malloc)"])
+        rows.append(["MALLOC_CONF (measured children)", Format.code(e.mallocConf)])
+        rows.append([
+            "jemalloc options (read back)",
+            e.jemallocOptions.keys.sorted().map { Format.code("\($0)=\(e.jemallocOptions[$0] ?? "")") }.joined(separator: ", "),
+        ])
+        rows.append([
+            "child environment",
+            e.childEnvironment.keys.sorted().map { key in key == "PATH" ? "PATH (as inherited)" : Format.code("\(key)=\(e.childEnvironment[key] ?? "")") }
+                .joined(separator: ", "),
+        ])
+        let s = r.scale
+        rows.append([
+            "scale",
+            "**\(Format.trimmed(s.chosen))** (requested \(Format.code(s.requested))): \(s.reason). Memory budget \(Format.size(s.memoryBudgetBytes)) "
+                + "(\(Format.trimmed(s.safeShare * 100))% of the memory offered)" + (s.diskFreeBytes.map { "; disk free \(Format.sizeBoth($0))" } ?? ""),
+        ])
+        let c = r.checkpoint
+        var checkpoint = c.generated ? "synthetic, generated by bigmodel-bench" : "existing checkpoint"
+        if let seed = c.seed { checkpoint += " (seed \(seed))" }
+        if let dtype = c.dtype { checkpoint += ", \(dtype)" }
+        checkpoint += "; \(c.files) file\(c.files == 1 ? "" : "s"), \(Format.grouped(c.totalSizeBytes)) bytes (\(Format.sizeBoth(c.totalSizeBytes)))"
+        checkpoint += ", largest shard \(Format.sizeBoth(c.largestShardBytes))"
+        if let max = c.maxShardSizeBytes { checkpoint += ", max_shard_size \(ByteSize.decimal(max)) at this scale" }
+        if c.generated {
+            checkpoint += c.reused ? "; reused from the cache" : "; generated" + (c.generationSeconds.map { " in \(Format.seconds($0, digits: 2)) s" } ?? "")
+        }
+        checkpoint += "; \(Format.code(c.path))"
+        rows.append(["checkpoint", checkpoint])
+        let sc = r.scenario
+        rows.append([
+            "scenario settings",
+            "model_type \(Format.code(sc.modelType)); cache **\(sc.cache)** "
+                + (sc.cache == "cold"
+                    ? "(shards evicted from the page cache with POSIX_FADV_DONTNEED before each run)"
+                    : "(shards made resident in the page cache before each run)")
+                + "; repeat \(sc.repeatCount); sample interval \(Format.trimmed(sc.sampleIntervalSeconds * 1000)) ms; "
+                + "tolerance \(Format.trimmed(sc.toleranceRelative * 100))% + \(Format.size(sc.toleranceAbsoluteBytes))"
+                + (sc.memoryLimitBytes.map { "; simulated machine memory (--memory-limit) \(Format.size($0))" } ?? ""),
+        ])
+        if let f = r.floor {
+            rows.append([
+                "floor",
+                "\(Format.sizeBoth(f.bytes)) read in \(Format.seconds(f.seconds)) s = \(ByteSize.fixed(f.gigabytesPerSecond, digits: 2)) GB/s (decimal); \(f.method)",
+            ])
+        } else {
+            rows.append(["floor", "not measured"])
+        }
+        let t = r.tool
+        rows.append([
+            "tool",
+            "\(t.name) \(t.version)" + (t.gitCommit.map { ", commit \(Format.code($0))" } ?? "") + ", \(t.swiftVersion), \(t.buildConfiguration) build",
+        ])
+        md += Format.markdownTable(rows)
+        md += "\n"
+        return md
+    }
+
+    static func runsSection(_ r: ScenarioResults, charts: [String?]) -> String {
+        var md = "## Runs\n\n"
+        for (index, run) in r.runs.enumerated() {
+            let label = Format.runLabel(run, repeatCount: r.scenario.repeatCount)
+            md += "### \(label): \(run.verdict.rawValue)\n\n"
+            var line = "Strategy \(Format.code(run.strategy)) → \(run.dtype)"
+            if let m = run.measurement { line += " (dtype from \(m.dtypeSource))" }
+            if let p = run.predictedPeakBytes { line += " · predicted peak \(Format.size(p)) = \(run.formula)" }
+            if let tol = run.toleranceBytes { line += " · tolerance \(Format.size(tol))" }
+            if let s = run.seconds { line += " · load \(Format.seconds(s)) s" }
+            if let fm = run.floorMultiple { line += " (\(ByteSize.fixed(fm, digits: 1))× the floor)" }
+            md += line + "\n\n"
+            md += "\(run.verdictDetail.replacingOccurrences(of: "\n", with: " "))\n\n"
+            if let chart = charts[index] {
+                md += "![\(label): memory over time](\(linkTarget(chart)))\n\n"
+            }
+            if !run.checks.isEmpty {
+                var rows = [["check", "measured", "relation", "bound", "result", "what"]]
+                for c in run.checks {
+                    let measured = c.relation == "==" ? "\(Format.grouped(c.measuredBytes)) B" : Format.size(c.measuredBytes)
+                    let bound = c.relation == "==" ? "\(Format.grouped(c.boundBytes)) B" : Format.size(c.boundBytes)
+                    rows.append([c.name, measured, c.relation == "within" ? "≤ (allowed gap)" : c.relation, bound, c.passed ? "pass" : "**FAIL**", c.detail])
+                }
+                md += Format.markdownTable(rows, rightAligned: [1, 3]) + "\n"
+            }
+            if let m = run.measurement {
+                if !m.phases.isEmpty {
+                    var rows = [["#", "phase", "start s", "end s", "ledger live at start", "ledger live at end"]]
+                    for (i, p) in m.phases.enumerated() {
+                        rows.append([
+                            String(i + 1), p.name, Format.seconds(p.startSeconds), Format.seconds(p.endSeconds), Format.size(p.ledgerLiveBytesAtStart),
+                            Format.size(p.ledgerLiveBytesAtEnd),
+                        ])
+                    }
+                    md += "Phases (times in seconds since the child's sampler started, as on the chart):\n\n"
+                    md += Format.markdownTable(rows, rightAligned: [0, 2, 3, 4, 5]) + "\n"
+                }
+                md += "Peaks above the baseline: ledger \(Format.size(m.peaks.ledgerDeltaBytes)) (exact), ledger at jemalloc size classes "
+                md += "\(Format.size(m.peaks.ledgerSizeClassDeltaBytes)) (what `stats.allocated` should show for the same allocations), "
+                md += "VmRSS \(Format.size(m.peaks.rssDeltaBytes)), jemalloc active \(Format.size(m.peaks.jemallocActiveDeltaBytes)), "
+                md += "jemalloc resident \(Format.size(m.peaks.jemallocResidentDeltaBytes)).\n\n"
+                md += snapshots(m)
+                let s = m.sampler
+                md += "Sampler: \(s.samples) samples at a mean interval of \(Format.seconds(s.achievedMeanIntervalSeconds * 1000)) ms "
+                md += "(requested \(Format.trimmed(s.requestedIntervalSeconds * 1000)) ms), \(s.droppedSamples) dropped; one sample took "
+                md += "\(Format.seconds(s.meanSampleSeconds * 1000)) ms on average, \(Format.seconds(s.maxSampleSeconds * 1000)) ms at most; "
+                md += "the sampler thread used \(Format.seconds(s.cpuSeconds)) s of CPU (\(ByteSize.fixed(s.cpuShareOfLoad * 100, digits: 1))% of the load's wall time).\n\n"
+                if !m.missingKeys.isEmpty { md += "Missing keys (initialised, not loaded): \(m.missingKeys.map(Format.code).joined(separator: ", "))\n\n" }
+                if !m.unexpectedKeys.isEmpty { md += "Unexpected keys (ignored): \(m.unexpectedKeys.map(Format.code).joined(separator: ", "))\n\n" }
+                if let oom = m.outOfMemory {
+                    md += "Stopped at its memory cap: \(Format.size(oom.reachedBytes)) live of a \(Format.size(oom.capBytes)) cap when \(Format.size(oom.requestedBytes)) more were asked for (\(oom.message)).\n\n"
+                }
+                if let failure = m.failure { md += "The load failed: \(failure.replacingOccurrences(of: "\n", with: " "))\n\n" }
+            }
+            md += exitLine(run.exit)
+        }
+        return md
+    }
+
+    static func snapshots(_ m: RunMeasurement) -> String {
+        let b = m.baseline
+        let e = m.end
+        func opt(_ v: Int?) -> String { v.map(Format.size) ?? "-" }
+        let rows: [[String]] = [
+            ["reading (absolute)", "baseline (before the load)", "end (model loaded and alive)"],
+            ["VmRSS", Format.size(b.rssBytes), Format.size(e.rssBytes)],
+            ["RssAnon", Format.size(b.rssAnonBytes), Format.size(e.rssAnonBytes)],
+            ["RssFile", Format.size(b.rssFileBytes), Format.size(e.rssFileBytes)],
+            ["VmHWM (reset before the baseline)", opt(b.vmhwmBytes), opt(e.vmhwmBytes)],
+            ["Pss / Pss_Anon / Pss_File (smaps_rollup)", "-", "\(opt(e.pssBytes)) / \(opt(e.pssAnonBytes)) / \(opt(e.pssFileBytes))"],
+            ["jemalloc allocated", Format.size(b.jemallocAllocatedBytes), Format.size(e.jemallocAllocatedBytes)],
+            ["jemalloc active", Format.size(b.jemallocActiveBytes), Format.size(e.jemallocActiveBytes)],
+            ["jemalloc resident", Format.size(b.jemallocResidentBytes), Format.size(e.jemallocResidentBytes)],
+            ["jemalloc mapped", Format.size(b.jemallocMappedBytes), Format.size(e.jemallocMappedBytes)],
+            ["jemalloc retained (virtual, not resident)", Format.size(b.jemallocRetainedBytes), Format.size(e.jemallocRetainedBytes)],
+            ["ledger live", Format.size(b.ledgerLiveBytes), Format.size(e.ledgerLiveBytes)],
+        ]
+        return Format.markdownTable(rows, rightAligned: [1, 2]) + "\n"
+    }
+
+    static func exitLine(_ exit: RunExit) -> String {
+        var parts: [String] = []
+        if let status = exit.status { parts.append("exit status \(status)") }
+        if let signal = exit.signalName ?? exit.signal.map({ "signal \($0)" }) { parts.append("killed by \(signal)" + (exit.coreDumped ? " (core dumped)" : "")) }
+        if let u = exit.userSeconds, let s = exit.systemSeconds { parts.append("CPU \(Format.seconds(u)) s user + \(Format.seconds(s)) s system") }
+        if let rss = exit.rusageMaxRssBytes { parts.append("ru_maxrss \(Format.size(rss)) (inflated by the exec pitfall: reference only)") }
+        var md = "Child process: \(parts.joined(separator: "; ")).\n\n"
+        if let tail = exit.stderrTail, !tail.isEmpty {
+            md += "Last lines of its stderr:\n\n```text\n\(tail.replacingOccurrences(of: "```", with: "'''"))\n```\n\n"
+        }
+        return md
+    }
+
+    static let symbols = """
+        Symbols: **M_t** the model's bytes at the target dtype (every parameter); **M_ck** the checkpoint's tensor bytes as stored; \
+        **M_32** the model's bytes in float32; **S** the largest shard's tensor bytes; **T_t** the largest parameter at the target dtype; \
+        **staging** the conversion buffer of the skeleton paths (the largest converted tensor, capped). \
+        load-then-cast's M_32 + T_t is evaluated over its real cast order (largest tensor first), which is the figure used. \
+        Upper bound = predicted + tolerance; tolerance = ⌈predicted × relative⌉ + absolute.
+        """
+
+    /// The scenario's tolerance for a predicted figure: ⌈predicted × relative⌉ + absolute (as the claim checker computes it).
+    public static func toleranceBytes(_ scenario: ScenarioInfo, predicted: Int) -> Int {
+        Int((Double(predicted) * scenario.toleranceRelative).rounded(.up)) + scenario.toleranceAbsoluteBytes
+    }
+
+    static func figureRow(_ f: MemoryFigures) -> [String] {
+        [f.modelBytes, f.checkpointBytes, f.model32Bytes, f.largestShardBytes, f.largestTensorBytes, f.stagingBytes].map(Format.size)
+    }
+
+    static func predictions(_ r: ScenarioResults) -> String {
+        var md = "## Predictions and formulas\n\n"
+        var rows = [["run", "formula", "M_t", "M_ck", "M_32", "S", "T_t", "staging", "predicted peak"]]
+        for run in r.runs {
+            guard let f = run.figures else { continue }
+            rows.append([Format.runLabel(run, repeatCount: r.scenario.repeatCount), run.formula] + figureRow(f) + [run.predictedPeakBytes.map(Format.size) ?? "-"])
+        }
+        if rows.count > 1 {
+            md += "At the measured scale (\(Format.trimmed(r.scale.chosen))), from the checkpoint's headers:\n\n"
+            md += Format.markdownTable(rows, rightAligned: Set(2...8)) + "\n"
+        }
+        if r.scale.chosen != 1 && !r.fullSizePredictions.isEmpty {
+            md += "### At full size (scale 1)\n\n"
+            md += "This run was scaled to \(Format.trimmed(r.scale.chosen)) (\(r.scale.reason)). The same formulas, applied to the model and "
+            md += "shard plan at full size, predict:\n\n"
+            var full = [["run", "strategy", "formula", "M_t", "M_ck", "M_32", "S", "T_t", "staging", "predicted peak", "upper bound (+ tolerance)"]]
+            for p in r.fullSizePredictions {
+                let upper = p.predictedPeakBytes + toleranceBytes(r.scenario, predicted: p.predictedPeakBytes)
+                full.append([p.run, p.strategy, p.formula] + figureRow(p.figures) + [Format.sizeBoth(p.predictedPeakBytes), Format.size(upper)])
+            }
+            md += Format.markdownTable(full, rightAligned: Set(3...10)) + "\n"
+        }
+        md += symbols + "\n\n"
+        return md
+    }
+
+    static func method(_ r: ScenarioResults) -> String {
+        let interval = Format.trimmed(r.scenario.sampleIntervalSeconds * 1000)
+        let tolerance = "⌈predicted × \(Format.trimmed(r.scenario.toleranceRelative))⌉ + \(Format.grouped(r.scenario.toleranceAbsoluteBytes)) bytes (\(Format.size(r.scenario.toleranceAbsoluteBytes)))"
+        var md = "## Method\n\n"
+        md += "Each run is a fresh child process of bigmodel-bench with a fixed environment (\(Format.code("MALLOC_CONF=\(r.environment.mallocConf)")): "
+        md += "freed pages go back to the kernel at once, so RSS after a free is honest). In the child, a sampler thread starts first; then jemalloc's "
+        md += "thread cache is flushed and its arenas purged, VmHWM is reset by writing 5 to `/proc/self/clear_refs`, and after a 10 ms settle the "
+        md += "**baseline** is read. Only then does the load start; the **end** reading is taken after the load with the model still alive.\n\n"
+        md += "- **ledger peak**: the engine's exact count of bytes owned by tensors at its highest (every tensor allocation goes through the ledger); not sampled, exact to the byte. It must equal the prediction.\n"
+        md += "- **predicted peak**: the strategy's formula evaluated on figures computed from the checkpoint's headers (table above).\n"
+        md += "- **VmHWM Δ**: `/proc/self/status` VmHWM read at the end, minus VmRSS at the baseline. The kernel keeps this high-water mark itself, so no sampling gap can miss a spike; it counts anonymous, file and shared pages.\n"
+        md += "- **RSS anon / RSS file peak Δ**: the maximum of `/proc/self/status` RssAnon / RssFile over the samples (taken every \(interval) ms; the achieved interval is given per run) and the end reading, minus the baseline reading.\n"
+        md += "- **jemalloc allocated peak Δ**: jemalloc's `stats.allocated` (bytes in live allocations) read at every sample after writing `epoch` to refresh the statistics, maximum minus baseline.\n"
+        md += "- **timeline**: the samples downsampled to at most 2000 points keeping each bucket's maxima; every column is a delta over the baseline except ledger live (absolute, 0 at baseline).\n"
+        md += "- **tolerance**: \(tolerance); upper bound = predicted + tolerance; lower bound = max(0, predicted − tolerance), checked only for naive and load-then-cast, whose claim is a high cost (a probe that misses memory must fail).\n"
+        md += "- **checks**: ledger peak = prediction; VmHWM Δ and RSS anon peak Δ ≤ upper bound (and ≥ lower bound where there is one); "
+        md += "|RSS anon peak Δ − ledger peak| and |jemalloc allocated peak Δ − ledger peak at jemalloc size classes| each within ⌈ledger peak × \(Format.trimmed(r.scenario.toleranceRelative))⌉ + \(Format.size(r.scenario.toleranceAbsoluteBytes)). Any failed check makes the verdict fail.\n"
+        if let floor = r.floor {
+            md += "- **floor**: the same checkpoint bytes read into fresh memory the fastest plain way (\(floor.method)) in a child of its own; × floor = a run's load seconds / the floor's \(Format.seconds(floor.seconds)) s.\n"
+        }
+        md += "- **load seconds**: wall-clock time of the load inside the child (monotonic clock), excluding process start and the baseline.\n"
+        md += "- **cache**: `\(r.scenario.cache)`: " + (r.scenario.cache == "cold" ? "before each run the shards are evicted from the page cache (POSIX_FADV_DONTNEED), so every read comes from the disk.\n" : "before each run the shards are made resident in the page cache, so reads come from the page cache rather than the disk.\n")
+        md += "- **ru_maxrss** (per run, reference only): from wait4; Linux folds the parent's peak into it at exec, so it is never used for a verdict.\n"
+        return md
+    }
+}

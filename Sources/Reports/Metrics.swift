@@ -1,0 +1,77 @@
+import Harness
+
+/// A value of one figure: bytes (exact integers) or seconds.
+public enum Quantity: Sendable, Equatable {
+    case bytes(Int)
+    case seconds(Double)
+
+    public var doubleValue: Double {
+        switch self {
+        case .bytes(let b): return Double(b)
+        case .seconds(let s): return s
+        }
+    }
+}
+
+/// One figure of a run that `compare` and the benchmark exports track, named as in the exports
+/// (`smoke/naive/vmhwm_delta_bytes`) and in `compare --metrics`.
+public struct Metric: Sendable {
+    /// How a change of this figure is judged.
+    public enum Kind: String, Sendable {
+        /// The engine's exact count: any increase is a regression, any decrease an improvement.
+        case exact
+        /// A kernel or allocator figure: noisy by a few pages, judged against the relative and absolute thresholds.
+        case memory
+        /// Wall-clock seconds: reported, judged only with `--gate-times`.
+        case time
+    }
+
+    public enum Unit: String, Sendable {
+        case bytes
+        case seconds
+    }
+
+    /// The export and `--metrics` name.
+    public let name: String
+    /// What it is, for tables.
+    public let title: String
+    /// Where it comes from in the results file.
+    public let source: String
+    public let kind: Kind
+    public let unit: Unit
+    let extract: @Sendable (RunResult) -> Quantity?
+
+    /// The figure for `run`, or nil when the run has none (it did not finish its load, or the probe was unavailable).
+    public func value(_ run: RunResult) -> Quantity? {
+        // Only loads that finished have comparable figures: an `oom` run stopped at its cap, an `error` run has none.
+        guard run.verdict == .pass || run.verdict == .fail else { return nil }
+        return extract(run)
+    }
+
+    /// Every tracked figure, in the order tables show them.
+    public static let all: [Metric] = [
+        Metric(
+            name: "ledger_peak_bytes", title: "ledger peak", source: "runs[].measurement.ledger_peak_bytes", kind: .exact, unit: .bytes,
+            extract: { $0.measurement.map { .bytes($0.ledgerPeakBytes) } }),
+        Metric(
+            name: "vmhwm_delta_bytes", title: "VmHWM Δ", source: "runs[].measurement.peaks.vmhwm_delta_bytes", kind: .memory, unit: .bytes,
+            extract: { $0.measurement?.peaks.vmhwmDeltaBytes.map { .bytes($0) } }),
+        Metric(
+            name: "rss_anon_peak_delta_bytes", title: "RSS anon peak Δ", source: "runs[].measurement.peaks.rss_anon_delta_bytes", kind: .memory,
+            unit: .bytes, extract: { $0.measurement.map { .bytes($0.peaks.rssAnonDeltaBytes) } }),
+        Metric(
+            name: "rss_file_peak_delta_bytes", title: "RSS file peak Δ", source: "runs[].measurement.peaks.rss_file_delta_bytes", kind: .memory,
+            unit: .bytes, extract: { $0.measurement.map { .bytes($0.peaks.rssFileDeltaBytes) } }),
+        Metric(
+            name: "jemalloc_allocated_peak_delta_bytes", title: "jemalloc allocated peak Δ",
+            source: "runs[].measurement.peaks.jemalloc_allocated_delta_bytes", kind: .memory, unit: .bytes,
+            extract: { $0.measurement.map { .bytes($0.peaks.jemallocAllocatedDeltaBytes) } }),
+        Metric(
+            name: "seconds", title: "load seconds", source: "runs[].seconds", kind: .time, unit: .seconds,
+            extract: { $0.seconds.map { .seconds($0) } }),
+    ]
+
+    public static var names: [String] { all.map(\.name) }
+
+    public static func named(_ name: String) -> Metric? { all.first { $0.name == name } }
+}

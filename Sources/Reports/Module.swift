@@ -1,1 +1,0 @@
-// Reports module: see Package.swift for the module graph.

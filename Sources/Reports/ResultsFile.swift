@@ -1,0 +1,101 @@
+import Foundation
+import Harness
+import TensorEngine
+
+/// Why a results file could not be used, with the exit status the CLI documents for it.
+public struct ReportError: ReportableError, Equatable {
+    public let message: String
+    public let exitStatus: ExitStatus
+
+    public init(_ message: String, exitStatus: ExitStatus) {
+        self.message = message
+        self.exitStatus = exitStatus
+    }
+
+    public var description: String { message }
+}
+
+/// Reading and writing results files (`<scenario>.json`, the schema in `Reports/schema/results.schema.json`).
+public enum ResultsFile {
+    /// Reads and decodes a results file. Missing → `noInput` (66); not JSON, not a results file, or a schema
+    /// version this build does not know → `dataError` (65). `compare` maps every failure on the baseline to 5.
+    public static func load(path: String) throws(ReportError) -> ScenarioResults {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ReportError("\(path): no such results file", exitStatus: .noInput)
+        }
+        guard !isDirectory.boolValue else { throw ReportError("\(path): is a folder, not a results file", exitStatus: .noInput) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ReportError("\(path): cannot be read", exitStatus: .noInput)
+        }
+        return try decode(data, file: path)
+    }
+
+    public static func decode(_ data: Data, file: String) throws(ReportError) -> ScenarioResults {
+        // The version first, so that a newer file gets a clear message rather than a decoding error.
+        struct Versioned: Decodable { let schemaVersion: Int? }
+        let version: Int?
+        do {
+            version = try JSONDecoder.results.decode(Versioned.self, from: data).schemaVersion
+        } catch {
+            throw ReportError("\(file): not a results file (not a JSON object: \(Self.describe(error)))", exitStatus: .dataError)
+        }
+        guard let version else {
+            throw ReportError("\(file): not a results file ($.schema_version is missing)", exitStatus: .dataError)
+        }
+        guard version == ScenarioResults.currentSchemaVersion else {
+            throw ReportError(
+                "\(file): results schema version \(version), but this bigmodel-bench reads version \(ScenarioResults.currentSchemaVersion)",
+                exitStatus: .dataError)
+        }
+        do {
+            return try JSONDecoder.results.decode(ScenarioResults.self, from: data)
+        } catch {
+            throw ReportError("\(file): not a valid results file: \(Self.describe(error))", exitStatus: .dataError)
+        }
+    }
+
+    /// The results as `run` writes them: sorted snake_case keys, pretty, a final newline.
+    public static func encode(_ results: ScenarioResults) throws -> [UInt8] {
+        [UInt8](try JSONEncoder.results.encode(results)) + [0x0A]
+    }
+
+    /// A decoding error in one line, with the JSON path of the field.
+    static func describe(_ error: any Error) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            "$" + keys.map { key in key.intValue.map { "[\($0)]" } ?? ".\(snake(key.stringValue))" }.joined()
+        }
+        switch error as? DecodingError {
+        case .keyNotFound(let key, let context)?: return "\(path(context.codingPath + [key])) is missing"
+        case .typeMismatch(_, let context)?: return "\(path(context.codingPath)): \(context.debugDescription)"
+        case .valueNotFound(_, let context)?: return "\(path(context.codingPath)) is null"
+        case .dataCorrupted(let context)?:
+            return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
+        default: return "\(error)"
+        }
+    }
+
+    /// camelCase → snake_case, as the results encoder writes keys.
+    static func snake(_ key: String) -> String {
+        var out = ""
+        for c in key {
+            if c.isUppercase {
+                out += "_" + c.lowercased()
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
+
+    /// Writes `bytes` to `path` atomically (a temporary file renamed over it), creating the folder.
+    public static func write(_ bytes: [UInt8], to path: String) throws(ReportError) {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw ReportError("\(path): cannot write: \(error.localizedDescription)", exitStatus: .ioError)
+        }
+    }
+}

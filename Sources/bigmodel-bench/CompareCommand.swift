@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import Harness
+import Reports
+import TensorEngine
+
+/// `bigmodel-bench compare BASELINE.json CURRENT.json`: every figure of every run against the baseline, and
+/// an exit status a CI gate can use.
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Compare a results file with a baseline: a table of every figure, and exit 2 on a regression.",
+        discussion: """
+            Ledger figures are exact: any increase regresses. VmHWM, RSS and jemalloc figures regress when the increase \
+            exceeds both --threshold (of the baseline) and --absolute. Times are reported, and gated only with \
+            --gate-times. A run missing from CURRENT, or a worse verdict (pass < fail < oom < error), regresses. \
+            Results from different machines (MemTotal by more than 1%, CPU model, CPU count, kernel, page size, \
+            allocator, MALLOC_CONF, cache mode) are said to differ and their memory and time figures are not gated \
+            unless --force. A baseline of another scenario, scale or checkpoint is not compared at all. \
+            Exit 0 unchanged or better, 2 regression, 5 baseline missing, unreadable or not comparable, \
+            64 usage, 65 CURRENT is not a results file, 66 CURRENT is missing.
+            """)
+
+    @Argument(help: "The baseline results file (e.g. Reports/baselines/smoke.json).")
+    var baseline: String
+
+    @Argument(help: "The current results file.")
+    var current: String
+
+    @OptionGroup var thresholds: CompareOptions
+
+    @Flag(help: "Print the comparison as JSON (Reports/schema/compare.schema.json) instead of the table.")
+    var json = false
+
+    func run() throws {
+        let status = try reportingErrors { () -> ExitStatus in
+            let options = try thresholds.resolved()
+            let currentResults = try ResultsFile.load(path: current)
+            return try CompareOptions.compare(baselinePath: baseline, current: currentResults, currentPath: current, options: options, json: json, toStandardError: false)
+        }
+        if status != .success { throw ExitCode(status.rawValue) }
+    }
+}
+
+/// The threshold options `compare` and `run --baseline` share.
+struct CompareOptions: ParsableArguments {
+    @Option(help: "Relative threshold for VmHWM/RSS/jemalloc (and, with --gate-times, time) figures, in percent: 5% or 5.")
+    var threshold: String = "5%"
+
+    @Option(help: "Absolute threshold for VmHWM/RSS/jemalloc figures: a size such as 16MiB (both thresholds must be exceeded).")
+    var absolute: String = "16MiB"
+
+    @Option(help: "Absolute threshold for times, in seconds (used with --gate-times).")
+    var absoluteSeconds: Double = Comparison.Options.defaultAbsoluteSeconds
+
+    @Option(help: "Only these figures, comma-separated: \(Metric.names.joined(separator: ", ")).")
+    var metrics: String?
+
+    @Flag(help: "Gate load times too (default: reported only).")
+    var gateTimes = false
+
+    @Flag(help: "Gate memory and time figures even when the machines differ.")
+    var force = false
+
+    func resolved() throws(UsageError) -> Comparison.Options {
+        var text = threshold.trimmingCharacters(in: .whitespaces)
+        if text.hasSuffix("%") { text.removeLast() }
+        guard let percent = Double(text), percent >= 0, percent.isFinite else {
+            throw UsageError("invalid --threshold '\(threshold)': use a percentage such as 5% or 2.5")
+        }
+        guard let bytes = ByteSize.parseOrNil(absolute) else {
+            throw UsageError("invalid --absolute '\(absolute)': \(ByteSize.example)")
+        }
+        guard absoluteSeconds >= 0, absoluteSeconds.isFinite else { throw UsageError("--absolute-seconds must be a number of seconds ≥ 0") }
+        var names = Metric.names
+        if let metrics {
+            names = metrics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for name in names where Metric.named(name) == nil {
+                throw UsageError("unknown figure '\(name)' in --metrics; known: \(Metric.names.joined(separator: ", "))")
+            }
+            guard !names.isEmpty else { throw UsageError("--metrics needs at least one figure: \(Metric.names.joined(separator: ", "))") }
+        }
+        return Comparison.Options(
+            relativeThreshold: percent / 100, absoluteBytes: bytes, absoluteSeconds: absoluteSeconds, metrics: names, gateTimes: gateTimes, force: force)
+    }
+
+    /// Loads the baseline (every failure is exit 5), compares, prints, and returns the exit status.
+    static func compare(
+        baselinePath: String, current: ScenarioResults, currentPath: String, options: Comparison.Options, json: Bool, toStandardError: Bool
+    ) throws -> ExitStatus {
+        let baseline: ScenarioResults
+        do {
+            baseline = try ResultsFile.load(path: baselinePath)
+        } catch {
+            let hint = error.exitStatus == .noInput ? " (to make one: copy a results file of this scenario there)" : ""
+            throw ReportError("baseline \(error.message)\(hint)", exitStatus: .baselineMismatch)
+        }
+        let comparison = Comparison(baseline: baseline, baselinePath: baselinePath, current: current, currentPath: currentPath, options: options)
+        let text = json ? BenchmarkExports.text(comparison.json()) : comparison.render()
+        if toStandardError {
+            FileHandle.standardError.write(Data(text.utf8))
+        } else {
+            print(text, terminator: "")
+        }
+        switch comparison.exitStatus {
+        case .regression: printError("regression: \(comparison.summaryLine)")
+        case .baselineMismatch: printError("baseline \(baselinePath) does not match: \(comparison.summaryLine)")
+        default: break
+        }
+        return comparison.exitStatus
+    }
+}
