@@ -90,7 +90,8 @@ public struct MeasuredLoad {
             jemallocAllocatedDeltaBytes: max(peaks.jemallocAllocatedBytes, end.jemallocAllocatedBytes) - baseline.jemallocAllocatedBytes,
             jemallocActiveDeltaBytes: max(peaks.jemallocActiveBytes, end.jemallocActiveBytes) - baseline.jemallocActiveBytes,
             jemallocResidentDeltaBytes: max(peaks.jemallocResidentBytes, end.jemallocResidentBytes) - baseline.jemallocResidentBytes,
-            ledgerDeltaBytes: ledger.peakBytes - baseline.ledgerLiveBytes)
+            ledgerDeltaBytes: ledger.peakBytes - baseline.ledgerLiveBytes,
+            ledgerSizeClassDeltaBytes: ledger.allocatorFigures.peakBytes)
         let overhead = sampled.overhead
         let samplerStats = SamplerStats(
             requestedIntervalSeconds: overhead.requestedIntervalSeconds, achievedMeanIntervalSeconds: overhead.meanIntervalSeconds,

@@ -66,6 +66,9 @@ public struct PeakDeltas: Codable, Sendable, Equatable {
     public var jemallocResidentDeltaBytes: Int
     /// The ledger's exact peak minus its baseline (0: the ledger owns nothing before the load).
     public var ledgerDeltaBytes: Int
+    /// The ledger's peak with every allocation at its jemalloc size class (`nallocx`): what
+    /// `stats.allocated` should show for the same allocations.
+    public var ledgerSizeClassDeltaBytes: Int
 }
 
 public struct PhaseRecord: Codable, Sendable, Equatable {

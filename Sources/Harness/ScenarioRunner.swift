@@ -169,7 +169,7 @@ public final class ScenarioRunner {
         if SignalTrap.interrupted { return try stop(&results, reason: "interrupted") }
         let floorResult = runsFolder + "/\(scenario.name)-floor.json"
         let floorRun = try spawnChild(
-            arguments: ["measure-floor", "--result", floorResult] + shardPaths, log: runsFolder + "/\(scenario.name)-floor.log", id: "floor")
+            arguments: ["measure-floor", "--result", floorResult] + (scenario.cache == .cold ? ["--cold"] : []) + shardPaths, log: runsFolder + "/\(scenario.name)-floor.log", id: "floor")
         if case .exited(0) = floorRun.exit.termination, let data = fm.contents(atPath: floorResult),
             let floor = try? JSONDecoder.results.decode(FloorInfo.self, from: data)
         {

@@ -29,6 +29,13 @@ public struct HostAllocator: Sendable, Equatable {
         return mallocx(byteCount, flags)
     }
 
+    /// The bytes jemalloc really reserves for a request of `byteCount` (its size class: `nallocx`).
+    public func usableSize(_ byteCount: Int) -> Int {
+        guard byteCount > 0 else { return 0 }
+        let size = nallocx(byteCount, flags)
+        return size == 0 ? byteCount : size
+    }
+
     public func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
         sdallocx(pointer, byteCount, flags)
     }

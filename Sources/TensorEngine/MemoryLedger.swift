@@ -28,6 +28,14 @@ public final class MemoryLedger: Sendable {
         public var budgetBytes: Int?
     }
 
+    /// The same accounting at the allocator's granularity: each allocation at its jemalloc size class
+    /// (`nallocx`), which is what `stats.allocated` counts. Lets the harness compare jemalloc with the ledger
+    /// exactly instead of within the size-class rounding (up to 25% for one large allocation).
+    public struct AllocatorFigures: Sendable, Equatable {
+        public var liveBytes: Int
+        public var peakBytes: Int
+    }
+
     public struct Snapshot: Sendable, Equatable {
         /// Live bytes over RAM-resident devices (cpu and simulated accelerators).
         public var liveBytes: Int
@@ -41,6 +49,8 @@ public final class MemoryLedger: Sendable {
         var peakBytes = 0
         var devices: [Device: DeviceFigures] = [:]
         var totalBudget: Int?
+        var allocatorLive = 0
+        var allocatorPeak = 0
     }
 
     private let state = Mutex(State())
@@ -49,8 +59,10 @@ public final class MemoryLedger: Sendable {
 
     /// Records an allocation; throws without recording it when it would exceed the device's budget or the
     /// total RAM budget.
-    public func allocate(_ bytes: Int, on device: Device = .cpu) throws(OutOfMemoryError) {
+    /// `allocatorBytes` is the size the allocator really takes (its size class); it defaults to `bytes`.
+    public func allocate(_ bytes: Int, on device: Device = .cpu, allocatorBytes: Int? = nil) throws(OutOfMemoryError) {
         precondition(bytes >= 0, "negative allocation")
+        let classBytes = allocatorBytes ?? bytes
         let failure: OutOfMemoryError? = state.withLock { s in
             var figures = s.devices[device] ?? DeviceFigures(liveBytes: 0, peakBytes: 0, budgetBytes: nil)
             if let budget = figures.budgetBytes, figures.liveBytes + bytes > budget {
@@ -65,6 +77,8 @@ public final class MemoryLedger: Sendable {
             if device.isResidentInRAM {
                 s.liveBytes += bytes
                 s.peakBytes = max(s.peakBytes, s.liveBytes)
+                s.allocatorLive += classBytes
+                s.allocatorPeak = max(s.allocatorPeak, s.allocatorLive)
             }
             return nil
         }
@@ -72,11 +86,19 @@ public final class MemoryLedger: Sendable {
     }
 
     /// Records that `bytes` previously allocated on `device` were freed.
-    public func release(_ bytes: Int, on device: Device = .cpu) {
+    public func release(_ bytes: Int, on device: Device = .cpu, allocatorBytes: Int? = nil) {
         state.withLock { s in
             s.devices[device, default: DeviceFigures(liveBytes: 0, peakBytes: 0, budgetBytes: nil)].liveBytes -= bytes
-            if device.isResidentInRAM { s.liveBytes -= bytes }
+            if device.isResidentInRAM {
+                s.liveBytes -= bytes
+                s.allocatorLive -= allocatorBytes ?? bytes
+            }
         }
+    }
+
+    /// Live and peak RAM bytes at the allocator's size classes.
+    public var allocatorFigures: AllocatorFigures {
+        state.withLock { AllocatorFigures(liveBytes: $0.allocatorLive, peakBytes: $0.allocatorPeak) }
     }
 
     /// Live bytes over RAM-resident devices.
@@ -96,6 +118,7 @@ public final class MemoryLedger: Sendable {
     public func resetPeak() {
         state.withLock { s in
             s.peakBytes = s.liveBytes
+            s.allocatorPeak = s.allocatorLive
             for (device, figures) in s.devices { s.devices[device]?.peakBytes = figures.liveBytes }
         }
     }

@@ -54,7 +54,7 @@ public final class TensorStorage: @unchecked Sendable {
             break
         case .allocator(let allocator, let ledger):
             if let pointer { allocator.deallocate(pointer, byteCount: byteCount) }
-            ledger.release(byteCount, on: device)
+            ledger.release(byteCount, on: device, allocatorBytes: allocator.usableSize(byteCount))
         case .unmap(let base, let length):
             munmap(base, length)
         }
@@ -66,12 +66,13 @@ public final class TensorStorage: @unchecked Sendable {
         byteCount: Int, device: Device = .cpu, ledger: MemoryLedger, allocator: HostAllocator = .standard
     ) throws -> TensorStorage {
         precondition(byteCount >= 0)
-        try ledger.allocate(byteCount, on: device)
+        let classBytes = allocator.usableSize(byteCount)
+        try ledger.allocate(byteCount, on: device, allocatorBytes: classBytes)
         guard byteCount > 0 else {
             return TensorStorage(kind: .owned, byteCount: 0, device: device, pointer: nil, release: .allocator(allocator, ledger))
         }
         guard let pointer = allocator.allocate(byteCount) else {
-            ledger.release(byteCount, on: device)
+            ledger.release(byteCount, on: device, allocatorBytes: classBytes)
             throw AllocationFailure(requestedBytes: byteCount, device: device)
         }
         return TensorStorage(kind: .owned, byteCount: byteCount, device: device, pointer: pointer, release: .allocator(allocator, ledger))

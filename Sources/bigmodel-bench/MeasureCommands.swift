@@ -40,14 +40,23 @@ struct MeasureFloorCommand: ParsableCommand {
         commandName: "measure-floor", abstract: "(internal) Time reading files into fresh huge-page memory with large preads.", shouldDisplay: false)
 
     @Option var result: String
+    @Flag(help: "Evict the files from the page cache before each pass (a cold floor).") var cold = false
     @Argument var files: [String]
 
     func run() throws {
         try reportingErrors {
-            let floor = try ReadFloor.measure(paths: files)
+            // The fastest of three passes: the floor is what the machine can do, not what it did while busy.
+            var passes: [ReadFloorResult] = []
+            for _ in 0..<3 {
+                if cold { for file in files { try PageCache.evict(path: file) } }
+                passes.append(try ReadFloor.measure(paths: files))
+            }
+            let floor = passes.min { $0.seconds < $1.seconds } ?? passes[0]
             let info = FloorInfo(
                 bytes: floor.bytes, seconds: floor.seconds, gigabytesPerSecond: floor.bytesPerSecond / 1e9,
-                method: "64 MiB preads into fresh madvise(MADV_HUGEPAGE) buffers, one file at a time")
+                method: "64 MiB preads into fresh madvise(MADV_HUGEPAGE) buffers, one file at a time, " + (cold ? "page cache evicted before each pass" : "page cache warm")
+                    + "; fastest of 3 passes ("
+                    + passes.map { ByteSize.fixed($0.seconds, digits: 3) + " s" }.joined(separator: ", ") + ")")
             try AtomicFile.write([UInt8](try JSONEncoder.results.encode(info)), to: result, sync: false)
         }
     }

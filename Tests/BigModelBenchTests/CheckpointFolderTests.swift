@@ -162,7 +162,8 @@ struct CheckpointFolderTests {
         let real = try writeShard(folder, "model.safetensors", ["a"])
         let shardName = name == "ABSOLUTE" ? real : name
         try writeIndex(folder, [("a", shardName)])
-        let error = try checkpointError(folder.path)
+        // Opened through the index: a folder holding model.safetensors opens as a single file, as transformers does.
+        let error = try checkpointError(folder.file(ShardIndex.fileName))
         #expect(error.rule == .shardOutsideFolder)
     }
 

@@ -35,23 +35,11 @@ private func expectBits<Source: FixedWidthInteger, Destination: FixedWidthIntege
     }
 }
 
-/// Deterministic pseudo-random bits (SplitMix64), so a failing test fails the same way every run.
-private struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Bytes of `count` elements of `dtype`: half raw random bit patterns (every NaN, inf and subnormal
 /// encoding is reachable), half values in the range model weights take, so both halves of every kernel's
 /// selects are exercised.
 private func mixedBytes(_ dtype: DType, count: Int, seed: UInt64) -> [UInt8] {
-    var random = SplitMix64(state: seed)
+    var random = SplitMix64(seed: seed)
     var bytes: [UInt8] = []
     bytes.reserveCapacity(count * (dtype.byteWidth ?? 1))
     for index in 0..<count {
@@ -445,7 +433,7 @@ struct ConversionTests {
 
     @Test("2^20 random F32 bit patterns: F32 → F16 equals Swift's software Float16(Float) for every non-NaN")
     func float32ToFloat16MatchesSoftwareRounding() {
-        var random = SplitMix64(state: 0x0123_4567_89AB_CDEF)
+        var random = SplitMix64(seed: 0x0123_4567_89AB_CDEF)
         // Half the samples get an exponent in the half range (biased 100...147: below the subnormals up to
         // past 65520), where the rounding cases live; the other half are raw bit patterns.
         let floats: [UInt32] = (0..<(1 << 20)).map { index in

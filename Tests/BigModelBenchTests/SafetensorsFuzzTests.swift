@@ -6,19 +6,6 @@ import Testing
 @testable import StrictJSON
 @testable import TensorEngine
 
-/// SplitMix64: a tiny deterministic generator, so every run mutates the same way.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A mutation fuzzer for the reader: starting from valid files, it flips bytes, truncates, rewrites the
 /// length prefix, splices JSON-ish tokens and numbers into the header, and checks that the reader either
 /// accepts the result (and then everything downstream can use it without trapping) or refuses it with a
