@@ -22,8 +22,15 @@ public enum DeviceMapSpec: Sendable, Equatable {
     case user(UserDeviceMap)
 
     /// `auto`, `balanced`, `sequential`, or the path of a JSON map file (read and validated now).
+    /// A value that is neither a mode nor an existing file is a usage error (exit 64) unless it ends in `.json`
+    /// (then: a missing input, exit 66).
     public static func parse(_ text: String) throws -> DeviceMapSpec {
         if let mode = DeviceMapMode(rawValue: text) { return .mode(mode) }
+        if !text.hasSuffix(".json") && !FileManager.default.fileExists(atPath: text) {
+            throw PlacementError(
+                .invalidMode, source: "--device-map", location: text,
+                "is neither a mode (\(DeviceMapMode.names)) nor an existing JSON map file", exitStatus: .usage)
+        }
         return .user(try UserDeviceMap.load(path: text))
     }
 

@@ -7,7 +7,7 @@ struct BigModelBench: ParsableCommand {
         abstract: "Measures how much memory it costs to load a big model each way.",
         discussion: "Exit statuses: 0 ok, 1 a claim failed, 2 regression, 3 a run died, 5 baseline mismatch, 64 usage, 65 bad input data, 66 missing input, 74 I/O error, 130 interrupted.",
         subcommands: [
-            RunCommand.self, InspectCommand.self, VerifyCommand.self, ReshardCommand.self, GenerateCommand.self, LoadCommand.self,
+            RunCommand.self, InspectCommand.self, VerifyCommand.self, ReshardCommand.self, GenerateCommand.self, LoadCommand.self, PlanCommand.self,
             BenchCommand.self, MeasureRunCommand.self, MeasureFloorCommand.self,
         ]
     )

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates extra-maps.json: what accelerate 1.15 (transformers 5.24, torch 2.15) computes for more models,
+"""Regenerates extra-maps.json (and module-trees.json): what accelerate 1.15 (transformers 5.24, torch 2.15) computes for more models,
 budgets and no-split classes than accelerate-maps.json pins. Also re-checks every pinned case.
 
 Usage (from the repository root):  python3 Tests/Fixtures/device-maps/make_extra_cases.py
@@ -159,6 +159,24 @@ def extra_cases():
     return cases
 
 
+def module_tree(model_name):
+    """`named_modules()` with each module's class and its own parameters and buffers, as transformers registers
+    them (built in float16, so a tensor whose dtype is not float16 is one with a fixed dtype)."""
+    model = build(model_name, "float16")
+    modules = []
+    for name, module in model.named_modules():
+        non_persistent = module._non_persistent_buffers_set
+        modules.append({
+            "name": name,
+            "class": type(module).__name__,
+            "parameters": [[n, list(t.shape)] for n, t in module.named_parameters(recurse=False)],
+            "buffers": [[n, list(t.shape), str(t.dtype).removeprefix("torch."), n not in non_persistent]
+                        for n, t in module.named_buffers(recurse=False)],
+        })
+    return {"modules": modules, "no_split_modules": sorted(model._no_split_modules),
+            "tied": [sorted(g) for g in accelerate.utils.find_tied_parameters(model)]}
+
+
 def main():
     for name, config in CONFIGS.items():
         os.makedirs(os.path.join(HERE, name), exist_ok=True)
@@ -189,6 +207,12 @@ def main():
         json.dump(document, f, indent=1)
         f.write("\n")
     print(f"{len(results)} extra cases written", file=sys.stderr)
+
+    trees = {name: module_tree(name) for name in ["llama-deep", "gemma-deep", *CONFIGS]}
+    with open(os.path.join(HERE, "module-trees.json"), "w") as f:
+        json.dump({"transformers": transformers.__version__, "note": module_tree.__doc__, "models": trees}, f, indent=1)
+        f.write("\n")
+    print(f"{len(trees)} module trees written", file=sys.stderr)
 
 
 if __name__ == "__main__":
