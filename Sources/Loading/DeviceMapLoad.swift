@@ -225,9 +225,13 @@ struct OffloadWriter {
         }
     }
 
-    /// `<folder>/<name>.dat`.
-    func datPath(_ name: String) -> String {
+    /// `<folder>/<name>.dat`. A name that is not a plain file name (a checkpoint-derived architecture takes
+    /// its names from the checkpoint) is refused rather than written outside the folder.
+    func datPath(_ name: String) throws -> String {
         guard let folder else { preconditionFailure("writing offloaded weights needs a folder (checked in prepare)") }
+        guard !name.isEmpty, !name.hasPrefix("."), !name.contains("/"), !name.contains("\0") else {
+            throw DeviceMapLoadError(.unsafeOffloadName, "tensor name '\(name)' cannot be an offload file name (<name>.dat in \(folder))")
+        }
         return (folder.hasSuffix("/") ? folder : folder + "/") + name + ".dat"
     }
 
@@ -292,7 +296,7 @@ struct OffloadWriter {
 
     /// Writes `<name>.dat` atomically with `body`, records its index entry and maps it back (device disk).
     private mutating func write(_ parameter: LoadPlan.Parameter, _ body: (AtomicFile) throws -> Void) throws -> Tensor {
-        let path = datPath(parameter.name)
+        let path = try datPath(parameter.name)
         let file = try AtomicFile(path: path)
         try body(file)
         try file.commit(sync: false)

@@ -154,6 +154,8 @@ public struct DeviceMapLoadError: ReportableError, Equatable {
         case unplacedParameter = "UnplacedParameter"
         /// jemalloc would not create an arena for a simulated accelerator.
         case arenaUnavailable = "ArenaUnavailable"
+        /// A disk-placed tensor's name cannot be a file name in the offload folder.
+        case unsafeOffloadName = "UnsafeOffloadName"
     }
 
     public let rule: Rule
@@ -165,5 +167,5 @@ public struct DeviceMapLoadError: ReportableError, Equatable {
     }
 
     public var description: String { "device map: \(rule.rawValue): \(detail)" }
-    public var exitStatus: ExitStatus { rule == .unplacedParameter ? .dataError : .ioError }
+    public var exitStatus: ExitStatus { rule == .arenaUnavailable ? .ioError : .dataError }
 }

@@ -7,6 +7,12 @@ import TensorEngine
 /// `model.embed_tokens`, then per layer `self_attn.{q,k,v,o}_proj` (weight, then bias where the family has
 /// one), `mlp.{gate,up,down}_proj`, `input_layernorm`, `post_attention_layernorm`; then `model.norm`,
 /// `model.rotary_emb` (buffers only, not saved) and `lm_head`.
+///
+/// The module tree is `named_modules()` of transformers 5.24 exactly (checked against
+/// `Tests/Fixtures/device-maps/module-trees.json`): parameter-less modules included (`mlp.act_fn`, with the
+/// class `ACT2CLS` gives `hidden_act`), and every buffer — `rotary_emb.inv_freq` / `original_inv_freq`
+/// (float32, head_dim/2 values, not persistent) and Gemma's `embed_tokens.embed_scale` (a scalar in the model
+/// dtype, not persistent) — since accelerate sizes modules with their buffers.
 enum LlamaFamily {
     struct Family {
         let classPrefix: String

@@ -34,6 +34,25 @@ public enum DeviceMapSpec: Sendable, Equatable {
         return .user(try UserDeviceMap.load(path: text))
     }
 
+    /// The scenario form, at `path` in `source`: a mode string, the path of a map file (relative paths are
+    /// taken relative to `baseFolder` when given), or the map itself as an object. Errors exit 65.
+    public static func parse(json value: JSONValue, source: String, path: String, baseFolder: String? = nil) throws -> DeviceMapSpec {
+        switch value {
+        case .string(let text):
+            if let mode = DeviceMapMode(rawValue: text) { return .mode(mode) }
+            let file = text.hasPrefix("/") || baseFolder == nil ? text : (baseFolder!.hasSuffix("/") ? baseFolder! : baseFolder! + "/") + text
+            guard FileManager.default.fileExists(atPath: file) else {
+                throw PlacementError(.invalidMode, source: source, location: path, "'\(text)' is neither a mode (\(DeviceMapMode.names)) nor an existing map file")
+            }
+            return .user(try UserDeviceMap.load(path: file))
+        case .object:
+            return .user(try UserDeviceMap.parse(json: value, source: source, path: path))
+        default:
+            throw PlacementError(
+                .invalidMode, source: source, location: path, "is \(value.typeName); give a mode (\(DeviceMapMode.names)), a map file or a map object")
+        }
+    }
+
     /// `auto` / `balanced` / `sequential`, or `map` for a user's map.
     public var name: String {
         switch self {
@@ -191,7 +210,8 @@ public struct PlacementRequest: Sendable, Equatable {
         let shares = deviceSet.sorted().map { device -> DeviceShare in
             var capacity: Int?
             if case .accelerator(let index) = device { capacity = capacities[index] }
-            let placementBudget = placementBudgets?.first { $0.device == device }.map { Int($0.bytes.rounded(.down)) }
+            // The stand-in for "no limit" (no budget and no host figure) is shown as none.
+            let placementBudget = placementBudgets?.first { $0.device == device && $0.bytes < Double(Self.unlimited) }.map { Int($0.bytes.rounded(.down)) }
             return DeviceShare(
                 device: device, budgetBytes: maxMemory?[device], placementBudgetBytes: device == .disk ? nil : placementBudget,
                 capacityBytes: capacity, parameterBytes: parameterBytes[device] ?? 0, bufferBytes: bufferBytes[device] ?? 0)

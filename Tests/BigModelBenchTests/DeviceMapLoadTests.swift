@@ -234,4 +234,25 @@ struct DeviceMapLoadTests {
         #expect(fromPlan.parameterBytes.values.reduce(0, +) == qwen.figures.modelBytes)
         #expect(Set(fromPlan.parameterBytes.keys) == [.accelerator(0), .accelerator(1), .cpu, .disk])
     }
+
+    /// A checkpoint of an unknown architecture names its own tensors; one that is not a plain file name is
+    /// refused instead of being written outside the offload folder.
+    @Test func offloadNamesStayInTheFolder() throws {
+        let folder = try TemporaryFolder("devmap-names")
+        defer { folder.remove() }
+        let spec = TensorSpec(name: "../escape", dtype: .f32, shape: [4])
+        try withArrays([[UInt8](repeating: 0, count: 16)]) { buffers in
+            try SafetensorsWriter.write([(spec, buffers[0])], metadata: ["format": "pt"], to: folder.file("model.safetensors"))
+        }
+        let plan = try LoadPlan(checkpoint: try Checkpoint(path: folder.path), requested: .f16)
+        let request = PlacementRequest(deviceMap: .user(UserDeviceMap(["": .disk])))
+        let ledger = MemoryLedger()
+        #expect {
+            _ = try DeviceMapLoad(request: request, offloadFolder: folder.file("offload")).load(plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
+        } throws: { error in
+            (error as? DeviceMapLoadError)?.rule == .unsafeOffloadName && (error as? DeviceMapLoadError)?.exitStatus == .dataError
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/escape.dat"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("offload")).isEmpty)
+    }
 }

@@ -188,6 +188,25 @@ struct PlacementTests {
         #expect(split.noSplitClasses.isEmpty)
     }
 
+    /// The scenario form of `device_map`: a mode, a map file relative to the scenario, or an inline map.
+    @Test func scenarioDeviceMapValues() throws {
+        let scratch = try TemporaryFolder("devmap-scenario")
+        defer { scratch.remove() }
+        _ = try scratch.write("map.json", text: #"{"": "cpu"}"#)
+        #expect(try DeviceMapSpec.parse(json: .string("balanced"), source: "s.json", path: "$.runs[0].device_map") == .mode(.balanced))
+        #expect(try DeviceMapSpec.parse(json: .string("map.json"), source: "s.json", path: "$.d", baseFolder: scratch.path)
+            == .user(UserDeviceMap(["": .cpu], source: scratch.file("map.json"))))
+        let inline = try DeviceMapSpec.parse(json: try JSONParser().parse(#"{"model": 0, "lm_head": "disk"}"#), source: "s.json", path: "$.d")
+        #expect(inline == .user(UserDeviceMap(["model": .accelerator(0), "lm_head": .disk], source: "s.json")))
+        for bad in [JSONValue.string("fast"), JSONValue(3), .null] {
+            #expect {
+                _ = try DeviceMapSpec.parse(json: bad, source: "s.json", path: "$.d")
+            } throws: { error in
+                (error as? PlacementError)?.exitStatus == .dataError && (error as? PlacementError)?.description.hasPrefix("s.json: $.d: InvalidMode") == true
+            }
+        }
+    }
+
     // MARK: The model tree against transformers
 
     /// `named_modules()` of each fixture model as transformers 5.24 builds it (module-trees.json, written by
