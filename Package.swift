@@ -5,6 +5,7 @@
 // Module graph (dependencies point one way, toward TensorEngine):
 //
 //   bigmodel-bench (CLI) ─► Reports ─► Harness ─► Loading ─► Models ─► Checkpoint ─► TensorEngine ─► CJemalloc
+//                                                    ├──────► Placement (device_map: budgets, module sizes, maps) ─► Models
 //                                                    └──────► Probes (the only OS-specific module: /proc, cgroups,
 //                                                                      madvise/fadvise, rlimits, jemalloc statistics)
 //   StrictJSON is a leaf utility (strict parser + byte-exact writers) used from Checkpoint upward.
@@ -69,9 +70,15 @@ let package = Package(
             dependencies: ["TensorEngine", "Checkpoint", "StrictJSON"],
             swiftSettings: strictConcurrency
         ),
+        // Device placement (accelerate's device_map rules): budgets, module sizes, automatic and user maps.
+        .target(
+            name: "Placement",
+            dependencies: ["TensorEngine", "Models", "StrictJSON", .product(name: "Collections", package: "swift-collections")],
+            swiftSettings: strictConcurrency
+        ),
         .target(
             name: "Loading",
-            dependencies: ["TensorEngine", "Checkpoint", "Models", "Probes", "StrictJSON"],
+            dependencies: ["TensorEngine", "Checkpoint", "Models", "Placement", "Probes", "StrictJSON"],
             swiftSettings: strictConcurrency
         ),
         .target(
@@ -87,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "bigmodel-bench",
             dependencies: [
-                "TensorEngine", "Checkpoint", "Models", "Loading", "Probes", "Harness", "Reports", "StrictJSON",
+                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictConcurrency
@@ -95,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "BigModelBenchTests",
             dependencies: [
-                "TensorEngine", "Checkpoint", "Models", "Loading", "Probes", "Harness", "Reports", "StrictJSON",
+                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON",
                 "bigmodel-bench",
             ],
             path: "Tests/BigModelBenchTests",

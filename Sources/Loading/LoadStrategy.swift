@@ -22,6 +22,7 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable {
     case lowMemory = "low-memory"
     case dtypeDirect = "dtype-direct"
     case loadThenCast = "load-then-cast"
+    case deviceMap = "device-map"
 
     public var strategy: any LoadStrategy {
         switch self {
@@ -30,6 +31,7 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable {
         case .lowMemory: return SkeletonLoad(name: .lowMemory)
         case .dtypeDirect: return SkeletonLoad(name: .dtypeDirect)
         case .loadThenCast: return LoadThenCast()
+        case .deviceMap: return DeviceMapLoad()
         }
     }
 

@@ -7,6 +7,12 @@ import TensorEngine
 /// `model.embed_tokens`, then per layer `self_attn.{q,k,v,o}_proj` (weight, then bias where the family has
 /// one), `mlp.{gate,up,down}_proj`, `input_layernorm`, `post_attention_layernorm`; then `model.norm`,
 /// `model.rotary_emb` (buffers only, not saved) and `lm_head`.
+///
+/// The module tree is `named_modules()` of transformers 5.24 exactly (checked against
+/// `Tests/Fixtures/device-maps/module-trees.json`): parameter-less modules included (`mlp.act_fn`, with the
+/// class `ACT2CLS` gives `hidden_act`), and every buffer — `rotary_emb.inv_freq` / `original_inv_freq`
+/// (float32, head_dim/2 values, not persistent) and Gemma's `embed_tokens.embed_scale` (a scalar in the model
+/// dtype, not persistent) — since accelerate sizes modules with their buffers.
 enum LlamaFamily {
     struct Family {
         let classPrefix: String
@@ -17,6 +23,26 @@ enum LlamaFamily {
         let qkvBias: (ModelConfig) throws -> Bool
         let outputBias: (ModelConfig) throws -> Bool
         let mlpBias: (ModelConfig) throws -> Bool
+        /// `hidden_act` when the config omits it (each config class's own default).
+        let defaultActivation: String
+        /// Gemma's embedding is `GemmaTextScaledWordEmbedding`, which registers a non-persistent scalar
+        /// `embed_scale` buffer in the model's dtype; the others use a plain `Embedding`.
+        let scaledEmbedding: Bool
+    }
+
+    /// The module class transformers' `ACT2CLS` builds for a `hidden_act` name (`act_fn`'s class name, which a
+    /// `--no-split` list may name). Unknown names keep the generic "Activation".
+    static func activationClass(_ name: String) -> String {
+        let classes: [String: String] = [
+            "gelu": "GELUActivation", "gelu_10": "ClippedGELUActivation", "gelu_fast": "FastGELUActivation",
+            "gelu_new": "NewGELUActivation", "gelu_python": "GELUActivation", "gelu_pytorch_tanh": "GELUTanh",
+            "gelu_python_tanh": "GELUTanh", "gelu_accurate": "AccurateGELUActivation", "hardswish": "Hardswish",
+            "laplace": "LaplaceActivation", "leaky_relu": "LeakyReLU", "linear": "LinearActivation", "mish": "MishActivation",
+            "quick_gelu": "QuickGELUActivation", "relu": "ReLU", "relu2": "ReLUSquaredActivation", "relu6": "ReLU6",
+            "sigmoid": "Sigmoid", "silu": "SiLUActivation", "sqrtsoftplus": "SqrtSoftplusActivation", "swish": "SiLU",
+            "tanh": "Tanh", "prelu": "PReLU", "xielu": "XIELUActivation",
+        ]
+        return classes[name] ?? "Activation"
     }
 
     static func family(_ modelType: String) -> Family {
@@ -25,16 +51,20 @@ enum LlamaFamily {
             return Family(
                 classPrefix: "Gemma", tiesByDefault: true, normInit: 0.0,
                 qkvBias: { try $0.bool("attention_bias", default: false) }, outputBias: { try $0.bool("attention_bias", default: false) },
-                mlpBias: { _ in false })
+                mlpBias: { _ in false }, defaultActivation: "gelu_pytorch_tanh", scaledEmbedding: true)
         case "qwen2":
-            return Family(classPrefix: "Qwen2", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in true }, outputBias: { _ in false }, mlpBias: { _ in false })
+            return Family(
+                classPrefix: "Qwen2", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in true }, outputBias: { _ in false }, mlpBias: { _ in false },
+                defaultActivation: "silu", scaledEmbedding: false)
         case "mistral":
-            return Family(classPrefix: "Mistral", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in false }, outputBias: { _ in false }, mlpBias: { _ in false })
+            return Family(
+                classPrefix: "Mistral", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in false }, outputBias: { _ in false }, mlpBias: { _ in false },
+                defaultActivation: "silu", scaledEmbedding: false)
         default:
             return Family(
                 classPrefix: "Llama", tiesByDefault: false, normInit: 1.0,
                 qkvBias: { try $0.bool("attention_bias", default: false) }, outputBias: { try $0.bool("attention_bias", default: false) },
-                mlpBias: { try $0.bool("mlp_bias", default: false) })
+                mlpBias: { try $0.bool("mlp_bias", default: false) }, defaultActivation: "silu", scaledEmbedding: false)
         }
     }
 
@@ -64,6 +94,7 @@ enum LlamaFamily {
         let qkvBias = try family.qkvBias(config)
         let outputBias = try family.outputBias(config)
         let mlpBias = try family.mlpBias(config)
+        let activation = activationClass(config.fields["hidden_act"]?.stringValue ?? family.defaultActivation)
 
         var parameters: [ParameterSpec] = []
         func parameter(_ name: String, _ shape: [Int], _ initialization: ParameterInit) -> ModuleTensor {
@@ -79,9 +110,11 @@ enum LlamaFamily {
             ModuleNode(name: name, className: family.classPrefix + "RMSNorm", parameters: [parameter(name + ".weight", [hidden], .constant(family.normInit))])
         }
 
+        // Gemma's scaled embedding also registers `embed_scale` (a scalar, non-persistent, in the model's dtype).
         let embedding = ModuleNode(
-            name: "model.embed_tokens", className: "Embedding",
-            parameters: [parameter("model.embed_tokens.weight", [vocab, hidden], .normal(std: std, zeroRow: padding))])
+            name: "model.embed_tokens", className: family.scaledEmbedding ? family.classPrefix + "TextScaledWordEmbedding" : "Embedding",
+            parameters: [parameter("model.embed_tokens.weight", [vocab, hidden], .normal(std: std, zeroRow: padding))],
+            buffers: family.scaledEmbedding ? [ModuleTensor(name: "model.embed_tokens.embed_scale", shape: [], persistent: false)] : [])
         var layerNodes: [ModuleNode] = []
         for i in 0..<layers {
             let prefix = "model.layers.\(i)"
@@ -99,7 +132,7 @@ enum LlamaFamily {
                     linear(prefix + ".mlp.gate_proj", out: intermediate, in: hidden, bias: mlpBias),
                     linear(prefix + ".mlp.up_proj", out: intermediate, in: hidden, bias: mlpBias),
                     linear(prefix + ".mlp.down_proj", out: hidden, in: intermediate, bias: mlpBias),
-                    ModuleNode(name: prefix + ".mlp.act_fn", className: "Activation"),
+                    ModuleNode(name: prefix + ".mlp.act_fn", className: activation),
                 ])
             layerNodes.append(
                 ModuleNode(

@@ -3,6 +3,7 @@ import Checkpoint
 import Foundation
 import Loading
 import OrderedCollections
+import Placement
 import Probes
 import StrictJSON
 import TensorEngine
@@ -19,6 +20,9 @@ struct LoadCommand: ParsableCommand {
               low-memory      M_t + staging  meta skeleton, each tensor read straight into place
               dtype-direct    M_t + staging  low-memory with an explicit --dtype, converting through staging
               load-then-cast  M_32 + T_t     float32 model, loaded, then cast tensor by tensor
+              device-map      Σ P_i + P_cpu + staging   placed across simulated accelerators, cpu and disk \
+            (--device-map, --max-memory, …; see `plan`); each accelerator's peak is exactly its placed bytes P_i, \
+            disk tensors stay in files (--offload-folder)
             For repeatable measurements with RSS sampling, use `run` with a scenario.
             """)
 
@@ -40,35 +44,60 @@ struct LoadCommand: ParsableCommand {
     @Flag(help: "Include the SHA-256 of every loaded tensor.")
     var digests = false
 
+    @OptionGroup(title: "device-map strategy")
+    var placement: DeviceMapOptions
+
+    @Option(help: "device-map: the folder for weights placed on disk that must be written (<name>.dat + index.json), as accelerate's offload_folder.")
+    var offloadFolder: String?
+
     func run() throws {
         try reportingErrors {
             guard let name = StrategyName(rawValue: strategy) else {
                 throw UsageError("unknown strategy '\(strategy)'; use one of \(StrategyName.names)")
             }
+            if name != .deviceMap && (placement.isGiven || offloadFolder != nil) {
+                throw UsageError("--device-map, --max-memory, --accelerator-memory, --no-split and --offload-folder apply only to --strategy device-map")
+            }
             let target = try dtype?.castTarget()
             let checkpoint = try Checkpoint(path: path)
             let plan = try LoadPlan(checkpoint: checkpoint, requested: target)
             if strict { try plan.checkStrict() }
-            let strategy = name.strategy
+            // device-map: placed and predicted before anything is loaded.
+            let prepared = name == .deviceMap
+                ? try DeviceMapLoad(request: try placement.request(), offloadFolder: offloadFolder).prepare(plan) : nil
+            for warning in prepared?.placement.warnings ?? [] { printWarning(warning) }
+            let strategy: any LoadStrategy = prepared ?? name.strategy
             let figures = plan.figures
             let ledger = MemoryLedger()
             let phases = PhaseLog(ledger: ledger)
             ProcessMemory.resetPeakRSS()
             let before = try? ProcessMemory.read()
             let start = ContinuousClock.now
-            let model = try strategy.load(plan, ledger: ledger, phases: phases)
+            var placementReport: DevicePlacementReport?
+            let model: LoadedModel
+            if let prepared {
+                let result = try prepared.loadReporting(plan, ledger: ledger, phases: phases)
+                (model, placementReport) = (result.model, result.report)
+            } else {
+                model = try strategy.load(plan, ledger: ledger, phases: phases)
+            }
             let seconds = Loading.seconds(ContinuousClock.now - start)
             let after = try? ProcessMemory.read()
             let tensorDigests = digests ? model.digests() : []
             let predicted = strategy.predictedPeakBytes(figures)
-            let report = Self.report(
+            var report = Self.report(
                 strategy: name, plan: plan, figures: figures, predicted: predicted, ledger: ledger, phases: phases.phases, seconds: seconds,
                 before: before, after: after, digests: digests ? tensorDigests : nil)
+            if let placementReport, case .object(var object) = report {
+                object["device_placement"] = placementReport.json
+                report = .object(object)
+            }
             withExtendedLifetime(model) {}
             if json {
                 print(JSONWriter.pretty.string(report))
             } else {
                 print(Self.text(name, plan: plan, figures: figures, predicted: predicted, ledger: ledger, phases: phases.phases, seconds: seconds, after: after, digests: digests ? tensorDigests : nil), terminator: "")
+                if let placementReport { print(Self.text(placementReport), terminator: "") }
             }
         }
     }
@@ -117,6 +146,26 @@ struct LoadCommand: ParsableCommand {
             })
         }
         return .object(object)
+    }
+
+    /// The per-device table of a device-map load.
+    static func text(_ report: DevicePlacementReport) -> String {
+        var rows = [["device", "budget", "capacity", "placed", "predicted peak", "ledger peak", "arena allocated", "within budget"]]
+        for d in report.devices {
+            rows.append([
+                d.device.description, d.budgetBytes.map(String.init) ?? "-", d.capacityBytes.map(String.init) ?? "-", String(d.placedBytes),
+                String(d.predictedPeakBytes), String(d.ledgerPeakBytes), d.arenaAllocatedBytes.map(String.init) ?? "-", d.withinBudget ? "yes" : "NO",
+            ])
+        }
+        var out = "\ndevice map (\(report.mode)): \(report.deviceMap.count) entries; staging \(report.stagingBytes) bytes on cpu\n"
+        out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 6])
+        let offload = report.offload
+        if offload.writtenBytes > 0 || offload.referencedBytes > 0 {
+            out += "disk: \(offload.writtenFiles.count) .dat files (\(offload.writtenBytes) bytes) written"
+            out += offload.folder.map { " to \($0)" } ?? ""
+            out += ", \(offload.referencedBytes) bytes referenced in place in the checkpoint\n"
+        }
+        return out
     }
 
     static func text(

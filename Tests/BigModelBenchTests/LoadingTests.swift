@@ -46,7 +46,7 @@ import Testing
             switch strategy {
             case .naive: return mt + storedBytes
             case .sharded: return mt + largestShard
-            case .lowMemory, .dtypeDirect: return mt + staging
+            case .lowMemory, .dtypeDirect, .deviceMap: return mt + staging
             case .loadThenCast: return elements * 4 + (width < 4 ? largestElements * width : 0)
             }
         }
