@@ -83,7 +83,7 @@ let package = Package(
         ),
         .target(
             name: "Harness",
-            dependencies: ["TensorEngine", "Checkpoint", "Models", "Loading", "Probes", "StrictJSON"],
+            dependencies: ["TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "StrictJSON"],
             swiftSettings: strictConcurrency
         ),
         .target(

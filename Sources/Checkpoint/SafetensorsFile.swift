@@ -84,8 +84,10 @@ public final class SafetensorsFile: Sendable {
     }
 
     /// Maps a tensor's bytes read-only (a file window: counted by the kernel as RssFile once touched).
-    public func map(_ tensor: StoredTensor, device: Device = .cpu) throws -> TensorStorage {
-        try TensorStorage.mapFile(descriptor: descriptor.rawValue, offset: header.dataStart + tensor.begin, length: tensor.byteCount, device: device)
+    /// `populate`: fault every page in now, for a caller that reads the whole tensor at once.
+    public func map(_ tensor: StoredTensor, device: Device = .cpu, populate: Bool = false) throws -> TensorStorage {
+        try TensorStorage.mapFile(
+            descriptor: descriptor.rawValue, offset: header.dataStart + tensor.begin, length: tensor.byteCount, device: device, populate: populate)
     }
 
     private static func readFully(_ fd: FileDescriptor, offset: Int, into buffer: inout [UInt8], count: Int, path: String) throws -> Int {

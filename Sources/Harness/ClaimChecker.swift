@@ -30,6 +30,47 @@ public struct ClaimChecker: Sendable {
         public var toleranceBytes: Int
     }
 
+    /// device-map: each device's ledger peak is exactly its placed bytes (+ staging on cpu), no accelerator
+    /// passes its budget, each accelerator's jemalloc arena holds what the ledger says, and the disk holds the
+    /// rest of the model (written to the offload folder or referenced in place).
+    static func deviceChecks(_ usage: DeviceUsage) -> [Check] {
+        var checks: [Check] = []
+        for d in usage.devices where d.device != "disk" {
+            checks.append(
+                Check(
+                    name: "ledger peak on \(d.device) equals its share", passed: d.ledgerPeakBytes == d.predictedPeakBytes,
+                    measuredBytes: d.ledgerPeakBytes, boundBytes: d.predictedPeakBytes, relation: "==",
+                    detail: "bytes placed on \(d.device)" + (d.stagingBytes > 0 ? " plus the \(ByteSize.binary(d.stagingBytes)) staging buffer" : "")))
+            if d.device == "cpu" {
+                if let budget = d.budgetBytes {
+                    checks.append(
+                        Check(
+                            name: "cpu share within its budget", passed: d.placedBytes <= budget, measuredBytes: d.placedBytes, boundBytes: budget,
+                            relation: "<=", detail: "max_memory[cpu]; the staging buffer is reported beside it"))
+                }
+            } else if let limit = d.budgetBytes ?? d.capacityBytes {
+                checks.append(
+                    Check(
+                        name: "accelerator \(d.device) peak within its budget", passed: d.ledgerPeakBytes <= limit, measuredBytes: d.ledgerPeakBytes,
+                        boundBytes: limit, relation: "<=", detail: d.budgetBytes != nil ? "max_memory[\(d.device)]" : "the simulated accelerator's capacity"))
+            }
+            if let allocated = d.arenaAllocatedBytes, let expected = d.arenaExpectedBytes {
+                let gap = abs(allocated - expected)
+                checks.append(
+                    Check(
+                        name: "jemalloc arena of \(d.device) agrees with ledger", passed: gap <= 1 << 20, measuredBytes: gap, boundBytes: 1 << 20,
+                        relation: "within", detail: "the accelerator's own arena: stats.arenas.<i>.allocated vs the ledger at size classes"))
+            }
+        }
+        let disk = usage.figures("disk")?.placedBytes ?? 0
+        let onDisk = usage.offloadWrittenBytes + usage.offloadReferencedBytes
+        checks.append(
+            Check(
+                name: "disk holds the rest", passed: onDisk == disk, measuredBytes: onDisk, boundBytes: disk, relation: "==",
+                detail: "\(usage.offloadWrittenFiles) tensors written to the offload folder, \(usage.offloadReferencedTensors) referenced in place"))
+        return checks
+    }
+
     public func evaluate(_ m: RunMeasurement, strategy: StrategyName) -> Outcome {
         let predicted = m.predictedPeakBytes
         let tol = tolerance.bytes(for: predicted)
@@ -85,6 +126,8 @@ public struct ClaimChecker: Sendable {
             Check(
                 name: "jemalloc agrees with ledger", passed: jeGap <= ledgerTol, measuredBytes: jeGap, boundBytes: ledgerTol, relation: "within",
                 detail: "|jemalloc stats.allocated peak delta − ledger peak at jemalloc size classes| = \(ByteSize.binary(jeGap))"))
+
+        if let usage = m.devices { checks += Self.deviceChecks(usage) }
 
         let failed = checks.filter { !$0.passed }
         if failed.isEmpty {

@@ -37,7 +37,9 @@ public struct MeasuredLoad {
         let checkpoint = try Checkpoint(path: checkpointPath)
         let plan = try LoadPlan(checkpoint: checkpoint, requested: dtype)
         let figures = plan.figures
-        let predicted = strategy.predictedPeakBytes(figures)
+        // A device-map run is placed now (before the baseline), so its prediction is exact per device.
+        let prepared = try (strategy as? DeviceMapLoad)?.prepare(plan)
+        let predicted = prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(figures)
         let ledger = MemoryLedger()
         if let ledgerBudget { ledger.setTotalBudget(ledgerBudget) }
 
@@ -54,13 +56,20 @@ public struct MeasuredLoad {
         let phaseOffset = RSSSampler.monotonicSeconds() - sampler.startSeconds - phases.elapsedSeconds
 
         var model: LoadedModel?
+        var devices: DeviceUsage?
         var outOfMemory: OutOfMemoryInfo?
         var failure: String?
         let watcher = PhaseWatcher(phases: phases, ledger: ledger, onPhase: onPhase)
         watcher.start()
         let start = ContinuousClock.now
         do {
-            model = try strategy.load(plan, ledger: ledger, phases: phases)
+            if let prepared {
+                let result = try prepared.loadReporting(plan, ledger: ledger, phases: phases)
+                model = result.model
+                devices = DeviceUsage(result.report)
+            } else {
+                model = try strategy.load(plan, ledger: ledger, phases: phases)
+            }
         } catch let error as OutOfMemoryError {
             phases.end()
             outOfMemory = OutOfMemoryInfo(
@@ -116,7 +125,7 @@ public struct MeasuredLoad {
                     ledgerLiveBytesAtStart: $0.ledgerLiveBytesAtStart, ledgerLiveBytesAtEnd: $0.ledgerLiveBytesAtEnd)
             },
             sampler: samplerStats, timeline: Timeline(columns: Timeline.standardColumns, points: points),
-            missingKeys: plan.missingKeys, unexpectedKeys: plan.unexpectedKeys, outOfMemory: outOfMemory, failure: failure)
+            missingKeys: plan.missingKeys, unexpectedKeys: plan.unexpectedKeys, outOfMemory: outOfMemory, failure: failure, devices: devices)
     }
 
     /// Every probe read once.

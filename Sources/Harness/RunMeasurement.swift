@@ -28,6 +28,8 @@ public struct RunMeasurement: Codable, Sendable, Equatable {
     public var outOfMemory: OutOfMemoryInfo?
     /// Set when the load failed for another reason (the message).
     public var failure: String?
+    /// device-map runs: the placement and each device's figures.
+    public var devices: DeviceUsage?
 }
 
 /// One reading of every probe.

@@ -1,6 +1,7 @@
 import Checkpoint
 import Loading
 import Models
+import Placement
 import TensorEngine
 
 /// Predicts every run of a scenario at a given scale, and picks the scale `"fit"` asks for.
@@ -23,12 +24,17 @@ public struct ScalePlanner: Sendable {
         public let figures: MemoryFigures
         public let predictedPeakBytes: Int
         public let formula: String
+        /// device-map runs: the placement request with percentages resolved for this model size.
+        public let request: PlacementRequest?
     }
 
     public let scenario: Scenario
+    /// The cpu budget of device-map runs that give no `max_memory` (accelerate uses the RAM available).
+    public let hostAvailableBytes: Int?
 
-    public init(scenario: Scenario) {
+    public init(scenario: Scenario, hostAvailableBytes: Int? = nil) {
         self.scenario = scenario
+        self.hostAvailableBytes = hostAvailableBytes
     }
 
     /// The synthetic checkpoint a generated scenario uses at `scale`.
@@ -41,20 +47,39 @@ public struct ScalePlanner: Sendable {
     public func predictions(scale: Double) throws -> [RunPrediction] {
         guard let synthetic = try synthetic(scale: scale) else { return [] }
         let shardPlan = synthetic.plan
-        return scenario.runs.map { run in
+        return try scenario.runs.map { run in
             let target = run.dtype ?? synthetic.dtype
             let figures = MemoryFigures(architecture: synthetic.architecture, storedDType: synthetic.dtype, shardPlan: shardPlan, target: target)
             let strategy = run.strategy.strategy
-            return RunPrediction(run: run, dtype: target, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula)
+            guard let settings = run.placement else {
+                return RunPrediction(
+                    run: run, dtype: target, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula,
+                    request: nil)
+            }
+            let request = try settings.request(modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
+            let placement = try request.place(architecture: synthetic.architecture, dtype: target)
+            let prediction = try DeviceMapPrediction(placement: placement, architecture: synthetic.architecture, storedDType: synthetic.dtype, target: target)
+            return RunPrediction(
+                run: run, dtype: target, figures: figures, predictedPeakBytes: prediction.ramPeakBytes, formula: strategy.formula, request: request)
         }
     }
 
     /// Every run's prediction for a checkpoint on disk.
-    public func predictions(plans: [(Scenario.Run, LoadPlan)]) -> [RunPrediction] {
-        plans.map { run, plan in
+    public func predictions(checkpoint: Checkpoint) throws -> [RunPrediction] {
+        try scenario.runs.map { run in
+            let plan = try LoadPlan(checkpoint: checkpoint, requested: run.dtype)
             let strategy = run.strategy.strategy
             let figures = plan.figures
-            return RunPrediction(run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula)
+            guard let settings = run.placement else {
+                return RunPrediction(
+                    run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula,
+                    request: nil)
+            }
+            let request = try settings.request(modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
+            let prepared = try DeviceMapLoad(request: request, offloadFolder: "/").prepare(plan)
+            return RunPrediction(
+                run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: prepared.prediction.ramPeakBytes, formula: strategy.formula,
+                request: request)
         }
     }
 

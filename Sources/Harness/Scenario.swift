@@ -61,6 +61,8 @@ public struct Scenario: Sendable {
         public let strategy: StrategyName
         /// nil = auto.
         public let dtype: DType?
+        /// `device-map` runs only: where the model goes.
+        public let placement: PlacementSettings?
     }
 
     public struct Tolerance: Sendable, Equatable, Codable {
@@ -204,10 +206,16 @@ public struct Scenario: Sendable {
         var ids = Set<String>()
         for (i, runValue) in runValues.enumerated() {
             let at = "$.runs[\(i)]"
-            let run = try v.object(runValue, at, allowed: ["id", "strategy", "dtype"])
+            let run = try v.object(runValue, at, allowed: Set(["id", "strategy", "dtype"]).union(PlacementSettings.keys))
             let strategyName = try v.string(run["strategy"], at + ".strategy", required: true) ?? ""
             guard let strategy = StrategyName(rawValue: strategyName) else {
                 throw ScenarioError(file: file, path: at + ".strategy", "unknown strategy '\(strategyName)'; known: \(StrategyName.names)")
+            }
+            var placement: PlacementSettings?
+            if strategy == .deviceMap {
+                placement = try PlacementSettings.parse(run, file: file, path: at)
+            } else if let key = run.keys.first(where: { PlacementSettings.keys.contains($0) }) {
+                throw ScenarioError(file: file, path: at + "." + key, "applies only to the device-map strategy")
             }
             let dtype = try v.dtype(run["dtype"], at + ".dtype")
             if let dtype, !dtype.isConvertible {
@@ -217,7 +225,7 @@ public struct Scenario: Sendable {
             guard ids.insert(id).inserted else {
                 throw ScenarioError(file: file, path: at, "run id '\(id)' is used twice; give one of them an \"id\"")
             }
-            runs.append(Run(id: id, strategy: strategy, dtype: dtype))
+            runs.append(Run(id: id, strategy: strategy, dtype: dtype, placement: placement))
         }
 
         let repeatCount = try v.integer(root["repeat"], "$.repeat", range: 1...100) ?? 1

@@ -86,7 +86,7 @@ public final class ScenarioRunner {
         let system = SystemInfo.current(diskPath: options.workDirectory)
         let available = system.memAvailableBytes ?? system.memTotalBytes ?? 0
         let memoryBytes = options.memoryLimit.map { min($0, available) } ?? available
-        let planner = ScalePlanner(scenario: scenario)
+        let planner = ScalePlanner(scenario: scenario, hostAvailableBytes: available)
         let cache = CheckpointCache(workDirectory: options.workDirectory)
 
         // Scale.
@@ -182,6 +182,14 @@ public final class ScenarioRunner {
         }
         try write(results)
 
+        // Each run's prediction at this scale (device-map runs: their placement request, percentages resolved).
+        let atScale: [String: ScalePlanner.RunPrediction]
+        if case .generated = scenario.checkpoint {
+            atScale = Dictionary(uniqueKeysWithValues: try planner.predictions(scale: scale).map { ($0.run.id, $0) })
+        } else {
+            atScale = Dictionary(uniqueKeysWithValues: try planner.predictions(checkpoint: try Checkpoint(path: checkpointFolder)).map { ($0.run.id, $0) })
+        }
+
         // The runs.
         let runs = scenario.runs.filter { run in options.only.map { $0.contains(run.id) || $0.contains(run.strategy.rawValue) } ?? true }
         let repeats = options.repeatCount ?? scenario.repeatCount
@@ -200,7 +208,14 @@ public final class ScenarioRunner {
                     "--sample-interval-ms", String(scenario.sampleIntervalMilliseconds), "--ledger-budget", String(cap),
                 ]
                 if let dtype = run.dtype { arguments += ["--dtype", dtype.torchName] }
+                let offload = options.workDirectory + "/offload/\(scenario.name)-\(run.id)-\(repeatIndex + 1)"
+                if let request = atScale[run.id]?.request {
+                    try? fm.removeItem(atPath: offload)
+                    try fm.createDirectory(atPath: offload, withIntermediateDirectories: true)
+                    arguments += try PlacementSettings.arguments(for: request, mapFile: stem + "-map.json") + ["--offload-folder", offload]
+                }
                 let child = try spawnChild(arguments: arguments, log: stem + ".log", id: run.id)
+                defer { try? fm.removeItem(atPath: offload) }
                 let result = judge(run: run, repeatIndex: repeatIndex, child: child, resultPath: stem + ".json", log: stem + ".log", checker: checker, floor: results.floor)
                 results.runs.append(result)
                 try write(results)

@@ -50,7 +50,7 @@ public struct LoadThenCast: LoadStrategy {
                 if stored.dtype == tensor.dtype {
                     try file.read(stored, into: tensor.storage.mutableBytes)
                 } else {
-                    let window = try file.map(stored)
+                    let window = try file.map(stored, populate: true)
                     copyOrConvert(window.bytes, from: stored.dtype, into: tensor)
                 }
             }

@@ -261,6 +261,7 @@ public enum MarkdownReport {
                 md += "VmRSS \(Format.size(m.peaks.rssDeltaBytes)), jemalloc active \(Format.size(m.peaks.jemallocActiveDeltaBytes)), "
                 md += "jemalloc resident \(Format.size(m.peaks.jemallocResidentDeltaBytes)).\n\n"
                 md += snapshots(m)
+                if let usage = m.devices { md += devicesSection(usage) }
                 let s = m.sampler
                 md += "Sampler: \(s.samples) samples at a mean interval of \(Format.seconds(s.achievedMeanIntervalSeconds * 1000)) ms "
                 md += "(requested \(Format.trimmed(s.requestedIntervalSeconds * 1000)) ms), \(s.droppedSamples) dropped; one sample took "
@@ -275,6 +276,37 @@ public enum MarkdownReport {
             }
             md += exitLine(run.exit)
         }
+        return md
+    }
+
+    /// A device-map run: each device's budget, share and peaks, and the `hf_device_map`.
+    static func devicesSection(_ u: DeviceUsage) -> String {
+        var md = "Placement (`device_map=\"\(u.mode)\"`, accelerate's rules): accelerators are simulated as memory pools in host RAM, each with "
+        md += "its own jemalloc arena; disk weights stay in files (\(u.offloadReferencedTensors) referenced in place in the checkpoint, "
+        md += "\(u.offloadWrittenFiles) written to the offload folder, \(Format.size(u.offloadWrittenBytes))).\n\n"
+        var rows = [["device", "budget (max_memory)", "placed", "share of model", "staging", "predicted peak", "ledger peak", "jemalloc arena allocated"]]
+        for d in u.devices {
+            let share = u.modelBytes > 0 ? Double(d.placedBytes) / Double(u.modelBytes) * 100 : 0
+            rows.append([
+                d.device, d.budgetBytes.map(Format.size) ?? (d.capacityBytes.map { "capacity " + Format.size($0) } ?? "-"), Format.size(d.placedBytes),
+                ByteSize.fixed(share, digits: 1) + "%", d.stagingBytes > 0 ? Format.size(d.stagingBytes) : "-",
+                d.device == "disk" ? "(not RAM)" : Format.size(d.predictedPeakBytes), d.device == "disk" ? "-" : Format.size(d.ledgerPeakBytes),
+                d.arenaAllocatedBytes.map(Format.size) ?? "-",
+            ])
+        }
+        md += Format.markdownTable(rows, rightAligned: [1, 2, 3, 4, 5, 6, 7]) + "\n"
+        var groups: [(device: String, modules: [String])] = []
+        for entry in u.deviceMap {
+            if let last = groups.last, last.device == entry.device {
+                groups[groups.count - 1].modules.append(entry.module)
+            } else {
+                groups.append((entry.device, [entry.module]))
+            }
+        }
+        md += "`hf_device_map`: " + groups.map { group in
+            let names = group.modules.count > 3 ? "\(Format.code(group.modules[0])) … \(Format.code(group.modules[group.modules.count - 1])) (\(group.modules.count) modules)" : group.modules.map(Format.code).joined(separator: ", ")
+            return "\(names) → \(group.device)"
+        }.joined(separator: "; ") + "\n\n"
         return md
     }
 

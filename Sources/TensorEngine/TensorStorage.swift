@@ -84,7 +84,9 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     /// Maps `length` bytes of the open file `fd` starting at `offset`, read-only (`mmap(PROT_READ, MAP_PRIVATE)`).
-    public static func mapFile(descriptor fd: Int32, offset: Int, length: Int, device: Device = .cpu) throws -> TensorStorage {
+    /// `populate` faults the whole window in at once (`MAP_POPULATE` on Linux), for a caller about to read every
+    /// byte; without it pages become resident only as they are touched (an offloaded weight read on access).
+    public static func mapFile(descriptor fd: Int32, offset: Int, length: Int, device: Device = .cpu, populate: Bool = false) throws -> TensorStorage {
         precondition(offset >= 0 && length >= 0)
         guard length > 0 else {
             return TensorStorage(kind: .fileWindow, byteCount: 0, device: device, pointer: nil, release: .none)
@@ -96,7 +98,7 @@ public final class TensorStorage: @unchecked Sendable {
         // MAP_POPULATE (Linux) faults the whole window in with one call, from the page cache, instead of one
         // fault per 4 KiB page as the caller walks it.
         #if os(Linux)
-        let flags = MAP_PRIVATE | MAP_POPULATE
+        let flags = populate ? MAP_PRIVATE | MAP_POPULATE : MAP_PRIVATE
         #else
         let flags = MAP_PRIVATE
         #endif

@@ -17,13 +17,17 @@ struct MeasureRunCommand: ParsableCommand {
     @Option var result: String
     @Option var sampleIntervalMs: Double = 1
     @Option(help: "Cap on the ledger's live RAM bytes.") var ledgerBudget: Int?
+    @OptionGroup var placement: DeviceMapOptions
+    @Option var offloadFolder: String?
 
     func run() throws {
         try reportingErrors {
             guard let name = StrategyName(rawValue: strategy) else { throw UsageError("unknown strategy '\(strategy)'; known: \(StrategyName.names)") }
             let interval = Duration.microseconds(Int64((sampleIntervalMs * 1000).rounded()))
+            let strategy: any LoadStrategy =
+                name == .deviceMap ? DeviceMapLoad(request: try placement.request(), offloadFolder: offloadFolder) : name.strategy
             let measured = MeasuredLoad(
-                checkpointPath: checkpoint, strategy: name.strategy, dtype: try dtype?.castTarget(), sampleInterval: interval, ledgerBudget: ledgerBudget
+                checkpointPath: checkpoint, strategy: strategy, dtype: try dtype?.castTarget(), sampleInterval: interval, ledgerBudget: ledgerBudget
             ) { phase, bytes in
                 FileHandle.standardError.write(Data("phase\t\(phase)\t\(bytes)\n".utf8))
             }

@@ -265,6 +265,57 @@ extension MemoryMeasuringTests {
         #expect(second.runs.map(\.id) == ["low-memory"])
     }
 
+    /// A device-map run whose budgets (percentages of the model) force accelerator, cpu and disk.
+    @Test func deviceMapRunUsesAllThreeTiers() throws {
+        let folder = try TemporaryFolder("devmap")
+        defer { folder.remove() }
+        let text = tinyScenario(runs: #"[{"strategy": "device-map", "device_map": "auto", "max_memory": {"0": "40%", "cpu": "40%"}}]"#)
+            .replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 2000"#)
+            .replacingOccurrences(of: #""num_hidden_layers": 2"#, with: #""num_hidden_layers": 4"#)
+        let scenario = try Self.write(folder, text)
+        let result = try Executable.run(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
+        #expect(result.status == 0, "\(result.stderr)")
+        let results = try JSONDecoder.results.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json"))))
+        let run = try #require(results.runs.first)
+        #expect(run.verdict == .pass, "\(run.verdictDetail)")
+        let usage = try #require(run.measurement?.devices)
+        let placed = Dictionary(uniqueKeysWithValues: usage.devices.map { ($0.device, $0.placedBytes) })
+        #expect((placed["0"] ?? 0) > 0 && (placed["cpu"] ?? 0) > 0 && (placed["disk"] ?? 0) > 0)
+        #expect(placed.values.reduce(0, +) == usage.modelBytes)
+        // 40% of the model's parameter bytes at bfloat16, as the scenario asked.
+        let modelBytes = try #require(run.figures?.modelBytes)
+        #expect(usage.figures("0")?.budgetBytes == modelBytes * 40 / 100)
+        #expect(run.checks.contains { $0.name == "disk holds the rest" && $0.passed })
+        #expect(run.checks.contains { $0.name == "accelerator 0 peak within its budget" && $0.passed })
+        // bfloat16 checkpoint, bfloat16 target: disk weights are referenced in place, nothing written.
+        #expect(usage.offloadWrittenFiles == 0)
+        #expect(usage.offloadReferencedBytes == placed["disk"])
+        let markdown = try String(contentsOfFile: folder.file("out/tiny.md"), encoding: .utf8)
+        #expect(markdown.contains("`hf_device_map`"))
+    }
+
+    @Test func placementKeysAreValidated() throws {
+        let cases: [(String, String, String)] = [
+            (#"[{"strategy": "naive", "max_memory": {"0": "1GB"}}]"#, "$.runs[0].max_memory", "applies only to the device-map strategy"),
+            (#"[{"strategy": "device-map", "max_memory": {"gpu": "1GB"}}]"#, "$.runs[0].max_memory.gpu", "UnknownBudgetKey: 'gpu'"),
+            (#"[{"strategy": "device-map", "max_memory": {"0": "lots"}}]"#, "$.runs[0].max_memory.0", "InvalidBudget: \"lots\" is not a size"),
+            (#"[{"strategy": "device-map", "max_memory": {"0": "x%"}}]"#, "$.runs[0].max_memory.0", "percentage"),
+            (#"[{"strategy": "device-map", "device_map": "fastest"}]"#, "$.runs[0].device_map", "InvalidMode: 'fastest'"),
+            (#"[{"strategy": "device-map", "no_split": "LlamaDecoderLayer"}]"#, "$.runs[0].no_split", "array"),
+        ]
+        for (runs, path, message) in cases {
+            do {
+                _ = try Scenario.parse(Array(tinyScenario(runs: runs).utf8), file: "s.json")
+                Issue.record("accepted \(runs)")
+            } catch let error as any ReportableError {
+                #expect(error.exitStatus == .dataError, "\(runs)")
+                #expect(error.description.contains("s.json"), "\(error)")
+                #expect(error.description.contains(path), "\(error)")
+                #expect(error.description.contains(message), "\(error)")
+            }
+        }
+    }
+
     /// A cap below a run's prediction ends that run as `oom` (exit 1), not the harness.
     @Test func memoryCapBecomesAnOOMVerdict() throws {
         let folder = try TemporaryFolder("oom")
