@@ -19,7 +19,9 @@ public struct NaiveLoad: LoadStrategy {
         var stateDict = try readStateDict(Array(plan.checkpoint.tensors.values), from: plan.checkpoint, ledger: ledger)
         phases.begin(copyPhaseName(plan))
         copyStateDict(stateDict, into: model, plan)
-        phases.begin("free state dict")
+        // The optimizer may end a value's lifetime after its last use: pin the state dict until the free phase
+        // has begun, so phase boundaries show the memory where it really is.
+        withExtendedLifetime(stateDict) { phases.begin("free state dict") }
         stateDict.removeAll()
         phases.end()
         return LoadedModel(tensors: model)

@@ -23,6 +23,7 @@ public struct ShardedLoad: LoadStrategy {
             var stateDict = try readStateDict(locations, from: checkpoint, ledger: ledger)
             phases.begin(copyPhaseName(plan, suffix: " shard \(fileIndex + 1)/\(count)"))
             copyStateDict(stateDict, into: model, plan)
+            withExtendedLifetime(stateDict) {}  // freed here, not earlier (phase boundaries show the real memory)
             stateDict.removeAll()
         }
         phases.end()
