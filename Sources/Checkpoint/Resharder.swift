@@ -89,23 +89,23 @@ public struct Resharder {
     /// Writes the new checkpoint into `folder`.
     @discardableResult
     public func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> CheckpointWriter.Summary {
-        let converter = ConvertingSource(checkpoint: source, chunkElements: 4 << 20)
+        let converter = ConvertingSource(checkpoint: source)
         return try CheckpointWriter(plan: plan).write(
             to: folder, source: converter, extraFiles: try companionFiles(), progress: progress, isCancelled: isCancelled)
     }
 }
 
 /// Reads tensors from a checkpoint, converting to the requested spec's dtype on the fly.
-final class ConvertingSource: TensorByteSource {
+final class ConvertingSource: TensorByteSource, @unchecked Sendable {
     let checkpoint: Checkpoint
+    /// Source bytes of one conversion step. Any size works (`fill` converts a chunk in as many steps as it
+    /// takes); 16 MiB keeps memory fixed whatever the dtypes.
+    static let stagingBytes = 16 << 20
     let staging: UnsafeMutableRawBufferPointer
 
-    init(checkpoint: Checkpoint, chunkElements: Int) {
+    init(checkpoint: Checkpoint) {
         self.checkpoint = checkpoint
-        // Enough for the writer's whole chunk at the widest source type (F64): 32 MiB of output at 2 bytes is
-        // 16 Mi elements; the writer's chunk is 32 MiB, so size staging for 32 MiB × 4 (F64 from BF16/F16).
-        self.staging = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 << 20, alignment: 64)
-        _ = chunkElements
+        self.staging = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.stagingBytes, alignment: 64)
     }
 
     deinit { staging.deallocate() }

@@ -140,6 +140,34 @@ import Testing
         #expect(integer.status == 64)
     }
 
+    /// reshard --dtype: floating tensors converted bit-exactly as torch converts them, in model order, with the
+    /// config's dtype updated; a conversion chunk smaller than a tensor changes nothing.
+    @Test func reshardConvertsLikeTorch() throws {
+        let folder = try TemporaryFolder("reshard-dtype")
+        defer { folder.remove() }
+        let source = try Checkpoint(path: FixturePaths.path("llama-tiny-f32-single"))
+        let resharder = try Resharder(source: source, maxShardSize: 100_000, dtype: .bf16, order: try ModelOrder.parameterOrder(for: source))
+        try resharder.write(to: folder.file("out"))
+        let out = try Checkpoint(path: folder.file("out"))
+        #expect(out.format == .sharded)
+        #expect(out.totalSize == 328_320)
+        #expect(out.tensors.values.allSatisfy { $0.tensor.dtype == .bf16 })
+        let root = try JSONParser().parse(try fileBytes(FixturePaths.path("llama-tiny-f32-single/expected.json")))
+        var checked = 0
+        try out.verify(digests: true) { name, digest in
+            #expect(digest == root["converted"]?[name]?["bfloat16"]?.stringValue, "\(name)")
+            checked += 1
+        }
+        #expect(checked == 21)
+        #expect(try ModelConfig.load(path: folder.file("out/config.json")).dtype() == .bf16)
+        // The split follows the model's registration order (embed first, lm_head last), as save_pretrained's.
+        let index = try #require(out.index)
+        #expect(index.weightMap["model.embed_tokens.weight"] == ShardPlan.fileNames(count: out.files.count).first)
+        #expect(index.weightMap["lm_head.weight"] == ShardPlan.fileNames(count: out.files.count).last)
+        // An integer target is a usage error.
+        #expect(throws: UsageError.self) { try Resharder(source: source, maxShardSize: 100_000, dtype: .i8) }
+    }
+
     static func mistralConfigPath() throws -> String {
         let folder = try TemporaryFolder("mistral")
         return try folder.write(
