@@ -141,7 +141,7 @@ public struct CheckpointWriter {
         let elapsed = ContinuousClock.now - start
         return Summary(
             folder: folder, files: names, tensorBytes: written, fileBytes: fileBytes,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            seconds: elapsed.inSeconds)
     }
 }
 

@@ -82,7 +82,7 @@ public struct MeasuredLoad {
             phases.end()
             failure = "\(error)"
         }
-        let seconds = Loading.seconds(ContinuousClock.now - start)
+        let seconds = (ContinuousClock.now - start).inSeconds
         watcher.stop()
         Thread.sleep(forTimeInterval: 0.005)
         let sampled = sampler.stop()

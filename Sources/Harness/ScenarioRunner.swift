@@ -270,7 +270,7 @@ public final class ScenarioRunner {
         for line in String(decoding: complete, as: UTF8.self).split(separator: "\n") where line.hasPrefix("phase\t") {
             let parts = line.split(separator: "\t")
             guard parts.count >= 3, let bytes = Int(parts[2]) else { continue }
-            onEvent(.phase(id: id, name: String(parts[1]), ledgerBytes: bytes, elapsedSeconds: Loading.seconds(ContinuousClock.now - start)))
+            onEvent(.phase(id: id, name: String(parts[1]), ledgerBytes: bytes, elapsedSeconds: (ContinuousClock.now - start).inSeconds))
         }
     }
 

@@ -30,7 +30,7 @@ public final class PhaseLog: Sendable {
         self.clockStart = start
     }
 
-    public var elapsedSeconds: Double { seconds(ContinuousClock.now - clockStart) }
+    public var elapsedSeconds: Double { (ContinuousClock.now - clockStart).inSeconds }
 
     /// Closes the open phase (if any) and opens `name`.
     public func begin(_ name: String) {
@@ -67,9 +67,4 @@ public final class PhaseLog: Sendable {
     public var phaseNames: [String] {
         state.withLock { s in s.phases.map(\.name) + (s.open.map { [$0.name] } ?? []) }
     }
-}
-
-/// Seconds in a `Duration`, as a Double.
-public func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }

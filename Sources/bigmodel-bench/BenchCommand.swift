@@ -106,9 +106,7 @@ struct BenchConvertCommand: ParsableCommand {
             memcpyBytesPerSecond: floor)
     }
 
-    private func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-    }
+    private func seconds(_ duration: Duration) -> Double { duration.inSeconds }
 
     private func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()

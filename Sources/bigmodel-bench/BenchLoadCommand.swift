@@ -34,7 +34,7 @@ struct BenchLoadCommand: ParsableCommand {
             let folder = workDir + "/llama3-8b-x\(ByteSize.fixed(scale, digits: 4))-\(getpid())"
             try? FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: folder) }
-            try DiskSpace.require(synthetic.plan.totalSize * 2, at: workDir)
+            try FreeSpace.require(synthetic.plan.totalSize * 2, at: workDir)
 
             let written = try synthetic.write(to: folder)
             let bytes = written.tensorBytes
@@ -55,7 +55,7 @@ struct BenchLoadCommand: ParsableCommand {
                     let ledger = MemoryLedger()
                     let start = ContinuousClock.now
                     let model = try name.strategy.load(plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
-                    times.append(Loading.seconds(ContinuousClock.now - start))
+                    times.append((ContinuousClock.now - start).inSeconds)
                     withExtendedLifetime(model) {}
                     peak = ledger.peakBytes
                     predicted = name.strategy.predictedPeakBytes(plan.figures)

@@ -3,6 +3,7 @@ import Checkpoint
 import Foundation
 import Models
 import OrderedCollections
+import Probes
 import StrictJSON
 import TensorEngine
 
@@ -56,7 +57,7 @@ struct GenerateCommand: ParsableCommand {
                 return
             }
             guard let out else { throw UsageError("--out DIR is required unless --dry-run is given") }
-            try DiskSpace.require(plan.totalSize + (plan.shards.count + 2) * 1 << 20, at: out)
+            try FreeSpace.require(plan.totalSize + (plan.shards.count + 2) * 1 << 20, at: out)
             let progress = ProgressLine(total: plan.totalSize, label: "generate")
             let summary = try synthetic.write(to: out, progress: progress.update, isCancelled: InterruptTrap().isInterrupted)
             progress.finish()
@@ -98,19 +99,17 @@ struct GenerateCommand: ParsableCommand {
 }
 
 /// Free-space checks before writing big files.
-enum DiskSpace {
+enum FreeSpace {
     /// Throws an I/O error (74) when the filesystem holding `path` (or its nearest existing parent) has fewer
-    /// than `bytes` free.
+    /// than `bytes` available (Probes' `statvfs` reading).
     static func require(_ bytes: Int, at path: String) throws {
         var probe = URL(fileURLWithPath: path).standardizedFileURL
         while !FileManager.default.fileExists(atPath: probe.path), probe.path != "/" { probe.deleteLastPathComponent() }
-        guard let attributes = try? FileManager.default.attributesOfFileSystem(forPath: probe.path),
-            let free = (attributes[.systemFreeSize] as? NSNumber)?.int64Value
-        else { return }
-        if Int(free) < bytes {
+        guard let free = try? DiskSpace.of(path: probe.path).availableBytes else { return }
+        if free < bytes {
             throw FileIOError(
                 path: path, operation: "write",
-                reason: "needs \(bytes) bytes (\(ByteSize.decimal(bytes))) but only \(free) (\(ByteSize.decimal(Int(free)))) are free")
+                reason: "needs \(bytes) bytes (\(ByteSize.decimal(bytes))) but only \(free) (\(ByteSize.decimal(free))) are available")
         }
     }
 }

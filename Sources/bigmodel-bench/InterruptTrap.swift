@@ -27,8 +27,7 @@ final class ProgressLine {
     func update(_ done: Int) {
         let fraction = total > 0 ? Double(done) / Double(total) : 1
         let decile = Int(fraction * 10)
-        let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - start).inSeconds
         if stderrIsTerminal {
             let eta = fraction > 0 ? seconds / fraction - seconds : 0
             printInPlace("\(label): \(ByteSize.fixed(fraction * 100, digits: 1))% of \(ByteSize.binary(total)), ETA \(ByteSize.fixed(eta, digits: 0)) s")

@@ -81,7 +81,7 @@ struct LoadCommand: ParsableCommand {
             } else {
                 model = try strategy.load(plan, ledger: ledger, phases: phases)
             }
-            let seconds = Loading.seconds(ContinuousClock.now - start)
+            let seconds = (ContinuousClock.now - start).inSeconds
             let after = try? ProcessMemory.read()
             let tensorDigests = digests ? model.digests() : []
             let predicted = strategy.predictedPeakBytes(figures)

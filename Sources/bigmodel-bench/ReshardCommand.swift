@@ -32,7 +32,7 @@ struct ReshardCommand: ParsableCommand {
             let checkpoint = try Checkpoint(path: source)
             let order = try ModelOrder.parameterOrder(for: checkpoint)
             let resharder = try Resharder(source: checkpoint, maxShardSize: maxShardSize.bytes, dtype: target, order: order)
-            try DiskSpace.require(resharder.plan.totalSize + (resharder.plan.shards.count + 2) << 20, at: out)
+            try FreeSpace.require(resharder.plan.totalSize + (resharder.plan.shards.count + 2) << 20, at: out)
             let progress = ProgressLine(total: resharder.plan.totalSize, label: "reshard")
             let trap = InterruptTrap()
             let summary = try resharder.write(to: out, progress: progress.update, isCancelled: trap.isInterrupted)

@@ -139,7 +139,7 @@ final class RunConsole {
             let text = "  \(id): \(name) · ledger \(ByteSize.binary(bytes)) · \(ByteSize.fixed(elapsed, digits: 1)) s"
             if stderrIsTerminal { status(text) } else { line(text) }
         case .runFinished(let result):
-            runSeconds.append(Loading.seconds(ContinuousClock.now - runStart))
+            runSeconds.append((ContinuousClock.now - runStart).inSeconds)
             line("  \(result.id): \(result.verdict.rawValue) — \(result.verdictDetail)")
         }
     }
