@@ -76,9 +76,9 @@ public struct ScalePlanner: Sendable {
                     request: nil)
             }
             let request = try settings.request(modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
-            let prepared = try DeviceMapLoad(request: request, offloadFolder: "/").prepare(plan)
+            let prediction = try DeviceMapLoad(request: request).predict(plan).prediction
             return RunPrediction(
-                run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: prepared.prediction.ramPeakBytes, formula: strategy.formula,
+                run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: prediction.ramPeakBytes, formula: strategy.formula,
                 request: request)
         }
     }

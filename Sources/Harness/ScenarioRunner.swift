@@ -339,9 +339,7 @@ public final class ScenarioRunner {
     // MARK: - Results
 
     private func write(_ results: ScenarioResults) throws {
-        var copy = results
-        if copy.finishedAt == nil && !copy.complete { copy.finishedAt = nil }
-        let data = try JSONEncoder.results.encode(copy)
+        let data = try JSONEncoder.results.encode(results)
         try AtomicFile.write([UInt8](data) + [0x0A], to: resultsPath, sync: false)
     }
 

@@ -42,11 +42,16 @@ public struct DeviceMapLoad: LoadStrategy {
     /// the default request (everything on cpu). For any other request use `prepare(plan).predictedPeakBytes`.
     public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.stagingBytes }
 
-    /// Places the plan's model and predicts the load, without loading anything.
-    public func prepare(_ plan: LoadPlan) throws -> PreparedDeviceMapLoad {
+    /// Places the plan's model and predicts each device's peak, without loading or checking the offload folder.
+    public func predict(_ plan: LoadPlan) throws -> (placement: DevicePlacement, prediction: DeviceMapPrediction) {
         let dtypes = Dictionary(plan.parameters.map { ($0.name, $0.dtype) }, uniquingKeysWith: { first, _ in first })
         let placement = try request.place(architecture: plan.architecture, dtype: plan.dtype, parameterDTypes: dtypes)
-        let prediction = try DeviceMapPrediction(plan: plan, placement: placement)
+        return (placement, try DeviceMapPrediction(plan: plan, placement: placement))
+    }
+
+    /// Places the plan's model and predicts the load, without loading anything.
+    public func prepare(_ plan: LoadPlan) throws -> PreparedDeviceMapLoad {
+        let (placement, prediction) = try predict(plan)
         if prediction.needsOffloadFolder && offloadFolder == nil {
             let written = prediction.offloads.filter { $0.offload == .written }.map(\.name)
             throw PlacementError(

@@ -36,14 +36,6 @@ public final class MemoryLedger: Sendable {
         public var peakBytes: Int
     }
 
-    public struct Snapshot: Sendable, Equatable {
-        /// Live bytes over RAM-resident devices (cpu and simulated accelerators).
-        public var liveBytes: Int
-        /// Peak of `liveBytes` since creation or the last `resetPeak()`.
-        public var peakBytes: Int
-        public var devices: [Device: DeviceFigures]
-    }
-
     private struct State {
         var liveBytes = 0
         var peakBytes = 0
@@ -109,10 +101,6 @@ public final class MemoryLedger: Sendable {
 
     public func liveBytes(on device: Device) -> Int { state.withLock { $0.devices[device]?.liveBytes ?? 0 } }
     public func peakBytes(on device: Device) -> Int { state.withLock { $0.devices[device]?.peakBytes ?? 0 } }
-
-    public func snapshot() -> Snapshot {
-        state.withLock { Snapshot(liveBytes: $0.liveBytes, peakBytes: $0.peakBytes, devices: $0.devices) }
-    }
 
     /// Starts a new measurement: every peak becomes the current live figure.
     public func resetPeak() {

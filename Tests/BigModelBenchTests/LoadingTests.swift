@@ -193,3 +193,29 @@ func withArrays<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throw
     }
     return try body(zip(pointers, arrays).map { UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer($0.0)[0..<$0.1.count]) })
 }
+
+/// The ledger's exact accounting: live, peak, reset, per device, budgets.
+@Suite struct MemoryLedgerTests {
+    @Test func livePeakResetAndBudgets() throws {
+        let ledger = MemoryLedger()
+        try ledger.allocate(1000)
+        try ledger.allocate(500, on: .accelerator(0))
+        ledger.release(1000)
+        #expect(ledger.liveBytes == 500)
+        #expect(ledger.peakBytes == 1500)
+        #expect(ledger.peakBytes(on: .cpu) == 1000)
+        ledger.resetPeak()
+        #expect(ledger.peakBytes == 500)
+        #expect(ledger.peakBytes(on: .cpu) == 0)
+        ledger.setBudget(600, for: .accelerator(0))
+        #expect(throws: OutOfMemoryError(device: .accelerator(0), requestedBytes: 200, liveBytes: 500, budgetBytes: 600)) {
+            try ledger.allocate(200, on: .accelerator(0))
+        }
+        try ledger.allocate(4096, on: .disk)
+        #expect(ledger.liveBytes == 500)  // disk bytes are not RAM
+        ledger.setTotalBudget(700)
+        #expect(throws: OutOfMemoryError.self) { try ledger.allocate(201) }
+        try ledger.allocate(200)
+        #expect(ledger.peakBytes == 700)
+    }
+}
