@@ -5,15 +5,29 @@
 // Module graph (dependencies point one way, toward TensorEngine):
 //
 //   bigmodel-bench (CLI) ─► Reports ─► Harness ─► Loading ─► Models ─► Checkpoint ─► TensorEngine ─► CJemalloc
-//                                                    ├──────► Placement (device_map: budgets, module sizes, maps) ─► Models
-//                                                    └──────► Probes (the only OS-specific module: /proc, cgroups,
-//                                                                      madvise/fadvise, rlimits, jemalloc statistics)
+//                                        │          ├──────► Placement (device_map: budgets, module sizes, maps) ─► Models
+//                                        └──────────┴──────► Probes (/proc, cgroups, page cache, child processes, pipes,
+//                                                                   signals, jemalloc statistics) ─► CJemalloc
 //   StrictJSON is a leaf utility (strict parser + byte-exact writers) used from Checkpoint upward.
+//
+// Which targets touch the operating system, and why (each target below lists what it imports):
+//   - Probes: the measuring and process layer — /proc and cgroup files, madvise/fadvise, fork/exec with a
+//     parent-death signal, pipes and poll, signal handlers, mallctl. Everything the runner does to the OS goes
+//     through it, each wrapper naming the call it wraps.
+//   - TensorEngine: TensorStorage maps checkpoint windows with mmap/munmap (a tensor's bytes are the
+//     mapping); ConversionKernel takes memcpy from Glibc, Conversion the processor count from Foundation.
+//   - Checkpoint: SafetensorsFile reads tensors with pread into their destination and AtomicFile writes
+//     with open/fsync/rename — the byte-exact I/O of the format, which is the module's job.
+//   - Models: NormalTable takes log() from Glibc (the C math library, no system call).
+//   Harness, Loading, Placement and Reports use Foundation for files and dates only; no target but Probes
+//   and those three lines calls the kernel directly.
 import PackageDescription
 
 let strictConcurrency: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
+
+let orderedCollections: Target.Dependency = .product(name: "OrderedCollections", package: "swift-collections")
 
 let package = Package(
     name: "bigmodel-bench",
@@ -34,9 +48,11 @@ let package = Package(
             path: "Sources/CJemalloc",
             providers: [.apt(["libjemalloc-dev"])]
         ),
+        // prctl and pipe2, which Glibc's module does not export to Swift (Probes only).
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         .target(
             name: "StrictJSON",
-            dependencies: [.product(name: "Collections", package: "swift-collections")],
+            dependencies: [orderedCollections],
             swiftSettings: strictConcurrency
         ),
         .target(
@@ -44,14 +60,13 @@ let package = Package(
             dependencies: [
                 "CJemalloc",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Probes",
             dependencies: [
-                "CJemalloc",
+                "CJemalloc", "CLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strictConcurrency
@@ -59,42 +74,41 @@ let package = Package(
         .target(
             name: "Checkpoint",
             dependencies: [
-                "TensorEngine", "StrictJSON",
+                "TensorEngine", "StrictJSON", orderedCollections,
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Collections", package: "swift-collections"),
             ],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Models",
-            dependencies: ["TensorEngine", "Checkpoint", "StrictJSON"],
+            dependencies: ["TensorEngine", "Checkpoint", "StrictJSON", orderedCollections],
             swiftSettings: strictConcurrency
         ),
         // Device placement (accelerate's device_map rules): budgets, module sizes, automatic and user maps.
         .target(
             name: "Placement",
-            dependencies: ["TensorEngine", "Models", "StrictJSON", .product(name: "Collections", package: "swift-collections")],
+            dependencies: ["TensorEngine", "Models", "StrictJSON", orderedCollections],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Loading",
-            dependencies: ["TensorEngine", "Checkpoint", "Models", "Placement", "Probes", "StrictJSON"],
+            dependencies: ["TensorEngine", "Checkpoint", "Models", "Placement", "Probes", "StrictJSON", orderedCollections],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Harness",
-            dependencies: ["TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "StrictJSON"],
+            dependencies: ["TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "StrictJSON", orderedCollections],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Reports",
-            dependencies: ["TensorEngine", "Harness", "StrictJSON"],
+            dependencies: ["TensorEngine", "Harness", "Loading", "Probes", "StrictJSON", orderedCollections],
             swiftSettings: strictConcurrency
         ),
         .executableTarget(
             name: "bigmodel-bench",
             dependencies: [
-                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON",
+                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", orderedCollections,
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictConcurrency
@@ -102,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "BigModelBenchTests",
             dependencies: [
-                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON",
+                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", orderedCollections,
                 "bigmodel-bench",
             ],
             path: "Tests/BigModelBenchTests",

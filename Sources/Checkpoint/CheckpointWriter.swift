@@ -14,7 +14,7 @@ public protocol TensorByteSource {
 public struct WriteInterrupted: ReportableError, Equatable {
     public let path: String
     public var description: String { "\(path): interrupted; the partial checkpoint was removed" }
-    public var exitStatus: ExitStatus { .ioError }
+    public var category: FailureCategory { .interrupted }
 }
 
 /// Writes a checkpoint folder the Hugging Face way (`save_pretrained` + `safe_serialization`): the shard files

@@ -5,7 +5,7 @@ import TensorEngine
 /// A validated safetensors header: the one place where untrusted header bytes become trusted values.
 ///
 /// The checks follow the reference implementation (`safetensors` 0.8.0, `tensor.rs`) rule by rule and in its
-/// order, each failure a distinct `SafetensorsError.Rule`:
+/// order, each failure a distinct `SafetensorsRule`:
 ///
 ///  1. file shorter than 8 bytes → HeaderTooSmall
 ///  2. N > 100,000,000 → HeaderTooLarge (checked before the file length)

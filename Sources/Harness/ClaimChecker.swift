@@ -1,4 +1,5 @@
 import Loading
+import Probes
 import TensorEngine
 
 /// Turns one run's measurement into checks and a verdict.
@@ -35,116 +36,118 @@ public struct ClaimChecker: Sendable {
     /// rest of the model (written to the offload folder or referenced in place).
     static func deviceChecks(_ usage: DeviceUsage) -> [Check] {
         var checks: [Check] = []
-        for d in usage.devices where d.device != "disk" {
+        for d in usage.devices where d.device != .disk {
             checks.append(
                 Check(
-                    name: "ledger peak on \(d.device) equals its share", passed: d.ledgerPeakBytes == d.predictedPeakBytes,
-                    measuredBytes: d.ledgerPeakBytes, boundBytes: d.predictedPeakBytes, relation: "==",
+                    name: "ledger peak on \(d.device) equals its share", measuredBytes: d.ledgerPeakBytes, boundBytes: d.predictedPeakBytes,
+                    relation: .equal,
                     detail: "bytes placed on \(d.device)" + (d.stagingBytes > 0 ? " plus the \(ByteSize.binary(d.stagingBytes)) staging buffer" : "")))
-            if d.device == "cpu" {
+            if d.device == .cpu {
                 if let budget = d.budgetBytes {
                     checks.append(
                         Check(
-                            name: "cpu share within its budget", passed: d.placedBytes <= budget, measuredBytes: d.placedBytes, boundBytes: budget,
-                            relation: "<=", detail: "max_memory[cpu]; the staging buffer is reported beside it"))
+                            name: "cpu share within its budget", measuredBytes: d.placedBytes, boundBytes: budget, relation: .atMost,
+                            detail: "max_memory[cpu]; the staging buffer is reported beside it"))
                 }
             } else if let limit = d.budgetBytes ?? d.capacityBytes {
                 checks.append(
                     Check(
-                        name: "accelerator \(d.device) peak within its budget", passed: d.ledgerPeakBytes <= limit, measuredBytes: d.ledgerPeakBytes,
-                        boundBytes: limit, relation: "<=", detail: d.budgetBytes != nil ? "max_memory[\(d.device)]" : "the simulated accelerator's capacity"))
+                        name: "accelerator \(d.device) peak within its budget", measuredBytes: d.ledgerPeakBytes, boundBytes: limit, relation: .atMost,
+                        detail: d.budgetBytes != nil ? "max_memory[\(d.device)]" : "the simulated accelerator's capacity"))
             }
             if let allocated = d.arenaAllocatedBytes, let expected = d.arenaExpectedBytes {
-                let gap = abs(allocated - expected)
                 checks.append(
                     Check(
-                        name: "jemalloc arena of \(d.device) agrees with ledger", passed: gap <= 1 << 20, measuredBytes: gap, boundBytes: 1 << 20,
-                        relation: "within", detail: "the accelerator's own arena: stats.arenas.<i>.allocated vs the ledger at size classes"))
+                        name: "jemalloc arena of \(d.device) agrees with ledger", measuredBytes: abs(allocated - expected), boundBytes: 1 << 20,
+                        relation: .within, detail: "the accelerator's own arena: stats.arenas.<i>.allocated vs the ledger at size classes"))
             }
         }
-        let disk = usage.figures("disk")?.placedBytes ?? 0
-        let onDisk = usage.offloadWrittenBytes + usage.offloadReferencedBytes
+        let disk = usage.figures(.disk)?.placedBytes ?? 0
         checks.append(
             Check(
-                name: "disk holds the rest", passed: onDisk == disk, measuredBytes: onDisk, boundBytes: disk, relation: "==",
+                name: "disk holds the rest", measuredBytes: usage.offloadWrittenBytes + usage.offloadReferencedBytes, boundBytes: disk, relation: .equal,
                 detail: "\(usage.offloadWrittenFiles) tensors written to the offload folder, \(usage.offloadReferencedTensors) referenced in place"))
         return checks
     }
 
-    public func evaluate(_ m: RunMeasurement, strategy: StrategyName) -> Outcome {
+    /// The bounds on the kernel's figures: each under predicted + tolerance; for an expensive claim each also
+    /// reaching predicted − tolerance. A figure the probes could not read fails its check (it is never 0).
+    func boundChecks(_ peaks: PeakDeltas, upper: Int, lower: Int?) -> [Check] {
+        var checks: [Check] = []
+        let figures: [(MemoryFigure, String, String)] = [
+            (.vmhwm, "VmHWM delta", "kernel high-water mark of VmRSS minus baseline VmRSS"),
+            (.rssAnon, "RSS anon peak delta", "sampled maximum of RssAnon minus baseline"),
+        ]
+        for (figure, name, detail) in figures {
+            guard let measured = peaks[figure] else {
+                checks.append(Check(name: "\(name) was read", passed: false, measuredBytes: 0, boundBytes: 0, relation: .atLeast, detail: "\(figure.title) could not be read"))
+                continue
+            }
+            checks.append(Check(name: "\(name) within upper bound", measuredBytes: measured, boundBytes: upper, relation: .atMost, detail: detail))
+            if let lower {
+                checks.append(
+                    Check(name: "\(name) reaches lower bound", measuredBytes: measured, boundBytes: lower, relation: .atLeast,
+                        detail: "the claim is a high cost: a probe that misses memory must fail"))
+            }
+        }
+        return checks
+    }
+
+    /// RSS anon and jemalloc against the ledger (jemalloc at its size classes, which is what it counts).
+    func agreementChecks(_ m: RunMeasurement) -> [Check] {
+        let allowed = tolerance.bytes(for: m.ledgerPeakBytes)
+        let ledger = m.peaks[.ledgerLive] ?? 0
+        var checks: [Check] = []
+        if let anon = m.peaks[.rssAnon] {
+            checks.append(
+                Check(name: "RSS anon agrees with ledger", measuredBytes: abs(anon - ledger), boundBytes: allowed, relation: .within,
+                    detail: "|RSS anon peak delta − ledger peak| = \(ByteSize.binary(abs(anon - ledger)))"))
+        }
+        if let jemalloc = m.peaks[.jemallocAllocated], let sizeClass = m.peaks[.ledgerSizeClass] {
+            checks.append(
+                Check(name: "jemalloc agrees with ledger", measuredBytes: abs(jemalloc - sizeClass), boundBytes: allowed, relation: .within,
+                    detail: "|jemalloc stats.allocated peak delta − ledger peak at jemalloc size classes| = \(ByteSize.binary(abs(jemalloc - sizeClass)))"))
+        }
+        return checks
+    }
+
+    public func evaluate(_ m: RunMeasurement) -> Outcome {
         let predicted = m.predictedPeakBytes
         let tol = tolerance.bytes(for: predicted)
         let upper = predicted + tol
-        let lower: Int? = Self.hasLowerBound(strategy) ? max(0, predicted - tol) : nil
-
+        let lower: Int? = Self.hasLowerBound(m.strategy) ? max(0, predicted - tol) : nil
+        func outcome(_ verdict: Verdict, _ detail: String, _ checks: [Check] = []) -> Outcome {
+            Outcome(verdict: verdict, detail: detail, checks: checks, upperBoundBytes: upper, lowerBoundBytes: lower, toleranceBytes: tol)
+        }
         if let oom = m.outOfMemory {
-            return Outcome(
-                verdict: .oom,
-                detail: "hit its \(ByteSize.binary(oom.capBytes)) memory cap at \(ByteSize.binary(oom.reachedBytes)) live (+\(ByteSize.binary(oom.requestedBytes)) requested); predicted peak \(ByteSize.binary(predicted))",
-                checks: [], upperBoundBytes: upper, lowerBoundBytes: lower, toleranceBytes: tol)
+            return outcome(
+                .oom,
+                "hit its \(ByteSize.binary(oom.capBytes)) memory cap at \(ByteSize.binary(oom.reachedBytes)) live (+\(ByteSize.binary(oom.requestedBytes)) requested); predicted peak \(ByteSize.binary(predicted))")
         }
-        if let failure = m.failure {
-            return Outcome(verdict: .error, detail: failure, checks: [], upperBoundBytes: upper, lowerBoundBytes: lower, toleranceBytes: tol)
-        }
+        if let failure = m.failure { return outcome(.error, failure) }
 
-        var checks: [Check] = []
-        checks.append(
+        var checks = [
             Check(
-                name: "ledger peak equals prediction", passed: m.ledgerPeakBytes == predicted, measuredBytes: m.ledgerPeakBytes,
-                boundBytes: predicted, relation: "==", detail: "\(m.formula) computed from the headers vs the ledger's exact peak"))
-        if let hwm = m.peaks.vmhwmDeltaBytes {
-            checks.append(
-                Check(
-                    name: "VmHWM delta within upper bound", passed: hwm <= upper, measuredBytes: hwm, boundBytes: upper, relation: "<=",
-                    detail: "kernel high-water mark of VmRSS minus baseline VmRSS"))
-        }
-        checks.append(
-            Check(
-                name: "RSS anon peak delta within upper bound", passed: m.peaks.rssAnonDeltaBytes <= upper, measuredBytes: m.peaks.rssAnonDeltaBytes,
-                boundBytes: upper, relation: "<=", detail: "sampled maximum of RssAnon minus baseline"))
-        if let lower {
-            checks.append(
-                Check(
-                    name: "RSS anon peak delta reaches lower bound", passed: m.peaks.rssAnonDeltaBytes >= lower, measuredBytes: m.peaks.rssAnonDeltaBytes,
-                    boundBytes: lower, relation: ">=", detail: "the claim is a high cost: a probe that misses memory must fail"))
-            if let hwm = m.peaks.vmhwmDeltaBytes {
-                checks.append(
-                    Check(
-                        name: "VmHWM delta reaches lower bound", passed: hwm >= lower, measuredBytes: hwm, boundBytes: lower, relation: ">=",
-                        detail: "kernel high-water mark minus baseline VmRSS"))
-            }
-        }
-        let ledgerTol = tolerance.bytes(for: m.ledgerPeakBytes)
-        let anonGap = abs(m.peaks.rssAnonDeltaBytes - m.peaks.ledgerDeltaBytes)
-        checks.append(
-            Check(
-                name: "RSS anon agrees with ledger", passed: anonGap <= ledgerTol, measuredBytes: anonGap, boundBytes: ledgerTol, relation: "within",
-                detail: "|RSS anon peak delta − ledger peak| = \(ByteSize.binary(anonGap))"))
-        // jemalloc counts each allocation at its size class, so it is compared with the ledger's size-class peak.
-        let jeGap = abs(m.peaks.jemallocAllocatedDeltaBytes - m.peaks.ledgerSizeClassDeltaBytes)
-        checks.append(
-            Check(
-                name: "jemalloc agrees with ledger", passed: jeGap <= ledgerTol, measuredBytes: jeGap, boundBytes: ledgerTol, relation: "within",
-                detail: "|jemalloc stats.allocated peak delta − ledger peak at jemalloc size classes| = \(ByteSize.binary(jeGap))"))
-
+                name: "ledger peak equals prediction", measuredBytes: m.ledgerPeakBytes, boundBytes: predicted, relation: .equal,
+                detail: "\(m.formula) computed from the headers vs the ledger's exact peak")
+        ]
+        checks += boundChecks(m.peaks, upper: upper, lower: lower)
+        checks += agreementChecks(m)
         if let usage = m.devices { checks += Self.deviceChecks(usage) }
-
         let failed = checks.filter { !$0.passed }
-        if failed.isEmpty {
-            return Outcome(
-                verdict: .pass,
-                detail: "every bound held: peak \(ByteSize.binary(m.peaks.vmhwmDeltaBytes ?? m.peaks.rssDeltaBytes)) (VmHWM Δ) vs predicted \(ByteSize.binary(predicted)) ± \(ByteSize.binary(tol))",
-                checks: checks, upperBoundBytes: upper, lowerBoundBytes: lower, toleranceBytes: tol)
+        guard failed.isEmpty else { return outcome(.fail, failed.map(Self.describeFailure).joined(separator: "; "), checks) }
+        let peak = m.peaks[.vmhwm] ?? m.peaks[.rss] ?? 0
+        return outcome(.pass, "every bound held: peak \(ByteSize.binary(peak)) (VmHWM Δ) vs predicted \(ByteSize.binary(predicted)) ± \(ByteSize.binary(tol))", checks)
+    }
+
+    /// One failed check in words: which bound, by how much.
+    public static func describeFailure(_ check: Check) -> String {
+        let by = abs(check.measuredBytes - check.boundBytes)
+        switch check.relation {
+        case .atMost: return "\(check.name) failed: \(ByteSize.binary(check.measuredBytes)) exceeds \(ByteSize.binary(check.boundBytes)) by \(ByteSize.binary(by))"
+        case .atLeast: return "\(check.name) failed: \(ByteSize.binary(check.measuredBytes)) is \(ByteSize.binary(by)) below \(ByteSize.binary(check.boundBytes))"
+        case .equal: return "\(check.name) failed: \(check.measuredBytes) bytes vs \(check.boundBytes) predicted (off by \(check.measuredBytes - check.boundBytes))"
+        case .within: return "\(check.name) failed: differ by \(ByteSize.binary(check.measuredBytes)), allowed \(ByteSize.binary(check.boundBytes))"
         }
-        let detail = failed.map { check -> String in
-            let by = abs(check.measuredBytes - check.boundBytes)
-            switch check.relation {
-            case "<=": return "\(check.name) failed: \(ByteSize.binary(check.measuredBytes)) exceeds \(ByteSize.binary(check.boundBytes)) by \(ByteSize.binary(by))"
-            case ">=": return "\(check.name) failed: \(ByteSize.binary(check.measuredBytes)) is \(ByteSize.binary(by)) below \(ByteSize.binary(check.boundBytes))"
-            case "==": return "\(check.name) failed: \(check.measuredBytes) bytes vs \(check.boundBytes) predicted (off by \(check.measuredBytes - check.boundBytes))"
-            default: return "\(check.name) failed: differ by \(ByteSize.binary(check.measuredBytes)), allowed \(ByteSize.binary(check.boundBytes))"
-            }
-        }.joined(separator: "; ")
-        return Outcome(verdict: .fail, detail: detail, checks: checks, upperBoundBytes: upper, lowerBoundBytes: lower, toleranceBytes: tol)
     }
 }

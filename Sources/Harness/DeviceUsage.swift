@@ -4,8 +4,8 @@ import TensorEngine
 /// Where a device-map run put the model and what each device held, as the results file records it.
 public struct DeviceUsage: Codable, Sendable, Equatable {
     public struct DeviceFigures: Codable, Sendable, Equatable {
-        /// accelerate's spelling: "0", "1", …, "cpu", "disk".
-        public var device: String
+        /// accelerate's spelling in JSON: "0", "1", …, "cpu", "disk".
+        public var device: Device
         /// The user's `max_memory` for it (after percentages were resolved), when given.
         public var budgetBytes: Int?
         /// The budget the placement actually used (after balancing).
@@ -28,7 +28,7 @@ public struct DeviceUsage: Codable, Sendable, Equatable {
 
     public struct MapEntry: Codable, Sendable, Equatable {
         public var module: String
-        public var device: String
+        public var device: Device
     }
 
     /// `auto`, `balanced`, `sequential` or `map`.
@@ -48,10 +48,10 @@ public struct DeviceUsage: Codable, Sendable, Equatable {
 
     public init(_ report: DevicePlacementReport) {
         mode = report.mode
-        deviceMap = report.deviceMap.map { MapEntry(module: $0.key, device: $0.value.description) }
+        deviceMap = report.deviceMap.map { MapEntry(module: $0.key, device: $0.value) }
         devices = report.devices.map { d in
             DeviceFigures(
-                device: d.device.description, budgetBytes: d.budgetBytes, placementBudgetBytes: d.placementBudgetBytes, capacityBytes: d.capacityBytes,
+                device: d.device, budgetBytes: d.budgetBytes, placementBudgetBytes: d.placementBudgetBytes, capacityBytes: d.capacityBytes,
                 placedBytes: d.placedBytes, stagingBytes: d.stagingBytes, predictedPeakBytes: d.predictedPeakBytes, ledgerPeakBytes: d.ledgerPeakBytes,
                 arenaAllocatedBytes: d.arenaAllocatedBytes, arenaExpectedBytes: d.arenaExpectedBytes)
         }
@@ -63,5 +63,5 @@ public struct DeviceUsage: Codable, Sendable, Equatable {
         offloadReferencedBytes = report.offload.referencedBytes
     }
 
-    public func figures(_ device: String) -> DeviceFigures? { devices.first { $0.device == device } }
+    public func figures(_ device: Device) -> DeviceFigures? { devices.first { $0.device == device } }
 }

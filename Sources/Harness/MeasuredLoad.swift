@@ -7,8 +7,9 @@ import TensorEngine
 /// One strategy run inside this process with every probe on: the code the measured child executes.
 ///
 /// Order matters: the sampler starts first (its thread and sample storage belong to the baseline), jemalloc
-/// is purged and VmHWM reset, the baseline is read, and only then does the load begin. The model stays alive
-/// until the end snapshot has been read.
+/// is purged and VmHWM reset, the baseline is read, the caller is told (``ready``) and may hold the start
+/// (the barrier of several ranks), and only then does the load begin. The model stays alive until the end
+/// reading has been taken.
 public struct MeasuredLoad {
     public let checkpointPath: String
     public let strategy: any LoadStrategy
@@ -16,12 +17,14 @@ public struct MeasuredLoad {
     public let sampleInterval: Duration
     /// The ledger's RAM cap (nil: none). Exceeding it ends the load as `oom`.
     public let ledgerBudget: Int?
-    /// Receives phase changes (for progress lines).
-    public let onPhase: @Sendable (String, Int) -> Void
+    /// Receives phase transitions as they happen (the child's event stream).
+    public let onPhase: @Sendable (PhaseLog.Transition) -> Void
+    /// Called once the baseline is taken; returns when the load may begin.
+    public let ready: () -> Void
 
     public init(
         checkpointPath: String, strategy: any LoadStrategy, dtype: DType?, sampleInterval: Duration = .milliseconds(1), ledgerBudget: Int? = nil,
-        onPhase: @escaping @Sendable (String, Int) -> Void = { _, _ in }
+        onPhase: @escaping @Sendable (PhaseLog.Transition) -> Void = { _ in }, ready: @escaping () -> Void = {}
     ) {
         self.checkpointPath = checkpointPath
         self.strategy = strategy
@@ -29,6 +32,16 @@ public struct MeasuredLoad {
         self.sampleInterval = sampleInterval
         self.ledgerBudget = ledgerBudget
         self.onPhase = onPhase
+        self.ready = ready
+    }
+
+    /// What the load left: the model (alive until the end reading), or why there is none.
+    struct LoadOutcome {
+        var model: LoadedModel?
+        var devices: DeviceUsage?
+        var outOfMemory: OutOfMemoryInfo?
+        var failure: String?
+        var seconds: Double = 0
     }
 
     /// Runs the load. Throws only when it cannot start (bad checkpoint, bad dtype); failures during the load
@@ -36,145 +49,96 @@ public struct MeasuredLoad {
     public func run() throws -> RunMeasurement {
         let checkpoint = try Checkpoint(path: checkpointPath)
         let plan = try LoadPlan(checkpoint: checkpoint, requested: dtype)
-        let figures = plan.figures
         // A device-map run is placed now (before the baseline), so its prediction is exact per device.
         let prepared = try (strategy as? DeviceMapLoad)?.prepare(plan)
-        let predicted = prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(figures)
         let ledger = MemoryLedger()
         if let ledgerBudget { ledger.setTotalBudget(ledgerBudget) }
-
-        let phases = PhaseLog(ledger: ledger)
+        let phases = PhaseLog(ledger: ledger, observer: onPhase)
         let sampler = try RSSSampler(interval: sampleInterval) { (ledgerLiveBytes: ledger.liveBytes, phase: phases.currentPhaseIndex) }
         try sampler.start()
-        _ = JemallocStats.flushThreadCache()
-        _ = JemallocStats.purgeAll()
-        _ = ProcessMemory.resetPeakRSS()
-        // Give the sampler a couple of intervals on the settled baseline.
-        Thread.sleep(forTimeInterval: 0.01)
-        let jemalloc = JemallocStats()
-        let baseline = Self.snapshot(jemalloc: jemalloc, ledger: ledger, rollup: false)
+        let baseline = Self.settledBaseline(ledger: ledger)
         let phaseOffset = RSSSampler.monotonicSeconds() - sampler.startSeconds - phases.elapsedSeconds
+        ready()
 
-        var model: LoadedModel?
-        var devices: DeviceUsage?
-        var outOfMemory: OutOfMemoryInfo?
-        var failure: String?
-        let watcher = PhaseWatcher(phases: phases, ledger: ledger, onPhase: onPhase)
-        watcher.start()
-        let start = ContinuousClock.now
-        do {
-            if let prepared {
-                let result = try prepared.loadReporting(plan, ledger: ledger, phases: phases)
-                model = result.model
-                devices = DeviceUsage(result.report)
-            } else {
-                model = try strategy.load(plan, ledger: ledger, phases: phases)
-            }
-        } catch let error as OutOfMemoryError {
-            phases.end()
-            outOfMemory = OutOfMemoryInfo(
-                capBytes: error.budgetBytes, reachedBytes: error.liveBytes, requestedBytes: error.requestedBytes, message: error.description)
-        } catch let error as AllocationFailure {
-            phases.end()
-            let live = ledger.liveBytes
-            outOfMemory = OutOfMemoryInfo(capBytes: ledgerBudget ?? 0, reachedBytes: live, requestedBytes: error.requestedBytes, message: error.description)
-        } catch {
-            phases.end()
-            failure = "\(error)"
-        }
-        let seconds = (ContinuousClock.now - start).inSeconds
-        watcher.stop()
+        var outcome = load(plan, prepared: prepared, ledger: ledger, phases: phases)
         Thread.sleep(forTimeInterval: 0.005)
         let sampled = sampler.stop()
-        let end = Self.snapshot(jemalloc: jemalloc, ledger: ledger, rollup: true)
-        withExtendedLifetime(model) {}
-        model = nil
-
-        let peaks = sampled.peaks
-        let deltas = PeakDeltas(
-            vmhwmDeltaBytes: end.vmhwmBytes.map { $0 - baseline.rssBytes },
-            rssDeltaBytes: max(peaks.vmRSSBytes, end.rssBytes) - baseline.rssBytes,
-            rssAnonDeltaBytes: max(peaks.rssAnonBytes, end.rssAnonBytes) - baseline.rssAnonBytes,
-            rssFileDeltaBytes: max(peaks.rssFileBytes, end.rssFileBytes) - baseline.rssFileBytes,
-            jemallocAllocatedDeltaBytes: max(peaks.jemallocAllocatedBytes, end.jemallocAllocatedBytes) - baseline.jemallocAllocatedBytes,
-            jemallocActiveDeltaBytes: max(peaks.jemallocActiveBytes, end.jemallocActiveBytes) - baseline.jemallocActiveBytes,
-            jemallocResidentDeltaBytes: max(peaks.jemallocResidentBytes, end.jemallocResidentBytes) - baseline.jemallocResidentBytes,
-            ledgerDeltaBytes: ledger.peakBytes - baseline.ledgerLiveBytes,
-            ledgerSizeClassDeltaBytes: ledger.allocatorFigures.peakBytes)
-        let overhead = sampled.overhead
-        let samplerStats = SamplerStats(
-            requestedIntervalSeconds: overhead.requestedIntervalSeconds, achievedMeanIntervalSeconds: overhead.meanIntervalSeconds,
-            samples: overhead.sampleCount, droppedSamples: sampled.droppedSamples, meanSampleSeconds: overhead.meanSecondsPerSample,
-            maxSampleSeconds: overhead.maxSecondsPerSample, cpuSeconds: overhead.threadCPUSeconds,
-            cpuShareOfLoad: seconds > 0 ? overhead.threadCPUSeconds / max(seconds, overhead.wallSeconds) : 0)
-        let points = sampled.downsampled(toAtMost: 2000).map { s -> [Double] in
-            [
-                s.seconds, Double(s.vmRSSBytes - baseline.rssBytes), Double(s.rssAnonBytes - baseline.rssAnonBytes),
-                Double(s.rssFileBytes - baseline.rssFileBytes), Double(s.jemallocAllocatedBytes - baseline.jemallocAllocatedBytes),
-                Double(s.jemallocActiveBytes - baseline.jemallocActiveBytes), Double(s.jemallocResidentBytes - baseline.jemallocResidentBytes),
-                Double(s.ledgerLiveBytes), Double(s.phase),
-            ]
-        }
+        let end = Self.reading(ledger: ledger, rollup: true)
+        withExtendedLifetime(outcome.model) {}
+        outcome.model = nil
         return RunMeasurement(
-            strategy: strategy.name.rawValue, dtype: plan.dtype.torchName, dtypeSource: plan.dtypeSource, figures: figures,
-            formula: strategy.formula, predictedPeakBytes: predicted, ledgerPeakBytes: ledger.peakBytes, seconds: seconds,
-            baseline: baseline, end: end, peaks: deltas,
+            strategy: strategy.name, dtype: plan.dtype, dtypeSource: plan.dtypeSource, figures: plan.figures, formula: strategy.formula,
+            predictedPeakBytes: prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(plan.figures), ledgerPeakBytes: ledger.peakBytes,
+            seconds: outcome.seconds, baseline: baseline, end: end,
+            peaks: Self.peaks(sampled: sampled.peaks, end: end, baseline: baseline, ledger: ledger),
             phases: phases.phases.map {
                 PhaseRecord(
                     name: $0.name, startSeconds: $0.startSeconds + phaseOffset, endSeconds: $0.endSeconds + phaseOffset,
                     ledgerLiveBytesAtStart: $0.ledgerLiveBytesAtStart, ledgerLiveBytesAtEnd: $0.ledgerLiveBytesAtEnd)
             },
-            sampler: samplerStats, timeline: Timeline(columns: Timeline.standardColumns, points: points),
-            missingKeys: plan.missingKeys, unexpectedKeys: plan.unexpectedKeys, outOfMemory: outOfMemory, failure: failure, devices: devices)
+            sampler: SamplerStats(sampled, loadSeconds: outcome.seconds),
+            timeline: Timeline(samples: sampled.samples, baseline: baseline, columns: Timeline.engineColumns),
+            missingKeys: plan.missingKeys, unexpectedKeys: plan.unexpectedKeys, outOfMemory: outcome.outOfMemory, failure: outcome.failure,
+            devices: outcome.devices)
     }
 
-    /// Every probe read once.
-    static func snapshot(jemalloc: JemallocStats?, ledger: MemoryLedger, rollup: Bool) -> MemorySnapshot {
-        let status = (try? ProcessMemory.read()) ?? ProcessMemory()
-        let je = jemalloc?.read(refresh: true)
-        let smaps = rollup ? try? ProcessMemory.smapsRollup() : nil
-        return MemorySnapshot(
-            rssBytes: status.vmRSSBytes ?? 0, rssAnonBytes: status.rssAnonBytes ?? 0, rssFileBytes: status.rssFileBytes ?? 0,
-            vmhwmBytes: status.vmHWMBytes, pssBytes: smaps?.pssBytes, pssAnonBytes: smaps?.pssAnonBytes, pssFileBytes: smaps?.pssFileBytes,
-            jemallocAllocatedBytes: je?.allocatedBytes ?? 0, jemallocActiveBytes: je?.activeBytes ?? 0, jemallocResidentBytes: je?.residentBytes ?? 0,
-            jemallocMappedBytes: je?.mappedBytes ?? 0, jemallocRetainedBytes: je?.retainedBytes ?? 0, ledgerLiveBytes: ledger.liveBytes)
-    }
-}
-
-/// Reports phase changes as they happen, from a small polling thread (the strategies know nothing of it).
-final class PhaseWatcher: @unchecked Sendable {
-    private let phases: PhaseLog
-    private let ledger: MemoryLedger
-    private let onPhase: @Sendable (String, Int) -> Void
-    private let stopped = Mutex(false)
-    private var thread: Thread?
-
-    init(phases: PhaseLog, ledger: MemoryLedger, onPhase: @escaping @Sendable (String, Int) -> Void) {
-        self.phases = phases
-        self.ledger = ledger
-        self.onPhase = onPhase
-    }
-
-    func start() {
-        let thread = Thread { [self] in
-            var last = -2
-            while !stopped.withLock({ $0 }) {
-                let index = phases.currentPhaseIndex
-                if index != last, index >= 0 {
-                    last = index
-                    let names = phases.phaseNames
-                    if index < names.count { onPhase(names[index], ledger.liveBytes) }
-                }
-                Thread.sleep(forTimeInterval: 0.02)
+    /// Loads, turning a cap that was hit into `outOfMemory` and any other failure into `failure`.
+    func load(_ plan: LoadPlan, prepared: PreparedDeviceMapLoad?, ledger: MemoryLedger, phases: PhaseLog) -> LoadOutcome {
+        var outcome = LoadOutcome()
+        let start = ContinuousClock.now
+        do {
+            if let prepared {
+                let result = try prepared.loadReporting(plan, ledger: ledger, phases: phases)
+                outcome.model = result.model
+                outcome.devices = DeviceUsage(result.report)
+            } else {
+                outcome.model = try strategy.load(plan, ledger: ledger, phases: phases)
             }
+        } catch let error as OutOfMemoryError {
+            phases.end()
+            outcome.outOfMemory = OutOfMemoryInfo(
+                capBytes: error.budgetBytes, reachedBytes: error.liveBytes, requestedBytes: error.requestedBytes, message: error.description)
+        } catch let error as AllocationFailure {
+            phases.end()
+            outcome.outOfMemory = OutOfMemoryInfo(
+                capBytes: ledgerBudget ?? 0, reachedBytes: ledger.liveBytes, requestedBytes: error.requestedBytes, message: error.description)
+        } catch {
+            phases.end()
+            outcome.failure = "\(error)"
         }
-        self.thread = thread
-        thread.start()
+        outcome.seconds = (ContinuousClock.now - start).inSeconds
+        return outcome
     }
 
-    func stop() {
-        stopped.withLock { $0 = true }
+    /// Purges jemalloc, resets VmHWM, gives the sampler a couple of intervals on the settled process, reads.
+    static func settledBaseline(ledger: MemoryLedger) -> MemoryReading {
+        _ = JemallocStats.flushThreadCache()
+        _ = JemallocStats.purgeAll()
+        _ = ProcessMemory.resetPeakRSS()
+        Thread.sleep(forTimeInterval: 0.01)
+        return reading(ledger: ledger, rollup: false)
+    }
+
+    /// Every probe read once: the status file, jemalloc, the ledger, and with `rollup` smaps_rollup's PSS.
+    static func reading(ledger: MemoryLedger, rollup: Bool) -> MemoryReading {
+        let status = (try? ProcessMemory.read()) ?? ProcessMemory()
+        var reading = MemoryReading(status: status, rollup: rollup ? try? ProcessMemory.smapsRollup() : nil)
+        if let stats = JemallocStats()?.read(refresh: true) { reading.add(jemalloc: stats) }
+        reading[.ledgerLive] = ledger.liveBytes
+        return reading
+    }
+
+    /// The peaks as deltas over the baseline: each sampled figure's maximum (or its end reading, if higher),
+    /// VmHWM against the baseline VmRSS, the ledger's exact peaks.
+    static func peaks(sampled: MemoryReading, end: MemoryReading, baseline: MemoryReading, ledger: MemoryLedger) -> PeakDeltas {
+        let highest = sampled.maximum(end)
+        var peaks = PeakDeltas()
+        for figure: MemoryFigure in [.rss, .rssAnon, .rssFile, .jemallocAllocated, .jemallocActive, .jemallocResident] {
+            if let value = highest[figure], let base = baseline[figure] { peaks[figure] = value - base }
+        }
+        if let hwm = end[.vmhwm], let rss = baseline[.rss] { peaks[.vmhwm] = hwm - rss }
+        peaks[.ledgerLive] = ledger.peakBytes - (baseline[.ledgerLive] ?? 0)
+        peaks[.ledgerSizeClass] = ledger.allocatorFigures.peakBytes
+        return peaks
     }
 }
-
-import Synchronization

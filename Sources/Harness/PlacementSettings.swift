@@ -79,26 +79,4 @@ public struct PlacementSettings: Sendable, Equatable {
         }
         return .object(resolved)
     }
-
-    /// The child's command-line options for `request` (`--device-map … --max-memory …`); a user map is
-    /// written to `mapFile` first.
-    public static func arguments(for request: PlacementRequest, mapFile: String) throws -> [String] {
-        var arguments: [String] = []
-        switch request.deviceMap {
-        case .mode(let mode):
-            arguments += ["--device-map", mode.rawValue]
-        case .user(let map):
-            let object = OrderedDictionary(uniqueKeysWithValues: map.entries.map { key, device -> (String, JSONValue) in
-                if case .accelerator(let index) = device { return (key, JSONValue(index)) }
-                return (key, .string(device.description))
-            })
-            try Data(JSONWriter.pretty.bytes(.object(object))).write(to: URL(fileURLWithPath: mapFile))
-            arguments += ["--device-map", mapFile]
-        }
-        func text(_ budgets: DeviceBudgets) -> String { budgets.entries.map { "\($0.device)=\($0.bytes)" }.joined(separator: ",") }
-        if let budgets = request.maxMemory { arguments += ["--max-memory", text(budgets)] }
-        if let accelerators = request.acceleratorMemory { arguments += ["--accelerator-memory", text(accelerators)] }
-        if let classes = request.noSplit { arguments += ["--no-split"] + (classes.isEmpty ? ["none"] : classes) }
-        return arguments
-    }
 }

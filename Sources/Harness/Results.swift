@@ -1,5 +1,6 @@
 import Foundation
 import Loading
+import TensorEngine
 
 /// The results file `run` writes (`Reports/<scenario>.json`) and `report` / `compare` read.
 ///
@@ -23,13 +24,13 @@ public struct ScenarioResults: Codable, Sendable, Equatable {
     /// True when every planned run finished (false after an interrupt or a fatal error).
     public var complete: Bool
     /// Why the scenario stopped early, when it did.
-    public var stoppedReason: String?
+    public var stoppedReason: StopReason?
     public var startedAt: String
     public var finishedAt: String?
 
     public init(
         tool: ToolInfo, scenario: ScenarioInfo, environment: EnvironmentInfo, scale: ScaleInfo, checkpoint: CheckpointInfo,
-        floor: FloorInfo?, fullSizePredictions: [Prediction], runs: [RunResult], complete: Bool, stoppedReason: String?,
+        floor: FloorInfo?, fullSizePredictions: [Prediction], runs: [RunResult], complete: Bool, stoppedReason: StopReason?,
         startedAt: String, finishedAt: String?
     ) {
         self.schemaVersion = Self.currentSchemaVersion
@@ -48,6 +49,14 @@ public struct ScenarioResults: Codable, Sendable, Equatable {
     }
 }
 
+/// Why a scenario stopped before every planned run finished.
+public enum StopReason: String, Codable, Sendable {
+    /// SIGINT or SIGTERM: the run in progress was ended; the runs that completed are kept.
+    case interrupted
+    /// The runner itself failed (the results file could not be written, the checkpoint could not be made).
+    case error
+}
+
 public struct ToolInfo: Codable, Sendable, Equatable {
     public var name: String
     public var version: String
@@ -63,7 +72,7 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     public var file: String
     public var modelType: String
     public var repeatCount: Int
-    public var cache: String
+    public var cache: Scenario.CacheMode
     public var toleranceRelative: Double
     public var toleranceAbsoluteBytes: Int
     public var sampleIntervalSeconds: Double
@@ -137,7 +146,7 @@ public struct FloorInfo: Codable, Sendable, Equatable {
 
 public struct Prediction: Codable, Sendable, Equatable {
     public var run: String
-    public var strategy: String
+    public var strategy: StrategyName
     public var formula: String
     public var figures: MemoryFigures
     public var predictedPeakBytes: Int
@@ -155,22 +164,84 @@ public enum Verdict: String, Codable, Sendable {
     case error
 }
 
+/// How a check compares its measured figure with its bound.
+public enum CheckRelation: String, Codable, Sendable {
+    /// The measured figure may not exceed the bound.
+    case atMost = "<="
+    /// The measured figure must reach the bound.
+    case atLeast = ">="
+    /// Exactly equal (the ledger against its formula).
+    case equal = "=="
+    /// An agreement check: the measured figure is a difference, the bound the difference allowed.
+    case within
+
+    public func holds(_ measured: Int, _ bound: Int) -> Bool {
+        switch self {
+        case .atMost, .within: measured <= bound
+        case .atLeast: measured >= bound
+        case .equal: measured == bound
+        }
+    }
+}
+
 /// One check of one run: a measured figure against a bound.
 public struct Check: Codable, Sendable, Equatable {
     public var name: String
     public var passed: Bool
     public var measuredBytes: Int
     public var boundBytes: Int
-    /// `"<="`, `">="` or `"=="` (or `"within"` for agreement checks, bound = allowed difference).
-    public var relation: String
+    public var relation: CheckRelation
     public var detail: String
+
+    /// A check whose `passed` follows from the relation.
+    public init(name: String, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
+        self.init(name: name, passed: relation.holds(measuredBytes, boundBytes), measuredBytes: measuredBytes, boundBytes: boundBytes, relation: relation, detail: detail)
+    }
+
+    public init(name: String, passed: Bool, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
+        self.name = name
+        self.passed = passed
+        self.measuredBytes = measuredBytes
+        self.boundBytes = boundBytes
+        self.relation = relation
+        self.detail = detail
+    }
+}
+
+/// A run's target dtype: `auto` until the child resolved it, then the dtype.
+public enum TargetDType: Codable, Sendable, Equatable, CustomStringConvertible {
+    case auto
+    case resolved(DType)
+
+    public init(_ dtype: DType?) { self = dtype.map { .resolved($0) } ?? .auto }
+
+    public var description: String {
+        switch self {
+        case .auto: "auto"
+        case .resolved(let dtype): dtype.torchName
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if (try? container.decode(String.self)) == "auto" {
+            self = .auto
+        } else {
+            self = .resolved(try container.decode(DType.self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
 }
 
 public struct RunResult: Codable, Sendable, Equatable {
     public var id: String
-    public var strategy: String
-    /// The resolved target dtype.
-    public var dtype: String
+    public var strategy: StrategyName
+    /// The resolved target dtype (`auto` when the run never resolved it).
+    public var dtype: TargetDType
     public var repeatIndex: Int
     public var verdict: Verdict
     /// One line: why the verdict is what it is.

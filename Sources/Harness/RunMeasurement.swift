@@ -1,12 +1,13 @@
 import Loading
+import Probes
+import TensorEngine
 
 /// What the measured child reports about one load: the figures predicted, and the memory the ledger,
 /// jemalloc and the kernel saw before, during and after it.
 public struct RunMeasurement: Codable, Sendable, Equatable {
-    public var strategy: String
-    public var dtype: String
-    /// How the target dtype was resolved ("requested", "config", "first floating tensor").
-    public var dtypeSource: String
+    public var strategy: StrategyName
+    public var dtype: DType
+    public var dtypeSource: DTypeSource
     public var figures: MemoryFigures
     public var formula: String
     public var predictedPeakBytes: Int
@@ -14,10 +15,10 @@ public struct RunMeasurement: Codable, Sendable, Equatable {
     public var ledgerPeakBytes: Int
     /// Wall-clock seconds of the load.
     public var seconds: Double
-    /// Before the load started (process up, plan built, sampler running).
-    public var baseline: MemorySnapshot
-    /// After the load, the model still alive.
-    public var end: MemorySnapshot
+    /// Before the load started (process up, plan built, sampler running): every probe read once.
+    public var baseline: MemoryReading
+    /// After the load, the model still alive (with `smaps_rollup`'s PSS).
+    public var end: MemoryReading
     public var peaks: PeakDeltas
     public var phases: [PhaseRecord]
     public var sampler: SamplerStats
@@ -32,45 +33,34 @@ public struct RunMeasurement: Codable, Sendable, Equatable {
     public var devices: DeviceUsage?
 }
 
-/// One reading of every probe.
-public struct MemorySnapshot: Codable, Sendable, Equatable {
-    /// /proc/self/status VmRSS, RssAnon, RssFile (kB × 1024).
-    public var rssBytes: Int
-    public var rssAnonBytes: Int
-    public var rssFileBytes: Int
-    /// /proc/self/status VmHWM: the kernel's high-water mark of VmRSS since the reset at start.
-    public var vmhwmBytes: Int?
-    /// /proc/self/smaps_rollup Pss, Pss_Anon, Pss_File.
-    public var pssBytes: Int?
-    public var pssAnonBytes: Int?
-    public var pssFileBytes: Int?
-    /// jemalloc stats.allocated / active / resident / mapped / retained (after an epoch refresh).
-    public var jemallocAllocatedBytes: Int
-    public var jemallocActiveBytes: Int
-    public var jemallocResidentBytes: Int
-    public var jemallocMappedBytes: Int
-    public var jemallocRetainedBytes: Int
-    /// The engine's ledger: live owned bytes.
-    public var ledgerLiveBytes: Int
-}
-
-/// Peaks during the load, each as a delta over the baseline.
+/// Peaks during the load, each as a delta over the baseline: `peaks[.rssAnon]` is the sampled maximum of
+/// RssAnon minus its baseline, `peaks[.vmhwm]` the kernel's high-water mark read at the end minus the
+/// baseline VmRSS (which no sampling gap can miss), `peaks[.ledgerLive]` the ledger's exact peak minus its
+/// baseline, `peaks[.ledgerSizeClass]` the ledger's peak at jemalloc size classes (`nallocx`): what
+/// `stats.allocated` should show for the same allocations.
+///
+/// In JSON each figure is `<figure>_delta_bytes` (`rss_anon_delta_bytes`; the ledger's is `ledger_delta_bytes`).
 public struct PeakDeltas: Codable, Sendable, Equatable {
-    /// VmHWM read at the end minus the baseline VmRSS: the kernel's own peak, which no sampling gap can miss.
-    public var vmhwmDeltaBytes: Int?
-    /// Sampled maxima minus baseline: VmRSS, RssAnon, RssFile.
-    public var rssDeltaBytes: Int
-    public var rssAnonDeltaBytes: Int
-    public var rssFileDeltaBytes: Int
-    /// Sampled maxima of jemalloc stats minus baseline.
-    public var jemallocAllocatedDeltaBytes: Int
-    public var jemallocActiveDeltaBytes: Int
-    public var jemallocResidentDeltaBytes: Int
-    /// The ledger's exact peak minus its baseline (0: the ledger owns nothing before the load).
-    public var ledgerDeltaBytes: Int
-    /// The ledger's peak with every allocation at its jemalloc size class (`nallocx`): what
-    /// `stats.allocated` should show for the same allocations.
-    public var ledgerSizeClassDeltaBytes: Int
+    public var reading: MemoryReading
+
+    public init(_ reading: MemoryReading = MemoryReading()) { self.reading = reading }
+
+    public subscript(figure: MemoryFigure) -> Int? {
+        get { reading[figure] }
+        set { reading[figure] = newValue }
+    }
+
+    public static func key(_ figure: MemoryFigure) -> String {
+        figure == .ledgerLive ? "ledger_delta_bytes" : figure.name + "_delta_bytes"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        reading = try MemoryReading(from: decoder, key: Self.key)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try reading.encode(to: encoder, key: Self.key)
+    }
 }
 
 public struct PhaseRecord: Codable, Sendable, Equatable {
@@ -94,16 +84,96 @@ public struct SamplerStats: Codable, Sendable, Equatable {
     public var cpuShareOfLoad: Double
 }
 
-/// The samples, downsampled to at most 2000 points keeping each bucket's maxima.
+extension SamplerStats {
+    public init(_ result: RSSSamplerResult, loadSeconds: Double) {
+        let overhead = result.overhead
+        requestedIntervalSeconds = overhead.requestedIntervalSeconds
+        achievedMeanIntervalSeconds = overhead.meanIntervalSeconds
+        samples = overhead.sampleCount
+        droppedSamples = result.droppedSamples
+        meanSampleSeconds = overhead.meanSecondsPerSample
+        maxSampleSeconds = overhead.maxSecondsPerSample
+        cpuSeconds = overhead.threadCPUSeconds
+        cpuShareOfLoad = loadSeconds > 0 ? overhead.threadCPUSeconds / max(loadSeconds, overhead.wallSeconds) : 0
+    }
+}
+
+/// One column of a ``Timeline``.
+public enum TimelineColumn: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// Seconds since the sampler started.
+    case seconds
+    /// A memory figure; a delta over the baseline, except the ledger's live bytes, which are absolute.
+    case figure(MemoryFigure)
+    /// The index into the run's phases, −1 outside every phase.
+    case phase
+
+    public var description: String {
+        switch self {
+        case .seconds: "seconds"
+        case .figure(let figure): figure.name
+        case .phase: "phase"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let name = try container.decode(String.self)
+        switch name {
+        case "seconds": self = .seconds
+        case "phase": self = .phase
+        default:
+            guard let figure = MemoryFigure(name: name) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown timeline column '\(name)'")
+            }
+            self = .figure(figure)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// The samples, downsampled to at most ``maximumPoints`` points keeping each bucket's maxima: typed columns,
+/// each point one value per column.
 public struct Timeline: Codable, Sendable, Equatable {
-    /// Column names of each point: seconds, rss, rss_anon, rss_file, jemalloc_allocated, jemalloc_active,
-    /// jemalloc_resident, ledger_live (bytes, as deltas over the baseline), phase (index into phases, −1 none).
-    public var columns: [String]
+    public var columns: [TimelineColumn]
     public var points: [[Double]]
 
-    public static let standardColumns = [
-        "seconds", "rss", "rss_anon", "rss_file", "jemalloc_allocated", "jemalloc_active", "jemalloc_resident", "ledger_live", "phase",
-    ]
+    public static let maximumPoints = 2000
+
+    /// The columns of an engine run: seconds, VmRSS, RssAnon, RssFile, jemalloc allocated / active / resident
+    /// (deltas over the baseline), the ledger's live bytes (absolute), the phase.
+    public static let engineColumns: [TimelineColumn] =
+        [.seconds] + ([.rss, .rssAnon, .rssFile, .jemallocAllocated, .jemallocActive, .jemallocResident, .ledgerLive] as [MemoryFigure]).map { TimelineColumn.figure($0) }
+        + [.phase]
+
+    public init(columns: [TimelineColumn], points: [[Double]]) {
+        self.columns = columns
+        self.points = points
+    }
+
+    /// The samples as deltas over `baseline` (the ledger absolute), downsampled, in `columns`.
+    public init(samples: [MemorySample], baseline: MemoryReading, columns: [TimelineColumn]) {
+        self.columns = columns
+        points = RSSSampler.downsample(samples, toAtMost: Self.maximumPoints).map { sample in
+            columns.map { column -> Double in
+                switch column {
+                case .seconds: return sample.seconds
+                case .phase: return Double(sample.phase)
+                case .figure(.ledgerLive): return Double(sample.reading[.ledgerLive] ?? 0)
+                case .figure(let figure): return Double((sample.reading[figure] ?? 0) - (baseline[figure] ?? 0))
+                }
+            }
+        }
+    }
+
+    /// (seconds, value) of every point for `column`; empty when the timeline has no such column.
+    public func series(_ column: TimelineColumn) -> [(seconds: Double, value: Double)] {
+        guard let time = columns.firstIndex(of: .seconds), let index = columns.firstIndex(of: column) else { return [] }
+        return points.compactMap { p in index < p.count && time < p.count ? (p[time], p[index]) : nil }
+    }
 }
 
 public struct OutOfMemoryInfo: Codable, Sendable, Equatable {

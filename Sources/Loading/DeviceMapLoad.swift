@@ -57,7 +57,7 @@ public struct DeviceMapLoad: LoadStrategy {
             throw PlacementError(
                 .offloadFolderRequired, source: "--offload-folder",
                 "\(written.count) disk-placed tensor\(written.count == 1 ? "" : "s") must be written (converted to \(plan.dtype.torchName) or initialised), e.g. \(written[0]); give an offload folder",
-                exitStatus: .usage)
+                category: .usage)
         }
         return PreparedDeviceMapLoad(
             placement: placement, prediction: prediction, capacities: request.acceleratorCapacities, offloadFolder: offloadFolder)
@@ -100,7 +100,7 @@ public struct PreparedDeviceMapLoad: LoadStrategy {
         var pools: [Int: AcceleratorPool] = [:]
         for (index, capacity) in capacities.sorted(by: { $0.key < $1.key }) {
             guard let allocator = HostAllocator.makeArena(), let arena = allocator.arena else {
-                throw DeviceMapLoadError(.arenaUnavailable, "jemalloc did not create an arena for accelerator \(index) (arenas.create failed)")
+                throw LoadError(.arenaUnavailable, source: "device map", "jemalloc did not create an arena for accelerator \(index) (arenas.create failed)")
             }
             pools[index] = AcceleratorPool(index: index, allocator: allocator, arena: arena, capacityBytes: capacity)
             ledger.setBudget(capacity, for: .accelerator(index))
@@ -119,14 +119,14 @@ public struct PreparedDeviceMapLoad: LoadStrategy {
 
         func device(_ parameter: LoadPlan.Parameter) throws -> Device {
             guard let device = routes[parameter.name] else {
-                throw DeviceMapLoadError(.unplacedParameter, "parameter '\(parameter.name)' has no device in the placement")
+                throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' has no device in the placement")
             }
             return device
         }
         func allocate(_ parameter: LoadPlan.Parameter, on device: Device) throws -> Tensor {
             if case .accelerator(let index) = device {
                 guard var pool = pools[index] else {
-                    throw DeviceMapLoadError(.unplacedParameter, "parameter '\(parameter.name)' is placed on accelerator \(index), which has no pool")
+                    throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' is placed on accelerator \(index), which has no pool")
                 }
                 let tensor = try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, device: device, ledger: ledger, allocator: pool.allocator)
                 pool.allocatedSizeClassBytes += pool.allocator.usableSize(tensor.byteCount)
@@ -235,7 +235,7 @@ struct OffloadWriter {
     func datPath(_ name: String) throws -> String {
         guard let folder else { preconditionFailure("writing offloaded weights needs a folder (checked in prepare)") }
         guard !name.isEmpty, !name.hasPrefix("."), !name.contains("/"), !name.contains("\0") else {
-            throw DeviceMapLoadError(.unsafeOffloadName, "tensor name '\(name)' cannot be an offload file name (<name>.dat in \(folder))")
+            throw LoadError(.unsafeOffloadName, source: "device map", "tensor name '\(name)' cannot be an offload file name (<name>.dat in \(folder))")
         }
         return (folder.hasSuffix("/") ? folder : folder + "/") + name + ".dat"
     }

@@ -65,7 +65,7 @@ public struct DeviceMapPrediction: Sendable, Equatable {
 
     /// Predicts a load of `parameters` into `placement`. Throws when the placement leaves a parameter without a
     /// device (a validated placement never does).
-    public init(placement: DevicePlacement, parameters: [Parameter], stagingCap: Int = LoadPlan.stagingCap) throws(DeviceMapLoadError) {
+    public init(placement: DevicePlacement, parameters: [Parameter], stagingCap: Int = LoadPlan.stagingCap) throws(LoadError) {
         var devices: [(name: String, device: Device)] = []
         var bytes: [Device: Int] = [:]
         var offloads: [(name: String, offload: Offload)] = []
@@ -75,7 +75,7 @@ public struct DeviceMapPrediction: Sendable, Equatable {
         var largestDiskNeed = 0
         for parameter in parameters {
             guard let device = placement.device(of: parameter.name) else {
-                throw DeviceMapLoadError(.unplacedParameter, "parameter '\(parameter.name)' has no device in the placement")
+                throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' has no device in the placement")
             }
             devices.append((parameter.name, device))
             bytes[device, default: 0] += parameter.byteCount
@@ -103,7 +103,7 @@ public struct DeviceMapPrediction: Sendable, Equatable {
     }
 
     /// The prediction for a planned load (a real checkpoint).
-    public init(plan: LoadPlan, placement: DevicePlacement) throws(DeviceMapLoadError) {
+    public init(plan: LoadPlan, placement: DevicePlacement) throws(LoadError) {
         try self.init(
             placement: placement,
             parameters: plan.parameters.map {
@@ -113,7 +113,7 @@ public struct DeviceMapPrediction: Sendable, Equatable {
 
     /// The prediction for the checkpoint `save_pretrained` would write for `architecture` in `storedDType`,
     /// loaded at `target` (no files needed: for predicting full-size runs).
-    public init(placement: DevicePlacement, architecture: ModelArchitecture, storedDType: DType, target: DType) throws(DeviceMapLoadError) {
+    public init(placement: DevicePlacement, architecture: ModelArchitecture, storedDType: DType, target: DType) throws(LoadError) {
         try self.init(
             placement: placement,
             parameters: architecture.parameters.map {
@@ -145,27 +145,4 @@ public struct DeviceMapPrediction: Sendable, Equatable {
             && lhs.stagingBytes == rhs.stagingBytes && lhs.offloads.elementsEqual(rhs.offloads) { $0.name == $1.name && $0.offload == $1.offload }
             && lhs.writtenBytes == rhs.writtenBytes && lhs.referencedBytes == rhs.referencedBytes
     }
-}
-
-/// A device-map load cannot proceed.
-public struct DeviceMapLoadError: ReportableError, Equatable {
-    public enum Rule: String, Sendable {
-        /// The placement leaves a parameter without a device.
-        case unplacedParameter = "UnplacedParameter"
-        /// jemalloc would not create an arena for a simulated accelerator.
-        case arenaUnavailable = "ArenaUnavailable"
-        /// A disk-placed tensor's name cannot be a file name in the offload folder.
-        case unsafeOffloadName = "UnsafeOffloadName"
-    }
-
-    public let rule: Rule
-    public let detail: String
-
-    public init(_ rule: Rule, _ detail: String) {
-        self.rule = rule
-        self.detail = detail
-    }
-
-    public var description: String { "device map: \(rule.rawValue): \(detail)" }
-    public var exitStatus: ExitStatus { rule == .arenaUnavailable ? .ioError : .dataError }
 }

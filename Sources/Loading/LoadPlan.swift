@@ -3,6 +3,18 @@ import Models
 import OrderedCollections
 import TensorEngine
 
+/// How a load's target dtype was chosen, as transformers resolves `torch_dtype="auto"`.
+public enum DTypeSource: String, Sendable, Codable, CustomStringConvertible {
+    /// Given explicitly (`--dtype`, a run's `dtype`).
+    case requested
+    /// config.json's `dtype` / `torch_dtype`.
+    case config
+    /// The first floating-point tensor of the checkpoint.
+    case firstFloatingTensor = "first floating tensor"
+
+    public var description: String { rawValue }
+}
+
 /// Everything a load needs to know before it touches a tensor byte: the model's parameters at their final
 /// dtypes, which checkpoint tensor feeds each, the keys that do not match, and the figures every strategy's
 /// predicted peak is made of. Built from config.json and the safetensors headers only.
@@ -30,8 +42,8 @@ public struct LoadPlan: Sendable {
     public let architecture: ModelArchitecture
     /// The resolved target dtype (floating).
     public let dtype: DType
-    /// How `dtype` was chosen: "requested", "config", "first floating tensor".
-    public let dtypeSource: String
+    /// How `dtype` was chosen.
+    public let dtypeSource: DTypeSource
     public let parameters: [Parameter]
     public let tiedAliases: OrderedDictionary<String, String>
     /// Model keys the checkpoint lacks (aliases excluded), in model order.
@@ -60,16 +72,16 @@ public struct LoadPlan: Sendable {
 
         // The target dtype, as transformers resolves `torch_dtype="auto"`.
         let dtype: DType
-        let dtypeSource: String
+        let dtypeSource: DTypeSource
         if let requested {
             guard requested.isConvertible else {
                 throw LoadError(.invalidTargetDType, path: checkpoint.path, "--dtype \(requested.torchName) is not a floating point dtype; use one of \(DType.convertibleTorchNames)")
             }
-            (dtype, dtypeSource) = (requested, "requested")
+            (dtype, dtypeSource) = (requested, .requested)
         } else if let configDType, configDType.isConvertible {
-            (dtype, dtypeSource) = (configDType, "config")
+            (dtype, dtypeSource) = (configDType, .config)
         } else if let first = checkpoint.tensors.values.first(where: { $0.tensor.dtype.isConvertible }) {
-            (dtype, dtypeSource) = (first.tensor.dtype, "first floating tensor")
+            (dtype, dtypeSource) = (first.tensor.dtype, .firstFloatingTensor)
         } else {
             throw LoadError(.noDType, path: checkpoint.path, "no --dtype, no dtype in config.json and no floating tensor in the checkpoint")
         }

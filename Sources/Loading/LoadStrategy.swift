@@ -16,7 +16,7 @@ public protocol LoadStrategy: Sendable {
 }
 
 /// The strategies by their command-line names.
-public enum StrategyName: String, Sendable, CaseIterable, Codable {
+public enum StrategyName: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
     case naive
     case sharded
     case lowMemory = "low-memory"
@@ -36,6 +36,8 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable {
     }
 
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
+
+    public var description: String { rawValue }
 }
 
 // MARK: - Shared steps

@@ -20,42 +20,51 @@ public final class PhaseLog: Sendable {
         var liveAtStart: Int
     }
 
+    /// A phase beginning or ending, as it happens (for a child's event stream).
+    public enum Transition: Sendable, Equatable {
+        case began(name: String, seconds: Double, ledgerLiveBytes: Int)
+        case ended(name: String, seconds: Double, ledgerLiveBytes: Int)
+    }
+
     private let ledger: MemoryLedger
     private let clockStart: ContinuousClock.Instant
     private let state = Mutex<(phases: [Phase], open: Open?)>(([], nil))
     private let currentIndex = Atomic<Int>(-1)
+    private let observer: (@Sendable (Transition) -> Void)?
 
-    public init(ledger: MemoryLedger, start: ContinuousClock.Instant = .now) {
+    /// `observer` is called on the loading thread at every transition, after the log is updated.
+    public init(ledger: MemoryLedger, start: ContinuousClock.Instant = .now, observer: (@Sendable (Transition) -> Void)? = nil) {
         self.ledger = ledger
         self.clockStart = start
+        self.observer = observer
     }
 
     public var elapsedSeconds: Double { (ContinuousClock.now - clockStart).inSeconds }
 
     /// Closes the open phase (if any) and opens `name`.
     public func begin(_ name: String) {
-        let now = elapsedSeconds
-        let live = ledger.liveBytes
-        state.withLock { s in
-            if let open = s.open {
-                s.phases.append(Phase(name: open.name, startSeconds: open.start, endSeconds: now, ledgerLiveBytesAtStart: open.liveAtStart, ledgerLiveBytesAtEnd: live))
-            }
-            s.open = Open(name: name, start: now, liveAtStart: live)
-            currentIndex.store(s.phases.count, ordering: .relaxed)
-        }
+        transition(to: name)
     }
 
     /// Closes the open phase.
     public func end() {
+        transition(to: nil)
+    }
+
+    private func transition(to name: String?) {
         let now = elapsedSeconds
         let live = ledger.liveBytes
-        state.withLock { s in
+        let closed: String? = state.withLock { s in
+            let closed = s.open?.name
             if let open = s.open {
                 s.phases.append(Phase(name: open.name, startSeconds: open.start, endSeconds: now, ledgerLiveBytesAtStart: open.liveAtStart, ledgerLiveBytesAtEnd: live))
             }
-            s.open = nil
-            currentIndex.store(-1, ordering: .relaxed)
+            s.open = name.map { Open(name: $0, start: now, liveAtStart: live) }
+            currentIndex.store(name == nil ? -1 : s.phases.count, ordering: .relaxed)
+            return closed
         }
+        if let closed { observer?(.ended(name: closed, seconds: now, ledgerLiveBytes: live)) }
+        if let name { observer?(.began(name: name, seconds: now, ledgerLiveBytes: live)) }
     }
 
     /// The index (into `phases`) of the phase under way, or -1 between phases. Cheap: read by the sampler.

@@ -4,22 +4,23 @@ import StrictJSON
 import TensorEngine
 
 /// A config.json is missing a field the architecture needs, or a field has the wrong type or value.
-public struct ModelConfigError: ReportableError, Equatable {
-    public let path: String
-    public let field: String?
-    public let detail: String
+public enum ConfigRule: String, FailureRule {
+    case invalidConfig = "InvalidConfig"
+    public var ruleName: String? { nil }
+    public var category: FailureCategory { .badData }
+    public static var locationKind: String? { "field" }
+}
 
+/// `path: field 'name': detail`.
+public typealias ModelConfigError = RuleViolation<ConfigRule>
+
+extension RuleViolation where Rule == ConfigRule {
     public init(path: String, field: String?, _ detail: String) {
-        self.path = path
-        self.field = field
-        self.detail = detail
+        self.init(.invalidConfig, source: path, location: field, detail)
     }
 
-    public var description: String {
-        "\(path): " + (field.map { "field '\($0)': " } ?? "") + detail
-    }
-
-    public var exitStatus: ExitStatus { .dataError }
+    public var path: String { source }
+    public var field: String? { location }
 }
 
 /// A transformers `config.json`, read leniently where transformers is lenient (unknown fields are kept and

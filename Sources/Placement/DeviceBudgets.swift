@@ -60,8 +60,8 @@ public struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
     /// errors (exit 64) naming `option`. With `acceleratorsOnly`, only accelerator indices are keys
     /// (`--accelerator-memory`).
     public static func parse(_ text: String, option: String = "--max-memory", acceleratorsOnly: Bool = false) throws(PlacementError) -> DeviceBudgets {
-        func fail(_ rule: PlacementError.Rule, _ location: String?, _ detail: String) -> PlacementError {
-            PlacementError(rule, source: option, location: location, detail, exitStatus: .usage)
+        func fail(_ rule: PlacementRule, _ location: String?, _ detail: String) -> PlacementError {
+            PlacementError(rule, source: option, location: location, detail, category: .usage)
         }
         let example = acceleratorsOnly ? "0=16GiB,1=16GiB" : "0=2GiB,1=2GiB,cpu=6GiB"
         guard !text.isEmpty else { throw fail(.invalidSyntax, nil, "is empty; write KEY=SIZE pairs separated by commas, e.g. \(example)") }

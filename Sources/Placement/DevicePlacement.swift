@@ -29,7 +29,7 @@ public enum DeviceMapSpec: Sendable, Equatable {
         if !text.hasSuffix(".json") && !FileManager.default.fileExists(atPath: text) {
             throw PlacementError(
                 .invalidMode, source: "--device-map", location: text,
-                "is neither a mode (\(DeviceMapMode.names)) nor an existing JSON map file", exitStatus: .usage)
+                "is neither a mode (\(DeviceMapMode.names)) nor an existing JSON map file", category: .usage)
         }
         return .user(try UserDeviceMap.load(path: text))
     }

@@ -25,10 +25,10 @@ public struct UserDeviceMap: Sendable, Equatable {
     public static func load(path: String) throws -> UserDeviceMap {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw PlacementError(.invalidMode, source: "--device-map", location: path, "no such file; give auto, balanced, sequential or a JSON map file", exitStatus: .noInput)
+            throw PlacementError(.invalidMode, source: "--device-map", location: path, "no such file; give auto, balanced, sequential or a JSON map file", category: .missingInput)
         }
         guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else {
-            throw PlacementError(.invalidDeviceMap, source: path, "cannot be read as a file", exitStatus: .noInput)
+            throw PlacementError(.invalidDeviceMap, source: path, "cannot be read as a file", category: .missingInput)
         }
         guard data.count <= 64 << 20 else {
             throw PlacementError(.invalidDeviceMap, source: path, "is larger than 64 MiB; a device map is a small JSON object")

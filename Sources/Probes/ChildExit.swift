@@ -22,6 +22,12 @@ public enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// True when SIGKILL ended it (what the kernel's OOM killer sends).
+    public var isKill: Bool {
+        if case .signaled(let signal, _) = self { return signal == SIGKILL }
+        return false
+    }
+
     /// The terminating signal's name ("SIGKILL"), nil for a normal exit.
     public var signalName: String? {
         if case .signaled(let signal, _) = self { return Self.signalName(signal) }
@@ -61,16 +67,11 @@ public struct ChildExit: Sendable, Equatable {
     /// Exit status or terminating signal.
     public var termination: ChildTermination
     /// The child's `rusage` from `wait4` (includes its own reaped descendants). Its `maxRSSBytes` suffers the
-    /// exec pitfall (see ``ResourceLimits/maxRSSOfChildren()``): it is at least the parent's RSS at spawn time.
+    /// exec pitfall (see ``ChildResourceUsage/maxRSSBytes``).
     public var resourceUsage: ChildResourceUsage
-    /// The largest `VmHWM` read from `/proc/<pid>/status` while the child was alive (by
-    /// ``ChildProcess/readPeakRSS()`` or ``ChildProcess/waitTrackingPeakRSS(pollInterval:)``), bytes; nil when
-    /// never read. A lower bound of the true peak: growth after the last read is not seen.
-    public var observedPeakRSSBytes: Int?
 
-    public init(termination: ChildTermination, resourceUsage: ChildResourceUsage, observedPeakRSSBytes: Int? = nil) {
+    public init(termination: ChildTermination, resourceUsage: ChildResourceUsage) {
         self.termination = termination
         self.resourceUsage = resourceUsage
-        self.observedPeakRSSBytes = observedPeakRSSBytes
     }
 }

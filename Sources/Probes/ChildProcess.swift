@@ -1,24 +1,27 @@
+import CLinux
 import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A child process started with an explicit argv and a complete, explicit environment, waited for with
-/// `wait4`.
+/// A child process started with an explicit argv and a complete, explicit environment, that cannot outlive
+/// the parent, waited for with `wait4`.
 ///
-/// Spawning: `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)` + `execve`, so no page-table copy of a big
-/// parent). The child gets its own process group (`POSIX_SPAWN_SETPGROUP`, pgid = its pid), so a Ctrl-C at the
-/// terminal reaches only the parent, which decides whether to ``terminate(grace:)`` the child; the child's
-/// signal mask is emptied and SIGHUP/SIGINT/SIGQUIT/SIGPIPE/SIGTERM/SIGCHLD are reset to their defaults.
-///
-/// Resource limits: `posix_spawn` cannot set rlimits, and setting them on the parent around the spawn would
-/// starve the parent's other threads. So when ``Options/addressSpaceLimit`` or ``Options/dataLimit`` is set,
-/// the child is created with `fork` instead, and the child applies `setrlimit` to itself between `fork` and
-/// `execve`, touching only memory prepared before the fork (no allocation, only async-signal-safe calls).
-/// The limit is then in force from the program's first instruction. A failure there (`dup2`, `setrlimit`,
-/// `execve`) is reported to the parent over a close-on-exec socket and thrown from ``spawn(executable:arguments:environment:options:)``.
-/// `fork` copies the parent's page tables: with a parent of many GB that costs some milliseconds.
+/// Spawning is `fork` + `execve` (not `posix_spawn`, which cannot run code in the child before `exec`): between
+/// the two the child, touching only memory prepared before the fork and calling only async-signal-safe
+/// functions,
+/// - asks the kernel to kill it when the parent dies (`prctl(PR_SET_PDEATHSIG, SIGKILL)`), then checks
+///   `getppid()` and exits if the parent already died in between — so a `kill -9` of the parent never leaves
+///   a measured child holding gigabytes. (The death signal fires when the *thread* that forked exits: spawn
+///   from a thread that lives as long as the child, as `run`'s main thread does.)
+/// - gets its own process group (`setpgid(0, 0)`; the parent sets it too, so no `kill(-pid)` races it), so a
+///   Ctrl-C at the terminal reaches only the parent, which decides whether to ``terminate(grace:)`` it;
+/// - empties its signal mask and resets SIGHUP/SIGINT/SIGQUIT/SIGPIPE/SIGTERM/SIGCHLD to their defaults;
+/// - gets its standard streams and any extra descriptors (``Options/descriptors``) with `dup2`.
+/// A failure there (`prctl`, `dup2`, `execve`) is reported to the parent over a close-on-exec socket and
+/// thrown from ``spawn(executable:arguments:environment:options:)``. The parent of this tool holds no tensor
+/// data, so the page-table copy of `fork` costs microseconds.
 ///
 /// The executable is a path (no `PATH` search). File descriptors the parent opened without `O_CLOEXEC` are
 /// inherited.
@@ -29,6 +32,8 @@ public final class ChildProcess: Sendable {
         case inherit
         /// `/dev/null`.
         case null
+        /// A file, read from its start.
+        case file(String)
     }
 
     /// Where the child's standard output or error goes.
@@ -53,21 +58,21 @@ public final class ChildProcess: Sendable {
         public var standardError: Output
         /// Put the child in its own process group (default true).
         public var ownProcessGroup: Bool
-        /// `RLIMIT_AS` soft and hard limit applied in the child before `exec`, bytes (nil: inherit the parent's).
-        public var addressSpaceLimit: Int?
-        /// `RLIMIT_DATA` soft and hard limit applied in the child before `exec`, bytes (nil: inherit).
-        public var dataLimit: Int?
+        /// Parent descriptors the child gets as the given numbers (≥ 3): `[3: pipeWriteEnd]`.
+        public var descriptors: [Int32: Int32]
+        /// The signal the kernel sends the child when the parent dies (`PR_SET_PDEATHSIG`); nil: none.
+        public var parentDeathSignal: Int32?
 
         public init(
             standardInput: Input = .inherit, standardOutput: Output = .inherit, standardError: Output = .inherit,
-            ownProcessGroup: Bool = true, addressSpaceLimit: Int? = nil, dataLimit: Int? = nil
+            ownProcessGroup: Bool = true, descriptors: [Int32: Int32] = [:], parentDeathSignal: Int32? = SIGKILL
         ) {
             self.standardInput = standardInput
             self.standardOutput = standardOutput
             self.standardError = standardError
             self.ownProcessGroup = ownProcessGroup
-            self.addressSpaceLimit = addressSpaceLimit
-            self.dataLimit = dataLimit
+            self.descriptors = descriptors
+            self.parentDeathSignal = parentDeathSignal
         }
     }
 
@@ -78,11 +83,9 @@ public final class ChildProcess: Sendable {
     /// The options it was started with.
     public let options: Options
 
-    private struct State {
-        var exit: ChildExit?
-        var observedPeakRSS: Int?
-    }
-    private let state = Mutex(State())
+    private let exit = Mutex<ChildExit?>(nil)
+    /// Extra descriptors are staged at this number and above before the fork.
+    static let firstStagingDescriptor: Int32 = 64
 
     private init(pid: pid_t, executable: String, options: Options) {
         self.pid = pid
@@ -104,14 +107,12 @@ public final class ChildProcess: Sendable {
         for argument in arguments where argument.contains("\0") {
             throw SystemCallError(call: "spawn", subject: "argument \(argument)", errno: .invalidArgument)
         }
+        for (target, _) in options.descriptors where target < 3 || target >= ChildProcess.firstStagingDescriptor {
+            throw SystemCallError(call: "spawn", subject: "descriptor \(target) (the child's extra descriptors are 3…63)", errno: .invalidArgument)
+        }
         let argv = CStringArray([executable] + arguments)
         let envp = CStringArray(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
-        let pid: pid_t
-        if options.addressSpaceLimit != nil || options.dataLimit != nil {
-            pid = try forkAndExec(executable: executable, argv: argv, envp: envp, options: options)
-        } else {
-            pid = try posixSpawn(executable: executable, argv: argv, envp: envp, options: options)
-        }
+        let pid = try forkAndExec(executable: executable, argv: argv, envp: envp, options: options)
         return ChildProcess(pid: pid, executable: executable, options: options)
     }
 
@@ -121,12 +122,12 @@ public final class ChildProcess: Sendable {
     /// ``terminate(grace:)`` from another thread can still signal it safely), then `wait4` for its status and
     /// `rusage`. Later calls return the same result.
     public func wait() throws(SystemCallError) -> ChildExit {
-        if let exit = state.withLock({ $0.exit }) { return exit }
+        if let exit = exit.withLock({ $0 }) { return exit }
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 {
             let error = Glibc.errno
             if error == EINTR { continue }
-            if error == ECHILD, let exit = state.withLock({ $0.exit }) { return exit }
+            if error == ECHILD, let exit = exit.withLock({ $0 }) { return exit }
             throw SystemCallError(call: "waitid", subject: "pid \(pid)", errno: .init(rawValue: error))
         }
         guard let exit = try reap(blocking: true) else {
@@ -140,23 +141,10 @@ public final class ChildProcess: Sendable {
         try reap(blocking: false)
     }
 
-    /// Waits like ``wait()``, but every `pollInterval` (default 5 ms) reads the child's `VmHWM` while it lives,
-    /// so that ``ChildExit/observedPeakRSSBytes`` holds its peak RSS — to within what it grew after the last
-    /// read. (A zombie has no memory figures, so the peak cannot be read after exit; for an exact figure the
-    /// child must report its own `VmHWM`.)
-    public func waitTrackingPeakRSS(pollInterval: Duration = .milliseconds(5)) throws(SystemCallError) -> ChildExit {
-        let seconds = pollInterval.probesSeconds
-        while true {
-            _ = readPeakRSS()
-            if let exit = try poll() { return exit }
-            MonotonicClock.sleep(seconds: seconds)
-        }
-    }
-
     private func reap(blocking: Bool) throws(SystemCallError) -> ChildExit? {
         let pid = self.pid
-        let result: Result<ChildExit?, SystemCallError> = state.withLock { state in
-            if let exit = state.exit { return .success(exit) }
+        let result: Result<ChildExit?, SystemCallError> = exit.withLock { exit in
+            if let exit { return .success(exit) }
             var status: Int32 = 0
             var usage = rusage()
             while true {
@@ -167,16 +155,15 @@ public final class ChildProcess: Sendable {
                     return .failure(.current("wait4", "pid \(pid)"))
                 }
                 guard let termination = ChildTermination(waitStatus: status) else { return .success(nil) }
-                let exit = ChildExit(
-                    termination: termination, resourceUsage: ChildResourceUsage(usage),
-                    observedPeakRSSBytes: state.observedPeakRSS
-                )
-                state.exit = exit
+                exit = ChildExit(termination: termination, resourceUsage: ChildResourceUsage(usage))
                 return .success(exit)
             }
         }
         return try result.get()
     }
+
+    /// True once the child has been reaped.
+    public var hasExited: Bool { exit.withLock { $0 != nil } }
 
     // MARK: Signals
 
@@ -185,17 +172,18 @@ public final class ChildProcess: Sendable {
     public func signal(_ signal: Int32) throws(SystemCallError) {
         let pid = self.pid
         let group = options.ownProcessGroup
-        let failure: SystemCallError? = state.withLock { state in
-            if state.exit != nil { return nil }
-            if group && kill(-pid, signal) == 0 { return nil }
-            if kill(pid, signal) == 0 || Glibc.errno == ESRCH { return nil }
+        let failure: SystemCallError? = exit.withLock { exit in
+            if exit != nil { return nil }
+            if group && Glibc.kill(-pid, signal) == 0 { return nil }
+            if Glibc.kill(pid, signal) == 0 || Glibc.errno == ESRCH { return nil }
             return .current("kill", "pid \(pid), \(ChildTermination.signalName(signal))")
         }
         if let failure { throw failure }
     }
 
     /// Asks the child to stop: SIGTERM, then SIGKILL if it has not exited after `grace` (default 5 s); reaps it
-    /// and returns how it ended.
+    /// and returns how it ended. A stopped child (SIGSTOP) cannot act on SIGTERM: it gets SIGKILL at the end
+    /// of the grace period like any other.
     @discardableResult
     public func terminate(grace: Duration = .seconds(5)) throws(SystemCallError) -> ChildExit {
         if let exit = try poll() { return exit }
@@ -205,33 +193,14 @@ public final class ChildProcess: Sendable {
             if let exit = try poll() { return exit }
             MonotonicClock.sleep(seconds: 0.002)
         }
+        return try kill()
+    }
+
+    /// SIGKILL to the child's process group, then reaps it.
+    @discardableResult
+    public func kill() throws(SystemCallError) -> ChildExit {
         try signal(SIGKILL)
         return try wait()
-    }
-
-    // MARK: Memory
-
-    /// Reads the child's `VmHWM` (peak RSS, bytes) from `/proc/<pid>/status` now, and remembers the largest value
-    /// read for ``ChildExit/observedPeakRSSBytes``. Nil once it has exited (a zombie has no memory figures) or
-    /// been reaped. Call it before reaping — ideally right before the child ends.
-    @discardableResult
-    public func readPeakRSS() -> Int? {
-        let pid = self.pid
-        return state.withLock { state -> Int? in
-            if state.exit != nil { return nil }
-            guard let peak = (try? ProcessMemory.read(pid: pid))?.vmHWMBytes else { return nil }
-            state.observedPeakRSS = max(state.observedPeakRSS ?? 0, peak)
-            return peak
-        }
-    }
-
-    /// The child's `/proc/<pid>/status` figures now; nil once reaped or unreadable.
-    public func readMemory() -> ProcessMemory? {
-        let pid = self.pid
-        return state.withLock { state -> ProcessMemory? in
-            if state.exit != nil { return nil }
-            return try? ProcessMemory.read(pid: pid)
-        }
     }
 
     // MARK: Helpers
@@ -247,7 +216,7 @@ public final class ChildProcess: Sendable {
     /// This process's environment (`environ`) as a dictionary, to extend and pass to ``spawn(executable:arguments:environment:options:)``.
     public static func currentEnvironment() -> [String: String] {
         var result: [String: String] = [:]
-        var entry = environ
+        var entry = Glibc.environ
         while let pointer = entry.pointee {
             let text = String(cString: pointer)
             if let equals = text.firstIndex(of: "=") {
@@ -258,66 +227,7 @@ public final class ChildProcess: Sendable {
         return result
     }
 
-    // MARK: posix_spawn
-
-    private static func posixSpawn(
-        executable: String, argv: CStringArray, envp: CStringArray, options: Options
-    ) throws(SystemCallError) -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-
-        var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
-        if options.ownProcessGroup {
-            flags |= POSIX_SPAWN_SETPGROUP
-            posix_spawnattr_setpgroup(&attributes, 0)
-        }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in resetSignals { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(flags))
-
-        if options.standardInput == .null {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        addOutput(&actions, options.standardOutput, fd: 1)
-        if options.standardError != .inherit && options.standardError == options.standardOutput,
-            options.standardError != .null
-        {
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        } else {
-            addOutput(&actions, options.standardError, fd: 2)
-        }
-
-        var pid = pid_t()
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv.pointers, envp.pointers)
-        guard status == 0 else {
-            throw SystemCallError(call: "posix_spawn", subject: executable, errno: .init(rawValue: status))
-        }
-        return pid
-    }
-
-    private static func addOutput(_ actions: inout posix_spawn_file_actions_t, _ output: Output, fd: Int32) {
-        switch output {
-        case .inherit: break
-        case .null: posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0)
-        case .file(let path): posix_spawn_file_actions_addopen(&actions, fd, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        case .appendingToFile(let path):
-            posix_spawn_file_actions_addopen(&actions, fd, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        }
-    }
-
-    /// Signals whose disposition the child gets reset to the default.
-    private static let resetSignals: [Int32] = [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD]
-
-    // MARK: fork + setrlimit + execve
+    // MARK: fork + execve
 
     /// Everything the child needs after `fork`, prepared beforehand so the child allocates nothing.
     private struct ForkPlan {
@@ -327,40 +237,48 @@ public final class ChildProcess: Sendable {
         var standardInput: Int32 = -1
         var standardOutput: Int32 = -1
         var standardError: Int32 = -1
+        /// (source, target) pairs, at most ``maximumDescriptors``.
+        var descriptors: [(Int32, Int32)] = []
         var reportSocket: Int32 = -1
         var ownProcessGroup = true
-        var setAddressSpace = false
-        var addressSpace = rlimit()
-        var setData = false
-        var data = rlimit()
+        var deathSignal: Int32 = 0
+        var parentPid: pid_t = 0
     }
 
     /// What failed in the child before `execve` succeeded.
     private enum ForkStage: Int32 {
-        case dup2 = 1, rlimitAS, rlimitData, execve
+        case dup2 = 1, deathSignal, parentGone, execve
 
         var call: String {
             switch self {
             case .dup2: "dup2"
-            case .rlimitAS: "setrlimit(RLIMIT_AS)"
-            case .rlimitData: "setrlimit(RLIMIT_DATA)"
+            case .deathSignal: "prctl(PR_SET_PDEATHSIG)"
+            case .parentGone: "getppid (the parent died before exec)"
             case .execve: "execve"
             }
         }
     }
 
-    private static func forkAndExec(
-        executable: String, argv: CStringArray, envp: CStringArray, options: Options
-    ) throws(SystemCallError) -> pid_t {
-        var opened: [Int32] = []
-        defer { for fd in opened { close(fd) } }
-        func open(_ path: String, _ flags: Int32) throws(SystemCallError) -> Int32 {
+    /// Opens the standard-stream files in the parent (close-on-exec; the child `dup2`s them into place).
+    private struct OpenedFiles {
+        var descriptors: [Int32] = []
+
+        mutating func open(_ path: String, _ flags: Int32) throws(SystemCallError) -> Int32 {
             let fd = Glibc.open(path, flags | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw .current("open", path) }
-            opened.append(fd)
+            descriptors.append(fd)
             return fd
         }
-        func output(_ output: Output) throws(SystemCallError) -> Int32 {
+
+        mutating func input(_ input: Input) throws(SystemCallError) -> Int32 {
+            switch input {
+            case .inherit: return -1
+            case .null: return try open("/dev/null", O_RDONLY)
+            case .file(let path): return try open(path, O_RDONLY)
+            }
+        }
+
+        mutating func output(_ output: Output) throws(SystemCallError) -> Int32 {
             switch output {
             case .inherit: return -1
             case .null: return try open("/dev/null", O_WRONLY)
@@ -368,31 +286,49 @@ public final class ChildProcess: Sendable {
             case .appendingToFile(let path): return try open(path, O_WRONLY | O_CREAT | O_APPEND)
             }
         }
-        let path = strdup(executable)
-        defer { free(path) }
-        guard let path else { throw SystemCallError(call: "strdup", subject: executable, errno: .noMemory) }
+
+        func closeAll() { for fd in descriptors { close(fd) } }
+    }
+
+    private static func makePlan(path: UnsafeMutablePointer<CChar>, argv: CStringArray, envp: CStringArray, options: Options, files: inout OpenedFiles)
+        throws(SystemCallError) -> ForkPlan
+    {
         var plan = ForkPlan(path: path, argv: argv.pointers, envp: envp.pointers)
         plan.ownProcessGroup = options.ownProcessGroup
-        if options.standardInput == .null { plan.standardInput = try open("/dev/null", O_RDONLY) }
-        plan.standardOutput = try output(options.standardOutput)
+        plan.deathSignal = options.parentDeathSignal ?? 0
+        plan.parentPid = getpid()
+        plan.standardInput = try files.input(options.standardInput)
+        plan.standardOutput = try files.output(options.standardOutput)
         if options.standardError != .inherit && options.standardError == options.standardOutput {
             plan.standardError = plan.standardOutput
         } else {
-            plan.standardError = try output(options.standardError)
+            plan.standardError = try files.output(options.standardError)
         }
-        if let limit = options.addressSpaceLimit {
-            plan.setAddressSpace = true
-            plan.addressSpace = rlimit(rlim_cur: ResourceLimits.toRlim(limit), rlim_max: ResourceLimits.toRlim(limit))
+        // Each source is first duplicated above every target, so that no dup2 in the child overwrites a source
+        // another target still needs.
+        for (target, source) in options.descriptors.sorted(by: { $0.key < $1.key }) {
+            let staged = fcntl(source, F_DUPFD_CLOEXEC, ChildProcess.firstStagingDescriptor)
+            guard staged >= 0 else { throw .current("fcntl(F_DUPFD_CLOEXEC)", "descriptor \(source)") }
+            files.descriptors.append(staged)
+            plan.descriptors.append((staged, target))
         }
-        if let limit = options.dataLimit {
-            plan.setData = true
-            plan.data = rlimit(rlim_cur: ResourceLimits.toRlim(limit), rlim_max: ResourceLimits.toRlim(limit))
-        }
+        return plan
+    }
+
+    private static func forkAndExec(
+        executable: String, argv: CStringArray, envp: CStringArray, options: Options
+    ) throws(SystemCallError) -> pid_t {
+        var files = OpenedFiles()
+        defer { files.closeAll() }
+        let path = strdup(executable)
+        defer { free(path) }
+        guard let path else { throw SystemCallError(call: "strdup", subject: executable, errno: .noMemory) }
+        var plan = try makePlan(path: path, argv: argv, envp: envp, options: options, files: &files)
         var sockets: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sockets) == 0 else {
             throw .current("socketpair", executable)
         }
-        opened.append(sockets[0])
+        files.descriptors.append(sockets[0])
         plan.reportSocket = sockets[1]
 
         let pid = fork()
@@ -422,10 +358,16 @@ public final class ChildProcess: Sendable {
             _ = withUnsafeBytes(of: &report) { write(plan.reportSocket, $0.baseAddress, $0.count) }
             _exit(127)
         }
+        if plan.deathSignal != 0 {
+            if clinux_set_parent_death_signal(plan.deathSignal) != 0 { fail(.deathSignal, &plan) }
+            // The parent may have died between fork and prctl: then no signal will ever come.
+            if getppid() != plan.parentPid { fail(.parentGone, &plan) }
+        }
         if plan.ownProcessGroup { _ = setpgid(0, 0) }
         var emptyMask = sigset_t()
         sigemptyset(&emptyMask)
         sigprocmask(SIG_SETMASK, &emptyMask, nil)
+        // One call each: no array literal, which would allocate after the fork.
         _ = Glibc.signal(SIGHUP, SIG_DFL)
         _ = Glibc.signal(SIGINT, SIG_DFL)
         _ = Glibc.signal(SIGQUIT, SIG_DFL)
@@ -435,12 +377,8 @@ public final class ChildProcess: Sendable {
         if plan.standardInput >= 0 && dup2(plan.standardInput, 0) < 0 { fail(.dup2, &plan) }
         if plan.standardOutput >= 0 && dup2(plan.standardOutput, 1) < 0 { fail(.dup2, &plan) }
         if plan.standardError >= 0 && dup2(plan.standardError, 2) < 0 { fail(.dup2, &plan) }
-        if plan.setAddressSpace && setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &plan.addressSpace) != 0 {
-            fail(.rlimitAS, &plan)
-        }
-        if plan.setData && setrlimit(__rlimit_resource_t(RLIMIT_DATA.rawValue), &plan.data) != 0 {
-            fail(.rlimitData, &plan)
-        }
+        // dup2 clears close-on-exec on the target, so each extra descriptor survives the exec.
+        for (source, target) in plan.descriptors where dup2(source, target) < 0 { fail(.dup2, &plan) }
         execve(plan.path, plan.argv, plan.envp)
         fail(.execve, &plan)
     }

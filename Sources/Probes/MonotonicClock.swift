@@ -3,10 +3,10 @@ import Glibc
 #endif
 
 /// `clock_gettime` readings, in seconds, as `Double`.
-enum MonotonicClock {
+public enum MonotonicClock {
     /// `clock_gettime(CLOCK_MONOTONIC)`: seconds since an arbitrary, fixed point; never jumps.
     @inline(__always)
-    static func monotonicSeconds() -> Double {
+    public static func monotonicSeconds() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
@@ -51,7 +51,7 @@ enum MonotonicClock {
     }
 
     /// Sleeps `seconds` on the monotonic clock.
-    static func sleep(seconds: Double) {
+    public static func sleep(seconds: Double) {
         guard seconds > 0 else { return }
         sleep(until: adding(Int(seconds * 1e9), to: monotonicTimespec()))
     }

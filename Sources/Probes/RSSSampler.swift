@@ -27,22 +27,22 @@ public struct SamplerOverhead: Sendable, Equatable {
 /// Everything a stopped ``RSSSampler`` recorded.
 public struct RSSSamplerResult: Sendable {
     /// The samples, oldest first (at most the sampler's capacity).
-    public var samples: [RSSSample]
+    public var samples: [MemorySample]
     /// Samples taken after the capacity was reached and therefore not stored.
     public var droppedSamples: Int
-    /// Samples whose `/proc/self/status` read failed (their kernel figures are 0).
+    /// Samples whose `/proc/<pid>/status` read failed (their kernel figures are absent).
     public var statusReadFailures: Int
-    /// Whether jemalloc statistics were readable; when false every `jemalloc*` figure is 0.
+    /// Whether jemalloc statistics were readable; when false no sample has `jemalloc*` figures.
     public var jemallocAvailable: Bool
     /// The sampler's own cost.
     public var overhead: SamplerOverhead
 
-    /// The maximum of each column over all stored samples.
-    public var peaks: RSSSamplePeaks { RSSSamplePeaks(samples) }
+    /// The maximum of each figure over all stored samples.
+    public var peaks: MemoryReading { RSSSampler.peaks(samples) }
 
     /// The samples reduced to at most `maxPoints`, keeping each bucket's maxima
     /// (see ``RSSSampler/downsample(_:toAtMost:)``).
-    public func downsampled(toAtMost maxPoints: Int) -> [RSSSample] {
+    public func downsampled(toAtMost maxPoints: Int) -> [MemorySample] {
         RSSSampler.downsample(samples, toAtMost: maxPoints)
     }
 }
@@ -50,19 +50,19 @@ public struct RSSSamplerResult: Sendable {
 /// Samples this process's memory on a dedicated thread (a `pthread`) every `interval` (default 1 ms, at most
 /// 2 ms) from ``start()`` until ``stop()``.
 ///
-/// Each sample: seconds since start (`CLOCK_MONOTONIC`), `VmRSS`/`RssAnon`/`RssFile` from `/proc/self/status`
-/// (one `pread` into a reused buffer), jemalloc `stats.allocated/active/resident/mapped/retained` after
-/// writing `epoch` (by MIB), and the two values the caller's context closure returns (ledger live bytes and
+/// Each sample: seconds since start (`CLOCK_MONOTONIC`), `VmRSS`/`RssAnon`/`RssFile`/`VmHWM` from
+/// `/proc/self/status` or `/proc/<pid>/status` (one `pread` into a reused buffer), for this process jemalloc
+/// `stats.allocated/active/resident/mapped/retained` after writing `epoch` (by MIB), and the two values the caller's context closure returns (ledger live bytes and
 /// phase index; Probes knows nothing of the ledger). The closure runs on the sampler thread every interval, so
 /// it must be cheap and thread-safe (an atomic load, say).
 ///
 /// Samples go into an array reserved up front (`initialReserve`), growing up to `capacity` (default 2 million,
-/// ~33 minutes at 1 ms, 176 MB); beyond it samples are counted as dropped. The array is itself process memory
+/// ~33 minutes at 1 ms, 288 MB); beyond it samples are counted as dropped. The array is itself process memory
 /// and shows in the RSS it samples (88 bytes per sample). A 1 ms sampler still misses spikes shorter than the
 /// interval: reconcile its peaks with `VmHWM`.
 public final class RSSSampler: Sendable {
-    /// Returns the caller's ledger live bytes and current phase index.
-    public typealias Context = @Sendable () -> (ledgerLiveBytes: Int, phase: Int)
+    /// Returns the caller's ledger live bytes (nil: no ledger) and current phase index (−1: none).
+    public typealias Context = @Sendable () -> (ledgerLiveBytes: Int?, phase: Int)
 
     /// An interval or capacity the sampler cannot honour.
     public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -82,13 +82,15 @@ public final class RSSSampler: Sendable {
     private let intervalNanoseconds: Int
     private let initialReserve: Int
     private let context: Context
+    /// The sampled process; nil: this one.
+    public let pid: pid_t?
     private let stopRequested = Atomic<Bool>(false)
     private let state = Mutex(State())
     /// Held for the whole of ``stop()``, so a second concurrent caller waits for the first to finish.
     private let stopLock = Mutex(())
 
     private struct State {
-        var samples: [RSSSample] = []
+        var samples: [MemorySample] = []
         var dropped = 0
         var statusReadFailures = 0
         var jemallocAvailable = false
@@ -109,13 +111,16 @@ public final class RSSSampler: Sendable {
     ///   - interval: time between samples; > 0 and ≤ 2 ms (default 1 ms).
     ///   - capacity: the most samples stored (default 2 million); later samples are counted as dropped.
     ///   - initialReserve: samples' storage reserved before sampling starts (default 65,536 ≈ 5.8 MB virtual).
+    ///   - pid: the process to sample; nil samples this one (and only then jemalloc's statistics, which exist
+    ///     only inside the process that links it).
     ///   - context: returns the ledger's live bytes and the phase index, called once per sample on the sampler
     ///     thread.
     public init(
         interval: Duration = .milliseconds(1),
         capacity: Int = RSSSampler.defaultCapacity,
         initialReserve: Int = 65_536,
-        context: @escaping Context = { (ledgerLiveBytes: 0, phase: 0) }
+        pid: pid_t? = nil,
+        context: @escaping Context = { (ledgerLiveBytes: nil, phase: -1) }
     ) throws(ConfigurationError) {
         guard interval > .zero, interval <= Self.maximumInterval else {
             throw ConfigurationError(message: "sampler interval must be > 0 and ≤ 2 ms, got \(interval)")
@@ -125,6 +130,7 @@ public final class RSSSampler: Sendable {
         self.capacity = capacity
         self.initialReserve = max(1, min(initialReserve, capacity))
         self.context = context
+        self.pid = pid
         let (seconds, attoseconds) = interval.components
         intervalNanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
     }
@@ -208,80 +214,84 @@ public final class RSSSampler: Sendable {
     /// Samples stored so far.
     public var storedSampleCount: Int { state.withLock { $0.samples.count } }
 
-    /// The most recent sample, if any (for live progress displays).
-    public var latestSample: RSSSample? { state.withLock { $0.samples.last } }
+    /// The most recent sample, if any (for live progress displays and watchdogs).
+    public var latestSample: MemorySample? { state.withLock { $0.samples.last } }
 
-    /// The sampling loop, on the sampler thread.
-    private func run() {
-        let cpuStart = MonotonicClock.threadCPUSeconds()
-        let reader = try? ProcessMemoryReader()
-        let jemalloc = JemallocStats()
-        let startSeconds = state.withLock { state in
-            state.jemallocAvailable = jemalloc != nil
-            return state.startSeconds
-        }
-        var deadline = MonotonicClock.monotonicTimespec()
-        var sampleCount = 0
+    /// The sampler thread's running totals, written to the shared state once when it stops.
+    private struct Tally {
+        var count = 0
         var costSum = 0.0
         var costMax = 0.0
         var firstSeconds = 0.0
         var lastSeconds = 0.0
         var overruns = 0
         var failures = 0
+
+        mutating func record(seconds: Double, cost: Double) {
+            if count == 0 { firstSeconds = seconds }
+            lastSeconds = seconds
+            count += 1
+            costSum += cost
+            costMax = max(costMax, cost)
+        }
+    }
+
+    /// One sample: the status file, jemalloc (this process only), the caller's context.
+    private func takeSample(at seconds: Double, reader: ProcessMemoryReader?, jemalloc: JemallocStats?) -> MemorySample? {
+        guard let status = try? reader?.read() else { return nil }
+        var reading = MemoryReading(status: status)
+        if let allocator = jemalloc?.read(refresh: true) { reading.add(jemalloc: allocator) }
+        let (ledger, phase) = context()
+        reading[.ledgerLive] = ledger
+        return MemorySample(seconds: seconds, reading: reading, phase: phase)
+    }
+
+    private func store(_ sample: MemorySample) {
+        let capacity = self.capacity
+        state.withLock { state in
+            if state.samples.count < capacity { state.samples.append(sample) } else { state.dropped += 1 }
+        }
+    }
+
+    /// The sampling loop, on the sampler thread.
+    private func run() {
+        let cpuStart = MonotonicClock.threadCPUSeconds()
+        let reader = try? ProcessMemoryReader(pid: pid)
+        let jemalloc = pid == nil ? JemallocStats() : nil
+        let startSeconds = state.withLock { state in
+            state.jemallocAvailable = jemalloc != nil
+            return state.startSeconds
+        }
+        var deadline = MonotonicClock.monotonicTimespec()
+        var tally = Tally()
         while true {
             let stopping = stopRequested.load(ordering: .acquiring)
             let begin = MonotonicClock.monotonicSeconds()
-            let memory = try? reader?.read()
-            if memory == nil { failures += 1 }
-            let allocator = jemalloc?.read(refresh: true)
-            let (ledger, phase) = context()
-            let sample = RSSSample(
-                seconds: begin - startSeconds,
-                vmRSSBytes: memory?.vmRSSBytes ?? 0,
-                rssAnonBytes: memory?.rssAnonBytes ?? 0,
-                rssFileBytes: memory?.rssFileBytes ?? 0,
-                jemallocAllocatedBytes: allocator?.allocatedBytes ?? 0,
-                jemallocActiveBytes: allocator?.activeBytes ?? 0,
-                jemallocResidentBytes: allocator?.residentBytes ?? 0,
-                jemallocMappedBytes: allocator?.mappedBytes ?? 0,
-                jemallocRetainedBytes: allocator?.retainedBytes ?? 0,
-                ledgerLiveBytes: ledger,
-                phase: phase
-            )
-            let capacity = self.capacity
-            state.withLock { state in
-                if state.samples.count < capacity {
-                    state.samples.append(sample)
-                } else {
-                    state.dropped += 1
-                }
+            if let sample = takeSample(at: begin - startSeconds, reader: reader, jemalloc: jemalloc) {
+                store(sample)
+            } else {
+                tally.failures += 1
             }
-            let end = MonotonicClock.monotonicSeconds()
-            let cost = end - begin
-            if sampleCount == 0 { firstSeconds = sample.seconds }
-            lastSeconds = sample.seconds
-            sampleCount += 1
-            costSum += cost
-            costMax = max(costMax, cost)
+            tally.record(seconds: begin - startSeconds, cost: MonotonicClock.monotonicSeconds() - begin)
             if stopping { break }
             deadline = MonotonicClock.adding(intervalNanoseconds, to: deadline)
             let now = MonotonicClock.monotonicTimespec()
             if MonotonicClock.isBefore(deadline, now) {
-                overruns += 1
+                tally.overruns += 1
                 deadline = now
             }
             MonotonicClock.sleep(until: deadline)
         }
         let cpuSeconds = MonotonicClock.threadCPUSeconds() - cpuStart
         state.withLock { state in
-            state.sampleCount = sampleCount
-            state.costSum = costSum
-            state.costMax = costMax
+            state.sampleCount = tally.count
+            state.costSum = tally.costSum
+            state.costMax = tally.costMax
             state.cpuSeconds = cpuSeconds
-            state.firstSampleSeconds = firstSeconds
-            state.lastSampleSeconds = lastSeconds
-            state.overruns = overruns
-            state.statusReadFailures = failures
+            state.firstSampleSeconds = tally.firstSeconds
+            state.lastSampleSeconds = tally.lastSeconds
+            state.overruns = tally.overruns
+            state.statusReadFailures = tally.failures
         }
     }
 }

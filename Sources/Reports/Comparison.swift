@@ -154,7 +154,7 @@ public struct Comparison: Sendable {
         differ("page size", String(be.pageSizeBytes), String(ce.pageSizeBytes))
         differ("allocator", be.allocator, ce.allocator)
         differ("MALLOC_CONF", be.mallocConf, ce.mallocConf)
-        differ("cache mode", baseline.scenario.cache, current.scenario.cache)
+        differ("cache mode", baseline.scenario.cache.rawValue, current.scenario.cache.rawValue)
         machineDifferences = machine
 
         var notes: [String] = []
@@ -169,8 +169,8 @@ public struct Comparison: Sendable {
             "\(Format.trimmed(current.scenario.toleranceRelative * 100))% + \(Format.size(current.scenario.toleranceAbsoluteBytes))")
         note("sample interval", "\(Format.trimmed(baseline.scenario.sampleIntervalSeconds * 1000)) ms", "\(Format.trimmed(current.scenario.sampleIntervalSeconds * 1000)) ms")
         note("memory limit", baseline.scenario.memoryLimitBytes.map(Format.size) ?? "none", current.scenario.memoryLimitBytes.map(Format.size) ?? "none")
-        if !baseline.complete { notes.append("the baseline is incomplete (\(baseline.stoppedReason ?? "stopped early"))") }
-        if !current.complete { notes.append("the current results are incomplete (\(current.stoppedReason ?? "stopped early"))") }
+        if !baseline.complete { notes.append("the baseline is incomplete (\(baseline.stoppedReason?.rawValue ?? "stopped early"))") }
+        if !current.complete { notes.append("the current results are incomplete (\(current.stoppedReason?.rawValue ?? "stopped early"))") }
         self.notes = notes
 
         rows = Self.rows(baseline: baseline, current: current, options: options, comparable: mismatches.isEmpty, memoryGated: machine.isEmpty || options.force)

@@ -7,6 +7,9 @@ public enum Format {
     /// `422.04 MiB` (binary units: 1 MiB = 2^20 bytes).
     public static func size(_ bytes: Int) -> String { ByteSize.binary(bytes) }
 
+    /// A figure that may not exist for a run: its size, or `-` (absent is never shown as 0).
+    public static func size(_ bytes: Int?) -> String { bytes.map { ByteSize.binary($0) } ?? "-" }
+
     /// `+21.10 MiB`, `-1 B`, `0 B`: a change with its sign.
     public static func signedSize(_ bytes: Int) -> String {
         bytes > 0 ? "+" + ByteSize.binary(bytes) : ByteSize.binary(bytes)

@@ -1,6 +1,7 @@
 import Foundation
 import Harness
 import Loading
+import Probes
 import TensorEngine
 
 /// A rendered report: the markdown and the SVG files it references by relative path.
@@ -94,7 +95,7 @@ public enum MarkdownReport {
         md += "Scenario \(Format.code(r.scenario.file)) · results [\(Format.code(resultsLink))](\(linkTarget(resultsLink))) (schema version \(r.schemaVersion))"
         md += " · started \(r.startedAt)\(finished) · \(r.runs.count) run\(r.runs.count == 1 ? "" : "s") recorded.\n\n"
         if !r.complete {
-            md += "> **Incomplete:** the scenario stopped early (\(r.stoppedReason ?? "no reason recorded")); only the runs below were measured.\n\n"
+            md += "> **Incomplete:** the scenario stopped early (\(r.stoppedReason?.rawValue ?? "no reason recorded")); only the runs below were measured.\n\n"
         }
         md += "Sizes are binary (1 MiB = 2^20 bytes, 1 GiB = 2^30 bytes) unless written MB or GB (decimal: 10^6, 10^9 bytes). "
         md += "Every Δ is a peak minus the measured child's own reading just before its load started; the results file has every figure in bytes.\n\n"
@@ -126,10 +127,10 @@ public enum MarkdownReport {
                 run.predictedPeakBytes.map { "\(Format.size($0)) (\(run.formula))" } ?? "- (\(run.formula))",
                 allowedRange(run),
                 m.map { Format.size($0.ledgerPeakBytes) } ?? "-",
-                m?.peaks.vmhwmDeltaBytes.map(Format.size) ?? "-",
-                m.map { Format.size($0.peaks.rssAnonDeltaBytes) } ?? "-",
-                m.map { Format.size($0.peaks.rssFileDeltaBytes) } ?? "-",
-                m.map { Format.size($0.peaks.jemallocAllocatedDeltaBytes) } ?? "-",
+                Format.size(m?.peaks[.vmhwm]),
+                Format.size(m?.peaks[.rssAnon]),
+                Format.size(m?.peaks[.rssFile]),
+                Format.size(m?.peaks[.jemallocAllocated]),
                 run.seconds.map { Format.seconds($0) } ?? "-",
                 run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-",
             ])
@@ -194,7 +195,7 @@ public enum MarkdownReport {
         rows.append([
             "scenario settings",
             "model_type \(Format.code(sc.modelType)); cache **\(sc.cache)** "
-                + (sc.cache == "cold"
+                + (sc.cache == .cold
                     ? "(shards evicted from the page cache with POSIX_FADV_DONTNEED before each run)"
                     : "(shards made resident in the page cache before each run)")
                 + "; repeat \(sc.repeatCount); sample interval \(Format.trimmed(sc.sampleIntervalSeconds * 1000)) ms; "
@@ -224,7 +225,7 @@ public enum MarkdownReport {
         for (index, run) in r.runs.enumerated() {
             let label = Format.runLabel(run, repeatCount: r.scenario.repeatCount)
             md += "### \(label): \(run.verdict.rawValue)\n\n"
-            var line = "Strategy \(Format.code(run.strategy)) → \(run.dtype)"
+            var line = "Strategy \(Format.code(run.strategy.rawValue)) → \(run.dtype)"
             if let m = run.measurement { line += " (dtype from \(m.dtypeSource))" }
             if let p = run.predictedPeakBytes { line += " · predicted peak \(Format.size(p)) = \(run.formula)" }
             if let tol = run.toleranceBytes { line += " · tolerance \(Format.size(tol))" }
@@ -238,9 +239,9 @@ public enum MarkdownReport {
             if !run.checks.isEmpty {
                 var rows = [["check", "measured", "relation", "bound", "result", "what"]]
                 for c in run.checks {
-                    let measured = c.relation == "==" ? "\(Format.grouped(c.measuredBytes)) B" : Format.size(c.measuredBytes)
-                    let bound = c.relation == "==" ? "\(Format.grouped(c.boundBytes)) B" : Format.size(c.boundBytes)
-                    rows.append([c.name, measured, c.relation == "within" ? "≤ (allowed gap)" : c.relation, bound, c.passed ? "pass" : "**FAIL**", c.detail])
+                    let measured = c.relation == .equal ? "\(Format.grouped(c.measuredBytes)) B" : Format.size(c.measuredBytes)
+                    let bound = c.relation == .equal ? "\(Format.grouped(c.boundBytes)) B" : Format.size(c.boundBytes)
+                    rows.append([c.name, measured, c.relation == .within ? "≤ (allowed gap)" : c.relation.rawValue, bound, c.passed ? "pass" : "**FAIL**", c.detail])
                 }
                 md += Format.markdownTable(rows, rightAligned: [1, 3]) + "\n"
             }
@@ -256,10 +257,10 @@ public enum MarkdownReport {
                     md += "Phases (times in seconds since the child's sampler started, as on the chart):\n\n"
                     md += Format.markdownTable(rows, rightAligned: [0, 2, 3, 4, 5]) + "\n"
                 }
-                md += "Peaks above the baseline: ledger \(Format.size(m.peaks.ledgerDeltaBytes)) (exact), ledger at jemalloc size classes "
-                md += "\(Format.size(m.peaks.ledgerSizeClassDeltaBytes)) (what `stats.allocated` should show for the same allocations), "
-                md += "VmRSS \(Format.size(m.peaks.rssDeltaBytes)), jemalloc active \(Format.size(m.peaks.jemallocActiveDeltaBytes)), "
-                md += "jemalloc resident \(Format.size(m.peaks.jemallocResidentDeltaBytes)).\n\n"
+                md += "Peaks above the baseline: ledger \(Format.size(m.peaks[.ledgerLive])) (exact), ledger at jemalloc size classes "
+                md += "\(Format.size(m.peaks[.ledgerSizeClass])) (what `stats.allocated` should show for the same allocations), "
+                md += "VmRSS \(Format.size(m.peaks[.rss])), jemalloc active \(Format.size(m.peaks[.jemallocActive])), "
+                md += "jemalloc resident \(Format.size(m.peaks[.jemallocResident])).\n\n"
                 md += snapshots(m)
                 if let usage = m.devices { md += devicesSection(usage) }
                 let s = m.sampler
@@ -288,14 +289,14 @@ public enum MarkdownReport {
         for d in u.devices {
             let share = u.modelBytes > 0 ? Double(d.placedBytes) / Double(u.modelBytes) * 100 : 0
             rows.append([
-                d.device, d.budgetBytes.map(Format.size) ?? (d.capacityBytes.map { "capacity " + Format.size($0) } ?? "-"), Format.size(d.placedBytes),
+                d.device.description, d.budgetBytes.map(Format.size) ?? (d.capacityBytes.map { "capacity " + Format.size($0) } ?? "-"), Format.size(d.placedBytes),
                 ByteSize.fixed(share, digits: 1) + "%", d.stagingBytes > 0 ? Format.size(d.stagingBytes) : "-",
-                d.device == "disk" ? "(not RAM)" : Format.size(d.predictedPeakBytes), d.device == "disk" ? "-" : Format.size(d.ledgerPeakBytes),
+                d.device == .disk ? "(not RAM)" : Format.size(d.predictedPeakBytes), d.device == .disk ? "-" : Format.size(d.ledgerPeakBytes),
                 d.arenaAllocatedBytes.map(Format.size) ?? "-",
             ])
         }
         md += Format.markdownTable(rows, rightAligned: [1, 2, 3, 4, 5, 6, 7]) + "\n"
-        var groups: [(device: String, modules: [String])] = []
+        var groups: [(device: Device, modules: [String])] = []
         for entry in u.deviceMap {
             if let last = groups.last, last.device == entry.device {
                 groups[groups.count - 1].modules.append(entry.module)
@@ -310,25 +311,22 @@ public enum MarkdownReport {
         return md
     }
 
+    /// The baseline and end readings, one row per figure either holds.
     static func snapshots(_ m: RunMeasurement) -> String {
-        let b = m.baseline
-        let e = m.end
-        func opt(_ v: Int?) -> String { v.map(Format.size) ?? "-" }
-        let rows: [[String]] = [
-            ["reading (absolute)", "baseline (before the load)", "end (model loaded and alive)"],
-            ["VmRSS", Format.size(b.rssBytes), Format.size(e.rssBytes)],
-            ["RssAnon", Format.size(b.rssAnonBytes), Format.size(e.rssAnonBytes)],
-            ["RssFile", Format.size(b.rssFileBytes), Format.size(e.rssFileBytes)],
-            ["VmHWM (reset before the baseline)", opt(b.vmhwmBytes), opt(e.vmhwmBytes)],
-            ["Pss / Pss_Anon / Pss_File (smaps_rollup)", "-", "\(opt(e.pssBytes)) / \(opt(e.pssAnonBytes)) / \(opt(e.pssFileBytes))"],
-            ["jemalloc allocated", Format.size(b.jemallocAllocatedBytes), Format.size(e.jemallocAllocatedBytes)],
-            ["jemalloc active", Format.size(b.jemallocActiveBytes), Format.size(e.jemallocActiveBytes)],
-            ["jemalloc resident", Format.size(b.jemallocResidentBytes), Format.size(e.jemallocResidentBytes)],
-            ["jemalloc mapped", Format.size(b.jemallocMappedBytes), Format.size(e.jemallocMappedBytes)],
-            ["jemalloc retained (virtual, not resident)", Format.size(b.jemallocRetainedBytes), Format.size(e.jemallocRetainedBytes)],
-            ["ledger live", Format.size(b.ledgerLiveBytes), Format.size(e.ledgerLiveBytes)],
-        ]
+        var rows: [[String]] = [["reading (absolute)", "baseline (before the load)", "end (model loaded and alive)"]]
+        for figure in MemoryFigure.allCases where m.baseline[figure] != nil || m.end[figure] != nil {
+            rows.append([Self.readingTitle(figure), Format.size(m.baseline[figure]), Format.size(m.end[figure])])
+        }
         return Format.markdownTable(rows, rightAligned: [1, 2]) + "\n"
+    }
+
+    static func readingTitle(_ figure: MemoryFigure) -> String {
+        switch figure {
+        case .vmhwm: "VmHWM (reset before the baseline)"
+        case .pss, .pssAnon, .pssFile: "\(figure.title) (smaps_rollup)"
+        case .jemallocRetained: "jemalloc retained (virtual, not resident)"
+        default: figure.title
+        }
     }
 
     static func exitLine(_ exit: RunExit) -> String {
@@ -379,7 +377,7 @@ public enum MarkdownReport {
             var full = [["run", "strategy", "formula", "M_t", "M_ck", "M_32", "S", "T_t", "staging", "predicted peak", "upper bound (+ tolerance)"]]
             for p in r.fullSizePredictions {
                 let upper = p.predictedPeakBytes + toleranceBytes(r.scenario, predicted: p.predictedPeakBytes)
-                full.append([p.run, p.strategy, p.formula] + figureRow(p.figures) + [Format.sizeBoth(p.predictedPeakBytes), Format.size(upper)])
+                full.append([p.run, p.strategy.rawValue, p.formula] + figureRow(p.figures) + [Format.sizeBoth(p.predictedPeakBytes), Format.size(upper)])
             }
             md += Format.markdownTable(full, rightAligned: Set(3...10)) + "\n"
         }
@@ -408,7 +406,7 @@ public enum MarkdownReport {
             md += "- **floor**: the same checkpoint bytes read into fresh memory the fastest plain way (\(floor.method)) in a child of its own; × floor = a run's load seconds / the floor's \(Format.seconds(floor.seconds)) s.\n"
         }
         md += "- **load seconds**: wall-clock time of the load inside the child (monotonic clock), excluding process start and the baseline.\n"
-        md += "- **cache**: `\(r.scenario.cache)`: " + (r.scenario.cache == "cold" ? "before each run the shards are evicted from the page cache (POSIX_FADV_DONTNEED), so every read comes from the disk.\n" : "before each run the shards are made resident in the page cache, so reads come from the page cache rather than the disk.\n")
+        md += "- **cache**: `\(r.scenario.cache)`: " + (r.scenario.cache == .cold ? "before each run the shards are evicted from the page cache (POSIX_FADV_DONTNEED), so every read comes from the disk.\n" : "before each run the shards are made resident in the page cache, so reads come from the page cache rather than the disk.\n")
         md += "- **ru_maxrss** (per run, reference only): from wait4; Linux folds the parent's peak into it at exec, so it is never used for a verdict.\n"
         return md
     }

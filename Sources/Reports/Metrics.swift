@@ -55,17 +55,17 @@ public struct Metric: Sendable {
             extract: { $0.measurement.map { .bytes($0.ledgerPeakBytes) } }),
         Metric(
             name: "vmhwm_delta_bytes", title: "VmHWM Δ", source: "runs[].measurement.peaks.vmhwm_delta_bytes", kind: .memory, unit: .bytes,
-            extract: { $0.measurement?.peaks.vmhwmDeltaBytes.map { .bytes($0) } }),
+            extract: { $0.measurement?.peaks[.vmhwm].map { .bytes($0) } }),
         Metric(
             name: "rss_anon_peak_delta_bytes", title: "RSS anon peak Δ", source: "runs[].measurement.peaks.rss_anon_delta_bytes", kind: .memory,
-            unit: .bytes, extract: { $0.measurement.map { .bytes($0.peaks.rssAnonDeltaBytes) } }),
+            unit: .bytes, extract: { $0.measurement?.peaks[.rssAnon].map { .bytes($0) } }),
         Metric(
             name: "rss_file_peak_delta_bytes", title: "RSS file peak Δ", source: "runs[].measurement.peaks.rss_file_delta_bytes", kind: .memory,
-            unit: .bytes, extract: { $0.measurement.map { .bytes($0.peaks.rssFileDeltaBytes) } }),
+            unit: .bytes, extract: { $0.measurement?.peaks[.rssFile].map { .bytes($0) } }),
         Metric(
             name: "jemalloc_allocated_peak_delta_bytes", title: "jemalloc allocated peak Δ",
             source: "runs[].measurement.peaks.jemalloc_allocated_delta_bytes", kind: .memory, unit: .bytes,
-            extract: { $0.measurement.map { .bytes($0.peaks.jemallocAllocatedDeltaBytes) } }),
+            extract: { $0.measurement?.peaks[.jemallocAllocated].map { .bytes($0) } }),
         Metric(
             name: "seconds", title: "load seconds", source: "runs[].seconds", kind: .time, unit: .seconds,
             extract: { $0.seconds.map { .seconds($0) } }),

@@ -5,11 +5,11 @@ import TensorEngine
 /// Why a results file could not be used, with the exit status the CLI documents for it.
 public struct ReportError: ReportableError, Equatable {
     public let message: String
-    public let exitStatus: ExitStatus
+    public let category: FailureCategory
 
-    public init(_ message: String, exitStatus: ExitStatus) {
+    public init(_ message: String, category: FailureCategory) {
         self.message = message
-        self.exitStatus = exitStatus
+        self.category = category
     }
 
     public var description: String { message }
@@ -22,11 +22,11 @@ public enum ResultsFile {
     public static func load(path: String) throws(ReportError) -> ScenarioResults {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ReportError("\(path): no such results file", exitStatus: .noInput)
+            throw ReportError("\(path): no such results file", category: .missingInput)
         }
-        guard !isDirectory.boolValue else { throw ReportError("\(path): is a folder, not a results file", exitStatus: .noInput) }
+        guard !isDirectory.boolValue else { throw ReportError("\(path): is a folder, not a results file", category: .missingInput) }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ReportError("\(path): cannot be read", exitStatus: .noInput)
+            throw ReportError("\(path): cannot be read", category: .missingInput)
         }
         return try decode(data, file: path)
     }
@@ -36,28 +36,28 @@ public enum ResultsFile {
         struct Versioned: Decodable { let schemaVersion: Int? }
         let version: Int?
         do {
-            version = try JSONDecoder.results.decode(Versioned.self, from: data).schemaVersion
+            version = try ResultsCodec.decoder.decode(Versioned.self, from: data).schemaVersion
         } catch {
-            throw ReportError("\(file): not a results file (not a JSON object: \(Self.describe(error)))", exitStatus: .dataError)
+            throw ReportError("\(file): not a results file (not a JSON object: \(Self.describe(error)))", category: .badData)
         }
         guard let version else {
-            throw ReportError("\(file): not a results file ($.schema_version is missing)", exitStatus: .dataError)
+            throw ReportError("\(file): not a results file ($.schema_version is missing)", category: .badData)
         }
         guard version == ScenarioResults.currentSchemaVersion else {
             throw ReportError(
                 "\(file): results schema version \(version), but this bigmodel-bench reads version \(ScenarioResults.currentSchemaVersion)",
-                exitStatus: .dataError)
+                category: .badData)
         }
         do {
-            return try JSONDecoder.results.decode(ScenarioResults.self, from: data)
+            return try ResultsCodec.decoder.decode(ScenarioResults.self, from: data)
         } catch {
-            throw ReportError("\(file): not a valid results file: \(Self.describe(error))", exitStatus: .dataError)
+            throw ReportError("\(file): not a valid results file: \(Self.describe(error))", category: .badData)
         }
     }
 
     /// The results as `run` writes them: sorted snake_case keys, pretty, a final newline.
     public static func encode(_ results: ScenarioResults) throws -> [UInt8] {
-        [UInt8](try JSONEncoder.results.encode(results)) + [0x0A]
+        [UInt8](try ResultsCodec.encoder.encode(results)) + [0x0A]
     }
 
     /// A decoding error in one line, with the JSON path of the field.
@@ -95,7 +95,7 @@ public enum ResultsFile {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw ReportError("\(path): cannot write: \(error.localizedDescription)", exitStatus: .ioError)
+            throw ReportError("\(path): cannot write: \(error.localizedDescription)", category: .io)
         }
     }
 }

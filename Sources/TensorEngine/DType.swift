@@ -169,3 +169,20 @@ public func elementCount(of shape: [Int]) -> Int? {
     }
     return count
 }
+
+/// A dtype in JSON (results, the child protocol) is its torch name: `"bfloat16"`, `"float32"`, `"int64"`.
+extension DType: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let name = try container.decode(String.self)
+        guard let dtype = DType(torchName: name) ?? DType(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(name)' is not a dtype name such as \"bfloat16\"")
+        }
+        self = dtype
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(torchName)
+    }
+}

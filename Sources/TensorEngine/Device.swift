@@ -46,3 +46,20 @@ public enum Device: Hashable, Sendable, Comparable, CustomStringConvertible {
         return rank(lhs) < rank(rhs)
     }
 }
+
+/// A device in JSON is accelerate's name as a string: `"0"`, `"1"`, …, `"cpu"`, `"disk"`.
+extension Device: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let device = Device(parsing: text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not a device (an accelerator index, \"cpu\" or \"disk\")")
+        }
+        self = device
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}

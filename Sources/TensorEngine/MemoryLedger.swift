@@ -13,7 +13,7 @@ public struct OutOfMemoryError: ReportableError, Equatable {
             + "of a \(budgetBytes)-byte budget"
     }
 
-    public var exitStatus: ExitStatus { .claimFailed }
+    public var category: FailureCategory { .outOfMemory }
 }
 
 /// The engine's own account of every byte it owns: live bytes and the exact peak, per device and in total.

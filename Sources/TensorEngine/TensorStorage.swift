@@ -9,7 +9,7 @@ public struct AllocationFailure: ReportableError, Equatable {
     public let requestedBytes: Int
     public let device: Device
     public var description: String { "could not allocate \(requestedBytes) bytes on \(device) (malloc returned NULL)" }
-    public var exitStatus: ExitStatus { .claimFailed }
+    public var category: FailureCategory { .outOfMemory }
 }
 
 /// The bytes behind a tensor, of one of three kinds.
@@ -132,5 +132,5 @@ public struct FileWindowError: ReportableError, Equatable {
     public var description: String {
         "mmap of \(length) bytes at offset \(offset) failed: \(String(cString: strerror(errno)))"
     }
-    public var exitStatus: ExitStatus { .ioError }
+    public var category: FailureCategory { .io }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Reports
 import TensorEngine
 
 /// Runs a command body, turning every `ReportableError` into one line on stderr and its documented exit
@@ -9,7 +10,7 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
         return try body()
     } catch let error as any ReportableError {
         printError(error.description)
-        throw ExitCode(error.exitStatus.rawValue)
+        throw ExitCode(ExitStatus(error.category).rawValue)
     } catch let error as ExitCode {
         throw error
     } catch {

@@ -92,8 +92,8 @@ struct CompareOptions: ParsableArguments {
         do {
             baseline = try ResultsFile.load(path: baselinePath)
         } catch {
-            let hint = error.exitStatus == .noInput ? " (to make one: copy a results file of this scenario there)" : ""
-            throw ReportError("baseline \(error.message)\(hint)", exitStatus: .baselineMismatch)
+            let hint = error.category == .missingInput ? " (to make one: copy a results file of this scenario there)" : ""
+            throw ReportError("baseline \(error.message)\(hint)", category: .notComparable)
         }
         let comparison = Comparison(baseline: baseline, baselinePath: baselinePath, current: current, currentPath: currentPath, options: options)
         let text = json ? BenchmarkExports.text(comparison.json()) : comparison.render()

@@ -109,7 +109,7 @@ struct LoadCommand: ParsableCommand {
         var object: OrderedDictionary<String, JSONValue> = [
             "strategy": .string(strategy.rawValue),
             "dtype": .string(plan.dtype.torchName),
-            "dtype_source": .string(plan.dtypeSource),
+            "dtype_source": .string(plan.dtypeSource.rawValue),
             "formula": .string(strategy.strategy.formula),
             "model_bytes": JSONValue(figures.modelBytes),
             "checkpoint_bytes": JSONValue(figures.checkpointBytes),

@@ -57,56 +57,54 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        var resultsPath = ""
-        let results = try reportingErrors { () -> ScenarioResults in
-            let path = PathResolver.resolve(scenario)
-            let loaded = try Scenario.load(path: path)
-            try SignalTrap.install()
-            let executable = try ChildProcess.currentExecutablePath()
-            let scaleRequest: Scenario.ScaleRequest? = scale.map { $0 == "fit" ? .fit : .fixed(Double($0) ?? 1) }
-            let options = ScenarioRunner.Options(
-                scale: scaleRequest, only: only.map { Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }) },
-                repeatCount: repeatCount, outputDirectory: out, memoryLimit: memoryLimit?.bytes, workDirectory: workDir, executable: executable)
-            let console = RunConsole()
-            let runner = ScenarioRunner(scenario: loaded, options: options, onEvent: console.handle)
-            let results = try runner.run()
-            console.finish()
-            printProgress("results: \(runner.resultsPath)")
-            resultsPath = runner.resultsPath
-            return results
-        }
-        // The markdown report, always (an interrupted run's partial results included).
-        var reportStatus = ExitStatus.success
+        let (results, resultsPath) = try reportingErrors { try runScenario() }
+        let report = writeReport(results, resultsPath: resultsPath)
+        print(json ? String(decoding: try ResultsCodec.encode(results), as: UTF8.self) : SummaryTable.render(results), terminator: "")
+        let comparison = compareWithBaseline(results, resultsPath: resultsPath)
+        let status = ExitStatus.forRun(results: results, comparison: comparison, report: report)
+        if status != .success { throw ExitCode(status.rawValue) }
+    }
+
+    private func runScenario() throws -> (ScenarioResults, String) {
+        let loaded = try Scenario.load(path: PathResolver.resolve(scenario))
+        try SignalTrap.install()
+        let options = ScenarioRunner.Options(
+            scale: scale.map { $0 == "fit" ? .fit : .fixed(Double($0) ?? 1) },
+            only: only.map { Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }) }, repeatCount: repeatCount,
+            outputDirectory: out, memoryLimit: memoryLimit?.bytes, workDirectory: workDir, executable: try ChildProcess.currentExecutablePath())
+        let console = RunConsole()
+        let runner = ScenarioRunner(scenario: loaded, options: options, onEvent: console.handle)
+        let results = try runner.run()
+        console.finish()
+        printProgress("results: \(runner.resultsPath)")
+        return (results, runner.resultsPath)
+    }
+
+    /// The markdown report, always (an interrupted run's partial results included).
+    private func writeReport(_ results: ScenarioResults, resultsPath: String) -> ExitStatus {
         do {
             let written = try MarkdownReport.write(results, resultsPath: resultsPath, folder: out)
             printProgress("report: \(written[0]) and \(written.count - 1) chart(s)")
+            return .success
         } catch {
             printError(error.description)
-            reportStatus = error.exitStatus
+            return ExitStatus(error.category)
         }
-        if json {
-            print(String(decoding: try JSONEncoder.results.encode(results), as: UTF8.self))
-        } else {
-            print(SummaryTable.render(results), terminator: "")
+    }
+
+    private func compareWithBaseline(_ results: ScenarioResults, resultsPath: String) -> ExitStatus {
+        guard let baseline, results.stoppedReason != .interrupted else { return .success }
+        if !json { print("") }
+        do {
+            return try CompareOptions.compare(
+                baselinePath: baseline, current: results, currentPath: resultsPath, options: try comparison.resolved(), json: false, toStandardError: json)
+        } catch let error as any ReportableError {
+            printError(error.description)
+            return ExitStatus(error.category)
+        } catch {
+            printError("\(error)")
+            return .ioError
         }
-        var compareStatus = ExitStatus.success
-        if let baseline, results.stoppedReason != "interrupted" {
-            if !json { print("") }
-            do {
-                compareStatus = try CompareOptions.compare(
-                    baselinePath: baseline, current: results, currentPath: resultsPath, options: try comparison.resolved(), json: false,
-                    toStandardError: json)
-            } catch let error as any ReportableError {
-                printError(error.description)
-                compareStatus = error.exitStatus
-            }
-        }
-        // The run's own failures first, then the comparison's, then a report that could not be written.
-        if results.stoppedReason == "interrupted" { throw ExitCode(130) }
-        if results.runs.contains(where: { $0.verdict == .error }) { throw ExitCode(ExitStatus.runDied.rawValue) }
-        if results.runs.contains(where: { $0.verdict == .fail || $0.verdict == .oom }) { throw ExitCode(ExitStatus.claimFailed.rawValue) }
-        if compareStatus != .success { throw ExitCode(compareStatus.rawValue) }
-        if reportStatus != .success { throw ExitCode(reportStatus.rawValue) }
     }
 }
 
@@ -136,7 +134,7 @@ final class RunConsole {
             let eta = runSeconds.isEmpty ? "" : ", ETA \(ByteSize.fixed(runSeconds.reduce(0, +) / Double(runSeconds.count) * Double(remaining + 1), digits: 0)) s"
             line("[\(index)/\(count)] \(id)\(repeatIndex > 0 ? " (repeat \(repeatIndex + 1))" : "")\(eta)")
         case .phase(let id, let name, let bytes, let elapsed):
-            let text = "  \(id): \(name) · ledger \(ByteSize.binary(bytes)) · \(ByteSize.fixed(elapsed, digits: 1)) s"
+            let text = "  \(id): \(name)" + (bytes.map { " · ledger \(ByteSize.binary($0))" } ?? "") + " · \(ByteSize.fixed(elapsed, digits: 1)) s"
             if stderrIsTerminal { status(text) } else { line(text) }
         case .runFinished(let result):
             runSeconds.append((ContinuousClock.now - runStart).inSeconds)
@@ -160,6 +158,8 @@ final class RunConsole {
 
 /// The summary table `run` prints: one row per run.
 enum SummaryTable {
+    static func size(_ bytes: Int?) -> String { bytes.map { ByteSize.binary($0) } ?? "-" }
+
     static func render(_ results: ScenarioResults) -> String {
         var rows = [["run", "predicted", "RSS peak Δ anon / file", "VmHWM Δ", "jemalloc peak Δ", "ledger peak", "verdict", "seconds", "× floor"]]
         for run in results.runs {
@@ -167,9 +167,9 @@ enum SummaryTable {
             rows.append([
                 run.id + (results.scenario.repeatCount > 1 ? " #\(run.repeatIndex + 1)" : ""),
                 run.predictedPeakBytes.map { ByteSize.binary($0) } ?? "-",
-                m.map { "\(ByteSize.binary($0.peaks.rssAnonDeltaBytes)) / \(ByteSize.binary($0.peaks.rssFileDeltaBytes))" } ?? "-",
-                m?.peaks.vmhwmDeltaBytes.map { ByteSize.binary($0) } ?? "-",
-                m.map { ByteSize.binary($0.peaks.jemallocAllocatedDeltaBytes) } ?? "-",
+                "\(size(m?.peaks[.rssAnon])) / \(size(m?.peaks[.rssFile]))",
+                size(m?.peaks[.vmhwm]),
+                size(m?.peaks[.jemallocAllocated]),
                 m.map { ByteSize.binary($0.ledgerPeakBytes) } ?? "-",
                 run.verdict.rawValue,
                 run.seconds.map { ByteSize.fixed($0, digits: 2) } ?? "-",

@@ -49,7 +49,7 @@ struct ByteSizeTests {
         let error = try #require(throws: UsageError.self) { try ByteSize.parse(text) }
         #expect(error.message == "invalid size '\(text)': use a number of bytes or a size such as 5GB, 1.5GiB or 500MB")
         #expect(error.message.contains("5GB"))
-        #expect(error.exitStatus == .usage)
+        #expect(error.category == .usage)
     }
 
     @Test func binaryFormatting() {

@@ -186,13 +186,13 @@ struct CheckpointFolderTests {
         try folder.write("config.json", text: "{}")
         try writeShard(folder, "model-00001-of-00001.safetensors", ["a"])  // a shard without an index is not found
         #expect(try checkpointError(folder.path).rule == .noCheckpoint)
-        #expect(empty.exitStatus == .dataError)
+        #expect(empty.category == .badData)
     }
 
     @Test func missingPathIsNoInput() throws {
         let error = try #require(throws: FileIOError.self) { try Checkpoint(path: "/nonexistent-cptests/model") }
         #expect(error.isMissing)
-        #expect(error.exitStatus == .noInput)
+        #expect(error.category == .missingInput)
     }
 
     @Test func unsupportedFormat() throws {

@@ -69,7 +69,7 @@ func parseSafetensors(_ bytes: [UInt8], file: String = "mem.safetensors") throws
 }
 
 /// The rule `parseSafetensors` reports, or nil when the bytes are accepted.
-func inMemoryRule(_ bytes: [UInt8]) -> SafetensorsError.Rule? {
+func inMemoryRule(_ bytes: [UInt8]) -> SafetensorsRule? {
     do {
         _ = try parseSafetensors(bytes)
         return nil
@@ -80,7 +80,7 @@ func inMemoryRule(_ bytes: [UInt8]) -> SafetensorsError.Rule? {
 
 /// The rule `SafetensorsFile(path:)` reports for these bytes written to a file, or nil when it opens.
 /// Any error other than `SafetensorsError` is recorded as an issue.
-func fileRule(_ bytes: [UInt8], in folder: TemporaryFolder, name: String = "case.safetensors") throws -> SafetensorsError.Rule? {
+func fileRule(_ bytes: [UInt8], in folder: TemporaryFolder, name: String = "case.safetensors") throws -> SafetensorsRule? {
     let path = try folder.write(name, bytes)
     do {
         _ = try SafetensorsFile(path: path)

@@ -19,8 +19,8 @@ struct CompareTests {
         var results = try ReportFixtures.load(ReportFixtures.smoke)
         let i = try #require(results.runs.firstIndex { $0.id == "naive" })
         var m = try #require(results.runs[i].measurement)
-        m.peaks.vmhwmDeltaBytes = scaled(try #require(m.peaks.vmhwmDeltaBytes), by: 1.2)
-        m.peaks.rssAnonDeltaBytes = scaled(m.peaks.rssAnonDeltaBytes, by: 1.2)
+        m.peaks[.vmhwm] = scaled(try #require(m.peaks[.vmhwm]), by: 1.2)
+        m.peaks[.rssAnon] = scaled(try #require(m.peaks[.rssAnon]), by: 1.2)
         results.runs[i].measurement = m
         return results
     }

@@ -250,7 +250,7 @@ struct DeviceMapLoadTests {
         #expect {
             _ = try DeviceMapLoad(request: request, offloadFolder: folder.file("offload")).load(plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
         } throws: { error in
-            (error as? DeviceMapLoadError)?.rule == .unsafeOffloadName && (error as? DeviceMapLoadError)?.exitStatus == .dataError
+            (error as? LoadError)?.rule == .unsafeOffloadName && (error as? LoadError)?.category == .badData
         }
         #expect(!FileManager.default.fileExists(atPath: folder.path + "/escape.dat"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("offload")).isEmpty)

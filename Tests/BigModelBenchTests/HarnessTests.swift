@@ -162,7 +162,7 @@ extension MemoryMeasuringTests {
         let folder = try TemporaryFolder("claims")
         defer { folder.remove() }
         let measurement = try MeasuredLoad(checkpointPath: try Self.tinyCheckpoint(folder), strategy: HiddenCopyLoad(), dtype: nil).run()
-        let outcome = ClaimChecker(tolerance: .default).evaluate(measurement, strategy: .sharded)
+        let outcome = ClaimChecker(tolerance: .default).evaluate(measurement)
         #expect(outcome.verdict == .fail)
         #expect(measurement.ledgerPeakBytes == measurement.predictedPeakBytes)
         let failed = Set(outcome.checks.filter { !$0.passed }.map(\.name))
@@ -177,7 +177,7 @@ extension MemoryMeasuringTests {
         let folder = try TemporaryFolder("claims2")
         defer { folder.remove() }
         let measurement = try MeasuredLoad(checkpointPath: try Self.tinyCheckpoint(folder), strategy: UndeclaredCopyLoad(), dtype: nil).run()
-        let outcome = ClaimChecker(tolerance: .default).evaluate(measurement, strategy: .lowMemory)
+        let outcome = ClaimChecker(tolerance: .default).evaluate(measurement)
         #expect(outcome.verdict == .fail)
         let exact = try #require(outcome.checks.first { $0.name == "ledger peak equals prediction" })
         #expect(!exact.passed)
@@ -188,42 +188,40 @@ extension MemoryMeasuringTests {
     @Test func missedMemoryFailsTheLowerBound() throws {
         let predicted = 2_000_000_000
         var m = Self.measurement(predicted: predicted, ledger: predicted)
-        m.peaks.rssAnonDeltaBytes = predicted / 2
-        m.peaks.vmhwmDeltaBytes = predicted / 2
-        let outcome = ClaimChecker(tolerance: .default).evaluate(m, strategy: .naive)
+        m.peaks[.rssAnon] = predicted / 2
+        m.peaks[.vmhwm] = predicted / 2
+        let outcome = ClaimChecker(tolerance: .default).evaluate(m)
         #expect(outcome.verdict == .fail)
         #expect(outcome.lowerBoundBytes == predicted - 60_000_000 - 33_554_432)
         #expect(outcome.checks.contains { $0.name == "RSS anon peak delta reaches lower bound" && !$0.passed })
         // The same figures for low-memory (no lower bound) fail only the agreement check.
-        let lowMemory = ClaimChecker(tolerance: .default).evaluate(m, strategy: .lowMemory)
+        m.strategy = .lowMemory
+        let lowMemory = ClaimChecker(tolerance: .default).evaluate(m)
         #expect(lowMemory.checks.filter { !$0.passed }.map(\.name) == ["RSS anon agrees with ledger"])
     }
 
     @Test func exactAgreementPasses() throws {
         let m = Self.measurement(predicted: 1 << 30, ledger: 1 << 30)
-        let outcome = ClaimChecker(tolerance: .default).evaluate(m, strategy: .naive)
+        let outcome = ClaimChecker(tolerance: .default).evaluate(m)
         #expect(outcome.verdict == .pass)
         #expect(outcome.upperBoundBytes == (1 << 30) + 32_212_255 + 33_554_432)
         #expect(outcome.checks.count == 7)
     }
 
     static func measurement(predicted: Int, ledger: Int) -> RunMeasurement {
-        let snapshot = MemorySnapshot(
-            rssBytes: 0, rssAnonBytes: 0, rssFileBytes: 0, vmhwmBytes: nil, pssBytes: nil, pssAnonBytes: nil, pssFileBytes: nil,
-            jemallocAllocatedBytes: 0, jemallocActiveBytes: 0, jemallocResidentBytes: 0, jemallocMappedBytes: 0, jemallocRetainedBytes: 0,
-            ledgerLiveBytes: 0)
+        let snapshot = MemoryReading([.rss: 0, .rssAnon: 0, .rssFile: 0, .jemallocAllocated: 0, .ledgerLive: 0])
         let figures = MemoryFigures(parameters: [], checkpointBytes: 0, largestShardBytes: 0)
+        let peaks = PeakDeltas(MemoryReading([
+            .vmhwm: ledger + 4096, .rss: ledger, .rssAnon: ledger, .rssFile: 0, .jemallocAllocated: ledger, .jemallocActive: ledger,
+            .jemallocResident: ledger, .ledgerLive: ledger, .ledgerSizeClass: ledger,
+        ]))
         return RunMeasurement(
-            strategy: "naive", dtype: "bfloat16", dtypeSource: "config", figures: figures, formula: "M_t + M_ck", predictedPeakBytes: predicted,
-            ledgerPeakBytes: ledger, seconds: 1, baseline: snapshot, end: snapshot,
-            peaks: PeakDeltas(
-                vmhwmDeltaBytes: ledger + 4096, rssDeltaBytes: ledger, rssAnonDeltaBytes: ledger, rssFileDeltaBytes: 0,
-                jemallocAllocatedDeltaBytes: ledger, jemallocActiveDeltaBytes: ledger, jemallocResidentDeltaBytes: ledger, ledgerDeltaBytes: ledger,
-                ledgerSizeClassDeltaBytes: ledger),
+            strategy: .naive, dtype: .bf16, dtypeSource: .config, figures: figures, formula: "M_t + M_ck", predictedPeakBytes: predicted,
+            ledgerPeakBytes: ledger, seconds: 1, baseline: snapshot, end: snapshot, peaks: peaks,
             phases: [], sampler: SamplerStats(
                 requestedIntervalSeconds: 0.001, achievedMeanIntervalSeconds: 0.001, samples: 1000, droppedSamples: 0, meanSampleSeconds: 0.0001,
                 maxSampleSeconds: 0.0002, cpuSeconds: 0.1, cpuShareOfLoad: 0.1),
-            timeline: Timeline(columns: Timeline.standardColumns, points: []), missingKeys: [], unexpectedKeys: [], outOfMemory: nil, failure: nil)
+            timeline: Timeline(columns: Timeline.engineColumns, points: []), missingKeys: [], unexpectedKeys: [], outOfMemory: nil, failure: nil)
     }
 }
 }
@@ -243,7 +241,7 @@ extension MemoryMeasuringTests {
         let result = try Executable.run(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
         #expect(result.status == 0, "\(result.stderr)")
         let data = try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json")))
-        let results = try JSONDecoder.results.decode(ScenarioResults.self, from: data)
+        let results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: data)
         #expect(results.complete)
         #expect(results.runs.map(\.verdict) == [.pass, .pass, .pass, .pass, .pass])
         #expect(results.runs.map(\.id) == ["naive", "sharded", "low-memory", "load-then-cast-float16", "dtype-direct-float16"])
@@ -260,7 +258,7 @@ extension MemoryMeasuringTests {
         // A second run reuses the cached checkpoint.
         let again = try Executable.run(["run", scenario, "--out", folder.file("out2"), "--work-dir", folder.file("work"), "--only", "low-memory"])
         #expect(again.status == 0)
-        let second = try JSONDecoder.results.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out2/tiny.json"))))
+        let second = try ResultsCodec.decoder.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out2/tiny.json"))))
         #expect(second.checkpoint.reused)
         #expect(second.runs.map(\.id) == ["low-memory"])
     }
@@ -275,21 +273,21 @@ extension MemoryMeasuringTests {
         let scenario = try Self.write(folder, text)
         let result = try Executable.run(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
         #expect(result.status == 0, "\(result.stderr)")
-        let results = try JSONDecoder.results.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json"))))
+        let results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json"))))
         let run = try #require(results.runs.first)
         #expect(run.verdict == .pass, "\(run.verdictDetail)")
         let usage = try #require(run.measurement?.devices)
         let placed = Dictionary(uniqueKeysWithValues: usage.devices.map { ($0.device, $0.placedBytes) })
-        #expect((placed["0"] ?? 0) > 0 && (placed["cpu"] ?? 0) > 0 && (placed["disk"] ?? 0) > 0)
+        #expect((placed[.accelerator(0)] ?? 0) > 0 && (placed[.cpu] ?? 0) > 0 && (placed[.disk] ?? 0) > 0)
         #expect(placed.values.reduce(0, +) == usage.modelBytes)
         // 40% of the model's parameter bytes at bfloat16, as the scenario asked.
         let modelBytes = try #require(run.figures?.modelBytes)
-        #expect(usage.figures("0")?.budgetBytes == modelBytes * 40 / 100)
+        #expect(usage.figures(.accelerator(0))?.budgetBytes == modelBytes * 40 / 100)
         #expect(run.checks.contains { $0.name == "disk holds the rest" && $0.passed })
         #expect(run.checks.contains { $0.name == "accelerator 0 peak within its budget" && $0.passed })
         // bfloat16 checkpoint, bfloat16 target: disk weights are referenced in place, nothing written.
         #expect(usage.offloadWrittenFiles == 0)
-        #expect(usage.offloadReferencedBytes == placed["disk"])
+        #expect(usage.offloadReferencedBytes == placed[.disk])
         let markdown = try String(contentsOfFile: folder.file("out/tiny.md"), encoding: .utf8)
         #expect(markdown.contains("`hf_device_map`"))
     }
@@ -308,7 +306,7 @@ extension MemoryMeasuringTests {
                 _ = try Scenario.parse(Array(tinyScenario(runs: runs).utf8), file: "s.json")
                 Issue.record("accepted \(runs)")
             } catch let error as any ReportableError {
-                #expect(error.exitStatus == .dataError, "\(runs)")
+                #expect(error.category == .badData, "\(runs)")
                 #expect(error.description.contains("s.json"), "\(error)")
                 #expect(error.description.contains(path), "\(error)")
                 #expect(error.description.contains(message), "\(error)")
@@ -324,7 +322,7 @@ extension MemoryMeasuringTests {
         // 32 MiB simulated: each child's ledger cap is 16 MiB; naive needs ~22 MB, low-memory ~11 MB.
         let result = try Executable.run(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"), "--memory-limit", "32MiB"])
         #expect(result.status == 1, "\(result.stderr)")
-        let results = try JSONDecoder.results.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json"))))
+        let results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json"))))
         #expect(results.runs.map(\.verdict) == [.oom, .pass])
         let oom = try #require(results.runs.first?.measurement?.outOfMemory)
         #expect(oom.capBytes == 16 << 20)
@@ -350,7 +348,7 @@ extension MemoryMeasuringTests {
         var completed = 0
         while Date() < deadline {
             if let data = FileManager.default.contents(atPath: resultsPath),
-                let partial = try? JSONDecoder.results.decode(ScenarioResults.self, from: data), partial.runs.count >= 2
+                let partial = try? ResultsCodec.decoder.decode(ScenarioResults.self, from: data), partial.runs.count >= 2
             {
                 completed = partial.runs.count
                 break
@@ -361,13 +359,13 @@ extension MemoryMeasuringTests {
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
         #expect(process.terminationStatus == 130)
-        let results = try JSONDecoder.results.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: resultsPath)))
+        let results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: resultsPath)))
         let complete = results.complete
         let reason = results.stoppedReason
         let count = results.runs.count
         let verdicts = results.runs.map(\.verdict)
         #expect(!complete)
-        #expect(reason == "interrupted")
+        #expect(reason == .interrupted)
         #expect(count >= completed && count < 100)
         // Every completed run passed; the one cut short (if it was recorded) says it was interrupted.
         #expect(verdicts.dropLast().allSatisfy { $0 == .pass })

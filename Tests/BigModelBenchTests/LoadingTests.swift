@@ -115,11 +115,11 @@ import Testing
     @Test func autoDTypeFollowsConfigThenFirstFloatingTensor() throws {
         let gemma = try LoadPlan(checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: nil)
         #expect(gemma.dtype == .bf16)
-        #expect(gemma.dtypeSource == "config")
+        #expect(gemma.dtypeSource == .config)
         // A bare file has no config.json: the first floating tensor in data order decides (dtypes: f64 after i64).
         let bare = try LoadPlan(checkpoint: try Checkpoint(path: FixturePaths.path("dtypes/dtypes.safetensors")), requested: nil)
         #expect(bare.dtype == .f64)
-        #expect(bare.dtypeSource == "first floating tensor")
+        #expect(bare.dtypeSource == .firstFloatingTensor)
         #expect(throws: LoadError.self) { try LoadPlan(checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: .i32) }
     }
 

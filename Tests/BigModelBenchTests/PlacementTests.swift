@@ -24,18 +24,18 @@ struct PlacementTests {
 
     /// Every bad budget is one line naming the option, the key and the rule; exit 64 on the command line.
     @Test(arguments: [
-        ("gpu=1GB", PlacementError.Rule.unknownBudgetKey, "gpu"), ("cuda:0=1GB", .unknownBudgetKey, "cuda:0"), ("-1=1GB", .unknownBudgetKey, "-1"),
+        ("gpu=1GB", PlacementRule.unknownBudgetKey, "gpu"), ("cuda:0=1GB", .unknownBudgetKey, "cuda:0"), ("-1=1GB", .unknownBudgetKey, "-1"),
         ("CPU=1GB", .unknownBudgetKey, "CPU"), ("mps=1GB", .unknownBudgetKey, "mps"), ("0=2 GB", .invalidBudget, "'2 GB'"),
         ("0=1.5", .invalidBudget, "'1.5'"), ("cpu=-1GB", .invalidBudget, "'-1GB'"), ("0=1GB,0=2GB", .duplicateDevice, "given twice"),
         ("", .invalidSyntax, "is empty"), ("0=", .invalidSyntax, "'0='"), ("=1GB", .invalidSyntax, "'=1GB'"), ("0=1GB,", .invalidSyntax, "''"),
         ("0:1GB", .invalidSyntax, "'0:1GB'"),
     ])
-    func badCommandLineBudgets(text: String, rule: PlacementError.Rule, mention: String) {
+    func badCommandLineBudgets(text: String, rule: PlacementRule, mention: String) {
         #expect {
             _ = try DeviceBudgets.parse(text)
         } throws: { error in
             guard let error = error as? PlacementError else { return false }
-            return error.rule == rule && error.exitStatus == .usage && error.description.hasPrefix("--max-memory")
+            return error.rule == rule && error.category == .usage && error.description.hasPrefix("--max-memory")
                 && error.description.contains(mention) && !error.description.contains("\n")
                 && (rule != .unknownBudgetKey || error.description.contains("accelerator indices (0, 1, …), \"cpu\" and \"disk\""))
         }
@@ -51,7 +51,7 @@ struct PlacementTests {
         let budgets = try DeviceBudgets.parse(json: value, source: "gemma7b.json", path: "$.runs[3].max_memory")
         #expect(budgets.description == "0=2147483648,1=0,cpu=1000,disk=1000000000000")
         #expect(budgets.json == (try JSONParser().parse(#"{"0": 2147483648, "1": 0, "cpu": 1000, "disk": 1000000000000}"#)))
-        let bad: [(String, PlacementError.Rule, String)] = [
+        let bad: [(String, PlacementRule, String)] = [
             (#"{"gpu": 1}"#, .unknownBudgetKey, "$.runs[3].max_memory.gpu"), (#"{"0": -5}"#, .invalidBudget, "-5"),
             (#"{"0": 1.5}"#, .invalidBudget, "1.5"), (#"{"0": true}"#, .invalidBudget, "a boolean"), (#"{"cpu": "lots"}"#, .invalidBudget, "\"lots\""),
             (#"[1, 2]"#, .invalidSyntax, "an array"), (#"{" 0": 1}"#, .unknownBudgetKey, "' 0'"),
@@ -61,7 +61,7 @@ struct PlacementTests {
                 _ = try DeviceBudgets.parse(json: try JSONParser().parse(text), source: "gemma7b.json", path: "$.runs[3].max_memory")
             } throws: { error in
                 guard let error = error as? PlacementError else { return false }
-                return error.rule == rule && error.exitStatus == .dataError && error.description.hasPrefix("gemma7b.json: $.runs[3].max_memory")
+                return error.rule == rule && error.category == .badData && error.description.hasPrefix("gemma7b.json: $.runs[3].max_memory")
                     && error.description.contains(mention)
             }
         }
@@ -119,7 +119,7 @@ struct PlacementTests {
         } throws: { error in
             guard let error = error as? PlacementError else { return false }
             // rotary_emb's buffers are not persistent: not in the state dict, so not required (as accelerate's check_device_map).
-            return error.rule == .unmappedParameters && error.exitStatus == .dataError
+            return error.rule == .unmappedParameters && error.category == .badData
                 && error.description == "partial.json: UnmappedParameters: the map gives no device for 2 parameters: model.norm.weight, lm_head.weight"
         }
         // A tied alias is a state-dict name too: Gemma's lm_head.weight needs a device even though it is stored once.
@@ -137,7 +137,7 @@ struct PlacementTests {
                 _ = try UserDeviceMap.parse(json: try JSONParser().parse(text), source: "m.json")
             } throws: { error in
                 guard let error = error as? PlacementError else { return false }
-                return error.rule == .unknownDevice && error.exitStatus == .dataError && error.description.hasPrefix("m.json: $[\"\"]: UnknownDevice: \(mention) is not a device")
+                return error.rule == .unknownDevice && error.category == .badData && error.description.hasPrefix("m.json: $[\"\"]: UnknownDevice: \(mention) is not a device")
             }
         }
         // An accelerator index this run does not have.
@@ -147,7 +147,7 @@ struct PlacementTests {
                 _ = try PlacementRequest(deviceMap: .user(map), maxMemory: budgets, acceleratorMemory: sizes).place(architecture: try Self.llama(), dtype: .f16)
             } throws: { error in
                 guard let error = error as? PlacementError else { return false }
-                return error.rule == .unknownDevice && error.exitStatus == .dataError && error.description.hasPrefix("m.json: model: UnknownDevice: accelerator 2 does not exist")
+                return error.rule == .unknownDevice && error.category == .badData && error.description.hasPrefix("m.json: model: UnknownDevice: accelerator 2 does not exist")
             }
         }
         // --max-memory naming an accelerator that --accelerator-memory does not define.
@@ -202,7 +202,7 @@ struct PlacementTests {
             #expect {
                 _ = try DeviceMapSpec.parse(json: bad, source: "s.json", path: "$.d")
             } throws: { error in
-                (error as? PlacementError)?.exitStatus == .dataError && (error as? PlacementError)?.description.hasPrefix("s.json: $.d: InvalidMode") == true
+                (error as? PlacementError)?.category == .badData && (error as? PlacementError)?.description.hasPrefix("s.json: $.d: InvalidMode") == true
             }
         }
     }

@@ -162,7 +162,7 @@ struct SafetensorsFuzzTests {
         for iteration in 0..<iterations {
             var bytes = seeds[iteration % seeds.count]
             for _ in 0..<Int.random(in: 1...4, using: &rng) { Self.mutate(&bytes, &rng) }
-            let rule: SafetensorsError.Rule?
+            let rule: SafetensorsRule?
             var accepted: SafetensorsHeader?
             do {
                 accepted = try parseSafetensors(bytes)

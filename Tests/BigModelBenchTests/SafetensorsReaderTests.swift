@@ -17,16 +17,16 @@ private func header(_ entries: String...) -> String { "{" + entries.joined(separ
 struct ReaderCase: Sendable, CustomTestStringConvertible {
     let label: String
     let bytes: [UInt8]
-    let rule: SafetensorsError.Rule?
+    let rule: SafetensorsRule?
     var testDescription: String { label }
 
-    init(_ label: String, _ rule: SafetensorsError.Rule?, _ bytes: [UInt8]) {
+    init(_ label: String, _ rule: SafetensorsRule?, _ bytes: [UInt8]) {
         self.label = label
         self.bytes = bytes
         self.rule = rule
     }
 
-    init(_ label: String, _ rule: SafetensorsError.Rule?, header: String, dataCount: Int = 0) {
+    init(_ label: String, _ rule: SafetensorsRule?, header: String, dataCount: Int = 0) {
         self.init(label, rule, safetensorsBytes(header: header, dataCount: dataCount))
     }
 
@@ -201,7 +201,7 @@ struct SafetensorsReaderTests {
     @Test func everyRuleIsExercised() {
         let covered = Set(ReaderCase.all.compactMap(\.rule))
         // ReservedTensorName is the writer's rule; every other rule must have a reader case.
-        #expect(Set(SafetensorsError.Rule.allCases).subtracting(covered) == [.reservedTensorName])
+        #expect(Set(SafetensorsRule.allCases).subtracting(covered) == [.reservedTensorName])
     }
 
     @Test func unalignedHeaderIsSixtyBytes() throws {
@@ -220,7 +220,7 @@ struct SafetensorsReaderTests {
         let error = try #require(throws: SafetensorsError.self) { try parseSafetensors(bytes, file: "x.safetensors") }
         #expect(error.tensor == "w")
         #expect(error.description == "x.safetensors: tensor 'w': TensorInvalidInfo: data_offsets cover 16 bytes but shape [3, 2] of F32 needs 24")
-        #expect(error.exitStatus == .dataError)
+        #expect(error.category == .badData)
         let duplicate = try #require(throws: SafetensorsError.self) {
             try parseSafetensors(safetensorsBytes(header: header(ReaderCase.w16, ReaderCase.w16), dataCount: 16))
         }
@@ -282,7 +282,7 @@ struct SafetensorsReaderTests {
     @Test func missingFileIsNoInput() throws {
         let error = try #require(throws: FileIOError.self) { try SafetensorsFile(path: "/nonexistent/cptests/x.safetensors") }
         #expect(error.isMissing)
-        #expect(error.exitStatus == .noInput)
+        #expect(error.category == .missingInput)
     }
 
     // MARK: - Fixtures

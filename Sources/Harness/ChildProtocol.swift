@@ -1,0 +1,223 @@
+import Loading
+import Placement
+import TensorEngine
+
+/// The contract between `run` and a measured child, version ``version`` (docs/child-protocol.md).
+///
+/// The parent writes a ``ChildRequest`` to a file and gives it to the child as its standard input (its path is
+/// also in `BIGMODEL_BENCH_REQUEST`). The child writes ``ChildEvent``s as JSON lines to descriptor
+/// `BIGMODEL_BENCH_EVENTS_FD` (3) and reads ``ControlCommand``s as JSON lines from `BIGMODEL_BENCH_CONTROL_FD`
+/// (4). Standard error is the child's log, never parsed. The shape follows ordo-one/package-benchmark's
+/// `BenchmarkCommandRequest` / `BenchmarkCommandReply`: typed Codable values both ways, nothing in argv.
+public enum ChildProtocol {
+    /// Bumped whenever a request, event or command changes meaning.
+    public static let version = 1
+    /// The descriptor the child writes events to, and the variable that names it.
+    public static let eventsDescriptor: Int32 = 3
+    public static let eventsVariable = "BIGMODEL_BENCH_EVENTS_FD"
+    /// The descriptor the child reads commands from, and the variable that names it.
+    public static let controlDescriptor: Int32 = 4
+    public static let controlVariable = "BIGMODEL_BENCH_CONTROL_FD"
+    /// The request file's path.
+    public static let requestVariable = "BIGMODEL_BENCH_REQUEST"
+    /// The protocol version, for a child that wants to check it before parsing anything.
+    public static let versionVariable = "BIGMODEL_BENCH_PROTOCOL"
+}
+
+/// Everything a measured child needs to know, in one Codable value: nothing is passed in argv.
+public struct ChildRequest: Codable, Sendable, Equatable {
+    /// What the child is asked to do.
+    public enum Task: String, Codable, Sendable {
+        /// Load the checkpoint with `strategy` under every probe; reply with a `measurement` event.
+        case load
+        /// Time reading `files` into fresh huge-page memory; reply with a `floor` event.
+        case floor
+    }
+
+    public var protocolVersion: Int
+    public var task: Task
+    /// The checkpoint folder (or file).
+    public var checkpoint: String
+    /// The shard files, in order.
+    public var files: [String]
+    public var strategy: StrategyName
+    /// The target dtype; nil: `auto` (the config's, else the first floating tensor's).
+    public var dtype: DType?
+    public var sampleIntervalMilliseconds: Double
+    /// The ledger's cap on live RAM bytes; past it the load ends as `oom`.
+    public var ledgerBudgetBytes: Int?
+    /// device-map runs: where the model goes (accelerate's `device_map` / `max_memory` vocabulary).
+    public var placement: PlacementRequest?
+    /// device-map runs: where disk-placed weights are written.
+    public var offloadFolder: String?
+    /// floor: evict the files from the page cache before each pass.
+    public var coldCache: Bool
+
+    public init(
+        task: Task, checkpoint: String, files: [String] = [], strategy: StrategyName = .lowMemory, dtype: DType? = nil,
+        sampleIntervalMilliseconds: Double = 1, ledgerBudgetBytes: Int? = nil, placement: PlacementRequest? = nil, offloadFolder: String? = nil,
+        coldCache: Bool = false
+    ) {
+        self.protocolVersion = ChildProtocol.version
+        self.task = task
+        self.checkpoint = checkpoint
+        self.files = files
+        self.strategy = strategy
+        self.dtype = dtype
+        self.sampleIntervalMilliseconds = sampleIntervalMilliseconds
+        self.ledgerBudgetBytes = ledgerBudgetBytes
+        self.placement = placement
+        self.offloadFolder = offloadFolder
+        self.coldCache = coldCache
+    }
+}
+
+/// A command from the parent, one JSON line on the control descriptor: `{"command": "start"}`.
+public enum ControlCommand: String, Codable, Sendable {
+    /// Begin the load (sent once every child of a run is at its baseline: the start barrier).
+    case start
+}
+
+/// What a child tells its parent, one JSON object per line: `{"event": "phase_began", "name": "init", …}`.
+public enum ChildEvent: Sendable, Equatable {
+    /// First line: who is speaking.
+    case hello(Hello)
+    /// The baseline is taken; the child waits for `start`.
+    case ready
+    case phaseBegan(PhaseMark)
+    case phaseEnded(PhaseMark)
+    /// Sent at least every second while the child runs: the watchdog's sign of life.
+    case heartbeat
+    /// The final reply of a `load` task.
+    case measurement(RunMeasurement)
+    /// The final reply of a `floor` task.
+    case floor(FloorInfo)
+    /// The child could not do what was asked (or was killed by a fatal signal, written from its handler).
+    case failure(ChildFailure)
+
+    public struct Hello: Codable, Sendable, Equatable {
+        public var protocolVersion: Int
+        public var pid: Int32
+        /// Who loads: `engine` (bigmodel-bench itself), or a loader's own name.
+        public var subject: String
+        /// Versions of what the child runs on (`bigmodel-bench`, `python`, `torch` …).
+        public var versions: [String: String]
+
+        public init(pid: Int32, subject: String, versions: [String: String]) {
+            self.protocolVersion = ChildProtocol.version
+            self.pid = pid
+            self.subject = subject
+            self.versions = versions
+        }
+    }
+
+    public struct PhaseMark: Codable, Sendable, Equatable {
+        public var name: String
+        /// Seconds since the child's load clock started.
+        public var seconds: Double
+        public var ledgerLiveBytes: Int?
+
+        public init(name: String, seconds: Double, ledgerLiveBytes: Int?) {
+            self.name = name
+            self.seconds = seconds
+            self.ledgerLiveBytes = ledgerLiveBytes
+        }
+    }
+}
+
+/// A structured failure: what kind, and one line saying what happened.
+public struct ChildFailure: Codable, Sendable, Equatable, Error {
+    public enum Kind: String, Codable, Sendable {
+        /// Bad input: the checkpoint, config or request.
+        case badData = "bad_data"
+        case missingInput = "missing_input"
+        case usage
+        case io
+        case outOfMemory = "out_of_memory"
+        /// A fatal signal (`signal` says which).
+        case signal
+        /// Anything else the loader raised.
+        case runtime
+    }
+
+    public var kind: Kind
+    public var message: String
+    /// For `signal`: the signal's number and name.
+    public var signal: Int32?
+    public var signalName: String?
+
+    public init(kind: Kind, message: String, signal: Int32? = nil, signalName: String? = nil) {
+        self.kind = kind
+        self.message = message
+        self.signal = signal
+        self.signalName = signalName
+    }
+
+    /// The failure an error raised in the child is reported as.
+    public init(_ error: any Error) {
+        guard let error = error as? any ReportableError else {
+            self.init(kind: .runtime, message: "\(error)")
+            return
+        }
+        let kind: Kind
+        switch error.category {
+        case .usage: kind = .usage
+        case .badData: kind = .badData
+        case .missingInput: kind = .missingInput
+        case .io, .interrupted, .notComparable: kind = .io
+        case .outOfMemory: kind = .outOfMemory
+        }
+        self.init(kind: kind, message: error.description)
+    }
+}
+
+extension ChildEvent: Codable {
+    enum Name: String, Codable {
+        case hello, ready, heartbeat, measurement, floor
+        case phaseBegan = "phase_began"
+        case phaseEnded = "phase_ended"
+        case failure = "error"
+    }
+
+    enum CodingKeys: String, CodingKey { case event, measurement, floor }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        switch try container.decode(Name.self, forKey: .event) {
+        case .hello: self = .hello(try Hello(from: decoder))
+        case .ready: self = .ready
+        case .phaseBegan: self = .phaseBegan(try PhaseMark(from: decoder))
+        case .phaseEnded: self = .phaseEnded(try PhaseMark(from: decoder))
+        case .heartbeat: self = .heartbeat
+        case .measurement: self = .measurement(try container.decode(RunMeasurement.self, forKey: .measurement))
+        case .floor: self = .floor(try container.decode(FloorInfo.self, forKey: .floor))
+        case .failure: self = .failure(try ChildFailure(from: decoder))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .event)
+        switch self {
+        case .hello(let hello): try hello.encode(to: encoder)
+        case .ready, .heartbeat: break
+        case .phaseBegan(let mark), .phaseEnded(let mark): try mark.encode(to: encoder)
+        case .measurement(let measurement): try container.encode(measurement, forKey: .measurement)
+        case .floor(let floor): try container.encode(floor, forKey: .floor)
+        case .failure(let failure): try failure.encode(to: encoder)
+        }
+    }
+
+    var name: Name {
+        switch self {
+        case .hello: .hello
+        case .ready: .ready
+        case .phaseBegan: .phaseBegan
+        case .phaseEnded: .phaseEnded
+        case .heartbeat: .heartbeat
+        case .measurement: .measurement
+        case .floor: .floor
+        case .failure: .failure
+        }
+    }
+}

@@ -1,0 +1,249 @@
+import Foundation
+import Probes
+
+/// Runs measured children and brings back what each said and how each ended: spawns them (each its own
+/// process group, dying with the parent), relays their events, holds them at the start barrier until every one
+/// is at its baseline, watches them (a child silent for ``Limits/stallSeconds`` or running past
+/// ``Limits/wallSeconds`` is killed), ends them on Ctrl-C, reaps them and removes what they leave.
+public struct ChildRunner: Sendable {
+    /// The watchdog's limits.
+    public struct Limits: Sendable, Equatable {
+        /// Wall time a child may run in all.
+        public var wallSeconds: Double
+        /// Time a child may go without sending any event (it sends a heartbeat every half second).
+        public var stallSeconds: Double
+
+        public static let `default` = Limits(wallSeconds: 600, stallSeconds: 60)
+
+        public init(wallSeconds: Double, stallSeconds: Double) {
+            self.wallSeconds = wallSeconds
+            self.stallSeconds = stallSeconds
+        }
+    }
+
+    /// One child to start.
+    public struct Launch: Sendable {
+        public var request: ChildRequest
+        public var executable: String
+        public var arguments: [String]
+        /// The child's environment (the protocol's variables are added).
+        public var environment: [String: String]
+        /// Where the child's standard error goes, and its request file.
+        public var logPath: String
+        public var requestPath: String
+        /// Removed once the child is reaped (an offload folder, say).
+        public var cleanupPaths: [String]
+
+        public init(
+            request: ChildRequest, executable: String, arguments: [String], environment: [String: String], logPath: String, requestPath: String,
+            cleanupPaths: [String] = []
+        ) {
+            self.request = request
+            self.executable = executable
+            self.arguments = arguments
+            self.environment = environment
+            self.logPath = logPath
+            self.requestPath = requestPath
+            self.cleanupPaths = cleanupPaths
+        }
+    }
+
+    /// Why the parent ended a child itself.
+    public enum Stop: Sendable, Equatable {
+        /// The user interrupted the scenario.
+        case interrupted
+        /// No event for this many seconds (stopped, deadlocked, or not speaking the protocol).
+        case stalled(seconds: Double, state: String?)
+        /// Ran past the wall-time limit.
+        case timedOut(seconds: Double)
+    }
+
+    /// What one child said and how it ended.
+    public struct Outcome: Sendable {
+        public var pid: Int32?
+        public var exit: ChildExit?
+        public var hello: ChildEvent.Hello?
+        public var measurement: RunMeasurement?
+        public var floor: FloorInfo?
+        public var failure: ChildFailure?
+        public var stop: Stop?
+        /// The child could not be started at all.
+        public var spawnError: String?
+        /// The last lines of the child's standard error.
+        public var stderrTail: String?
+        /// Lines on the event descriptor that were not events.
+        public var undecodableLines: [String] = []
+        /// Seconds from spawn to reaping.
+        public var wallSeconds: Double = 0
+    }
+
+    public let limits: Limits
+
+    public init(limits: Limits = .default) {
+        self.limits = limits
+    }
+
+    /// Runs `launches` together (one start barrier for all) and returns their outcomes in the same order.
+    /// `onEvent(index, event)` sees every event as it arrives.
+    public func run(_ launches: [Launch], onEvent: (Int, ChildEvent) -> Void = { _, _ in }) -> [Outcome] {
+        let sessions = launches.map { ChildSession(launch: $0) }
+        defer { for session in sessions { session.cleanUp() } }
+        for session in sessions { session.start() }
+        var startSent = false
+        while sessions.contains(where: { !$0.isFinished }) {
+            let open = sessions.filter { !$0.isFinished }.map(\.eventsDescriptor)
+            let readable = Descriptor.waitReadable(open, seconds: 0.05)
+            for (index, session) in sessions.enumerated() where readable.contains(session.eventsDescriptor) {
+                session.drain { onEvent(index, $0) }
+            }
+            if !startSent, sessions.allSatisfy({ $0.isReady || $0.isFinished }) {
+                startSent = true
+                for session in sessions where !session.isFinished { session.sendStart() }
+            }
+            for (index, session) in sessions.enumerated() where !session.isFinished {
+                session.reapIfExited { onEvent(index, $0) }
+                if SignalTrap.interrupted {
+                    session.end(.interrupted)
+                } else if let stop = session.watchdog(limits) {
+                    session.end(stop)
+                }
+            }
+        }
+        return sessions.map(\.outcome)
+    }
+}
+
+/// One child under a ``ChildRunner``: its process, its two pipes, what it said.
+final class ChildSession {
+    let launch: ChildRunner.Launch
+    private(set) var outcome = ChildRunner.Outcome()
+    private var child: ChildProcess?
+    private var events: ProcessPipe?
+    private var control: ProcessPipe?
+    private var reader = EventLineReader()
+    private var lastActivity = MonotonicClock.monotonicSeconds()
+    private var startedAt = MonotonicClock.monotonicSeconds()
+    private(set) var isReady = false
+    private(set) var isFinished = false
+
+    init(launch: ChildRunner.Launch) {
+        self.launch = launch
+    }
+
+    var eventsDescriptor: Int32 { events?.readEnd ?? -1 }
+
+    func start() {
+        do {
+            try ResultsCodec.encode(launch.request).withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: launch.requestPath)) }
+            let events = try ProcessPipe.make()
+            let control = try ProcessPipe.make()
+            self.events = events
+            self.control = control
+            try Descriptor.setNonBlocking(events.readEnd)
+            var environment = launch.environment
+            environment[ChildProtocol.eventsVariable] = String(ChildProtocol.eventsDescriptor)
+            environment[ChildProtocol.controlVariable] = String(ChildProtocol.controlDescriptor)
+            environment[ChildProtocol.requestVariable] = launch.requestPath
+            environment[ChildProtocol.versionVariable] = String(ChildProtocol.version)
+            startedAt = MonotonicClock.monotonicSeconds()
+            let child = try ChildProcess.spawn(
+                executable: launch.executable, arguments: launch.arguments, environment: environment,
+                options: .init(
+                    standardInput: .file(launch.requestPath), standardOutput: .null, standardError: .file(launch.logPath),
+                    descriptors: [ChildProtocol.eventsDescriptor: events.writeEnd, ChildProtocol.controlDescriptor: control.readEnd]))
+            self.child = child
+            outcome.pid = child.pid
+            // The child holds its own copies now; closing ours lets end of file mean "the child is gone".
+            Descriptor.close(events.writeEnd)
+            Descriptor.close(control.readEnd)
+            lastActivity = MonotonicClock.monotonicSeconds()
+        } catch {
+            outcome.spawnError = "\(error)"
+            isFinished = true
+        }
+    }
+
+    /// Reads what is available and handles each event.
+    func drain(_ onEvent: (ChildEvent) -> Void) {
+        guard let fd = events?.readEnd else { return }
+        var bytes: [UInt8] = []
+        while case .data = Descriptor.read(fd, appendingTo: &bytes) {}
+        guard !bytes.isEmpty else { return }
+        lastActivity = MonotonicClock.monotonicSeconds()
+        for event in reader.feed(bytes) {
+            record(event)
+            onEvent(event)
+        }
+        outcome.undecodableLines = reader.undecodable
+    }
+
+    private func record(_ event: ChildEvent) {
+        switch event {
+        case .hello(let hello): outcome.hello = hello
+        case .ready: isReady = true
+        case .measurement(let measurement): outcome.measurement = measurement
+        case .floor(let floor): outcome.floor = floor
+        case .failure(let failure): outcome.failure = failure
+        case .phaseBegan, .phaseEnded, .heartbeat: break
+        }
+    }
+
+    func sendStart() {
+        guard let fd = control?.writeEnd, let line = try? JSONLines.encode(MeasuredChild.ControlCommandLine(command: .start)) else { return }
+        Descriptor.writeAll(fd, line)
+    }
+
+    /// Reaps the child if it exited, reading the last of what it wrote first.
+    func reapIfExited(_ onEvent: (ChildEvent) -> Void) {
+        guard let child, let exit = try? child.poll() else { return }
+        drain(onEvent)
+        finish(exit)
+    }
+
+    /// The watchdog's verdict on a running child: nil while it is alive and talking.
+    func watchdog(_ limits: ChildRunner.Limits) -> ChildRunner.Stop? {
+        let now = MonotonicClock.monotonicSeconds()
+        if now - startedAt > limits.wallSeconds { return .timedOut(seconds: limits.wallSeconds) }
+        if now - lastActivity > limits.stallSeconds {
+            return .stalled(seconds: limits.stallSeconds, state: child.flatMap { ProcessState.read(pid: $0.pid)?.description })
+        }
+        return nil
+    }
+
+    /// Ends the child: SIGTERM then SIGKILL after 2 s for an interrupt (it may still write its last event),
+    /// SIGKILL at once for a hung one.
+    func end(_ stop: ChildRunner.Stop) {
+        guard let child, !isFinished else { return }
+        outcome.stop = stop
+        let exit = stop == .interrupted ? try? child.terminate(grace: .seconds(2)) : try? child.kill()
+        drain { _ in }
+        finish(exit)
+    }
+
+    private func finish(_ exit: ChildExit?) {
+        outcome.exit = exit
+        outcome.wallSeconds = MonotonicClock.monotonicSeconds() - startedAt
+        outcome.stderrTail = Self.tail(of: launch.logPath)
+        isFinished = true
+    }
+
+    func cleanUp() {
+        if let child, !child.hasExited { _ = try? child.kill() }
+        for fd in [events?.readEnd, events?.writeEnd, control?.readEnd, control?.writeEnd].compactMap({ $0 }) { Descriptor.close(fd) }
+        events = nil
+        control = nil
+        try? FileManager.default.removeItem(atPath: launch.requestPath)
+        for path in launch.cleanupPaths { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// The last `lines` lines of a log file (its last 64 KiB at most).
+    static func tail(of path: String, lines: Int = 5) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 65_536 ? size - 65_536 : 0)
+        guard let data = try? handle.readToEnd(), !data.isEmpty else { return nil }
+        let text = String(decoding: data, as: UTF8.self).split(separator: "\n").suffix(lines).joined(separator: "\n")
+        return text.isEmpty ? nil : text
+    }
+}

@@ -1,0 +1,89 @@
+import Loading
+import Probes
+import TensorEngine
+
+/// Turns what a measured child did into a run's result and verdict.
+///
+/// A run is `pass` only when the child delivered its final measurement, exited 0 by itself, and every claim
+/// held. A child that the watchdog or the user ended, that died by a signal (even one it survived long enough
+/// to send a measurement), that reported a failure, or that exited without a measurement is `error`, with
+/// the reason in one line; one that hit its memory cap is `oom`.
+public struct Judge: Sendable {
+    public let checker: ClaimChecker
+
+    public init(tolerance: Scenario.Tolerance) {
+        checker = ClaimChecker(tolerance: tolerance)
+    }
+
+    public func judge(run: Scenario.Run, repeatIndex: Int, outcome: ChildRunner.Outcome, floor: FloorInfo?) -> RunResult {
+        var result = RunResult(
+            id: run.id, strategy: run.strategy, dtype: TargetDType(run.dtype), repeatIndex: repeatIndex, verdict: .error, verdictDetail: "",
+            checks: [], formula: run.strategy.strategy.formula, figures: nil, predictedPeakBytes: nil, upperBoundBytes: nil, lowerBoundBytes: nil,
+            toleranceBytes: nil, measurement: nil, exit: RunExit(outcome.exit), seconds: nil, floorMultiple: nil)
+        if let reason = Self.errorReason(outcome) {
+            result.verdictDetail = reason
+            result.exit.stderrTail = outcome.stderrTail
+            if outcome.failure?.kind == .outOfMemory { result.verdict = .oom }
+            return result
+        }
+        guard let measurement = outcome.measurement else { return result }
+        let judged = checker.evaluate(measurement)
+        result.dtype = .resolved(measurement.dtype)
+        result.verdict = judged.verdict
+        result.verdictDetail = judged.detail
+        result.checks = judged.checks
+        result.formula = measurement.formula
+        result.figures = measurement.figures
+        result.predictedPeakBytes = measurement.predictedPeakBytes
+        result.upperBoundBytes = judged.upperBoundBytes
+        result.lowerBoundBytes = judged.lowerBoundBytes
+        result.toleranceBytes = judged.toleranceBytes
+        result.measurement = measurement
+        result.seconds = measurement.seconds
+        if let floor, floor.seconds > 0 { result.floorMultiple = measurement.seconds / floor.seconds }
+        return result
+    }
+
+    /// Why the run cannot be judged on its measurement, or nil when it can.
+    static func errorReason(_ outcome: ChildRunner.Outcome) -> String? {
+        if let spawnError = outcome.spawnError { return "the child could not be started: \(spawnError)" }
+        switch outcome.stop {
+        case .interrupted?: return "interrupted by the user"
+        case .stalled(let seconds, let state)?:
+            return "watchdog: the child sent nothing for \(Int(seconds)) s" + (state.map { " (it was \($0))" } ?? "") + " and was killed"
+        case .timedOut(let seconds)?: return "watchdog: the child ran past its \(Int(seconds)) s limit and was killed"
+        case nil: break
+        }
+        if let termination = outcome.exit?.termination, case .signaled(let signal, _) = termination {
+            let oomKilled = termination.isKill && (CgroupMemory.current()?.oomKillCount ?? 0) > 0
+            return "the child died of \(ChildTermination.signalName(signal))"
+                + (oomKilled ? " (the kernel's OOM killer: the cgroup's oom_kill count is non-zero)" : "")
+        }
+        if let failure = outcome.failure {
+            if failure.kind == .signal { return "the child received \(failure.signalName ?? "a fatal signal") and did not survive it cleanly" }
+            return "the child reported \(failure.kind.rawValue): \(failure.message)"
+        }
+        if case .exited(let code)? = outcome.exit?.termination, code != 0 {
+            return "the child exited with status \(code)" + (outcome.measurement == nil ? " and no measurement" : " after its measurement")
+        }
+        if outcome.measurement == nil && outcome.floor == nil { return "the child exited without sending its measurement" }
+        return nil
+    }
+}
+
+extension RunExit {
+    /// How the child ended, from `wait4`; all absent when it never ran.
+    init(_ exit: ChildExit?) {
+        self.init(
+            status: nil, signal: nil, signalName: nil, coreDumped: false, rusageMaxRssBytes: exit?.resourceUsage.maxRSSBytes,
+            userSeconds: exit?.resourceUsage.userCPUSeconds, systemSeconds: exit?.resourceUsage.systemCPUSeconds, stderrTail: nil)
+        switch exit?.termination {
+        case .exited(let code)?: status = code
+        case .signaled(let signal, let core)?:
+            self.signal = signal
+            signalName = ChildTermination.signalName(signal)
+            coreDumped = core
+        case nil: break
+        }
+    }
+}

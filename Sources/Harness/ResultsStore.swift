@@ -1,0 +1,52 @@
+import Checkpoint
+import Foundation
+
+/// The results of a scenario as they grow, and the file that holds them: rewritten atomically (a temporary
+/// file renamed over it) after every change, so an interrupt or a crash of the runner keeps exactly the runs
+/// that completed, in a file that always parses.
+public final class ResultsStore {
+    public let path: String
+    public private(set) var results: ScenarioResults
+
+    /// Creates the store and writes the first version of the file (no runs yet).
+    public init(path: String, results: ScenarioResults) throws {
+        self.path = path
+        self.results = results
+        try write()
+    }
+
+    public func setFloor(_ floor: FloorInfo?) throws {
+        results.floor = floor
+        try write()
+    }
+
+    public func append(_ run: RunResult) throws {
+        results.runs.append(run)
+        try write()
+    }
+
+    /// Every planned run finished.
+    public func finish() throws -> ScenarioResults {
+        results.complete = true
+        results.finishedAt = Self.timestamp()
+        try write()
+        return results
+    }
+
+    /// The scenario stopped early; what completed stays.
+    public func stop(_ reason: StopReason) throws -> ScenarioResults {
+        results.complete = false
+        results.stoppedReason = reason
+        results.finishedAt = Self.timestamp()
+        try write()
+        return results
+    }
+
+    private func write() throws {
+        try AtomicFile.write(try ResultsCodec.encode(results), to: path, sync: false)
+    }
+
+    static func timestamp() -> String {
+        ISO8601DateFormatter().string(from: Date())
+    }
+}

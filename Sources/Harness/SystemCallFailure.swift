@@ -1,0 +1,7 @@
+import Probes
+import TensorEngine
+
+/// Probes stays free of TensorEngine; a system call that failed is an I/O failure to the user.
+extension SystemCallError: ReportableError {
+    public var category: FailureCategory { .io }
+}

@@ -1,0 +1,83 @@
+/// What kind of failure an error is, as far as the person or script that ran the tool is concerned.
+///
+/// The library layers say *what* went wrong; the exit status a category maps to is policy of the layer that
+/// owns exits (`Reports.ExitStatus`, documented in the README's "Exit statuses").
+public enum FailureCategory: String, Sendable, CaseIterable {
+    /// The command line or a value given on it is wrong.
+    case usage
+    /// An input file exists but breaks a rule: a malformed checkpoint, config, scenario or results file.
+    case badData
+    /// An input file does not exist or cannot be opened.
+    case missingInput
+    /// Reading or writing failed, or the disk is too small.
+    case io
+    /// A memory cap was hit (a ledger budget, a simulated accelerator, malloc returning NULL).
+    case outOfMemory
+    /// The user interrupted (SIGINT / SIGTERM).
+    case interrupted
+    /// Two results files cannot be compared (another scenario, scale or checkpoint; a missing baseline).
+    case notComparable
+}
+
+/// An error the CLI reports as one line and maps, through its category, to a documented exit status.
+///
+/// Every module's error type conforms, so the executable never needs to know which module failed.
+public protocol ReportableError: Error, CustomStringConvertible {
+    var category: FailureCategory { get }
+}
+
+/// The rule an input broke, as a named case: one enum per kind of input (safetensors files, checkpoint
+/// folders, configs, scenarios, placements …), each case's name printed in the message so it can be looked up.
+public protocol FailureRule: Sendable, Equatable {
+    /// The name printed in messages (`HeaderTooSmall`); nil prints none.
+    var ruleName: String? { get }
+    /// The category errors of this rule fall in, unless the raising site says otherwise.
+    var category: FailureCategory { get }
+    /// What a location inside the source is (`tensor`, `field`), printed as `tensor 'name'`; nil prints the
+    /// location as it is (a JSON path, a key).
+    static var locationKind: String? { get }
+}
+
+extension FailureRule {
+    public static var locationKind: String? { nil }
+}
+
+extension FailureRule where Self: RawRepresentable, RawValue == String {
+    public var ruleName: String? { rawValue }
+}
+
+/// The one shape every input-validation error has: the rule broken, where the bad input came from (a file, an
+/// option such as `--max-memory`), the place inside it (a tensor, a JSON path, a key) and what is wrong —
+/// printed as one line, `source: location: Rule: detail`.
+public struct RuleViolation<Rule: FailureRule>: ReportableError, Equatable {
+    public let rule: Rule
+    /// The file or option the value came from, as the user named it.
+    public let source: String
+    /// The tensor, field, JSON path or key inside `source`, when there is one (as named, unquoted).
+    public let location: String?
+    public let detail: String
+    public let category: FailureCategory
+
+    public init(_ rule: Rule, source: String, location: String? = nil, _ detail: String, category: FailureCategory? = nil) {
+        self.rule = rule
+        self.source = source
+        self.location = location
+        self.detail = detail
+        self.category = category ?? rule.category
+    }
+
+    public var description: String {
+        var line = source
+        if let location { line += ": " + (Rule.locationKind.map { "\($0) '\(location)'" } ?? location) }
+        if let name = rule.ruleName { line += ": " + name }
+        return line + ": " + detail
+    }
+}
+
+/// A usage error raised below the CLI layer (a bad `--dtype`, a malformed size string).
+public struct UsageError: ReportableError, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var category: FailureCategory { .usage }
+}
