@@ -27,8 +27,6 @@ let strictConcurrency: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
-let orderedCollections: Target.Dependency = .product(name: "OrderedCollections", package: "swift-collections")
-
 let package = Package(
     name: "bigmodel-bench",
     platforms: [.macOS(.v15)],
@@ -52,7 +50,7 @@ let package = Package(
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         .target(
             name: "StrictJSON",
-            dependencies: [orderedCollections],
+            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .target(
@@ -74,41 +72,41 @@ let package = Package(
         .target(
             name: "Checkpoint",
             dependencies: [
-                "TensorEngine", "StrictJSON", orderedCollections,
+                "TensorEngine", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Models",
-            dependencies: ["TensorEngine", "Checkpoint", "StrictJSON", orderedCollections],
+            dependencies: ["TensorEngine", "Checkpoint", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         // Device placement (accelerate's device_map rules): budgets, module sizes, automatic and user maps.
         .target(
             name: "Placement",
-            dependencies: ["TensorEngine", "Models", "StrictJSON", orderedCollections],
+            dependencies: ["TensorEngine", "Models", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Loading",
-            dependencies: ["TensorEngine", "Checkpoint", "Models", "Placement", "Probes", "StrictJSON", orderedCollections],
+            dependencies: ["TensorEngine", "Checkpoint", "Models", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Harness",
-            dependencies: ["TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "StrictJSON", orderedCollections],
+            dependencies: ["TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Reports",
-            dependencies: ["TensorEngine", "Harness", "Loading", "Probes", "StrictJSON", orderedCollections],
+            dependencies: ["TensorEngine", "Harness", "Loading", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .executableTarget(
             name: "bigmodel-bench",
             dependencies: [
-                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", orderedCollections,
+                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictConcurrency
@@ -116,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "BigModelBenchTests",
             dependencies: [
-                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", orderedCollections,
+                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 "bigmodel-bench",
             ],
             path: "Tests/BigModelBenchTests",

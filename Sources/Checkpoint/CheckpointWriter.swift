@@ -50,65 +50,88 @@ public struct CheckpointWriter {
 
     /// Writes the checkpoint into `folder`, which must not exist or be empty.
     /// `extraFiles` are (name, bytes) written beside the shards. `progress` receives tensor bytes written so far;
-    /// `isCancelled` is polled between chunks.
+    /// `isCancelled` is polled between chunks. Everything is written into a staging folder renamed onto
+    /// `folder` only when complete; on every failure (an error, a full disk, `isCancelled`) it is removed.
     @discardableResult
     public func write(
         to folder: String, source: some TensorByteSource, extraFiles: [(name: String, bytes: [UInt8])] = [],
         progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }
     ) throws -> Summary {
         let start = ContinuousClock.now
-        let fm = FileManager.default
-        // "out/" must name the folder "out": with the slash kept, the staging folder below would be placed
-        // inside the destination and then removed with it ("proved empty"), losing the whole write.
-        var folder = folder
+        let folder = try Self.destination(folder)
+        let staging = try Self.makeStaging(for: folder)
+        var committed = false
+        defer { if !committed { try? FileManager.default.removeItem(atPath: staging) } }
+        var (names, written, fileBytes) = try writeShards(into: staging, folder: folder, source: source, progress: progress, isCancelled: isCancelled)
+        if let index = plan.index {
+            try AtomicFile.write(index.serialized(), to: staging + "/" + ShardIndex.fileName, sync: sync)
+            names.append(ShardIndex.fileName)
+        }
+        for extra in extraFiles {
+            try AtomicFile.write(extra.bytes, to: staging + "/" + extra.name, sync: sync)
+            names.append(extra.name)
+        }
+        if isCancelled() { throw WriteInterrupted(path: folder) }
+        if FileManager.default.fileExists(atPath: folder) { try? FileManager.default.removeItem(atPath: folder) }  // proved empty before
+        guard rename(staging, folder) == 0 else {
+            throw FileIOError(path: folder, operation: "rename \(staging)", reason: String(cString: strerror(errno)))
+        }
+        committed = true
+        return Summary(folder: folder, files: names, tensorBytes: written, fileBytes: fileBytes, seconds: (ContinuousClock.now - start).inSeconds)
+    }
+
+    /// The destination as a plain path: no trailing slash, `.`/`..` resolved (the staging folder must be a
+    /// sibling of the real destination, not inside it); it must not exist or be an empty folder.
+    static func destination(_ given: String) throws -> String {
+        var folder = given
         while folder.count > 1, folder.hasSuffix("/") { folder.removeLast() }
-        // Likewise "." or "dir/..": the staging folder must be a sibling of the real destination, not inside it.
         if folder == "." || folder == ".." || folder.hasSuffix("/.") || folder.hasSuffix("/..") {
             folder = Checkpoint.realPath(folder) ?? folder
         }
         var isDirectory: ObjCBool = false
-        if fm.fileExists(atPath: folder, isDirectory: &isDirectory) {
-            let contents = (try? fm.contentsOfDirectory(atPath: folder)) ?? ["?"]
+        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
+            let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? ["?"]
             guard isDirectory.boolValue, contents.isEmpty else {
                 throw UsageError("\(folder) already exists and is not an empty folder; choose another --out or remove it")
             }
         }
+        return folder
+    }
+
+    /// `.NAME.partial-PID` beside the destination, fresh.
+    static func makeStaging(for folder: String) throws -> String {
         let parent = AtomicFile.folder(of: folder)
         let base = folder.split(separator: "/").last.map(String.init) ?? folder
         let staging = (parent.isEmpty ? "" : parent + "/") + ".\(base).partial-\(getpid())"
-        try? fm.removeItem(atPath: staging)
+        try? FileManager.default.removeItem(atPath: staging)
         do {
-            try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         } catch {
             throw FileIOError(path: staging, operation: "mkdir", reason: "\(error.localizedDescription)")
         }
-        var committed = false
-        defer { if !committed { try? fm.removeItem(atPath: staging) } }
+        return staging
+    }
 
-        // Filling (CPU: generating or converting) and writing (I/O) overlap: a producer thread fills one of two
-        // chunk buffers while this thread writes the other.
+    /// Filling (CPU: generating or converting) and writing (I/O) overlap: a producer thread fills one of two
+    /// chunk buffers while this thread writes the other. Returns the files written and the byte counts.
+    func writeShards(
+        into staging: String, folder: String, source: some TensorByteSource, progress: (Int) -> Void, isCancelled: () -> Bool
+    ) throws -> ([String], Int, Int) {
         let layouts = try plan.shards.map { try SafetensorsLayout(tensors: $0.tensors, metadata: Self.shardMetadata, file: $0.fileName) }
         var chunks: [ChunkPipeline.Chunk] = []
         for (shardIndex, layout) in layouts.enumerated() {
             for tensor in layout.tensors {
-                var offset = 0
-                while offset < tensor.byteCount {
-                    let length = min(chunkBytes, tensor.byteCount - offset)
-                    chunks.append(ChunkPipeline.Chunk(shard: shardIndex, tensor: tensor.spec, offset: offset, length: length))
-                    offset += length
+                for offset in stride(from: 0, to: tensor.byteCount, by: max(chunkBytes, 1)) {
+                    chunks.append(ChunkPipeline.Chunk(shard: shardIndex, tensor: tensor.spec, offset: offset, length: min(chunkBytes, tensor.byteCount - offset)))
                 }
             }
         }
         let pipeline = ChunkPipeline(chunks: chunks, chunkBytes: max(chunkBytes, 1), source: source)
         defer { pipeline.finish() }
         pipeline.start()
-        var written = 0
-        var fileBytes = 0
-        var names: [String] = []
-        var next = 0
+        var (written, fileBytes, names, next) = (0, 0, [String](), 0)
         for (shardIndex, layout) in layouts.enumerated() {
-            let shard = plan.shards[shardIndex]
-            let writer = try SafetensorsWriter(path: staging + "/" + shard.fileName, layout: layout)
+            let writer = try SafetensorsWriter(path: staging + "/" + plan.shards[shardIndex].fileName, layout: layout)
             while next < chunks.count && chunks[next].shard == shardIndex {
                 if isCancelled() {
                     writer.abort()
@@ -123,29 +146,17 @@ public struct CheckpointWriter {
             }
             try writer.commit(sync: sync)
             fileBytes += layout.fileByteCount
-            names.append(shard.fileName)
+            names.append(plan.shards[shardIndex].fileName)
         }
-        if let index = plan.index {
-            try AtomicFile.write(index.serialized(), to: staging + "/" + ShardIndex.fileName, sync: sync)
-            names.append(ShardIndex.fileName)
-        }
-        for extra in extraFiles {
-            try AtomicFile.write(extra.bytes, to: staging + "/" + extra.name, sync: sync)
-            names.append(extra.name)
-        }
-        if fm.fileExists(atPath: folder) { try? fm.removeItem(atPath: folder) }  // proved empty above
-        guard rename(staging, folder) == 0 else {
-            throw FileIOError(path: folder, operation: "rename \(staging)", reason: String(cString: strerror(errno)))
-        }
-        committed = true
-        let elapsed = ContinuousClock.now - start
-        return Summary(
-            folder: folder, files: names, tensorBytes: written, fileBytes: fileBytes,
-            seconds: elapsed.inSeconds)
+        return (names, written, fileBytes)
     }
 }
 
 /// Two chunk buffers and a producer thread: the thread fills chunk i + 1 while the caller writes chunk i.
+///
+/// The hand-off is counted under one `NSCondition` rather than two `DispatchSemaphore`s: libdispatch traps
+/// ("semaphore deallocated while in use") when a semaphore is released below its initial value, which an
+/// interrupted or failed write reaches; a condition has no such state to trip over at `deinit`.
 final class ChunkPipeline: @unchecked Sendable {
     struct Chunk {
         let shard: Int
@@ -157,14 +168,15 @@ final class ChunkPipeline: @unchecked Sendable {
     private let chunks: [Chunk]
     private let buffers: [UnsafeMutableRawBufferPointer]
     private let source: any TensorByteSource
-    private let freeSlots = DispatchSemaphore(value: 2)
-    private let filledSlots = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var failure: (any Error)?
+    private let condition = NSCondition()
+    /// Chunks filled and not yet taken; chunks taken and released; whether the producer must stop; whether it did.
+    private var filled = 0
+    private var released = 0
     private var stopped = false
+    private var producerDone = false
+    private var failure: (any Error)?
     private var consumed = 0
-    private let done = DispatchSemaphore(value: 0)
-    private var thread: Thread?
+    private var started = false
 
     init(chunks: [Chunk], chunkBytes: Int, source: any TensorByteSource) {
         self.chunks = chunks
@@ -180,30 +192,42 @@ final class ChunkPipeline: @unchecked Sendable {
     }
 
     func start() {
+        started = true
         let thread = Thread { [self] in
-            defer { done.signal() }
             for (i, chunk) in chunks.enumerated() {
-                freeSlots.wait()
-                if lock.withLock({ stopped }) { return }
+                // Chunk i reuses the buffer of chunk i − 2: wait until that one was released.
+                condition.lock()
+                while !stopped && i - released >= 2 { condition.wait() }
+                let stop = stopped
+                condition.unlock()
+                if stop { break }
                 let slot = UnsafeMutableRawBufferPointer(rebasing: buffers[i % 2][0..<chunk.length])
-                do {
-                    try source.fill(chunk.tensor, byteOffset: chunk.offset, into: slot)
-                } catch {
-                    lock.withLock { failure = error }
-                    filledSlots.signal()
-                    return
-                }
-                filledSlots.signal()
+                var error: (any Error)?
+                do { try source.fill(chunk.tensor, byteOffset: chunk.offset, into: slot) } catch let thrown { error = thrown }
+                condition.lock()
+                if let error { failure = error } else { filled += 1 }
+                condition.broadcast()
+                condition.unlock()
+                if error != nil { break }
             }
+            condition.lock()
+            producerDone = true
+            condition.broadcast()
+            condition.unlock()
         }
-        self.thread = thread
         thread.start()
     }
 
     /// The next filled chunk, in order; throws what the producer threw.
     func take() throws -> UnsafeRawBufferPointer {
-        filledSlots.wait()
-        if let failure = lock.withLock({ failure }) { throw failure }
+        condition.lock()
+        while filled == 0 && failure == nil && !producerDone { condition.wait() }
+        let failure = self.failure
+        let available = filled > 0
+        if available { filled -= 1 }
+        condition.unlock()
+        if let failure { throw failure }
+        guard available else { throw FileIOError(path: "(generator)", operation: "fill", reason: "the producer stopped before chunk \(consumed)") }
         let chunk = chunks[consumed]
         return UnsafeRawBufferPointer(rebasing: buffers[consumed % 2][0..<chunk.length])
     }
@@ -211,16 +235,20 @@ final class ChunkPipeline: @unchecked Sendable {
     /// The chunk returned by `take` has been written; its buffer may be refilled.
     func release() {
         consumed += 1
-        freeSlots.signal()
+        condition.lock()
+        released += 1
+        condition.broadcast()
+        condition.unlock()
     }
 
     /// Stops the producer (if still running) and waits for it, so the buffers can be freed.
     func finish() {
-        guard thread != nil else { return }
-        lock.withLock { stopped = true }
-        freeSlots.signal()
-        freeSlots.signal()
-        done.wait()
-        thread = nil
+        guard started else { return }
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        while !producerDone { condition.wait() }
+        condition.unlock()
+        started = false
     }
 }

@@ -61,11 +61,28 @@ public struct SafetensorsHeader: Sendable, Equatable {
 
     /// Steps 4–10: validates the header bytes (exactly N of them) of a file of `fileSize` bytes.
     public static func parse(headerBytes: [UInt8], fileSize: Int, file: String) throws(SafetensorsError) -> SafetensorsHeader {
-        // 4. UTF-8.
+        let (metadata, raw) = try parseDocument(headerBytes, file: file)
+        let (tensors, end) = try validateLayout(raw, file: file)
+        // 10. The buffer must end exactly at the end of the file.
+        let available = fileSize - 8 - headerBytes.count
+        guard available >= 0 else {
+            throw SafetensorsError(.invalidHeaderLength, file: file, "8 + \(headerBytes.count) header bytes exceed the file's \(fileSize)")
+        }
+        guard end == UInt64(available) else {
+            let detail =
+                end > UInt64(available)
+                ? "the tensors need \(end) data bytes but the file holds \(available)"
+                : "\(UInt64(available) - end) bytes follow the last tensor (trailing data is not allowed)"
+            throw SafetensorsError(.metadataIncompleteBuffer, file: file, detail)
+        }
+        return SafetensorsHeader(headerByteCount: headerBytes.count, metadata: metadata, tensors: tensors)
+    }
+
+    /// Steps 4–5: UTF-8, then strict JSON of the required shape: the metadata and the tensor entries.
+    static func parseDocument(_ headerBytes: [UInt8], file: String) throws(SafetensorsError) -> (OrderedDictionary<String, String>?, [RawEntry]) {
         guard String(validating: headerBytes, as: UTF8.self) != nil else {
             throw SafetensorsError(.invalidHeader, file: file, "the header is not valid UTF-8")
         }
-        // 5. Strict JSON of the required shape.
         let document: JSONValue
         do {
             document = try JSONParser().parse(headerBytes)
@@ -88,9 +105,13 @@ public struct SafetensorsHeader: Sendable, Equatable {
                 raw.append(try parseEntry(name: name, value: value, file: file))
             }
         }
+        return (metadata, raw)
+    }
 
-        // 6–9, tensor by tensor in data order.
-        raw.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+    /// Steps 6–9, tensor by tensor in data order: contiguous offsets from 0, no overflow, whole bytes, sizes that
+    /// match. Returns the tensors and where the last one ends.
+    static func validateLayout(_ entries: [RawEntry], file: String) throws(SafetensorsError) -> ([StoredTensor], UInt64) {
+        let raw = entries.sorted { ($0.begin, $0.end) < ($1.begin, $1.end) }
         var expectedBegin: UInt64 = 0
         var tensors: [StoredTensor] = []
         tensors.reserveCapacity(raw.count)
@@ -105,64 +126,52 @@ public struct SafetensorsHeader: Sendable, Equatable {
                 throw SafetensorsError(.invalidOffset, file: file, tensor: entry.name, why)
             }
             expectedBegin = entry.end
-            var elements: UInt64 = 1
-            for dim in entry.shape {
-                let (product, overflow) = elements.multipliedReportingOverflow(by: dim)
-                guard !overflow else {
-                    throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "the element count of shape \(entry.shape) overflows 64 bits")
-                }
-                elements = product
-            }
-            let (bits, bitOverflow) = elements.multipliedReportingOverflow(by: UInt64(entry.dtype.bitWidth))
-            guard !bitOverflow else {
-                throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "\(elements) elements of \(entry.dtype) overflow 64 bits")
-            }
-            guard bits % 8 == 0 else {
-                throw SafetensorsError(.misalignedSlice, file: file, tensor: entry.name, "\(elements) elements of \(entry.dtype) are \(bits) bits, not whole bytes")
-            }
-            guard entry.end - entry.begin == bits / 8 else {
-                throw SafetensorsError(
-                    .tensorInvalidInfo, file: file, tensor: entry.name,
-                    "data_offsets cover \(entry.end - entry.begin) bytes but shape \(entry.shape) of \(entry.dtype) needs \(bits / 8)")
-            }
-            // This reader keeps dimensions as Int; a dimension beyond Int.max can only pass the checks above
-            // beside a zero dimension, and no real checkpoint has one.
-            guard entry.shape.allSatisfy({ $0 <= UInt64(Int.max) }) else {
-                throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "a dimension of \(entry.shape) exceeds \(Int.max)")
-            }
-            // Likewise the element count is computed in Int downstream (`TensorSpec.byteCount`, left to right):
-            // a zero-element shape such as [3, 2^62, 0] passes the u64 checks above but its running product
-            // overflows Int, which would trap later rather than be refused here.
-            guard TensorEngine.elementCount(of: entry.shape.map { Int($0) }) != nil else {
-                throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "the element count of shape \(entry.shape) overflows \(Int.max) along the way")
-            }
-            // end ≤ fileSize is proved by step 10 below; until then, keep offsets within Int range.
-            guard entry.end <= UInt64(Int.max) else {
-                throw SafetensorsError(.metadataIncompleteBuffer, file: file, tensor: entry.name, "data_offsets end \(entry.end) lies beyond the file")
-            }
-            tensors.append(
-                StoredTensor(
-                    spec: TensorSpec(name: entry.name, dtype: entry.dtype, shape: entry.shape.map { Int($0) }),
-                    begin: Int(entry.begin), end: Int(entry.end)))
+            tensors.append(try validateSize(entry, file: file))
         }
-
-        // 10. The buffer must end exactly at the end of the file.
-        let headerByteCount = headerBytes.count
-        let available = fileSize - 8 - headerByteCount
-        guard available >= 0 else {
-            throw SafetensorsError(.invalidHeaderLength, file: file, "8 + \(headerByteCount) header bytes exceed the file's \(fileSize)")
-        }
-        guard expectedBegin == UInt64(available) else {
-            let detail =
-                expectedBegin > UInt64(available)
-                ? "the tensors need \(expectedBegin) data bytes but the file holds \(available)"
-                : "\(UInt64(available) - expectedBegin) bytes follow the last tensor (trailing data is not allowed)"
-            throw SafetensorsError(.metadataIncompleteBuffer, file: file, detail)
-        }
-        return SafetensorsHeader(headerByteCount: headerByteCount, metadata: metadata, tensors: tensors)
+        return (tensors, expectedBegin)
     }
 
-    private struct RawEntry {
+    /// Steps 7–9 for one entry: element and bit counts without overflow, whole bytes, the byte range's length.
+    static func validateSize(_ entry: RawEntry, file: String) throws(SafetensorsError) -> StoredTensor {
+        var elements: UInt64 = 1
+        for dim in entry.shape {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: dim)
+            guard !overflow else {
+                throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "the element count of shape \(entry.shape) overflows 64 bits")
+            }
+            elements = product
+        }
+        let (bits, bitOverflow) = elements.multipliedReportingOverflow(by: UInt64(entry.dtype.bitWidth))
+        guard !bitOverflow else {
+            throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "\(elements) elements of \(entry.dtype) overflow 64 bits")
+        }
+        guard bits % 8 == 0 else {
+            throw SafetensorsError(.misalignedSlice, file: file, tensor: entry.name, "\(elements) elements of \(entry.dtype) are \(bits) bits, not whole bytes")
+        }
+        guard entry.end - entry.begin == bits / 8 else {
+            throw SafetensorsError(
+                .tensorInvalidInfo, file: file, tensor: entry.name,
+                "data_offsets cover \(entry.end - entry.begin) bytes but shape \(entry.shape) of \(entry.dtype) needs \(bits / 8)")
+        }
+        // This reader keeps dimensions as Int; a dimension beyond Int.max can only pass the checks above
+        // beside a zero dimension, and no real checkpoint has one.
+        guard entry.shape.allSatisfy({ $0 <= UInt64(Int.max) }) else {
+            throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "a dimension of \(entry.shape) exceeds \(Int.max)")
+        }
+        // Likewise the element count is computed in Int downstream (`TensorSpec.byteCount`, left to right):
+        // a zero-element shape such as [3, 2^62, 0] passes the u64 checks above but its running product
+        // overflows Int, which would trap later rather than be refused here.
+        guard TensorEngine.elementCount(of: entry.shape.map { Int($0) }) != nil else {
+            throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "the element count of shape \(entry.shape) overflows \(Int.max) along the way")
+        }
+        // end ≤ fileSize is proved by step 10; until then, keep offsets within Int range.
+        guard entry.end <= UInt64(Int.max) else {
+            throw SafetensorsError(.metadataIncompleteBuffer, file: file, tensor: entry.name, "data_offsets end \(entry.end) lies beyond the file")
+        }
+        return StoredTensor(spec: TensorSpec(name: entry.name, dtype: entry.dtype, shape: entry.shape.map { Int($0) }), begin: Int(entry.begin), end: Int(entry.end))
+    }
+
+    struct RawEntry {
         let name: String
         let dtype: DType
         let shape: [UInt64]

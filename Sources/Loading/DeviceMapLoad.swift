@@ -95,102 +95,132 @@ public struct PreparedDeviceMapLoad: LoadStrategy {
     }
 
     /// Loads, and reports per device: budget, prediction, ledger live and peak, arena statistics, offload.
+    /// A load that fails removes what it wrote to the offload folder.
     public func loadReporting(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> DeviceMapLoadResult {
         phases.begin("accelerator pools")
-        var pools: [Int: AcceleratorPool] = [:]
-        for (index, capacity) in capacities.sorted(by: { $0.key < $1.key }) {
+        let session = try DeviceMapSession(load: self, plan: plan, ledger: ledger)
+        do {
+            for fileIndex in 0..<plan.checkpoint.files.count {
+                phases.begin("load shard \(fileIndex + 1)/\(plan.checkpoint.files.count)")
+                try session.loadShard(fileIndex)
+            }
+            if !plan.missingKeys.isEmpty {
+                phases.begin("materialize missing")
+                try session.materializeMissing()
+            }
+            tie(&session.model, plan)
+            session.offload.addTiedAliases(plan.tiedAliases)
+            if session.offload.folder != nil && !session.offload.index.isEmpty {
+                phases.begin("write offload index")
+                try session.offload.writeIndex()
+            }
+        } catch {
+            phases.end()
+            session.offload.removeWritten()
+            throw error
+        }
+        phases.end()
+        session.staging = nil
+        let report = DevicePlacementReport(
+            placement: placement, prediction: prediction, ledger: ledger, pools: session.pools.values.sorted { $0.index < $1.index },
+            offload: session.offload.summary)
+        return DeviceMapLoadResult(model: LoadedModel(tensors: session.model), report: report)
+    }
+}
+
+/// One device-map load under way: the accelerator pools, the model as it fills, the offload writer and the
+/// staging buffer.
+final class DeviceMapSession {
+    let plan: LoadPlan
+    let ledger: MemoryLedger
+    var pools: [Int: AcceleratorPool] = [:]
+    /// The meta skeleton, in model order; each parameter replaced when it is loaded.
+    var model = OrderedDictionary<String, Tensor>()
+    var offload: OffloadWriter
+    var staging: TensorStorage?
+    let routes: [String: Device]
+    let offloadRoutes: [String: DeviceMapPrediction.Offload]
+
+    init(load: PreparedDeviceMapLoad, plan: LoadPlan, ledger: MemoryLedger) throws {
+        self.plan = plan
+        self.ledger = ledger
+        for (index, capacity) in load.capacities.sorted(by: { $0.key < $1.key }) {
             guard let allocator = HostAllocator.makeArena(), let arena = allocator.arena else {
                 throw LoadError(.arenaUnavailable, source: "device map", "jemalloc did not create an arena for accelerator \(index) (arenas.create failed)")
             }
             pools[index] = AcceleratorPool(index: index, allocator: allocator, arena: arena, capacityBytes: capacity)
             ledger.setBudget(capacity, for: .accelerator(index))
         }
-        let routes = Dictionary(prediction.devices.map { ($0.name, $0.device) }, uniquingKeysWith: { first, _ in first })
-        let offloadRoutes = Dictionary(prediction.offloads.map { ($0.name, $0.offload) }, uniquingKeysWith: { first, _ in first })
-        var offload = OffloadWriter(folder: offloadFolder)
-        if prediction.needsOffloadFolder || (offloadFolder != nil && !prediction.offloads.isEmpty) { try offload.createFolder() }
-
-        // The meta skeleton, in model order; each parameter replaced when it is loaded.
-        var model = OrderedDictionary<String, Tensor>()
+        let prediction = load.prediction
+        routes = Dictionary(prediction.devices.map { ($0.name, $0.device) }, uniquingKeysWith: { first, _ in first })
+        offloadRoutes = Dictionary(prediction.offloads.map { ($0.name, $0.offload) }, uniquingKeysWith: { first, _ in first })
+        offload = OffloadWriter(folder: load.offloadFolder)
+        if prediction.needsOffloadFolder || (load.offloadFolder != nil && !prediction.offloads.isEmpty) { try offload.createFolder() }
         for parameter in plan.parameters { model[parameter.name] = Tensor.meta(dtype: parameter.dtype, shape: parameter.shape) }
-        var staging: TensorStorage? = prediction.stagingBytes > 0
-            ? try TensorStorage.allocate(byteCount: prediction.stagingBytes, device: .cpu, ledger: ledger) : nil
-        let stagingBytes = staging?.mutableBytes ?? UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        staging = prediction.stagingBytes > 0 ? try TensorStorage.allocate(byteCount: prediction.stagingBytes, device: .cpu, ledger: ledger) : nil
+    }
 
-        func device(_ parameter: LoadPlan.Parameter) throws -> Device {
-            guard let device = routes[parameter.name] else {
-                throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' has no device in the placement")
-            }
-            return device
+    var stagingBytes: UnsafeMutableRawBufferPointer { staging?.mutableBytes ?? UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+
+    func device(_ parameter: LoadPlan.Parameter) throws -> Device {
+        guard let device = routes[parameter.name] else {
+            throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' has no device in the placement")
         }
-        func allocate(_ parameter: LoadPlan.Parameter, on device: Device) throws -> Tensor {
-            if case .accelerator(let index) = device {
-                guard var pool = pools[index] else {
-                    throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' is placed on accelerator \(index), which has no pool")
-                }
-                let tensor = try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, device: device, ledger: ledger, allocator: pool.allocator)
-                pool.allocatedSizeClassBytes += pool.allocator.usableSize(tensor.byteCount)
-                pools[index] = pool
-                return tensor
-            }
+        return device
+    }
+
+    func allocate(_ parameter: LoadPlan.Parameter, on device: Device) throws -> Tensor {
+        guard case .accelerator(let index) = device else {
             return try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, device: .cpu, ledger: ledger)
         }
+        guard var pool = pools[index] else {
+            throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' is placed on accelerator \(index), which has no pool")
+        }
+        let tensor = try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, device: device, ledger: ledger, allocator: pool.allocator)
+        pool.allocatedSizeClassBytes += pool.allocator.usableSize(tensor.byteCount)
+        pools[index] = pool
+        return tensor
+    }
 
-        let checkpoint = plan.checkpoint
-        let byFile = Dictionary(grouping: plan.parameters.filter { $0.source != nil }) { $0.source?.fileIndex ?? -1 }
-        for fileIndex in 0..<checkpoint.files.count {
-            phases.begin("load shard \(fileIndex + 1)/\(checkpoint.files.count)")
-            let file = checkpoint.files[fileIndex]
-            let parameters = (byFile[fileIndex] ?? []).sorted { ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0) }
-            for parameter in parameters {
-                guard let stored = parameter.source?.tensor else { continue }
-                let target = try device(parameter)
-                if target == .disk {
-                    if offloadRoutes[parameter.name] == .referenced {
-                        model[parameter.name] = Tensor(dtype: parameter.dtype, shape: parameter.shape, storage: try file.map(stored, device: .disk))
-                        offload.reference(parameter, file: file.path, storedName: stored.name)
-                    } else {
-                        model[parameter.name] = try offload.writeConverted(parameter, stored: stored, from: file, staging: stagingBytes)
-                    }
-                    continue
-                }
-                let tensor = try allocate(parameter, on: target)
-                if stored.dtype == parameter.dtype {
-                    try file.read(stored, into: tensor.storage.mutableBytes)
+    /// Every parameter stored in one shard, in data order (sequential reads): to its device, or to disk.
+    func loadShard(_ fileIndex: Int) throws {
+        let file = plan.checkpoint.files[fileIndex]
+        let parameters = plan.parameters.filter { $0.source?.fileIndex == fileIndex }.sorted { ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0) }
+        for parameter in parameters {
+            guard let stored = parameter.source?.tensor else { continue }
+            let target = try device(parameter)
+            if target == .disk {
+                if offloadRoutes[parameter.name] == .referenced {
+                    model[parameter.name] = Tensor(dtype: parameter.dtype, shape: parameter.shape, storage: try file.map(stored, device: .disk))
+                    offload.reference(parameter, file: file.path, storedName: stored.name)
                 } else {
-                    try SkeletonLoad.streamConvert(stored, from: file, through: stagingBytes, into: tensor)
+                    model[parameter.name] = try offload.writeConverted(parameter, stored: stored, from: file, staging: stagingBytes)
                 }
+                continue
+            }
+            let tensor = try allocate(parameter, on: target)
+            if stored.dtype == parameter.dtype {
+                try file.read(stored, into: tensor.storage.mutableBytes)
+            } else {
+                try SkeletonLoad.streamConvert(stored, from: file, through: stagingBytes, into: tensor)
+            }
+            model[parameter.name] = tensor
+        }
+    }
+
+    /// Missing keys, initialised on their device (written to the offload folder for disk).
+    func materializeMissing() throws {
+        let initializer = ModelInitializer(plan: plan, ledger: ledger)
+        for parameter in plan.parameters where parameter.source == nil {
+            let target = try device(parameter)
+            if target == .disk {
+                model[parameter.name] = try offload.writeInitialized(parameter, plan: plan, staging: stagingBytes)
+            } else {
+                let tensor = try allocate(parameter, on: target)
+                try initializer.initialize(parameter, into: tensor)
                 model[parameter.name] = tensor
             }
         }
-        if !plan.missingKeys.isEmpty {
-            phases.begin("materialize missing")
-            let initializer = ModelInitializer(plan: plan, ledger: ledger)
-            for parameter in plan.parameters where parameter.source == nil {
-                let target = try device(parameter)
-                if target == .disk {
-                    model[parameter.name] = try offload.writeInitialized(parameter, plan: plan, staging: stagingBytes)
-                } else {
-                    let tensor = try allocate(parameter, on: target)
-                    try initializer.initialize(parameter, into: tensor)
-                    model[parameter.name] = tensor
-                }
-            }
-        }
-        tie(&model, plan)
-        offload.addTiedAliases(plan.tiedAliases)
-        if offload.folder != nil && !offload.index.isEmpty {
-            phases.begin("write offload index")
-            try offload.writeIndex()
-        }
-        phases.end()
-        withExtendedLifetime(staging) {}
-        staging = nil
-
-        let report = DevicePlacementReport(
-            placement: placement, prediction: prediction, ledger: ledger, pools: pools.values.sorted { $0.index < $1.index },
-            offload: offload.summary)
-        return DeviceMapLoadResult(model: LoadedModel(tensors: model), report: report)
     }
 }
 
@@ -334,6 +364,12 @@ struct OffloadWriter {
     func writeIndex() throws {
         guard let folder else { return }
         try AtomicFile.write(indexBytes, to: (folder.hasSuffix("/") ? folder : folder + "/") + "index.json", sync: false)
+    }
+
+    /// Removes every `.dat` this writer wrote (a failed load leaves nothing in the offload folder).
+    func removeWritten() {
+        guard let folder else { return }
+        for file in writtenFiles { try? FileManager.default.removeItem(atPath: (folder.hasSuffix("/") ? folder : folder + "/") + file.name) }
     }
 
     var summary: OffloadSummary {

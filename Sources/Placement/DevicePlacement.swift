@@ -109,105 +109,98 @@ public struct PlacementRequest: Sendable, Equatable {
     /// Places `architecture`'s modules at `dtype`. `parameterDTypes` overrides the dtype of individual
     /// parameters (integer tensors of a checkpoint-derived architecture keep theirs).
     public func place(architecture: ModelArchitecture, dtype: DType, parameterDTypes: [String: DType] = [:]) throws(PlacementError) -> DevicePlacement {
-        if let acceleratorMemory, let maxMemory {
-            for index in maxMemory.acceleratorIndices where acceleratorMemory[.accelerator(index)] == nil {
-                throw PlacementError(
-                    .unknownDevice, source: "--max-memory", location: String(index),
-                    "accelerator \(index) does not exist; --accelerator-memory defines \(acceleratorMemory.acceleratorIndices.map(String.init).joined(separator: ", "))")
-            }
-        }
-        let root = architecture.root
-        let aliases = Dictionary(architecture.tiedAliases.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
-        let sizes = ModuleSizes(root: root, dtype: dtype, tiedAliases: aliases) { tensor in
-            parameterDTypes[tensor.name] ?? tensor.fixedDType ?? dtype
-        }
+        try checkAcceleratorKeys()
+        let model = PlacedModel(architecture: architecture, dtype: dtype, parameterDTypes: parameterDTypes)
         let noSplit = self.noSplit ?? architecture.noSplitClasses
-        let tiedGroups = TiedParameters.groups(root: root, tiedAliases: aliases)
-        let tree = TreeIndex(root)
-
-        var map: OrderedDictionary<String, Device>
-        var placementBudgets: [(device: Device, bytes: Double)]?
         var warnings: [String] = []
+        let map: OrderedDictionary<String, Device>
+        var placementBudgets: [(device: Device, bytes: Double)]?
         switch deviceMap {
         case .mode(let mode):
-            let userSet = maxMemory != nil
-            var budgets: [(device: Device, bytes: Double)]
-            if let maxMemory {
-                budgets = maxMemory.entries.map { ($0.device, Double($0.bytes)) }
-            } else {
-                budgets = (acceleratorMemory?.entries ?? []).map { ($0.device, Double($0.bytes)) }
-                budgets.append((.cpu, Double(hostAvailableBytes ?? Self.unlimited)))
-            }
-            if mode != .sequential {
-                budgets = AutoDeviceMap.balanced(budgets, userSet: userSet, sizes: sizes, noSplit: noSplit, classOf: tree.className)
-            }
+            let budgets = automaticBudgets(mode: mode, model: model, noSplit: noSplit)
             placementBudgets = budgets
-            let raw = AutoDeviceMap.infer(root: root, sizes: sizes, budgets: budgets, noSplit: Set(noSplit), tiedGroups: tiedGroups)
-            map = OrderedDictionary(uniqueKeysWithValues: raw.sorted { tree.rank($0.key) < tree.rank($1.key) }.map { ($0.key, $0.value) })
+            let raw = AutoDeviceMap.infer(root: model.root, sizes: model.sizes, budgets: budgets, noSplit: Set(noSplit), tiedGroups: model.tiedGroups)
+            map = OrderedDictionary(uniqueKeysWithValues: raw.sorted { model.tree.rank($0.key) < model.tree.rank($1.key) }.map { ($0.key, $0.value) })
         case .user(let user):
-            let known = Set(acceleratorIndices)
-            for (key, device) in user.entries {
-                if case .accelerator(let index) = device, !known.contains(index) {
-                    let defined = known.isEmpty
-                        ? "this run defines no accelerator (give --accelerator-memory or --max-memory with accelerator indices)"
-                        : "the accelerators are \(known.sorted().map(String.init).joined(separator: ", "))"
-                    throw PlacementError(.unknownDevice, source: user.source, location: key.isEmpty ? "\"\"" : key, "accelerator \(index) does not exist; \(defined)")
-                }
-            }
-            let stateDict = root.allParameters.map(\.name) + root.allBuffers.filter(\.persistent).map(\.name)
-            let unmapped = stateDict.filter { user.key(for: $0) == nil }
-            if !unmapped.isEmpty {
-                throw PlacementError(
-                    .unmappedParameters, source: user.source,
-                    "the map gives no device for \(unmapped.count) parameter\(unmapped.count == 1 ? "" : "s"): \(unmapped.joined(separator: ", "))")
-            }
-            let unknownKeys = user.entries.keys.filter { !$0.isEmpty && !tree.contains($0) }
-            if !unknownKeys.isEmpty {
-                warnings.append("\(user.source): keys matching no module of the model: \(unknownKeys.joined(separator: ", "))")
-            }
+            warnings += try check(user, model: model)
             map = user.entries
         }
+        let (tensorDevices, deviceWarnings) = model.tensorDevices(map)
+        warnings += deviceWarnings
+        return DevicePlacement(
+            mode: deviceMap.name, dtype: dtype, deviceMap: map, maxMemory: maxMemory, placementBudgets: placementBudgets,
+            noSplitClasses: noSplit, sizes: model.sizes, tensorDevices: tensorDevices, tiedGroups: model.tiedGroups,
+            devices: shares(map: map, tensorDevices: tensorDevices, placementBudgets: placementBudgets, model: model), warnings: warnings)
+    }
 
-        // Every tensor's device, by the longest key naming it or a parent module.
-        let resolver = UserDeviceMap(map, source: "placement")
-        var tensorDevices = OrderedDictionary<String, Device>()
-        var unplacedBuffers: [String] = []
-        for tensor in root.allParameters {
-            if let device = resolver.device(for: tensor.name) { tensorDevices[tensor.name] = device }
+    /// `--max-memory` may name only accelerators `--accelerator-memory` defines.
+    func checkAcceleratorKeys() throws(PlacementError) {
+        guard let acceleratorMemory, let maxMemory else { return }
+        for index in maxMemory.acceleratorIndices where acceleratorMemory[.accelerator(index)] == nil {
+            throw PlacementError(
+                .unknownDevice, source: "--max-memory", location: String(index),
+                "accelerator \(index) does not exist; --accelerator-memory defines \(acceleratorMemory.acceleratorIndices.map(String.init).joined(separator: ", "))")
         }
-        for buffer in root.allBuffers {
-            if let device = resolver.device(for: buffer.name) { tensorDevices[buffer.name] = device } else { unplacedBuffers.append(buffer.name) }
+    }
+
+    /// The budgets `auto`, `balanced` and `sequential` place with: the user's, else each accelerator's size and
+    /// the host's available memory for cpu; balanced as accelerate balances them except for `sequential`.
+    func automaticBudgets(mode: DeviceMapMode, model: PlacedModel, noSplit: [String]) -> [(device: Device, bytes: Double)] {
+        var budgets: [(device: Device, bytes: Double)]
+        if let maxMemory {
+            budgets = maxMemory.entries.map { ($0.device, Double($0.bytes)) }
+        } else {
+            budgets = (acceleratorMemory?.entries ?? []).map { ($0.device, Double($0.bytes)) }
+            budgets.append((.cpu, Double(hostAvailableBytes ?? Self.unlimited)))
         }
-        for group in tiedGroups {
-            let devices = Set(group.compactMap { tensorDevices[$0] })
-            if devices.count > 1 {
-                warnings.append(
-                    "tied parameters are on different devices: "
-                        + group.map { "\($0) on \(tensorDevices[$0].map(String.init(describing:)) ?? "none")" }.joined(separator: ", ")
-                        + "; they share one weight, which is loaded where \(group.first { !TiedParameters.duplicateNames(root: root, tiedAliases: aliases).contains($0) } ?? group[0]) goes")
+        guard mode != .sequential else { return budgets }
+        return AutoDeviceMap.balanced(budgets, userSet: maxMemory != nil, sizes: model.sizes, noSplit: noSplit, classOf: model.tree.className)
+    }
+
+    /// A user map must use existing accelerators and give every state-dict tensor a device; keys that match
+    /// no module are warned about.
+    func check(_ user: UserDeviceMap, model: PlacedModel) throws(PlacementError) -> [String] {
+        let known = Set(acceleratorIndices)
+        for (key, device) in user.entries {
+            if case .accelerator(let index) = device, !known.contains(index) {
+                let defined = known.isEmpty
+                    ? "this run defines no accelerator (give --accelerator-memory or --max-memory with accelerator indices)"
+                    : "the accelerators are \(known.sorted().map(String.init).joined(separator: ", "))"
+                throw PlacementError(.unknownDevice, source: user.source, location: key.isEmpty ? "\"\"" : key, "accelerator \(index) does not exist; \(defined)")
             }
         }
-        if !unplacedBuffers.isEmpty {
-            warnings.append("buffers without a device (not counted): \(unplacedBuffers.joined(separator: ", "))")
+        let stateDict = model.root.allParameters.map(\.name) + model.root.allBuffers.filter(\.persistent).map(\.name)
+        let unmapped = stateDict.filter { user.key(for: $0) == nil }
+        if !unmapped.isEmpty {
+            throw PlacementError(
+                .unmappedParameters, source: user.source,
+                "the map gives no device for \(unmapped.count) parameter\(unmapped.count == 1 ? "" : "s"): \(unmapped.joined(separator: ", "))")
         }
+        let unknownKeys = user.entries.keys.filter { !$0.isEmpty && !model.tree.contains($0) }
+        return unknownKeys.isEmpty ? [] : ["\(user.source): keys matching no module of the model: \(unknownKeys.joined(separator: ", "))"]
+    }
 
-        // Bytes per device, accelerate's sizes.
+    /// Bytes per device, accelerate's sizes, for every device the map, the budgets or the user name.
+    func shares(
+        map: OrderedDictionary<String, Device>, tensorDevices: OrderedDictionary<String, Device>, placementBudgets: [(device: Device, bytes: Double)]?,
+        model: PlacedModel
+    ) -> [DeviceShare] {
         var parameterBytes: [Device: Int] = [:]
         var bufferBytes: [Device: Int] = [:]
-        let bufferNames = Set(root.allBuffers.map(\.name))
-        for name in sizes.countedTensors {
+        let bufferNames = Set(model.root.allBuffers.map(\.name))
+        for name in model.sizes.countedTensors {
             guard let device = tensorDevices[name] else { continue }
             if bufferNames.contains(name) {
-                bufferBytes[device, default: 0] += sizes[name]
+                bufferBytes[device, default: 0] += model.sizes[name]
             } else {
-                parameterBytes[device, default: 0] += sizes[name]
+                parameterBytes[device, default: 0] += model.sizes[name]
             }
         }
         var deviceSet = Set(map.values).union(parameterBytes.keys).union(bufferBytes.keys)
         deviceSet.formUnion((placementBudgets ?? []).map(\.device))
         deviceSet.formUnion(maxMemory?.devices ?? [])
         let capacities = acceleratorCapacities
-        let shares = deviceSet.sorted().map { device -> DeviceShare in
+        return deviceSet.sorted().map { device -> DeviceShare in
             var capacity: Int?
             if case .accelerator(let index) = device { capacity = capacities[index] }
             // The stand-in for "no limit" (no budget and no host figure) is shown as none.
@@ -216,9 +209,6 @@ public struct PlacementRequest: Sendable, Equatable {
                 device: device, budgetBytes: maxMemory?[device], placementBudgetBytes: device == .disk ? nil : placementBudget,
                 capacityBytes: capacity, parameterBytes: parameterBytes[device] ?? 0, bufferBytes: bufferBytes[device] ?? 0)
         }
-        return DevicePlacement(
-            mode: deviceMap.name, dtype: dtype, deviceMap: map, maxMemory: maxMemory, placementBudgets: placementBudgets,
-            noSplitClasses: noSplit, sizes: sizes, tensorDevices: tensorDevices, tiedGroups: tiedGroups, devices: shares, warnings: warnings)
     }
 
     /// The cpu budget standing for "no limit" (far above any machine, far below 2^53).
@@ -341,4 +331,47 @@ struct TreeIndex {
 
     /// Position in module order (a module before its parameters, children and buffers).
     func rank(_ name: String) -> Int { positions[name] ?? Int.max }
+}
+
+/// The model as placement sees it: its module tree, accelerate's sizes of every tensor, tied groups.
+struct PlacedModel {
+    let root: ModuleNode
+    let aliases: [String: String]
+    let sizes: ModuleSizes
+    let tiedGroups: [[String]]
+    let tree: TreeIndex
+
+    init(architecture: ModelArchitecture, dtype: DType, parameterDTypes: [String: DType]) {
+        root = architecture.root
+        aliases = Dictionary(architecture.tiedAliases.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        sizes = ModuleSizes(root: root, dtype: dtype, tiedAliases: aliases) { tensor in parameterDTypes[tensor.name] ?? tensor.fixedDType ?? dtype }
+        tiedGroups = TiedParameters.groups(root: root, tiedAliases: aliases)
+        tree = TreeIndex(root)
+    }
+
+    /// Every tensor's device, by the longest key naming it or a parent module; and warnings for tied weights
+    /// split across devices and buffers left without one.
+    func tensorDevices(_ map: OrderedDictionary<String, Device>) -> (OrderedDictionary<String, Device>, [String]) {
+        let resolver = UserDeviceMap(map, source: "placement")
+        var devices = OrderedDictionary<String, Device>()
+        var unplacedBuffers: [String] = []
+        var warnings: [String] = []
+        for tensor in root.allParameters {
+            if let device = resolver.device(for: tensor.name) { devices[tensor.name] = device }
+        }
+        for buffer in root.allBuffers {
+            if let device = resolver.device(for: buffer.name) { devices[buffer.name] = device } else { unplacedBuffers.append(buffer.name) }
+        }
+        for group in tiedGroups where Set(group.compactMap { devices[$0] }).count > 1 {
+            let loaded = group.first { !TiedParameters.duplicateNames(root: root, tiedAliases: aliases).contains($0) } ?? group[0]
+            warnings.append(
+                "tied parameters are on different devices: "
+                    + group.map { "\($0) on \(devices[$0].map(String.init(describing:)) ?? "none")" }.joined(separator: ", ")
+                    + "; they share one weight, which is loaded where \(loaded) goes")
+        }
+        if !unplacedBuffers.isEmpty {
+            warnings.append("buffers without a device (not counted): \(unplacedBuffers.joined(separator: ", "))")
+        }
+        return (devices, warnings)
+    }
 }
