@@ -61,7 +61,7 @@ public final class Checkpoint: Sendable {
                 (index, fileNames, files) = try Checkpoint.openSharded(folder: path, indexPath: indexPath)
                 format = .sharded
             } else {
-                throw CheckpointError(.noCheckpoint, path: path, "the folder holds neither \(ShardIndex.fileName) nor model.safetensors")
+                throw CheckpointError(.noCheckpoint, source: path, "the folder holds neither \(ShardIndex.fileName) nor model.safetensors")
             }
         } else if path.hasSuffix(".index.json") {
             folder = AtomicFile.folder(of: path).isEmpty ? "." : AtomicFile.folder(of: path)
@@ -78,7 +78,7 @@ public final class Checkpoint: Sendable {
         for file in files {
             if let format = file.header.metadata?["format"], !Checkpoint.acceptedFormats.contains(format) {
                 throw CheckpointError(
-                    .unsupportedFormat, path: file.path,
+                    .unsupportedFormat, source: file.path,
                     "__metadata__.format is '\(format)'; transformers loads only \(Checkpoint.acceptedFormats.sorted().joined(separator: ", "))")
             }
         }
@@ -89,7 +89,7 @@ public final class Checkpoint: Sendable {
                 if let index {
                     guard index.weightMap[tensor.name] == fileNames[fileIndex] else {
                         let mapped = index.weightMap[tensor.name].map { "maps it to \($0)" } ?? "does not list it"
-                        throw CheckpointError(.tensorNotInIndex, path: file.path, tensor: tensor.name, "the shard holds this tensor but the index \(mapped)")
+                        throw CheckpointError(.tensorNotInIndex, source: file.path, location: tensor.name, "the shard holds this tensor but the index \(mapped)")
                     }
                 }
                 tensors[tensor.name] = Location(fileIndex: fileIndex, tensor: tensor)
@@ -97,7 +97,7 @@ public final class Checkpoint: Sendable {
         }
         if let index {
             for (name, file) in index.weightMap where tensors[name] == nil {
-                throw CheckpointError(.tensorNotInShard, path: Checkpoint.join(folder, file), tensor: name, "the index maps this tensor to \(file), which does not hold it")
+                throw CheckpointError(.tensorNotInShard, source: Checkpoint.join(folder, file), location: name, "the index maps this tensor to \(file), which does not hold it")
             }
             let dataBytes = tensors.values.reduce(0) { $0 + $1.tensor.byteCount }
             if let declared = index.totalSize, declared != dataBytes {
@@ -121,14 +121,14 @@ public final class Checkpoint: Sendable {
             let shardPath = join(folder, name)
             let components = name.split(separator: "/", omittingEmptySubsequences: false)
             if name.hasPrefix("/") || components.contains("..") || name.isEmpty {
-                throw CheckpointError(.shardOutsideFolder, path: indexPath, "shard name '\(name)' is absolute, empty or contains '..'")
+                throw CheckpointError(.shardOutsideFolder, source: indexPath, "shard name '\(name)' is absolute, empty or contains '..'")
             }
             guard FileManager.default.fileExists(atPath: shardPath) else {
                 let tensor = index.weightMap.first { $0.value == name }?.key
-                throw CheckpointError(.missingShard, path: indexPath, tensor: tensor, "shard file '\(name)' does not exist")
+                throw CheckpointError(.missingShard, source: indexPath, location: tensor, "shard file '\(name)' does not exist")
             }
             if let real = realPath(shardPath), !real.hasPrefix(folderReal.hasSuffix("/") ? folderReal : folderReal + "/") {
-                throw CheckpointError(.shardOutsideFolder, path: indexPath, "shard '\(name)' resolves to \(real), outside \(folderReal)")
+                throw CheckpointError(.shardOutsideFolder, source: indexPath, "shard '\(name)' resolves to \(real), outside \(folderReal)")
             }
             files.append(try SafetensorsFile(path: shardPath))
         }

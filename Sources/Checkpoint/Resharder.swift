@@ -67,10 +67,10 @@ public struct Resharder {
         do {
             document = try JSONParser().parse(bytes)
         } catch {
-            throw CheckpointError(.invalidIndex, path: path, "config.json is not valid JSON: \(error)")
+            throw CheckpointError(.invalidIndex, source: path, "config.json is not valid JSON: \(error)")
         }
         guard case .object(var object) = document else {
-            throw CheckpointError(.invalidIndex, path: path, "config.json is \(document.typeName), not an object")
+            throw CheckpointError(.invalidIndex, source: path, "config.json is \(document.typeName), not an object")
         }
         setDType(&object, to: dtype)
         return JSONWriter.pythonSorted.bytes(.object(object)) + [0x0A]

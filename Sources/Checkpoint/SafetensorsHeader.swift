@@ -43,17 +43,17 @@ public struct SafetensorsHeader: Sendable, Equatable {
     /// Steps 1–3: validates the 8-byte prefix against the file size and returns N.
     public static func headerByteCount(prefix: some Collection<UInt8>, fileSize: Int, file: String) throws(SafetensorsError) -> Int {
         guard prefix.count >= 8, fileSize >= 8 else {
-            throw SafetensorsError(.headerTooSmall, file: file, "the file has \(fileSize) bytes, fewer than the 8-byte header length")
+            throw SafetensorsError(.headerTooSmall, source: file, "the file has \(fileSize) bytes, fewer than the 8-byte header length")
         }
         var n: UInt64 = 0
         for (i, byte) in prefix.prefix(8).enumerated() { n |= UInt64(byte) << (8 * UInt64(i)) }
         guard n <= UInt64(maxHeaderByteCount) else {
-            throw SafetensorsError(.headerTooLarge, file: file, "header length \(n) exceeds the limit of \(maxHeaderByteCount) bytes")
+            throw SafetensorsError(.headerTooLarge, source: file, "header length \(n) exceeds the limit of \(maxHeaderByteCount) bytes")
         }
         let headerEnd = 8 + Int(n)  // cannot overflow: n ≤ 10^8
         guard headerEnd <= fileSize else {
             throw SafetensorsError(
-                .invalidHeaderLength, file: file,
+                .invalidHeaderLength, source: file,
                 "header length \(n) runs past the end of the file (8 + \(n) > \(fileSize) bytes)")
         }
         return Int(n)
@@ -66,14 +66,14 @@ public struct SafetensorsHeader: Sendable, Equatable {
         // 10. The buffer must end exactly at the end of the file.
         let available = fileSize - 8 - headerBytes.count
         guard available >= 0 else {
-            throw SafetensorsError(.invalidHeaderLength, file: file, "8 + \(headerBytes.count) header bytes exceed the file's \(fileSize)")
+            throw SafetensorsError(.invalidHeaderLength, source: file, "8 + \(headerBytes.count) header bytes exceed the file's \(fileSize)")
         }
         guard end == UInt64(available) else {
             let detail =
                 end > UInt64(available)
                 ? "the tensors need \(end) data bytes but the file holds \(available)"
                 : "\(UInt64(available) - end) bytes follow the last tensor (trailing data is not allowed)"
-            throw SafetensorsError(.metadataIncompleteBuffer, file: file, detail)
+            throw SafetensorsError(.metadataIncompleteBuffer, source: file, detail)
         }
         return SafetensorsHeader(headerByteCount: headerBytes.count, metadata: metadata, tensors: tensors)
     }
@@ -81,19 +81,19 @@ public struct SafetensorsHeader: Sendable, Equatable {
     /// Steps 4–5: UTF-8, then strict JSON of the required shape: the metadata and the tensor entries.
     static func parseDocument(_ headerBytes: [UInt8], file: String) throws(SafetensorsError) -> (OrderedDictionary<String, String>?, [RawEntry]) {
         guard String(validating: headerBytes, as: UTF8.self) != nil else {
-            throw SafetensorsError(.invalidHeader, file: file, "the header is not valid UTF-8")
+            throw SafetensorsError(.invalidHeader, source: file, "the header is not valid UTF-8")
         }
         let document: JSONValue
         do {
             document = try JSONParser().parse(headerBytes)
         } catch {
             if error.rule == .duplicateKey, error.depth == 1, let key = error.key, key != "__metadata__" {
-                throw SafetensorsError(.duplicateTensorName, file: file, tensor: key, "the name appears twice in the header")
+                throw SafetensorsError(.duplicateTensorName, source: file, location: key, "the name appears twice in the header")
             }
-            throw SafetensorsError(.invalidHeaderDeserialization, file: file, "header JSON: \(error)")
+            throw SafetensorsError(.invalidHeaderDeserialization, source: file, "header JSON: \(error)")
         }
         guard case .object(let object) = document else {
-            throw SafetensorsError(.invalidHeaderDeserialization, file: file, "the header is \(document.typeName), not an object")
+            throw SafetensorsError(.invalidHeaderDeserialization, source: file, "the header is \(document.typeName), not an object")
         }
         var metadata: OrderedDictionary<String, String>?
         var raw: [RawEntry] = []
@@ -123,7 +123,7 @@ public struct SafetensorsHeader: Sendable, Equatable {
                     : entry.begin < expectedBegin
                         ? "data_offsets [\(entry.begin), \(entry.end)] overlap the previous tensor, which ends at \(expectedBegin)"
                         : "data_offsets [\(entry.begin), \(entry.end)] leave a gap after byte \(expectedBegin)"
-                throw SafetensorsError(.invalidOffset, file: file, tensor: entry.name, why)
+                throw SafetensorsError(.invalidOffset, source: file, location: entry.name, why)
             }
             expectedBegin = entry.end
             tensors.append(try validateSize(entry, file: file))
@@ -137,36 +137,36 @@ public struct SafetensorsHeader: Sendable, Equatable {
         for dim in entry.shape {
             let (product, overflow) = elements.multipliedReportingOverflow(by: dim)
             guard !overflow else {
-                throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "the element count of shape \(entry.shape) overflows 64 bits")
+                throw SafetensorsError(.validationOverflow, source: file, location: entry.name, "the element count of shape \(entry.shape) overflows 64 bits")
             }
             elements = product
         }
         let (bits, bitOverflow) = elements.multipliedReportingOverflow(by: UInt64(entry.dtype.bitWidth))
         guard !bitOverflow else {
-            throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "\(elements) elements of \(entry.dtype) overflow 64 bits")
+            throw SafetensorsError(.validationOverflow, source: file, location: entry.name, "\(elements) elements of \(entry.dtype) overflow 64 bits")
         }
         guard bits % 8 == 0 else {
-            throw SafetensorsError(.misalignedSlice, file: file, tensor: entry.name, "\(elements) elements of \(entry.dtype) are \(bits) bits, not whole bytes")
+            throw SafetensorsError(.misalignedSlice, source: file, location: entry.name, "\(elements) elements of \(entry.dtype) are \(bits) bits, not whole bytes")
         }
         guard entry.end - entry.begin == bits / 8 else {
             throw SafetensorsError(
-                .tensorInvalidInfo, file: file, tensor: entry.name,
+                .tensorInvalidInfo, source: file, location: entry.name,
                 "data_offsets cover \(entry.end - entry.begin) bytes but shape \(entry.shape) of \(entry.dtype) needs \(bits / 8)")
         }
         // This reader keeps dimensions as Int; a dimension beyond Int.max can only pass the checks above
         // beside a zero dimension, and no real checkpoint has one.
         guard entry.shape.allSatisfy({ $0 <= UInt64(Int.max) }) else {
-            throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "a dimension of \(entry.shape) exceeds \(Int.max)")
+            throw SafetensorsError(.validationOverflow, source: file, location: entry.name, "a dimension of \(entry.shape) exceeds \(Int.max)")
         }
         // Likewise the element count is computed in Int downstream (`TensorSpec.byteCount`, left to right):
         // a zero-element shape such as [3, 2^62, 0] passes the u64 checks above but its running product
         // overflows Int, which would trap later rather than be refused here.
         guard TensorEngine.elementCount(of: entry.shape.map { Int($0) }) != nil else {
-            throw SafetensorsError(.validationOverflow, file: file, tensor: entry.name, "the element count of shape \(entry.shape) overflows \(Int.max) along the way")
+            throw SafetensorsError(.validationOverflow, source: file, location: entry.name, "the element count of shape \(entry.shape) overflows \(Int.max) along the way")
         }
         // end ≤ fileSize is proved by step 10; until then, keep offsets within Int range.
         guard entry.end <= UInt64(Int.max) else {
-            throw SafetensorsError(.metadataIncompleteBuffer, file: file, tensor: entry.name, "data_offsets end \(entry.end) lies beyond the file")
+            throw SafetensorsError(.metadataIncompleteBuffer, source: file, location: entry.name, "data_offsets end \(entry.end) lies beyond the file")
         }
         return StoredTensor(spec: TensorSpec(name: entry.name, dtype: entry.dtype, shape: entry.shape.map { Int($0) }), begin: Int(entry.begin), end: Int(entry.end))
     }
@@ -180,7 +180,7 @@ public struct SafetensorsHeader: Sendable, Equatable {
     }
 
     private static func deserialization(_ file: String, _ name: String?, _ detail: String) -> SafetensorsError {
-        SafetensorsError(.invalidHeaderDeserialization, file: file, tensor: name, detail)
+        SafetensorsError(.invalidHeaderDeserialization, source: file, location: name, detail)
     }
 
     private static func parseMetadata(_ value: JSONValue, file: String) throws(SafetensorsError) -> OrderedDictionary<String, String>? {

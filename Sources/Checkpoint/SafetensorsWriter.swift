@@ -24,10 +24,10 @@ public struct SafetensorsLayout: Sendable, Equatable {
         var seen = Set<String>()
         for spec in specs {
             if spec.name == "__metadata__" {
-                throw SafetensorsError(.reservedTensorName, file: file, tensor: spec.name, "'__metadata__' is reserved for the metadata map")
+                throw SafetensorsError(.reservedTensorName, source: file, location: spec.name, "'__metadata__' is reserved for the metadata map")
             }
             guard seen.insert(spec.name).inserted else {
-                throw SafetensorsError(.duplicateTensorName, file: file, tensor: spec.name, "two tensors with this name were given to the writer")
+                throw SafetensorsError(.duplicateTensorName, source: file, location: spec.name, "two tensors with this name were given to the writer")
             }
         }
         let ordered = specs.sorted { a, b in

@@ -30,7 +30,7 @@ public struct ShardIndex: Sendable, Equatable {
 
     /// Parses an index file's bytes; `path` names it in errors.
     public static func parse(_ bytes: [UInt8], path: String) throws(CheckpointError) -> ShardIndex {
-        func invalid(_ detail: String) -> CheckpointError { CheckpointError(.invalidIndex, path: path, detail) }
+        func invalid(_ detail: String) -> CheckpointError { CheckpointError(.invalidIndex, source: path, detail) }
         let document: JSONValue
         do {
             document = try JSONParser().parse(bytes)
@@ -43,7 +43,7 @@ public struct ShardIndex: Sendable, Equatable {
         var weightMap = OrderedDictionary<String, String>()
         for (name, file) in map {
             guard case .string(let fileName) = file else {
-                throw CheckpointError(.invalidIndex, path: path, tensor: name, "weight_map value is \(file.typeName), not a file name")
+                throw CheckpointError(.invalidIndex, source: path, location: name, "weight_map value is \(file.typeName), not a file name")
             }
             weightMap[name] = fileName
         }

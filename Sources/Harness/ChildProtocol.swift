@@ -34,16 +34,16 @@ public struct ChildRequest: Codable, Sendable, Equatable {
         case floor
     }
 
-    public var protocolVersion: Int
+    public var protocolVersion = ChildProtocol.version
     public var task: Task
     /// The checkpoint folder (or file).
     public var checkpoint: String
     /// The shard files, in order.
-    public var files: [String]
-    public var strategy: StrategyName
+    public var files: [String] = []
+    public var strategy: StrategyName = .lowMemory
     /// The target dtype; nil: `auto` (the config's, else the first floating tensor's).
     public var dtype: DType?
-    public var sampleIntervalMilliseconds: Double
+    public var sampleIntervalMilliseconds: Double = 1
     /// The ledger's cap on live RAM bytes; past it the load ends as `oom`.
     public var ledgerBudgetBytes: Int?
     /// device-map runs: where the model goes (accelerate's `device_map` / `max_memory` vocabulary).
@@ -51,25 +51,7 @@ public struct ChildRequest: Codable, Sendable, Equatable {
     /// device-map runs: where disk-placed weights are written.
     public var offloadFolder: String?
     /// floor: evict the files from the page cache before each pass.
-    public var coldCache: Bool
-
-    public init(
-        task: Task, checkpoint: String, files: [String] = [], strategy: StrategyName = .lowMemory, dtype: DType? = nil,
-        sampleIntervalMilliseconds: Double = 1, ledgerBudgetBytes: Int? = nil, placement: PlacementRequest? = nil, offloadFolder: String? = nil,
-        coldCache: Bool = false
-    ) {
-        self.protocolVersion = ChildProtocol.version
-        self.task = task
-        self.checkpoint = checkpoint
-        self.files = files
-        self.strategy = strategy
-        self.dtype = dtype
-        self.sampleIntervalMilliseconds = sampleIntervalMilliseconds
-        self.ledgerBudgetBytes = ledgerBudgetBytes
-        self.placement = placement
-        self.offloadFolder = offloadFolder
-        self.coldCache = coldCache
-    }
+    public var coldCache = false
 }
 
 /// A command from the parent, one JSON line on the control descriptor: `{"command": "start"}`.

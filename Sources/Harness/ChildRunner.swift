@@ -14,11 +14,6 @@ public struct ChildRunner: Sendable {
         public var stallSeconds: Double
 
         public static let `default` = Limits(wallSeconds: 600, stallSeconds: 60)
-
-        public init(wallSeconds: Double, stallSeconds: Double) {
-            self.wallSeconds = wallSeconds
-            self.stallSeconds = stallSeconds
-        }
     }
 
     /// One child to start.
@@ -32,20 +27,7 @@ public struct ChildRunner: Sendable {
         public var logPath: String
         public var requestPath: String
         /// Removed once the child is reaped (an offload folder, say).
-        public var cleanupPaths: [String]
-
-        public init(
-            request: ChildRequest, executable: String, arguments: [String], environment: [String: String], logPath: String, requestPath: String,
-            cleanupPaths: [String] = []
-        ) {
-            self.request = request
-            self.executable = executable
-            self.arguments = arguments
-            self.environment = environment
-            self.logPath = logPath
-            self.requestPath = requestPath
-            self.cleanupPaths = cleanupPaths
-        }
+        public var cleanupPaths: [String] = []
     }
 
     /// Why the parent ended a child itself.

@@ -64,10 +64,17 @@ public final class ScenarioRunner {
     var runsFolder: String { options.workDirectory + "/runs" }
 
     /// The environment every child gets: fixed and complete, nothing inherited but PATH and HOME.
+    ///
+    /// `SWIFT_BACKTRACE=enable=no`: the Swift runtime's crash handler survives a SIGSEGV or SIGBUS sent with
+    /// `kill` (it prints a backtrace and returns), so a child could take a fatal signal and still report a
+    /// measurement. Without it the default action applies from the first instruction, and after start-up
+    /// ``FatalSignalGuard`` reports the signal before the child dies of it. (To see a backtrace of a crashing
+    /// child, run `bigmodel-bench measure-run` by hand with the request file on standard input.)
     public var childEnvironment: [String: String] {
         let parent = ProcessInfo.processInfo.environment
         return [
             "PATH": parent["PATH"] ?? "/usr/bin:/bin", "HOME": parent["HOME"] ?? "/", "LANG": "C.UTF-8", "MALLOC_CONF": Self.childMallocConf,
+            "SWIFT_BACKTRACE": "enable=no",
         ]
     }
 

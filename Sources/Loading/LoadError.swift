@@ -1,23 +1,23 @@
 import TensorEngine
 
-/// Why a checkpoint cannot be loaded into the model.
-public enum LoadRule: String, FailureRule {
-    /// `--strict` and the checkpoint lacks some of the model's parameters or has extra tensors.
-    case keyMismatch = "KeyMismatch"
-    /// The checkpoint's tensor does not have the model parameter's shape.
-    case shapeMismatch = "ShapeMismatch"
-    /// The checkpoint's tensor is not a floating type the engine converts, but the parameter is floating.
-    case dtypeMismatch = "DTypeMismatch"
-    /// The requested target dtype is not a floating type.
-    case invalidTargetDType = "InvalidTargetDType"
-    /// The checkpoint holds no floating tensor and no config names a dtype, so `auto` has nothing to follow.
-    case noDType = "NoDType"
-    /// The placement leaves a parameter without a device.
-    case unplacedParameter = "UnplacedParameter"
-    /// jemalloc would not create an arena for a simulated accelerator.
-    case arenaUnavailable = "ArenaUnavailable"
-    /// A disk-placed tensor's name cannot be a file name in the offload folder.
-    case unsafeOffloadName = "UnsafeOffloadName"
+/// Why a checkpoint cannot be loaded into the model:
+///
+/// - `KeyMismatch`: `--strict` and the checkpoint lacks some of the model's parameters or has extra tensors;
+/// - `ShapeMismatch`: the checkpoint's tensor does not have the model parameter's shape;
+/// - `DTypeMismatch`: the checkpoint's tensor is not a floating type the engine converts, but the parameter is;
+/// - `InvalidTargetDType`: the requested target dtype is not a floating type;
+/// - `NoDType`: the checkpoint holds no floating tensor and no config names a dtype, so `auto` has nothing to follow;
+/// - `UnplacedParameter`: the placement leaves a parameter without a device;
+/// - `ArenaUnavailable`: jemalloc would not create an arena for a simulated accelerator;
+/// - `UnsafeOffloadName`: a disk-placed tensor's name cannot be a file name in the offload folder.
+public enum LoadRule: FailureRule {
+    case keyMismatch, shapeMismatch, dtypeMismatch, invalidTargetDType, noDType, unplacedParameter, arenaUnavailable, unsafeOffloadName
+
+    /// The case's name, capitalised, as torch spells the word: `DTypeMismatch`.
+    public var ruleName: String? {
+        let name = String(describing: self)
+        return self == .dtypeMismatch ? "DTypeMismatch" : name.prefix(1).uppercased() + name.dropFirst()
+    }
 
     public var category: FailureCategory {
         switch self {

@@ -65,12 +65,14 @@ func readStateDict(_ locations: [Checkpoint.Location], from checkpoint: Checkpoi
     return stateDict
 }
 
-/// A model whose every parameter is allocated and randomly initialised (missing keys included): the first
-/// step of the naive and sharded paths, which build the model before loading anything.
-func initializedModel(_ plan: LoadPlan, ledger: MemoryLedger) throws -> OrderedDictionary<String, Tensor> {
+/// A model whose every parameter is allocated and randomly initialised (missing keys included), tied weights
+/// tied: the first step (phase `init`) of the naive and sharded paths, which build the model before loading.
+func initializedModel(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> OrderedDictionary<String, Tensor> {
+    phases.begin("init")
     let initializer = ModelInitializer(plan: plan, ledger: ledger)
     var tensors = OrderedDictionary<String, Tensor>()
     for parameter in plan.parameters { tensors[parameter.name] = try initializer.materialize(parameter) }
+    tie(&tensors, plan)
     return tensors
 }
 

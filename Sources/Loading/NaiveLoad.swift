@@ -7,14 +7,10 @@ public struct NaiveLoad: LoadStrategy {
     public var name: StrategyName { .naive }
     public var formula: String { "M_t + M_ck" }
 
-    public init() {}
-
     public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.checkpointBytes }
 
     public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
-        phases.begin("init")
-        var model = try initializedModel(plan, ledger: ledger)
-        tie(&model, plan)
+        let model = try initializedModel(plan, ledger: ledger, phases: phases)
         phases.begin("read checkpoint")
         var stateDict = try readStateDict(Array(plan.checkpoint.tensors.values), from: plan.checkpoint, ledger: ledger)
         phases.begin(copyPhaseName(plan))

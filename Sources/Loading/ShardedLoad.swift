@@ -7,14 +7,10 @@ public struct ShardedLoad: LoadStrategy {
     public var name: StrategyName { .sharded }
     public var formula: String { "M_t + S" }
 
-    public init() {}
-
     public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.largestShardBytes }
 
     public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
-        phases.begin("init")
-        var model = try initializedModel(plan, ledger: ledger)
-        tie(&model, plan)
+        let model = try initializedModel(plan, ledger: ledger, phases: phases)
         let checkpoint = plan.checkpoint
         let count = checkpoint.files.count
         for fileIndex in 0..<count {

@@ -1,28 +1,22 @@
 import TensorEngine
 
-/// The rules a device budget, device map or placement request can break.
+/// The rules a device budget, device map or placement request can break:
+///
+/// - `UnknownBudgetKey`: a budget key that is neither an accelerator index, "cpu" nor "disk";
+/// - `InvalidBudget`: a budget value that is not a size;
+/// - `DuplicateDevice`: the same device given twice;
+/// - `InvalidSyntax`: `--max-memory` / `--accelerator-memory` text that is not `KEY=SIZE[,KEY=SIZE…]`;
+/// - `InvalidDeviceMap`: a device-map file that is not a JSON object of module names to devices;
+/// - `UnknownDevice`: a device-map value that is not a device, or an accelerator this run does not have;
+/// - `UnmappedParameters`: a device map that leaves some of the model's parameters without a device;
+/// - `OffloadFolderRequired`: disk placement needs an offload folder (weights must be written) and none was given;
+/// - `InvalidMode`: a `--device-map` value that is neither a mode nor a readable file.
 ///
 /// Category: usage (exit 64) for command-line syntax — the raising site says so — and bad data (65) for files
 /// and scenario JSON, for maps that leave parameters without a device, and for devices that do not exist.
-public enum PlacementRule: String, FailureRule, CaseIterable {
-    /// A budget key that is neither an accelerator index, "cpu" nor "disk".
-    case unknownBudgetKey = "UnknownBudgetKey"
-    /// A budget value that is not a size.
-    case invalidBudget = "InvalidBudget"
-    /// The same device given twice.
-    case duplicateDevice = "DuplicateDevice"
-    /// `--max-memory` / `--accelerator-memory` text that is not `KEY=SIZE[,KEY=SIZE…]`.
-    case invalidSyntax = "InvalidSyntax"
-    /// A device-map file that is not a JSON object of module names to devices.
-    case invalidDeviceMap = "InvalidDeviceMap"
-    /// A device-map value that is not a device, or an accelerator this run does not have.
-    case unknownDevice = "UnknownDevice"
-    /// A device map that leaves some of the model's parameters without a device.
-    case unmappedParameters = "UnmappedParameters"
-    /// Disk placement needs an offload folder (weights must be written) and none was given.
-    case offloadFolderRequired = "OffloadFolderRequired"
-    /// A `--device-map` value that is neither a mode nor a readable file.
-    case invalidMode = "InvalidMode"
+public enum PlacementRule: FailureRule, CaseIterable {
+    case unknownBudgetKey, invalidBudget, duplicateDevice, invalidSyntax, invalidDeviceMap, unknownDevice, unmappedParameters
+    case offloadFolderRequired, invalidMode
 
     public var category: FailureCategory { .badData }
 }

@@ -26,18 +26,8 @@ public struct ProcessMemory: Sendable, Equatable {
     /// `VmSize` of `/proc/<pid>/status`: current virtual memory size, bytes.
     public var vmSizeBytes: Int?
 
-    public init(
-        vmRSSBytes: Int? = nil, rssAnonBytes: Int? = nil, rssFileBytes: Int? = nil, rssShmemBytes: Int? = nil,
-        vmHWMBytes: Int? = nil, vmPeakBytes: Int? = nil, vmSizeBytes: Int? = nil
-    ) {
-        self.vmRSSBytes = vmRSSBytes
-        self.rssAnonBytes = rssAnonBytes
-        self.rssFileBytes = rssFileBytes
-        self.rssShmemBytes = rssShmemBytes
-        self.vmHWMBytes = vmHWMBytes
-        self.vmPeakBytes = vmPeakBytes
-        self.vmSizeBytes = vmSizeBytes
-    }
+    /// No figure read yet (every field nil).
+    public init() {}
 
     /// Parses the text of a `/proc/<pid>/status` file. Never traps: unknown, missing or malformed lines leave
     /// their field nil.
@@ -45,32 +35,23 @@ public struct ProcessMemory: Sendable, Equatable {
         var memory = ProcessMemory()
         var found = 0
         ProcParse.scanFields(in: bytes) { key, rest in
-            // Only "Vm…" and "Rss…" keys matter; the seven fields come in the file's first ~25 lines, so stop
-            // once all are seen.
-            guard key.count >= 5, let first = key.first, first == UInt8(ascii: "V") || first == UInt8(ascii: "R")
+            // Only "Vm…" and "Rss…" keys matter; the fields come in the file's first ~25 lines, so stop once all
+            // are seen.
+            guard key.count >= 5, let first = key.first, first == UInt8(ascii: "V") || first == UInt8(ascii: "R"),
+                let field = fields.first(where: { ProcParse.equals(key, $0.key) })
             else { return true }
-            if ProcParse.equals(key, "VmRSS") {
-                memory.vmRSSBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "RssAnon") {
-                memory.rssAnonBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "RssFile") {
-                memory.rssFileBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "RssShmem") {
-                memory.rssShmemBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "VmHWM") {
-                memory.vmHWMBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "VmPeak") {
-                memory.vmPeakBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "VmSize") {
-                memory.vmSizeBytes = ProcParse.sizeValue(rest)
-            } else {
-                return true
-            }
+            memory[keyPath: field.path] = ProcParse.sizeValue(rest)
             found += 1
-            return found < 7
+            return found < fields.count
         }
         return memory
     }
+
+    /// The `status` keys read, and where each goes.
+    static let fields: [(key: StaticString, path: any WritableKeyPath<ProcessMemory, Int?> & Sendable)] = [
+        ("VmRSS", \.vmRSSBytes), ("RssAnon", \.rssAnonBytes), ("RssFile", \.rssFileBytes), ("RssShmem", \.rssShmemBytes),
+        ("VmHWM", \.vmHWMBytes), ("VmPeak", \.vmPeakBytes), ("VmSize", \.vmSizeBytes),
+    ]
 
     /// Parses status text given as a `String` (tests, saved files).
     public static func parse(status text: String) -> ProcessMemory {

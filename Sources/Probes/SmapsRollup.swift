@@ -18,41 +18,23 @@ public struct SmapsRollup: Sendable, Equatable {
     /// `AnonHugePages` of `smaps_rollup`: anonymous bytes backed by transparent huge pages.
     public var anonHugePagesBytes: Int?
 
-    public init(
-        rssBytes: Int? = nil, pssBytes: Int? = nil, pssAnonBytes: Int? = nil, pssFileBytes: Int? = nil,
-        pssShmemBytes: Int? = nil, anonymousBytes: Int? = nil, anonHugePagesBytes: Int? = nil
-    ) {
-        self.rssBytes = rssBytes
-        self.pssBytes = pssBytes
-        self.pssAnonBytes = pssAnonBytes
-        self.pssFileBytes = pssFileBytes
-        self.pssShmemBytes = pssShmemBytes
-        self.anonymousBytes = anonymousBytes
-        self.anonHugePagesBytes = anonHugePagesBytes
-    }
+    /// No figure read yet (every field nil).
+    public init() {}
 
     /// Parses `smaps_rollup` text; the first line (the address range header) and unknown keys are ignored.
     public static func parse(bytes: UnsafeRawBufferPointer) -> SmapsRollup {
         var rollup = SmapsRollup()
         ProcParse.forEachField(in: bytes) { key, rest in
-            if ProcParse.equals(key, "Rss") {
-                rollup.rssBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "Pss") {
-                rollup.pssBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "Pss_Anon") {
-                rollup.pssAnonBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "Pss_File") {
-                rollup.pssFileBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "Pss_Shmem") {
-                rollup.pssShmemBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "Anonymous") {
-                rollup.anonymousBytes = ProcParse.sizeValue(rest)
-            } else if ProcParse.equals(key, "AnonHugePages") {
-                rollup.anonHugePagesBytes = ProcParse.sizeValue(rest)
-            }
+            if let field = fields.first(where: { ProcParse.equals(key, $0.key) }) { rollup[keyPath: field.path] = ProcParse.sizeValue(rest) }
         }
         return rollup
     }
+
+    /// The `smaps_rollup` keys read, and where each goes.
+    static let fields: [(key: StaticString, path: any WritableKeyPath<SmapsRollup, Int?> & Sendable)] = [
+        ("Rss", \.rssBytes), ("Pss", \.pssBytes), ("Pss_Anon", \.pssAnonBytes), ("Pss_File", \.pssFileBytes), ("Pss_Shmem", \.pssShmemBytes),
+        ("Anonymous", \.anonymousBytes), ("AnonHugePages", \.anonHugePagesBytes),
+    ]
 
     /// Parses `smaps_rollup` text given as a `String`.
     public static func parse(text: String) -> SmapsRollup {

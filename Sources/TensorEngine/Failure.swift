@@ -42,8 +42,12 @@ extension FailureRule {
     public static var locationKind: String? { nil }
 }
 
-extension FailureRule where Self: RawRepresentable, RawValue == String {
-    public var ruleName: String? { rawValue }
+extension FailureRule {
+    /// The case's name, capitalised: `headerTooSmall` → `HeaderTooSmall`.
+    public var ruleName: String? {
+        let name = String(describing: self)
+        return name.prefix(1).uppercased() + name.dropFirst()
+    }
 }
 
 /// The one shape every input-validation error has: the rule broken, where the bad input came from (a file, an

@@ -94,8 +94,8 @@ struct CheckpointFolderTests {
         try writeIndex(folder, [("a", "model-00001-of-00001.safetensors"), ("b", "model-00001-of-00001.safetensors")])
         let error = try checkpointError(folder.path)
         #expect(error.rule == .tensorNotInShard)
-        #expect(error.tensor == "b")
-        #expect(error.path == folder.file("model-00001-of-00001.safetensors"))
+        #expect(error.location == "b")
+        #expect(error.source == folder.file("model-00001-of-00001.safetensors"))
     }
 
     @Test func shardTensorNotInIndex() throws {
@@ -105,7 +105,7 @@ struct CheckpointFolderTests {
         try writeIndex(folder, [("a", "model-00001-of-00001.safetensors")])
         let error = try checkpointError(folder.path)
         #expect(error.rule == .tensorNotInIndex)
-        #expect(error.tensor == "b")
+        #expect(error.location == "b")
     }
 
     @Test func shardTensorMappedToAnotherShard() throws {
@@ -119,8 +119,8 @@ struct CheckpointFolderTests {
         try writeIndex(folder, [("a", "model-00002-of-00002.safetensors"), ("b", "model-00001-of-00002.safetensors")])
         let error = try checkpointError(folder.path)
         #expect(error.rule == .tensorNotInIndex)
-        #expect(error.tensor == "a")
-        #expect(error.path == folder.file("model-00001-of-00002.safetensors"))
+        #expect(error.location == "a")
+        #expect(error.source == folder.file("model-00001-of-00002.safetensors"))
     }
 
     @Test func symlinkEscapingTheFolder() throws {
@@ -133,7 +133,7 @@ struct CheckpointFolderTests {
         try writeIndex(folder, [("a", "model-00001-of-00001.safetensors")])
         let error = try checkpointError(folder.path)
         #expect(error.rule == .shardOutsideFolder)
-        #expect(error.path == folder.file(ShardIndex.fileName))
+        #expect(error.source == folder.file(ShardIndex.fileName))
 
         // A link that stays inside the folder is fine, and so is reaching the folder itself through a link.
         try FileManager.default.removeItem(atPath: folder.file("model-00001-of-00001.safetensors"))
@@ -182,7 +182,7 @@ struct CheckpointFolderTests {
         defer { folder.remove() }
         let empty = try checkpointError(folder.path)
         #expect(empty.rule == .noCheckpoint)
-        #expect(empty.path == folder.path)
+        #expect(empty.source == folder.path)
         try folder.write("config.json", text: "{}")
         try writeShard(folder, "model-00001-of-00001.safetensors", ["a"])  // a shard without an index is not found
         #expect(try checkpointError(folder.path).rule == .noCheckpoint)
@@ -201,7 +201,7 @@ struct CheckpointFolderTests {
         try writeShard(folder, "model.safetensors", ["a"], metadata: ["format": "np"])
         let error = try checkpointError(folder.path)
         #expect(error.rule == .unsupportedFormat)
-        #expect(error.path == folder.file("model.safetensors"))
+        #expect(error.source == folder.file("model.safetensors"))
         // The formats transformers loads, and no format at all, are accepted.
         for format in ["pt", "tf", "flax", "mlx"] {
             try writeShard(folder, "model.safetensors", ["a"], metadata: ["format": format])
@@ -239,12 +239,12 @@ struct CheckpointFolderTests {
         try folder.write(ShardIndex.fileName, text: "{\"weight_map\": {\"a\": 1}}")
         let invalid = try checkpointError(folder.path)
         #expect(invalid.rule == .invalidIndex)
-        #expect(invalid.tensor == "a")
+        #expect(invalid.location == "a")
         // A malformed shard reports the safetensors rule, naming the shard.
         try folder.write("model-00001-of-00001.safetensors", [1, 2, 3])
         try writeIndex(folder, [("a", "model-00001-of-00001.safetensors")])
         let shard = try #require(throws: SafetensorsError.self) { try Checkpoint(path: folder.path) }
         #expect(shard.rule == .headerTooSmall)
-        #expect(shard.file == folder.file("model-00001-of-00001.safetensors"))
+        #expect(shard.source == folder.file("model-00001-of-00001.safetensors"))
     }
 }

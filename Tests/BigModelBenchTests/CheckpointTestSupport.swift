@@ -86,7 +86,7 @@ func fileRule(_ bytes: [UInt8], in folder: TemporaryFolder, name: String = "case
         _ = try SafetensorsFile(path: path)
         return nil
     } catch let error as SafetensorsError {
-        #expect(error.file == path, "the error names the file it was given")
+        #expect(error.source == path, "the error names the file it was given")
         return error.rule
     } catch {
         Issue.record("SafetensorsFile threw \(type(of: error)) \(error), not a SafetensorsError")

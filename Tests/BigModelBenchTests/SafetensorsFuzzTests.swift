@@ -184,7 +184,7 @@ struct SafetensorsFuzzTests {
                     }
                 }
             }
-            outcomes[rule?.rawValue ?? "accepted", default: 0] += 1
+            outcomes[rule?.ruleName ?? "accepted", default: 0] += 1
             // The file route must agree with the in-memory route.
             if iteration % 16 == 0 {
                 #expect(try fileRule(bytes, in: folder, name: "fuzz.safetensors") == rule, "iteration \(iteration)")

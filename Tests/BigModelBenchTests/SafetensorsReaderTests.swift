@@ -218,14 +218,14 @@ struct SafetensorsReaderTests {
     @Test func errorDescriptions() throws {
         let bytes = safetensorsBytes(header: header(entry("w", "F32", "3,2", "0", "16")), dataCount: 16)
         let error = try #require(throws: SafetensorsError.self) { try parseSafetensors(bytes, file: "x.safetensors") }
-        #expect(error.tensor == "w")
+        #expect(error.location == "w")
         #expect(error.description == "x.safetensors: tensor 'w': TensorInvalidInfo: data_offsets cover 16 bytes but shape [3, 2] of F32 needs 24")
         #expect(error.category == .badData)
         let duplicate = try #require(throws: SafetensorsError.self) {
             try parseSafetensors(safetensorsBytes(header: header(ReaderCase.w16, ReaderCase.w16), dataCount: 16))
         }
         #expect(duplicate.rule == .duplicateTensorName)
-        #expect(duplicate.tensor == "w")
+        #expect(duplicate.location == "w")
     }
 
     @Test func acceptedHeaderContents() throws {
@@ -328,26 +328,26 @@ struct SafetensorsReaderTests {
         let path = FixturePaths.path("malformed/" + name)
         if name.hasSuffix("/") {
             let error = try #require(throws: CheckpointError.self) { try Checkpoint(path: path) }
-            #expect(error.rule.rawValue == rule)
-            #expect(error.path.hasSuffix("model.safetensors.index.json"))
+            #expect(error.rule.ruleName == rule)
+            #expect(error.source.hasSuffix("model.safetensors.index.json"))
         } else {
             let error = try #require(throws: SafetensorsError.self) { try SafetensorsFile(path: path) }
-            #expect(error.rule.rawValue == rule)
-            #expect(error.file == path)
+            #expect(error.rule.ruleName == rule)
+            #expect(error.source == path)
             // The in-memory route agrees.
             let bytes = try fileBytes(path)
-            #expect(inMemoryRule(bytes)?.rawValue == rule)
+            #expect(inMemoryRule(bytes)?.ruleName == rule)
             // So does opening it as a checkpoint.
             let viaCheckpoint = try #require(throws: SafetensorsError.self) { try Checkpoint(path: path) }
-            #expect(viaCheckpoint.rule.rawValue == rule)
+            #expect(viaCheckpoint.rule.ruleName == rule)
         }
     }
 
     @Test func malformedFixtureDetails() throws {
         let overlap = try #require(throws: SafetensorsError.self) { try SafetensorsFile(path: FixturePaths.path("malformed/overlap.safetensors")) }
-        #expect(overlap.tensor == "b")
+        #expect(overlap.location == "b")
         let missing = try #require(throws: CheckpointError.self) { try Checkpoint(path: FixturePaths.path("malformed/index-missing-shard")) }
-        #expect(missing.tensor == "b")
+        #expect(missing.location == "b")
     }
 
     @Test(arguments: ["dtypes", "gemma-tiny-bf16-sharded", "llama-tiny-f32-single"])

@@ -137,8 +137,8 @@ struct SafetensorsWriterTests {
             try SafetensorsLayout(tensors: [TensorSpec(name: "__metadata__", dtype: .u8, shape: [1])], metadata: nil, file: "out.safetensors")
         }
         #expect(reserved.rule == .reservedTensorName)
-        #expect(reserved.tensor == "__metadata__")
-        #expect(reserved.file == "out.safetensors")
+        #expect(reserved.location == "__metadata__")
+        #expect(reserved.source == "out.safetensors")
         let duplicate = try #require(throws: SafetensorsError.self) {
             try SafetensorsLayout(tensors: [TensorSpec(name: "w", dtype: .u8, shape: [1]), TensorSpec(name: "w", dtype: .f32, shape: [1])], metadata: nil)
         }

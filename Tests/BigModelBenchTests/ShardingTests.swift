@@ -148,6 +148,6 @@ struct ShardingTests {
     func invalidIndexes(text: String) throws {
         let error = try #require(throws: CheckpointError.self) { try ShardIndex.parse(Array(text.utf8), path: "bad.index.json") }
         #expect(error.rule == .invalidIndex)
-        #expect(error.path == "bad.index.json")
+        #expect(error.source == "bad.index.json")
     }
 }
