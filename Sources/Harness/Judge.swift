@@ -47,6 +47,9 @@ public struct Judge: Sendable {
     /// Why the run cannot be judged on its measurement, or nil when it can.
     static func errorReason(_ outcome: ChildRunner.Outcome) -> String? {
         if let spawnError = outcome.spawnError { return "the child could not be started: \(spawnError)" }
+        if let hello = outcome.hello, hello.protocolVersion != ChildProtocol.version {
+            return "the child speaks protocol \(hello.protocolVersion), this bigmodel-bench \(ChildProtocol.version)"
+        }
         switch outcome.stop {
         case .interrupted?: return "interrupted by the user"
         case .stalled(let seconds, let state)?:

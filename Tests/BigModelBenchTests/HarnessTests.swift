@@ -37,6 +37,8 @@ func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}
         (tinyScenario(extra: #", "tolerance": {"relative": 3}"#), "$.tolerance.relative", "[0, 1)"),
         (tinyScenario(extra: #", "tolerance": {"absolute": "lots"}"#), "$.tolerance.absolute", "must be a size"),
         (tinyScenario(extra: #", "sample_interval_ms": 10"#), "$.sample_interval_ms", "[0.1, 2]"),
+        (tinyScenario(extra: #", "run_timeout_s": 0"#), "$.run_timeout_s", "must be a number of seconds in [1, 86400]"),
+        (tinyScenario(extra: #", "stall_timeout_s": "soon""#), "$.stall_timeout_s", "must be a number of seconds in [1, 86400]"),
         (tinyScenario().replacingOccurrences(of: #""vocab_size": 8000, "#, with: ""), "$.model.config.vocab_size", "missing"),
         (tinyScenario().replacingOccurrences(of: #""model_type": "llama""#, with: #""model_type": "bert""#), "$.model.config.model_type", "'bert'"),
         (tinyScenario().replacingOccurrences(of: #""max_shard_size": "4MB""#, with: #""max_shard_size": "4 MB""#), "$.checkpoint.max_shard_size", "must be a size"),
@@ -61,6 +63,7 @@ func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}
         #expect(scenario.tolerance == Scenario.Tolerance(relative: 0.03, absoluteBytes: 33_554_432))
         #expect(scenario.tolerance.bytes(for: 1_000_000_000) == 30_000_000 + 33_554_432)
         #expect(scenario.scale == .fixed(1))
+        #expect(scenario.limits == ChildRunner.Limits(wallSeconds: 600, stallSeconds: 60))
         guard case .generated(let dtype, let shard, let seed) = scenario.checkpoint else {
             Issue.record("expected a generated checkpoint")
             return
