@@ -52,12 +52,22 @@ public struct ChildRequest: Codable, Sendable, Equatable {
     public var offloadFolder: String?
     /// floor: evict the files from the page cache before each pass.
     public var coldCache = false
+    /// Who loads (the engine's own child ignores it; a loader may check it).
+    public var subject: Subject = .engine
+    /// A loader measured from outside reads every parameter once after the load, as a first forward pass would.
+    public var touch = true
+    /// The checkpoint's config.json, when it has one.
+    public var config: String?
 }
 
 /// A command from the parent, one JSON line on the control descriptor: `{"command": "start"}`.
 public enum ControlCommand: String, Codable, Sendable {
     /// Begin the load (sent once every child of a run is at its baseline: the start barrier).
     case start
+    /// Go on after `loaded` (the parent has read the end-of-load figures).
+    case `continue`
+    /// Exit now (the parent has read the final figures, VmHWM included, with the model still alive).
+    case exit
 }
 
 /// What a child tells its parent, one JSON object per line: `{"event": "phase_began", "name": "init", …}`.
@@ -74,6 +84,10 @@ public enum ChildEvent: Sendable, Equatable {
     case measurement(RunMeasurement)
     /// The final reply of a `floor` task.
     case floor(FloorInfo)
+    /// A loader measured from outside finished its load (the model is in memory); it waits for `continue`.
+    case loaded(Loaded)
+    /// A loader measured from outside is done (after the touch); it waits for `exit`.
+    case result(SubjectResult)
     /// The child could not do what was asked (or was killed by a fatal signal, written from its handler).
     case failure(ChildFailure)
 
@@ -93,6 +107,12 @@ public enum ChildEvent: Sendable, Equatable {
         }
     }
 
+    public struct Loaded: Codable, Sendable, Equatable {
+        /// Seconds the load took, by the loader's clock.
+        public var seconds: Double?
+        public init(seconds: Double?) { self.seconds = seconds }
+    }
+
     public struct PhaseMark: Codable, Sendable, Equatable {
         public var name: String
         /// Seconds since the child's load clock started.
@@ -104,6 +124,26 @@ public enum ChildEvent: Sendable, Equatable {
             self.seconds = seconds
             self.ledgerLiveBytes = ledgerLiveBytes
         }
+    }
+}
+
+/// What a loader measured from outside reports at the end: how it loaded, what it found.
+public struct SubjectResult: Codable, Sendable, Equatable {
+    /// The dtype the model ended up in (torch's name).
+    public var dtype: String?
+    public var loadSeconds: Double?
+    /// Seconds the touch took (every parameter read once), when it was asked for.
+    public var touchSeconds: Double?
+    public var touchedBytes: Int?
+    public var missingKeys: [String]?
+    public var unexpectedKeys: [String]?
+    /// transformers' `hf_device_map` (`{"model.embed_tokens": "cpu", …}`), for device-map runs.
+    public var hfDeviceMap: [String: String]?
+    public var notes: [String]?
+
+    public init(dtype: String? = nil, loadSeconds: Double? = nil) {
+        self.dtype = dtype
+        self.loadSeconds = loadSeconds
     }
 }
 
@@ -146,7 +186,7 @@ public struct ChildFailure: Codable, Sendable, Equatable, Error {
         case .usage: kind = .usage
         case .badData: kind = .badData
         case .missingInput: kind = .missingInput
-        case .io, .interrupted, .notComparable: kind = .io
+        case .io, .interrupted, .notComparable, .unavailable: kind = .io
         case .outOfMemory: kind = .outOfMemory
         }
         self.init(kind: kind, message: error.description)
@@ -155,7 +195,7 @@ public struct ChildFailure: Codable, Sendable, Equatable, Error {
 
 extension ChildEvent: Codable {
     enum Name: String, Codable {
-        case hello, ready, heartbeat, measurement, floor
+        case hello, ready, heartbeat, measurement, floor, loaded, result
         case phaseBegan = "phase_began"
         case phaseEnded = "phase_ended"
         case failure = "error"
@@ -173,6 +213,8 @@ extension ChildEvent: Codable {
         case .heartbeat: self = .heartbeat
         case .measurement: self = .measurement(try container.decode(RunMeasurement.self, forKey: .measurement))
         case .floor: self = .floor(try container.decode(FloorInfo.self, forKey: .floor))
+        case .loaded: self = .loaded(try Loaded(from: decoder))
+        case .result: self = .result(try SubjectResult(from: decoder))
         case .failure: self = .failure(try ChildFailure(from: decoder))
         }
     }
@@ -186,6 +228,8 @@ extension ChildEvent: Codable {
         case .phaseBegan(let mark), .phaseEnded(let mark): try mark.encode(to: encoder)
         case .measurement(let measurement): try container.encode(measurement, forKey: .measurement)
         case .floor(let floor): try container.encode(floor, forKey: .floor)
+        case .loaded(let loaded): try loaded.encode(to: encoder)
+        case .result(let result): try result.encode(to: encoder)
         case .failure(let failure): try failure.encode(to: encoder)
         }
     }
@@ -199,6 +243,8 @@ extension ChildEvent: Codable {
         case .heartbeat: .heartbeat
         case .measurement: .measurement
         case .floor: .floor
+        case .loaded: .loaded
+        case .result: .result
         case .failure: .failure
         }
     }

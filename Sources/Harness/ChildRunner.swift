@@ -28,6 +28,10 @@ public struct ChildRunner: Sendable {
         public var requestPath: String
         /// Removed once the child is reaped (an offload folder, say).
         public var cleanupPaths: [String] = []
+        /// Measure the child from outside (a loader that is not the engine) at this interval.
+        public var probeInterval: Duration?
+        /// Measured from outside: the child is ended as `oom` when its sampled VmRSS passes this.
+        public var memoryCapBytes: Int?
     }
 
     /// Why the parent ended a child itself.
@@ -38,6 +42,8 @@ public struct ChildRunner: Sendable {
         case stalled(seconds: Double, state: String?)
         /// Ran past the wall-time limit.
         case timedOut(seconds: Double)
+        /// Measured from outside, its sampled VmRSS passed the run's memory cap.
+        case memoryCap(reachedBytes: Int, capBytes: Int)
     }
 
     /// What one child said and how it ended.
@@ -48,6 +54,9 @@ public struct ChildRunner: Sendable {
         public var measurement: RunMeasurement?
         public var floor: FloorInfo?
         public var failure: ChildFailure?
+        /// A loader measured from outside: its final report, and what the parent's probe saw.
+        public var subjectResult: SubjectResult?
+        public var observation: ExternalProbe.Observation?
         public var stop: Stop?
         /// The child could not be started at all.
         public var spawnError: String?
@@ -80,7 +89,7 @@ public struct ChildRunner: Sendable {
             }
             if !startSent, sessions.allSatisfy({ $0.isReady || $0.isFinished }) {
                 startSent = true
-                for session in sessions where !session.isFinished { session.sendStart() }
+                for session in sessions where !session.isFinished { session.send(.start) }
             }
             for (index, session) in sessions.enumerated() where !session.isFinished {
                 session.reapIfExited { onEvent(index, $0) }
@@ -105,6 +114,9 @@ final class ChildSession {
     private var reader = EventLineReader()
     private var lastActivity = MonotonicClock.monotonicSeconds()
     private var startedAt = MonotonicClock.monotonicSeconds()
+    private var probe: ExternalProbe?
+    private var cpuTicks = -1
+    private var lastStateCheck = 0.0
     private(set) var isReady = false
     private(set) var isFinished = false
 
@@ -135,6 +147,11 @@ final class ChildSession {
                     descriptors: [ChildProtocol.eventsDescriptor: events.writeEnd, ChildProtocol.controlDescriptor: control.readEnd]))
             self.child = child
             outcome.pid = child.pid
+            if let interval = launch.probeInterval {
+                let probe = try ExternalProbe(pid: child.pid, interval: interval, checkpointFiles: launch.request.files)
+                try probe.start()
+                self.probe = probe
+            }
             // The child holds its own copies now; closing ours lets end of file mean "the child is gone".
             Descriptor.close(events.writeEnd)
             Descriptor.close(control.readEnd)
@@ -162,16 +179,27 @@ final class ChildSession {
     private func record(_ event: ChildEvent) {
         switch event {
         case .hello(let hello): outcome.hello = hello
-        case .ready: isReady = true
+        case .ready:
+            probe?.takeBaseline()
+            isReady = true
         case .measurement(let measurement): outcome.measurement = measurement
         case .floor(let floor): outcome.floor = floor
         case .failure(let failure): outcome.failure = failure
-        case .phaseBegan, .phaseEnded, .heartbeat: break
+        case .phaseBegan(let mark): probe?.phaseBegan(mark.name)
+        case .phaseEnded(let mark): probe?.phaseEnded(mark.name)
+        case .loaded:
+            probe?.markLoaded()
+            send(.continue)
+        case .result(let result):
+            outcome.subjectResult = result
+            probe?.markFinal()
+            send(.exit)
+        case .heartbeat: break
         }
     }
 
-    func sendStart() {
-        guard let fd = control?.writeEnd, let line = try? JSONLines.encode(MeasuredChild.ControlCommandLine(command: .start)) else { return }
+    func send(_ command: ControlCommand) {
+        guard let fd = control?.writeEnd, let line = try? JSONLines.encode(MeasuredChild.ControlCommandLine(command: command)) else { return }
         Descriptor.writeAll(fd, line)
     }
 
@@ -182,10 +210,20 @@ final class ChildSession {
         finish(exit)
     }
 
-    /// The watchdog's verdict on a running child: nil while it is alive and talking.
+    /// The watchdog's verdict on a running child: nil while it is alive and talking (or, measured from
+    /// outside, using CPU time) and within its memory cap.
     func watchdog(_ limits: ChildRunner.Limits) -> ChildRunner.Stop? {
         let now = MonotonicClock.monotonicSeconds()
+        if let cap = launch.memoryCapBytes, let rss = probe?.latestRSS, rss > cap { return .memoryCap(reachedBytes: rss, capBytes: cap) }
         if now - startedAt > limits.wallSeconds { return .timedOut(seconds: limits.wallSeconds) }
+        if now - lastStateCheck > 0.5, let child {
+            lastStateCheck = now
+            let ticks = ProcessState.read(pid: child.pid)?.cpuTicks ?? cpuTicks
+            if ticks != cpuTicks {
+                cpuTicks = ticks
+                lastActivity = now
+            }
+        }
         if now - lastActivity > limits.stallSeconds {
             return .stalled(seconds: limits.stallSeconds, state: child.flatMap { ProcessState.read(pid: $0.pid)?.description })
         }
@@ -203,6 +241,8 @@ final class ChildSession {
     }
 
     private func finish(_ exit: ChildExit?) {
+        outcome.observation = probe?.finish()
+        probe = nil
         outcome.exit = exit
         outcome.wallSeconds = MonotonicClock.monotonicSeconds() - startedAt
         outcome.stderrTail = Self.tail(of: launch.logPath)

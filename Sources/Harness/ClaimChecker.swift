@@ -72,10 +72,10 @@ public struct ClaimChecker: Sendable {
 
     /// The bounds on the kernel's figures: each under predicted + tolerance; for an expensive claim each also
     /// reaching predicted − tolerance. A figure the probes could not read fails its check (it is never 0).
-    func boundChecks(_ peaks: PeakDeltas, upper: Int, lower: Int?) -> [Check] {
+    func boundChecks(_ peaks: PeakDeltas, upper: Int, lower: Int?, vmhwmName: String = "VmHWM delta") -> [Check] {
         var checks: [Check] = []
         let figures: [(MemoryFigure, String, String)] = [
-            (.vmhwm, "VmHWM delta", "kernel high-water mark of VmRSS minus baseline VmRSS"),
+            (.vmhwm, vmhwmName, "kernel high-water mark of VmRSS minus baseline VmRSS"),
             (.rssAnon, "RSS anon peak delta", "sampled maximum of RssAnon minus baseline"),
         ]
         for (figure, name, detail) in figures {
@@ -95,7 +95,7 @@ public struct ClaimChecker: Sendable {
 
     /// RSS anon and jemalloc against the ledger (jemalloc at its size classes, which is what it counts).
     func agreementChecks(_ m: RunMeasurement) -> [Check] {
-        let allowed = tolerance.bytes(for: m.ledgerPeakBytes)
+        let allowed = tolerance.bytes(for: m.ledgerPeakBytes ?? 0)
         let ledger = m.peaks[.ledgerLive] ?? 0
         var checks: [Check] = []
         if let anon = m.peaks[.rssAnon] {
@@ -125,11 +125,14 @@ public struct ClaimChecker: Sendable {
                 "hit its \(ByteSize.binary(oom.capBytes)) memory cap at \(ByteSize.binary(oom.reachedBytes)) live (+\(ByteSize.binary(oom.requestedBytes)) requested); predicted peak \(ByteSize.binary(predicted))")
         }
         if let failure = m.failure { return outcome(.error, failure) }
+        if let subject = m.subject, !subject.isEngine { return subjectOutcome(m, upper: upper, lower: lower, tolerance: tol) }
 
         var checks = [
-            Check(
-                name: "ledger peak equals prediction", measuredBytes: m.ledgerPeakBytes, boundBytes: predicted, relation: .equal,
-                detail: "\(m.formula) computed from the headers vs the ledger's exact peak")
+            m.ledgerPeakBytes.map {
+                Check(
+                    name: "ledger peak equals prediction", measuredBytes: $0, boundBytes: predicted, relation: .equal,
+                    detail: "\(m.formula) computed from the headers vs the ledger's exact peak")
+            } ?? Check(name: "ledger peak was read", passed: false, measuredBytes: 0, boundBytes: 0, relation: .equal, detail: "the engine reported no ledger peak")
         ]
         checks += boundChecks(m.peaks, upper: upper, lower: lower)
         checks += agreementChecks(m)

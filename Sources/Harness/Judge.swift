@@ -9,25 +9,38 @@ import TensorEngine
 /// to send a measurement), that reported a failure, or that exited without a measurement is `error`, with
 /// the reason in one line; one that hit its memory cap is `oom`.
 public struct Judge: Sendable {
-    public let checker: ClaimChecker
+    /// The engine's tolerance, and the one for loaders outside this tool.
+    public let tolerance: Scenario.Tolerance
+    public let subjectTolerance: Scenario.Tolerance
 
-    public init(tolerance: Scenario.Tolerance) {
-        checker = ClaimChecker(tolerance: tolerance)
+    public init(tolerance: Scenario.Tolerance, subjectTolerance: Scenario.Tolerance = Subject.loaderTolerance) {
+        self.tolerance = tolerance
+        self.subjectTolerance = subjectTolerance
     }
 
-    public func judge(run: Scenario.Run, repeatIndex: Int, outcome: ChildRunner.Outcome, floor: FloorInfo?) -> RunResult {
+    func checker(for run: Scenario.Run) -> ClaimChecker { ClaimChecker(tolerance: run.subject.isEngine ? tolerance : subjectTolerance) }
+
+    /// `prediction` is the parent's prediction of the run (the figures a loader outside this tool is held to).
+    public func judge(
+        run: Scenario.Run, repeatIndex: Int, outcome: ChildRunner.Outcome, floor: FloorInfo?, prediction: ScalePlanner.RunPrediction? = nil
+    ) -> RunResult {
         var result = RunResult(
             id: run.id, strategy: run.strategy, dtype: TargetDType(run.dtype), repeatIndex: repeatIndex, verdict: .error, verdictDetail: "",
             checks: [], formula: run.strategy.strategy.formula, figures: nil, predictedPeakBytes: nil, upperBoundBytes: nil, lowerBoundBytes: nil,
             toleranceBytes: nil, measurement: nil, exit: RunExit(outcome.exit), seconds: nil, floorMultiple: nil)
-        if let reason = Self.errorReason(outcome) {
+        result.subject = run.subject.isEngine ? nil : run.subject
+        if let (verdict, reason) = Self.errorReason(outcome, subject: run.subject) {
+            result.verdict = verdict
             result.verdictDetail = reason
             result.exit.stderrTail = outcome.stderrTail
-            if outcome.failure?.kind == .outOfMemory { result.verdict = .oom }
             return result
         }
-        guard let measurement = outcome.measurement else { return result }
-        let judged = checker.evaluate(measurement)
+        let measured = run.subject.isEngine ? outcome.measurement : prediction.flatMap { subjectMeasurement(run: run, outcome: outcome, prediction: $0) }
+        guard let measurement = measured else {
+            result.verdictDetail = "no prediction to hold the loader's figures to"
+            return result
+        }
+        let judged = checker(for: run).evaluate(measurement)
         result.dtype = .resolved(measurement.dtype)
         result.verdict = judged.verdict
         result.verdictDetail = judged.detail
@@ -44,18 +57,28 @@ public struct Judge: Sendable {
         return result
     }
 
-    /// Why the run cannot be judged on its measurement, or nil when it can.
-    static func errorReason(_ outcome: ChildRunner.Outcome) -> String? {
+    /// The verdict and reason when the run cannot be judged on its measurement, or nil when it can.
+    static func errorReason(_ outcome: ChildRunner.Outcome, subject: Subject = .engine) -> (Verdict, String)? {
+        if let stop = outcome.stop { return stopReason(stop) }
+        if outcome.failure?.kind == .outOfMemory, let failure = outcome.failure { return (.oom, "the child reported out_of_memory: \(failure.message)") }
+        return failureReason(outcome, subject: subject).map { (.error, $0) }
+    }
+
+    static func stopReason(_ stop: ChildRunner.Stop) -> (Verdict, String) {
+        switch stop {
+        case .interrupted: return (.error, "interrupted by the user")
+        case .stalled(let seconds, let state):
+            return (.error, "watchdog: the child sent nothing for \(Int(seconds)) s" + (state.map { " (it was \($0))" } ?? "") + " and was killed")
+        case .timedOut(let seconds): return (.error, "watchdog: the child ran past its \(Int(seconds)) s limit and was killed")
+        case .memoryCap(let reached, let cap):
+            return (.oom, "hit its \(ByteSize.binary(cap)) memory cap: sampled VmRSS reached \(ByteSize.binary(reached)), and the loader was killed")
+        }
+    }
+
+    static func failureReason(_ outcome: ChildRunner.Outcome, subject: Subject) -> String? {
         if let spawnError = outcome.spawnError { return "the child could not be started: \(spawnError)" }
         if let hello = outcome.hello, hello.protocolVersion != ChildProtocol.version {
             return "the child speaks protocol \(hello.protocolVersion), this bigmodel-bench \(ChildProtocol.version)"
-        }
-        switch outcome.stop {
-        case .interrupted?: return "interrupted by the user"
-        case .stalled(let seconds, let state)?:
-            return "watchdog: the child sent nothing for \(Int(seconds)) s" + (state.map { " (it was \($0))" } ?? "") + " and was killed"
-        case .timedOut(let seconds)?: return "watchdog: the child ran past its \(Int(seconds)) s limit and was killed"
-        case nil: break
         }
         if let termination = outcome.exit?.termination, case .signaled(let signal, _) = termination {
             let oomKilled = termination.isKill && (CgroupMemory.current()?.oomKillCount ?? 0) > 0
@@ -66,10 +89,11 @@ public struct Judge: Sendable {
             if failure.kind == .signal { return "the child received \(failure.signalName ?? "a fatal signal") and did not survive it cleanly" }
             return "the child reported \(failure.kind.rawValue): \(failure.message)"
         }
+        let delivered = subject.isEngine ? outcome.measurement != nil || outcome.floor != nil : outcome.hello == nil || outcome.subjectResult != nil
         if case .exited(let code)? = outcome.exit?.termination, code != 0 {
-            return "the child exited with status \(code)" + (outcome.measurement == nil ? " and no measurement" : " after its measurement")
+            return "the child exited with status \(code)" + (delivered ? " after its measurement" : " and no measurement")
         }
-        if outcome.measurement == nil && outcome.floor == nil { return "the child exited without sending its measurement" }
+        if !delivered { return subject.isEngine ? "the child exited without sending its measurement" : "the loader exited without sending its result" }
         return nil
     }
 }

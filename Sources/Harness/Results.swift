@@ -9,7 +9,12 @@ import TensorEngine
 /// `vmhwm_delta_bytes` the kernel's own high-water mark of VmRSS minus the baseline VmRSS, and so on.
 /// The schema is `Reports/schema/results.schema.json`; `schemaVersion` changes whenever a field changes meaning.
 public struct ScenarioResults: Codable, Sendable, Equatable {
-    public static let currentSchemaVersion = 1
+    /// The version this tool writes: 2 adds loaders other than the engine (`subject`), makes the figures a
+    /// loader does not have absent (ledger, jemalloc) and records the watchdog's limits. Version-1 files
+    /// decode as they are (every new field is optional).
+    public static let currentSchemaVersion = 2
+    /// The versions `report` and `compare` read.
+    public static let readableSchemaVersions: ClosedRange<Int> = 1...2
 
     public var schemaVersion: Int
     public var tool: ToolInfo
@@ -78,6 +83,12 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     public var sampleIntervalSeconds: Double
     /// `--memory-limit`, when given: the machine size simulated.
     public var memoryLimitBytes: Int?
+    /// The watchdog's limits (version 2).
+    public var runTimeoutSeconds: Double? = nil
+    public var stallTimeoutSeconds: Double? = nil
+    /// The tolerance of claims on loaders outside the engine (version 2; present when the scenario has such runs).
+    public var subjectToleranceRelative: Double? = nil
+    public var subjectToleranceAbsoluteBytes: Int? = nil
 }
 
 public struct EnvironmentInfo: Codable, Sendable, Equatable {
@@ -239,6 +250,8 @@ public enum TargetDType: Codable, Sendable, Equatable, CustomStringConvertible {
 
 public struct RunResult: Codable, Sendable, Equatable {
     public var id: String
+    /// Who loaded; absent: the engine.
+    public var subject: Subject? = nil
     public var strategy: StrategyName
     /// The resolved target dtype (`auto` when the run never resolved it).
     public var dtype: TargetDType
@@ -262,6 +275,9 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var seconds: Double?
     /// `seconds` divided by the floor's seconds.
     public var floorMultiple: Double?
+
+    /// The subject, the engine when absent.
+    public var loader: Subject { subject ?? .engine }
 }
 
 public struct RunExit: Codable, Sendable, Equatable {

@@ -12,11 +12,16 @@ extension ScenarioRunner {
     }
 
     func scenarioInfo() -> ScenarioInfo {
-        ScenarioInfo(
+        var info = ScenarioInfo(
             name: scenario.name, description: scenario.description, file: scenario.file, modelType: scenario.config.modelType ?? "unknown",
             repeatCount: options.repeatCount ?? scenario.repeatCount, cache: scenario.cache, toleranceRelative: scenario.tolerance.relative,
             toleranceAbsoluteBytes: scenario.tolerance.absoluteBytes, sampleIntervalSeconds: scenario.sampleIntervalMilliseconds / 1000,
-            memoryLimitBytes: options.memoryLimit)
+            memoryLimitBytes: options.memoryLimit, runTimeoutSeconds: scenario.limits.wallSeconds, stallTimeoutSeconds: scenario.limits.stallSeconds)
+        if plannedRuns.contains(where: { !$0.run.subject.isEngine }) {
+            info.subjectToleranceRelative = scenario.subjectTolerance.relative
+            info.subjectToleranceAbsoluteBytes = scenario.subjectTolerance.absoluteBytes
+        }
+        return info
     }
 
     func environmentInfo(_ system: SystemInfo) -> EnvironmentInfo {

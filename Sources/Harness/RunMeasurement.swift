@@ -2,8 +2,10 @@ import Loading
 import Probes
 import TensorEngine
 
-/// What the measured child reports about one load: the figures predicted, and the memory the ledger,
-/// jemalloc and the kernel saw before, during and after it.
+/// What was measured about one load: the figures predicted, and the memory the ledger, jemalloc and the
+/// kernel saw before, during and after it. For the engine the child measures itself; a loader outside this
+/// tool (transformers, a command) is measured by the parent from `/proc`, and has no ledger or jemalloc
+/// figures — they are absent, never 0.
 public struct RunMeasurement: Codable, Sendable, Equatable {
     public var strategy: StrategyName
     public var dtype: DType
@@ -11,8 +13,8 @@ public struct RunMeasurement: Codable, Sendable, Equatable {
     public var figures: MemoryFigures
     public var formula: String
     public var predictedPeakBytes: Int
-    /// The engine's exact peak of owned bytes during the load.
-    public var ledgerPeakBytes: Int
+    /// The engine's exact peak of owned bytes during the load (absent for loaders measured from outside).
+    public var ledgerPeakBytes: Int?
     /// Wall-clock seconds of the load.
     public var seconds: Double
     /// Before the load started (process up, plan built, sampler running): every probe read once.
@@ -31,6 +33,40 @@ public struct RunMeasurement: Codable, Sendable, Equatable {
     public var failure: String?
     /// device-map runs: the placement and each device's figures.
     public var devices: DeviceUsage?
+    /// Who loaded: absent means the engine (version-1 files).
+    public var subject: Subject?
+    /// Loaders measured from outside: the reading when the load returned (before the touch), and the peaks
+    /// up to then; `end` and `peaks` then cover the touch too.
+    public var endOfLoad: MemoryReading?
+    public var loadPeaks: PeakDeltas?
+    public var touchSeconds: Double?
+    /// What the loader runs on (`python`, `torch`, `transformers`, `safetensors`, …).
+    public var subjectVersions: [String: String]?
+    /// transformers' `hf_device_map`, and the map `plan` computes for the same budgets.
+    public var hfDeviceMap: [DeviceUsage.MapEntry]?
+    public var planDeviceMap: [DeviceUsage.MapEntry]?
+    /// How the claimed bytes were held (anonymous memory, or mapped file pages).
+    public var residency: Residency?
+    /// Loaders measured from outside: how the peak was obtained, in a sentence.
+    public var peakSource: String?
+    /// Loaders measured from outside: how much the file pages that are not the checkpoint's (the loader's code
+    /// and libraries, paged in as the load first runs them) grew from the baseline to the end, by
+    /// `/proc/<pid>/smaps`. VmHWM counts them; the claims take them off, since they are not the load's memory.
+    public var codePagesBytes: Int?
+    public var notes: [String]?
+}
+
+/// Where a loader held the bytes its claim is about: as its own (anonymous) memory, or as pages of the
+/// mapped checkpoint files — what transformers 5 does for same-dtype weights, which N processes can share.
+public enum Residency: String, Codable, Sendable {
+    /// RssAnon reached the claim's lower reach: the loader owns its copies.
+    case anonymous
+    /// RssAnon stayed well under the claim; the mapped files' pages (RssFile) make up the rest.
+    case filePages = "file-pages"
+    /// Neither alone: part owned, part mapped.
+    case mixed
+    /// The figures stayed under the claim in both: the bytes were never all resident at once (lazy views).
+    case notResident = "not-resident"
 }
 
 /// Peaks during the load, each as a delta over the baseline: `peaks[.rssAnon]` is the sampled maximum of
@@ -67,8 +103,9 @@ public struct PhaseRecord: Codable, Sendable, Equatable {
     public var name: String
     public var startSeconds: Double
     public var endSeconds: Double
-    public var ledgerLiveBytesAtStart: Int
-    public var ledgerLiveBytesAtEnd: Int
+    /// The engine's ledger at the phase's start and end (absent for loaders measured from outside).
+    public var ledgerLiveBytesAtStart: Int?
+    public var ledgerLiveBytesAtEnd: Int?
 }
 
 /// The sampler's own cost, measured.
@@ -142,6 +179,9 @@ public struct Timeline: Codable, Sendable, Equatable {
     public var points: [[Double]]
 
     public static let maximumPoints = 2000
+
+    /// The columns of a loader measured from outside: seconds, VmRSS, RssAnon, RssFile (deltas), the phase.
+    public static let kernelColumns: [TimelineColumn] = [.seconds, .figure(.rss), .figure(.rssAnon), .figure(.rssFile), .phase]
 
     /// The columns of an engine run: seconds, VmRSS, RssAnon, RssFile, jemalloc allocated / active / resident
     /// (deltas over the baseline), the ledger's live bytes (absolute), the phase.

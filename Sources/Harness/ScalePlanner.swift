@@ -24,8 +24,11 @@ public struct ScalePlanner: Sendable {
         public let figures: MemoryFigures
         public let predictedPeakBytes: Int
         public let formula: String
-        /// device-map runs: the placement request with percentages resolved for this model size.
+        /// device-map runs: the placement request with percentages resolved for this model size (for a loader
+        /// outside this tool, without the simulated accelerators: only cpu and disk exist for it), and the
+        /// `hf_device_map` it gives.
         public let request: PlacementRequest?
+        public var deviceMap: [DeviceUsage.MapEntry]? = nil
     }
 
     public let scenario: Scenario
@@ -56,11 +59,12 @@ public struct ScalePlanner: Sendable {
                     run: run, dtype: target, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula,
                     request: nil)
             }
-            let request = try settings.request(modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
+            let request = try Self.request(settings, run: run, modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
             let placement = try request.place(architecture: synthetic.architecture, dtype: target)
             let prediction = try DeviceMapPrediction(placement: placement, architecture: synthetic.architecture, storedDType: synthetic.dtype, target: target)
             return RunPrediction(
-                run: run, dtype: target, figures: figures, predictedPeakBytes: prediction.ramPeakBytes, formula: strategy.formula, request: request)
+                run: run, dtype: target, figures: figures, predictedPeakBytes: prediction.ramPeakBytes, formula: strategy.formula, request: request,
+                deviceMap: placement.deviceMap.map { DeviceUsage.MapEntry(module: $0.key, device: $0.value) })
         }
     }
 
@@ -75,12 +79,19 @@ public struct ScalePlanner: Sendable {
                     run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula,
                     request: nil)
             }
-            let request = try settings.request(modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
-            let prediction = try DeviceMapLoad(request: request).predict(plan).prediction
+            let request = try Self.request(settings, run: run, modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
+            let (placement, prediction) = try DeviceMapLoad(request: request).predict(plan)
             return RunPrediction(
                 run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: prediction.ramPeakBytes, formula: strategy.formula,
-                request: request)
+                request: request, deviceMap: placement.deviceMap.map { DeviceUsage.MapEntry(module: $0.key, device: $0.value) })
         }
+    }
+
+    /// A device-map run's request; a loader outside this tool has no simulated accelerator, so for it only the
+    /// cpu and disk budgets remain.
+    static func request(_ settings: PlacementSettings, run: Scenario.Run, modelBytes: Int, hostAvailableBytes: Int?) throws -> PlacementRequest {
+        let request = try settings.request(modelBytes: modelBytes, hostAvailableBytes: hostAvailableBytes)
+        return run.subject.isEngine ? request : request.withoutAccelerators
     }
 
     /// The candidate scales, largest first.

@@ -61,13 +61,23 @@ public struct Scenario: Sendable {
     }
 
     public struct Run: Sendable, Equatable {
-        /// A label unique within the scenario (defaults to the strategy, plus the dtype when given).
-        public let id: String
+        /// A label unique within the scenario (defaults to the strategy, plus the dtype when given, plus
+        /// `@<subject>` for a loader other than the engine: `naive@transformers`).
+        public var id: String
         public let strategy: StrategyName
         /// nil = auto.
         public let dtype: DType?
         /// `device-map` runs only: where the model goes.
         public let placement: PlacementSettings?
+        /// Who loads; the strategy names the claim it is held to.
+        public var subject: Subject = .engine
+        /// Loaders measured from outside: read every parameter once after the load (`"touch"`, default true).
+        public var touch = true
+
+        /// The id a run gets when none is given.
+        static func defaultID(strategy: StrategyName, dtype: DType?, subject: Subject) -> String {
+            strategy.rawValue + (dtype.map { "-" + $0.torchName } ?? "") + (subject.isEngine ? "" : "@" + subject.name)
+        }
     }
 
     public struct Tolerance: Sendable, Equatable, Codable {
@@ -88,19 +98,43 @@ public struct Scenario: Sendable {
     public let config: ModelConfig
     public let checkpoint: CheckpointSource
     public let scale: ScaleRequest
-    public let runs: [Run]
+    public var runs: [Run]
     public let repeatCount: Int
     public let cache: CacheMode
     public let tolerance: Tolerance
     public let sampleIntervalMilliseconds: Double
     /// The watchdog's limits for every child (`run_timeout_s`, `stall_timeout_s`).
     public let limits: ChildRunner.Limits
+    /// The Python interpreter for the transformers subject (`"python"`); nil: `--python`, the environment, python3.
+    public var python: String? = nil
+    /// The tolerance of claims on loaders outside this tool (`"subject_tolerance"`, default 10% + 128 MiB).
+    public var subjectTolerance = Subject.loaderTolerance
 
     /// The keys a scenario may have at its top level.
     static let topLevelKeys: Set<String> = [
         "name", "description", "model", "checkpoint", "scale", "runs", "repeat", "cache", "tolerance", "sample_interval_ms", "run_timeout_s",
-        "stall_timeout_s",
+        "stall_timeout_s", "python", "subject_tolerance",
     ]
+
+    /// The tolerance a run's claims are held to: the scenario's for the engine, `subject_tolerance` for others.
+    public func tolerance(for run: Run) -> Tolerance { run.subject.isEngine ? tolerance : subjectTolerance }
+
+    /// The scenario with every run measured by each of `subjects` (`run --subject engine,transformers`): a
+    /// run per subject, ids suffixed `@<subject>` for all but the engine.
+    public func withSubjects(_ subjects: [Subject]?) -> Scenario {
+        guard let subjects, !subjects.isEmpty else { return self }
+        var copy = self
+        copy.runs = runs.flatMap { run in
+            subjects.map { subject in
+                var measured = run
+                measured.subject = subject
+                let base = run.id.split(separator: "@").first.map(String.init) ?? run.id
+                measured.id = base + (subject.isEngine ? "" : "@" + subject.name)
+                return measured
+            }
+        }
+        return copy
+    }
 
     /// Reads and validates a scenario file.
     public static func load(path: String) throws -> Scenario {

@@ -27,12 +27,17 @@ extension Scenario {
             checkpoint = .generated(dtype: configDType, maxShardSize: shard, seed: seed)
         }
         let scale = try parseScale(root["scale"], checkpoint: checkpoint, v)
-        return Scenario(
+        var scenario = Scenario(
             file: file, name: name, description: try v.string(root["description"], "$.description", required: false) ?? "", config: config,
             checkpoint: checkpoint, scale: scale, runs: try parseRuns(root["runs"], v),
             repeatCount: try v.integer(root["repeat"], "$.repeat", range: 1...100) ?? 1, cache: try parseCache(root["cache"], v),
-            tolerance: try parseTolerance(root["tolerance"], v), sampleIntervalMilliseconds: try parseInterval(root["sample_interval_ms"], v),
+            tolerance: try parseTolerance(root["tolerance"], v, at: "$.tolerance"), sampleIntervalMilliseconds: try parseInterval(root["sample_interval_ms"], v),
             limits: try parseLimits(root, v))
+        scenario.python = try v.string(root["python"], "$.python", required: false)
+        if root["subject_tolerance"] != nil {
+            scenario.subjectTolerance = try parseTolerance(root["subject_tolerance"], v, at: "$.subject_tolerance", base: Subject.loaderTolerance)
+        }
+        return scenario
     }
 
     /// `$.checkpoint`: how to generate it, or the path of an existing one. Also says whether the dtype was left
@@ -131,7 +136,7 @@ extension Scenario {
     }
 
     static func parseRun(_ value: JSONValue, at: String, _ v: Validator) throws -> Run {
-        let run = try v.object(value, at, allowed: Set(["id", "strategy", "dtype"]).union(PlacementSettings.keys))
+        let run = try v.object(value, at, allowed: Set(["id", "strategy", "dtype", "subject", "touch"]).union(PlacementSettings.keys))
         let strategyName = try v.string(run["strategy"], at + ".strategy", required: true) ?? ""
         guard let strategy = StrategyName(rawValue: strategyName) else {
             throw v.fail(at + ".strategy", "unknown strategy '\(strategyName)'; known: \(StrategyName.names)")
@@ -146,8 +151,31 @@ extension Scenario {
         if let dtype, !dtype.isConvertible {
             throw v.fail(at + ".dtype", "\(dtype.torchName) is not a floating dtype (\(DType.convertibleTorchNames))")
         }
-        let id = try v.string(run["id"], at + ".id", required: false) ?? (strategy.rawValue + (dtype.map { "-" + $0.torchName } ?? ""))
-        return Run(id: id, strategy: strategy, dtype: dtype, placement: placement)
+        let subject = try parseSubject(run["subject"], at: at + ".subject", v)
+        let id = try v.string(run["id"], at + ".id", required: false) ?? Run.defaultID(strategy: strategy, dtype: dtype, subject: subject)
+        var parsed = Run(id: id, strategy: strategy, dtype: dtype, placement: placement, subject: subject)
+        switch run["touch"] {
+        case nil: break
+        case .some(.bool(let touch)): parsed.touch = touch
+        case .some(let other): throw v.fail(at + ".touch", "must be true or false, not \(other.typeName)")
+        }
+        return parsed
+    }
+
+    /// `"engine"`, `"transformers"`, or `{"command": ["prog", "arg", …]}`.
+    static func parseSubject(_ value: JSONValue?, at: String, _ v: Validator) throws -> Subject {
+        switch value {
+        case nil, .some(.string("engine")): return .engine
+        case .some(.string("transformers")): return .transformers
+        case .some(.object(let object)):
+            _ = try v.object(.object(object), at, allowed: ["command"])
+            guard case .array(let items)? = object["command"], !items.isEmpty, items.allSatisfy({ $0.stringValue != nil }) else {
+                throw v.fail(at + ".command", "must be a non-empty array of strings: the program and its arguments, e.g. [\"python3\", \"loader.py\", \"{checkpoint}\"]")
+            }
+            return .command(items.compactMap(\.stringValue))
+        case .some(let other):
+            throw v.fail(at, "must be \"engine\", \"transformers\" or {\"command\": [...]}, not \(other.stringValue.map { "\"\($0)\"" } ?? other.typeName)")
+        }
     }
 
     static func parseCache(_ value: JSONValue?, _ v: Validator) throws -> CacheMode {
@@ -161,17 +189,17 @@ extension Scenario {
         }
     }
 
-    static func parseTolerance(_ value: JSONValue?, _ v: Validator) throws -> Tolerance {
-        var tolerance = Tolerance.default
+    static func parseTolerance(_ value: JSONValue?, _ v: Validator, at: String, base: Tolerance = .default) throws -> Tolerance {
+        var tolerance = base
         guard let value else { return tolerance }
-        let object = try v.object(value, "$.tolerance", allowed: ["relative", "absolute"])
+        let object = try v.object(value, at, allowed: ["relative", "absolute"])
         if let relative = object["relative"] {
             guard let r = relative.numberValue?.doubleValue, r >= 0, r < 1 else {
-                throw v.fail("$.tolerance.relative", "must be a number in [0, 1) (0.03 = 3%)")
+                throw v.fail(at + ".relative", "must be a number in [0, 1) (0.03 = 3%)")
             }
             tolerance.relative = r
         }
-        if let absolute = try v.size(object["absolute"], "$.tolerance.absolute", allowZero: true) { tolerance.absoluteBytes = absolute }
+        if let absolute = try v.size(object["absolute"], at + ".absolute", allowZero: true) { tolerance.absoluteBytes = absolute }
         return tolerance
     }
 

@@ -22,6 +22,10 @@ public final class ScenarioRunner {
         public var workDirectory: String
         /// The executable to spawn as the measured child (this program).
         public var executable: String
+        /// `--subject`: measure every run with each of these loaders.
+        public var subjects: [Subject]? = nil
+        /// `--python`: the interpreter of the transformers subject.
+        public var python: String? = nil
 
         public init(
             scale: Scenario.ScaleRequest? = nil, only: Set<String>? = nil, repeatCount: Int? = nil, outputDirectory: String,
@@ -54,8 +58,9 @@ public final class ScenarioRunner {
     public let options: Options
     private let onEvent: (Event) -> Void
 
+    /// The scenario's runs, each measured by every loader `--subject` names.
     public init(scenario: Scenario, options: Options, onEvent: @escaping (Event) -> Void = { _ in }) {
-        self.scenario = scenario
+        self.scenario = scenario.withSubjects(options.subjects)
         self.options = options
         self.onEvent = onEvent
     }
@@ -87,6 +92,10 @@ public final class ScenarioRunner {
 
     /// Runs everything; returns the results (also written to `resultsPath` after each run).
     public func run() throws -> ScenarioResults {
+        let subjects = Set(plannedRuns.map(\.run.subject))
+        let loaders = try LoaderEnvironment.check(
+            subjects: subjects, requested: options.python, scenarioPython: scenario.python,
+            needsAccelerate: plannedRuns.contains { $0.run.subject == .transformers && $0.run.strategy == .deviceMap })
         for folder in [options.workDirectory, options.outputDirectory, runsFolder] {
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
@@ -99,16 +108,16 @@ public final class ScenarioRunner {
         ).prepare(progress: { [onEvent] in onEvent(.generating(done: $0, total: $1)) }, note: { onEvent(.note($0)) })
         let store = try ResultsStore(path: resultsPath, results: initialResults(prepared, system))
         do {
-            return try measure(prepared, store: store, ledgerCap: Self.ledgerCap(memoryBytes: memoryBytes))
+            return try measure(prepared, store: store, ledgerCap: Self.ledgerCap(memoryBytes: memoryBytes), loaders: loaders)
         } catch {
             _ = try? store.stop(.error)
             throw error
         }
     }
 
-    private func measure(_ prepared: PreparedScenario, store: ResultsStore, ledgerCap: Int) throws -> ScenarioResults {
+    private func measure(_ prepared: PreparedScenario, store: ResultsStore, ledgerCap: Int, loaders: LoaderEnvironment) throws -> ScenarioResults {
         let children = ChildRunner(limits: scenario.limits)
-        let judge = Judge(tolerance: scenario.tolerance)
+        let judge = Judge(tolerance: scenario.tolerance, subjectTolerance: scenario.subjectTolerance)
         try prepareCache(prepared.shardPaths)
         if SignalTrap.interrupted { return try store.stop(.interrupted) }
         let floor = children.run([launch(floorRequest(prepared), stem: runsFolder + "/\(scenario.name)-floor")])[0]
@@ -122,8 +131,8 @@ public final class ScenarioRunner {
             if SignalTrap.interrupted { return try store.stop(.interrupted) }
             onEvent(.runStarted(index: index + 1, count: planned.count, id: run.id, repeatIndex: repeatIndex))
             try prepareCache(prepared.shardPaths)
-            let outcome = try measureRun(run, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, children: children)
-            let result = judge.judge(run: run, repeatIndex: repeatIndex, outcome: outcome, floor: store.results.floor)
+            let outcome = try measureRun(run, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, children: children, loaders: loaders)
+            let result = judge.judge(run: run, repeatIndex: repeatIndex, outcome: outcome, floor: store.results.floor, prediction: prepared.atScale[run.id])
             try store.append(result)
             onEvent(.runFinished(result))
             if outcome.stop == .interrupted { return try store.stop(.interrupted) }
@@ -132,12 +141,14 @@ public final class ScenarioRunner {
     }
 
     private func measureRun(
-        _ run: Scenario.Run, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, children: ChildRunner
+        _ run: Scenario.Run, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, children: ChildRunner, loaders: LoaderEnvironment
     ) throws -> ChildRunner.Outcome {
         let stem = runsFolder + "/\(scenario.name)-\(run.id)-\(repeatIndex + 1)"
+        let config = prepared.folder + "/config.json"
         var request = ChildRequest(
             task: .load, checkpoint: prepared.folder, files: prepared.shardPaths, strategy: run.strategy, dtype: run.dtype,
-            sampleIntervalMilliseconds: scenario.sampleIntervalMilliseconds, ledgerBudgetBytes: ledgerCap)
+            sampleIntervalMilliseconds: scenario.sampleIntervalMilliseconds, ledgerBudgetBytes: ledgerCap, subject: run.subject, touch: run.touch,
+            config: FileManager.default.fileExists(atPath: config) ? config : nil)
         var cleanup: [String] = []
         if let placement = prepared.atScale[run.id]?.request {
             let offload = options.workDirectory + "/offload/\(scenario.name)-\(run.id)-\(repeatIndex + 1)"
@@ -147,8 +158,10 @@ public final class ScenarioRunner {
             request.offloadFolder = offload
             cleanup.append(offload)
         }
+        var launch = launch(request, stem: stem, cleanup: cleanup)
+        try configure(&launch, for: run, loaders: loaders, ledgerCap: ledgerCap)
         let start = ContinuousClock.now
-        return children.run([launch(request, stem: stem, cleanup: cleanup)]) { [onEvent] _, event in
+        return children.run([launch]) { [onEvent] _, event in
             if case .phaseBegan(let mark) = event {
                 onEvent(.phase(id: run.id, name: mark.name, ledgerBytes: mark.ledgerLiveBytes, elapsedSeconds: (ContinuousClock.now - start).inSeconds))
             }
@@ -164,6 +177,30 @@ public final class ScenarioRunner {
             request: request, executable: options.executable, arguments: ["measure-run"], environment: childEnvironment, logPath: stem + ".log",
             requestPath: stem + ".request.json", cleanupPaths: cleanup)
     }
+
+    /// A loader outside this tool runs its own program, measured from outside, under a memory cap on its
+    /// sampled VmRSS (it has no ledger to refuse an allocation).
+    private func configure(_ launch: inout ChildRunner.Launch, for run: Scenario.Run, loaders: LoaderEnvironment, ledgerCap: Int) throws {
+        switch run.subject {
+        case .engine:
+            return
+        case .transformers:
+            guard let python = loaders.python, let driver = loaders.driver else { throw SubjectUnavailable("the transformers subject was not checked") }
+            launch.executable = python
+            launch.arguments = [driver]
+        case .command(let argv):
+            launch.executable = try LoaderEnvironment.program(argv[0], what: "the loader command")
+            launch.arguments = Subject.expand(
+                Array(argv.dropFirst()), checkpoint: launch.request.checkpoint, dtype: run.dtype, config: launch.request.config ?? "",
+                offload: launch.request.offloadFolder)
+        }
+        launch.environment.merge(Self.pythonEnvironment) { _, new in new }
+        launch.probeInterval = .microseconds(Int64((scenario.sampleIntervalMilliseconds * 1000).rounded()))
+        launch.memoryCapBytes = ledgerCap
+    }
+
+    /// For Python loaders: no bytecode written beside the driver, no network, output unbuffered.
+    static let pythonEnvironment = ["PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"]
 
     /// Applies the scenario's cache mode to the shard files before a measured child starts.
     private func prepareCache(_ paths: [String]) throws {

@@ -92,6 +92,13 @@ public struct PlacementRequest: Sendable, Equatable {
     /// `device_map={"": "cpu"}`: everything in host memory, no accelerator, nothing on disk.
     public static let cpuOnly = PlacementRequest(deviceMap: .user(UserDeviceMap(["": .cpu], source: "default map")))
 
+    /// The same request with no accelerator: only the cpu and disk budgets (a loader that has no simulated
+    /// accelerators, on a machine without GPUs).
+    public var withoutAccelerators: PlacementRequest {
+        let cpuAndDisk = maxMemory.map { DeviceBudgets(entries: $0.entries.filter { $0.device == .cpu || $0.device == .disk }) }.flatMap { $0.isEmpty ? nil : $0 }
+        return PlacementRequest(deviceMap: deviceMap, maxMemory: cpuAndDisk, acceleratorMemory: nil, noSplit: noSplit, hostAvailableBytes: hostAvailableBytes)
+    }
+
     /// The accelerator indices this request knows.
     public var acceleratorIndices: [Int] {
         acceleratorMemory?.acceleratorIndices ?? maxMemory?.acceleratorIndices ?? []

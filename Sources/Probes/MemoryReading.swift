@@ -29,6 +29,9 @@ public enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringC
     case ledgerLive
     /// The ledger with every allocation at its jemalloc size class (`nallocx`): what `stats.allocated` should show.
     case ledgerSizeClass
+    /// Σ `Rss` of the process's mappings of the checkpoint's files (`/proc/<pid>/smaps`): the part of RssFile
+    /// that is the checkpoint, not the loader's code and libraries.
+    case rssFileCheckpoint
 
     /// The name in JSON keys and timeline columns: `rss_anon`, `jemalloc_allocated`.
     public var name: String {
@@ -47,6 +50,7 @@ public enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringC
         case .jemallocRetained: "jemalloc_retained"
         case .ledgerLive: "ledger_live"
         case .ledgerSizeClass: "ledger_size_class"
+        case .rssFileCheckpoint: "rss_file_checkpoint"
         }
     }
 
@@ -67,6 +71,7 @@ public enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringC
         case .jemallocRetained: "jemalloc retained"
         case .ledgerLive: "ledger live"
         case .ledgerSizeClass: "ledger at size classes"
+        case .rssFileCheckpoint: "RssFile of the checkpoint (smaps)"
         }
     }
 

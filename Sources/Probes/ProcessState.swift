@@ -2,10 +2,12 @@
 import Glibc
 #endif
 
-/// A process's scheduling state: the third field of `/proc/<pid>/stat` (`R`, `S`, `D`, `T`, `Z` …).
+/// A process's scheduling state and CPU time: fields 3, 14 and 15 of `/proc/<pid>/stat`.
 public struct ProcessState: Sendable, Equatable, CustomStringConvertible {
-    /// The state letter.
+    /// The state letter (`R`, `S`, `D`, `T`, `Z` …).
     public let code: Character
+    /// `utime + stime`, in clock ticks: CPU time used so far (a stopped process's stays put).
+    public var cpuTicks: Int = 0
 
     /// Reads `/proc/<pid>/stat`; nil when the process is gone.
     public static func read(pid: pid_t) -> ProcessState? {
@@ -15,11 +17,15 @@ public struct ProcessState: Sendable, Equatable, CustomStringConvertible {
         return parse(stat: text)
     }
 
-    /// The state after the command name, which is in parentheses and may itself hold spaces and parentheses.
+    /// The fields after the command name, which is in parentheses and may itself hold spaces and parentheses.
     public static func parse(stat text: String) -> ProcessState? {
         guard let close = text.lastIndex(of: ")") else { return nil }
-        let rest = text[text.index(after: close)...].drop { $0 == " " }
-        return rest.first.map { ProcessState(code: $0) }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard let state = fields.first?.first else { return nil }
+        // After the name: state (3), ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt, majflt, cmajflt,
+        // utime (14), stime (15).
+        let ticks = fields.count > 12 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+        return ProcessState(code: state, cpuTicks: ticks)
     }
 
     /// True when the process is stopped (SIGSTOP, a debugger).

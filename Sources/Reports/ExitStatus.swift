@@ -24,6 +24,9 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case dataError = 65
     /// An input file does not exist or cannot be opened (EX_NOINPUT).
     case noInput = 66
+    /// A program a subject needs is missing: the Python interpreter, torch/transformers, a loader command
+    /// (EX_UNAVAILABLE). Found before anything is measured.
+    case unavailable = 69
     /// Reading or writing failed, or the disk is too small (EX_IOERR).
     case ioError = 74
     /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
@@ -39,6 +42,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
         case .outOfMemory: self = .claimFailed
         case .interrupted: self = .interrupted
         case .notComparable: self = .baselineMismatch
+        case .unavailable: self = .unavailable
         }
     }
 

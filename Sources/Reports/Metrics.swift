@@ -52,7 +52,7 @@ public struct Metric: Sendable {
     public static let all: [Metric] = [
         Metric(
             name: "ledger_peak_bytes", title: "ledger peak", source: "runs[].measurement.ledger_peak_bytes", kind: .exact, unit: .bytes,
-            extract: { $0.measurement.map { .bytes($0.ledgerPeakBytes) } }),
+            extract: { $0.measurement?.ledgerPeakBytes.map { .bytes($0) } }),
         Metric(
             name: "vmhwm_delta_bytes", title: "VmHWM Δ", source: "runs[].measurement.peaks.vmhwm_delta_bytes", kind: .memory, unit: .bytes,
             extract: { $0.measurement?.peaks[.vmhwm].map { .bytes($0) } }),

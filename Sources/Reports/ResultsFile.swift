@@ -43,9 +43,10 @@ public enum ResultsFile {
         guard let version else {
             throw ReportError("\(file): not a results file ($.schema_version is missing)", category: .badData)
         }
-        guard version == ScenarioResults.currentSchemaVersion else {
+        guard ScenarioResults.readableSchemaVersions.contains(version) else {
+            let readable = ScenarioResults.readableSchemaVersions
             throw ReportError(
-                "\(file): results schema version \(version), but this bigmodel-bench reads version \(ScenarioResults.currentSchemaVersion)",
+                "\(file): results schema version \(version), but this bigmodel-bench reads versions \(readable.lowerBound) to \(readable.upperBound)",
                 category: .badData)
         }
         do {

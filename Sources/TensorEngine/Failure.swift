@@ -17,6 +17,8 @@ public enum FailureCategory: String, Sendable, CaseIterable {
     case interrupted
     /// Two results files cannot be compared (another scenario, scale or checkpoint; a missing baseline).
     case notComparable
+    /// A program the run needs is missing or cannot run: a Python interpreter, a package, a loader command.
+    case unavailable
 }
 
 /// An error the CLI reports as one line and maps, through its category, to a documented exit status.

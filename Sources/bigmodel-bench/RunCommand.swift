@@ -42,6 +42,12 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print the results JSON on stdout instead of the summary table.")
     var json = false
 
+    @Option(help: "Measure every run with these loaders, comma-separated: engine, transformers (e.g. engine,transformers: side by side).")
+    var subject: String?
+
+    @Option(help: "The Python interpreter of the transformers subject (default: the scenario's \"python\", else $BIGMODEL_BENCH_PYTHON, else python3).")
+    var python: String?
+
     @Option(help: "Compare the results with this baseline results file at the end (as `compare` does).")
     var baseline: String?
 
@@ -53,6 +59,9 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--scale must be a number in (0, 1] or 'fit', not '\(scale)'")
         }
         if let repeatCount, repeatCount < 1 || repeatCount > 100 { throw ValidationError("--repeat must be in 1…100") }
+        if let subject, subjects(subject) == nil {
+            throw ValidationError("--subject takes engine and/or transformers, comma-separated, not '\(subject)' (a command subject is given in the scenario)")
+        }
         do { _ = try comparison.resolved() } catch { throw ValidationError("\(error)") }
     }
 
@@ -65,13 +74,22 @@ struct RunCommand: ParsableCommand {
         if status != .success { throw ExitCode(status.rawValue) }
     }
 
+    /// `engine,transformers` as subjects; nil when a name is not one.
+    private func subjects(_ text: String) -> [Subject]? {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let subjects = names.compactMap { name -> Subject? in name == "engine" ? .engine : name == "transformers" ? .transformers : nil }
+        return subjects.count == names.count && !subjects.isEmpty ? subjects : nil
+    }
+
     private func runScenario() throws -> (ScenarioResults, String) {
         let loaded = try Scenario.load(path: PathResolver.resolve(scenario))
         try SignalTrap.install()
-        let options = ScenarioRunner.Options(
+        var options = ScenarioRunner.Options(
             scale: scale.map { $0 == "fit" ? .fit : .fixed(Double($0) ?? 1) },
             only: only.map { Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }) }, repeatCount: repeatCount,
             outputDirectory: out, memoryLimit: memoryLimit?.bytes, workDirectory: workDir, executable: try ChildProcess.currentExecutablePath())
+        options.subjects = subject.flatMap(subjects)
+        options.python = python
         let console = RunConsole()
         let runner = ScenarioRunner(scenario: loaded, options: options, onEvent: console.handle)
         let results = try runner.run()
@@ -170,7 +188,7 @@ enum SummaryTable {
                 "\(size(m?.peaks[.rssAnon])) / \(size(m?.peaks[.rssFile]))",
                 size(m?.peaks[.vmhwm]),
                 size(m?.peaks[.jemallocAllocated]),
-                m.map { ByteSize.binary($0.ledgerPeakBytes) } ?? "-",
+                size(m?.ledgerPeakBytes),
                 run.verdict.rawValue,
                 run.seconds.map { ByteSize.fixed($0, digits: 2) } ?? "-",
                 run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-",

@@ -527,6 +527,7 @@ struct ProbesTests {
         #expect(state?.description == "stopped (SIGSTOP?)")
         #expect(try child.kill().termination == .signaled(signal: SIGKILL, coreDumped: false))
         #expect(ProcessState.parse(stat: "123 (a) b) c) S 1 2 3") == ProcessState(code: "S"))
+        #expect(ProcessState.parse(stat: "9 (x) R 1 9 9 0 -1 4194304 100 0 0 0 250 17 0 0")?.cpuTicks == 267)
     }
 
     @Test func childEnvironmentIsExactlyWhatWasPassed() throws {

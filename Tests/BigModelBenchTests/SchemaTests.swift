@@ -47,9 +47,13 @@ struct SchemaTests {
     @Test func verdictsAndTimelineRowsAreChecked() throws {
         let validator = try ReportFixtures.schema("results.schema.json")
         var results = try ReportFixtures.load(ReportFixtures.oom)
-        results.runs[1].measurement?.timeline.points[0].append(0)
+        let points = try #require(results.runs[1].measurement?.timeline.points)
+        results.runs[1].measurement?.timeline.points = Array(repeating: points[0], count: 2001)
+        results.runs[1].measurement?.timeline.points[7] = [1]
         let json = try parseJSON(String(decoding: try ResultsFile.encode(results), as: UTF8.self))
-        #expect(validator.validate(json) == ["$.runs[1].measurement.timeline.points[0][9]: not allowed here"])
+        #expect(validator.validate(json).sorted() == [
+            "$.runs[1].measurement.timeline.points: more than 2000 items", "$.runs[1].measurement.timeline.points[7]: fewer than 2 items",
+        ])
         let verdict = try parseJSON(try fileText(ReportFixtures.path(ReportFixtures.oom)).replacingOccurrences(of: "\"verdict\" : \"oom\"", with: "\"verdict\" : \"maybe\""))
         #expect(validator.validate(verdict).allSatisfy { $0.hasSuffix(": \"maybe\" is not one of [\"pass\",\"fail\",\"oom\",\"error\"]") })
         #expect(validator.validate(verdict).count == 2)

@@ -1,0 +1,101 @@
+import Foundation
+import Probes
+import TensorEngine
+
+/// A program a subject needs is missing or cannot run; found before anything is measured (exit 69).
+public struct SubjectUnavailable: ReportableError, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var category: FailureCategory { .unavailable }
+}
+
+/// Where the loaders outside this tool come from, checked before any checkpoint is generated or any run
+/// started: the Python interpreter (`run --python`, else the scenario's `"python"`, else
+/// `BIGMODEL_BENCH_PYTHON`, else `python3` on `PATH`), the transformers driver shipped in `python/`, and each
+/// command subject's program.
+public struct LoaderEnvironment: Sendable {
+    public let python: String?
+    public let driver: String?
+    /// What the interpreter reported (`python`, `torch`, `transformers`, …), when a transformers run needs it.
+    public let versions: [String: String]
+
+    /// The packages the transformers driver imports.
+    static let requiredPackages = ["torch", "transformers", "safetensors"]
+
+    /// Resolves and checks what `subjects` need. `requested` is `--python`, `scenarioPython` the scenario's key.
+    public static func check(subjects: Set<Subject>, requested: String?, scenarioPython: String?, needsAccelerate: Bool) throws -> LoaderEnvironment {
+        for subject in subjects {
+            if case .command(let argv) = subject { _ = try program(argv.first ?? "", what: "the loader command") }
+        }
+        guard subjects.contains(.transformers) else { return LoaderEnvironment(python: nil, driver: nil, versions: [:]) }
+        let given = requested ?? scenarioPython ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? "python3"
+        let python = try program(given, what: "the Python interpreter for the transformers subject")
+        let driver = try findDriver()
+        let packages = requiredPackages + (needsAccelerate ? ["accelerate"] : [])
+        return LoaderEnvironment(python: python, driver: driver, versions: try importCheck(python, packages: packages))
+    }
+
+    /// `name` as an executable path: as given when it has a slash, else the first match on `PATH`.
+    static func program(_ name: String, what: String) throws -> String {
+        let fm = FileManager.default
+        let candidates: [String]
+        if name.contains("/") {
+            candidates = [name]
+        } else {
+            let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+            candidates = path.split(separator: ":").map { "\($0)/\(name)" }
+        }
+        for candidate in candidates {
+            var isDirectory: ObjCBool = false
+            if fm.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue, fm.isExecutableFile(atPath: candidate) {
+                return URL(fileURLWithPath: candidate).standardizedFileURL.path
+            }
+        }
+        throw SubjectUnavailable(
+            name.isEmpty ? "\(what) is empty" : "\(what) '\(name)' was not found or is not executable"
+                + (name.contains("python") ? "; give --python PATH, the scenario's \"python\", or BIGMODEL_BENCH_PYTHON" : ""))
+    }
+
+    /// `python/bigmodel_bench_driver.py` beside the checkout this binary was built in (`BIGMODEL_BENCH_DRIVER`
+    /// overrides).
+    static func findDriver() throws -> String {
+        if let given = ProcessInfo.processInfo.environment["BIGMODEL_BENCH_DRIVER"] {
+            guard FileManager.default.fileExists(atPath: given) else { throw SubjectUnavailable("BIGMODEL_BENCH_DRIVER names \(given), which does not exist") }
+            return given
+        }
+        let executable = (try? ChildProcess.currentExecutablePath()) ?? CommandLine.arguments[0]
+        var folder = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = folder.appendingPathComponent("python/bigmodel_bench_driver.py").path
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            folder.deleteLastPathComponent()
+        }
+        throw SubjectUnavailable(
+            "python/bigmodel_bench_driver.py was not found above \(executable); run the tool from its checkout or set BIGMODEL_BENCH_DRIVER")
+    }
+
+    /// Imports `packages` in the interpreter and returns their versions; a failure names what is missing and how
+    /// to install it.
+    static func importCheck(_ python: String, packages: [String]) throws -> [String: String] {
+        let script = "import json, sys\nv = {'python': sys.version.split()[0]}\nfor m in \(packages):\n  try:\n    v[m] = __import__(m).__version__\n  except Exception as e:\n    v[m] = 'MISSING ' + type(e).__name__ + ': ' + str(e).splitlines()[0][:200]\nprint(json.dumps(v))\n"
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bigmodel-bench-check-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let output = folder + "/versions.json"
+        let child = try ChildProcess.spawn(
+            executable: python, arguments: ["-c", script], environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"],
+            options: .init(standardInput: .null, standardOutput: .file(output), standardError: .null))
+        let exit = try child.wait()
+        guard exit.termination == .exited(code: 0), let data = FileManager.default.contents(atPath: output),
+            let versions = try? JSONDecoder().decode([String: String].self, from: data)
+        else { throw SubjectUnavailable("\(python) could not run a version check (\(exit.termination))") }
+        let missing = packages.filter { versions[$0]?.hasPrefix("MISSING") != false }
+        guard missing.isEmpty else {
+            let why = missing.map { "\($0) (\(versions[$0]?.dropFirst(8) ?? "not reported"))" }.joined(separator: ", ")
+            throw SubjectUnavailable(
+                "the transformers subject needs \(missing.joined(separator: ", ")), which \(python) cannot import: \(why); install with: \(python) -m pip install \(missing.joined(separator: " ")) (or run scripts/setup --test, which makes ~/.cache/bigmodel-bench/python)")
+        }
+        return versions
+    }
+}

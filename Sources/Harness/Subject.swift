@@ -1,0 +1,70 @@
+import Foundation
+import TensorEngine
+
+/// Who loads the checkpoint in a run: bigmodel-bench's own engine (its exact ledger and jemalloc figures),
+/// transformers itself (the Python driver `python/bigmodel_bench_driver.py`), or any loader command. Every
+/// subject is held to the same claim — its run's strategy — and measured by the same kernel probes; only the
+/// engine has a ledger and jemalloc statistics.
+///
+/// In a scenario: `"subject": "engine"` (the default), `"transformers"`, or
+/// `{"command": ["python3", "my_loader.py", "{checkpoint}", "{dtype}"]}` with the placeholders `{checkpoint}`
+/// (the checkpoint folder), `{dtype}` (the target dtype's torch name, or `auto`), `{config}` (its
+/// config.json) and `{offload}` (the run's offload folder).
+public enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
+    case engine
+    case transformers
+    case command([String])
+
+    /// The name in run ids (`naive@transformers`) and tables.
+    public var name: String {
+        switch self {
+        case .engine: "engine"
+        case .transformers: "transformers"
+        case .command: "command"
+        }
+    }
+
+    public var description: String {
+        if case .command(let argv) = self { return "command `\(argv.joined(separator: " "))`" }
+        return name
+    }
+
+    /// True for the subjects that run Python (their default tolerance is wider: the interpreter's own memory).
+    public var isEngine: Bool { self == .engine }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let name = try? container.decode(String.self) {
+            switch name {
+            case "engine": self = .engine
+            case "transformers": self = .transformers
+            default: throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown subject '\(name)'")
+            }
+            return
+        }
+        struct Command: Codable { var command: [String] }
+        self = .command(try container.decode(Command.self).command)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .engine, .transformers: try container.encode(name)
+        case .command(let argv): try container.encode(["command": argv])
+        }
+    }
+
+    /// The default tolerance for claims on this subject: the engine's (3% + 32 MiB), or for a loader outside
+    /// this tool 10% + 128 MiB (an interpreter, its imports and its allocator's slack are part of its peak).
+    public static let loaderTolerance = Scenario.Tolerance(relative: 0.10, absoluteBytes: 128 << 20)
+
+    /// `argv` with the placeholders replaced.
+    public static func expand(_ argv: [String], checkpoint: String, dtype: DType?, config: String, offload: String?) -> [String] {
+        argv.map {
+            $0.replacingOccurrences(of: "{checkpoint}", with: checkpoint)
+                .replacingOccurrences(of: "{dtype}", with: dtype?.torchName ?? "auto")
+                .replacingOccurrences(of: "{config}", with: config)
+                .replacingOccurrences(of: "{offload}", with: offload ?? "")
+        }
+    }
+}
