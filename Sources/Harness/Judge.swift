@@ -91,6 +91,7 @@ public struct Judge: Sendable {
         }
         let delivered = subject.isEngine ? outcome.measurement != nil || outcome.floor != nil : outcome.hello == nil || outcome.subjectResult != nil
         if case .exited(let code)? = outcome.exit?.termination, code != 0 {
+            if !subject.isEngine { return "the loader exited with status \(code)" }
             return "the child exited with status \(code)" + (delivered ? " after its measurement" : " and no measurement")
         }
         if !delivered { return subject.isEngine ? "the child exited without sending its measurement" : "the loader exited without sending its result" }

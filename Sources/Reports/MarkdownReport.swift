@@ -53,6 +53,7 @@ public enum MarkdownReport {
         var md = ""
         md += header(results, resultsLink: resultsLink)
         md += summary(results, peaksChart: peaksName)
+        md += loaderComparison(results)
         md += environment(results)
         md += runsSection(results, charts: runCharts)
         md += predictions(results)
@@ -257,10 +258,7 @@ public enum MarkdownReport {
                     md += "Phases (times in seconds since the child's sampler started, as on the chart):\n\n"
                     md += Format.markdownTable(rows, rightAligned: [0, 2, 3, 4, 5]) + "\n"
                 }
-                md += "Peaks above the baseline: ledger \(Format.size(m.peaks[.ledgerLive])) (exact), ledger at jemalloc size classes "
-                md += "\(Format.size(m.peaks[.ledgerSizeClass])) (what `stats.allocated` should show for the same allocations), "
-                md += "VmRSS \(Format.size(m.peaks[.rss])), jemalloc active \(Format.size(m.peaks[.jemallocActive])), "
-                md += "jemalloc resident \(Format.size(m.peaks[.jemallocResident])).\n\n"
+                md += run.loader.isEngine ? enginePeaks(m) : loaderDetails(m)
                 md += snapshots(m)
                 if let usage = m.devices { md += devicesSection(usage) }
                 let s = m.sampler
@@ -277,6 +275,35 @@ public enum MarkdownReport {
             }
             md += exitLine(run.exit)
         }
+        return md
+    }
+
+    static func enginePeaks(_ m: RunMeasurement) -> String {
+        "Peaks above the baseline: ledger \(Format.size(m.peaks[.ledgerLive])) (exact), ledger at jemalloc size classes "
+            + "\(Format.size(m.peaks[.ledgerSizeClass])) (what `stats.allocated` should show for the same allocations), "
+            + "VmRSS \(Format.size(m.peaks[.rss])), jemalloc active \(Format.size(m.peaks[.jemallocActive])), "
+            + "jemalloc resident \(Format.size(m.peaks[.jemallocResident])).\n\n"
+    }
+
+    /// A loader measured from outside: what it runs on, how its peak was read, end of load against after the touch.
+    static func loaderDetails(_ m: RunMeasurement) -> String {
+        var md = "Measured from outside (no ledger, no jemalloc: those figures are absent). "
+        if let versions = m.subjectVersions { md += "Runs on " + versions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ". " }
+        if let source = m.peakSource { md += "Peak: \(source). " }
+        if let code = m.codePagesBytes { md += "Its own code and library pages grew by \(Format.size(code)) during the load (smaps): VmHWM Δ \(Format.size(m.peaks[.vmhwm])) less that is \(Format.size(ClaimChecker.judgedPeaks(m)[.vmhwm])), the figure the claims read. " }
+        md += "\n\n"
+        if let load = m.loadPeaks {
+            md += "At the end of the load: RSS anon Δ \(Format.size(load[.rssAnon])), RSS file Δ \(Format.size(load[.rssFile])), VmHWM Δ \(Format.size(load[.vmhwm]))"
+            md += m.touchSeconds.map { "; after the touch (every parameter read once, \(Format.seconds($0)) s): RSS anon Δ \(Format.size(m.peaks[.rssAnon])), RSS file Δ \(Format.size(m.peaks[.rssFile])), VmHWM Δ \(Format.size(m.peaks[.vmhwm]))" } ?? ""
+            md += ".\n\n"
+        }
+        if let map = m.hfDeviceMap {
+            md += "`hf_device_map` (transformers): " + map.prefix(8).map { "\(Format.code($0.module.isEmpty ? "\"\"" : $0.module)) → \($0.device)" }.joined(separator: ", ")
+            md += map.count > 8 ? " … (\(map.count) modules)" : ""
+            md += m.planDeviceMap.map { " · `plan` gives \($0.count) module\($0.count == 1 ? "" : "s")" } ?? ""
+            md += ".\n\n"
+        }
+        for note in m.notes ?? [] { md += "Note: \(note)\n\n" }
         return md
     }
 

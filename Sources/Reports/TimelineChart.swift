@@ -94,8 +94,9 @@ public struct TimelineChart {
         var y = 28.0
         svg.text("\(results.scenario.name) · \(label): memory over time", x: plotLeft, y: y, size: 16, weight: "bold")
         y += 20
+        let who = run.loader.isEngine ? "" : " · loaded by \(run.loader.name), measured from outside"
         svg.text(
-            "\(run.strategy.rawValue) → \(run.dtype) · verdict \(run.verdict.rawValue) · bytes above the measured child's pre-load baseline (ledger live: absolute, 0 at baseline)",
+            "\(run.strategy.rawValue) → \(run.dtype)\(who) · verdict \(run.verdict.rawValue) · bytes above the measured child's pre-load baseline (ledger live: absolute, 0 at baseline)",
             x: plotLeft, y: y, size: 12, fill: Style.muted)
         y = legend(top: y + 14)
         let (plotTop, rowCount, labelX) = phaseStrip(top: y)
@@ -247,7 +248,8 @@ public struct TimelineChart {
         svg.text("Phases (numbered bands above)", x: plotLeft, y: bottom, weight: "bold")
         bottom += 6
         let texts = m.phases.enumerated().map { i, p in
-            "\(i + 1)  \(p.name): \(Format.seconds(p.startSeconds))–\(Format.seconds(p.endSeconds)) s, ledger \(Format.size(p.ledgerLiveBytesAtStart)) → \(Format.size(p.ledgerLiveBytesAtEnd))"
+            "\(i + 1)  \(p.name): \(Format.seconds(p.startSeconds))–\(Format.seconds(p.endSeconds)) s"
+                + (p.ledgerLiveBytesAtStart == nil ? "" : ", ledger \(Format.size(p.ledgerLiveBytesAtStart)) → \(Format.size(p.ledgerLiveBytesAtEnd))")
         }
         let layout = ColumnLayout(entryWidths: texts.map { Style.textWidth($0, size: 11) }, width: plotWidth)
         for (i, text) in texts.enumerated() {
