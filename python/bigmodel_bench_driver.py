@@ -14,6 +14,7 @@ import gc
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -22,14 +23,25 @@ CONTROL = int(os.environ.get("BIGMODEL_BENCH_CONTROL_FD", "-1"))
 CLOCK = time.monotonic()
 
 
+LOCK = threading.Lock()
+
+
 def send(event, **fields):
-    """One event, one line, one write."""
+    """One event, one line, written whole (the heartbeat thread's lines never interleave with it)."""
     if EVENTS < 0:
         return
     line = json.dumps(dict(event=event, **fields), sort_keys=True, separators=(",", ":")) + "\n"
     data = line.encode()
-    while data:
-        data = data[os.write(EVENTS, data):]
+    with LOCK:
+        while data:
+            data = data[os.write(EVENTS, data):]
+
+
+def heartbeat():
+    """A sign of life every half second, for the parent's watchdog (also while waiting for a command)."""
+    while True:
+        time.sleep(0.5)
+        send("heartbeat")
 
 
 def wait_for(command):
@@ -78,6 +90,7 @@ def main():
     if request.get("protocol_version") != 1:
         fail("usage", f"this driver speaks protocol 1, the request {request.get('protocol_version')}")
     send("hello", pid=os.getpid(), protocol_version=1, subject="transformers", versions={"python": sys.version.split()[0]})
+    threading.Thread(target=heartbeat, daemon=True).start()
     # The imports belong to the baseline: they are done before `ready`.
     import safetensors
     import safetensors.torch
@@ -151,9 +164,10 @@ class Loader:
 
     def load(self, phases):
         strategy = self.request["strategy"]
+        # transformers 5's from_pretrained is the mmap path: same-dtype weights stay views of the mapped shards.
         method = {
             "naive": self.naive, "sharded": self.sharded, "low-memory": self.low_memory, "dtype-direct": self.dtype_direct,
-            "load-then-cast": self.load_then_cast, "device-map": self.device_map,
+            "load-then-cast": self.load_then_cast, "device-map": self.device_map, "mmap": self.low_memory,
         }.get(strategy)
         if method is None:
             fail("usage", f"the transformers driver has no code path for strategy '{strategy}'")

@@ -13,6 +13,7 @@ public protocol TensorByteSource {
 /// A run was interrupted (Ctrl-C) while writing; everything partial was removed.
 public struct WriteInterrupted: ReportableError, Equatable {
     public let path: String
+    public init(path: String) { self.path = path }
     public var description: String { "\(path): interrupted; the partial checkpoint was removed" }
     public var category: FailureCategory { .interrupted }
 }

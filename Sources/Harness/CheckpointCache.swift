@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import Probes
 import Models
 import StrictJSON
 import TensorEngine
@@ -37,12 +38,16 @@ public struct CheckpointCache: Sendable {
     }
 
     /// Returns the cached checkpoint's folder, generating it first when needed.
-    /// `reused` tells which; `seconds` is the generation time (nil when reused).
+    /// `reused` tells which; `seconds` is the generation time (nil when reused). The cache is locked while
+    /// it is checked and filled (`<root>/.lock`), so processes sharing a work folder (two `run`s, the ranks
+    /// of a job) generate a checkpoint once and the others wait for it.
     public func checkpoint(
         for synthetic: SyntheticCheckpoint, scenario: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }
     ) throws -> (folder: String, reused: Bool, seconds: Double?) {
         let fm = FileManager.default
         try? fm.createDirectory(atPath: root, withIntermediateDirectories: true)
+        guard let lock = try FileLock.acquire(root + "/.lock", isCancelled: isCancelled) else { throw WriteInterrupted(path: root) }
+        defer { lock.release() }
         sweepAbandonedStaging()
         let folder = folder(for: synthetic, scenario: scenario)
         if fm.fileExists(atPath: folder) {

@@ -58,6 +58,46 @@ public struct ChildRequest: Codable, Sendable, Equatable {
     public var touch = true
     /// The checkpoint's config.json, when it has one.
     public var config: String?
+    /// Which rank of how many this child is (also in its environment, as torchrun sets it); nil: one rank.
+    public var rank: RankInfo?
+    /// Sample PSS too (a rank of a multi-rank run: the machine's Σ PSS is summed from the ranks).
+    public var samplePss = false
+}
+
+/// A rank as torchrun describes it.
+public struct RankInfo: Codable, Sendable, Equatable {
+    public var rank: Int
+    public var localRank: Int
+    public var worldSize: Int
+    public var localWorldSize: Int
+    /// The node's index in the job (torchrun's `GROUP_RANK`).
+    public var groupRank: Int = 0
+
+    public init(rank: Int, localRank: Int, worldSize: Int, localWorldSize: Int, groupRank: Int = 0) {
+        self.rank = rank
+        self.localRank = localRank
+        self.worldSize = worldSize
+        self.localWorldSize = localWorldSize
+        self.groupRank = groupRank
+    }
+
+    /// The variables torchrun sets for a rank (`RANK`, `LOCAL_RANK`, `WORLD_SIZE`, `LOCAL_WORLD_SIZE`,
+    /// `GROUP_RANK`, and a local rendezvous address).
+    public var environment: [String: String] {
+        [
+            "RANK": String(rank), "LOCAL_RANK": String(localRank), "WORLD_SIZE": String(worldSize), "LOCAL_WORLD_SIZE": String(localWorldSize),
+            "GROUP_RANK": String(groupRank), "ROLE_RANK": String(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500",
+        ]
+    }
+
+    /// The rank the environment describes (as torchrun or `srun` set it); nil when `RANK` or `WORLD_SIZE` is
+    /// missing or not a number.
+    public static func fromEnvironment(_ environment: [String: String]) -> RankInfo? {
+        func int(_ keys: String...) -> Int? { keys.lazy.compactMap { environment[$0].flatMap { Int($0) } }.first }
+        guard let rank = int("RANK", "SLURM_PROCID"), let world = int("WORLD_SIZE", "SLURM_NTASKS"), rank >= 0, world > rank else { return nil }
+        let local = int("LOCAL_RANK", "SLURM_LOCALID") ?? rank
+        return RankInfo(rank: rank, localRank: local, worldSize: world, localWorldSize: int("LOCAL_WORLD_SIZE") ?? world, groupRank: int("GROUP_RANK", "SLURM_NODEID") ?? 0)
+    }
 }
 
 /// A command from the parent, one JSON line on the control descriptor: `{"command": "start"}`.

@@ -30,8 +30,11 @@ public struct ChildRunner: Sendable {
         public var cleanupPaths: [String] = []
         /// Measure the child from outside (a loader that is not the engine) at this interval.
         public var probeInterval: Duration?
-        /// Measured from outside: the child is ended as `oom` when its sampled VmRSS passes this.
+        /// Measured from outside: the child is ended as `oom` when its sampled RssAnon passes this.
         public var memoryCapBytes: Int?
+        /// A rank: it keeps its model after its final reply until every rank of the run has replied (the
+        /// runner then sends `exit` to all), so the machine holds every model at once.
+        public var holdsUntilAllLoaded = false
     }
 
     /// Why the parent ended a child itself.
@@ -42,7 +45,7 @@ public struct ChildRunner: Sendable {
         case stalled(seconds: Double, state: String?)
         /// Ran past the wall-time limit.
         case timedOut(seconds: Double)
-        /// Measured from outside, its sampled VmRSS passed the run's memory cap.
+        /// Measured from outside, its sampled RssAnon passed the run's memory cap.
         case memoryCap(reachedBytes: Int, capBytes: Int)
     }
 
@@ -75,21 +78,34 @@ public struct ChildRunner: Sendable {
     }
 
     /// Runs `launches` together (one start barrier for all) and returns their outcomes in the same order.
-    /// `onEvent(index, event)` sees every event as it arrives.
-    public func run(_ launches: [Launch], onEvent: (Int, ChildEvent) -> Void = { _, _ in }) -> [Outcome] {
+    /// `onEvent(index, event)` sees every event as it arrives; `machine`, when given, is started at the barrier
+    /// and sampled every 10 ms until the last child exits.
+    func run(_ launches: [Launch], machine: MachineProbe? = nil, onEvent: (Int, ChildEvent) -> Void = { _, _ in }) -> [Outcome] {
         let sessions = launches.map { ChildSession(launch: $0) }
         defer { for session in sessions { session.cleanUp() } }
         for session in sessions { session.start() }
         var startSent = false
+        var exitSent = false
+        var lastSample = 0.0
         while sessions.contains(where: { !$0.isFinished }) {
             let open = sessions.filter { !$0.isFinished }.map(\.eventsDescriptor)
-            let readable = Descriptor.waitReadable(open, seconds: 0.05)
+            let readable = Descriptor.waitReadable(open, seconds: machine == nil ? 0.05 : MachineProbe.interval)
             for (index, session) in sessions.enumerated() where readable.contains(session.eventsDescriptor) {
                 session.drain { onEvent(index, $0) }
             }
             if !startSent, sessions.allSatisfy({ $0.isReady || $0.isFinished }) {
                 startSent = true
+                machine?.begin(pids: sessions.compactMap(\.outcome.pid))
                 for session in sessions where !session.isFinished { session.send(.start) }
+            }
+            if !exitSent, sessions.contains(where: \.launch.holdsUntilAllLoaded), sessions.allSatisfy({ $0.isFinished || $0.hasReplied }) {
+                exitSent = true
+                if let machine, machine.started { machine.sample(rollup: true) }
+                for session in sessions where !session.isFinished { session.send(.exit) }
+            }
+            if let machine, machine.started, MonotonicClock.monotonicSeconds() - lastSample >= MachineProbe.interval {
+                lastSample = MonotonicClock.monotonicSeconds()
+                machine.sample()
             }
             for (index, session) in sessions.enumerated() where !session.isFinished {
                 session.reapIfExited { onEvent(index, $0) }
@@ -126,6 +142,9 @@ final class ChildSession {
 
     var eventsDescriptor: Int32 { events?.readEnd ?? -1 }
 
+    /// Its final reply arrived (a measurement, or a loader's result).
+    var hasReplied: Bool { outcome.measurement != nil || outcome.subjectResult != nil }
+
     func start() {
         do {
             try ResultsCodec.encode(launch.request).withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: launch.requestPath)) }
@@ -148,7 +167,7 @@ final class ChildSession {
             self.child = child
             outcome.pid = child.pid
             if let interval = launch.probeInterval {
-                let probe = try ExternalProbe(pid: child.pid, interval: interval, checkpointFiles: launch.request.files)
+                let probe = try ExternalProbe(pid: child.pid, interval: interval, checkpointFiles: launch.request.files, samplePss: launch.request.samplePss)
                 try probe.start()
                 self.probe = probe
             }
@@ -193,7 +212,7 @@ final class ChildSession {
         case .result(let result):
             outcome.subjectResult = result
             probe?.markFinal()
-            send(.exit)
+            if !launch.holdsUntilAllLoaded { send(.exit) }
         case .heartbeat: break
         }
     }
@@ -214,7 +233,7 @@ final class ChildSession {
     /// outside, using CPU time) and within its memory cap.
     func watchdog(_ limits: ChildRunner.Limits) -> ChildRunner.Stop? {
         let now = MonotonicClock.monotonicSeconds()
-        if let cap = launch.memoryCapBytes, let rss = probe?.latestRSS, rss > cap { return .memoryCap(reachedBytes: rss, capBytes: cap) }
+        if let cap = launch.memoryCapBytes, let anon = probe?.latestAnonymous, anon > cap { return .memoryCap(reachedBytes: anon, capBytes: cap) }
         if now - startedAt > limits.wallSeconds { return .timedOut(seconds: limits.wallSeconds) }
         if now - lastStateCheck > 0.5, let child {
             lastStateCheck = now

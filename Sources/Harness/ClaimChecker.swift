@@ -93,6 +93,31 @@ public struct ClaimChecker: Sendable {
         return checks
     }
 
+    /// mmap: RssAnon holds only the owned bytes (≤ predicted + tolerance), RssFile holds the mapped views —
+    /// the mapped tensor bytes within the tolerance either way — and VmHWM both.
+    func mmapChecks(_ m: RunMeasurement, upper: Int, tolerance tol: Int) -> [Check] {
+        let mapped = m.mappedBytes ?? m.figures.mappedBytes ?? 0
+        let fileTolerance = tolerance.bytes(for: mapped)
+        var checks = [Check]()
+        if let anon = m.peaks[.rssAnon] {
+            checks.append(Check(name: "RSS anon peak delta within upper bound", measuredBytes: anon, boundBytes: upper, relation: .atMost, detail: "only the owned bytes are anonymous"))
+        }
+        if let file = m.peaks[.rssFile] {
+            checks.append(
+                Check(name: "RSS file peak delta within upper bound", measuredBytes: file, boundBytes: mapped + fileTolerance, relation: .atMost,
+                    detail: "the mapped tensor bytes (M_map = \(ByteSize.binary(mapped))), read once, plus tolerance"))
+            checks.append(
+                Check(name: "RSS file peak delta reaches lower bound", measuredBytes: file, boundBytes: max(0, mapped - fileTolerance), relation: .atLeast,
+                    detail: "every mapped page was read: a touch that read nothing must fail"))
+        }
+        if let hwm = m.peaks[.vmhwm] {
+            checks.append(
+                Check(name: "VmHWM delta within upper bound", measuredBytes: hwm, boundBytes: upper + mapped + fileTolerance, relation: .atMost,
+                    detail: "owned plus mapped bytes: the kernel counts both"))
+        }
+        return checks
+    }
+
     /// RSS anon and jemalloc against the ledger (jemalloc at its size classes, which is what it counts).
     func agreementChecks(_ m: RunMeasurement) -> [Check] {
         let allowed = tolerance.bytes(for: m.ledgerPeakBytes ?? 0)
@@ -134,7 +159,11 @@ public struct ClaimChecker: Sendable {
                     detail: "\(m.formula) computed from the headers vs the ledger's exact peak")
             } ?? Check(name: "ledger peak was read", passed: false, measuredBytes: 0, boundBytes: 0, relation: .equal, detail: "the engine reported no ledger peak")
         ]
-        checks += boundChecks(m.peaks, upper: upper, lower: lower)
+        if m.strategy == .mmap {
+            checks += mmapChecks(m, upper: upper, tolerance: tol)
+        } else {
+            checks += boundChecks(m.peaks, upper: upper, lower: lower)
+        }
         checks += agreementChecks(m)
         if let usage = m.devices { checks += Self.deviceChecks(usage) }
         let failed = checks.filter { !$0.passed }

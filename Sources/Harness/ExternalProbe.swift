@@ -23,6 +23,8 @@ public final class ExternalProbe {
         var sampled: RSSSamplerResult
         /// True when the baseline and marks came from the protocol's events.
         var marked: Bool
+        /// `CLOCK_MONOTONIC` at the samples' zero.
+        var originSeconds: Double = 0
     }
 
     let pid: pid_t
@@ -38,11 +40,13 @@ public final class ExternalProbe {
     private var openPhase: (name: String, start: Double)?
     private var marked = false
 
-    init(pid: pid_t, interval: Duration, checkpointFiles: [String]) throws {
+    init(pid: pid_t, interval: Duration, checkpointFiles: [String], samplePss: Bool = false) throws {
         self.pid = pid
         self.checkpointFiles = Set(checkpointFiles.map(MappedFiles.canonicalPath))
         let phase = self.phase
-        sampler = try RSSSampler(interval: interval, pid: pid) { (ledgerLiveBytes: nil, phase: phase.value.load(ordering: .relaxed)) }
+        sampler = try RSSSampler(interval: interval, pid: pid, rollupEvery: samplePss ? 20 : 0) {
+            (ledgerLiveBytes: nil, phase: phase.value.load(ordering: .relaxed))
+        }
     }
 
     deinit { _ = sampler.stop() }
@@ -92,8 +96,9 @@ public final class ExternalProbe {
         phase.value.store(-1, ordering: .relaxed)
     }
 
-    /// The latest VmRSS sampled, for the memory cap.
-    var latestRSS: Int? { sampler.latestSample?.reading[.rss] }
+    /// The latest RssAnon sampled, for the memory cap: anonymous memory is what the kernel cannot reclaim
+    /// (mapped checkpoint pages are clean page cache it can drop).
+    var latestAnonymous: Int? { sampler.latestSample?.reading[.rssAnon] }
 
     /// Stops sampling (the child has exited or is about to) and returns what was seen.
     func finish() -> Observation {
@@ -103,7 +108,7 @@ public final class ExternalProbe {
         return Observation(
             baseline: baseline ?? sampled.samples.first?.reading ?? MemoryReading(), baselineSeconds: baselineSeconds,
             endOfLoad: endOfLoad?.0, endOfLoadSeconds: endOfLoad?.1, final: final?.0 ?? last?.0, finalSeconds: final?.1 ?? last?.1,
-            phases: phases, sampled: sampled, marked: marked)
+            phases: phases, sampled: sampled, marked: marked, originSeconds: sampler.startSeconds)
     }
 }
 

@@ -71,7 +71,7 @@ public struct Judge: Sendable {
             return (.error, "watchdog: the child sent nothing for \(Int(seconds)) s" + (state.map { " (it was \($0))" } ?? "") + " and was killed")
         case .timedOut(let seconds): return (.error, "watchdog: the child ran past its \(Int(seconds)) s limit and was killed")
         case .memoryCap(let reached, let cap):
-            return (.oom, "hit its \(ByteSize.binary(cap)) memory cap: sampled VmRSS reached \(ByteSize.binary(reached)), and the loader was killed")
+            return (.oom, "hit its \(ByteSize.binary(cap)) memory cap: sampled RssAnon reached \(ByteSize.binary(reached)), and the loader was killed")
         }
     }
 

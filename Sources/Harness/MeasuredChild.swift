@@ -23,7 +23,9 @@ public enum MeasuredChild {
         do {
             let request = try readRequest()
             switch request.task {
-            case .load: events.send(.measurement(try measure(request, events: events)))
+            case .load:
+                let measurement = try measure(request, events: events)
+                if request.rank == nil { events.send(.measurement(measurement)) }
             case .floor: events.send(.floor(try floor(request)))
             }
         } catch {
@@ -56,7 +58,7 @@ public enum MeasuredChild {
         let strategy: any LoadStrategy =
             request.strategy == .deviceMap
             ? DeviceMapLoad(request: request.placement ?? .cpuOnly, offloadFolder: request.offloadFolder) : request.strategy.strategy
-        let measured = MeasuredLoad(
+        var measured = MeasuredLoad(
             checkpointPath: request.checkpoint, strategy: strategy, dtype: request.dtype,
             sampleInterval: .microseconds(Int64((request.sampleIntervalMilliseconds * 1000).rounded())), ledgerBudget: request.ledgerBudgetBytes,
             onPhase: { transition in
@@ -69,15 +71,25 @@ public enum MeasuredChild {
                 events.send(.ready)
                 waitForStart()
             })
+        measured.samplePss = request.samplePss
+        if request.rank != nil {
+            // A rank keeps its model until the parent says every rank has loaded.
+            measured.hold = { measurement in
+                events.send(.measurement(measurement))
+                waitFor(.exit)
+            }
+        }
         return try measured.run()
     }
 
     /// Blocks until the parent sends `start` on the control descriptor (at once when there is none). A parent
     /// that closed it without a start is gone or gave up: the child stops.
-    static func waitForStart() {
+    static func waitForStart() { waitFor(.start) }
+
+    static func waitFor(_ command: ControlCommand) {
         guard let text = ProcessInfo.processInfo.environment[ChildProtocol.controlVariable], let fd = Int32(text) else { return }
         while let line = Descriptor.readLine(fd) {
-            if (try? JSONLines.decode(ControlCommandLine.self, from: line))?.command == .start { return }
+            if (try? JSONLines.decode(ControlCommandLine.self, from: line))?.command == command { return }
         }
         exit(0)
     }

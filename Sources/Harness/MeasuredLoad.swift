@@ -21,6 +21,11 @@ public struct MeasuredLoad {
     public let onPhase: @Sendable (PhaseLog.Transition) -> Void
     /// Called once the baseline is taken; returns when the load may begin.
     public let ready: () -> Void
+    /// Sample PSS too (`smaps_rollup` every tenth sample): a rank of a multi-rank run, whose Σ PSS is summed.
+    public var samplePss = false
+    /// Called with the measurement while the model is still alive (a rank holds its model until every rank
+    /// has loaded, so the machine's Σ is of all models at once).
+    public var hold: (RunMeasurement) -> Void = { _ in }
 
     public init(
         checkpointPath: String, strategy: any LoadStrategy, dtype: DType?, sampleInterval: Duration = .milliseconds(1), ledgerBudget: Int? = nil,
@@ -54,9 +59,11 @@ public struct MeasuredLoad {
         let ledger = MemoryLedger()
         if let ledgerBudget { ledger.setTotalBudget(ledgerBudget) }
         let phases = PhaseLog(ledger: ledger, observer: onPhase)
-        let sampler = try RSSSampler(interval: sampleInterval) { (ledgerLiveBytes: ledger.liveBytes, phase: phases.currentPhaseIndex) }
+        let sampler = try RSSSampler(interval: sampleInterval, rollupEvery: samplePss ? 10 : 0) {
+            (ledgerLiveBytes: ledger.liveBytes, phase: phases.currentPhaseIndex)
+        }
         try sampler.start()
-        let baseline = Self.settledBaseline(ledger: ledger)
+        let baseline = Self.settledBaseline(ledger: ledger, rollup: samplePss)
         let phaseOffset = RSSSampler.monotonicSeconds() - sampler.startSeconds - phases.elapsedSeconds
         ready()
 
@@ -64,9 +71,7 @@ public struct MeasuredLoad {
         Thread.sleep(forTimeInterval: 0.005)
         let sampled = sampler.stop()
         let end = Self.reading(ledger: ledger, rollup: true)
-        withExtendedLifetime(outcome.model) {}
-        outcome.model = nil
-        return RunMeasurement(
+        var measurement = RunMeasurement(
             strategy: strategy.name, dtype: plan.dtype, dtypeSource: plan.dtypeSource, figures: plan.figures, formula: strategy.formula,
             predictedPeakBytes: prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(plan.figures), ledgerPeakBytes: ledger.peakBytes,
             seconds: outcome.seconds, baseline: baseline, end: end,
@@ -77,9 +82,15 @@ public struct MeasuredLoad {
                     ledgerLiveBytesAtStart: $0.ledgerLiveBytesAtStart, ledgerLiveBytesAtEnd: $0.ledgerLiveBytesAtEnd)
             },
             sampler: SamplerStats(sampled, loadSeconds: outcome.seconds),
-            timeline: Timeline(samples: sampled.samples, baseline: baseline, columns: Timeline.engineColumns),
+            timeline: Timeline(samples: sampled.samples, baseline: baseline, columns: Timeline.engineColumns + (samplePss ? Timeline.pssColumns : [])),
             missingKeys: plan.missingKeys, unexpectedKeys: plan.unexpectedKeys, outOfMemory: outcome.outOfMemory, failure: outcome.failure,
             devices: outcome.devices)
+        measurement.mappedBytes = strategy.name == .mmap ? outcome.model?.mappedBytes : nil
+        measurement.timelineOriginSeconds = sampler.startSeconds
+        hold(measurement)
+        withExtendedLifetime(outcome.model) {}
+        outcome.model = nil
+        return measurement
     }
 
     /// Loads, turning a cap that was hit into `outOfMemory` and any other failure into `failure`.
@@ -111,12 +122,12 @@ public struct MeasuredLoad {
     }
 
     /// Purges jemalloc, resets VmHWM, gives the sampler a couple of intervals on the settled process, reads.
-    static func settledBaseline(ledger: MemoryLedger) -> MemoryReading {
+    static func settledBaseline(ledger: MemoryLedger, rollup: Bool = false) -> MemoryReading {
         _ = JemallocStats.flushThreadCache()
         _ = JemallocStats.purgeAll()
         _ = ProcessMemory.resetPeakRSS()
         Thread.sleep(forTimeInterval: 0.01)
-        return reading(ledger: ledger, rollup: false)
+        return reading(ledger: ledger, rollup: rollup)
     }
 
     /// Every probe read once: the status file, jemalloc, the ledger, and with `rollup` smaps_rollup's PSS.

@@ -26,6 +26,8 @@ public struct ScenarioResults: Codable, Sendable, Equatable {
     /// Each run's predicted peak at full size (scale 1), with the formula that gives it.
     public var fullSizePredictions: [Prediction]
     public var runs: [RunResult]
+    /// Runs of several ranks: what they cost the machine together, and the machine-level claims.
+    public var machineRuns: [MachineRun]? = nil
     /// True when every planned run finished (false after an interrupt or a fatal error).
     public var complete: Bool
     /// Why the scenario stopped early, when it did.
@@ -252,6 +254,9 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var id: String
     /// Who loaded; absent: the engine.
     public var subject: Subject? = nil
+    /// A rank of a multi-rank run: which, of how many.
+    public var rank: Int? = nil
+    public var worldSize: Int? = nil
     public var strategy: StrategyName
     /// The resolved target dtype (`auto` when the run never resolved it).
     public var dtype: TargetDType

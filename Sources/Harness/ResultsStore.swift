@@ -20,8 +20,9 @@ public final class ResultsStore {
         try write()
     }
 
-    public func append(_ run: RunResult) throws {
-        results.runs.append(run)
+    public func append(_ runs: [RunResult], machine: MachineRun? = nil) throws {
+        results.runs += runs
+        if let machine { results.machineRuns = (results.machineRuns ?? []) + [machine] }
         try write()
     }
 

@@ -33,6 +33,10 @@ public struct RunMeasurement: Codable, Sendable, Equatable {
     public var failure: String?
     /// device-map runs: the placement and each device's figures.
     public var devices: DeviceUsage?
+    /// mmap runs: the bytes the model holds as read-only views of the checkpoint's files (not in the ledger).
+    public var mappedBytes: Int? = nil
+    /// `CLOCK_MONOTONIC` seconds at the timeline's zero: the ranks of one node line up on it (`merge`).
+    public var timelineOriginSeconds: Double? = nil
     /// Who loaded: absent means the engine (version-1 files).
     public var subject: Subject?
     /// Loaders measured from outside: the reading when the load returned (before the touch), and the peaks
@@ -179,6 +183,9 @@ public struct Timeline: Codable, Sendable, Equatable {
     public var points: [[Double]]
 
     public static let maximumPoints = 2000
+
+    /// PSS, sampled by a rank of a multi-rank run (deltas over the baseline).
+    public static let pssColumns: [TimelineColumn] = [.figure(.pss), .figure(.pssAnon), .figure(.pssFile)]
 
     /// The columns of a loader measured from outside: seconds, VmRSS, RssAnon, RssFile (deltas), the phase.
     public static let kernelColumns: [TimelineColumn] = [.seconds, .figure(.rss), .figure(.rssAnon), .figure(.rssFile), .phase]

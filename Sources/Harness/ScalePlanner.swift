@@ -43,7 +43,7 @@ public struct ScalePlanner: Sendable {
     /// The synthetic checkpoint a generated scenario uses at `scale`.
     public func synthetic(scale: Double) throws -> SyntheticCheckpoint? {
         guard case .generated(let dtype, let maxShardSize, let seed) = scenario.checkpoint else { return nil }
-        return try SyntheticCheckpoint(config: scenario.config, dtype: dtype, maxShardSize: maxShardSize, seed: seed, scale: scale)
+        return try SyntheticCheckpoint(config: scenario.config, dtype: dtype, maxShardSize: maxShardSize, seed: seed, scale: scale, scaling: scenario.resolvedScaling)
     }
 
     /// Every run's prediction at `scale`, computed from the model and the shard plan alone.
@@ -94,6 +94,17 @@ public struct ScalePlanner: Sendable {
         return run.subject.isEngine ? request : request.withoutAccelerators
     }
 
+    /// What a run may take of the machine at most: its ranks' upper bounds together (for mmap, the mapped
+    /// checkpoint once, in the page cache, plus each rank's owned bytes).
+    public func machineBound(_ p: RunPrediction) -> Int {
+        let tolerance = scenario.tolerance(for: p.run)
+        let n = p.run.ranks
+        guard p.run.strategy == .mmap, let mapped = p.figures.mappedBytes else {
+            return n * (p.predictedPeakBytes + tolerance.bytes(for: p.predictedPeakBytes))
+        }
+        return mapped + tolerance.bytes(for: mapped) + n * (p.predictedPeakBytes + tolerance.bytes(for: p.predictedPeakBytes))
+    }
+
     /// The candidate scales, largest first.
     public static let grid: [Double] = (1...100).reversed().map { Double($0) / 100 } + (1...9).reversed().map { Double($0) / 1000 }
 
@@ -101,16 +112,16 @@ public struct ScalePlanner: Sendable {
     /// the simulated limit); `diskFreeBytes` the space where the checkpoint goes (nil: not checked);
     /// `cachedScales` scales whose checkpoint already exists (they need no disk).
     public func fit(memoryBytes: Int, diskFreeBytes: Int?, cachedScales: Set<Double> = []) throws -> (scale: Double, reason: String) {
-        let budget = Int(Double(memoryBytes) * Self.safeShare) - Self.processOverheadBytes
+        let budget = Int(Double(memoryBytes) * Self.safeShare) - Self.processOverheadBytes * (scenario.runs.map(\.ranks).max() ?? 1)
         for scale in Self.grid {
             let predictions = try predictions(scale: scale)
-            let worst = predictions.map { $0.predictedPeakBytes + scenario.tolerance.bytes(for: $0.predictedPeakBytes) }.max() ?? 0
+            let worst = predictions.map(machineBound).max() ?? 0
             guard worst <= budget else { continue }
             if let diskFreeBytes, !cachedScales.contains(scale), let synthetic = try synthetic(scale: scale) {
                 let need = synthetic.plan.totalSize + (1 << 30)
                 guard need <= diskFreeBytes else { continue }
             }
-            let largest = predictions.max { $0.predictedPeakBytes < $1.predictedPeakBytes }
+            let largest = predictions.max { machineBound($0) < machineBound($1) }
             let reason =
                 scale == 1
                 ? "every run fits at full size: the largest upper bound (\(largest?.run.id ?? "-"), \(ByteSize.binary(worst))) is within \(ByteSize.binary(budget)) (\(Int(Self.safeShare * 100))% of \(ByteSize.binary(memoryBytes)) available, less \(ByteSize.binary(Self.processOverheadBytes)) per-process overhead)"

@@ -73,6 +73,8 @@ public struct Scenario: Sendable {
         public var subject: Subject = .engine
         /// Loaders measured from outside: read every parameter once after the load (`"touch"`, default true).
         public var touch = true
+        /// Ranks loading at once, as on a training node (`"ranks"`, default 1).
+        public var ranks = 1
 
         /// The id a run gets when none is given.
         static func defaultID(strategy: StrategyName, dtype: DType?, subject: Subject) -> String {
@@ -109,15 +111,34 @@ public struct Scenario: Sendable {
     public var python: String? = nil
     /// The tolerance of claims on loaders outside this tool (`"subject_tolerance"`, default 10% + 128 MiB).
     public var subjectTolerance = Subject.loaderTolerance
+    /// How a generated checkpoint is scaled (`"scaling"`); nil: by rows for the engine alone, by layers when a
+    /// loader outside this tool loads it (only a real config loads in transformers).
+    public var scaling: SyntheticCheckpoint.Scaling? = nil
+
+    public var resolvedScaling: SyntheticCheckpoint.Scaling {
+        scaling ?? (runs.allSatisfy { $0.subject.isEngine } ? .rows : .layers)
+    }
 
     /// The keys a scenario may have at its top level.
     static let topLevelKeys: Set<String> = [
         "name", "description", "model", "checkpoint", "scale", "runs", "repeat", "cache", "tolerance", "sample_interval_ms", "run_timeout_s",
-        "stall_timeout_s", "python", "subject_tolerance",
+        "stall_timeout_s", "python", "subject_tolerance", "scaling",
     ]
 
     /// The tolerance a run's claims are held to: the scenario's for the engine, `subject_tolerance` for others.
     public func tolerance(for run: Run) -> Tolerance { run.subject.isEngine ? tolerance : subjectTolerance }
+
+    /// The scenario with every run loaded by `ranks` processes at once (`run --ranks N`).
+    public func withRanks(_ ranks: Int?) -> Scenario {
+        guard let ranks else { return self }
+        var copy = self
+        copy.runs = runs.map { run in
+            var measured = run
+            measured.ranks = ranks
+            return measured
+        }
+        return copy
+    }
 
     /// The scenario with every run measured by each of `subjects` (`run --subject engine,transformers`): a
     /// run per subject, ids suffixed `@<subject>` for all but the engine.

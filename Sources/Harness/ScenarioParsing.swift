@@ -34,6 +34,10 @@ extension Scenario {
             tolerance: try parseTolerance(root["tolerance"], v, at: "$.tolerance"), sampleIntervalMilliseconds: try parseInterval(root["sample_interval_ms"], v),
             limits: try parseLimits(root, v))
         scenario.python = try v.string(root["python"], "$.python", required: false)
+        if let text = try v.string(root["scaling"], "$.scaling", required: false) {
+            guard let scaling = SyntheticCheckpoint.Scaling(rawValue: text) else { throw v.fail("$.scaling", "must be \"rows\" or \"layers\", not \"\(text)\"") }
+            scenario.scaling = scaling
+        }
         if root["subject_tolerance"] != nil {
             scenario.subjectTolerance = try parseTolerance(root["subject_tolerance"], v, at: "$.subject_tolerance", base: Subject.loaderTolerance)
         }
@@ -136,7 +140,7 @@ extension Scenario {
     }
 
     static func parseRun(_ value: JSONValue, at: String, _ v: Validator) throws -> Run {
-        let run = try v.object(value, at, allowed: Set(["id", "strategy", "dtype", "subject", "touch"]).union(PlacementSettings.keys))
+        let run = try v.object(value, at, allowed: Set(["id", "strategy", "dtype", "subject", "touch", "ranks"]).union(PlacementSettings.keys))
         let strategyName = try v.string(run["strategy"], at + ".strategy", required: true) ?? ""
         guard let strategy = StrategyName(rawValue: strategyName) else {
             throw v.fail(at + ".strategy", "unknown strategy '\(strategyName)'; known: \(StrategyName.names)")
@@ -159,6 +163,7 @@ extension Scenario {
         case .some(.bool(let touch)): parsed.touch = touch
         case .some(let other): throw v.fail(at + ".touch", "must be true or false, not \(other.typeName)")
         }
+        parsed.ranks = try v.integer(run["ranks"], at + ".ranks", range: 1...1024) ?? 1
         return parsed
     }
 

@@ -26,6 +26,8 @@ public final class ScenarioRunner {
         public var subjects: [Subject]? = nil
         /// `--python`: the interpreter of the transformers subject.
         public var python: String? = nil
+        /// `--ranks`: every run loaded by this many processes at once.
+        public var ranks: Int? = nil
 
         public init(
             scale: Scenario.ScaleRequest? = nil, only: Set<String>? = nil, repeatCount: Int? = nil, outputDirectory: String,
@@ -48,6 +50,7 @@ public final class ScenarioRunner {
         case runStarted(index: Int, count: Int, id: String, repeatIndex: Int)
         case phase(id: String, name: String, ledgerBytes: Int?, elapsedSeconds: Double)
         case runFinished(RunResult)
+        case machineFinished(MachineRun)
     }
 
     /// `MALLOC_CONF` for every measured child: freed pages go back to the OS at once, so RSS after a free
@@ -60,7 +63,7 @@ public final class ScenarioRunner {
 
     /// The scenario's runs, each measured by every loader `--subject` names.
     public init(scenario: Scenario, options: Options, onEvent: @escaping (Event) -> Void = { _ in }) {
-        self.scenario = scenario.withSubjects(options.subjects)
+        self.scenario = scenario.withSubjects(options.subjects).withRanks(options.ranks)
         self.options = options
         self.onEvent = onEvent
     }
@@ -131,41 +134,75 @@ public final class ScenarioRunner {
             if SignalTrap.interrupted { return try store.stop(.interrupted) }
             onEvent(.runStarted(index: index + 1, count: planned.count, id: run.id, repeatIndex: repeatIndex))
             try prepareCache(prepared.shardPaths)
-            let outcome = try measureRun(run, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, children: children, loaders: loaders)
-            let result = judge.judge(run: run, repeatIndex: repeatIndex, outcome: outcome, floor: store.results.floor, prediction: prepared.atScale[run.id])
-            try store.append(result)
-            onEvent(.runFinished(result))
-            if outcome.stop == .interrupted { return try store.stop(.interrupted) }
+            // N ranks share the machine: each gets its share of the cap.
+            let (outcomes, machine) = try measureRun(
+                run, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap / run.ranks, children: children, loaders: loaders)
+            let prediction = prepared.atScale[run.id]
+            let results = outcomes.enumerated().map { rank, outcome in
+                var result = judge.judge(run: run, repeatIndex: repeatIndex, outcome: outcome, floor: store.results.floor, prediction: prediction)
+                if run.ranks > 1 {
+                    result.rank = rank
+                    result.worldSize = run.ranks
+                }
+                return result
+            }
+            let machineRun = machine.flatMap { machine in
+                prediction.map {
+                    MachineJudge(tolerance: scenario.tolerance(for: run)).judge(
+                        run: run, repeatIndex: repeatIndex, ranks: results, series: machine.series(), prediction: $0, node: SystemInfo.current().hostname)
+                }
+            }
+            try store.append(results, machine: machineRun)
+            for result in results { onEvent(.runFinished(result)) }
+            if let machineRun { onEvent(.machineFinished(machineRun)) }
+            if outcomes.contains(where: { $0.stop == .interrupted }) { return try store.stop(.interrupted) }
         }
         return try store.finish()
     }
 
     private func measureRun(
         _ run: Scenario.Run, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, children: ChildRunner, loaders: LoaderEnvironment
-    ) throws -> ChildRunner.Outcome {
-        let stem = runsFolder + "/\(scenario.name)-\(run.id)-\(repeatIndex + 1)"
+    ) throws -> ([ChildRunner.Outcome], MachineProbe?) {
+        let launches = try (0..<run.ranks).map { rank in
+            try rankLaunch(run, rank: run.ranks > 1 ? rank : nil, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, loaders: loaders)
+        }
+        let machine = run.ranks > 1 ? MachineProbe() : nil
+        let start = ContinuousClock.now
+        let outcomes = children.run(launches, machine: machine) { [onEvent] rank, event in
+            if case .phaseBegan(let mark) = event {
+                let id = run.ranks > 1 ? "\(run.id) r\(rank)" : run.id
+                onEvent(.phase(id: id, name: mark.name, ledgerBytes: mark.ledgerLiveBytes, elapsedSeconds: (ContinuousClock.now - start).inSeconds))
+            }
+        }
+        return (outcomes, machine)
+    }
+
+    /// One rank's child (`rank` nil: the run's only process).
+    private func rankLaunch(
+        _ run: Scenario.Run, rank: Int?, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, loaders: LoaderEnvironment
+    ) throws -> ChildRunner.Launch {
+        let suffix = "\(run.id)-\(repeatIndex + 1)" + (rank.map { "-r\($0)" } ?? "")
         let config = prepared.folder + "/config.json"
         var request = ChildRequest(
             task: .load, checkpoint: prepared.folder, files: prepared.shardPaths, strategy: run.strategy, dtype: run.dtype,
             sampleIntervalMilliseconds: scenario.sampleIntervalMilliseconds, ledgerBudgetBytes: ledgerCap, subject: run.subject, touch: run.touch,
             config: FileManager.default.fileExists(atPath: config) ? config : nil)
+        request.rank = rank.map { RankInfo(rank: $0, localRank: $0, worldSize: run.ranks, localWorldSize: run.ranks) }
+        request.samplePss = rank != nil
         var cleanup: [String] = []
         if let placement = prepared.atScale[run.id]?.request {
-            let offload = options.workDirectory + "/offload/\(scenario.name)-\(run.id)-\(repeatIndex + 1)"
+            let offload = options.workDirectory + "/offload/\(scenario.name)-\(suffix)"
             try? FileManager.default.removeItem(atPath: offload)
             try FileManager.default.createDirectory(atPath: offload, withIntermediateDirectories: true)
             request.placement = placement
             request.offloadFolder = offload
             cleanup.append(offload)
         }
-        var launch = launch(request, stem: stem, cleanup: cleanup)
+        var launch = launch(request, stem: runsFolder + "/\(scenario.name)-\(suffix)", cleanup: cleanup)
         try configure(&launch, for: run, loaders: loaders, ledgerCap: ledgerCap)
-        let start = ContinuousClock.now
-        return children.run([launch]) { [onEvent] _, event in
-            if case .phaseBegan(let mark) = event {
-                onEvent(.phase(id: run.id, name: mark.name, ledgerBytes: mark.ledgerLiveBytes, elapsedSeconds: (ContinuousClock.now - start).inSeconds))
-            }
-        }[0]
+        launch.environment.merge(request.rank?.environment ?? [:]) { _, new in new }
+        launch.holdsUntilAllLoaded = rank != nil
+        return launch
     }
 
     private func floorRequest(_ prepared: PreparedScenario) -> ChildRequest {

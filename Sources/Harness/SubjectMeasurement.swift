@@ -20,9 +20,11 @@ extension Judge {
             predictedPeakBytes: prediction.predictedPeakBytes, ledgerPeakBytes: nil, seconds: loadSeconds, baseline: seen.baseline, end: final,
             peaks: Self.kernelPeaks(samples, marks: [seen.endOfLoad, final].compactMap { $0 }, baseline: seen.baseline),
             phases: seen.phases, sampler: SamplerStats(seen.sampled, loadSeconds: loadSeconds),
-            timeline: Timeline(samples: samples, baseline: seen.baseline, columns: Timeline.kernelColumns),
+            timeline: Timeline(
+                samples: samples, baseline: seen.baseline, columns: Timeline.kernelColumns + (outcome.observation?.sampled.samples.first?.reading[.pss] != nil ? Timeline.pssColumns : [])),
             missingKeys: result?.missingKeys ?? [], unexpectedKeys: result?.unexpectedKeys ?? [], outOfMemory: nil, failure: nil, devices: nil)
         m.subject = run.subject
+        m.timelineOriginSeconds = seen.originSeconds
         if let endOfLoad = seen.endOfLoad {
             m.endOfLoad = endOfLoad
             m.loadPeaks = Self.kernelPeaks(loadSamples, marks: [endOfLoad], baseline: seen.baseline)

@@ -23,6 +23,7 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable, CustomStringC
     case dtypeDirect = "dtype-direct"
     case loadThenCast = "load-then-cast"
     case deviceMap = "device-map"
+    case mmap
 
     public var strategy: any LoadStrategy {
         switch self {
@@ -32,6 +33,7 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable, CustomStringC
         case .dtypeDirect: return SkeletonLoad(name: .dtypeDirect)
         case .loadThenCast: return LoadThenCast()
         case .deviceMap: return DeviceMapLoad()
+        case .mmap: return MmapLoad()
         }
     }
 

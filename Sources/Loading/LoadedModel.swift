@@ -12,6 +12,15 @@ public struct LoadedModel: Sendable {
         self.tensors = tensors
     }
 
+    /// Bytes held as read-only views of the checkpoint's files (each storage once; disk offload excluded).
+    public var mappedBytes: Int {
+        var seen = Set<ObjectIdentifier>()
+        return tensors.values.reduce(0) { total, tensor in
+            guard tensor.storage.kind == .fileWindow, tensor.storage.device != .disk, seen.insert(ObjectIdentifier(tensor.storage)).inserted else { return total }
+            return total + tensor.byteCount
+        }
+    }
+
     /// SHA-256 of every tensor's bytes (aliases included), in model order.
     public func digests() -> [(name: String, dtype: DType, shape: [Int], sha256: String)] {
         tensors.map { (name: $0.key, dtype: $0.value.dtype, shape: $0.value.shape, sha256: $0.value.sha256()) }

@@ -17,6 +17,9 @@ public struct MemoryFigures: Sendable, Equatable, Codable {
     public var stagingBytes: Int
     /// The load-then-cast peak simulated over its cast order (M_32 + T_t for targets narrower than float32).
     public var loadThenCastPeakBytes: Int
+    /// M_map: bytes of the parameters stored in the target dtype, which the mmap strategy maps instead of
+    /// owning (absent in version-1 results).
+    public var mappedBytes: Int?
 
     /// One parameter as the figures see it.
     public struct Parameter: Sendable {
@@ -28,12 +31,15 @@ public struct MemoryFigures: Sendable, Equatable, Codable {
         public let isCast: Bool
         /// Bytes of the stored tensor when loading converts it, else nil.
         public let convertedSourceBytes: Int?
+        /// True when the checkpoint stores it in the target dtype, so the mmap strategy can map it.
+        public let isMappable: Bool
 
-        public init(byteCount: Int, float32ByteCount: Int, isCast: Bool, convertedSourceBytes: Int?) {
+        public init(byteCount: Int, float32ByteCount: Int, isCast: Bool, convertedSourceBytes: Int?, isMappable: Bool = false) {
             self.byteCount = byteCount
             self.float32ByteCount = float32ByteCount
             self.isCast = isCast
             self.convertedSourceBytes = convertedSourceBytes
+            self.isMappable = isMappable
         }
     }
 
@@ -43,6 +49,7 @@ public struct MemoryFigures: Sendable, Equatable, Codable {
         self.checkpointBytes = checkpointBytes
         self.largestShardBytes = largestShardBytes
         largestTensorBytes = parameters.map(\.byteCount).max() ?? 0
+        mappedBytes = parameters.filter(\.isMappable).reduce(0) { $0 + $1.byteCount }
         if let largest = parameters.compactMap(\.convertedSourceBytes).max() {
             let capped = min(largest, stagingCap)
             stagingBytes = capped >= 8 ? capped - capped % 8 : capped
@@ -66,7 +73,7 @@ public struct MemoryFigures: Sendable, Equatable, Codable {
             parameters: plan.parameters.map { p in
                 Parameter(
                     byteCount: p.byteCount, float32ByteCount: p.float32ByteCount, isCast: p.dtype.isConvertible && p.dtype != .f32,
-                    convertedSourceBytes: p.needsConversion ? p.source?.tensor.byteCount : nil)
+                    convertedSourceBytes: p.needsConversion ? p.source?.tensor.byteCount : nil, isMappable: p.source != nil && !p.needsConversion)
             },
             checkpointBytes: plan.checkpointBytes, largestShardBytes: plan.largestShardBytes)
     }
@@ -78,7 +85,7 @@ public struct MemoryFigures: Sendable, Equatable, Codable {
             let bytes = Tensor.byteCount(dtype: target, shape: p.shape)
             return Parameter(
                 byteCount: bytes, float32ByteCount: Tensor.byteCount(dtype: .f32, shape: p.shape), isCast: target != .f32,
-                convertedSourceBytes: storedDType == target ? nil : Tensor.byteCount(dtype: storedDType, shape: p.shape))
+                convertedSourceBytes: storedDType == target ? nil : Tensor.byteCount(dtype: storedDType, shape: p.shape), isMappable: storedDType == target)
         }
         self.init(parameters: parameters, checkpointBytes: shardPlan.totalSize, largestShardBytes: shardPlan.largestShardBytes)
     }

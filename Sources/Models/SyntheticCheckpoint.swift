@@ -16,6 +16,17 @@ public struct SyntheticCheckpoint: Sendable {
     /// The config key recording how a scaled checkpoint was made, so loaders can rebuild its shapes.
     public static let provenanceKey = "bigmodel_bench"
 
+    /// How a checkpoint is made smaller than the model.
+    public enum Scaling: String, Sendable, Codable, CaseIterable {
+        /// Every tensor's first dimension × the scale (every name, the layer count and the shard count kept);
+        /// the shapes are no real config's, so only this tool loads such a checkpoint (it reads the scale back
+        /// from config.json).
+        case rows
+        /// The decoder layers × the scale (`num_hidden_layers`, at least 1), every width kept: a real, smaller
+        /// model of the same family that any loader (transformers) can load from its config.json.
+        case layers
+    }
+
     public let config: ModelConfig
     /// The architecture at the generated scale.
     public let architecture: ModelArchitecture
@@ -24,22 +35,25 @@ public struct SyntheticCheckpoint: Sendable {
     public let scale: Double
     /// The shard size after scaling (`max_shard_size × scale`).
     public let maxShardSize: Int
+    public let scaling: Scaling
 
     /// `maxShardSize` is the full-size limit; it is multiplied by `scale` like every tensor.
-    public init(config: ModelConfig, dtype: DType, maxShardSize: Int, seed: UInt64, scale: Double) throws {
+    public init(config: ModelConfig, dtype: DType, maxShardSize: Int, seed: UInt64, scale: Double, scaling: Scaling = .rows) throws {
         guard scale > 0 && scale <= 1 && scale.isFinite else {
             throw UsageError("--scale \(scale) is outside (0, 1]")
         }
         guard dtype.isConvertible else {
             throw UsageError("--dtype \(dtype.torchName) is not a floating dtype; use one of \(DType.convertibleTorchNames)")
         }
+        let config = scaling == .layers && scale < 1 ? try Self.withFewerLayers(config, scale: scale) : config
         guard let architecture = try ModelArchitecture.fromConfig(config) else {
             throw ModelConfigError(
                 path: config.path, field: "model_type",
                 "'\(config.modelType ?? "(missing)")' is not an architecture this tool can generate; known: \(ModelArchitecture.knownModelTypes.joined(separator: ", "))")
         }
         self.config = config
-        self.architecture = architecture.scaled(by: scale)
+        self.scaling = scaling
+        self.architecture = scaling == .rows ? architecture.scaled(by: scale) : architecture
         self.dtype = dtype
         self.seed = seed
         self.scale = scale
@@ -57,7 +71,7 @@ public struct SyntheticCheckpoint: Sendable {
         var object = config.fields
         Resharder.setDType(&object, to: dtype)
         if scale < 1 {
-            object[Self.provenanceKey] = .object(["scale": JSONValue(scale), "seed": JSONValue(seed)])
+            object[Self.provenanceKey] = .object(["scale": JSONValue(scale), "seed": JSONValue(seed), "scaling": .string(scaling.rawValue)])
         }
         return JSONWriter.pythonSorted.bytes(.object(object)) + [0x0A]
     }
@@ -70,10 +84,21 @@ public struct SyntheticCheckpoint: Sendable {
             to: folder, source: source, extraFiles: [("config.json", configBytes())], progress: progress, isCancelled: isCancelled)
     }
 
-    /// Reads the scale a checkpoint was generated at from its config (1 when not recorded).
+    /// Reads the row scale a checkpoint was generated at from its config (1 when not recorded, and for a
+    /// checkpoint scaled by layers, whose config.json already describes its shapes).
     public static func recordedScale(in config: ModelConfig) -> Double {
-        guard let scale = config.fields[provenanceKey]?["scale"]?.numberValue?.doubleValue, scale > 0, scale <= 1 else { return 1 }
+        guard let provenance = config.fields[provenanceKey], provenance["scaling"]?.stringValue != Scaling.layers.rawValue,
+            let scale = provenance["scale"]?.numberValue?.doubleValue, scale > 0, scale <= 1
+        else { return 1 }
         return scale
+    }
+
+    /// The config with `num_hidden_layers` × `scale` (Python's round, at least 1).
+    static func withFewerLayers(_ config: ModelConfig, scale: Double) throws -> ModelConfig {
+        let layers = try config.positiveInt("num_hidden_layers")
+        var fields = config.fields
+        fields["num_hidden_layers"] = JSONValue(ModelArchitecture.scaledDimension(layers, by: scale))
+        return ModelConfig(path: config.path, fields: fields)
     }
 }
 

@@ -194,12 +194,12 @@ extension MemoryReading: Codable {
 
     /// The encoders of this tool convert camelCase keys to snake_case: keys go out camel-cased so they come
     /// out exactly as named, and come back (converted from snake case or not) matched in snake case.
-    static func camel(_ snake: String) -> String {
+    public static func camel(_ snake: String) -> String {
         let parts = snake.split(separator: "_")
         return parts.enumerated().map { $0.offset == 0 ? String($0.element) : $0.element.prefix(1).uppercased() + $0.element.dropFirst() }.joined()
     }
 
-    static func snake(_ key: String) -> String {
+    public static func snake(_ key: String) -> String {
         var out = ""
         for character in key {
             if character.isUppercase { out += "_" + character.lowercased() } else { out.append(character) }

@@ -84,6 +84,8 @@ public final class RSSSampler: Sendable {
     private let context: Context
     /// The sampled process; nil: this one.
     public let pid: pid_t?
+    /// Every this many samples `smaps_rollup` is read too (its PSS carried forward between reads); 0: never.
+    public let rollupEvery: Int
     private let stopRequested = Atomic<Bool>(false)
     private let state = Mutex(State())
     /// Held for the whole of ``stop()``, so a second concurrent caller waits for the first to finish.
@@ -120,6 +122,7 @@ public final class RSSSampler: Sendable {
         capacity: Int = RSSSampler.defaultCapacity,
         initialReserve: Int = 65_536,
         pid: pid_t? = nil,
+        rollupEvery: Int = 0,
         context: @escaping Context = { (ledgerLiveBytes: nil, phase: -1) }
     ) throws(ConfigurationError) {
         guard interval > .zero, interval <= Self.maximumInterval else {
@@ -131,6 +134,7 @@ public final class RSSSampler: Sendable {
         self.initialReserve = max(1, min(initialReserve, capacity))
         self.context = context
         self.pid = pid
+        self.rollupEvery = max(0, rollupEvery)
         let (seconds, attoseconds) = interval.components
         intervalNanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
     }
@@ -236,10 +240,13 @@ public final class RSSSampler: Sendable {
         }
     }
 
-    /// One sample: the status file, jemalloc (this process only), the caller's context.
-    private func takeSample(at seconds: Double, reader: ProcessMemoryReader?, jemalloc: JemallocStats?) -> MemorySample? {
+    /// One sample: the status file, jemalloc (this process only), the rollup's PSS when due, the caller's context.
+    private func takeSample(at seconds: Double, reader: ProcessMemoryReader?, jemalloc: JemallocStats?, rollup: inout SmapsRollup?, index: Int)
+        -> MemorySample?
+    {
         guard let status = try? reader?.read() else { return nil }
-        var reading = MemoryReading(status: status)
+        if rollupEvery > 0 && index % rollupEvery == 0 { rollup = (try? ProcessMemory.smapsRollup(pid: pid)) ?? rollup }
+        var reading = MemoryReading(status: status, rollup: rollup)
         if let allocator = jemalloc?.read(refresh: true) { reading.add(jemalloc: allocator) }
         let (ledger, phase) = context()
         reading[.ledgerLive] = ledger
@@ -264,10 +271,11 @@ public final class RSSSampler: Sendable {
         }
         var deadline = MonotonicClock.monotonicTimespec()
         var tally = Tally()
+        var rollup: SmapsRollup?
         while true {
             let stopping = stopRequested.load(ordering: .acquiring)
             let begin = MonotonicClock.monotonicSeconds()
-            if let sample = takeSample(at: begin - startSeconds, reader: reader, jemalloc: jemalloc) {
+            if let sample = takeSample(at: begin - startSeconds, reader: reader, jemalloc: jemalloc, rollup: &rollup, index: tally.count) {
                 store(sample)
             } else {
                 tally.failures += 1

@@ -128,3 +128,14 @@ public struct SystemInfo: Sendable, Equatable {
         }
     }
 }
+
+/// The machine's memory now: `/proc/meminfo` MemAvailable and Cached (page cache), bytes.
+public struct SystemMemory: Sendable, Equatable {
+    public var availableBytes: Int?
+    public var cachedBytes: Int?
+
+    public static func read() -> SystemMemory {
+        let meminfo = readTextFile("/proc/meminfo").map(SystemInfo.parseMeminfo) ?? [:]
+        return SystemMemory(availableBytes: meminfo["MemAvailable"], cachedBytes: meminfo["Cached"])
+    }
+}

@@ -89,7 +89,7 @@ public enum Format {
 
     /// A run's label in tables and file names: its id, plus `#n` when the scenario repeats runs.
     public static func runLabel(_ run: RunResult, repeatCount: Int) -> String {
-        repeatCount > 1 ? "\(run.id) #\(run.repeatIndex + 1)" : run.id
+        (repeatCount > 1 ? "\(run.id) #\(run.repeatIndex + 1)" : run.id) + (run.rank.map { " r\($0)" } ?? "")
     }
 
     /// A file-name-safe version of `text`: letters, digits, `-`, `_` and `.` kept, anything else `_`.

@@ -50,10 +50,18 @@ public enum MarkdownReport {
             }
         }
 
+        var machineCharts: [String] = []
+        for machine in results.machineRuns ?? [] {
+            let file = chartName("machine-" + Format.fileSafe(machine.id) + (results.scenario.repeatCount > 1 ? "-\(machine.repeatIndex + 1)" : ""))
+            charts.append(.init(name: file, contents: MachineChart.svg(results: results, machine: machine)))
+            machineCharts.append(file)
+        }
+
         var md = ""
         md += header(results, resultsLink: resultsLink)
         md += summary(results, peaksChart: peaksName)
         md += loaderComparison(results)
+        md += machineSection(results, charts: machineCharts)
         md += environment(results)
         md += runsSection(results, charts: runCharts)
         md += predictions(results)

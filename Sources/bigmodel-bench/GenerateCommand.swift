@@ -36,6 +36,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Shrink factor in (0, 1].")
     var scale: Double = 1
 
+    @Option(help: "How to shrink: rows (every tensor's first dimension; only bigmodel-bench loads it) or layers (num_hidden_layers: a real smaller model any loader can load).")
+    var scaling: String = "rows"
+
     @Flag(help: "Print the shard plan and write nothing.")
     var dryRun = false
 
@@ -46,7 +49,8 @@ struct GenerateCommand: ParsableCommand {
         try reportingErrors {
             let modelConfig = try ModelConfig.load(path: config)
             let target = try dtype?.castTarget() ?? modelConfig.dtype().flatMap { $0.isConvertible ? $0 : nil } ?? .f32
-            let synthetic = try SyntheticCheckpoint(config: modelConfig, dtype: target, maxShardSize: maxShardSize.bytes, seed: seed, scale: scale)
+            guard let how = SyntheticCheckpoint.Scaling(rawValue: scaling) else { throw UsageError("--scaling takes rows or layers, not '\(scaling)'") }
+            let synthetic = try SyntheticCheckpoint(config: modelConfig, dtype: target, maxShardSize: maxShardSize.bytes, seed: seed, scale: scale, scaling: how)
             let plan = synthetic.plan
             if dryRun {
                 if json {

@@ -45,6 +45,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Measure every run with these loaders, comma-separated: engine, transformers (e.g. engine,transformers: side by side).")
     var subject: String?
 
+    @Option(help: "Load every run with N processes at once, as N ranks on a training node (machine-level figures and claims).")
+    var ranks: Int?
+
     @Option(help: "The Python interpreter of the transformers subject (default: the scenario's \"python\", else $BIGMODEL_BENCH_PYTHON, else python3).")
     var python: String?
 
@@ -59,6 +62,7 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--scale must be a number in (0, 1] or 'fit', not '\(scale)'")
         }
         if let repeatCount, repeatCount < 1 || repeatCount > 100 { throw ValidationError("--repeat must be in 1…100") }
+        if let ranks, ranks < 1 || ranks > 1024 { throw ValidationError("--ranks must be in 1…1024") }
         if let subject, subjects(subject) == nil {
             throw ValidationError("--subject takes engine and/or transformers, comma-separated, not '\(subject)' (a command subject is given in the scenario)")
         }
@@ -90,6 +94,7 @@ struct RunCommand: ParsableCommand {
             outputDirectory: out, memoryLimit: memoryLimit?.bytes, workDirectory: workDir, executable: try ChildProcess.currentExecutablePath())
         options.subjects = subject.flatMap(subjects)
         options.python = python
+        options.ranks = ranks
         let console = RunConsole()
         let runner = ScenarioRunner(scenario: loaded, options: options, onEvent: console.handle)
         let results = try runner.run()
@@ -156,7 +161,9 @@ final class RunConsole {
             if stderrIsTerminal { status(text) } else { line(text) }
         case .runFinished(let result):
             runSeconds.append((ContinuousClock.now - runStart).inSeconds)
-            line("  \(result.id): \(result.verdict.rawValue) — \(result.verdictDetail)")
+            line("  \(result.id)\(result.rank.map { " r\($0)" } ?? ""): \(result.verdict.rawValue) — \(result.verdictDetail)")
+        case .machineFinished(let machine):
+            line("  \(machine.id) × \(machine.ranks) ranks: \(machine.verdict.rawValue) — \(machine.verdictDetail)")
         }
     }
 
@@ -183,7 +190,7 @@ enum SummaryTable {
         for run in results.runs {
             let m = run.measurement
             rows.append([
-                run.id + (results.scenario.repeatCount > 1 ? " #\(run.repeatIndex + 1)" : ""),
+                run.id + (results.scenario.repeatCount > 1 ? " #\(run.repeatIndex + 1)" : "") + (run.rank.map { " r\($0)" } ?? ""),
                 run.predictedPeakBytes.map { ByteSize.binary($0) } ?? "-",
                 "\(size(m?.peaks[.rssAnon])) / \(size(m?.peaks[.rssFile]))",
                 size(m?.peaks[.vmhwm]),

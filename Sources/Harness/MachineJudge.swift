@@ -1,0 +1,103 @@
+import Foundation
+import Loading
+import Probes
+import TensorEngine
+
+/// The machine-level claims of N ranks loading one checkpoint at once, as on a training node, checked in both
+/// directions where the claim is a high cost:
+///
+/// - naive, sharded, low-memory, dtype-direct, load-then-cast, device-map: Σ RssAnon Δ and Σ Pss Δ each
+///   ≤ N · (P + tolerance), P the run's per-rank formula (naive N·(M_t + M_ck), sharded N·(M_t + S), …); for
+///   naive and load-then-cast also Σ VmRSS Δ ≥ N · (P − tolerance): N copies are what the claim says;
+/// - mmap: Σ RssAnon Δ ≤ N · (P + tolerance) (only the owned bytes), Σ Pss Δ ≈ M_map + N · P (the mapped
+///   checkpoint counted once, shared), Σ VmRSS Δ ≈ N · (M_map + P) (every rank maps it all): two-sided.
+/// Every rank must also pass on its own.
+public struct MachineJudge: Sendable {
+    public let tolerance: Scenario.Tolerance
+
+    public init(tolerance: Scenario.Tolerance) { self.tolerance = tolerance }
+
+    /// A series of machine readings: the baseline at the start barrier, then samples (seconds, reading, each
+    /// rank's VmRSS).
+    public struct Series: Sendable {
+        public var baseline: MachineReading
+        public var samples: [(seconds: Double, reading: MachineReading, ranks: [Int?])]
+        public var method: String
+    }
+
+    public func judge(run: Scenario.Run, repeatIndex: Int, ranks: [RunResult], series: Series, prediction: ScalePlanner.RunPrediction, node: String) -> MachineRun {
+        let peaks = Self.peaks(series)
+        let checks = self.checks(strategy: run.strategy, ranks: ranks.count, peaks: peaks, prediction: prediction)
+        let failed = checks.filter { !$0.passed }
+        let rankFailures = ranks.filter { $0.verdict != .pass }
+        let verdict: Verdict = rankFailures.contains { $0.verdict == .error } ? .error : (failed.isEmpty && rankFailures.isEmpty ? .pass : .fail)
+        var detail = failed.isEmpty
+            ? "the machine held \(ranks.count) ranks within the claim: Σ RssAnon Δ \(ByteSize.binary(peaks[.sumRssAnon] ?? 0)), Σ Pss Δ \(ByteSize.binary(peaks[.sumPss] ?? 0)), Σ VmRSS Δ \(ByteSize.binary(peaks[.sumRss] ?? 0))"
+            : failed.map(ClaimChecker.describeFailure).joined(separator: "; ")
+        if !rankFailures.isEmpty {
+            detail += "; rank\(rankFailures.count == 1 ? "" : "s") \(rankFailures.compactMap { $0.rank.map(String.init) }.joined(separator: ", ")) did not pass on its own"
+        }
+        return MachineRun(
+            id: run.id, repeatIndex: repeatIndex, ranks: ranks.count, node: node, verdict: verdict, verdictDetail: detail,
+            checks: checks, predictedRankPeakBytes: prediction.predictedPeakBytes, formula: prediction.formula, baseline: series.baseline, peaks: peaks,
+            rankPeakBytes: ranks.map { $0.measurement?.peaks[.vmhwm] }, timeline: Self.timeline(series, ranks: ranks.count), method: series.method)
+    }
+
+    /// Σ figures: maximum minus the baseline; MemAvailable: its largest drop; Cached and the cgroup: growth.
+    static func peaks(_ series: Series) -> MachineReading {
+        var peaks = MachineReading()
+        for figure in MachineFigure.allCases {
+            guard let base = series.baseline[figure] else { continue }
+            let values = series.samples.compactMap { $0.reading[figure] }
+            guard !values.isEmpty else { continue }
+            peaks[figure] = figure == .memAvailable ? base - (values.min() ?? base) : (values.max() ?? base) - base
+        }
+        return peaks
+    }
+
+    func checks(strategy: StrategyName, ranks n: Int, peaks: MachineReading, prediction: ScalePlanner.RunPrediction) -> [Check] {
+        let p = prediction.predictedPeakBytes
+        let tol = tolerance.bytes(for: p)
+        var checks: [Check] = []
+        func add(_ figure: MachineFigure, _ relation: CheckRelation, _ bound: Int, _ detail: String) {
+            guard let measured = peaks[figure] else { return }
+            let verb = relation == .atMost ? "within upper bound" : "reaches lower bound"
+            checks.append(Check(name: "\(figure.title) Δ \(verb)", measuredBytes: measured, boundBytes: max(0, bound), relation: relation, detail: detail))
+        }
+        guard strategy == .mmap else {
+            add(.sumRssAnon, .atMost, n * (p + tol), "\(n) × (\(prediction.formula) + tolerance)")
+            add(.sumPss, .atMost, n * (p + tol), "\(n) × (\(prediction.formula) + tolerance): shared pages divided among the ranks")
+            if ClaimChecker.hasLowerBound(strategy) { add(.sumRss, .atLeast, n * (p - tol), "\(n) copies are the claim: \(n) × (\(prediction.formula) − tolerance)") }
+            return checks
+        }
+        let mapped = prediction.figures.mappedBytes ?? 0
+        let mappedTol = tolerance.bytes(for: mapped)
+        add(.sumRssAnon, .atMost, n * (p + tol), "only the owned bytes are anonymous: \(n) × (\(prediction.formula) + tolerance)")
+        add(.sumPss, .atMost, mapped + n * p + mappedTol + n * tol, "one copy of the mapped checkpoint (M_map), shared, plus each rank's owned bytes")
+        add(.sumPss, .atLeast, mapped + n * p - mappedTol - n * tol, "the mapped checkpoint is resident once")
+        add(.sumRss, .atMost, n * (mapped + p + mappedTol + tol), "every rank maps all of it: \(n) × (M_map + owned)")
+        add(.sumRss, .atLeast, n * (mapped + p - mappedTol - tol), "every rank read every mapped page")
+        return checks
+    }
+
+    /// seconds, Σ VmRSS, Σ Pss, Σ RssAnon, MemAvailable's drop (deltas over the baseline), then each rank's
+    /// VmRSS delta; at most 2000 points, each bucket's maxima.
+    static func timeline(_ series: Series, ranks: Int) -> MachineTimeline {
+        let figures: [MachineFigure] = [.sumRss, .sumPss, .sumRssAnon, .memAvailable]
+        let columns = [MachineColumn.seconds] + figures.map { .figure($0) } + (0..<ranks).map { .rank($0) }
+        let rankBase = series.samples.first?.ranks ?? []
+        let points = series.samples.map { sample -> [Double] in
+            [sample.seconds] + figures.map { figure in
+                let value = sample.reading[figure] ?? 0
+                let base = series.baseline[figure] ?? 0
+                return Double(figure == .memAvailable ? base - value : value - base)
+            } + (0..<ranks).map { r in Double((r < sample.ranks.count ? sample.ranks[r] ?? 0 : 0) - (r < rankBase.count ? rankBase[r] ?? 0 : 0)) }
+        }
+        let bucket = max(1, (points.count + Timeline.maximumPoints - 1) / Timeline.maximumPoints)
+        let reduced = stride(from: 0, to: points.count, by: bucket).map { start -> [Double] in
+            let group = points[start..<min(start + bucket, points.count)]
+            return (0..<columns.count).map { c in c == 0 ? group.first![0] : group.map { $0[c] }.max() ?? 0 }
+        }
+        return MachineTimeline(columns: columns, points: reduced)
+    }
+}

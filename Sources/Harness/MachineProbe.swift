@@ -1,0 +1,140 @@
+import Foundation
+import Probes
+
+/// A figure of the whole machine while N ranks load, each named for exactly what it is.
+public enum MachineFigure: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
+    /// Σ over the ranks of `/proc/<pid>/status` RssAnon, VmRSS, RssFile.
+    case sumRssAnon = "sum_rss_anon"
+    case sumRss = "sum_rss"
+    case sumRssFile = "sum_rss_file"
+    /// Σ over the ranks of `smaps_rollup` Pss (shared file pages divided among the processes mapping them).
+    case sumPss = "sum_pss"
+    case sumPssAnon = "sum_pss_anon"
+    case sumPssFile = "sum_pss_file"
+    /// `/proc/meminfo` MemAvailable and Cached (the page cache), machine-wide.
+    case memAvailable = "mem_available"
+    case cached
+    /// The cgroup's memory usage: v1 `memory.usage_in_bytes`, v2 `memory.current` (page cache included).
+    case cgroupUsage = "cgroup_usage"
+
+    public var description: String { rawValue }
+
+    public var title: String {
+        switch self {
+        case .sumRssAnon: "Σ RssAnon"
+        case .sumRss: "Σ VmRSS"
+        case .sumRssFile: "Σ RssFile"
+        case .sumPss: "Σ Pss"
+        case .sumPssAnon: "Σ Pss_Anon"
+        case .sumPssFile: "Σ Pss_File"
+        case .memAvailable: "MemAvailable"
+        case .cached: "Cached"
+        case .cgroupUsage: "cgroup usage"
+        }
+    }
+}
+
+/// One reading of the machine (a figure that could not be read is absent); in JSON `<figure>_bytes`.
+public struct MachineReading: Codable, Sendable, Equatable {
+    public var values: [MachineFigure: Int] = [:]
+
+    public init(_ values: [MachineFigure: Int] = [:]) { self.values = values }
+
+    public subscript(figure: MachineFigure) -> Int? {
+        get { values[figure] }
+        set { values[figure] = newValue }
+    }
+
+    struct Key: CodingKey {
+        let stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        for figure in MachineFigure.allCases {
+            let name = figure.rawValue + "_bytes"
+            if let key = container.allKeys.first(where: { MemoryReading.snake($0.stringValue) == name }) { values[figure] = try container.decode(Int.self, forKey: key) }
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        for figure in MachineFigure.allCases {
+            if let value = values[figure] { try container.encode(value, forKey: Key(stringValue: MemoryReading.camel(figure.rawValue + "_bytes"))) }
+        }
+    }
+}
+
+/// Samples the machine while the ranks of a run load: each rank's `/proc/<pid>/status` every sample and its
+/// `smaps_rollup` every other one, `/proc/meminfo` and the cgroup. Driven by the child runner's loop (every 10 ms
+/// while ranks run), so the Σ of a sample is of readings taken together.
+final class MachineProbe {
+    struct Sample {
+        var seconds: Double
+        var machine: MachineReading
+        /// Each rank's VmRSS, for the chart (nil when its process is gone).
+        var ranks: [Int?]
+    }
+
+    static let interval = 0.01
+    private let cgroup = CgroupMemory.current()
+    private var pids: [pid_t] = []
+    private var start = 0.0
+    private var lastPss: [Int: (Int?, Int?, Int?)] = [:]
+    private(set) var samples: [Sample] = []
+    private(set) var baseline: MachineReading?
+    private var count = 0
+
+    /// At the start barrier: the ranks' pids, and the baseline.
+    func begin(pids: [pid_t]) {
+        self.pids = pids
+        start = MonotonicClock.monotonicSeconds()
+        sample()
+        baseline = samples.last?.machine
+    }
+
+    var started: Bool { baseline != nil }
+
+    /// One sample; `smaps_rollup` every other one, and always when `rollup` (the moment every rank holds its
+    /// model, before the parent lets them exit).
+    func sample(rollup: Bool = false) {
+        var reading = MachineReading()
+        var perRank: [Int?] = []
+        let withRollup = rollup || count % 2 == 0
+        count += 1
+        var anon = 0, rss = 0, file = 0, pss = 0, pssAnon = 0, pssFile = 0
+        for (index, pid) in pids.enumerated() {
+            let status = try? ProcessMemory.read(pid: pid)
+            perRank.append(status?.vmRSSBytes)
+            anon += status?.rssAnonBytes ?? 0
+            rss += status?.vmRSSBytes ?? 0
+            file += status?.rssFileBytes ?? 0
+            if withRollup, let rollup = try? ProcessMemory.smapsRollup(pid: pid) { lastPss[index] = (rollup.pssBytes, rollup.pssAnonBytes, rollup.pssFileBytes) }
+            if status == nil { lastPss[index] = nil }
+            pss += lastPss[index]?.0 ?? 0
+            pssAnon += lastPss[index]?.1 ?? 0
+            pssFile += lastPss[index]?.2 ?? 0
+        }
+        reading[.sumRssAnon] = anon
+        reading[.sumRss] = rss
+        reading[.sumRssFile] = file
+        reading[.sumPss] = pss
+        reading[.sumPssAnon] = pssAnon
+        reading[.sumPssFile] = pssFile
+        let memory = SystemMemory.read()
+        reading[.memAvailable] = memory.availableBytes
+        reading[.cached] = memory.cachedBytes
+        reading[.cgroupUsage] = cgroup?.refreshed().usageBytes
+        samples.append(Sample(seconds: MonotonicClock.monotonicSeconds() - start, machine: reading, ranks: perRank))
+    }
+
+    /// What was sampled, for the machine judge.
+    func series() -> MachineJudge.Series {
+        MachineJudge.Series(
+            baseline: baseline ?? MachineReading(), samples: samples.map { ($0.seconds, $0.machine, $0.ranks) },
+            method: "sampled by the parent every 10 ms from the start barrier: each rank's /proc/<pid>/status every sample and smaps_rollup every other one and when every rank held its model (Σ Pss carried between), /proc/meminfo, the cgroup")
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Loading
+import Probes
+import TensorEngine
+
+/// One column of a machine timeline: seconds, a machine figure (a delta over the baseline; MemAvailable as
+/// its drop), or one rank's VmRSS delta.
+public enum MachineColumn: Sendable, Hashable, Codable, CustomStringConvertible {
+    case seconds
+    case figure(MachineFigure)
+    case rank(Int)
+
+    public var description: String {
+        switch self {
+        case .seconds: "seconds"
+        case .figure(let figure): figure.rawValue
+        case .rank(let rank): "rank_\(rank)"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let name = try container.decode(String.self)
+        if name == "seconds" {
+            self = .seconds
+        } else if name.hasPrefix("rank_"), let rank = Int(name.dropFirst(5)) {
+            self = .rank(rank)
+        } else if let figure = MachineFigure(rawValue: name) {
+            self = .figure(figure)
+        } else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown machine timeline column '\(name)'")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// What N ranks of one run cost the machine, and whether the machine-level claim held.
+///
+/// `peaks` are deltas over the reading at the start barrier: Σ figures their maximum minus the baseline's;
+/// `mem_available` the largest drop of MemAvailable; `cached` and `cgroup_usage` their growth.
+public struct MachineRun: Codable, Sendable, Equatable {
+    public var id: String
+    public var repeatIndex: Int
+    public var ranks: Int
+    /// The node the ranks ran on (its hostname; `merge` may combine several).
+    public var node: String
+    public var verdict: Verdict
+    public var verdictDetail: String
+    public var checks: [Check]
+    /// One rank's predicted peak (the run's formula) and the machine-level figures the claims compare with.
+    public var predictedRankPeakBytes: Int
+    public var formula: String
+    public var baseline: MachineReading
+    public var peaks: MachineReading
+    /// Each rank's VmHWM Δ, in rank order.
+    public var rankPeakBytes: [Int?]
+    public var timeline: MachineTimeline
+    /// How the Σ figures were obtained, in a sentence.
+    public var method: String
+}
+
+public struct MachineTimeline: Codable, Sendable, Equatable {
+    public var columns: [MachineColumn]
+    public var points: [[Double]]
+}
