@@ -40,9 +40,12 @@ public struct CheckpointPreparation {
 
     var planner: ScalePlanner { ScalePlanner(scenario: scenario, hostAvailableBytes: hostAvailableBytes) }
 
-    /// Runs the preparation; `progress` sees generation as it goes, `note` one line per decision.
-    public func prepare(progress: @escaping (Int, Int) -> Void, note: (String) -> Void) throws -> PreparedScenario {
-        let scale = try chooseScale()
+    /// Runs the preparation; `progress` sees generation as it goes, `note` one line per decision. `share`, when
+    /// given, decides whose choice of scale counts (the ranks of one job must all load the same checkpoint).
+    public func prepare(
+        progress: @escaping (Int, Int) -> Void, note: (String) -> Void, share: ((() throws -> ScaleInfo) throws -> ScaleInfo)? = nil
+    ) throws -> PreparedScenario {
+        let scale = try share.map { try $0(chooseScale) } ?? chooseScale()
         note("scale \(scale.chosen): \(scale.reason)")
         let (folder, info) = try makeCheckpoint(scale: scale.chosen, progress: progress, note: note)
         let checkpoint = try Checkpoint(path: folder)

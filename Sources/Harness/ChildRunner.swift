@@ -35,6 +35,45 @@ public struct ChildRunner: Sendable {
         /// A rank: it keeps its model after its final reply until every rank of the run has replied (the
         /// runner then sends `exit` to all), so the machine holds every model at once.
         public var holdsUntilAllLoaded = false
+        /// False for a loader command that does not speak the protocol: it is at its baseline (exec) when
+        /// spawned, cannot wait at the start barrier and cannot be held, so its ranks overlap only as far as
+        /// their launches and load times let them.
+        public var speaksProtocol = true
+    }
+
+    /// Barriers with processes this runner did not start (the other ranks of a job, `measure-rank`): each is
+    /// told once that this runner's children reached it, then asked, every loop, whether all have.
+    public struct Gates {
+        /// Every rank is at its baseline: loading starts.
+        public var allReady: Gate?
+        /// Every rank holds its model: each reads its held figures.
+        public var allReplied: Gate?
+        /// Every rank has read them: the models may go.
+        public var allHeld: Gate?
+
+        public init(allReady: Gate? = nil, allReplied: Gate? = nil, allHeld: Gate? = nil) {
+            self.allReady = allReady
+            self.allReplied = allReplied
+            self.allHeld = allHeld
+        }
+
+        func pass(_ gate: KeyPath<Gates, Gate?>) -> Bool {
+            guard let gate = self[keyPath: gate] else { return true }
+            gate.arrive()
+            return gate.isOpen()
+        }
+    }
+
+    /// One barrier: `arrive` (called every loop once this runner's children are there; it must be idempotent)
+    /// and `isOpen`.
+    public struct Gate {
+        public let arrive: () -> Void
+        public let isOpen: () -> Bool
+
+        public init(arrive: @escaping () -> Void, isOpen: @escaping () -> Bool) {
+            self.arrive = arrive
+            self.isOpen = isOpen
+        }
     }
 
     /// Why the parent ended a child itself.
@@ -69,6 +108,8 @@ public struct ChildRunner: Sendable {
         public var undecodableLines: [String] = []
         /// Seconds from spawn to reaping.
         public var wallSeconds: Double = 0
+        /// A rank: its status and `smaps_rollup` the moment every rank held its model.
+        public var held: HeldReading?
     }
 
     public let limits: Limits
@@ -80,11 +121,12 @@ public struct ChildRunner: Sendable {
     /// Runs `launches` together (one start barrier for all) and returns their outcomes in the same order.
     /// `onEvent(index, event)` sees every event as it arrives; `machine`, when given, is started at the barrier
     /// and sampled every 10 ms until the last child exits.
-    func run(_ launches: [Launch], machine: MachineProbe? = nil, onEvent: (Int, ChildEvent) -> Void = { _, _ in }) -> [Outcome] {
+    func run(_ launches: [Launch], machine: MachineProbe? = nil, gates: Gates = Gates(), onEvent: (Int, ChildEvent) -> Void = { _, _ in }) -> [Outcome] {
         let sessions = launches.map { ChildSession(launch: $0) }
         defer { for session in sessions { session.cleanUp() } }
         for session in sessions { session.start() }
         var startSent = false
+        var heldRead = false
         var exitSent = false
         var lastSample = 0.0
         while sessions.contains(where: { !$0.isFinished }) {
@@ -93,14 +135,21 @@ public struct ChildRunner: Sendable {
             for (index, session) in sessions.enumerated() where readable.contains(session.eventsDescriptor) {
                 session.drain { onEvent(index, $0) }
             }
-            if !startSent, sessions.allSatisfy({ $0.isReady || $0.isFinished }) {
+            if !startSent, sessions.allSatisfy({ $0.isReady || $0.isFinished }), gates.pass(\.allReady) {
                 startSent = true
                 machine?.begin(pids: sessions.compactMap(\.outcome.pid))
                 for session in sessions where !session.isFinished { session.send(.start) }
             }
-            if !exitSent, sessions.contains(where: \.launch.holdsUntilAllLoaded), sessions.allSatisfy({ $0.isFinished || $0.hasReplied }) {
-                exitSent = true
+            if !heldRead, sessions.contains(where: \.launch.holdsUntilAllLoaded), sessions.allSatisfy({ $0.isFinished || $0.hasReplied }),
+                gates.pass(\.allReplied)
+            {
+                heldRead = true
                 if let machine, machine.started { machine.sample(rollup: true) }
+                for session in sessions where !session.isFinished { session.readHeld() }
+            }
+            // Every rank of the node must have read its held figures before any lets its model go.
+            if heldRead, !exitSent, gates.pass(\.allHeld) {
+                exitSent = true
                 for session in sessions where !session.isFinished { session.send(.exit) }
             }
             if let machine, machine.started, MonotonicClock.monotonicSeconds() - lastSample >= MachineProbe.interval {
@@ -166,6 +215,7 @@ final class ChildSession {
                     descriptors: [ChildProtocol.eventsDescriptor: events.writeEnd, ChildProtocol.controlDescriptor: control.readEnd]))
             self.child = child
             outcome.pid = child.pid
+            isReady = !launch.speaksProtocol
             if let interval = launch.probeInterval {
                 let probe = try ExternalProbe(pid: child.pid, interval: interval, checkpointFiles: launch.request.files, samplePss: launch.request.samplePss)
                 try probe.start()
@@ -220,6 +270,12 @@ final class ChildSession {
     func send(_ command: ControlCommand) {
         guard let fd = control?.writeEnd, let line = try? JSONLines.encode(MeasuredChild.ControlCommandLine(command: command)) else { return }
         Descriptor.writeAll(fd, line)
+    }
+
+    /// The child's status and rollup now (every rank holds its model).
+    func readHeld() {
+        guard let pid = outcome.pid, let status = try? ProcessMemory.read(pid: pid) else { return }
+        outcome.held = HeldReading(seconds: MonotonicClock.monotonicSeconds(), reading: MemoryReading(status: status, rollup: try? ProcessMemory.smapsRollup(pid: pid)))
     }
 
     /// Reaps the child if it exited, reading the last of what it wrote first.

@@ -7,8 +7,10 @@ import TensorEngine
 /// directions where the claim is a high cost:
 ///
 /// - naive, sharded, low-memory, dtype-direct, load-then-cast, device-map: Σ RssAnon Δ and Σ Pss Δ each
-///   ≤ N · (P + tolerance), P the run's per-rank formula (naive N·(M_t + M_ck), sharded N·(M_t + S), …); for
-///   naive and load-then-cast also Σ VmRSS Δ ≥ N · (P − tolerance): N copies are what the claim says;
+///   ≤ N · (P + tolerance), P the run's per-rank formula (naive N·(M_t + M_ck), sharded N·(M_t + S), …); and
+///   (device-map aside) Σ VmRSS Δ ≥ N · (M_t − tolerance) at the moment every rank holds its model: N models
+///   at once. Whether the ranks' transient peaks (naive's two copies) coincide depends on how evenly they load,
+///   so the lower bound on P itself is each rank's own claim, not the machine's; the Σ peak shows the overlap;
 /// - mmap: Σ RssAnon Δ ≤ N · (P + tolerance) (only the owned bytes), Σ Pss Δ ≈ M_map + N · P (the mapped
 ///   checkpoint counted once, shared), Σ VmRSS Δ ≈ N · (M_map + P) (every rank maps it all): two-sided.
 /// Every rank must also pass on its own.
@@ -23,24 +25,41 @@ public struct MachineJudge: Sendable {
         public var baseline: MachineReading
         public var samples: [(seconds: Double, reading: MachineReading, ranks: [Int?])]
         public var method: String
+        /// The reading when every rank held its model (nil when none was taken).
+        public var held: MachineReading? = nil
     }
 
-    public func judge(run: Scenario.Run, repeatIndex: Int, ranks: [RunResult], series: Series, prediction: ScalePlanner.RunPrediction, node: String) -> MachineRun {
+    public func judge(_ claim: MachineClaim, repeatIndex: Int, ranks: [RunResult], series: Series, node: String) -> MachineRun {
         let peaks = Self.peaks(series)
-        let checks = self.checks(strategy: run.strategy, ranks: ranks.count, peaks: peaks, prediction: prediction)
+        let held = Self.delta(series.held, over: series.baseline)
+        let checks = self.checks(claim, ranks: ranks.count, peaks: peaks, held: held)
         let failed = checks.filter { !$0.passed }
         let rankFailures = ranks.filter { $0.verdict != .pass }
-        let verdict: Verdict = rankFailures.contains { $0.verdict == .error } ? .error : (failed.isEmpty && rankFailures.isEmpty ? .pass : .fail)
-        var detail = failed.isEmpty
+        var verdict: Verdict = rankFailures.contains { $0.verdict == .error } ? .error : (failed.isEmpty && rankFailures.isEmpty ? .pass : .fail)
+        if checks.isEmpty, verdict == .pass { verdict = .error }
+        var detail = checks.isEmpty
+            ? "no machine figure was sampled, so no machine-level claim could be checked"
+            : failed.isEmpty
             ? "the machine held \(ranks.count) ranks within the claim: Σ RssAnon Δ \(ByteSize.binary(peaks[.sumRssAnon] ?? 0)), Σ Pss Δ \(ByteSize.binary(peaks[.sumPss] ?? 0)), Σ VmRSS Δ \(ByteSize.binary(peaks[.sumRss] ?? 0))"
             : failed.map(ClaimChecker.describeFailure).joined(separator: "; ")
         if !rankFailures.isEmpty {
             detail += "; rank\(rankFailures.count == 1 ? "" : "s") \(rankFailures.compactMap { $0.rank.map(String.init) }.joined(separator: ", ")) did not pass on its own"
         }
         return MachineRun(
-            id: run.id, repeatIndex: repeatIndex, ranks: ranks.count, node: node, verdict: verdict, verdictDetail: detail,
-            checks: checks, predictedRankPeakBytes: prediction.predictedPeakBytes, formula: prediction.formula, baseline: series.baseline, peaks: peaks,
-            rankPeakBytes: ranks.map { $0.measurement?.peaks[.vmhwm] }, timeline: Self.timeline(series, ranks: ranks.count), method: series.method)
+            id: claim.id, repeatIndex: repeatIndex, ranks: ranks.count, node: node, verdict: verdict, verdictDetail: detail,
+            checks: checks, predictedRankPeakBytes: claim.predictedPeakBytes, formula: claim.formula, baseline: series.baseline, peaks: peaks,
+            rankPeakBytes: ranks.map { $0.measurement?.peaks[.vmhwm] }, timeline: Self.timeline(series, ranks: ranks.count), method: series.method,
+            held: held)
+    }
+
+    /// The Σ figures of `reading` over `baseline` (absent where either is).
+    static func delta(_ reading: MachineReading?, over baseline: MachineReading) -> MachineReading? {
+        guard let reading else { return nil }
+        var delta = MachineReading()
+        for figure in MachineFigure.allCases {
+            if let value = reading[figure], let base = baseline[figure] { delta[figure] = figure == .memAvailable ? base - value : value - base }
+        }
+        return delta
     }
 
     /// Σ figures: maximum minus the baseline; MemAvailable: its largest drop; Cached and the cgroup: growth.
@@ -55,8 +74,9 @@ public struct MachineJudge: Sendable {
         return peaks
     }
 
-    func checks(strategy: StrategyName, ranks n: Int, peaks: MachineReading, prediction: ScalePlanner.RunPrediction) -> [Check] {
-        let p = prediction.predictedPeakBytes
+    func checks(_ claim: MachineClaim, ranks n: Int, peaks: MachineReading, held: MachineReading? = nil) -> [Check] {
+        let p = claim.predictedPeakBytes
+        let strategy = claim.strategy
         let tol = tolerance.bytes(for: p)
         var checks: [Check] = []
         func add(_ figure: MachineFigure, _ relation: CheckRelation, _ bound: Int, _ detail: String) {
@@ -65,14 +85,19 @@ public struct MachineJudge: Sendable {
             checks.append(Check(name: "\(figure.title) Δ \(verb)", measuredBytes: measured, boundBytes: max(0, bound), relation: relation, detail: detail))
         }
         guard strategy == .mmap else {
-            add(.sumRssAnon, .atMost, n * (p + tol), "\(n) × (\(prediction.formula) + tolerance)")
-            add(.sumPss, .atMost, n * (p + tol), "\(n) × (\(prediction.formula) + tolerance): shared pages divided among the ranks")
-            if ClaimChecker.hasLowerBound(strategy) { add(.sumRss, .atLeast, n * (p - tol), "\(n) copies are the claim: \(n) × (\(prediction.formula) − tolerance)") }
+            add(.sumRssAnon, .atMost, n * (p + tol), "\(n) × (\(claim.formula) + tolerance)")
+            add(.sumPss, .atMost, n * (p + tol), "\(n) × (\(claim.formula) + tolerance): shared pages divided among the ranks")
+            if strategy != .deviceMap, let model = claim.modelBytes, let held = held?[.sumRss] {
+                let bound = max(0, n * (model - tolerance.bytes(for: model)))
+                checks.append(Check(
+                    name: "Σ VmRSS Δ with every model held reaches lower bound", measuredBytes: held, boundBytes: bound, relation: .atLeast,
+                    detail: "\(n) models resident at once: \(n) × (M_t − tolerance)"))
+            }
             return checks
         }
-        let mapped = prediction.figures.mappedBytes ?? 0
+        let mapped = claim.mappedBytes ?? 0
         let mappedTol = tolerance.bytes(for: mapped)
-        add(.sumRssAnon, .atMost, n * (p + tol), "only the owned bytes are anonymous: \(n) × (\(prediction.formula) + tolerance)")
+        add(.sumRssAnon, .atMost, n * (p + tol), "only the owned bytes are anonymous: \(n) × (\(claim.formula) + tolerance)")
         add(.sumPss, .atMost, mapped + n * p + mappedTol + n * tol, "one copy of the mapped checkpoint (M_map), shared, plus each rank's owned bytes")
         add(.sumPss, .atLeast, mapped + n * p - mappedTol - n * tol, "the mapped checkpoint is resident once")
         add(.sumRss, .atMost, n * (mapped + p + mappedTol + tol), "every rank maps all of it: \(n) × (M_map + owned)")
@@ -86,9 +111,12 @@ public struct MachineJudge: Sendable {
         let figures: [MachineFigure] = [.sumRss, .sumPss, .sumRssAnon, .memAvailable]
         let columns = [MachineColumn.seconds] + figures.map { .figure($0) } + (0..<ranks).map { .rank($0) }
         let rankBase = series.samples.first?.ranks ?? []
+        // A figure a sample lacks (Σ Pss between rollups, or merged ranks' Pss outside the held moment) keeps its last value.
+        var last = series.baseline
         let points = series.samples.map { sample -> [Double] in
             [sample.seconds] + figures.map { figure in
-                let value = sample.reading[figure] ?? 0
+                let value = sample.reading[figure] ?? last[figure] ?? 0
+                last[figure] = value
                 let base = series.baseline[figure] ?? 0
                 return Double(figure == .memAvailable ? base - value : value - base)
             } + (0..<ranks).map { r in Double((r < sample.ranks.count ? sample.ranks[r] ?? 0 : 0) - (r < rankBase.count ? rankBase[r] ?? 0 : 0)) }
@@ -99,5 +127,51 @@ public struct MachineJudge: Sendable {
             return (0..<columns.count).map { c in c == 0 ? group.first![0] : group.map { $0[c] }.max() ?? 0 }
         }
         return MachineTimeline(columns: columns, points: reduced)
+    }
+}
+
+/// What one rank of a run claims, which the machine's claim multiplies: from the scenario and its prediction
+/// (`run --ranks`), or from a rank's results (`merge`).
+public struct MachineClaim: Sendable, Equatable {
+    public var id: String
+    public var strategy: StrategyName
+    public var predictedPeakBytes: Int
+    public var formula: String
+    /// mmap: the bytes held as views of the mapped checkpoint.
+    public var mappedBytes: Int?
+    /// M_t: what each rank holds once loaded.
+    public var modelBytes: Int?
+
+    public init(id: String, strategy: StrategyName, predictedPeakBytes: Int, formula: String, mappedBytes: Int?, modelBytes: Int? = nil) {
+        self.id = id
+        self.strategy = strategy
+        self.predictedPeakBytes = predictedPeakBytes
+        self.formula = formula
+        self.mappedBytes = mappedBytes
+        self.modelBytes = modelBytes
+    }
+
+    public init(run: Scenario.Run, prediction: ScalePlanner.RunPrediction) {
+        self.init(
+            id: run.id, strategy: run.strategy, predictedPeakBytes: prediction.predictedPeakBytes, formula: prediction.formula,
+            mappedBytes: prediction.figures.mappedBytes, modelBytes: prediction.figures.modelBytes)
+    }
+
+    /// The claim a rank's results carry; nil when the rank recorded no prediction.
+    public init?(rank result: RunResult) {
+        guard let predicted = result.predictedPeakBytes else { return nil }
+        self.init(
+            id: result.id, strategy: result.strategy, predictedPeakBytes: predicted, formula: result.formula, mappedBytes: result.figures?.mappedBytes,
+            modelBytes: result.figures?.modelBytes)
+    }
+}
+
+extension RunResult {
+    /// Marks the result as one rank's, on `node`.
+    public mutating func place(_ info: RankInfo, node: String) {
+        rank = info.rank
+        worldSize = info.worldSize
+        localRank = info.localRank
+        self.node = node
     }
 }

@@ -86,6 +86,8 @@ final class MachineProbe {
     private var lastPss: [Int: (Int?, Int?, Int?)] = [:]
     private(set) var samples: [Sample] = []
     private(set) var baseline: MachineReading?
+    /// The sample taken when every rank held its model.
+    private var held: MachineReading?
     private var count = 0
 
     /// At the start barrier: the ranks' pids, and the baseline.
@@ -129,12 +131,14 @@ final class MachineProbe {
         reading[.cached] = memory.cachedBytes
         reading[.cgroupUsage] = cgroup?.refreshed().usageBytes
         samples.append(Sample(seconds: MonotonicClock.monotonicSeconds() - start, machine: reading, ranks: perRank))
+        if rollup { held = reading }
     }
 
     /// What was sampled, for the machine judge.
     func series() -> MachineJudge.Series {
         MachineJudge.Series(
             baseline: baseline ?? MachineReading(), samples: samples.map { ($0.seconds, $0.machine, $0.ranks) },
-            method: "sampled by the parent every 10 ms from the start barrier: each rank's /proc/<pid>/status every sample and smaps_rollup every other one and when every rank held its model (Σ Pss carried between), /proc/meminfo, the cgroup")
+            method: "sampled by the parent every 10 ms from the start barrier: each rank's /proc/<pid>/status every sample and smaps_rollup every other one and when every rank held its model (Σ Pss carried between), /proc/meminfo, the cgroup",
+            held: held)
     }
 }

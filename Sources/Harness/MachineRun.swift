@@ -61,6 +61,8 @@ public struct MachineRun: Codable, Sendable, Equatable {
     public var timeline: MachineTimeline
     /// How the Σ figures were obtained, in a sentence.
     public var method: String
+    /// The Σ figures over the baseline at the moment every rank held its model (absent when not read).
+    public var held: MachineReading? = nil
 }
 
 public struct MachineTimeline: Codable, Sendable, Equatable {

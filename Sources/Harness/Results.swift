@@ -257,6 +257,9 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// A rank of a multi-rank run: which, of how many.
     public var rank: Int? = nil
     public var worldSize: Int? = nil
+    /// `measure-rank`: the rank's index on its node and the node (its hostname), which `merge` groups by.
+    public var localRank: Int? = nil
+    public var node: String? = nil
     public var strategy: StrategyName
     /// The resolved target dtype (`auto` when the run never resolved it).
     public var dtype: TargetDType

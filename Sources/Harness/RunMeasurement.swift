@@ -37,6 +37,9 @@ public struct RunMeasurement: Codable, Sendable, Equatable {
     public var mappedBytes: Int? = nil
     /// `CLOCK_MONOTONIC` seconds at the timeline's zero: the ranks of one node line up on it (`merge`).
     public var timelineOriginSeconds: Double? = nil
+    /// A rank of `measure-rank`: its reading the moment every rank of its node held its model (`merge` adds
+    /// these up into Σ Pss: readings taken at one moment are the only ones whose Pss can be added).
+    public var held: HeldReading? = nil
     /// Who loaded: absent means the engine (version-1 files).
     public var subject: Subject?
     /// Loaders measured from outside: the reading when the load returned (before the touch), and the peaks
@@ -220,6 +223,19 @@ public struct Timeline: Codable, Sendable, Equatable {
     public func series(_ column: TimelineColumn) -> [(seconds: Double, value: Double)] {
         guard let time = columns.firstIndex(of: .seconds), let index = columns.firstIndex(of: column) else { return [] }
         return points.compactMap { p in index < p.count && time < p.count ? (p[time], p[index]) : nil }
+    }
+}
+
+/// A reading of a rank's process at a moment shared with the other ranks.
+public struct HeldReading: Codable, Sendable, Equatable {
+    /// `CLOCK_MONOTONIC` seconds of the reading.
+    public var seconds: Double
+    /// VmRSS, RssAnon, RssFile, VmHWM and `smaps_rollup`'s Pss, Pss_Anon, Pss_File.
+    public var reading: MemoryReading
+
+    public init(seconds: Double, reading: MemoryReading) {
+        self.seconds = seconds
+        self.reading = reading
     }
 }
 

@@ -157,6 +157,17 @@ public struct Scenario: Sendable {
         return copy
     }
 
+    /// The scenario with only the run `id` (`measure-rank --run`); a usage error naming the runs when there is
+    /// no such run.
+    public func selecting(run id: String) throws -> Scenario {
+        guard let run = runs.first(where: { $0.id == id }) else {
+            throw UsageError("\(file): no run '\(id)'; its runs are \(runs.map(\.id).joined(separator: ", "))")
+        }
+        var copy = self
+        copy.runs = [run]
+        return copy
+    }
+
     /// Reads and validates a scenario file.
     public static func load(path: String) throws -> Scenario {
         let bytes = try Checkpoint.readSmallFile(path, limit: 16 << 20)

@@ -59,7 +59,7 @@ public final class ScenarioRunner {
 
     public let scenario: Scenario
     public let options: Options
-    private let onEvent: (Event) -> Void
+    let onEvent: (Event) -> Void
 
     /// The scenario's runs, each measured by every loader `--subject` names.
     public init(scenario: Scenario, options: Options, onEvent: @escaping (Event) -> Void = { _ in }) {
@@ -95,10 +95,29 @@ public final class ScenarioRunner {
 
     /// Runs everything; returns the results (also written to `resultsPath` after each run).
     public func run() throws -> ScenarioResults {
-        let subjects = Set(plannedRuns.map(\.run.subject))
-        let loaders = try LoaderEnvironment.check(
-            subjects: subjects, requested: options.python, scenarioPython: scenario.python,
+        let loaders = try checkLoaders()
+        let (prepared, system, memoryBytes) = try prepare()
+        let store = try ResultsStore(path: resultsPath, results: initialResults(prepared, system))
+        do {
+            return try measure(prepared, store: store, ledgerCap: Self.ledgerCap(memoryBytes: memoryBytes), loaders: loaders)
+        } catch {
+            _ = try? store.stop(.error)
+            throw error
+        }
+    }
+
+    /// The interpreter and packages every planned loader needs (exit 69 when one is missing).
+    func checkLoaders() throws -> LoaderEnvironment {
+        try LoaderEnvironment.check(
+            subjects: Set(plannedRuns.map(\.run.subject)), requested: options.python, scenarioPython: scenario.python,
             needsAccelerate: plannedRuns.contains { $0.run.subject == .transformers && $0.run.strategy == .deviceMap })
+    }
+
+    /// The folders, the machine, and the checkpoint with every run's prediction; `share` decides whose scale
+    /// counts (``CheckpointPreparation/prepare(progress:note:share:)``).
+    func prepare(
+        share: ((() throws -> ScaleInfo) throws -> ScaleInfo)? = nil
+    ) throws -> (prepared: PreparedScenario, system: SystemInfo, memoryBytes: Int) {
         for folder in [options.workDirectory, options.outputDirectory, runsFolder] {
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
@@ -108,14 +127,8 @@ public final class ScenarioRunner {
         let prepared = try CheckpointPreparation(
             scenario: scenario, scaleOverride: options.scale, memoryBytes: memoryBytes, hostAvailableBytes: available,
             diskFreeBytes: system.disk?.availableBytes, workDirectory: options.workDirectory
-        ).prepare(progress: { [onEvent] in onEvent(.generating(done: $0, total: $1)) }, note: { onEvent(.note($0)) })
-        let store = try ResultsStore(path: resultsPath, results: initialResults(prepared, system))
-        do {
-            return try measure(prepared, store: store, ledgerCap: Self.ledgerCap(memoryBytes: memoryBytes), loaders: loaders)
-        } catch {
-            _ = try? store.stop(.error)
-            throw error
-        }
+        ).prepare(progress: { [onEvent] in onEvent(.generating(done: $0, total: $1)) }, note: { onEvent(.note($0)) }, share: share)
+        return (prepared, system, memoryBytes)
     }
 
     private func measure(_ prepared: PreparedScenario, store: ResultsStore, ledgerCap: Int, loaders: LoaderEnvironment) throws -> ScenarioResults {
@@ -138,18 +151,16 @@ public final class ScenarioRunner {
             let (outcomes, machine) = try measureRun(
                 run, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap / run.ranks, children: children, loaders: loaders)
             let prediction = prepared.atScale[run.id]
+            let node = SystemInfo.current().hostname
             let results = outcomes.enumerated().map { rank, outcome in
                 var result = judge.judge(run: run, repeatIndex: repeatIndex, outcome: outcome, floor: store.results.floor, prediction: prediction)
-                if run.ranks > 1 {
-                    result.rank = rank
-                    result.worldSize = run.ranks
-                }
+                if run.ranks > 1 { result.place(RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks), node: node) }
                 return result
             }
             let machineRun = machine.flatMap { machine in
                 prediction.map {
                     MachineJudge(tolerance: scenario.tolerance(for: run)).judge(
-                        run: run, repeatIndex: repeatIndex, ranks: results, series: machine.series(), prediction: $0, node: SystemInfo.current().hostname)
+                        MachineClaim(run: run, prediction: $0), repeatIndex: repeatIndex, ranks: results, series: machine.series(), node: node)
                 }
             }
             try store.append(results, machine: machineRun)
@@ -164,7 +175,9 @@ public final class ScenarioRunner {
         _ run: Scenario.Run, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, children: ChildRunner, loaders: LoaderEnvironment
     ) throws -> ([ChildRunner.Outcome], MachineProbe?) {
         let launches = try (0..<run.ranks).map { rank in
-            try rankLaunch(run, rank: run.ranks > 1 ? rank : nil, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, loaders: loaders)
+            try rankLaunch(
+                run, rank: run.ranks > 1 ? RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks) : nil,
+                repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, loaders: loaders)
         }
         let machine = run.ranks > 1 ? MachineProbe() : nil
         let start = ContinuousClock.now
@@ -178,16 +191,16 @@ public final class ScenarioRunner {
     }
 
     /// One rank's child (`rank` nil: the run's only process).
-    private func rankLaunch(
-        _ run: Scenario.Run, rank: Int?, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, loaders: LoaderEnvironment
+    func rankLaunch(
+        _ run: Scenario.Run, rank: RankInfo?, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, loaders: LoaderEnvironment
     ) throws -> ChildRunner.Launch {
-        let suffix = "\(run.id)-\(repeatIndex + 1)" + (rank.map { "-r\($0)" } ?? "")
+        let suffix = "\(run.id)-\(repeatIndex + 1)" + (rank.map { "-r\($0.rank)" } ?? "")
         let config = prepared.folder + "/config.json"
         var request = ChildRequest(
             task: .load, checkpoint: prepared.folder, files: prepared.shardPaths, strategy: run.strategy, dtype: run.dtype,
             sampleIntervalMilliseconds: scenario.sampleIntervalMilliseconds, ledgerBudgetBytes: ledgerCap, subject: run.subject, touch: run.touch,
             config: FileManager.default.fileExists(atPath: config) ? config : nil)
-        request.rank = rank.map { RankInfo(rank: $0, localRank: $0, worldSize: run.ranks, localWorldSize: run.ranks) }
+        request.rank = rank
         request.samplePss = rank != nil
         var cleanup: [String] = []
         if let placement = prepared.atScale[run.id]?.request {
@@ -226,6 +239,7 @@ public final class ScenarioRunner {
             launch.executable = python
             launch.arguments = [driver]
         case .command(let argv):
+            launch.speaksProtocol = false
             launch.executable = try LoaderEnvironment.program(argv[0], what: "the loader command")
             launch.arguments = Subject.expand(
                 Array(argv.dropFirst()), checkpoint: launch.request.checkpoint, dtype: run.dtype, config: launch.request.config ?? "",
@@ -240,7 +254,7 @@ public final class ScenarioRunner {
     static let pythonEnvironment = ["PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"]
 
     /// Applies the scenario's cache mode to the shard files before a measured child starts.
-    private func prepareCache(_ paths: [String]) throws {
+    func prepareCache(_ paths: [String]) throws {
         for path in paths {
             switch scenario.cache {
             case .cold:

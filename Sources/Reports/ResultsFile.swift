@@ -3,17 +3,7 @@ import Harness
 import TensorEngine
 
 /// Why a results file could not be used, with the exit status the CLI documents for it.
-public struct ReportError: ReportableError, Equatable {
-    public let message: String
-    public let category: FailureCategory
-
-    public init(_ message: String, category: FailureCategory) {
-        self.message = message
-        self.category = category
-    }
-
-    public var description: String { message }
-}
+public typealias ReportError = FailureMessage
 
 /// Reading and writing results files (`<scenario>.json`, the schema in `Reports/schema/results.schema.json`).
 public enum ResultsFile {

@@ -87,3 +87,17 @@ public struct UsageError: ReportableError, Equatable {
     public var description: String { message }
     public var category: FailureCategory { .usage }
 }
+
+/// A failure that is a sentence and its category: what `report`, `compare`, `merge` and the ranks' barrier
+/// raise about files they did not write themselves.
+public struct FailureMessage: ReportableError, Equatable {
+    public let message: String
+    public let category: FailureCategory
+
+    public init(_ message: String, category: FailureCategory) {
+        self.message = message
+        self.category = category
+    }
+
+    public var description: String { message }
+}

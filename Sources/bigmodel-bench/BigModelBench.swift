@@ -8,7 +8,8 @@ struct BigModelBench: ParsableCommand {
         discussion: "Exit statuses: 0 ok, 1 a claim failed, 2 regression, 3 a run died, 5 baseline mismatch, 64 usage, 65 bad input data, 66 missing input, 69 a loader program missing, 74 I/O error, 130 interrupted.",
         subcommands: [
             RunCommand.self, InspectCommand.self, VerifyCommand.self, ReshardCommand.self, GenerateCommand.self, LoadCommand.self,
-            PlanCommand.self, ReportCommand.self, CompareCommand.self, BenchCommand.self, MeasureRunCommand.self,
+            PlanCommand.self, ReportCommand.self, CompareCommand.self, BenchCommand.self, MeasureRankCommand.self, MergeCommand.self,
+            MeasureRunCommand.self,
         ]
     )
 }

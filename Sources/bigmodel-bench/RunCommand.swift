@@ -133,11 +133,21 @@ struct RunCommand: ParsableCommand {
 
 /// Prints the runner's events: a redrawn status line on a terminal, plain lines otherwise.
 final class RunConsole {
+    /// Put before every line (`rank 3: `), so that the lines of ranks sharing a terminal can be told apart.
+    private let prefix: String
     private let start = ContinuousClock.now
     private var runSeconds: [Double] = []
     private var runStart = ContinuousClock.now
     private var remaining = 0
     private var lastGenerationDecile = -1
+
+    /// A status line redrawn in place: on a terminal, for a process that has it to itself.
+    private let redraws: Bool
+
+    init(prefix: String = "") {
+        self.prefix = prefix
+        redraws = stderrIsTerminal && prefix.isEmpty
+    }
 
     func handle(_ event: ScenarioRunner.Event) {
         switch event {
@@ -145,7 +155,7 @@ final class RunConsole {
             line(text)
         case .generating(let done, let total):
             let decile = total > 0 ? done * 10 / total : 10
-            if stderrIsTerminal {
+            if redraws {
                 status("generating checkpoint: \(ByteSize.fixed(Double(done) * 100 / Double(max(total, 1)), digits: 1))% of \(ByteSize.decimal(total))")
             } else if decile != lastGenerationDecile {
                 lastGenerationDecile = decile
@@ -158,7 +168,7 @@ final class RunConsole {
             line("[\(index)/\(count)] \(id)\(repeatIndex > 0 ? " (repeat \(repeatIndex + 1))" : "")\(eta)")
         case .phase(let id, let name, let bytes, let elapsed):
             let text = "  \(id): \(name)" + (bytes.map { " · ledger \(ByteSize.binary($0))" } ?? "") + " · \(ByteSize.fixed(elapsed, digits: 1)) s"
-            if stderrIsTerminal { status(text) } else { line(text) }
+            if redraws { status(text) } else { line(text) }
         case .runFinished(let result):
             runSeconds.append((ContinuousClock.now - runStart).inSeconds)
             line("  \(result.id)\(result.rank.map { " r\($0)" } ?? ""): \(result.verdict.rawValue) — \(result.verdictDetail)")
@@ -168,16 +178,16 @@ final class RunConsole {
     }
 
     func finish() {
-        if stderrIsTerminal { status("") }
+        if redraws { status("") }
     }
 
     private func line(_ text: String) {
-        if stderrIsTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        printProgress(text)
+        if redraws { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        printProgress(prefix + text)
     }
 
     private func status(_ text: String) {
-        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + prefix + text).utf8))
     }
 }
 
@@ -203,7 +213,20 @@ enum SummaryTable {
         }
         var out = "\n\(results.scenario.name) at scale \(results.scale.chosen) (\(results.checkpoint.totalSizeBytes) checkpoint bytes, \(ByteSize.decimal(results.checkpoint.totalSizeBytes)))\n"
         out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 7, 8])
+        out += machineTable(results.machineRuns ?? [])
         out += "sizes in GiB/MiB (binary); Δ = peak minus the child's baseline before the load; predicted = the strategy's ledger formula\n"
         return out
+    }
+
+    /// The machine-level figures of multi-rank runs, one row per run and node.
+    static func machineTable(_ machines: [MachineRun]) -> String {
+        guard !machines.isEmpty else { return "" }
+        var rows = [["machine", "ranks", "node", "Σ VmRSS Δ", "Σ Pss Δ", "Σ RssAnon Δ", "verdict"]]
+        for m in machines {
+            rows.append([
+                m.id, String(m.ranks), m.node, size(m.peaks[.sumRss]), size(m.peaks[.sumPss]), size(m.peaks[.sumRssAnon]), m.verdict.rawValue,
+            ])
+        }
+        return "\n" + TextTable.render(rows, rightAligned: [1, 3, 4, 5])
     }
 }

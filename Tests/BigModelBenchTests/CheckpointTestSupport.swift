@@ -178,31 +178,49 @@ enum Executable {
     }()
 
     /// Runs the tool with `arguments`, stdout and stderr captured through files (no pipe can fill up).
-    static func run(_ arguments: [String], in directory: String? = nil) throws -> ProcessResult {
+    static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+        try runTogether([(arguments, environment)], in: directory)[0]
+    }
+
+    /// Starts one process of the tool per invocation (`environment` added to this process's), the next
+    /// `stagger` seconds after the previous, and waits for all: the ranks of one job, as a launcher starts them.
+    static func runTogether(
+        _ invocations: [(arguments: [String], environment: [String: String])], stagger: Double = 0, in directory: String? = nil
+    ) throws -> [ProcessResult] {
         let tool = try #require(path, "bigmodel-bench was not found beside the test binary")
         let scratch = try TemporaryFolder("cli-io")
         defer { scratch.remove() }
-        let outPath = scratch.file("stdout")
-        let errPath = scratch.file("stderr")
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        let out = try #require(FileHandle(forWritingAtPath: outPath))
-        let err = try #require(FileHandle(forWritingAtPath: errPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try out.close()
-        try err.close()
-        return ProcessResult(
-            status: process.terminationStatus,
-            stdout: String(decoding: try fileBytes(outPath), as: UTF8.self),
-            stderr: String(decoding: try fileBytes(errPath), as: UTF8.self))
+        var started: [(Process, FileHandle, FileHandle, String, String)] = []
+        for (index, invocation) in invocations.enumerated() {
+            if index > 0, stagger > 0 { Thread.sleep(forTimeInterval: stagger) }
+            let outPath = scratch.file("stdout-\(index)")
+            let errPath = scratch.file("stderr-\(index)")
+            _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+            let out = try #require(FileHandle(forWritingAtPath: outPath))
+            let err = try #require(FileHandle(forWritingAtPath: errPath))
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: tool)
+            process.arguments = invocation.arguments
+            if !invocation.environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(invocation.environment) { _, new in new }
+            }
+            if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            started.append((process, out, err, outPath, errPath))
+        }
+        return try started.map { process, out, err, outPath, errPath in
+            process.waitUntilExit()
+            try out.close()
+            try err.close()
+            return ProcessResult(
+                status: process.terminationStatus,
+                stdout: String(decoding: try fileBytes(outPath), as: UTF8.self),
+                stderr: String(decoding: try fileBytes(errPath), as: UTF8.self))
+        }
     }
 }
 

@@ -1,0 +1,92 @@
+import Checkpoint
+import Foundation
+import Probes
+import TensorEngine
+
+/// The ranks of one job on one node, meeting through files: `measure-rank` processes started by torchrun
+/// or `srun` know each other only by the job's key and their rank numbers.
+///
+/// The folder is `<work-dir>/ranks/<job>/`, the job's key `TORCHELASTIC_RUN_ID` (torchrun), else
+/// `SLURM_JOB_ID` (srun), else `BIGMODEL_BENCH_JOB`, else `local`. A barrier: each rank writes
+/// `<stage>-<rank>` and waits until `LOCAL_WORLD_SIZE` such files of this job exist. The last rank to leave
+/// removes the folder; files a crashed job left behind stop counting after ten minutes (torchrun without
+/// `--standalone` or `--rdzv-id` names every job `none`, so two jobs started within ten minutes of a crash
+/// need distinct `BIGMODEL_BENCH_JOB`s).
+/// A fitted scale is chosen once, by the first rank there, and written to `scale.json` for the others.
+public struct RankJob: Sendable {
+    public let key: String
+    public let folder: String
+    public let rank: RankInfo
+    /// Barrier files older than this (seconds since the epoch) belong to an earlier job.
+    let notBefore: Double
+
+    public static func key(environment: [String: String]) -> String {
+        let key = environment["TORCHELASTIC_RUN_ID"] ?? environment["SLURM_JOB_ID"] ?? environment["BIGMODEL_BENCH_JOB"] ?? "local"
+        return String(key.prefix(64).map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) ? $0 : "_" })
+    }
+
+    public init(workDirectory: String, rank: RankInfo, environment: [String: String]) throws {
+        key = Self.key(environment: environment)
+        folder = workDirectory + "/ranks/" + key
+        self.rank = rank
+        notBefore = Date().timeIntervalSince1970 - 600
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw FileIOError(path: folder, operation: "create the job's barrier folder", reason: error.localizedDescription)
+        }
+    }
+
+    /// Writes this rank's `<stage>-<rank>` (once; a stale one from an earlier job is replaced).
+    public func arrive(_ stage: String) {
+        let path = folder + "/\(stage)-\(rank.localRank)"
+        if (modified(path) ?? 0) < notBefore {
+            FileManager.default.createFile(atPath: path, contents: Data("\(getpid())\n".utf8))
+        }
+    }
+
+    /// All the node's ranks reached `stage`.
+    public func allArrived(_ stage: String) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let fresh = names.filter { name in
+            guard name.hasPrefix(stage + "-"), let index = Int(name.dropFirst(stage.count + 1)), index < rank.localWorldSize else { return false }
+            return (modified(folder + "/" + name) ?? 0) >= notBefore
+        }
+        return fresh.count >= rank.localWorldSize
+    }
+
+    public func gate(_ stage: String) -> ChildRunner.Gate {
+        ChildRunner.Gate(arrive: { arrive(stage) }, isOpen: { allArrived(stage) })
+    }
+
+    /// This rank is past every barrier; the last to leave removes the job's folder.
+    public func leave() {
+        arrive("left")
+        guard let lock = try? FileLock.acquire(folder + "/.lock", isCancelled: { false }) else { return }
+        defer { lock.release() }
+        if allArrived("left") { try? FileManager.default.removeItem(atPath: folder) }
+    }
+
+    func modified(_ path: String) -> Double? {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date)?.timeIntervalSince1970
+    }
+
+    /// The scale every rank of the job uses: `choose()` once, by whoever takes the lock first.
+    public func sharedScale(_ choose: () throws -> ScaleInfo) throws -> ScaleInfo {
+        guard let lock = try FileLock.acquire(folder + "/.lock", isCancelled: { SignalTrap.interrupted }) else {
+            throw FailureMessage("interrupted while waiting for the job's lock \(folder)/.lock", category: .interrupted)
+        }
+        defer { lock.release() }
+        let path = folder + "/scale.json"
+        if (modified(path) ?? 0) >= notBefore, let data = FileManager.default.contents(atPath: path),
+            let shared = try? ResultsCodec.decoder.decode(ScaleInfo.self, from: data)
+        {
+            return shared
+        }
+        var scale = try choose()
+        scale.reason += " (chosen by local rank \(rank.localRank) for all \(rank.localWorldSize))"
+        try AtomicFile.write(ResultsCodec.encode(scale), to: path, sync: false)
+        return scale
+    }
+}
+
