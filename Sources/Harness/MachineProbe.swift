@@ -138,7 +138,7 @@ final class MachineProbe {
     func series() -> MachineJudge.Series {
         MachineJudge.Series(
             baseline: baseline ?? MachineReading(), samples: samples.map { ($0.seconds, $0.machine, $0.ranks) },
-            method: "sampled by the parent every 10 ms from the start barrier: each rank's /proc/<pid>/status every sample and smaps_rollup every other one and when every rank held its model (Σ Pss carried between), /proc/meminfo, the cgroup",
+            method: "sampled by the parent every 10 ms from the start barrier: each rank's /proc/<pid>/status every sample and smaps_rollup every other one and when every rank held its model (Σ Pss carried between; mmap's Σ Pss claims use the held moment), /proc/meminfo, the cgroup",
             held: held)
     }
 }

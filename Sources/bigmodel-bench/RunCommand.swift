@@ -221,12 +221,13 @@ enum SummaryTable {
     /// The machine-level figures of multi-rank runs, one row per run and node.
     static func machineTable(_ machines: [MachineRun]) -> String {
         guard !machines.isEmpty else { return "" }
-        var rows = [["machine", "ranks", "node", "Σ VmRSS Δ", "Σ Pss Δ", "Σ RssAnon Δ", "verdict"]]
+        var rows = [["machine", "ranks", "node", "Σ VmRSS Δ", "Σ RssAnon Δ", "Σ Pss Δ", "Σ Pss Δ held", "verdict"]]
         for m in machines {
             rows.append([
-                m.id, String(m.ranks), m.node, size(m.peaks[.sumRss]), size(m.peaks[.sumPss]), size(m.peaks[.sumRssAnon]), m.verdict.rawValue,
+                m.id, String(m.ranks), m.node, size(m.peaks[.sumRss]), size(m.peaks[.sumRssAnon]), size(m.peaks[.sumPss]), size(m.held?[.sumPss]),
+                m.verdict.rawValue,
             ])
         }
-        return "\n" + TextTable.render(rows, rightAligned: [1, 3, 4, 5])
+        return "\n" + TextTable.render(rows, rightAligned: [1, 3, 4, 5, 6]) + "Σ … Δ: the largest sum of the ranks' figures over their baselines; held: at the moment every rank held its model\n"
     }
 }
