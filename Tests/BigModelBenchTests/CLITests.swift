@@ -28,14 +28,14 @@ private let llamaShardsAt200KB: [[String]] = [
     ["lm_head.weight"],  // 131,072 bytes
 ]
 
-/// True when `python3 -c "import safetensors, numpy"` works. When it does not, the interop test is
+/// True when the test interpreter (`BIGMODEL_BENCH_PYTHON`, else python3) imports safetensors and numpy. When it does not, the interop test is
 /// disabled through `.enabled(if:)` (Swift Testing then reports it as skipped, with the comment given there),
 /// and this line says so in the log.
 private enum PythonSafetensors {
     static let available: Bool = {
-        let ok = runTool("python3", ["-c", "import safetensors, safetensors.numpy, numpy"])?.status == 0
+        let ok = runTool(TestPython.path, ["-c", "import safetensors, safetensors.numpy, numpy"])?.status == 0
         if !ok {
-            print("CLITests: SKIPPED the Python interop test: python3 with the safetensors and numpy packages is not available")
+            print("CLITests: SKIPPED the Python interop test: \(TestPython.path) cannot import safetensors and numpy")
         }
         return ok
     }()
@@ -367,7 +367,7 @@ struct CLITests {
             let out = parent.file(fixture)
             let reshard = try Executable.run(["reshard", source, "--out", out, "--max-shard-size", size])
             #expect(reshard.status == 0, "\(reshard.stderr)")
-            let python = try #require(runTool("python3", ["-c", script, out]))
+            let python = try #require(runTool(TestPython.path, ["-c", script, out]))
             #expect(python.status == 0, "\(fixture): \(python.stderr)")
             let loaded = try #require(try JSONParser().parse(Array(python.stdout.utf8)).objectValue)
             let expected = try expectedTensors(fixture)
