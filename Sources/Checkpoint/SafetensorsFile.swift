@@ -1,4 +1,7 @@
+import Dispatch
+import Foundation
 import OrderedCollections
+import Synchronization
 import SystemPackage
 import TensorEngine
 
@@ -56,15 +59,47 @@ public final class SafetensorsFile: Sendable {
     public var rawDescriptor: Int32 { descriptor.rawValue }
 
     /// Reads a tensor's bytes (or the `range` of them) with `pread` into `destination`, which must be exactly
-    /// that many bytes.
-    public func read(_ tensor: StoredTensor, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer) throws {
+    /// that many bytes; `parallel: false` keeps it on the calling thread (a caller that is itself one of
+    /// several workers).
+    public func read(_ tensor: StoredTensor, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer, parallel: Bool = true) throws {
         let slice = range ?? 0..<tensor.byteCount
         precondition(slice.lowerBound >= 0 && slice.upperBound <= tensor.byteCount && destination.count == slice.count)
-        try read(absoluteOffset: header.dataStart + tensor.begin + slice.lowerBound, into: destination)
+        let offset = header.dataStart + tensor.begin + slice.lowerBound
+        try parallel ? read(absoluteOffset: offset, into: destination) : readSequentially(absoluteOffset: offset, into: destination)
     }
 
-    /// Reads `destination.count` bytes at an absolute file offset, looping over short reads.
+    /// Reads `destination.count` bytes at an absolute file offset: one `pread` loop for a small read, else
+    /// chunks of ``parallelChunkBytes`` (their boundaries on 2 MiB from the destination's start, which is
+    /// 2 MiB-aligned for a tensor of 2 MiB or more, so each chunk faults whole huge pages) read by every core at
+    /// once. Copying out of the page cache and faulting fresh pages in are both per-core work; one thread
+    /// leaves the other core idle.
     public func read(absoluteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        let workers = Self.readers
+        guard workers > 1, destination.count >= 2 * Self.parallelChunkBytes else {
+            return try readSequentially(absoluteOffset: absoluteOffset, into: destination)
+        }
+        let chunks = (destination.count + Self.parallelChunkBytes - 1) / Self.parallelChunkBytes
+        let failure = Mutex<(any Error)?>(nil)
+        let target = DisjointAccess(destination)
+        DispatchQueue.concurrentPerform(iterations: chunks) { index in
+            let start = index * Self.parallelChunkBytes
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: target.value[start..<min(target.value.count, start + Self.parallelChunkBytes)])
+            do {
+                try readSequentially(absoluteOffset: absoluteOffset + start, into: chunk)
+            } catch {
+                failure.withLock { if $0 == nil { $0 = error } }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
+    /// 8 MiB: large enough that a `pread` costs far more than handing it to a thread, small enough that two
+    /// cores share even a 20 MiB tensor.
+    public static let parallelChunkBytes = 8 << 20
+    static let readers = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Reads `destination.count` bytes at an absolute file offset, looping over short reads.
+    func readSequentially(absoluteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         var done = 0
         // Linux transfers at most 0x7ffff000 bytes per call; ask for 1 GiB at a time.
         let maxChunk = 1 << 30

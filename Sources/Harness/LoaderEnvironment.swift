@@ -64,15 +64,19 @@ public struct LoaderEnvironment: Sendable {
             guard FileManager.default.fileExists(atPath: given) else { throw SubjectUnavailable("BIGMODEL_BENCH_DRIVER names \(given), which does not exist") }
             return given
         }
+        return try findScript("bigmodel_bench_driver.py")
+    }
+
+    /// `python/<name>` in the checkout this binary was built in (looked for up to six folders above it).
+    static func findScript(_ name: String) throws -> String {
         let executable = (try? ChildProcess.currentExecutablePath()) ?? CommandLine.arguments[0]
         var folder = URL(fileURLWithPath: executable).deletingLastPathComponent()
         for _ in 0..<6 {
-            let candidate = folder.appendingPathComponent("python/bigmodel_bench_driver.py").path
+            let candidate = folder.appendingPathComponent("python/" + name).path
             if FileManager.default.fileExists(atPath: candidate) { return candidate }
             folder.deleteLastPathComponent()
         }
-        throw SubjectUnavailable(
-            "python/bigmodel_bench_driver.py was not found above \(executable); run the tool from its checkout or set BIGMODEL_BENCH_DRIVER")
+        throw SubjectUnavailable("python/\(name) was not found above \(executable); run the tool from its checkout")
     }
 
     /// Imports `packages` in the interpreter and returns their versions; a failure names what is missing and how

@@ -41,7 +41,7 @@ public struct RankJob: Sendable {
     public func arrive(_ stage: String) {
         let path = folder + "/\(stage)-\(rank.localRank)"
         if (modified(path) ?? 0) < notBefore {
-            FileManager.default.createFile(atPath: path, contents: Data("\(getpid())\n".utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data("\(getpid())\n".utf8))
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Checkpoint
 import OrderedCollections
 import TensorEngine
@@ -45,11 +46,19 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable, CustomStringC
 // MARK: - Shared steps
 
 /// Copies (same dtype) or converts a source tensor's bytes into a parameter.
+let copyThreads = ProcessInfo.processInfo.activeProcessorCount
+
 func copyOrConvert(_ source: UnsafeRawBufferPointer, from sourceDType: DType, into tensor: Tensor) {
     let destination = tensor.storage.mutableBytes
     if sourceDType == tensor.dtype {
         precondition(source.count == destination.count)
-        if let base = destination.baseAddress, let from = source.baseAddress { base.copyMemory(from: from, byteCount: source.count) }
+        // Large copies on every core: faulting the destination in and moving the bytes are both per-core work.
+        let shared = DisjointAccess((source, destination))
+        parallelRanges(count: source.count, workers: copyThreads, minimumPerWorker: 8 << 20) { range in
+            let (source, destination) = shared.value
+            guard let base = destination.baseAddress, let from = source.baseAddress else { return }
+            (base + range.lowerBound).copyMemory(from: from + range.lowerBound, byteCount: range.count)
+        }
     } else {
         DTypeConversion.convert(source, from: sourceDType, into: destination, to: tensor.dtype)
     }
@@ -58,7 +67,8 @@ func copyOrConvert(_ source: UnsafeRawBufferPointer, from sourceDType: DType, in
 /// Reads stored tensors whole into owned memory: a state dict, as `load_state_dict` builds one.
 func readStateDict(_ locations: [Checkpoint.Location], from checkpoint: Checkpoint, ledger: MemoryLedger) throws -> [String: Tensor] {
     var stateDict: [String: Tensor] = [:]
-    for location in locations {
+    // In file and data order: each file read front to back, as `load_file` does.
+    for location in locations.sorted(by: { ($0.fileIndex, $0.tensor.begin) < ($1.fileIndex, $1.tensor.begin) }) {
         let stored = location.tensor
         let tensor = try Tensor.empty(dtype: stored.dtype, shape: stored.shape, ledger: ledger)
         try checkpoint.files[location.fileIndex].read(stored, into: tensor.storage.mutableBytes)

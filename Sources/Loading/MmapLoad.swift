@@ -1,5 +1,7 @@
 import Checkpoint
+import Foundation
 import OrderedCollections
+import Synchronization
 import TensorEngine
 
 /// transformers 5's and `safe_open`'s way: every parameter stored in the target dtype becomes a read-only
@@ -49,15 +51,30 @@ public struct MmapLoad: LoadStrategy {
     }
 
     /// Reads one byte of every page of every mapped tensor, so each page is faulted in from the page cache
-    /// (or the disk) as a forward pass reading the weights would.
+    /// (or the disk) as a forward pass reading the weights would; in 64 MiB pieces, every core at once (a fault
+    /// is per-core kernel work). (`madvise(MADV_POPULATE_READ)` was tried instead: slower here, 0.11 s against
+    /// 0.085 s for 6.66 GB.)
     static func touch(_ tensors: some Sequence<Tensor>) {
-        var sum: UInt8 = 0
+        let piece = 64 << 20
+        var pieces: [UnsafeRawBufferPointer] = []
         for tensor in tensors where tensor.storage.kind == .fileWindow {
             let bytes = tensor.storage.bytes
-            for offset in stride(from: 0, to: bytes.count, by: 4096) { sum &+= bytes[offset] }
+            for start in stride(from: 0, to: bytes.count, by: piece) { pieces.append(UnsafeRawBufferPointer(rebasing: bytes[start..<min(bytes.count, start + piece)])) }
         }
-        touchSink = sum
+        let shared = DisjointAccess(pieces)
+        let sums = Mutex<UInt8>(0)
+        parallelRanges(count: pieces.count, workers: touchThreads, minimumPerWorker: 1) { range in
+            var sum: UInt8 = 0
+            for index in range {
+                let bytes = shared.value[index]
+                for offset in stride(from: 0, to: bytes.count, by: 4096) { sum &+= bytes[offset] }
+            }
+            sums.withLock { $0 &+= sum }
+        }
+        touchSink = sums.withLock { $0 }
     }
+
+    static let touchThreads = ProcessInfo.processInfo.activeProcessorCount
 
     /// Where the touch's sum goes, so the reads are not optimised away.
     nonisolated(unsafe) static var touchSink: UInt8 = 0

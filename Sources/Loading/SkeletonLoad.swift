@@ -1,5 +1,7 @@
 import Checkpoint
+import Foundation
 import OrderedCollections
+import Synchronization
 import TensorEngine
 
 /// The low-memory path (`low_cpu_mem_usage=True`, a meta-device skeleton) and its dtype-direct variant
@@ -57,22 +59,51 @@ public struct SkeletonLoad: LoadStrategy {
         return LoadedModel(tensors: model)
     }
 
-    /// Reads `stored` chunk by chunk into `staging` and converts each chunk into its place in `tensor`.
+    /// Reads `stored` chunk by chunk into `staging` and converts each chunk into its place in `tensor`. Every
+    /// core takes a contiguous share of the elements and its own slice of the staging buffer (so the staging
+    /// bytes, and the ledger's figure, stay what they were), reading and converting its share in turn: one
+    /// core's `pread` overlaps the other's conversion.
     static func streamConvert(_ stored: StoredTensor, from file: SafetensorsFile, through staging: UnsafeMutableRawBufferPointer, into tensor: Tensor) throws {
         guard let sourceWidth = stored.dtype.byteWidth, let targetWidth = tensor.dtype.byteWidth else {
             preconditionFailure("sub-byte dtypes never convert")
         }
-        let destination = tensor.storage.mutableBytes
         let count = stored.byteCount / sourceWidth
-        let perChunk = max(1, staging.count / sourceWidth)
-        var element = 0
-        while element < count {
-            let n = min(perChunk, count - element)
-            let chunk = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(n * sourceWidth)])
-            try file.read(stored, range: (element * sourceWidth)..<((element + n) * sourceWidth), into: chunk)
+        let workers = max(1, min(streamWorkers, staging.count / (sourceWidth * minimumSliceElements), count / minimumSliceElements))
+        let slice = staging.count / workers / sourceWidth * sourceWidth
+        let failure = Mutex<(any Error)?>(nil)
+        let shared = DisjointAccess((staging, tensor.storage.mutableBytes))
+        parallelRanges(count: count, workers: workers, minimumPerWorker: 1) { range in
+            let (staging, destination) = shared.value
+            let part = range.lowerBound / max(1, (count + workers - 1) / workers)
+            let own = UnsafeMutableRawBufferPointer(rebasing: staging[(part * slice)..<((part + 1) * slice)])
+            do {
+                try convertRange(range, of: stored, from: file, through: own, into: destination, to: tensor.dtype, widths: (sourceWidth, targetWidth))
+            } catch {
+                failure.withLock { if $0 == nil { $0 = error } }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
+    static let streamWorkers = ProcessInfo.processInfo.activeProcessorCount
+    /// A worker's share is at least 256 Ki elements: below that the threads cost more than they save.
+    static let minimumSliceElements = 1 << 18
+
+    /// One worker's loop: its `range` of elements through its own `staging` slice.
+    static func convertRange(
+        _ range: Range<Int>, of stored: StoredTensor, from file: SafetensorsFile, through staging: UnsafeMutableRawBufferPointer,
+        into destination: UnsafeMutableRawBufferPointer, to dtype: DType, widths: (source: Int, target: Int)
+    ) throws {
+        let perChunk = max(1, staging.count / widths.source)
+        var element = range.lowerBound
+        while element < range.upperBound {
+            let n = min(perChunk, range.upperBound - element)
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(n * widths.source)])
+            try file.read(stored, range: (element * widths.source)..<((element + n) * widths.source), into: chunk, parallel: false)
             DTypeConversion.convert(
                 UnsafeRawBufferPointer(chunk), from: stored.dtype,
-                into: UnsafeMutableRawBufferPointer(rebasing: destination[(element * targetWidth)..<((element + n) * targetWidth)]), to: tensor.dtype)
+                into: UnsafeMutableRawBufferPointer(rebasing: destination[(element * widths.target)..<((element + n) * widths.target)]), to: dtype,
+                threads: 1)
             element += n
         }
     }

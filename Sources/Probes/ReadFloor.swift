@@ -1,3 +1,8 @@
+import Dispatch
+import Foundation
+import Synchronization
+import SystemPackage
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,11 +21,14 @@ public struct ReadFloorResult: Sendable, Equatable {
 
 /// The machine's floor for getting files into memory: the plainest fast way, to compare loaders against.
 public enum ReadFloor {
-    /// For each file: a fresh ``HugePageBuffer`` of its size, then `pread`s of `chunk` bytes (default 64 MiB)
-    /// into it until the file is read. The page cache state is the caller's choice (evict first with
-    /// ``PageCache/evict(path:)`` for a cold floor). Each buffer is unmapped before the next file.
-    public static func measure(paths: [String], chunk: Int = 64 * 1024 * 1024) throws(SystemCallError) -> ReadFloorResult {
-        let chunk = max(chunk, 4096)
+    /// For each file: a fresh ``HugePageBuffer`` of its size, then `pread`s of `chunk` bytes (default 8 MiB, on
+    /// 2 MiB boundaries) into it, `threads` at once (default: every core), until the file is read. The page cache
+    /// state is the caller's choice (evict first with ``PageCache/evict(path:)`` for a cold floor). Each buffer
+    /// is unmapped before the next file.
+    public static func measure(
+        paths: [String], chunk: Int = 8 << 20, threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws(SystemCallError) -> ReadFloorResult {
+        let chunk = max(chunk, HugePageBuffer.hugePageSize) / HugePageBuffer.hugePageSize * HugePageBuffer.hugePageSize
         var total = 0
         var seconds = 0.0
         for path in paths {
@@ -31,19 +39,45 @@ public enum ReadFloor {
             guard fstat(descriptor.rawValue, &info) == 0 else { throw .current("fstat", path) }
             let size = Int(info.st_size)
             let buffer = try HugePageBuffer(byteCount: size)
-            var offset = 0
-            while offset < size {
-                let window = UnsafeMutableRawBufferPointer(start: buffer.baseAddress + offset, count: min(chunk, size - offset))
-                let count = try withSystemCall("pread", path) {
-                    try descriptor.read(fromAbsoluteOffset: Int64(offset), into: window)
-                }
-                if count == 0 { break }  // the file shrank meanwhile
-                offset += count
-            }
+            total += try read(descriptor, path: path, size: size, into: buffer, chunk: chunk, threads: threads)
             seconds += MonotonicClock.monotonicSeconds() - start
-            total += offset
             withExtendedLifetime(buffer) {}
         }
         return ReadFloorResult(bytes: total, seconds: seconds, fileCount: paths.count)
+    }
+
+    /// Reads the file's chunks into `buffer`, `threads` at a time; returns the bytes read (less than `size` when
+    /// the file shrank meanwhile).
+    static func read(_ descriptor: FileDescriptor, path: String, size: Int, into buffer: HugePageBuffer, chunk: Int, threads: Int) throws(SystemCallError) -> Int {
+        let chunks = (size + chunk - 1) / chunk
+        let base = UInt(bitPattern: buffer.baseAddress)
+        let outcome = Mutex<(bytes: Int, error: SystemCallError?)>((0, nil))
+        @Sendable func work(_ index: Int) {
+            let offset = index * chunk
+            let count = min(chunk, size - offset)
+            // The address travels as an integer: each chunk is its own disjoint window of the buffer.
+            let window = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: base + UInt(offset)), count: count)
+            var done = 0
+            do throws(SystemCallError) {
+                while done < count {
+                    let got = try withSystemCall("pread", path) {
+                        try descriptor.read(fromAbsoluteOffset: Int64(offset + done), into: UnsafeMutableRawBufferPointer(rebasing: window[done...]))
+                    }
+                    if got == 0 { break }
+                    done += got
+                }
+                outcome.withLock { $0.bytes += done }
+            } catch {
+                outcome.withLock { if $0.error == nil { $0.error = error } }
+            }
+        }
+        if threads > 1 && chunks > 1 {
+            DispatchQueue.concurrentPerform(iterations: chunks, execute: work)
+        } else {
+            for index in 0..<chunks { work(index) }
+        }
+        let (bytes, error) = outcome.withLock { ($0.bytes, $0.error) }
+        if let error { throw error }
+        return bytes
     }
 }

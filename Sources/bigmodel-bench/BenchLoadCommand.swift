@@ -1,72 +1,121 @@
 import ArgumentParser
 import Checkpoint
 import Foundation
-import Loading
+import Harness
 import Models
-import StrictJSON
 import TensorEngine
 
-/// `bigmodel-bench bench load`: the generator's write speed and each strategy's load speed on a generated
-/// checkpoint of about `--size` (the Llama-3-8B shape, scaled), in this process, median of `--repeat` runs.
+/// `bigmodel-bench bench load`: the floor, every strategy and the Python stack's loaders on one checkpoint,
+/// medians of `--repeat` interleaved rounds, with the ratios (``LoadBenchmark``).
 struct BenchLoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
-        abstract: "Times generate and every loading strategy on a generated checkpoint (default about 1 GB).")
+        abstract: "Times the read floor, every loading strategy and torch/safetensors on one checkpoint, with the ratios.",
+        discussion: """
+            GB/s is the checkpoint's tensor bytes over a case's seconds (decimal GB). '× floor' is a case's GB/s over the \
+            floor's; '× torch' is torch safe_open+clone's median seconds over the case's (2.0× = twice as fast). \
+            Without --checkpoint a checkpoint of about --size is generated (Llama-3-8B's shape, bfloat16) and removed \
+            afterwards. The peers need a Python with torch and safetensors (--python, else $BIGMODEL_BENCH_PYTHON, \
+            else python3); without one they are skipped and the report says why.
 
-    @Option(help: "Approximate checkpoint size (tensor bytes), e.g. 1GB.")
+            Example: bigmodel-bench bench load --checkpoint .bigmodel-bench/checkpoints/gemma7b-bfloat16-x0.390-s0-… --repeat 5
+            """)
+
+    @Option(help: "An existing checkpoint (folder, index or .safetensors file) to time.")
+    var checkpoint: String?
+
+    @Option(help: "Without --checkpoint: the generated checkpoint's approximate tensor bytes, e.g. 1GB.")
     var size: SizeArgument = SizeArgument(argument: "1GB")!
 
-    @Option(name: .customLong("repeat"), help: "Timed runs per strategy; the median is printed.")
-    var repeatCount: Int = 3
+    @Option(name: .customLong("repeat"), help: "Rounds: every case runs once per round; medians over the rounds.")
+    var repeatCount: Int = 5
 
-    @Option(help: "Folder for the generated checkpoint (removed afterwards).")
+    @Option(help: "The Python interpreter of the peers.")
+    var python: String?
+
+    @Flag(help: "Skip the torch and safetensors peers.")
+    var noPeers = false
+
+    @Flag(help: "Print the figures as JSON.")
+    var json = false
+
+    @Option(help: "Folder for a generated checkpoint (removed afterwards).")
     var workDir: String = ".bigmodel-bench/bench"
 
-    /// Llama-3-8B's shape (meta-llama/Meta-Llama-3-8B config.json), bfloat16.
-    static let config = #"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 128256, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "initializer_range": 0.02}"#
+    func validate() throws {
+        if repeatCount < 1 || repeatCount > 100 { throw ValidationError("--repeat must be in 1…100") }
+    }
 
     func run() throws {
         try reportingErrors {
-            let config = try ModelConfig.parse(Array(Self.config.utf8), path: "Llama-3-8B")
-            let full = try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: 1)
-            let scale = min(1, Double(size.bytes) / Double(full.plan.totalSize))
-            let synthetic = try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: scale)
-            let folder = workDir + "/llama3-8b-x\(ByteSize.fixed(scale, digits: 4))-\(getpid())"
-            try? FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: folder) }
-            try FreeSpace.require(synthetic.plan.totalSize * 2, at: workDir)
-
-            let written = try synthetic.write(to: folder)
-            let bytes = written.tensorBytes
-            print("bench load: Llama-3-8B shape at scale \(ByteSize.fixed(scale, digits: 4)), bfloat16, \(synthetic.plan.shards.count) shards, \(bytes) tensor bytes (\(ByteSize.decimal(bytes)))")
-            print("GB/s = checkpoint tensor bytes / seconds (decimal GB); median of \(repeatCount) runs; in-process, page cache warm after the first read")
-            print("generate (synthetic values, fsync per file): \(ByteSize.fixed(written.seconds, digits: 3)) s, \(ByteSize.fixed(Double(bytes) / written.seconds / 1e9, digits: 2)) GB/s")
-
-            let checkpoint = try Checkpoint(path: folder)
-            _ = try checkpoint.verify()  // warm the page cache so every strategy starts equal
-            var rows = [["strategy", "dtype", "median s", "GB/s", "ledger peak", "predicted"]]
-            let cases: [(StrategyName, DType?)] = [(.naive, nil), (.sharded, nil), (.lowMemory, nil), (.loadThenCast, .f16), (.dtypeDirect, .f16)]
-            for (name, dtype) in cases {
-                var times: [Double] = []
-                var peak = 0
-                var predicted = 0
-                for _ in 0..<repeatCount {
-                    let plan = try LoadPlan(checkpoint: checkpoint, requested: dtype)
-                    let ledger = MemoryLedger()
-                    let start = ContinuousClock.now
-                    let model = try name.strategy.load(plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
-                    times.append((ContinuousClock.now - start).inSeconds)
-                    withExtendedLifetime(model) {}
-                    peak = ledger.peakBytes
-                    predicted = name.strategy.predictedPeakBytes(plan.figures)
-                }
-                let median = times.sorted()[times.count / 2]
-                rows.append([
-                    name.rawValue, dtype?.torchName ?? "auto", ByteSize.fixed(median, digits: 3), ByteSize.fixed(Double(bytes) / median / 1e9, digits: 2),
-                    ByteSize.binary(peak), peak == predicted ? "= predicted" : "≠ \(ByteSize.binary(predicted))",
-                ])
-            }
-            print(TextTable.render(rows, rightAligned: [2, 3, 4]), terminator: "")
+            let generated = checkpoint == nil ? try BenchCheckpoint.generate(size: size.bytes, workDir: workDir) : nil
+            defer { if let generated { try? FileManager.default.removeItem(atPath: generated) } }
+            let options = LoadBenchmark.Options(checkpoint: checkpoint ?? generated ?? "", repeats: repeatCount, python: python, peers: !noPeers)
+            let report = try LoadBenchmark(options: options).run(progress: { printProgress("bench load: " + $0) })
+            print(json ? String(decoding: try ResultsCodec.encode(report), as: UTF8.self) : LoadBenchmarkTable.render(report), terminator: "")
         }
+    }
+}
+
+/// The checkpoint `bench load` generates when none is given.
+enum BenchCheckpoint {
+    /// Llama-3-8B's shape (meta-llama/Meta-Llama-3-8B config.json), bfloat16.
+    static let config = #"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 128256, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "initializer_range": 0.02}"#
+
+    static func generate(size: Int, workDir: String) throws -> String {
+        let config = try ModelConfig.parse(Array(config.utf8), path: "Llama-3-8B")
+        let full = try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: 1)
+        let scale = min(1, Double(size) / Double(full.plan.totalSize))
+        let synthetic = try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: scale)
+        let folder = workDir + "/llama3-8b-x\(ByteSize.fixed(scale, digits: 4))-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+        try FreeSpace.require(synthetic.plan.totalSize * 2, at: workDir)
+        let written = try synthetic.write(to: folder)
+        printProgress(
+            "bench load: generated Llama-3-8B's shape at scale \(ByteSize.fixed(scale, digits: 4)) (\(ByteSize.decimal(written.tensorBytes))) in \(ByteSize.fixed(written.seconds, digits: 2)) s")
+        return folder
+    }
+}
+
+/// `bench load`'s table: one row per case.
+enum LoadBenchmarkTable {
+    static func render(_ report: LoadBenchmark.Report) -> String {
+        let floor = report.cases.first { $0.kind == .floor }?.median ?? 0
+        let torch = report.cases.first { $0.name == "torch safe_open+clone" }?.median
+        let gb = Double(report.tensorBytes) / 1e9
+        var rows = [["case", "median s", "min – max s", "GB/s", "× floor", "× torch", "ledger peak"]]
+        for c in report.cases {
+            let median = c.median
+            rows.append([
+                c.name, ByteSize.fixed(median, digits: 3),
+                "\(ByteSize.fixed(c.seconds.min() ?? 0, digits: 3)) – \(ByteSize.fixed(c.seconds.max() ?? 0, digits: 3))",
+                median > 0 ? ByteSize.fixed(gb / median, digits: 2) : "-",
+                median > 0 && floor > 0 ? ByteSize.fixed(floor / median, digits: 2) + "×" : "-",
+                median > 0 ? torch.map { ByteSize.fixed($0 / median, digits: 2) + "×" } ?? "-" : "-",
+                c.ledgerPeakBytes.map { ByteSize.binary($0) + ($0 == c.predictedPeakBytes ? " (= formula)" : " (≠ formula)") } ?? "-",
+            ])
+        }
+        var out = "bench load: \(report.checkpoint): \(report.tensorBytes) tensor bytes (\(ByteSize.decimal(report.tensorBytes))) in \(report.files) file(s), "
+        out += "\(report.cores) cores, medians of \(report.repeats) interleaved rounds after \(report.warmupRounds) uncounted\n"
+        out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 6])
+        out += phaseLines(report, gigabytes: gb)
+        if let why = report.peersSkipped { out += "peers skipped: \(why)\n" }
+        return out
+    }
+
+    /// The phases that are throughputs of their own: random init (model bytes written) and the read phases.
+    static func phaseLines(_ report: LoadBenchmark.Report, gigabytes: Double) -> String {
+        var out = ""
+        for c in report.cases where c.kind == .strategy {
+            for key in ["init", "read checkpoint", "read shard"] {
+                guard let values = c.phases?[key], !values.isEmpty else { continue }
+                let median = LoadBenchmark.median(values)
+                // init writes the model (M_t); the read phases read the checkpoint.
+                let bytes = key == "init" ? Double(c.modelBytes ?? 0) / 1e9 : gigabytes
+                let what = key == "init" ? "random init of the model (M_t written)" : key
+                out += "  \(c.name) \(what): median \(ByteSize.fixed(median, digits: 3)) s, \(ByteSize.fixed(bytes / max(median, 1e-9), digits: 2)) GB/s\n"
+            }
+        }
+        return out
     }
 }

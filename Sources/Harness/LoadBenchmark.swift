@@ -1,0 +1,153 @@
+import Checkpoint
+import Foundation
+import Loading
+import Probes
+import TensorEngine
+
+/// `bench load`: how fast each way of loading one checkpoint runs, against the machine's floor and against
+/// the Python stack, in one run on the same files.
+///
+/// Every case runs `repeats` times after an uncounted warm-up round, the cases interleaved round by round
+/// (floor, each strategy, each peer, then again), so that a slow stretch of the machine (this VM's memory is backed lazily by its host, and the page
+/// cache competes with the loads) falls on all of them alike. The page cache is warmed once before the first
+/// round. Strategies run in this process, each repetition on a fresh ledger after every jemalloc arena was
+/// purged (so each faults its memory in as a fresh process would); peers run in a fresh interpreter each time,
+/// timed inside it around the load alone. Each case reports its median, minimum and maximum.
+public struct LoadBenchmark {
+    public struct Options: Sendable {
+        public var checkpoint: String
+        public var repeats: Int
+        /// The interpreter of the peers; nil: `BIGMODEL_BENCH_PYTHON`, else python3. Peers are skipped (and the
+        /// report says why) when it cannot import torch and safetensors.
+        public var python: String?
+        public var peers: Bool
+        /// Rounds run first and not counted: the first touch of memory this VM's host has not backed yet costs
+        /// several times a later one, and would fall on whichever case runs first.
+        public var warmupRounds = 1
+
+        public init(checkpoint: String, repeats: Int = 5, python: String? = nil, peers: Bool = true) {
+            self.checkpoint = checkpoint
+            self.repeats = repeats
+            self.python = python
+            self.peers = peers
+        }
+    }
+
+    /// One timed way of loading (or reading) the checkpoint.
+    public struct Case: Codable, Sendable, Equatable {
+        public enum Kind: String, Codable, Sendable { case floor, strategy, peer }
+        public var name: String
+        public var kind: Kind
+        public var description: String
+        /// Every repetition's seconds, in order.
+        public var seconds: [Double]
+        /// The engine's phases (strategies): each phase's seconds per repetition.
+        public var phases: [String: [Double]]?
+        public var ledgerPeakBytes: Int?
+        public var predictedPeakBytes: Int?
+        /// M_t at the case's dtype: what random init writes.
+        public var modelBytes: Int?
+
+        public var median: Double { LoadBenchmark.median(seconds) }
+    }
+
+    public struct Report: Codable, Sendable, Equatable {
+        public var checkpoint: String
+        /// The checkpoint's tensor bytes: every GB/s is these over a case's seconds.
+        public var tensorBytes: Int
+        public var files: Int
+        public var repeats: Int
+        public var warmupRounds: Int
+        public var cores: Int
+        public var cases: [Case]
+        /// Why the peers are missing, when they are.
+        public var peersSkipped: String?
+        public var peerVersions: [String: String]?
+    }
+
+    public let options: Options
+
+    public init(options: Options) { self.options = options }
+
+    /// The strategies timed, with their target dtypes (nil: the checkpoint's).
+    static let strategies: [(StrategyName, DType?)] = [
+        (.naive, nil), (.sharded, nil), (.lowMemory, nil), (.dtypeDirect, .f16), (.loadThenCast, .f16), (.mmap, nil),
+    ]
+
+    public func run(progress: (String) -> Void = { _ in }) throws -> Report {
+        let checkpoint = try Checkpoint(path: options.checkpoint)
+        progress("warming the page cache: \(ByteSize.decimal(checkpoint.totalSize)) in \(checkpoint.files.count) files")
+        _ = try checkpoint.verify()
+        let peers = options.peers ? PeerLoaders.find(python: options.python) : .skipped("--no-peers")
+        var cases = [Case(name: "floor", kind: .floor, description: Self.floorDescription, seconds: [])]
+        cases += Self.strategies.map { name, dtype in
+            Case(name: name.rawValue + (dtype.map { "→" + $0.torchName } ?? ""), kind: .strategy, description: name.strategy.formula, seconds: [], phases: [:])
+        }
+        if case .available(let found) = peers {
+            cases += PeerLoaders.peers.map { Case(name: $0.name, kind: .peer, description: $0.description, seconds: []) }
+            progress("peers: \(found.python) (torch \(found.versions["torch"] ?? "?"), safetensors \(found.versions["safetensors"] ?? "?"))")
+        }
+        for round in 0..<(options.warmupRounds + options.repeats) {
+            let warmup = round < options.warmupRounds
+            for index in cases.indices {
+                progress(warmup ? "warm-up round (not counted): \(cases[index].name)" : "round \(round - options.warmupRounds + 1)/\(options.repeats): \(cases[index].name)")
+                var item = cases[index]
+                try measure(&item, checkpoint: checkpoint, peers: peers)
+                if !warmup { cases[index] = item }
+            }
+        }
+        var report = Report(
+            checkpoint: options.checkpoint, tensorBytes: checkpoint.totalSize, files: checkpoint.files.count, repeats: options.repeats,
+            warmupRounds: options.warmupRounds, cores: ProcessInfo.processInfo.activeProcessorCount, cases: cases)
+        switch peers {
+        case .available(let found): report.peerVersions = found.versions
+        case .skipped(let why): report.peersSkipped = why
+        }
+        return report
+    }
+
+    static let floorDescription =
+        "8 MiB preads on 2 MiB boundaries, one per core at once, into fresh madvise(MADV_HUGEPAGE) buffers, one file at a time"
+
+    private func measure(_ item: inout Case, checkpoint: Checkpoint, peers: PeerLoaders.Availability) throws {
+        switch item.kind {
+        case .floor:
+            let result = try ReadFloor.measure(paths: checkpoint.files.map(\.path))
+            item.seconds.append(result.seconds)
+        case .strategy:
+            guard let (name, dtype) = Self.strategies.first(where: { $0.0.rawValue + ($0.1.map { "→" + $0.torchName } ?? "") == item.name }) else { return }
+            try measureStrategy(name, dtype: dtype, into: &item, checkpoint: checkpoint)
+        case .peer:
+            guard case .available(let found) = peers else { return }
+            item.seconds.append(try PeerLoaders.run(item.name, python: found.python, script: found.script, checkpoint: options.checkpoint))
+        }
+    }
+
+    private func measureStrategy(_ name: StrategyName, dtype: DType?, into item: inout Case, checkpoint: Checkpoint) throws {
+        _ = JemallocStats.purgeAll()
+        let plan = try LoadPlan(checkpoint: checkpoint, requested: dtype)
+        let ledger = MemoryLedger()
+        let phases = PhaseLog(ledger: ledger)
+        let start = ContinuousClock.now
+        let model = try name.strategy.load(plan, ledger: ledger, phases: phases)
+        item.seconds.append((ContinuousClock.now - start).inSeconds)
+        withExtendedLifetime(model) {}
+        for phase in phases.phases {
+            // Per-shard phases ("read shard 2/4") add up under one name ("read shard").
+            let key = phase.name.split(separator: " ").filter { !$0.contains("/") }.joined(separator: " ")
+            var list = item.phases?[key] ?? []
+            if list.count < item.seconds.count { list.append(0) }
+            list[list.count - 1] += phase.endSeconds - phase.startSeconds
+            item.phases?[key] = list
+        }
+        item.ledgerPeakBytes = ledger.peakBytes
+        item.predictedPeakBytes = name.strategy.predictedPeakBytes(plan.figures)
+        item.modelBytes = plan.figures.modelBytes
+    }
+
+    public static func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}
