@@ -10,8 +10,9 @@ import TensorEngine
 /// Every case runs `repeats` times after an uncounted warm-up round, the cases interleaved round by round
 /// (floor, each strategy, each peer, then again), so that a slow stretch of the machine (this VM's memory is backed lazily by its host, and the page
 /// cache competes with the loads) falls on all of them alike. The page cache is warmed once before the first
-/// round. Strategies run in this process, each repetition on a fresh ledger after every jemalloc arena was
-/// purged (so each faults its memory in as a fresh process would); peers run in a fresh interpreter each time,
+/// round. Strategies run in this process with jemalloc returning freed pages at once, as the measured children
+/// run it, each repetition on a fresh ledger after every arena was purged (so each faults its memory in as a
+/// fresh process would); peers run in a fresh interpreter each time,
 /// timed inside it around the load alone. Each case reports its median, minimum and maximum.
 public struct LoadBenchmark {
     public struct Options: Sendable {
@@ -76,6 +77,7 @@ public struct LoadBenchmark {
 
     public func run(progress: (String) -> Void = { _ in }) throws -> Report {
         let checkpoint = try Checkpoint(path: options.checkpoint)
+        JemallocStats.returnFreedPagesAtOnce()
         progress("warming the page cache: \(ByteSize.decimal(checkpoint.totalSize)) in \(checkpoint.files.count) files")
         _ = try checkpoint.verify()
         let peers = options.peers ? PeerLoaders.find(python: options.python) : .skipped("--no-peers")

@@ -59,7 +59,7 @@ public struct MeasuredLoad {
         let ledger = MemoryLedger()
         if let ledgerBudget { ledger.setTotalBudget(ledgerBudget) }
         let phases = PhaseLog(ledger: ledger, observer: onPhase)
-        let sampler = try RSSSampler(interval: sampleInterval, rollupEvery: samplePss ? 10 : 0) {
+        let sampler = try RSSSampler(interval: sampleInterval, rollupEvery: samplePss ? 100 : 0) {
             (ledgerLiveBytes: ledger.liveBytes, phase: phases.currentPhaseIndex)
         }
         try sampler.start()

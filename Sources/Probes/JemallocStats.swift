@@ -227,6 +227,20 @@ public struct JemallocStats: Sendable {
         mallctl("arena.\(allArenas).purge", nil, nil, nil, 0) == 0
     }
 
+    /// Freed pages go back to the kernel at once in every arena, as the measured children run them
+    /// (`MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0`): `arena.<i>.dirty_decay_ms` and `.muzzy_decay_ms`
+    /// written 0 for each of `arenas.narenas`, and `arenas.dirty_decay_ms`/`arenas.muzzy_decay_ms` for arenas
+    /// made later. For a process that measures loads in itself (`bench load`). False when jemalloc refused one.
+    @discardableResult
+    public static func returnFreedPagesAtOnce() -> Bool {
+        var zero = 0
+        var ok = true
+        let count: UInt32 = read("arenas.narenas") ?? 0
+        let names = (0..<count).flatMap { ["arena.\($0).dirty_decay_ms", "arena.\($0).muzzy_decay_ms"] } + ["arenas.dirty_decay_ms", "arenas.muzzy_decay_ms"]
+        for name in names where mallctl(name, nil, nil, &zero, MemoryLayout<Int>.size) != 0 { ok = false }
+        return ok
+    }
+
     /// `thread.tcache.flush`: returns the calling thread's cached small objects to their arenas, so
     /// `stats.allocated` counts them as free. Returns false when jemalloc refused (e.g. tcache disabled).
     @discardableResult

@@ -98,16 +98,61 @@ public struct ProcessMemory: Sendable, Equatable {
 /// `pread` at offset 0 into a reused buffer, parsed as bytes — no `open`, no `String`, no allocation per read.
 /// This is what ``RSSSampler`` calls every millisecond. Not thread-safe: give each thread its own reader.
 public final class ProcessMemoryReader {
-    private let file: ProcFileReader
-
-    /// Opens `/proc/self/status` (pid nil) or `/proc/<pid>/status`.
-    public init(pid: pid_t? = nil) throws(SystemCallError) {
-        file = try ProcFileReader(path: ProcessMemory.procPath(pid: pid, file: "status"), initialCapacity: 8192)
+    /// Which file: `status` (every figure, VmHWM included; ~14 µs a read) or `statm` (VmRSS, RssAnon and
+    /// RssFile + RssShmem from the same kernel counters, as page counts; ~3 µs a read, what a 1 kHz sampler can
+    /// afford at well under 1% of a core).
+    public enum Source: Sendable {
+        case status
+        case statm
     }
 
-    /// One fresh snapshot of the status file (`pread` from offset 0).
+    private let file: ProcFileReader
+    private let source: Source
+
+    /// Opens `/proc/self/<source>` (pid nil) or `/proc/<pid>/<source>`.
+    public init(pid: pid_t? = nil, source: Source = .status) throws(SystemCallError) {
+        self.source = source
+        file = try ProcFileReader(path: ProcessMemory.procPath(pid: pid, file: source == .status ? "status" : "statm"), initialCapacity: source == .status ? 8192 : 256)
+    }
+
+    /// One fresh snapshot of the file (`pread` from offset 0).
     public func read() throws(SystemCallError) -> ProcessMemory {
-        try file.read { ProcessMemory.parse(status: $0) }
+        switch source {
+        case .status: try file.read { ProcessMemory.parse(status: $0) }
+        case .statm: try file.read(shortReadIsEnd: true) { ProcessMemory.parse(statm: $0) }
+        }
+    }
+}
+
+extension ProcessMemory {
+    static let pageBytes = Int(getpagesize())
+
+    /// Parses `/proc/<pid>/statm` ("size resident shared text lib data dt", in pages): VmRSS = resident,
+    /// RssFile = shared (which also holds RssShmem: none in the processes measured here), RssAnon = resident −
+    /// shared — the kernel's own counters, as status prints them. VmHWM and VmPeak are not in the file: nil.
+    public static func parse(statm bytes: UnsafeRawBufferPointer) -> ProcessMemory {
+        var numbers: [Int] = []
+        var current: Int?
+        for byte in bytes {
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                let (times, overflowA) = (current ?? 0).multipliedReportingOverflow(by: 10)
+                let (sum, overflowB) = times.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+                if overflowA || overflowB { return ProcessMemory() }
+                current = sum
+            } else if let value = current {
+                numbers.append(value)
+                current = nil
+                if numbers.count == 3 { break }
+            }
+        }
+        if let value = current, numbers.count < 3 { numbers.append(value) }
+        var memory = ProcessMemory()
+        guard numbers.count >= 3, numbers[2] <= numbers[1], numbers[1] <= Int.max / pageBytes else { return memory }
+        memory.vmSizeBytes = numbers[0].multipliedReportingOverflow(by: pageBytes).overflow ? nil : numbers[0] * pageBytes
+        memory.vmRSSBytes = numbers[1] * pageBytes
+        memory.rssFileBytes = numbers[2] * pageBytes
+        memory.rssAnonBytes = (numbers[1] - numbers[2]) * pageBytes
+        return memory
     }
 }
 
