@@ -90,6 +90,11 @@ public struct Scenario: Sendable {
 
         public static let `default` = Tolerance(relative: 0.03, absoluteBytes: 32 << 20)
 
+        public init(relative: Double, absoluteBytes: Int) {
+            self.relative = relative
+            self.absoluteBytes = absoluteBytes
+        }
+
         public func bytes(for predicted: Int) -> Int { Int((Double(predicted) * relative).rounded(.up)) + absoluteBytes }
     }
 

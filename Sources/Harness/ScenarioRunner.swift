@@ -93,8 +93,20 @@ public final class ScenarioRunner {
         return runs.flatMap { run in (0..<repeats).map { (run, $0) } }
     }
 
+    /// The `--only` names that select no run: a usage error before anything is measured (a filter that matches
+    /// nothing would otherwise measure nothing and exit 0).
+    public func checkSelection() throws(UsageError) {
+        guard let only = options.only else { return }
+        let unmatched = only.filter { name in !scenario.runs.contains { $0.id == name || $0.strategy.rawValue == name } }
+        guard !unmatched.isEmpty else { return }
+        throw UsageError(
+            "--only \(unmatched.sorted().joined(separator: ",")) matches no run of \(scenario.name); its runs: "
+                + scenario.runs.map(\.id).joined(separator: ", ") + " (or a strategy: \(Set(scenario.runs.map(\.strategy.rawValue)).sorted().joined(separator: ", ")))")
+    }
+
     /// Runs everything; returns the results (also written to `resultsPath` after each run).
     public func run() throws -> ScenarioResults {
+        try checkSelection()
         let loaders = try checkLoaders()
         let (prepared, system, memoryBytes) = try prepare()
         let store = try ResultsStore(path: resultsPath, results: initialResults(prepared, system))

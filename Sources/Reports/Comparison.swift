@@ -14,9 +14,10 @@ import TensorEngine
 /// - a run (id and repeat) in the baseline but not in the current file, or whose verdict got worse
 ///   (pass < fail < oom < error), is a regression; runs only in the current file are listed as new;
 /// - different scenario, scale or checkpoint: nothing is comparable, exit 5;
-/// - different machine (MemTotal by more than 1%, CPU model, logical CPUs, kernel, page size, allocator,
-///   MALLOC_CONF, cache mode): said prominently; memory and time figures are shown but not gated unless
-///   `force`; ledger figures, verdicts and missing runs are still gated.
+/// - different machine kind (``MachineMatch``: architecture, kernel series, CPU model, logical CPUs, MemTotal
+///   beyond 3%, page size, THP modes, allocator, MALLOC_CONF, cache mode — not the kernel's build string): said
+///   prominently; memory and time figures are shown but not gated unless `force`; ledger figures, verdicts and
+///   missing runs are still gated.
 public struct Comparison: Sendable {
     public struct Options: Sendable {
         public var relativeThreshold: Double
@@ -141,26 +142,11 @@ public struct Comparison: Sendable {
         mismatch("largest shard bytes", String(baseline.checkpoint.largestShardBytes), String(current.checkpoint.largestShardBytes))
         self.mismatches = mismatches
 
-        let be = baseline.environment
-        let ce = current.environment
-        var machine: [Difference] = []
-        func differ(_ field: String, _ b: String, _ c: String) { if b != c { machine.append(Difference(field: field, baseline: b, current: c)) } }
-        if Double(abs(be.memTotalBytes - ce.memTotalBytes)) > 0.01 * Double(be.memTotalBytes) {
-            machine.append(Difference(field: "memory (MemTotal)", baseline: Format.size(be.memTotalBytes), current: Format.size(ce.memTotalBytes)))
-        }
-        differ("CPU model", be.cpuModel, ce.cpuModel)
-        differ("logical CPUs", String(be.logicalCpus), String(ce.logicalCpus))
-        differ("kernel", be.kernel, ce.kernel)
-        differ("page size", String(be.pageSizeBytes), String(ce.pageSizeBytes))
-        differ("allocator", be.allocator, ce.allocator)
-        differ("MALLOC_CONF", be.mallocConf, ce.mallocConf)
-        differ("cache mode", baseline.scenario.cache.rawValue, current.scenario.cache.rawValue)
-        machineDifferences = machine
+        let machine = MachineMatch(baseline: baseline, current: current)
+        machineDifferences = machine.differences
 
-        var notes: [String] = []
+        var notes = machine.notes
         func note(_ what: String, _ b: String, _ c: String) { if b != c { notes.append("\(what): \(b) (baseline) vs \(c) (current)") } }
-        note("hostname", be.hostname, ce.hostname)
-        note("transparent huge pages", be.transparentHugePages, ce.transparentHugePages)
         note("build configuration", baseline.tool.buildConfiguration, current.tool.buildConfiguration)
         note("tool version", baseline.tool.version, current.tool.version)
         note("commit", baseline.tool.gitCommit ?? "unknown", current.tool.gitCommit ?? "unknown")
@@ -173,7 +159,7 @@ public struct Comparison: Sendable {
         if !current.complete { notes.append("the current results are incomplete (\(current.stoppedReason?.rawValue ?? "stopped early"))") }
         self.notes = notes
 
-        rows = Self.rows(baseline: baseline, current: current, options: options, comparable: mismatches.isEmpty, memoryGated: machine.isEmpty || options.force)
+        rows = Self.rows(baseline: baseline, current: current, options: options, comparable: mismatches.isEmpty, memoryGated: machine.differences.isEmpty || options.force)
     }
 
     static let severity: [Verdict: Int] = [.pass: 0, .fail: 1, .oom: 2, .error: 3]
@@ -223,12 +209,13 @@ public struct Comparison: Sendable {
                 case .time:
                     if !options.gateTimes {
                         gated = false
-                        note = "times are gated only with --gate-times"
+                        note = "not gated: times gate only with --gate-times"
                     } else if !memoryGated {
                         gated = false
                         note = "not gated: different machine (--force gates it)"
                     }
                 }
+                if !gated && note == nil { note = "not gated" }
                 let status: Status
                 if !comparable {
                     status = .notCompared
@@ -297,9 +284,10 @@ public struct Comparison: Sendable {
     func statusText(_ row: Row) -> String {
         var text: String
         switch row.status {
-        case .regression: text = row.gated ? "**REGRESSION**" : "regression"
+        // An increase that does not gate is not called a regression: the exit status would contradict it.
+        case .regression: text = row.gated ? "**REGRESSION**" : row.unit == .seconds ? "slower" : "higher"
         case .missing: text = row.gated ? "**MISSING (regression)**" : "missing"
-        case .improvement: text = "improvement"
+        case .improvement: text = row.gated ? "improvement" : row.unit == .seconds ? "faster" : "lower"
         case .unchanged: text = "unchanged"
         case .new: text = "new"
         case .notCompared: text = "not compared"
@@ -326,6 +314,7 @@ public struct Comparison: Sendable {
     /// renders in a job summary), and the result line.
     public func render() -> String {
         var out = "## bigmodel-bench compare: \(baseline.scenario.name == current.scenario.name ? baseline.scenario.name : "\(baseline.scenario.name) vs \(current.scenario.name)")\n\n"
+        out += "**Result:** " + summaryLine + "\n\n"
         out += "- baseline: \(Self.describe(baseline, path: baselinePath))\n"
         out += "- current: \(Self.describe(current, path: currentPath))\n"
         out += "- rules: \(rulesText)\n\n"

@@ -18,6 +18,8 @@ public enum PeaksChart {
         Bar(label: "VmHWM Δ (kernel high-water mark − baseline VmRSS)", colour: Style.purple, value: { $0.peaks[.vmhwm] }),
         Bar(label: "RSS anon peak Δ (sampled)", colour: Style.blue, value: { $0.peaks[.rssAnon] }),
         Bar(label: "jemalloc allocated peak Δ (sampled)", colour: Style.green, value: { $0.peaks[.jemallocAllocated] }),
+        // jemalloc counts whole size classes, so its bar is judged against this one, not against the red band.
+        Bar(label: "ledger peak at jemalloc size classes (jemalloc's bound)", colour: Style.grey, value: { $0.peaks[.ledgerSizeClass] }),
         Bar(label: "ledger peak (exact)", colour: Style.ink, value: { $0.ledgerPeakBytes }),
     ]
 

@@ -87,6 +87,7 @@ enum Style {
     static let fontSize = 12.0
     static let ink = "#1a1a1a"
     static let muted = "#555555"
+    static let grey = "#a8a8a8"
     static let grid = "#e3e3e3"
     static let axis = "#333333"
     /// Okabe–Ito colours: distinguishable with the common colour-vision deficiencies, dark enough on white.

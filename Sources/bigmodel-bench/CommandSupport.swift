@@ -49,11 +49,16 @@ struct DTypeArgument: ExpressibleByArgument, Sendable {
 /// A size option (`5GB`, `1.5GiB`, `500MB`, plain bytes); the grammar is `ByteSize`'s.
 struct SizeArgument: ExpressibleByArgument, Sendable {
     let bytes: Int
+    /// As the user wrote it: what `--help` shows as the default.
+    let text: String
 
     init?(argument: String) {
         guard let bytes = ByteSize.parseOrNil(argument), bytes > 0 else { return nil }
         self.bytes = bytes
+        text = argument
     }
+
+    var defaultValueDescription: String { text }
 }
 
 extension DTypeArgument {

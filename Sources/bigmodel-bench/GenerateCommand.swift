@@ -27,7 +27,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Weight dtype (default: the config's dtype, else float32).")
     var dtype: DTypeArgument?
 
-    @Option(help: "Largest shard in tensor bytes at full size (default 5GB).")
+    @Option(help: "Largest shard in tensor bytes at full size.")
     var maxShardSize: SizeArgument = SizeArgument(argument: "5GB")!
 
     @Option(help: "Seed of the synthetic values.")

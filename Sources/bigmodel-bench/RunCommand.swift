@@ -3,6 +3,7 @@ import Foundation
 import Harness
 import Loading
 import Probes
+import Checkpoint
 import Reports
 import TensorEngine
 
@@ -18,7 +19,7 @@ struct RunCommand: ParsableCommand {
             otherwise 2 when --baseline found a regression, 5 when the baseline is missing or not comparable.
             """)
 
-    @Argument(help: "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist).")
+    @Argument(help: "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist).", completion: .file(extensions: ["json"]))
     var scenario: String
 
     @Option(help: "Override the scenario's scale: a number in (0, 1] or 'fit'.")
@@ -30,7 +31,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("repeat"), help: "Repeat each run N times.")
     var repeatCount: Int?
 
-    @Option(name: .customLong("out"), help: "Folder for the results (default Reports/).")
+    @Option(name: .customLong("out"), help: "Folder for the results.", completion: .directory)
     var out: String = "Reports"
 
     @Option(help: "Simulate a machine with this much memory (e.g. 8GiB).")
@@ -54,6 +55,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Compare the results with this baseline results file at the end (as `compare` does).")
     var baseline: String?
 
+    @Option(help: ArgumentHelp("Save the results as a baseline file for later --baseline comparisons (only when every run completed).", valueName: "file"), completion: .file(extensions: ["json"]))
+    var saveBaseline: String?
+
     @OptionGroup(title: "Comparison with --baseline")
     var comparison: CompareOptions
 
@@ -74,7 +78,8 @@ struct RunCommand: ParsableCommand {
         let report = writeReport(results, resultsPath: resultsPath)
         print(json ? String(decoding: try ResultsCodec.encode(results), as: UTF8.self) : SummaryTable.render(results), terminator: "")
         let comparison = compareWithBaseline(results, resultsPath: resultsPath)
-        let status = ExitStatus.forRun(results: results, comparison: comparison, report: report)
+        let saved = saveAsBaseline(results)
+        let status = ExitStatus.forRun(results: results, comparison: comparison, report: saved == .success ? report : saved)
         if status != .success { throw ExitCode(status.rawValue) }
     }
 
@@ -112,6 +117,24 @@ struct RunCommand: ParsableCommand {
         } catch {
             printError(error.description)
             return ExitStatus(error.category)
+        }
+    }
+
+    /// `--save-baseline FILE`: the results file's bytes, written atomically, when the run was not cut short (a
+    /// baseline missing runs would make every later comparison report them missing).
+    private func saveAsBaseline(_ results: ScenarioResults) -> ExitStatus {
+        guard let saveBaseline else { return .success }
+        guard results.complete else {
+            printWarning("not saved as a baseline: the run stopped early (\(results.stoppedReason?.rawValue ?? "incomplete"))")
+            return .success
+        }
+        do {
+            try AtomicFile.write(Array(try ResultsCodec.encode(results)), to: saveBaseline)
+            printProgress("baseline: \(saveBaseline)")
+            return .success
+        } catch {
+            printError("cannot save the baseline \(saveBaseline): \(error)")
+            return .ioError
         }
     }
 

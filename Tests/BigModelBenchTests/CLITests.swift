@@ -66,6 +66,52 @@ struct CLITests {
         }
     }
 
+    @Test func versionAndReadableDefaults() throws {
+        let version = try Executable.run(["--version"])
+        #expect(version.status == 0)
+        #expect(version.stdout == "0.1.0\n")
+        // Help text wraps at the terminal's width: compare with the whitespace folded.
+        func words(_ text: String) -> String { text.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+        let help = words(try Executable.run(["generate", "--help"]).stdout)
+        #expect(help.contains("Largest shard in tensor bytes at full size. (default: 5GB)"), "\(help)")
+        #expect(!help.contains("SizeArgument"))
+        let run = words(try Executable.run(["run", "--help"]).stdout)
+        #expect(run.contains("Folder for the results. (default: Reports)") && !run.contains("(default Reports/)"), "\(run)")
+    }
+
+    /// `fit` at 16, 24 and 80 GiB for gemma7b (17.08 GB of bfloat16 weights in 4 shards of ≤ 5 GB): the
+    /// predicted peaks are the ledger formulas at full size (naive 2 × M_t, sharded M_t + S, low-memory M_t …).
+    @Test func fitAnswersForGemma7bAtThreeSizes() throws {
+        let scenario = ReportFixtures.repositoryRoot + "/Scenarios/gemma7b.json"
+        // 16 GiB: the model (15.90 GiB) alone fits, not with the tolerance: low-memory is tight, the two-copy paths
+        // do not fit; device-map fits only by leaving weights on disk, so it is not the pick while another path loads.
+        let small = try Executable.run(["fit", scenario, "--memory", "16GiB"])
+        #expect(small.status == 0, "\(small.stdout)\(small.stderr)")
+        #expect(small.stdout.contains("pick: low-memory, 15.90 GiB predicted, 99.67 MiB to spare (tight"), "\(small.stdout)")
+        #expect(small.stdout.contains("naive                       1         31.81 GiB  31.81 GiB  −15.81 GiB  does not fit"))
+        let none = try Executable.run(["fit", scenario, "--memory", "4GiB"])
+        #expect(none.status == 1)
+        #expect(none.stdout.contains("no path fits in 4.00 GiB"), "\(none.stdout)")
+        let medium = try Executable.run(["fit", scenario, "--memory", "24GiB", "--json"])
+        #expect(medium.status == 0, "\(medium.stderr)")
+        let answer = try parseJSON(medium.stdout)
+        let paths = try #require(answer["paths"]?.arrayValue)
+        let status = Dictionary(uniqueKeysWithValues: paths.compactMap { p in p["path"]?.stringValue.map { ($0, p["status"]?.stringValue ?? "") } })
+        #expect(status["naive"] == "does_not_fit")
+        #expect(status["low-memory"] == "fits")
+        #expect(answer["pick"]?.stringValue == "low-memory")
+        let model = try #require(answer["model_bytes"]?.numberValue?.intValue)
+        let low = try #require(paths.first { $0["path"]?.stringValue == "low-memory" }?["predicted_peak_bytes"]?.numberValue?.intValue)
+        let naive = try #require(paths.first { $0["path"]?.stringValue == "naive" }?["predicted_peak_bytes"]?.numberValue?.intValue)
+        #expect(model == 17_075_361_792 && naive == 2 * model && low >= model && low < model + (64 << 20), "\(model) \(naive) \(low)")
+        let large = try Executable.run(["fit", scenario, "--memory", "80GiB"])
+        #expect(large.status == 0)
+        #expect(!large.stdout.contains("does not fit"), "\(large.stdout)")
+        let ranks = try Executable.run(["fit", scenario, "--memory", "80GiB", "--ranks", "8", "--json"])
+        let eight = try parseJSON(ranks.stdout)
+        #expect(eight["pick"]?.stringValue == "mmap", "\(ranks.stdout)")
+    }
+
     @Test func missingPathIsNoInput() throws {
         for command in ["inspect", "verify"] {
             let result = try Executable.run([command, "/nonexistent-cptests/model"])

@@ -259,11 +259,23 @@ extension MemoryMeasuringTests {
         #expect(!results.checkpoint.reused)
         #expect(result.stdout.contains("naive"))
         // A second run reuses the cached checkpoint.
-        let again = try Executable.run(["run", scenario, "--out", folder.file("out2"), "--work-dir", folder.file("work"), "--only", "low-memory"])
+        let again = try Executable.run(
+            ["run", scenario, "--out", folder.file("out2"), "--work-dir", folder.file("work"), "--only", "low-memory", "--save-baseline", folder.file("base.json")])
         #expect(again.status == 0)
         let second = try ResultsCodec.decoder.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out2/tiny.json"))))
         #expect(second.checkpoint.reused)
         #expect(second.runs.map(\.id) == ["low-memory"])
+        // --save-baseline wrote the same results, which a later run gates against.
+        #expect(FileManager.default.contents(atPath: folder.file("base.json")) == FileManager.default.contents(atPath: folder.file("out2/tiny.json")))
+        #expect(again.stderr.contains("baseline: \(folder.file("base.json"))"))
+        // --only that names no run measures nothing: a usage error listing the run ids.
+        let miss = try Executable.run(["run", scenario, "--out", folder.file("out3"), "--work-dir", folder.file("work"), "--only", "naiv"])
+        #expect(miss.status == 64)
+        #expect(
+            miss.stderr.contains(
+                "--only naiv matches no run of tiny; its runs: naive, sharded, low-memory, load-then-cast-float16, dtype-direct-float16 (or a strategy: dtype-direct, load-then-cast, low-memory, naive, sharded)"),
+            "\(miss.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("out3/tiny.json")))
     }
 
     /// A device-map run whose budgets (percentages of the model) force accelerator, cpu and disk.

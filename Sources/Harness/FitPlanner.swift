@@ -1,0 +1,135 @@
+import Checkpoint
+import Foundation
+import Loading
+import Models
+import TensorEngine
+
+/// `fit`: every loading path's predicted full-size peak for a model, from its config, a scenario or a
+/// checkpoint's headers — nothing is loaded or generated, so it answers at once.
+///
+/// - a config (`config.json`, or a folder holding only one): the model at full size in the config's dtype (or
+///   `--dtype`'s), sharded as `save_pretrained` does by default (5 GB shards);
+/// - a scenario: its runs at scale 1, each with its own dtype, placement and ranks;
+/// - a checkpoint (folder, index or `.safetensors`): its headers as they are.
+/// Without a scenario the paths are naive, sharded, low-memory and mmap at the stored dtype, and dtype-direct and
+/// load-then-cast when `--dtype` asks for another; device-map is left out (what stays in RAM is what its budgets
+/// say: `plan` answers that).
+public struct FitPlanner {
+    public struct Answer: Sendable {
+        public let model: String
+        public let modelBytes: Int
+        public let estimates: [FitEstimate]
+        public let notes: [String]
+    }
+
+    public let path: String
+    public let dtype: DType?
+    public let ranks: Int?
+    public let memoryBytes: Int
+
+    /// `save_pretrained`'s default `max_shard_size`.
+    public static let defaultShardBytes = 5_000_000_000
+
+    public init(path: String, dtype: DType?, ranks: Int?, memoryBytes: Int) {
+        self.path = path
+        self.dtype = dtype
+        self.ranks = ranks
+        self.memoryBytes = memoryBytes
+    }
+
+    public func answer() throws -> Answer {
+        switch try Self.kind(of: path) {
+        case .scenario: return try scenarioAnswer(try Scenario.load(path: path))
+        case .config(let file): return try configAnswer(try ModelConfig.load(path: file), file: file)
+        case .checkpoint: return try checkpointAnswer(try Checkpoint(path: path))
+        }
+    }
+
+    enum Kind: Equatable {
+        case scenario
+        case config(String)
+        case checkpoint
+    }
+
+    /// A `.json` file with a "model" member is a scenario, any other `.json` a config; a folder with safetensors
+    /// files or an index is a checkpoint, a folder with only `config.json` a config; anything else a checkpoint
+    /// (whose opening says what is wrong with it).
+    static func kind(of path: String) throws -> Kind {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return .checkpoint }
+        if isDirectory.boolValue {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            let hasWeights = names.contains { $0.hasSuffix(".safetensors") || $0 == ShardIndex.fileName }
+            return !hasWeights && names.contains("config.json") ? .config((path as NSString).appendingPathComponent("config.json")) : .checkpoint
+        }
+        guard path.hasSuffix(".json"), !path.hasSuffix(ShardIndex.fileName) else { return .checkpoint }
+        let scenarioLike = (try? Scenario.load(path: path)) != nil
+        return scenarioLike ? .scenario : .config(path)
+    }
+
+    func scenarioAnswer(_ scenario: Scenario) throws -> Answer {
+        let planner = ScalePlanner(scenario: scenario, hostAvailableBytes: memoryBytes)
+        let predictions = try planner.synthetic(scale: 1) != nil ? planner.predictions(scale: 1) : planner.predictions(checkpoint: try existing(scenario))
+        let estimates = predictions.map { p in
+            FitEstimate(
+                run: p.run.id, strategy: p.run.strategy, processPeakBytes: p.predictedPeakBytes, mappedBytes: p.figures.mappedBytes,
+                ranks: ranks ?? p.run.ranks, tolerance: scenario.tolerance, memoryBytes: memoryBytes)
+        }
+        let modelBytes = predictions.first?.figures.modelBytes ?? 0
+        return Answer(model: "\(scenario.name) at scale 1", modelBytes: modelBytes, estimates: estimates + (try others(scenario)), notes: [])
+    }
+
+    /// The paths at the stored dtype a generated scenario does not run (mmap, say), so that every path is sized.
+    func others(_ scenario: Scenario) throws -> [FitEstimate] {
+        guard let synthetic = try ScalePlanner(scenario: scenario).synthetic(scale: 1) else { return [] }
+        let figures = MemoryFigures(architecture: synthetic.architecture, storedDType: synthetic.dtype, shardPlan: synthetic.plan, target: synthetic.dtype)
+        let run = Set(scenario.runs.map(\.strategy))
+        return [StrategyName.naive, .sharded, .lowMemory, .mmap].filter { !run.contains($0) }.map { estimate($0, figures, target: synthetic.dtype) }
+    }
+
+    func existing(_ scenario: Scenario) throws -> Checkpoint {
+        guard case .existing(let folder) = scenario.checkpoint else { throw UsageError("\(scenario.file): the scenario has no checkpoint to size") }
+        return try Checkpoint(path: folder)
+    }
+
+    func configAnswer(_ config: ModelConfig, file: String) throws -> Answer {
+        guard let stored = try config.dtype() ?? dtype else { throw UsageError("\(file) names no dtype (torch_dtype or dtype); give --dtype") }
+        let synthetic = try SyntheticCheckpoint(config: config, dtype: stored, maxShardSize: Self.defaultShardBytes, seed: 0, scale: 1)
+        let figures = { (target: DType) in
+            MemoryFigures(architecture: synthetic.architecture, storedDType: stored, shardPlan: synthetic.plan, target: target)
+        }
+        let atStored = figures(stored)
+        var estimates = [StrategyName.naive, .sharded, .lowMemory, .mmap].map { estimate($0, atStored, target: stored) }
+        var notes = ["device-map is left out: what stays in RAM is what its budgets say (`bigmodel-bench plan --max-memory …`)"]
+        if let dtype, dtype != stored {
+            estimates += [StrategyName.dtypeDirect, .loadThenCast].map { estimate($0, figures(dtype), target: dtype) }
+        } else {
+            notes.append("dtype-direct and load-then-cast: give --dtype other than the stored \(stored.torchName)")
+        }
+        estimates.sort { $0.needBytes < $1.needBytes }
+        let name = "\(config.modelType ?? "model") (\(file)) in \(stored.torchName), 5 GB shards"
+        return Answer(model: name, modelBytes: atStored.modelBytes, estimates: estimates, notes: notes)
+    }
+
+    func checkpointAnswer(_ checkpoint: Checkpoint) throws -> Answer {
+        let stored = try LoadPlan(checkpoint: checkpoint, requested: nil)
+        var estimates = [StrategyName.naive, .sharded, .lowMemory, .mmap].map { estimate($0, stored.figures, target: stored.dtype) }
+        var notes = ["device-map is left out: what stays in RAM is what its budgets say (`bigmodel-bench plan --max-memory …`)"]
+        if let dtype, dtype != stored.dtype {
+            let cast = try LoadPlan(checkpoint: checkpoint, requested: dtype)
+            estimates += [StrategyName.dtypeDirect, .loadThenCast].map { estimate($0, cast.figures, target: dtype) }
+        } else {
+            notes.append("dtype-direct and load-then-cast: give --dtype other than the stored \(stored.dtype.torchName)")
+        }
+        estimates.sort { $0.needBytes < $1.needBytes }
+        return Answer(model: "\(checkpoint.files.count)-file checkpoint \(path) in \(stored.dtype.torchName)", modelBytes: stored.figures.modelBytes, estimates: estimates, notes: notes)
+    }
+
+    func estimate(_ strategy: StrategyName, _ figures: MemoryFigures, target: DType) -> FitEstimate {
+        let peak = strategy.strategy.predictedPeakBytes(figures)
+        let label = strategy == .dtypeDirect || strategy == .loadThenCast ? "\(strategy.rawValue) → \(target.torchName)" : strategy.rawValue
+        return FitEstimate(
+            run: label, strategy: strategy, processPeakBytes: peak, mappedBytes: figures.mappedBytes, ranks: ranks ?? 1,
+            tolerance: .default, memoryBytes: memoryBytes)
+    }
+}
