@@ -7,13 +7,13 @@
 //   bigmodel-bench (CLI) ─► Reports ─► Harness ─► Loading ─► Models ─► Checkpoint ─► TensorEngine ─► CJemalloc
 //                                        │          ├──────► Placement (device_map: budgets, module sizes, maps) ─► Models
 //                                        └──────────┴──────► Probes (/proc, cgroups, page cache, child processes, pipes,
-//                                                                   signals, jemalloc statistics) ─► CJemalloc
+//                                                                   signals, jemalloc statistics, the terminal) ─► CJemalloc
 //   StrictJSON is a leaf utility (strict parser + byte-exact writers) used from Checkpoint upward.
 //
 // Which targets touch the operating system, and why (each target below lists what it imports):
 //   - Probes: the measuring and process layer — /proc and cgroup files, madvise/fadvise, fork/exec with a
-//     parent-death signal, pipes and poll, signal handlers, mallctl. Everything the runner does to the OS goes
-//     through it, each wrapper naming the call it wraps.
+//     parent-death signal, pipes and poll, signal handlers, mallctl, isatty and TIOCGWINSZ. Everything the runner
+//     and the CLI do to the OS goes through it, each wrapper naming the call it wraps.
 //   - TensorEngine: TensorStorage maps checkpoint windows with mmap/munmap (a tensor's bytes are the
 //     mapping); ConversionKernel takes memcpy from Glibc, Conversion the processor count from Foundation.
 //   - Checkpoint: SafetensorsFile reads tensors with pread into their destination and AtomicFile writes
@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // Verdict colours in the terminal (the CLI only; whether to colour is Probes' Terminal.wantsColour).
+        .package(url: "https://github.com/onevcat/Rainbow", from: "4.2.2"),
     ],
     targets: [
         // jemalloc, linked into every binary that uses TensorEngine so it serves all of malloc.
@@ -108,6 +110,7 @@ let package = Package(
             dependencies: [
                 "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Rainbow", package: "Rainbow"),
             ],
             swiftSettings: strictConcurrency
         ),

@@ -111,7 +111,7 @@ public final class Checkpoint: Sendable {
     private static func openSharded(folder: String, indexPath: String) throws -> (ShardIndex, [String], [SafetensorsFile]) {
         let bytes: [UInt8]
         do {
-            bytes = try readSmallFile(indexPath, limit: 256 << 20)
+            bytes = try readSmallFile(indexPath, limit: ShardIndex.maximumFileBytes)
         }
         let index = try ShardIndex.parse(bytes, path: indexPath)
         let names = index.shardFileNames
@@ -148,22 +148,7 @@ public final class Checkpoint: Sendable {
 
     /// Reads a small metadata file whole, refusing anything larger than `limit` bytes.
     public static func readSmallFile(_ path: String, limit: Int) throws -> [UInt8] {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            let exists = FileManager.default.fileExists(atPath: path)
-            throw FileIOError(path: path, operation: "open", reason: exists ? "permission denied or not a file" : "no such file", isMissing: !exists)
-        }
-        defer { try? handle.close() }
-        do {
-            let data = try handle.read(upToCount: limit + 1) ?? Data()
-            guard data.count <= limit else {
-                throw FileIOError(path: path, operation: "read", reason: "larger than the \(limit)-byte limit for this kind of file")
-            }
-            return [UInt8](data)
-        } catch let error as FileIOError {
-            throw error
-        } catch {
-            throw FileIOError(path: path, operation: "read", reason: "\(error)")
-        }
+        try UntrustedFile.readSmall(path, limit: limit)
     }
 
     // MARK: - Totals

@@ -24,15 +24,8 @@ public final class SafetensorsFile: Sendable {
 
     /// Opens and validates `path` (steps 1–10 of `SafetensorsHeader`).
     public init(path: String) throws {
-        let fd: FileDescriptor
+        let (fd, fileSize) = try UntrustedFile.open(path)
         do {
-            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
-        } catch {
-            throw FileIOError(path: path, operation: "open", reason: "\(error)", isMissing: (error as? Errno) == .noSuchFileOrDirectory)
-        }
-        do {
-            let size = try fd.seek(offset: 0, from: .end)
-            let fileSize = Int(size)
             var prefix = [UInt8](repeating: 0, count: 8)
             let got = try Self.readFully(fd, offset: 0, into: &prefix, count: min(8, fileSize), path: path)
             let n = try SafetensorsHeader.headerByteCount(prefix: prefix.prefix(got), fileSize: fileSize, file: path)

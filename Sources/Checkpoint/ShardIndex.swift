@@ -4,6 +4,10 @@ import TensorEngine
 
 /// `model.safetensors.index.json`: which shard holds each tensor.
 public struct ShardIndex: Sendable, Equatable {
+    /// The largest index read: a 405B-parameter model's is ~100 KiB, so 16 MiB is generous and keeps a hostile
+    /// index from costing seconds and gigabytes to parse.
+    public static let maximumFileBytes = 16 << 20
+
     public static let fileName = "model.safetensors.index.json"
 
     /// `metadata.total_size`: tensor data bytes over all shards (not file sizes).

@@ -12,7 +12,8 @@ public struct SubjectUnavailable: ReportableError, Equatable {
 
 /// Where the loaders outside this tool come from, checked before any checkpoint is generated or any run
 /// started: the Python interpreter (`run --python`, else the scenario's `"python"`, else
-/// `BIGMODEL_BENCH_PYTHON`, else `python3` on `PATH`), the transformers driver shipped in `python/`, and each
+/// `BIGMODEL_BENCH_PYTHON`, else the virtual environment `scripts/setup --test` makes when it exists, else
+/// `python3` on `PATH`), the transformers driver shipped in `python/`, and each
 /// command subject's program.
 public struct LoaderEnvironment: Sendable {
     public let python: String?
@@ -29,11 +30,20 @@ public struct LoaderEnvironment: Sendable {
             if case .command(let argv) = subject { _ = try program(argv.first ?? "", what: "the loader command") }
         }
         guard subjects.contains(.transformers) else { return LoaderEnvironment(python: nil, driver: nil, versions: [:]) }
-        let given = requested ?? scenarioPython ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? "python3"
+        let given = requested ?? scenarioPython ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? setupPython ?? "python3"
         let python = try program(given, what: "the Python interpreter for the transformers subject")
         let driver = try findDriver()
         let packages = requiredPackages + (needsAccelerate ? ["accelerate"] : [])
         return LoaderEnvironment(python: python, driver: driver, versions: try importCheck(python, packages: packages))
+    }
+
+    /// `~/.cache/bigmodel-bench/python/bin/python` (or under `$BIGMODEL_BENCH_VENV`), where `scripts/setup --test`
+    /// installs the Python stack, when it is there.
+    static var setupPython: String? {
+        let environment = ProcessInfo.processInfo.environment
+        let venv = environment["BIGMODEL_BENCH_VENV"] ?? (environment["HOME"].map { $0 + "/.cache/bigmodel-bench/python" })
+        guard let path = venv.map({ $0 + "/bin/python" }), FileManager.default.isExecutableFile(atPath: path) else { return nil }
+        return path
     }
 
     /// `name` as an executable path: as given when it has a slash, else the first match on `PATH`.

@@ -18,8 +18,8 @@ extension Scenario {
         let v = Validator(file: file)
         let root = try v.object(document, "$", allowed: topLevelKeys)
         let name = try v.string(root["name"], "$.name", required: true) ?? ""
-        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw ScenarioError(file: file, path: "$.name", "must be a non-empty name of letters, digits, '-', '_' or '.' (it names the report files)")
+        guard Self.isFileSafe(name, extra: "") else {
+            throw ScenarioError(file: file, path: "$.name", "must be 1–100 ASCII letters, digits, '-', '_' or '.', not starting with '.' (it names the report files)")
         }
         var (checkpoint, defaultDType) = try parseCheckpoint(root, v)
         let config = try parseModel(root, checkpoint: checkpoint, v)
@@ -157,6 +157,9 @@ extension Scenario {
         }
         let subject = try parseSubject(run["subject"], at: at + ".subject", v)
         let id = try v.string(run["id"], at + ".id", required: false) ?? Run.defaultID(strategy: strategy, dtype: dtype, subject: subject)
+        guard Self.isFileSafe(id, extra: "@") else {
+            throw v.fail(at + ".id", "must be 1–100 ASCII letters, digits, '-', '_', '.' or '@', not starting with '.' (it names the run's chart and log files)")
+        }
         var parsed = Run(id: id, strategy: strategy, dtype: dtype, placement: placement, subject: subject)
         switch run["touch"] {
         case nil: break
@@ -165,6 +168,13 @@ extension Scenario {
         }
         parsed.ranks = try v.integer(run["ranks"], at + ".ranks", range: 1...1024) ?? 1
         return parsed
+    }
+
+    /// Whether `text` can name a file on its own: 1–100 ASCII letters, digits, `-`, `_`, `.` and `extra`, not
+    /// starting with `.` (no `/`, NUL, `..` or hidden file). Scenario names and run ids become file names.
+    static func isFileSafe(_ text: String, extra: String) -> Bool {
+        (1...100).contains(text.utf8.count) && !text.hasPrefix(".")
+            && text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.\(extra)".unicodeScalars.contains($0)) }
     }
 
     /// `"engine"`, `"transformers"`, or `{"command": ["prog", "arg", …]}`.

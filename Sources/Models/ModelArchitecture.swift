@@ -66,7 +66,32 @@ public struct ModelArchitecture: Sendable {
     /// naming the field.
     public static func fromConfig(_ config: ModelConfig) throws -> ModelArchitecture? {
         guard let type = config.modelType, knownModelTypes.contains(type) else { return nil }
-        return try LlamaFamily.build(config: config, modelType: type)
+        let architecture = try LlamaFamily.build(config: config, modelType: type)
+        try architecture.checkSize(config: config)
+        return architecture
+    }
+
+    /// The most bytes a model may have at float64: every size derived from it (bytes at any dtype, bits for
+    /// accelerate's module sizes, sums over shards and ranks) then stays far inside `Int`.
+    public static let maximumFloat64Bytes = Int.max >> 8
+
+    /// Refuses a config whose sizes overflow: each tensor's elements, and all of them at float64, must fit
+    /// under ``maximumFloat64Bytes`` (a `hidden_size` of 2^32 gives a 2^64-element embedding). Checked once here,
+    /// so that every later size is plain arithmetic that cannot trap.
+    func checkSize(config: ModelConfig) throws(ModelConfigError) {
+        var total = 0
+        for parameter in parameters {
+            guard let elements = TensorEngine.elementCount(of: parameter.shape), elements <= Self.maximumFloat64Bytes / 8 else {
+                throw ModelConfigError(
+                    path: config.path, field: nil,
+                    "tensor \(parameter.name) of shape \(parameter.shape) has more elements than this tool can size (the config's dimensions are too large)")
+            }
+            let (sum, overflow) = total.addingReportingOverflow(elements * 8)
+            guard !overflow, sum <= Self.maximumFloat64Bytes else {
+                throw ModelConfigError(path: config.path, field: nil, "the model's tensors total more than \(Self.maximumFloat64Bytes) bytes at float64 (the config's dimensions are too large)")
+            }
+            total = sum
+        }
     }
 
     /// A table made of the tensors a checkpoint lists, in checkpoint order: the fallback for unknown

@@ -38,7 +38,7 @@ public struct ModelConfig: Sendable {
 
     /// Reads and parses `path`.
     public static func load(path: String) throws -> ModelConfig {
-        let bytes = try Checkpoint.readSmallFile(path, limit: 64 << 20)
+        let bytes = try Checkpoint.readSmallFile(path, limit: Self.maximumFileBytes)
         return try parse(bytes, path: path)
     }
 
@@ -75,6 +75,10 @@ public struct ModelConfig: Sendable {
         return nil
     }
 
+    public static let maximumDimension = 1 << 31
+    /// The largest config.json read: real ones are a few KiB; anything near this is not a config.
+    public static let maximumFileBytes = 4 << 20
+
     /// A required positive integer field.
     public func positiveInt(_ key: String) throws(ModelConfigError) -> Int {
         guard let value = fields[key], !value.isNull else {
@@ -84,7 +88,11 @@ public struct ModelConfig: Sendable {
             throw ModelConfigError(path: path, field: key, "is \(value.typeName == "a number" ? "not an integer" : value.typeName); expected a positive integer")
         }
         guard int > 0 else { throw ModelConfigError(path: path, field: key, "is \(int); expected a positive integer") }
-        guard int <= 1 << 40 else { throw ModelConfigError(path: path, field: key, "is \(int), larger than any model dimension this tool accepts (2^40)") }
+        // 2^31: a product of two dimensions (heads × head_dim) still fits in Int; the model's total is checked
+        // after it is built (ModelArchitecture.checkSize).
+        guard int <= Self.maximumDimension else {
+            throw ModelConfigError(path: path, field: key, "is \(int), larger than any model dimension this tool accepts (\(Self.maximumDimension) = 2^31)")
+        }
         return int
     }
 

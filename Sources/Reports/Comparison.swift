@@ -164,6 +164,18 @@ public struct Comparison: Sendable {
 
     static let severity: [Verdict: Int] = [.pass: 0, .fail: 1, .oom: 2, .error: 3]
 
+    /// Whether a figure of this kind gates, and why not when it does not.
+    static func gating(_ kind: Metric.Kind, comparable: Bool, memoryGated: Bool, gateTimes: Bool) -> (Bool, String?) {
+        let otherMachine = "not gated: different machine (--force gates it)"
+        switch kind {
+        case .exact: return (comparable, comparable ? nil : "not gated")
+        case .memory: return memoryGated ? (comparable, comparable ? nil : "not gated") : (false, otherMachine)
+        case .time:
+            if !gateTimes { return (false, "not gated: times gate only with --gate-times") }
+            return memoryGated ? (comparable, comparable ? nil : "not gated") : (false, otherMachine)
+        }
+    }
+
     static func rows(baseline: ScenarioResults, current: ScenarioResults, options: Options, comparable: Bool, memoryGated: Bool) -> [Row] {
         guard baseline.scenario.name == current.scenario.name else { return [] }
         let repeats = max(baseline.scenario.repeatCount, current.scenario.repeatCount)
@@ -197,25 +209,7 @@ public struct Comparison: Sendable {
                 let bv = metric.value(b)
                 let cv = metric.value(c)
                 if bv == nil && cv == nil { continue }
-                var gated = comparable
-                var note: String? = nil
-                switch metric.kind {
-                case .exact: break
-                case .memory:
-                    if !memoryGated {
-                        gated = false
-                        note = "not gated: different machine (--force gates it)"
-                    }
-                case .time:
-                    if !options.gateTimes {
-                        gated = false
-                        note = "not gated: times gate only with --gate-times"
-                    } else if !memoryGated {
-                        gated = false
-                        note = "not gated: different machine (--force gates it)"
-                    }
-                }
-                if !gated && note == nil { note = "not gated" }
+                var (gated, note) = Self.gating(metric.kind, comparable: comparable, memoryGated: memoryGated, gateTimes: options.gateTimes)
                 let status: Status
                 if !comparable {
                     status = .notCompared

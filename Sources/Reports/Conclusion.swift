@@ -35,19 +35,24 @@ enum Conclusion {
         return line.components(separatedBy: "; ").first ?? line
     }
 
-    /// The lowest VmHWM Δ and the shortest load among passing runs; device-map runs count for memory only (what
-    /// they leave on disk is not a load of the model into memory).
+    /// The lowest VmHWM Δ and the shortest load among passing runs that hold the whole model in memory;
+    /// device-map is said apart (what it leaves on accelerators and disk is not loaded into this memory).
     static func cheapest(_ r: ScenarioResults) -> String? {
         let passed = r.runs.filter { $0.verdict == .pass }
-        let peaks = passed.compactMap { run in (run.measurement?.peaks[.vmhwm] ?? run.measurement?.peaks[.rss]).map { (run, $0) } }
-        guard let (lowest, peak) = peaks.min(by: { $0.1 < $1.1 }) else { return nil }
-        var text = "Lowest peak: **\(lowest.id)** (VmHWM Δ \(Format.size(peak)))"
-        let timed = passed.filter { $0.strategy != .deviceMap }.compactMap { run in run.seconds.map { (run, $0) } }
+        func peak(_ run: RunResult) -> Int? { run.measurement?.peaks[.vmhwm] ?? run.measurement?.peaks[.rss] }
+        let holding = passed.filter { $0.strategy != .deviceMap }
+        guard let (lowest, lowestPeak) = holding.compactMap({ run in peak(run).map { (run, $0) } }).min(by: { $0.1 < $1.1 }) else { return nil }
+        var text = "Lowest peak holding the whole model: **\(lowest.id)** (VmHWM Δ \(Format.size(lowestPeak)))"
+        let timed = holding.compactMap { run in run.seconds.map { (run, $0) } }
         if let (fastest, seconds) = timed.min(by: { $0.1 < $1.1 }) {
             text += "; fastest: **\(fastest.id)** (\(Format.seconds(seconds, digits: 2)) s"
-            text += (fastest.floorMultiple.map { ", \(ByteSize.fixed($0, digits: 1))× the read floor" } ?? "") + ")"
+            text += (fastest.floorMultiple.map { ", \(ByteSize.fixed($0, digits: 1))× the read floor's time" } ?? "") + ")"
         }
-        return text + ", among the runs that passed."
+        text += ", among the runs that passed."
+        if let map = passed.first(where: { $0.strategy == .deviceMap }), let mapPeak = peak(map) {
+            text += " \(map.id) kept \(Format.size(mapPeak)) in RAM by placing the rest on its accelerators and disk."
+        }
+        return text
     }
 
     /// Which paths fit this machine at full size, from the full-size predictions (or, for an existing checkpoint,
@@ -56,10 +61,12 @@ enum Conclusion {
         let memory = r.environment.memAvailableBytes
         let estimates = Self.estimates(r, memory: memory)
         guard !estimates.isEmpty else { return "" }
-        let size = r.fullSizePredictions.isEmpty ? "the checkpoint as measured" : "full size (scale 1)"
+        let modelBytes = r.fullSizePredictions.first?.figures.modelBytes ?? r.runs.first?.figures?.modelBytes
+        let weights = modelBytes.map { ": \(Format.size($0)) of weights" } ?? ""
+        let size = r.fullSizePredictions.isEmpty ? "the checkpoint as measured\(weights)" : "full size (scale 1\(weights))"
         var md = "At \(size), with \(Format.size(memory)) available (MemAvailable at the start; MemTotal \(Format.size(r.environment.memTotalBytes))):\n\n"
         for status in [FitEstimate.Status.fits, .tight, .doesNotFit] {
-            let group = estimates.filter { $0.status == status }
+            let group = estimates.filter { $0.status == status }.sorted { $0.needBytes < $1.needBytes }
             guard !group.isEmpty else { continue }
             let label = status == .fits ? "fit" : status == .tight ? "tight (fits, but not with the tolerance)" : "do not fit"
             md += "- \(label): " + group.map { "\($0.run) \(Format.size($0.needBytes))\($0.ranks > 1 ? " (\($0.ranks) ranks)" : "")" }.joined(separator: ", ") + "\n"

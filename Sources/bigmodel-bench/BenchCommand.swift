@@ -7,6 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures",
+        discussion: "Examples: bigmodel-bench bench convert; bigmodel-bench bench load --size 1GB --repeat 5",
         subcommands: [BenchConvertCommand.self, BenchLoadCommand.self]
     )
 }
@@ -16,7 +17,8 @@ struct BenchCommand: ParsableCommand {
 struct BenchConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Times F32→BF16, F32→F16, BF16→F16 and BF16→F32 conversions against a memcpy floor."
+        abstract: "Times F32→BF16, F32→F16, BF16→F16 and BF16→F32 conversions against a memcpy floor.",
+        discussion: "Example: bigmodel-bench bench convert --size 256MiB --repeat 7"
     )
 
     @Option(help: "Bytes of source data each conversion reads (e.g. 256MiB, 1GB).")

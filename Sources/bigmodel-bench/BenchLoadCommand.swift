@@ -15,10 +15,13 @@ struct BenchLoadCommand: ParsableCommand {
             GB/s is the checkpoint's tensor bytes over a case's seconds (decimal GB). '× floor' is a case's GB/s over the \
             floor's; '× torch' is torch safe_open+clone's median seconds over the case's (2.0× = twice as fast). \
             Without --checkpoint a checkpoint of about --size is generated (Llama-3-8B's shape, bfloat16) and removed \
-            afterwards. The peers need a Python with torch and safetensors (--python, else $BIGMODEL_BENCH_PYTHON, \
-            else python3); without one they are skipped and the report says why.
+            afterwards. The peers need a Python with torch and safetensors (--python, else $BIGMODEL_BENCH_PYTHON, else the venv \
+            scripts/setup --test makes, else python3); without one they are skipped and the report says why.
 
             Example: bigmodel-bench bench load --checkpoint .bigmodel-bench/checkpoints/gemma7b-bfloat16-x0.390-s0-… --repeat 5
+
+            Examples:
+              bigmodel-bench bench load --checkpoint .bigmodel-bench/checkpoints/<name> --repeat 5
             """)
 
     @Option(help: "An existing checkpoint (folder, index or .safetensors file) to time.")

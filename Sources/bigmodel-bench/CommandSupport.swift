@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Probes
 import Reports
 import TensorEngine
 
@@ -72,4 +73,4 @@ extension DTypeArgument {
 }
 
 /// True when stderr is a terminal (progress redraws in place) rather than a log (plain lines).
-var stderrIsTerminal: Bool { isatty(2) == 1 }
+var stderrIsTerminal: Bool { Terminal.isTerminal(2) }

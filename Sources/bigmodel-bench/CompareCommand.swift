@@ -19,12 +19,16 @@ struct CompareCommand: ParsableCommand {
             unless --force. A baseline of another scenario, scale or checkpoint is not compared at all. \
             Exit 0 unchanged or better, 2 regression, 5 baseline missing, unreadable or not comparable, \
             64 usage, 65 CURRENT is not a results file, 66 CURRENT is missing.
+
+            Examples:
+              bigmodel-bench compare Reports/baselines/smoke.json Reports/smoke.json
+              bigmodel-bench compare base.json now.json --threshold 10% --gate-times
             """)
 
-    @Argument(help: "The baseline results file (e.g. Reports/baselines/smoke.json).")
+    @Argument(help: "The baseline results file (e.g. Reports/baselines/smoke.json).", completion: .file())
     var baseline: String
 
-    @Argument(help: "The current results file.")
+    @Argument(help: "The current results file.", completion: .file())
     var current: String
 
     @OptionGroup var thresholds: CompareOptions

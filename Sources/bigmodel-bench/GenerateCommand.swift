@@ -16,6 +16,10 @@ struct GenerateCommand: ParsableCommand {
             order with tied weights stored once — the same weight_map save_pretrained writes for that config, dtype \
             and shard size. Values are deterministic in the seed. --scale F shrinks every tensor's first dimension \
             to max(1, round(d0·F)) and the shard size by F, keeping names, layers and shard count.
+
+            Examples:
+              bigmodel-bench generate --config config.json --out /tmp/model --dtype bfloat16
+              bigmodel-bench generate --config config.json --scale 0.25 --scaling layers --dry-run
             """)
 
     @Option(help: "The model's config.json (model_type llama, mistral, gemma or qwen2).")

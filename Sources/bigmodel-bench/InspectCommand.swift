@@ -7,9 +7,10 @@ import TensorEngine
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Describe a safetensors file or checkpoint folder from its headers (reads no tensor bytes unless --digests).")
+        abstract: "Describe a safetensors file or checkpoint folder from its headers (reads no tensor bytes unless --digests).",
+        discussion: "Examples: bigmodel-bench inspect /tmp/model; bigmodel-bench inspect model.safetensors --json --digests")
 
-    @Argument(help: "A .safetensors file, a model.safetensors.index.json, or a checkpoint folder.")
+    @Argument(help: "A .safetensors file, a model.safetensors.index.json, or a checkpoint folder.", completion: .file())
     var path: String
 
     @Flag(help: "Print one JSON object instead of the summary and table.")
@@ -91,29 +92,6 @@ struct InspectCommand: ParsableCommand {
                     + (digests.map { [$0[name] ?? ""] } ?? []))
         }
         out += TextTable.render(rows, rightAligned: [3])
-        return out
-    }
-}
-
-/// A plain-text table with columns padded to their widest cell.
-enum TextTable {
-    static func render(_ rows: [[String]], rightAligned: Set<Int> = []) -> String {
-        guard let header = rows.first else { return "" }
-        var widths = Array(repeating: 0, count: header.count)
-        for row in rows {
-            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
-        }
-        var out = ""
-        for (r, row) in rows.enumerated() {
-            var line = ""
-            for (i, cell) in row.enumerated() {
-                let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))
-                line += (rightAligned.contains(i) ? pad + cell : cell + (i == row.count - 1 ? "" : pad))
-                if i < row.count - 1 { line += "  " }
-            }
-            out += line + "\n"
-            if r == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
-        }
         return out
     }
 }

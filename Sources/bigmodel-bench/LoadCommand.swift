@@ -24,12 +24,16 @@ struct LoadCommand: ParsableCommand {
             (--device-map, --max-memory, …; see `plan`); each accelerator's peak is exactly its placed bytes P_i, \
             disk tensors stay in files (--offload-folder)
             For repeatable measurements with RSS sampling, use `run` with a scenario.
+
+            Examples:
+              bigmodel-bench load /tmp/model --strategy low-memory
+              bigmodel-bench load /tmp/model --strategy dtype-direct --dtype float16 --json
             """)
 
-    @Argument(help: "A checkpoint folder or .safetensors file.")
+    @Argument(help: "A checkpoint folder or .safetensors file.", completion: .file())
     var path: String
 
-    @Option(help: "One of: \(StrategyName.names).")
+    @Option(help: "One of: \(StrategyName.names).", completion: .list(StrategyName.allCases.map(\.rawValue)))
     var strategy: String
 
     @Option(help: "Target dtype (float16, bfloat16, float32, float64); default auto (config dtype, else the first floating tensor).")

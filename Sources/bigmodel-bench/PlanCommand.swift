@@ -12,7 +12,8 @@ import TensorEngine
 struct DeviceMapOptions: ParsableArguments {
     @Option(
         name: .customLong("device-map"),
-        help: "auto, balanced (both: accelerate's balanced budgets, then its placement), sequential (budgets as given), or a JSON map file {\"module\": device, …}.")
+        help: "auto, balanced (both: accelerate's balanced budgets, then its placement), sequential (budgets as given), or a JSON map file {\"module\": device, …}.",
+        completion: .list(["auto", "balanced", "sequential"]))
     var deviceMap: String?
 
     @Option(
@@ -57,9 +58,12 @@ struct PlanCommand: ParsableCommand {
             rotary_emb.inv_freq at min(dtype size, their own size). auto/balanced first balance the accelerator \
             budgets (get_balanced_memory); sequential fills devices in order. A JSON map file assigns module-name \
             prefixes to devices; every parameter must get one (exit 65 otherwise).
+
+            Examples:
+              bigmodel-bench plan /tmp/model --device-map auto --max-memory 0=2GiB,cpu=6GiB
             """)
 
-    @Argument(help: "A checkpoint folder, a .safetensors file or index, or a folder holding only config.json.")
+    @Argument(help: "A checkpoint folder, a .safetensors file or index, or a folder holding only config.json.", completion: .file())
     var path: String
 
     @OptionGroup var placement: DeviceMapOptions

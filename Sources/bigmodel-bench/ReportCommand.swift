@@ -17,6 +17,10 @@ struct ReportCommand: ParsableCommand {
             with tool 'customSmallerIsBetter'; bmf is Bencher's metric format. The JSON formats print to stdout \
             unless --out names a file. Rendering the same file twice gives identical output. \
             Exit 0 ok, 64 usage, 65 not a results file (or a newer schema version), 66 missing file, 74 write failed.
+
+            Examples:
+              bigmodel-bench report Reports/gemma7b.json
+              bigmodel-bench report Reports/smoke.json --format bmf --metrics vmhwm_delta_bytes,seconds
             """)
 
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -24,16 +28,32 @@ struct ReportCommand: ParsableCommand {
         case json
         case githubBenchmark = "github-benchmark"
         case bmf
+        /// The table `run` prints, in its wide layout: what the README quotes (a test checks it matches).
+        case summary
     }
 
-    @Argument(help: "A results file written by `run` (DIR/<scenario>.json).")
+    @Argument(help: "A results file written by `run` (DIR/<scenario>.json).", completion: .file(extensions: ["json"]))
     var results: String
 
-    @Option(help: "markdown, json, github-benchmark or bmf.")
+    @Option(help: "markdown, json, github-benchmark, bmf or summary (the table run prints).")
     var format: OutputFormat = .markdown
 
-    @Option(name: .customLong("out"), help: "Where to write: a file, a folder (markdown), or '-' for stdout.")
+    @Option(name: .customLong("out"), help: "Where to write: a file, a folder (markdown), or '-' for stdout.", completion: .file())
     var out: String?
+
+    @Option(help: "github-benchmark and bmf: only these figures, comma-separated: \(Metric.names.joined(separator: ", ")).")
+    var metrics: String?
+
+    func validate() throws {
+        if let metrics, Self.metrics(metrics) == nil {
+            throw ValidationError("--metrics takes figures from \(Metric.names.joined(separator: ", ")), comma-separated, not '\(metrics)'")
+        }
+    }
+
+    static func metrics(_ text: String) -> [Metric]? {
+        let found = text.split(separator: ",").map { Metric.named($0.trimmingCharacters(in: .whitespaces)) }
+        return found.isEmpty || found.contains { $0 == nil } ? nil : found.compactMap { $0 }
+    }
 
     func run() throws {
         try reportingErrors {
@@ -44,12 +64,16 @@ struct ReportCommand: ParsableCommand {
             case .json:
                 try emit(String(decoding: try ResultsFile.encode(loaded), as: UTF8.self))
             case .githubBenchmark:
-                try emit(BenchmarkExports.text(BenchmarkExports.githubBenchmark(loaded)))
+                try emit(BenchmarkExports.text(BenchmarkExports.githubBenchmark(loaded, metrics: chosen)))
             case .bmf:
-                try emit(BenchmarkExports.text(BenchmarkExports.bencherMetricFormat(loaded)))
+                try emit(BenchmarkExports.text(BenchmarkExports.bencherMetricFormat(loaded, metrics: chosen)))
+            case .summary:
+                try emit(SummaryTable.render(loaded, columns: nil))
             }
         }
     }
+
+    private var chosen: [Metric] { metrics.flatMap(Self.metrics) ?? Metric.all }
 
     private func emit(_ text: String) throws {
         guard let out, out != "-" else {

@@ -12,9 +12,12 @@ struct ReshardCommand: ParsableCommand {
             parameter order when the source's config.json names a known architecture, exactly as save_pretrained \
             splits. Only floating tensors are converted; integer and bool tensors are copied as they are. \
             config.json is copied with its dtype updated; other non-weight files are copied verbatim.
+
+            Examples:
+              bigmodel-bench reshard /tmp/model --out /tmp/model-2GB --max-shard-size 2GB
             """)
 
-    @Argument(help: "The source checkpoint (file or folder).")
+    @Argument(help: "The source checkpoint (file or folder).", completion: .file())
     var source: String
 
     @Option(name: .customLong("out"), help: "The destination folder (must not exist, or be empty).")

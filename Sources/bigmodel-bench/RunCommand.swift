@@ -1,9 +1,9 @@
 import ArgumentParser
+import Checkpoint
 import Foundation
 import Harness
 import Loading
 import Probes
-import Checkpoint
 import Reports
 import TensorEngine
 
@@ -17,6 +17,11 @@ struct RunCommand: ParsableCommand {
             are then compared with FILE as `compare` does. Exit 0 when every claim holds (and nothing regressed), \
             1 when one fails (or a run hit its memory cap), 3 when a run died unexpectedly, 130 when interrupted; \
             otherwise 2 when --baseline found a regression, 5 when the baseline is missing or not comparable.
+
+            Examples:
+              bigmodel-bench run scenarios/gemma7b.json
+              bigmodel-bench run Scenarios/smoke.json --baseline Reports/baselines/smoke.json
+              bigmodel-bench run scenarios/gemma7b.json --only low-memory,sharded --ranks 4
             """)
 
     @Argument(help: "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist).", completion: .file(extensions: ["json"]))
@@ -49,7 +54,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Load every run with N processes at once, as N ranks on a training node (machine-level figures and claims).")
     var ranks: Int?
 
-    @Option(help: "The Python interpreter of the transformers subject (default: the scenario's \"python\", else $BIGMODEL_BENCH_PYTHON, else python3).")
+    @Option(help: "The Python interpreter of the transformers subject (default: the scenario's \"python\", else $BIGMODEL_BENCH_PYTHON, else the venv scripts/setup --test makes, else python3).")
     var python: String?
 
     @Option(help: "Compare the results with this baseline results file at the end (as `compare` does).")
@@ -218,24 +223,35 @@ final class RunConsole {
 enum SummaryTable {
     static func size(_ bytes: Int?) -> String { bytes.map { ByteSize.binary($0) } ?? "-" }
 
-    static func render(_ results: ScenarioResults) -> String {
-        var rows = [["run", "predicted", "RSS peak Δ anon / file", "VmHWM Δ", "jemalloc peak Δ", "ledger peak", "verdict", "seconds", "× floor"]]
+    /// Under this many columns the table drops RSS, jemalloc and ledger (the results file and report have them).
+    static let wideColumns = 120
+
+    /// `columns`: the terminal's width (nil: not a terminal, e.g. a CI log: the wide layout).
+    static func render(_ results: ScenarioResults, columns: Int? = Terminal.columns(1)) -> String {
+        let narrow = (columns ?? Int.max) < wideColumns
+        var rows =
+            narrow
+            ? [["run", "predicted", "VmHWM Δ", "verdict", "seconds", "× floor"]]
+            : [["run", "predicted", "RSS peak Δ anon / file", "VmHWM Δ", "jemalloc peak Δ", "ledger peak", "verdict", "seconds", "× floor"]]
         for run in results.runs {
             let m = run.measurement
-            rows.append([
-                run.id + (results.scenario.repeatCount > 1 ? " #\(run.repeatIndex + 1)" : "") + (run.rank.map { " r\($0)" } ?? ""),
-                run.predictedPeakBytes.map { ByteSize.binary($0) } ?? "-",
-                "\(size(m?.peaks[.rssAnon])) / \(size(m?.peaks[.rssFile]))",
-                size(m?.peaks[.vmhwm]),
-                size(m?.peaks[.jemallocAllocated]),
-                size(m?.ledgerPeakBytes),
-                run.verdict.rawValue,
-                run.seconds.map { ByteSize.fixed($0, digits: 2) } ?? "-",
-                run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-",
-            ])
+            let label = run.id + (results.scenario.repeatCount > 1 ? " #\(run.repeatIndex + 1)" : "") + (run.rank.map { " r\($0)" } ?? "")
+            let predicted = run.predictedPeakBytes.map { ByteSize.binary($0) } ?? "-"
+            let seconds = run.seconds.map { ByteSize.fixed($0, digits: 2) } ?? "-"
+            let floor = run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-"
+            rows.append(
+                narrow
+                    ? [label, predicted, size(m?.peaks[.vmhwm]), run.verdict.rawValue, seconds, floor]
+                    : [
+                        label, predicted, "\(size(m?.peaks[.rssAnon])) / \(size(m?.peaks[.rssFile]))", size(m?.peaks[.vmhwm]),
+                        size(m?.peaks[.jemallocAllocated]), size(m?.ledgerPeakBytes), run.verdict.rawValue, seconds, floor,
+                    ])
         }
+        let verdictColumn = narrow ? 3 : 6
         var out = "\n\(results.scenario.name) at scale \(results.scale.chosen) (\(results.checkpoint.totalSizeBytes) checkpoint bytes, \(ByteSize.decimal(results.checkpoint.totalSizeBytes)))\n"
-        out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 7, 8])
+        out += TextTable.render(rows, rightAligned: narrow ? [1, 2, 4, 5] : [1, 2, 3, 4, 5, 7, 8]) { _, column, cell in
+            column == verdictColumn ? VerdictColour.paint(cell) : cell
+        }
         out += machineTable(results.machineRuns ?? [])
         out += "sizes in GiB/MiB (binary); Δ = peak minus the child's baseline before the load; predicted = the strategy's ledger formula\n"
         return out

@@ -5,9 +5,10 @@ import TensorEngine
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Run every check on a checkpoint and read every byte; print ok and the totals, or the first error (exit 65).")
+        abstract: "Run every check on a checkpoint and read every byte; print ok and the totals, or the first error (exit 65).",
+        discussion: "Examples: bigmodel-bench verify /tmp/model")
 
-    @Argument(help: "A .safetensors file, a model.safetensors.index.json, or a checkpoint folder.")
+    @Argument(help: "A .safetensors file, a model.safetensors.index.json, or a checkpoint folder.", completion: .file())
     var path: String
 
     func run() throws {

@@ -42,7 +42,7 @@ func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}
         (tinyScenario().replacingOccurrences(of: #""vocab_size": 8000, "#, with: ""), "$.model.config.vocab_size", "missing"),
         (tinyScenario().replacingOccurrences(of: #""model_type": "llama""#, with: #""model_type": "bert""#), "$.model.config.model_type", "'bert'"),
         (tinyScenario().replacingOccurrences(of: #""max_shard_size": "4MB""#, with: #""max_shard_size": "4 MB""#), "$.checkpoint.max_shard_size", "must be a size"),
-        (tinyScenario().replacingOccurrences(of: #""name": "tiny""#, with: #""name": "a/b""#), "$.name", "non-empty name"),
+        (tinyScenario().replacingOccurrences(of: #""name": "tiny""#, with: #""name": "a/b""#), "$.name", "must be 1–100 ASCII letters"),
         ("[]", "$", "must be an object"),
         ("{", "$", "not valid JSON"),
     ])
@@ -276,6 +276,20 @@ extension MemoryMeasuringTests {
                 "--only naiv matches no run of tiny; its runs: naive, sharded, low-memory, load-then-cast-float16, dtype-direct-float16 (or a strategy: dtype-direct, load-then-cast, low-memory, naive, sharded)"),
             "\(miss.stderr)")
         #expect(!FileManager.default.fileExists(atPath: folder.file("out3/tiny.json")))
+        // A 100-column terminal gets the narrow summary; FORCE_COLOR colours the verdicts (NO_COLOR emptied: the
+        // test runner may set it), and a non-empty NO_COLOR wins over it.
+        let narrow = try Executable.run(
+            ["run", scenario, "--out", folder.file("out4"), "--work-dir", folder.file("work"), "--only", "low-memory"],
+            environment: ["COLUMNS": "100", "FORCE_COLOR": "1", "NO_COLOR": ""])
+        #expect(narrow.status == 0)
+        let header = try #require(narrow.stdout.split(separator: "\n").first { $0.hasPrefix("run") })
+        #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["run", "predicted", "VmHWM", "Δ", "verdict", "seconds", "×", "floor"])
+        #expect(narrow.stdout.contains("\u{1B}[32mpass"), "\(narrow.stdout)")
+        let plain = try Executable.run(
+            ["run", scenario, "--out", folder.file("out5"), "--work-dir", folder.file("work"), "--only", "low-memory"],
+            environment: ["FORCE_COLOR": "1", "NO_COLOR": "1"])
+        #expect(!plain.stdout.contains("\u{1B}["))
+        #expect(plain.stdout.contains("RSS peak Δ anon / file"))
     }
 
     /// A device-map run whose budgets (percentages of the model) force accelerator, cpu and disk.

@@ -136,25 +136,63 @@ struct ReportTests {
         let entries = try #require(value.arrayValue)
         #expect(entries.count == 5 * 6)
         func entry(_ name: String) -> JSONValue? { entries.first { $0["name"]?.stringValue == name } }
-        #expect(entry("smoke/naive/vmhwm_delta_bytes") == .object(["name": .string("smoke/naive/vmhwm_delta_bytes"), "unit": .string("bytes"), "value": JSONValue(444645376)]))
+        #expect(
+            entry("smoke/naive/vmhwm_delta_bytes")
+                == .object(["name": .string("smoke/naive/vmhwm_delta_bytes"), "unit": .string("bytes"), "value": JSONValue(444645376), "extra": .string("verdict: pass")]))
         #expect(entry("smoke/naive/ledger_peak_bytes")?["value"] == JSONValue(442535936))
         #expect(entry("smoke/naive/rss_anon_peak_delta_bytes")?["value"] == JSONValue(443813888))
         #expect(entry("smoke/naive/rss_file_peak_delta_bytes")?["value"] == JSONValue(1163264))
         #expect(entry("smoke/naive/jemalloc_allocated_peak_delta_bytes")?["value"] == JSONValue(461670408))
-        #expect(entry("smoke/naive/seconds") == .object(["name": .string("smoke/naive/seconds"), "unit": .string("seconds"), "value": JSONValue(1.361001943)]))
+        #expect(
+            entry("smoke/naive/seconds")
+                == .object(["name": .string("smoke/naive/seconds"), "unit": .string("seconds"), "value": JSONValue(1.361001943), "extra": .string("verdict: pass")]))
         #expect(entry("smoke/load-then-cast-float16/vmhwm_delta_bytes")?["value"] == JSONValue(510222336))
         #expect(entry("smoke/dtype-direct-float16/ledger_peak_bytes")?["value"] == JSONValue(238045184))
         // The first entries, in order, as github-action-benchmark will see them.
         let text = BenchmarkExports.text(value)
-        #expect(text.hasPrefix("[\n  {\n    \"name\": \"smoke/naive/ledger_peak_bytes\",\n    \"unit\": \"bytes\",\n    \"value\": 442535936\n  },\n"))
+        #expect(text.hasPrefix("[\n  {\n    \"name\": \"smoke/naive/ledger_peak_bytes\",\n    \"unit\": \"bytes\",\n    \"value\": 442535936,\n    \"extra\": \"verdict: pass\"\n  },\n"))
     }
 
-    @Test func exportsLeaveOutRunsThatDidNotFinish() throws {
+    /// oom runs (naive and load-then-cast under a 560 MiB cap) are exported as values that fail their series:
+    /// twice the upper bound for bytes (naive's 489,366,447 → 978,732,894), twice the longest time for seconds
+    /// (the scenario has no run time limit; naive took 1.109837791 s), with the verdict in `extra`.
+    @Test func exportsKeepRunsThatDidNotFinish() throws {
         let results = try ReportFixtures.load(ReportFixtures.oom)
-        let names = try #require(BenchmarkExports.githubBenchmark(results).arrayValue).compactMap { $0["name"]?.stringValue }
-        #expect(names == Metric.names.map { "smoke/low-memory/\($0)" })
+        let entries = try #require(BenchmarkExports.githubBenchmark(results).arrayValue)
+        let names = entries.compactMap { $0["name"]?.stringValue }
+        #expect(names == ["naive", "low-memory", "load-then-cast-float16"].flatMap { run in Metric.names.map { "smoke/\(run)/\($0)" } })
+        let naive = try #require(entries.first { $0["name"]?.stringValue == "smoke/naive/vmhwm_delta_bytes" })
+        #expect(naive["value"] == JSONValue(978_732_894))
+        #expect(naive["extra"]?.stringValue == "verdict: oom; a run without figures is exported as a value that fails the series")
+        #expect(entries.first { $0["name"]?.stringValue == "smoke/naive/seconds" }?["value"] == JSONValue(2 * 1.109837791))
         let bmf = BenchmarkExports.bencherMetricFormat(results)
-        #expect(bmf.objectValue?.keys.elements == ["smoke/low-memory"])
+        #expect(bmf.objectValue?.keys.elements == ["smoke/naive", "smoke/low-memory", "smoke/load-then-cast-float16"])
+        #expect(bmf["smoke/naive"]?["vmhwm-delta-bytes"] == .object(["value": JSONValue(978_732_894), "lower_value": JSONValue(978_732_894), "upper_value": JSONValue(978_732_894)]))
+    }
+
+    /// Repeats are one series: the median with the spread, not `#1`, `#2`.
+    @Test func repeatsAreOneSeriesWithARange() throws {
+        var results = try ReportFixtures.load(ReportFixtures.smoke)
+        results.runs = Array(results.runs.prefix(1))
+        var second = results.runs[0]
+        second.repeatIndex = 1
+        second.measurement?.peaks[.vmhwm] = 444_645_376 + 2_000_000
+        var third = results.runs[0]
+        third.repeatIndex = 2
+        third.measurement?.peaks[.vmhwm] = 444_645_376 - 1_000_000
+        results.runs += [second, third]
+        results.scenario.repeatCount = 3
+        let vmhwm = try #require(Metric.named("vmhwm_delta_bytes"))
+        let entries = try #require(BenchmarkExports.githubBenchmark(results, metrics: [vmhwm]).arrayValue)
+        #expect(entries == [.object([
+            "name": .string("smoke/naive/vmhwm_delta_bytes"), "unit": .string("bytes"), "value": JSONValue(444_645_376), "range": .string("± 1500000"),
+            "extra": .string("3 repeats, median; verdicts: pass, pass, pass"),
+        ])])
+        let bmf = BenchmarkExports.bencherMetricFormat(results, metrics: [vmhwm])
+        #expect(bmf["smoke/naive"]?["vmhwm-delta-bytes"] == .object(["value": JSONValue(444_645_376), "lower_value": JSONValue(443_645_376), "upper_value": JSONValue(446_645_376)]))
+        let filtered = try Executable.run(["report", ReportFixtures.path(ReportFixtures.smoke), "--format", "bmf", "--metrics", "seconds"])
+        #expect(try parseJSON(filtered.stdout)["smoke/naive"] == .object(["seconds": .object(["value": JSONValue(1.361001943)])]))
+        #expect(try Executable.run(["report", ReportFixtures.path(ReportFixtures.smoke), "--format", "bmf", "--metrics", "rss"]).status == 64)
     }
 
     @Test func bencherMetricFormatValuesAreExact() throws {
@@ -162,11 +200,11 @@ struct ReportTests {
         let object = try #require(bmf.objectValue)
         #expect(object.keys.elements == ["smoke/naive", "smoke/sharded", "smoke/low-memory", "smoke/load-then-cast-float16", "smoke/dtype-direct-float16"])
         #expect(bmf["smoke/sharded"] == .object([
-            "ledger_peak_bytes": .object(["value": JSONValue(320362496)]),
-            "vmhwm_delta_bytes": .object(["value": JSONValue(322256896)]),
-            "rss_anon_peak_delta_bytes": .object(["value": JSONValue(321490944)]),
-            "rss_file_peak_delta_bytes": .object(["value": JSONValue(1097728)]),
-            "jemalloc_allocated_peak_delta_bytes": .object(["value": JSONValue(333691736)]),
+            "ledger-peak-bytes": .object(["value": JSONValue(320362496)]),
+            "vmhwm-delta-bytes": .object(["value": JSONValue(322256896)]),
+            "rss-anon-peak-delta-bytes": .object(["value": JSONValue(321490944)]),
+            "rss-file-peak-delta-bytes": .object(["value": JSONValue(1097728)]),
+            "jemalloc-allocated-peak-delta-bytes": .object(["value": JSONValue(333691736)]),
             "seconds": .object(["value": JSONValue(1.471345348)]),
         ]))
     }
@@ -178,7 +216,7 @@ struct ReportTests {
         #expect(github.stdout == BenchmarkExports.text(BenchmarkExports.githubBenchmark(try ReportFixtures.load(ReportFixtures.smoke))))
         let bmf = try Executable.run(["report", path, "--format", "bmf", "--out", "-"])
         #expect(bmf.status == 0)
-        #expect(try parseJSON(bmf.stdout)["smoke/naive"]?["vmhwm_delta_bytes"]?["value"] == JSONValue(444645376))
+        #expect(try parseJSON(bmf.stdout)["smoke/naive"]?["vmhwm-delta-bytes"]?["value"] == JSONValue(444645376))
         // json re-emits the file as run wrote it: byte for byte for a file this version wrote.
         let json = try Executable.run(["report", path, "--format", "json"])
         #expect(json.status == 0)

@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hostile inputs through the executable: each is refused at once with its exit status and one line naming
+/// the file and the rule, and nothing is left behind. (Issue 14's classes: FIFOs and directories where files
+/// belong, oversized JSON, configs whose sizes overflow, run ids that are not file names.)
+@Suite struct FaultTests {
+    /// Runs the tool and checks the status, that stderr is exactly one line, and that it contains `message`.
+    static func refused(_ arguments: [String], status: Int32, message: String) throws {
+        let result = try Executable.run(arguments)
+        #expect(result.status == status, "\(arguments): \(result.stderr)")
+        #expect(result.stderrLines.count == 1, "\(arguments): \(result.stderr)")
+        #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+    }
+
+    static func fifo(_ folder: TemporaryFolder, _ name: String) throws -> String {
+        let path = folder.file(name)
+        #expect(mkfifo(path, 0o600) == 0)
+        return path
+    }
+
+    /// A FIFO opened for reading would wait for a writer forever; every input is refused as not a regular file.
+    @Test func fifosAreRefusedNotWaitedOn() throws {
+        let folder = try TemporaryFolder("fifo")
+        defer { folder.remove() }
+        let weights = try Self.fifo(folder, "model.safetensors")
+        try Self.refused(["inspect", weights], status: 65, message: "\(weights): NotARegularFile: it is a FIFO")
+        try Self.refused(["verify", weights], status: 65, message: "\(weights): NotARegularFile: it is a FIFO")
+        let scenario = try Self.fifo(folder, "scenario.json")
+        try Self.refused(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")], status: 65, message: "\(scenario): NotARegularFile: it is a FIFO")
+        let config = try Self.fifo(folder, "config.json")
+        try Self.refused(["generate", "--config", config, "--dry-run"], status: 65, message: "\(config): NotARegularFile: it is a FIFO")
+        let sharded = folder.file("sharded")
+        try FileManager.default.createDirectory(atPath: sharded, withIntermediateDirectories: false)
+        let index = try Self.fifo(folder, "sharded/model.safetensors.index.json")
+        try Self.refused(["inspect", sharded], status: 65, message: "\(index): NotARegularFile: it is a FIFO")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("out/scenario.json")))
+    }
+
+    @Test func aDirectoryIsNotAScenario() throws {
+        let folder = try TemporaryFolder("dirscenario")
+        defer { folder.remove() }
+        try Self.refused(["run", folder.path, "--out", folder.file("out")], status: 65, message: "\(folder.path): NotARegularFile: it is a directory")
+    }
+
+    /// An index over the 16 MiB cap is refused from fstat, before a byte is parsed.
+    @Test func oversizedIndexIsRefusedBeforeItIsRead() throws {
+        let folder = try TemporaryFolder("bigindex")
+        defer { folder.remove() }
+        let index = folder.file("model.safetensors.index.json")
+        #expect(FileManager.default.createFile(atPath: index, contents: nil))
+        #expect(truncate(index, 200_000_000) == 0)
+        let start = ContinuousClock.now
+        try Self.refused(["inspect", folder.path], status: 65, message: "\(index): TooLarge: 200000000 bytes, more than the 16777216-byte limit")
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    /// A dimension of 2^32 is refused at the field (the cap is 2^31); dimensions under it whose product
+    /// overflows are refused once the model is built — never an arithmetic trap.
+    @Test func configsWhoseSizesOverflowAreRefused() throws {
+        let folder = try TemporaryFolder("hugeconfig")
+        defer { folder.remove() }
+        let big = try folder.write("big.json", text: tinyModelConfig.replacingOccurrences(of: #""hidden_size": 256"#, with: #""hidden_size": 4294967296"#))
+        try Self.refused(["generate", "--config", big, "--dry-run"], status: 65, message: "field 'hidden_size': is 4294967296, larger than any model dimension this tool accepts (2147483648 = 2^31)")
+        let wide = try folder.write(
+            "wide.json",
+            text: tinyModelConfig.replacingOccurrences(of: #""hidden_size": 256"#, with: #""hidden_size": 2147483648"#)
+                .replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 2147483648"#))
+        try Self.refused(["generate", "--config", wide, "--dry-run"], status: 65, message: "(the config's dimensions are too large)")
+    }
+
+    /// Run ids become file names: a slash, a NUL, 300 characters or an empty id are refused at the JSON path.
+    @Test(arguments: [#""a/b""#, #""a\u0000b""#, "\"" + String(repeating: "x", count: 300) + "\"", #""""#, #"".hidden""#])
+    func runIdsMustBeFileNames(_ id: String) throws {
+        let folder = try TemporaryFolder("runid")
+        defer { folder.remove() }
+        let scenario = try folder.write("tiny.json", text: tinyScenario(runs: #"[{"id": \#(id), "strategy": "naive"}]"#))
+        try Self.refused(
+            ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")], status: 65,
+            message: "$.runs[0].id: must be 1–100 ASCII letters, digits, '-', '_', '.' or '@'")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("work")))
+    }
+}
