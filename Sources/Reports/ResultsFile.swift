@@ -82,11 +82,18 @@ public enum ResultsFile {
     /// Writes `bytes` to `path` atomically (a temporary file renamed over it), creating the folder.
     public static func write(_ bytes: [UInt8], to path: String) throws(ReportError) {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        // Foundation says only "error 512" when a component of the folder is a file: find it and say so.
+        var ancestor = URL(fileURLWithPath: folder)
+        var isDirectory: ObjCBool = false
+        while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory), ancestor.pathComponents.count > 1 {
+            ancestor.deleteLastPathComponent()
+        }
+        guard isDirectory.boolValue else { throw ReportError("\(path): cannot write: \(ancestor.path) is a file, not a folder", category: .io) }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw ReportError("\(path): cannot write: \(error.localizedDescription)", category: .io)
+            throw ReportError("\(path): cannot write: \(FoundationErrorText.cause(error))", category: .io)
         }
     }
 }

@@ -15,8 +15,8 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     } catch let error as ExitCode {
         throw error
     } catch {
-        printError("\(error)")
-        throw ExitCode(ExitStatus.ioError.rawValue)
+        printError(FoundationErrorText.line(error))
+        throw ExitCode(ExitStatus(FoundationErrorText.category(error)).rawValue)
     }
 }
 

@@ -52,7 +52,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let modelConfig = try ModelConfig.load(path: config)
-            let target = try dtype?.castTarget() ?? modelConfig.dtype().flatMap { $0.isConvertible ? $0 : nil } ?? .f32
+            let target = try dtype?.castTarget() ?? Self.configDType(modelConfig) ?? .f32
             guard let how = SyntheticCheckpoint.Scaling(rawValue: scaling) else { throw UsageError("--scaling takes rows or layers, not '\(scaling)'") }
             let synthetic = try SyntheticCheckpoint(config: modelConfig, dtype: target, maxShardSize: maxShardSize.bytes, seed: seed, scale: scale, scaling: how)
             let plan = synthetic.plan
@@ -103,6 +103,16 @@ struct GenerateCommand: ParsableCommand {
         out += TextTable.render(rows, rightAligned: [1, 2, 3])
         out += "total_size \(plan.totalSize) (\(ByteSize.decimal(plan.totalSize)), \(ByteSize.binary(plan.totalSize))), total_parameters \(plan.totalParameters)\n"
         return out
+    }
+
+    /// The config's floating dtype; a non-floating one (`torch_dtype: "int8"`) is bad data, not a reason to write
+    /// float32 silently and rewrite the config.
+    static func configDType(_ config: ModelConfig) throws -> DType? {
+        guard let dtype = try config.dtype() else { return nil }
+        guard dtype.isConvertible else {
+            throw ModelConfigError(path: config.path, field: "torch_dtype", "is \(dtype.torchName), not a floating dtype the weights can be generated in (\(DType.convertibleTorchNames)); give --dtype")
+        }
+        return dtype
     }
 }
 

@@ -138,7 +138,7 @@ struct RunCommand: ParsableCommand {
             printProgress("baseline: \(saveBaseline)")
             return .success
         } catch {
-            printError("cannot save the baseline \(saveBaseline): \(error)")
+            printError("cannot save the baseline: \(FoundationErrorText.line(error))")
             return .ioError
         }
     }
@@ -153,8 +153,8 @@ struct RunCommand: ParsableCommand {
             printError(error.description)
             return ExitStatus(error.category)
         } catch {
-            printError("\(error)")
-            return .ioError
+            printError(FoundationErrorText.line(error))
+            return ExitStatus(FoundationErrorText.category(error))
         }
     }
 }

@@ -73,6 +73,27 @@ import Glibc
         try Self.refused(["generate", "--config", wide, "--dry-run"], status: 65, message: "(the config's dimensions are too large)")
     }
 
+    /// A config whose dtype is not floating is refused, not generated as float32 with its config rewritten.
+    @Test func anIntegerConfigDTypeIsRefused() throws {
+        let folder = try TemporaryFolder("int8config")
+        defer { folder.remove() }
+        let config = try folder.write("int8.json", text: tinyModelConfig.replacingOccurrences(of: #""torch_dtype": "bfloat16""#, with: #""torch_dtype": "int8""#))
+        try Self.refused(["generate", "--config", config, "--out", folder.file("out")], status: 65, message: "field 'torch_dtype': is int8, not a floating dtype")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("out")))
+    }
+
+    /// Foundation's file errors are one plain line with the path and the cause, never an NSError dump.
+    @Test func reportOutOnAFileIsOnePlainLine() throws {
+        let folder = try TemporaryFolder("reportout")
+        defer { folder.remove() }
+        let file = try folder.write("file.txt", text: "x")
+        let results = ReportFixtures.path(ReportFixtures.smoke)
+        try Self.refused(["report", results, "--out", file + "/sub"], status: 74, message: "\(file)/sub/smoke-peaks.svg: cannot write: \(file) is a file, not a folder")
+        try Self.refused(["report", results, "--out", file], status: 74, message: "\(file)/smoke-peaks.svg: cannot write: ")
+        let dump = try Executable.run(["report", results, "--out", file])
+        #expect(!dump.stderr.contains("NSCocoaErrorDomain") && !dump.stderr.contains("UserInfo"))
+    }
+
     /// Run ids become file names: a slash, a NUL, 300 characters or an empty id are refused at the JSON path.
     @Test(arguments: [#""a/b""#, #""a\u0000b""#, "\"" + String(repeating: "x", count: 300) + "\"", #""""#, #"".hidden""#])
     func runIdsMustBeFileNames(_ id: String) throws {
