@@ -102,7 +102,7 @@ let package = Package(
         ),
         .target(
             name: "Reports",
-            dependencies: ["TensorEngine", "Harness", "Loading", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: ["TensorEngine", "Checkpoint", "Harness", "Loading", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .executableTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import Checkpoint
 import Harness
 import TensorEngine
 
@@ -15,11 +16,19 @@ public enum ResultsFile {
             throw ReportError("\(path): no such results file", category: .missingInput)
         }
         guard !isDirectory.boolValue else { throw ReportError("\(path): is a folder, not a results file", category: .missingInput) }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ReportError("\(path): cannot be read", category: .missingInput)
+        let bytes: [UInt8]
+        do {
+            bytes = try UntrustedFile.readSmall(path, limit: maximumFileBytes)
+        } catch let error as any ReportableError {
+            throw ReportError(error.description, category: error.category)
+        } catch {
+            throw ReportError("\(path): cannot be read: \(FoundationErrorText.cause(error))", category: .io)
         }
-        return try decode(data, file: path)
+        return try decode(Data(bytes), file: path)
     }
+
+    /// The largest results file read: 2,000 timeline points per run keep real ones to a few MiB.
+    public static let maximumFileBytes = 256 << 20
 
     public static func decode(_ data: Data, file: String) throws(ReportError) -> ScenarioResults {
         // The version first, so that a newer file gets a clear message rather than a decoding error.
@@ -39,11 +48,33 @@ public enum ResultsFile {
                 "\(file): results schema version \(version), but this bigmodel-bench reads versions \(readable.lowerBound) to \(readable.upperBound)",
                 category: .badData)
         }
+        let results: ScenarioResults
         do {
-            return try ResultsCodec.decoder.decode(ScenarioResults.self, from: data)
+            results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: data)
         } catch {
             throw ReportError("\(file): not a valid results file: \(Self.describe(error))", category: .badData)
         }
+        if let (path, value) = negativeByteCount(results) {
+            throw ReportError("\(file): not a valid results file: \(path) is \(value); a byte count is never negative", category: .badData)
+        }
+        return results
+    }
+
+    /// The first byte count that cannot be negative but is. Δ figures (a peak minus the baseline reading) may be
+    /// slightly negative; sizes, predictions, bounds and ledger peaks may not.
+    static func negativeByteCount(_ r: ScenarioResults) -> (String, Int)? {
+        var counts: [(String, Int?)] = [
+            ("$.checkpoint.total_size_bytes", r.checkpoint.totalSizeBytes), ("$.checkpoint.largest_shard_bytes", r.checkpoint.largestShardBytes),
+            ("$.environment.mem_total_bytes", r.environment.memTotalBytes), ("$.environment.mem_available_bytes", r.environment.memAvailableBytes),
+        ]
+        for (i, run) in r.runs.enumerated() {
+            counts += [
+                ("$.runs[\(i)].predicted_peak_bytes", run.predictedPeakBytes), ("$.runs[\(i)].upper_bound_bytes", run.upperBoundBytes),
+                ("$.runs[\(i)].lower_bound_bytes", run.lowerBoundBytes), ("$.runs[\(i)].measurement.ledger_peak_bytes", run.measurement?.ledgerPeakBytes),
+                ("$.runs[\(i)].measurement.predicted_peak_bytes", run.measurement?.predictedPeakBytes),
+            ]
+        }
+        return counts.lazy.compactMap { path, value in value.flatMap { $0 < 0 ? (path, $0) : nil } }.first
     }
 
     /// The results as `run` writes them: sorted snake_case keys, pretty, a final newline.

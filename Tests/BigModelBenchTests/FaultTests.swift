@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 
+@testable import Harness
+@testable import Reports
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -92,6 +95,19 @@ import Glibc
         try Self.refused(["report", results, "--out", file], status: 74, message: "\(file)/smoke-peaks.svg: cannot write: ")
         let dump = try Executable.run(["report", results, "--out", file])
         #expect(!dump.stderr.contains("NSCocoaErrorDomain") && !dump.stderr.contains("UserInfo"))
+    }
+
+    /// A results file with a negative byte count where none can be (a ledger peak) is refused, as is a FIFO.
+    @Test func resultsFilesAreValidatedAndOpenedSafely() throws {
+        let folder = try TemporaryFolder("negresults")
+        defer { folder.remove() }
+        var results = try ReportFixtures.load(ReportFixtures.smoke)
+        results.runs[0].measurement?.ledgerPeakBytes = -5
+        let negative = try ReportFixtures.write(results, to: folder, as: "negative.json")
+        let baseline = ReportFixtures.path(ReportFixtures.smoke)
+        try Self.refused(["compare", baseline, negative], status: 65, message: "\(negative): not a valid results file: $.runs[0].measurement.ledger_peak_bytes is -5; a byte count is never negative")
+        let fifo = try Self.fifo(folder, "fifo.json")
+        try Self.refused(["compare", baseline, fifo], status: 65, message: "\(fifo): NotARegularFile: it is a FIFO")
     }
 
     /// Run ids become file names: a slash, a NUL, 300 characters or an empty id are refused at the JSON path.
