@@ -194,7 +194,8 @@ import Testing
         #expect(empty.stderrLines == ["bigmodel-bench: error: \(folder.path): no rank results files (<scenario>-<run>-rank<R>.json, written by measure-rank)"])
     }
 
-    /// Rank 1 of a loader keeps an extra copy: both ranks load at once and hold what they loaded for a second.
+    /// Rank 1 of a loader keeps an extra copy: both ranks load at once and hold what they loaded for 3 s (long
+    /// enough that the two holds overlap when a busy machine starts one rank late: a command loader has no barrier).
     static let extraCopyLoader = """
         import glob, os, sys, time
         copies = []
@@ -204,7 +205,7 @@ import Testing
                 f.readinto(copies[-1])
         if os.environ.get("RANK") == "1":
             copies += [bytearray(c) for c in copies]
-        time.sleep(1.5)
+        time.sleep(3)
         print(sum(len(c) for c in copies), file=sys.stderr)
         """
 
