@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import Loading
 import Models
+import StrictJSON
 import TensorEngine
 
 /// `fit`: every loading path's predicted full-size peak for a model, from its config, a scenario or a
@@ -51,7 +52,8 @@ public struct FitPlanner {
         case checkpoint
     }
 
-    /// A `.json` file with a "model" member is a scenario, any other `.json` a config; a folder with safetensors
+    /// A `.json` file whose object has "model" and "runs" members is a scenario (a broken one then reports its
+    /// own errors), any other `.json` a config; a folder with safetensors
     /// files or an index is a checkpoint, a folder with only `config.json` a config; anything else a checkpoint
     /// (whose opening says what is wrong with it).
     static func kind(of path: String) throws -> Kind {
@@ -63,7 +65,9 @@ public struct FitPlanner {
             return !hasWeights && names.contains("config.json") ? .config((path as NSString).appendingPathComponent("config.json")) : .checkpoint
         }
         guard path.hasSuffix(".json"), !path.hasSuffix(ShardIndex.fileName) else { return .checkpoint }
-        let scenarioLike = (try? Scenario.load(path: path)) != nil
+        // Not JSON: the config reader says so, naming the file.
+        let document = try? JSONParser().parse(try Checkpoint.readSmallFile(path, limit: 16 << 20))
+        let scenarioLike = document?["model"] != nil && document?["runs"] != nil
         return scenarioLike ? .scenario : .config(path)
     }
 
