@@ -110,6 +110,30 @@ import Glibc
         try Self.refused(["compare", baseline, fifo], status: 65, message: "\(fifo): NotARegularFile: it is a FIFO")
     }
 
+    /// SIGINT or SIGTERM while `generate` writes a many-shard checkpoint (soon after it starts, and mid-write):
+    /// exit 130, one line saying the partial checkpoint was removed, and no `.NAME.partial-PID` folder left.
+    @Test(arguments: [(SIGINT, 0.05), (SIGTERM, 0.05), (SIGINT, 0.8), (SIGTERM, 0.8)])
+    func signalsDuringGenerateLeaveNothing(_ signal: Int32, _ delay: Double) throws {
+        let folder = try TemporaryFolder("gensignal")
+        defer { folder.remove() }
+        let config = try folder.write("config.json", text: tinyModelConfig.replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 600000"#))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(Executable.path))
+        process.arguments = ["generate", "--config", config, "--out", folder.file("out"), "--max-shard-size", "8MB"]
+        let stderr = Pipe()
+        process.standardError = stderr
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: delay)
+        kill(process.processIdentifier, signal)
+        let text = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130, "\(text)")
+        let lines = text.split(separator: "\n").filter { !$0.hasPrefix("generate: ") }
+        #expect(lines == ["bigmodel-bench: error: \(folder.file("out")): interrupted; the partial checkpoint was removed"], "\(text)")
+        #expect(try folder.contents() == ["config.json"])
+    }
+
     /// Run ids become file names: a slash, a NUL, 300 characters or an empty id are refused at the JSON path.
     @Test(arguments: [#""a/b""#, #""a\u0000b""#, "\"" + String(repeating: "x", count: 300) + "\"", #""""#, #"".hidden""#])
     func runIdsMustBeFileNames(_ id: String) throws {
