@@ -76,6 +76,12 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--subject takes engine and/or transformers, comma-separated, not '\(subject)' (a command subject is given in the scenario)")
         }
         do { _ = try comparison.resolved() } catch { throw ValidationError("\(error)") }
+        for (option, path) in [("--out", out), ("--work-dir", workDir)] {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw ValidationError("\(option) \(path) is a file, not a folder")
+            }
+        }
     }
 
     func run() throws {

@@ -97,6 +97,22 @@ import Glibc
         #expect(!dump.stderr.contains("NSCocoaErrorDomain") && !dump.stderr.contains("UserInfo"))
     }
 
+    /// --out and --work-dir naming a file are usage errors, said before anything is prepared (the argument
+    /// parser's usage error: the message, the usage line and where help is).
+    @Test func runFoldersThatAreFilesAreUsageErrors() throws {
+        let folder = try TemporaryFolder("runfolders")
+        defer { folder.remove() }
+        let file = try folder.write("file.txt", text: "x")
+        let scenario = try folder.write("tiny.json", text: tinyScenario())
+        let work = try Executable.run(["run", scenario, "--work-dir", file, "--out", folder.file("out")])
+        #expect(work.status == 64)
+        #expect(work.stderrLines.first == "Error: --work-dir \(file) is a file, not a folder", "\(work.stderr)")
+        let out = try Executable.run(["run", scenario, "--out", file, "--work-dir", folder.file("work")])
+        #expect(out.status == 64)
+        #expect(out.stderrLines.first == "Error: --out \(file) is a file, not a folder", "\(out.stderr)")
+        #expect(try folder.contents() == ["file.txt", "tiny.json"])
+    }
+
     /// A results file with a negative byte count where none can be (a ledger peak) is refused, as is a FIFO.
     @Test func resultsFilesAreValidatedAndOpenedSafely() throws {
         let folder = try TemporaryFolder("negresults")
