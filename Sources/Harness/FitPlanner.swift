@@ -88,7 +88,7 @@ public struct FitPlanner {
         guard let synthetic = try ScalePlanner(scenario: scenario).synthetic(scale: 1) else { return [] }
         let figures = MemoryFigures(architecture: synthetic.architecture, storedDType: synthetic.dtype, shardPlan: synthetic.plan, target: synthetic.dtype)
         let run = Set(scenario.runs.map(\.strategy))
-        return [StrategyName.naive, .sharded, .lowMemory, .mmap].filter { !run.contains($0) }.map { estimate($0, figures, target: synthetic.dtype) }
+        return Self.storedPaths.filter { !run.contains($0) }.map { estimate($0, figures, target: synthetic.dtype) }
     }
 
     func existing(_ scenario: Scenario) throws -> Checkpoint {
@@ -99,34 +99,37 @@ public struct FitPlanner {
     func configAnswer(_ config: ModelConfig, file: String) throws -> Answer {
         guard let stored = try config.dtype() ?? dtype else { throw UsageError("\(file) names no dtype (torch_dtype or dtype); give --dtype") }
         let synthetic = try SyntheticCheckpoint(config: config, dtype: stored, maxShardSize: Self.defaultShardBytes, seed: 0, scale: 1)
-        let figures = { (target: DType) in
+        let atStored = MemoryFigures(architecture: synthetic.architecture, storedDType: stored, shardPlan: synthetic.plan, target: stored)
+        let (estimates, notes) = try paths(atStored: atStored, stored: stored) { target in
             MemoryFigures(architecture: synthetic.architecture, storedDType: stored, shardPlan: synthetic.plan, target: target)
         }
-        let atStored = figures(stored)
-        var estimates = [StrategyName.naive, .sharded, .lowMemory, .mmap].map { estimate($0, atStored, target: stored) }
-        var notes = ["device-map is left out: what stays in RAM is what its budgets say (`bigmodel-bench plan --max-memory …`)"]
-        if let dtype, dtype != stored {
-            estimates += [StrategyName.dtypeDirect, .loadThenCast].map { estimate($0, figures(dtype), target: dtype) }
-        } else {
-            notes.append("dtype-direct and load-then-cast: give --dtype other than the stored \(stored.torchName)")
-        }
-        estimates.sort { $0.needBytes < $1.needBytes }
         let name = "\(config.modelType ?? "model") (\(file)) in \(stored.torchName), 5 GB shards"
         return Answer(model: name, modelBytes: atStored.modelBytes, estimates: estimates, notes: notes)
     }
 
     func checkpointAnswer(_ checkpoint: Checkpoint) throws -> Answer {
         let stored = try LoadPlan(checkpoint: checkpoint, requested: nil)
-        var estimates = [StrategyName.naive, .sharded, .lowMemory, .mmap].map { estimate($0, stored.figures, target: stored.dtype) }
-        var notes = ["device-map is left out: what stays in RAM is what its budgets say (`bigmodel-bench plan --max-memory …`)"]
-        if let dtype, dtype != stored.dtype {
-            let cast = try LoadPlan(checkpoint: checkpoint, requested: dtype)
-            estimates += [StrategyName.dtypeDirect, .loadThenCast].map { estimate($0, cast.figures, target: dtype) }
-        } else {
-            notes.append("dtype-direct and load-then-cast: give --dtype other than the stored \(stored.dtype.torchName)")
+        let (estimates, notes) = try paths(atStored: stored.figures, stored: stored.dtype) { target in
+            try LoadPlan(checkpoint: checkpoint, requested: target).figures
         }
-        estimates.sort { $0.needBytes < $1.needBytes }
         return Answer(model: "\(checkpoint.files.count)-file checkpoint \(path) in \(stored.dtype.torchName)", modelBytes: stored.figures.modelBytes, estimates: estimates, notes: notes)
+    }
+
+    /// The paths that load the stored dtype as it is, for a config or a checkpoint without a scenario.
+    static let storedPaths: [StrategyName] = [.naive, .sharded, .lowMemory, .mmap]
+
+    /// Every path without a scenario, least need first: ``storedPaths`` at the stored dtype, and dtype-direct and
+    /// load-then-cast at `--dtype` (the figures `cast` gives) when it asks for another.
+    func paths(atStored: MemoryFigures, stored: DType, cast: (DType) throws -> MemoryFigures) throws -> ([FitEstimate], [String]) {
+        var estimates = Self.storedPaths.map { estimate($0, atStored, target: stored) }
+        var notes = ["device-map is left out: what stays in RAM is what its budgets say (`bigmodel-bench plan --max-memory …`)"]
+        if let dtype, dtype != stored {
+            let figures = try cast(dtype)
+            estimates += [StrategyName.dtypeDirect, .loadThenCast].map { estimate($0, figures, target: dtype) }
+        } else {
+            notes.append("dtype-direct and load-then-cast: give --dtype other than the stored \(stored.torchName)")
+        }
+        return (estimates.sorted { $0.needBytes < $1.needBytes }, notes)
     }
 
     func estimate(_ strategy: StrategyName, _ figures: MemoryFigures, target: DType) -> FitEstimate {

@@ -166,13 +166,12 @@ public struct Comparison: Sendable {
 
     /// Whether a figure of this kind gates, and why not when it does not.
     static func gating(_ kind: Metric.Kind, comparable: Bool, memoryGated: Bool, gateTimes: Bool) -> (Bool, String?) {
-        let otherMachine = "not gated: different machine (--force gates it)"
+        let asFiles: (Bool, String?) = (comparable, comparable ? nil : "not gated")
+        let otherMachine: (Bool, String?) = (false, "not gated: different machine (--force gates it)")
         switch kind {
-        case .exact: return (comparable, comparable ? nil : "not gated")
-        case .memory: return memoryGated ? (comparable, comparable ? nil : "not gated") : (false, otherMachine)
-        case .time:
-            if !gateTimes { return (false, "not gated: times gate only with --gate-times") }
-            return memoryGated ? (comparable, comparable ? nil : "not gated") : (false, otherMachine)
+        case .exact: return asFiles
+        case .memory: return memoryGated ? asFiles : otherMachine
+        case .time: return !gateTimes ? (false, "not gated: times gate only with --gate-times") : memoryGated ? asFiles : otherMachine
         }
     }
 

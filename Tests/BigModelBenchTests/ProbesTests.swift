@@ -80,6 +80,25 @@ struct ProbesTests {
         #expect(ProcessMemory.parse(status: "VmRSS:\t7 MB").vmRSSBytes == nil)  // unknown unit
     }
 
+    /// statm is pages: "size resident shared text lib data dt"; RssAnon = resident − shared; no VmHWM.
+    @Test func statmParsing() {
+        func parse(_ text: String) -> ProcessMemory {
+            Array(text.utf8).withUnsafeBytes { ProcessMemory.parse(statm: $0) }
+        }
+        let page = Int(getpagesize())
+        let memory = parse("100 50 20 1 0 30 0\n")
+        #expect(memory.vmSizeBytes == 100 * page)
+        #expect(memory.vmRSSBytes == 50 * page)
+        #expect(memory.rssFileBytes == 20 * page)
+        #expect(memory.rssAnonBytes == 30 * page)
+        #expect(memory.vmHWMBytes == nil)
+        // Too few fields, shared above resident, or a number past Int: nothing, never a trap.
+        #expect(parse("100 50") == ProcessMemory())
+        #expect(parse("100 20 50 1 0 0 0") == ProcessMemory())
+        #expect(parse("1 99999999999999999999 1") == ProcessMemory())
+        #expect(parse("") == ProcessMemory())
+    }
+
     @Test func smapsRollupParsing() throws {
         let text = """
             55c72af2a000-7ffc80a41000 ---p 00000000 00:00 0                          [rollup]
