@@ -118,6 +118,19 @@ public final class SafetensorsFile: Sendable {
             descriptor: descriptor.rawValue, offset: header.dataStart + tensor.begin, length: tensor.byteCount, device: device, populate: populate)
     }
 
+    /// Throws the shrunk-file error when a read of `window` (a mapping of `tensor` from ``map(_:device:populate:)``)
+    /// touched a page past the file's end — those bytes read as zeros (``FileWindowGuard``) — or the file is now
+    /// shorter than the tensor's end (a partly cut page reads zeros without a fault). Call after reading.
+    public func checkIntact(_ window: TensorStorage, of tensor: StoredTensor) throws {
+        let end = header.dataStart + tensor.end
+        var status = stat()
+        let size = fstat(descriptor.rawValue, &status) == 0 ? Int(status.st_size) : Int.max
+        guard window.windowFaulted || size < end else { return }
+        throw FileIOError(
+            path: path, operation: "read of the mapped tensor '\(tensor.name)'",
+            reason: "unexpected end of file (the file shrank after it was opened: \(size) bytes, the tensor ends at \(end))")
+    }
+
     private static func readFully(_ fd: FileDescriptor, offset: Int, into buffer: inout [UInt8], count: Int, path: String) throws -> Int {
         var done = 0
         while done < count {

@@ -52,6 +52,7 @@ public struct LoadThenCast: LoadStrategy {
                 } else {
                     let window = try file.map(stored, populate: true)
                     copyOrConvert(window.bytes, from: stored.dtype, into: tensor)
+                    try file.checkIntact(window, of: stored)
                 }
             }
         }

@@ -46,6 +46,7 @@ public struct MmapLoad: LoadStrategy {
         withExtendedLifetime(staging) {}
         phases.begin("touch")
         Self.touch(model.values)
+        try Self.checkIntact(model, plan)
         phases.end()
         return LoadedModel(tensors: model)
     }
@@ -72,6 +73,14 @@ public struct MmapLoad: LoadStrategy {
             sums.withLock { $0 &+= sum }
         }
         touchSink = sums.withLock { $0 }
+    }
+
+    /// After the touch: a mapped tensor whose file shrank read zeros where it faulted; refuse the load.
+    static func checkIntact(_ model: OrderedDictionary<String, Tensor>, _ plan: LoadPlan) throws {
+        for parameter in plan.parameters {
+            guard let source = parameter.source, let tensor = model[parameter.name], tensor.storage.kind == .fileWindow else { continue }
+            try plan.checkpoint.files[source.fileIndex].checkIntact(tensor.storage, of: source.tensor)
+        }
     }
 
     static let touchThreads = ProcessInfo.processInfo.activeProcessorCount

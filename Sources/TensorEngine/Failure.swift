@@ -76,7 +76,33 @@ public struct RuleViolation<Rule: FailureRule>: ReportableError, Equatable {
         var line = source
         if let location { line += ": " + (Rule.locationKind.map { "\($0) '\(location)'" } ?? location) }
         if let name = rule.ruleName { line += ": " + name }
-        return line + ": " + detail
+        return MessageText.oneLine(line + ": " + detail)
+    }
+}
+
+/// Text from an input (a key, a name, a path) made safe to print as part of one line.
+public enum MessageText {
+    /// `text` with every control character written as an escape — `\n`, `\r`, `\t`, else `\u{1B}` — for C0,
+    /// DEL, C1 and the Unicode line and paragraph separators: a key spelled with an escaped newline or a NUL
+    /// in a JSON file is quoted in a message without breaking it into lines or reaching the terminal raw.
+    public static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 8)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where isControl(scalar): out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
     }
 }
 

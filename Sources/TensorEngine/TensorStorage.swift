@@ -31,7 +31,8 @@ public final class TensorStorage: @unchecked Sendable {
     private enum Release {
         case none
         case allocator(HostAllocator, MemoryLedger)
-        case unmap(UnsafeMutableRawPointer, Int)
+        /// The mapping and its ``FileWindowGuard`` slot.
+        case unmap(UnsafeMutableRawPointer, Int, guardSlot: Int)
     }
 
     public let kind: Kind
@@ -55,7 +56,8 @@ public final class TensorStorage: @unchecked Sendable {
         case .allocator(let allocator, let ledger):
             if let pointer { allocator.deallocate(pointer, byteCount: byteCount) }
             ledger.release(byteCount, on: device, allocatorBytes: allocator.usableSize(byteCount))
-        case .unmap(let base, let length):
+        case .unmap(let base, let length, let slot):
+            FileWindowGuard.unregister(slot)
             munmap(base, length)
         }
     }
@@ -106,7 +108,18 @@ public final class TensorStorage: @unchecked Sendable {
         guard let base, base != MAP_FAILED else {
             throw FileWindowError(errno: errno, offset: offset, length: length)
         }
-        return TensorStorage(kind: .fileWindow, byteCount: length, device: device, pointer: base + delta, release: .unmap(base, mapLength))
+        guard let slot = FileWindowGuard.register(base: base, length: mapLength) else {
+            munmap(base, mapLength)
+            throw FileWindowError(errno: EMFILE, offset: offset, length: length)
+        }
+        return TensorStorage(kind: .fileWindow, byteCount: length, device: device, pointer: base + delta, release: .unmap(base, mapLength, guardSlot: slot))
+    }
+
+    /// True when a read of this file window touched a page past its file's end (the file shrank after it was
+    /// mapped): those bytes read as zeros, and the reader must discard what it read (``FileWindowGuard``).
+    public var windowFaulted: Bool {
+        if case .unmap(_, _, let slot) = release { return FileWindowGuard.faulted(slot) }
+        return false
     }
 
     /// The bytes, read-only. Empty for meta storage.
@@ -130,7 +143,8 @@ public struct FileWindowError: ReportableError, Equatable {
     public let offset: Int
     public let length: Int
     public var description: String {
-        "mmap of \(length) bytes at offset \(offset) failed: \(String(cString: strerror(errno)))"
+        if errno == EMFILE { return "mmap of \(length) bytes at offset \(offset) refused: more than \(FileWindowGuard.capacity) file windows are mapped at once" }
+        return "mmap of \(length) bytes at offset \(offset) failed: \(String(cString: strerror(errno)))"
     }
     public var category: FailureCategory { .io }
 }

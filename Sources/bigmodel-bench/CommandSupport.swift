@@ -22,12 +22,12 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
 
 /// One line on stderr, prefixed with the tool's name.
 func printError(_ message: String) {
-    let line = "bigmodel-bench: error: \(message)\n"
+    let line = "bigmodel-bench: error: \(MessageText.oneLine(message))\n"
     FileHandle.standardError.write(Data(line.utf8))
 }
 
 func printWarning(_ message: String) {
-    FileHandle.standardError.write(Data("bigmodel-bench: warning: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("bigmodel-bench: warning: \(MessageText.oneLine(message))\n".utf8))
 }
 
 /// Progress lines go to stderr so stdout stays machine-readable.

@@ -184,4 +184,23 @@ import Glibc
             message: "$.runs[0].id: must be 1–100 ASCII letters, digits, '-', '_', '.' or '@'")
         #expect(!FileManager.default.fileExists(atPath: folder.file("work")))
     }
+
+    /// Control characters spelled as JSON escapes in a key or value are quoted escaped, on one line: a newline
+    /// in a strategy name, a NUL in a weight_map value (found by the JSON input fuzzer).
+    @Test func controlCharactersInInputsArePrintedEscaped() throws {
+        let folder = try TemporaryFolder("control")
+        defer { folder.remove() }
+        let scenario = try folder.write("tiny.json", text: tinyScenario(runs: #"[{"strategy": "naive\nmore"}]"#))
+        try Self.refused(
+            ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")], status: 65,
+            message: "$.runs[0].strategy: unknown strategy 'naive\\nmore'")
+        let sharded = folder.file("sharded")
+        try FileManager.default.createDirectory(atPath: sharded, withIntermediateDirectories: false)
+        _ = try folder.write("sharded/model.safetensors.index.json", text: #"{"metadata": {}, "weight_map": {"w": "a\u0000\u001b[31mb.safetensors"}}"#)
+        let result = try Executable.run(["inspect", sharded])
+        #expect(result.status == 65 || result.status == 66, "\(result.stderr)")
+        #expect(result.stderrLines.count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("a\\u{0}\\u{1B}[31mb.safetensors"), "\(result.stderr)")
+        #expect(!result.stderr.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" })
+    }
 }

@@ -10,4 +10,7 @@ enum FixturePaths {
     }()
 
     static func path(_ relative: String) -> String { root + "/" + relative }
+
+    /// The repository's root (where `Scenarios/` is).
+    static let repository: String = URL(fileURLWithPath: root).deletingLastPathComponent().deletingLastPathComponent().path
 }
