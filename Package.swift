@@ -15,7 +15,10 @@
 //     parent-death signal, pipes and poll, signal handlers, mallctl, isatty and TIOCGWINSZ. Everything the runner
 //     and the CLI do to the OS goes through it, each wrapper naming the call it wraps.
 //   - TensorEngine: TensorStorage maps checkpoint windows with mmap/munmap (a tensor's bytes are the
-//     mapping); ConversionKernel takes memcpy from Glibc, Conversion the processor count from Foundation.
+//     mapping), and FileWindowGuard's SIGBUS handler (sigaction, mmap MAP_FIXED) turns a read past the end of
+//     a file that shrank under its mapping into zeros and an error instead of a crash — both belong to the
+//     mapping they guard; ConversionKernel takes memcpy from Glibc, Conversion the processor count from
+//     Foundation.
 //   - Checkpoint: SafetensorsFile reads tensors with pread into their destination and AtomicFile writes
 //     with open/fsync/rename — the byte-exact I/O of the format, which is the module's job.
 //   - Models: NormalTable takes log() from Glibc (the C math library, no system call).

@@ -108,6 +108,8 @@ public final class ScenarioRunner {
     public func run() throws -> ScenarioResults {
         try checkSelection()
         let loaders = try checkLoaders()
+        let locks = try lockFolders()
+        defer { locks.release() }
         let (prepared, system, memoryBytes) = try prepare()
         let store = try ResultsStore(path: resultsPath, results: initialResults(prepared, system))
         do {
@@ -116,6 +118,14 @@ public final class ScenarioRunner {
             _ = try? store.stop(.error)
             throw error
         }
+    }
+
+    /// The folders, created, and this scenario's locks on them (``RunLocks``).
+    func lockFolders() throws -> RunLocks {
+        for folder in [options.workDirectory, options.outputDirectory, runsFolder] {
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        return try RunLocks.acquire(scenario: scenario.name, outputDirectory: options.outputDirectory, runsFolder: runsFolder)
     }
 
     /// The interpreter and packages every planned loader needs (exit 69 when one is missing).
@@ -162,6 +172,9 @@ public final class ScenarioRunner {
             // N ranks share the machine: each gets its share of the cap.
             let (outcomes, machine) = try measureRun(
                 run, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap / run.ranks, children: children, loaders: loaders)
+            // A run cut short by the user did not finish: it is not recorded (README, "Exit statuses"); the
+            // results keep only what completed, and say why they stop.
+            if outcomes.contains(where: { $0.stop == .interrupted }) { return try store.stop(.interrupted) }
             let prediction = prepared.atScale[run.id]
             let node = SystemInfo.current().hostname
             let results = outcomes.enumerated().map { rank, outcome in
@@ -178,7 +191,6 @@ public final class ScenarioRunner {
             try store.append(results, machine: machineRun)
             for result in results { onEvent(.runFinished(result)) }
             if let machineRun { onEvent(.machineFinished(machineRun)) }
-            if outcomes.contains(where: { $0.stop == .interrupted }) { return try store.stop(.interrupted) }
         }
         return try store.finish()
     }

@@ -203,4 +203,37 @@ import Glibc
         #expect(result.stderr.contains("a\\u{0}\\u{1B}[31mb.safetensors"), "\(result.stderr)")
         #expect(!result.stderr.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" })
     }
+
+    /// A second `run` of a scenario on the same --out (or --work-dir) while the first is measuring is refused
+    /// at once (74), naming the first's pid; the first finishes undisturbed and no lock file is left.
+    @Test func concurrentRunsOnOneFolderAreRefused() throws {
+        let folder = try TemporaryFolder("concurrent")
+        defer { folder.remove() }
+        let scenario = try folder.write("tiny.json", text: tinyScenario(extra: #", "repeat": 40"#))
+        let tool = try #require(Executable.path)
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: tool)
+        first.arguments = ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")]
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: folder.file("out/tiny.json")) { Thread.sleep(forTimeInterval: 0.05) }
+        let lock = folder.file("out/.tiny.lock")
+        try Self.refused(
+            ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work2")], status: 74,
+            message: "\(lock): another run (pid \(first.processIdentifier)) of scenario 'tiny' is using \(folder.file("out")); wait for it to finish or give another --out")
+        let workLock = folder.file("work/runs/.tiny.lock")
+        try Self.refused(
+            ["run", scenario, "--out", folder.file("out2"), "--work-dir", folder.file("work")], status: 74,
+            message: "\(workLock): another run (pid \(first.processIdentifier)) of scenario 'tiny' is using \(folder.file("work/runs")); wait for it to finish or give another --work-dir")
+        // The refused run took the --out lock first and gave it back: out2 holds nothing.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("out2")).isEmpty)
+        kill(first.processIdentifier, SIGINT)
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 130)
+        #expect(!FileManager.default.fileExists(atPath: lock))
+        #expect(!FileManager.default.fileExists(atPath: workLock))
+    }
 }
