@@ -48,15 +48,23 @@ public struct SafetensorsHeader: Sendable, Equatable {
         var n: UInt64 = 0
         for (i, byte) in prefix.prefix(8).enumerated() { n |= UInt64(byte) << (8 * UInt64(i)) }
         guard n <= UInt64(maxHeaderByteCount) else {
-            throw SafetensorsError(.headerTooLarge, source: file, "header length \(n) exceeds the limit of \(maxHeaderByteCount) bytes")
+            throw SafetensorsError(.headerTooLarge, source: file, "header length \(n) exceeds the limit of \(maxHeaderByteCount) bytes" + textHint(prefix))
         }
         let headerEnd = 8 + Int(n)  // cannot overflow: n ≤ 10^8
         guard headerEnd <= fileSize else {
             throw SafetensorsError(
                 .invalidHeaderLength, source: file,
-                "header length \(n) runs past the end of the file (8 + \(n) > \(fileSize) bytes)")
+                "header length \(n) runs past the end of the file (8 + \(n) > \(fileSize) bytes)" + textHint(prefix))
         }
         return Int(n)
+    }
+
+    /// When a length prefix that breaks the rules is really text (a README, a JSON file, a Git LFS pointer
+    /// given where a `.safetensors` file belongs), the message says so: the number alone is no clue.
+    static func textHint(_ prefix: some Collection<UInt8>) -> String {
+        let bytes = Array(prefix.prefix(8))
+        guard bytes.count == 8, bytes.allSatisfy({ (0x20...0x7E).contains($0) || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else { return "" }
+        return "; the file begins with the text \"\(MessageText.oneLine(String(decoding: bytes, as: UTF8.self)))\": not a safetensors file"
     }
 
     /// Steps 4–10: validates the header bytes (exactly N of them) of a file of `fileSize` bytes.

@@ -251,12 +251,23 @@ struct OffloadWriter {
 
     init(folder: String?) { self.folder = folder }
 
-    func createFolder() throws {
+    /// True when ``createFolder()`` made the folder (then a failed load removes it again, if empty).
+    private(set) var createdFolder = false
+
+    mutating func createFolder() throws {
         guard let folder else { return }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw FileIOError(path: folder, operation: "create the offload folder", reason: "a file is in the way (it is not a folder)")
+            }
+            return
+        }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            createdFolder = true
         } catch {
-            throw FileIOError(path: folder, operation: "create folder", reason: "\(error)")
+            throw FileIOError(path: folder, operation: "create the offload folder", reason: FoundationErrorText.cause(error))
         }
     }
 
@@ -370,6 +381,7 @@ struct OffloadWriter {
     func removeWritten() {
         guard let folder else { return }
         for file in writtenFiles { try? FileManager.default.removeItem(atPath: (folder.hasSuffix("/") ? folder : folder + "/") + file.name) }
+        if createdFolder { rmdir(folder) }  // only when empty: nothing of the user's is removed
     }
 
     var summary: OffloadSummary {

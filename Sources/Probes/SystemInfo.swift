@@ -12,6 +12,8 @@ public struct DiskSpace: Sendable, Equatable {
     public var freeBytes: Int
     /// `f_bavail × f_frsize`: free bytes an unprivileged process may use.
     public var availableBytes: Int
+    /// `f_flag & ST_RDONLY`: mounted read-only (its free space is no room to write).
+    public var readOnly: Bool
 
     /// `statvfs(path)`.
     public static func of(path: String) throws(SystemCallError) -> DiskSpace {
@@ -22,7 +24,8 @@ public struct DiskSpace: Sendable, Equatable {
             path: path,
             totalBytes: Int(truncatingIfNeeded: info.f_blocks) &* fragment,
             freeBytes: Int(truncatingIfNeeded: info.f_bfree) &* fragment,
-            availableBytes: Int(truncatingIfNeeded: info.f_bavail) &* fragment
+            availableBytes: Int(truncatingIfNeeded: info.f_bavail) &* fragment,
+            readOnly: info.f_flag & UInt(ST_RDONLY) != 0
         )
     }
 }

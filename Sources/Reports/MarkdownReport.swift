@@ -79,15 +79,10 @@ public enum MarkdownReport {
         let link = relativeLink(from: folder, to: resultsPath)
         var report = render(results, resultsLink: link)
         if let markdownName { report.markdownName = markdownName }
-        var written: [String] = []
         let base = folder.hasSuffix("/") ? folder : folder + "/"
-        for chart in report.charts {
-            try ResultsFile.write(Array(chart.contents.utf8), to: base + chart.name)
-            written.append(base + chart.name)
-        }
-        try ResultsFile.write(Array(report.markdown.utf8), to: base + report.markdownName)
-        written.insert(base + report.markdownName, at: 0)
-        return written
+        let files = report.charts.map { (path: base + $0.name, bytes: Array($0.contents.utf8)) } + [(path: base + report.markdownName, bytes: Array(report.markdown.utf8))]
+        try ResultsFile.writeAll(files)
+        return [base + report.markdownName] + report.charts.map { base + $0.name }
     }
 
     /// The results file as the markdown links it: its name when in the same folder, else its path as given.

@@ -112,8 +112,38 @@ public enum ResultsFile {
 
     /// Writes `bytes` to `path` atomically (a temporary file renamed over it), creating the folder.
     public static func write(_ bytes: [UInt8], to path: String) throws(ReportError) {
+        try writeAll([(path, bytes)])
+    }
+
+    /// Writes a set of files (a report and its charts) all or nothing: each to a temporary sibling first
+    /// (``AtomicFile``); only when every one is written are they renamed into place, in the order given (the
+    /// file that links the others last). A failure — a full disk, a read-only folder — removes every
+    /// temporary file, so a report is never left without its charts or charts without their report.
+    public static func writeAll(_ files: [(path: String, bytes: [UInt8])]) throws(ReportError) {
+        var staged: [AtomicFile] = []
+        defer { staged.forEach { $0.abort() } }
+        for file in files {
+            try prepareFolder(of: file.path)
+            do {
+                let atomic = try AtomicFile(path: file.path)
+                staged.append(atomic)
+                try atomic.write(file.bytes)
+            } catch {
+                throw ReportError("\(file.path): cannot write: \(cause(error))", category: .io)
+            }
+        }
+        for (atomic, file) in zip(staged, files) {
+            do {
+                try atomic.commit(sync: false)
+            } catch {
+                throw ReportError("\(file.path): cannot write: \(cause(error))", category: .io)
+            }
+        }
+    }
+
+    /// The folder `path` goes in, created; a component that is a file is named (Foundation says only "error 512").
+    static func prepareFolder(of path: String) throws(ReportError) {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        // Foundation says only "error 512" when a component of the folder is a file: find it and say so.
         var ancestor = URL(fileURLWithPath: folder)
         var isDirectory: ObjCBool = false
         while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory), ancestor.pathComponents.count > 1 {
@@ -122,9 +152,14 @@ public enum ResultsFile {
         guard isDirectory.boolValue else { throw ReportError("\(path): cannot write: \(ancestor.path) is a file, not a folder", category: .io) }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             throw ReportError("\(path): cannot write: \(FoundationErrorText.cause(error))", category: .io)
         }
+    }
+
+    /// The cause of an ``AtomicFile`` failure, without the path (the message names it once).
+    static func cause(_ error: any Error) -> String {
+        if let io = error as? FileIOError { return io.reason }
+        return FoundationErrorText.cause(error)
     }
 }

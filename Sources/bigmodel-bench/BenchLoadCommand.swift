@@ -27,7 +27,7 @@ struct BenchLoadCommand: ParsableCommand {
     @Option(help: "An existing checkpoint (folder, index or .safetensors file) to time.")
     var checkpoint: String?
 
-    @Option(help: "Without --checkpoint: the generated checkpoint's approximate tensor bytes, e.g. 1GB.")
+    @Option(help: "Without --checkpoint: the generated checkpoint's approximate tensor bytes. (default: 1GB)", transform: SizeArgument.parse)
     var size: SizeArgument = SizeArgument(argument: "1GB")!
 
     @Option(name: .customLong("repeat"), help: "Rounds: every case runs once per round; medians over the rounds.")

@@ -60,6 +60,26 @@ struct SizeArgument: ExpressibleByArgument, Sendable {
     }
 
     var defaultValueDescription: String { text }
+
+    /// The options' transform: ArgumentParser prints the thrown reason after "The value 'X' is invalid for
+    /// '--option'", so a bad size says which rule it broke and shows the grammar, not only the option's help.
+    static func parse(_ text: String) throws -> SizeArgument {
+        guard let bytes = ByteSize.parseOrNil(text) else { throw SizeArgumentError(reason: "not a size; \(ByteSize.example)") }
+        guard bytes > 0, let size = SizeArgument(argument: text) else {
+            throw SizeArgumentError(reason: "a size must be more than 0 bytes; \(ByteSize.example)")
+        }
+        return size
+    }
+}
+
+extension SizeArgument: CustomStringConvertible {
+    var description: String { text }
+}
+
+/// Why a size option's value was refused (printed by ArgumentParser after the value and the option).
+struct SizeArgumentError: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
 }
 
 extension DTypeArgument {

@@ -25,7 +25,7 @@ struct FitCommand: ParsableCommand {
     @Argument(help: "A config.json (or a folder holding only one), a scenario file, or a checkpoint (folder, index or .safetensors).", completion: .file())
     var path: String
 
-    @Option(help: "The machine's memory for the load (default: this machine's MemAvailable).")
+    @Option(help: "The machine's memory for the load (default: this machine's MemAvailable).", transform: SizeArgument.parse)
     var memory: SizeArgument?
 
     @Option(help: "The dtype to load into (dtype-direct and load-then-cast are sized when it differs from the stored one).")

@@ -31,7 +31,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Weight dtype (default: the config's dtype, else float32).")
     var dtype: DTypeArgument?
 
-    @Option(help: "Largest shard in tensor bytes at full size.")
+    @Option(help: "Largest shard in tensor bytes at full size. (default: 5GB)", transform: SizeArgument.parse)
     var maxShardSize: SizeArgument = SizeArgument(argument: "5GB")!
 
     @Option(help: "Seed of the synthetic values.")
@@ -123,7 +123,9 @@ enum FreeSpace {
     static func require(_ bytes: Int, at path: String) throws {
         var probe = URL(fileURLWithPath: path).standardizedFileURL
         while !FileManager.default.fileExists(atPath: probe.path), probe.path != "/" { probe.deleteLastPathComponent() }
-        guard let free = try? DiskSpace.of(path: probe.path).availableBytes else { return }
+        guard let disk = try? DiskSpace.of(path: probe.path) else { return }
+        if disk.readOnly { throw FileIOError(path: path, operation: "write", reason: "\(probe.path) is on a read-only file system") }
+        let free = disk.availableBytes
         if free < bytes {
             throw FileIOError(
                 path: path, operation: "write",

@@ -23,7 +23,7 @@ struct ReshardCommand: ParsableCommand {
     @Option(name: .customLong("out"), help: "The destination folder (must not exist, or be empty).")
     var out: String
 
-    @Option(help: "Largest shard, in tensor bytes (e.g. 5GB, 2GiB, 100KB). Default: 5GB, save_pretrained's 4.x default.")
+    @Option(help: "Largest shard, in tensor bytes (e.g. 5GB, 2GiB, 100KB). Default: 5GB, save_pretrained's 4.x default.", transform: SizeArgument.parse)
     var maxShardSize: SizeArgument = SizeArgument(argument: "5GB")!
 
     @Option(help: "Convert floating tensors to this dtype (float16, bfloat16, float32, float64).")

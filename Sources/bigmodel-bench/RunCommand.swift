@@ -39,7 +39,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("out"), help: "Folder for the results.", completion: .directory)
     var out: String = "Reports"
 
-    @Option(help: "Simulate a machine with this much memory (e.g. 8GiB).")
+    @Option(help: "Simulate a machine with this much memory (e.g. 8GiB).", transform: SizeArgument.parse)
     var memoryLimit: SizeArgument?
 
     @Option(help: "Cache folder for generated checkpoints and run logs.")

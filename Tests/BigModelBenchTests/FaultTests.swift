@@ -236,4 +236,45 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: lock))
         #expect(!FileManager.default.fileExists(atPath: workLock))
     }
+
+    /// Ctrl-C while `run` generates its checkpoint: 130, and neither a partial checkpoint nor a lock is left.
+    @Test(arguments: [SIGINT, SIGTERM])
+    func signalsWhileRunGeneratesLeaveNothing(_ signal: Int32) throws {
+        let folder = try TemporaryFolder("rungen")
+        defer { folder.remove() }
+        let scenario = try folder.write("tiny.json", text: tinyScenario().replacingOccurrences(of: tinyModelConfig, with: Self.bigConfig))
+        let (status, lines) = try Self.interrupted(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")], signal, after: 0.5)
+        #expect(status == 130, "\(lines)")
+        let errors = lines.filter { $0.hasPrefix("bigmodel-bench: ") }
+        #expect(errors.count == 1 && errors[0].hasSuffix(": interrupted; the partial checkpoint was removed"), "\(lines)")
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: folder.file("work/checkpoints"))
+        #expect(checkpoints.filter { $0 != ".lock" }.isEmpty, "\(checkpoints)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("out")).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("work/runs")).isEmpty)
+    }
+
+    /// A bad size option names the rule and shows the grammar (ArgumentParser's usage error, exit 64).
+    @Test(arguments: [("0", "a size must be more than 0 bytes"), ("5XB", "not a size")])
+    func badSizesSayWhy(_ value: String, _ reason: String) throws {
+        for arguments in [["generate", "--config", "config.json", "--max-shard-size", value], ["run", "smoke.json", "--memory-limit", value]] {
+            let result = try Executable.run(arguments)
+            #expect(result.status == 64)
+            let option = arguments[arguments.count - 2]
+            #expect(
+                result.stderrLines.first == "Error: The value '\(value)' is invalid for '\(option) <\(option.dropFirst(2))>': \(reason); use a number of bytes or a size such as 5GB, 1.5GiB or 500MB",
+                "\(result.stderr)")
+        }
+    }
+
+    /// Text where a safetensors file belongs is called what it is, not only an impossible header length.
+    @Test func textIsNotASafetensorsFile() throws {
+        let folder = try TemporaryFolder("text")
+        defer { folder.remove() }
+        let readme = try folder.write("model.safetensors", text: "# A model\nSee the weights elsewhere.\n")
+        try Self.refused(
+            ["inspect", readme], status: 65,
+            message: "\(readme): HeaderTooLarge: header length 7306087009985044515 exceeds the limit of 100000000 bytes; the file begins with the text \"# A mode\": not a safetensors file")
+        let pointer = try folder.write("lfs.safetensors", text: "version https://git-lfs.github.com/spec/v1\n")
+        try Self.refused(["inspect", pointer], status: 65, message: "the file begins with the text \"version \": not a safetensors file")
+    }
 }
