@@ -128,6 +128,9 @@ public final class Checkpoint: Sendable {
                 throw CheckpointError(.missingShard, source: indexPath, location: tensor, "shard file '\(name)' does not exist")
             }
             if let real = realPath(shardPath), !real.hasPrefix(folderReal.hasSuffix("/") ? folderReal : folderReal + "/") {
+                if real == folderReal {
+                    throw CheckpointError(.shardOutsideFolder, source: indexPath, "shard '\(name)' names the checkpoint folder itself, not a file in it")
+                }
                 throw CheckpointError(.shardOutsideFolder, source: indexPath, "shard '\(name)' resolves to \(real), outside \(folderReal)")
             }
             files.append(try SafetensorsFile(path: shardPath))

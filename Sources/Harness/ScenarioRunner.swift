@@ -123,7 +123,11 @@ public final class ScenarioRunner {
     /// The folders, created, and this scenario's locks on them (``RunLocks``).
     func lockFolders() throws -> RunLocks {
         for folder in [options.workDirectory, options.outputDirectory, runsFolder] {
-            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw FileIOError(path: folder, operation: "create folder", reason: FoundationErrorText.cause(error))
+            }
         }
         return try RunLocks.acquire(scenario: scenario.name, outputDirectory: options.outputDirectory, runsFolder: runsFolder)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Checkpoint
 import Harness
+import StrictJSON
 import TensorEngine
 
 /// Why a results file could not be used, with the exit status the CLI documents for it.
@@ -52,7 +53,8 @@ public enum ResultsFile {
         do {
             results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: data)
         } catch {
-            throw ReportError("\(file): not a valid results file: \(Self.describe(error))", category: .badData)
+            let described = Self.describe(error)
+            throw ReportError("\(file): not a valid results file: \(described == "not valid JSON" ? Self.explainCorrupt(data) : described)", category: .badData)
         }
         if let (path, value) = negativeByteCount(results) {
             throw ReportError("\(file): not a valid results file: \(path) is \(value); a byte count is never negative", category: .badData)
@@ -95,6 +97,34 @@ public enum ResultsFile {
             return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
         default: return "\(error)"
         }
+    }
+
+    /// What Foundation's "not valid JSON" means for `data`: a syntax error (with its place, from the strict
+    /// parser), or — for JSON that parses — the first number no integer field can hold: a fractional or
+    /// exponent byte count, or an integer beyond Int64. Foundation's decoder reports both without a path.
+    static func explainCorrupt(_ data: Data) -> String {
+        let document: JSONValue
+        do {
+            document = try JSONParser().parse([UInt8](data))
+        } catch {
+            return "not valid JSON: \(error)"
+        }
+        var fractional: (String, String)?
+        var outOfRange: (String, String)?
+        func walk(_ value: JSONValue, _ path: String, key: String) {
+            switch value {
+            case .object(let members): for (k, v) in members where fractional == nil { walk(v, path + "." + k, key: k) }
+            case .array(let items): for (i, v) in items.enumerated() where fractional == nil { walk(v, path + "[\(i)]", key: key) }
+            case .number(let n) where n.intValue == nil:
+                if key.hasSuffix("bytes"), fractional == nil { fractional = (path, n.literal) }
+                if n.isIntegerLiteral, outOfRange == nil { outOfRange = (path, n.literal) }
+            default: break
+            }
+        }
+        walk(document, "$", key: "")
+        if let (path, literal) = fractional { return "\(path) is \(literal); a byte count is a whole number of bytes that fits in 64 bits" }
+        if let (path, literal) = outOfRange { return "\(path) is \(literal), beyond the 64-bit integers results files hold" }
+        return "a value does not fit its field (Foundation's decoder names none)"
     }
 
     /// camelCase → snake_case, as the results encoder writes keys.

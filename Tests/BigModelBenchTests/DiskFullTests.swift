@@ -94,6 +94,9 @@ struct DiskFullTests {
         let disk = try SmallDisk(at: folder.file("disk"), bytes: 64 << 20, readOnly: true)
         defer { disk.unmount() }
         try FaultTests.refused(
+            ["run", FixturePaths.repository + "/Scenarios/smoke.json", "--out", disk.path + "/reports", "--work-dir", folder.file("work")], status: 74,
+            message: "\(disk.path)/reports: create folder failed: read-only file system")
+        try FaultTests.refused(
             ["generate", "--config", config, "--out", disk.path + "/out"], status: 74,
             message: "\(disk.path)/out: write failed: \(disk.path) is on a read-only file system")
         try FaultTests.refused(

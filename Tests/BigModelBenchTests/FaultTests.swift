@@ -124,6 +124,30 @@ import Glibc
         try Self.refused(["compare", baseline, negative], status: 65, message: "\(negative): not a valid results file: $.runs[0].measurement.ledger_peak_bytes is -5; a byte count is never negative")
         let fifo = try Self.fifo(folder, "fifo.json")
         try Self.refused(["compare", baseline, fifo], status: 65, message: "\(fifo): NotARegularFile: it is a FIFO")
+        // A byte count that is not a whole number, or beyond 64 bits: Foundation says only "not valid JSON";
+        // the message names the field.
+        let text = try String(contentsOfFile: negative, encoding: .utf8)
+        for (literal, rule) in [("1.5", "a byte count is a whole number of bytes that fits in 64 bits"), ("18446744073709551616", "a byte count is a whole number of bytes that fits in 64 bits")] {
+            let bad = try folder.write("bad.json", text: text.replacingOccurrences(of: "\"ledger_peak_bytes\" : -5", with: "\"ledger_peak_bytes\" : \(literal)"))
+            try Self.refused(["report", bad, "--out", "-"], status: 65, message: "\(bad): not a valid results file: $.runs[0].measurement.ledger_peak_bytes is \(literal); \(rule)")
+        }
+    }
+
+    /// weight_map entries that are not shard files: a folder is bad data (65), the folder itself is said to be so.
+    @Test func weightMapEntriesThatAreNotFiles() throws {
+        let folder = try TemporaryFolder("weightmap")
+        defer { folder.remove() }
+        let source = FixturePaths.path("gemma-tiny-bf16-sharded")
+        for name in try FileManager.default.contentsOfDirectory(atPath: source) {
+            try FileManager.default.copyItem(atPath: source + "/" + name, toPath: folder.file(name))
+        }
+        let index = folder.file("model.safetensors.index.json")
+        let original = try String(contentsOfFile: index, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: folder.file("sub"), withIntermediateDirectories: false)
+        try original.replacingOccurrences(of: "model-00001-of-00004.safetensors", with: "sub").write(toFile: index, atomically: true, encoding: .utf8)
+        try Self.refused(["inspect", folder.path], status: 65, message: "\(folder.file("sub")): NotARegularFile: it is a directory")
+        try original.replacingOccurrences(of: "model-00001-of-00004.safetensors", with: ".").write(toFile: index, atomically: true, encoding: .utf8)
+        try Self.refused(["inspect", folder.path], status: 65, message: "ShardOutsideFolder: shard '.' names the checkpoint folder itself, not a file in it")
     }
 
     /// 600,000-token vocabulary, untied: 617 MB of bfloat16 in 5 shards of ≤ 8 MB (the embeddings alone): seconds
