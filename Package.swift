@@ -4,7 +4,7 @@
 //
 // Module graph (dependencies point one way, toward TensorEngine):
 //
-//   bigmodel-bench (CLI) ─► Reports ─► Harness ─► Loading ─► Models ─► Checkpoint ─► TensorEngine ─► CJemalloc
+//   bigmodel-bench (CLI) ─► Reports ─► Harness ─► Loading ─► Models ─► Checkpoint ─► TensorEngine ─► CJemalloc, CHalfKernels
 //                                        │          ├──────► Placement (device_map: budgets, module sizes, maps) ─► Models
 //                                        └──────────┴──────► Probes (/proc, cgroups, page cache, child processes, pipes,
 //                                                                   signals, jemalloc statistics, the terminal) ─► CJemalloc
@@ -51,6 +51,9 @@ let package = Package(
             path: "Sources/CJemalloc",
             providers: [.apt(["libjemalloc-dev"])]
         ),
+        // Hardware binary16 conversion (x86-64 F16C), chosen at run time from cpuid; pure computation, no OS calls.
+        // C because Swift has no F16C intrinsics (TensorEngine's ConversionKernel, for F32 → F16 and BF16 → F16).
+        .target(name: "CHalfKernels", path: "Sources/CHalfKernels"),
         // prctl and pipe2, which Glibc's module does not export to Swift (Probes only).
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         .target(
@@ -61,7 +64,7 @@ let package = Package(
         .target(
             name: "TensorEngine",
             dependencies: [
-                "CJemalloc",
+                "CJemalloc", "CHalfKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictConcurrency

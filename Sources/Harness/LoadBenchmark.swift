@@ -18,7 +18,8 @@ public struct LoadBenchmark {
     public struct Options: Sendable {
         public var checkpoint: String
         public var repeats: Int
-        /// The interpreter of the peers; nil: `BIGMODEL_BENCH_PYTHON`, else python3. Peers are skipped (and the
+        /// The interpreter of the peers; nil: `BIGMODEL_BENCH_PYTHON`, else the venv `scripts/setup --test` makes,
+        /// else python3. Peers are skipped (and the
         /// report says why) when it cannot import torch and safetensors.
         public var python: String?
         public var peers: Bool

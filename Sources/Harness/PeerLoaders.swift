@@ -32,7 +32,7 @@ enum PeerLoaders {
 
     /// The interpreter and the script, when the interpreter imports torch and safetensors.
     static func find(python requested: String?) -> Availability {
-        let given = requested ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? "python3"
+        let given = requested ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? LoaderEnvironment.setupPython ?? "python3"
         do {
             let python = try LoaderEnvironment.program(given, what: "the Python interpreter of the peers")
             let script = try LoaderEnvironment.findScript("bench_peers.py")

@@ -202,7 +202,7 @@ final class DeviceMapSession {
             if stored.dtype == parameter.dtype {
                 try file.read(stored, into: tensor.storage.mutableBytes)
             } else {
-                try SkeletonLoad.streamConvert(stored, from: file, through: stagingBytes, into: tensor)
+                try ShardStream.convert(stored, from: file, through: stagingBytes, into: tensor)
             }
             model[parameter.name] = tensor
         }

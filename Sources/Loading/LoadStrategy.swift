@@ -67,12 +67,18 @@ func copyOrConvert(_ source: UnsafeRawBufferPointer, from sourceDType: DType, in
 /// Reads stored tensors whole into owned memory: a state dict, as `load_state_dict` builds one.
 func readStateDict(_ locations: [Checkpoint.Location], from checkpoint: Checkpoint, ledger: MemoryLedger) throws -> [String: Tensor] {
     var stateDict: [String: Tensor] = [:]
-    // In file and data order: each file read front to back, as `load_file` does.
-    for location in locations.sorted(by: { ($0.fileIndex, $0.tensor.begin) < ($1.fileIndex, $1.tensor.begin) }) {
-        let stored = location.tensor
-        let tensor = try Tensor.empty(dtype: stored.dtype, shape: stored.shape, ledger: ledger)
-        try checkpoint.files[location.fileIndex].read(stored, into: tensor.storage.mutableBytes)
-        stateDict[stored.name] = tensor
+    // In file and data order: each file read front to back, as `load_file` does, as one stream of pieces
+    // every core takes from (ShardStream).
+    let byFile = Dictionary(grouping: locations, by: \.fileIndex)
+    for fileIndex in byFile.keys.sorted() {
+        var items: [ShardStream.Item] = []
+        for location in (byFile[fileIndex] ?? []).sorted(by: { $0.tensor.begin < $1.tensor.begin }) {
+            let stored = location.tensor
+            let tensor = try Tensor.empty(dtype: stored.dtype, shape: stored.shape, ledger: ledger)
+            items.append(ShardStream.Item(stored: stored, tensor: tensor))
+            stateDict[stored.name] = tensor
+        }
+        try ShardStream.load(items, from: checkpoint.files[fileIndex], staging: nil)
     }
     return stateDict
 }

@@ -26,16 +26,18 @@ public struct MmapLoad: LoadStrategy {
         for (fileIndex, file) in files.enumerated() {
             phases.begin("map shard \(fileIndex + 1)/\(files.count)")
             let parameters = plan.parameters.filter { $0.source?.fileIndex == fileIndex }.sorted { ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0) }
+            var converting: [ShardStream.Item] = []
             for parameter in parameters {
                 guard let stored = parameter.source?.tensor else { continue }
                 if stored.dtype == parameter.dtype {
                     model[parameter.name] = Tensor(dtype: parameter.dtype, shape: parameter.shape, storage: try file.map(stored))
-                } else if let staging {
+                } else if staging != nil {
                     let tensor = try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, ledger: ledger)
-                    try SkeletonLoad.streamConvert(stored, from: file, through: staging.mutableBytes, into: tensor)
+                    converting.append(ShardStream.Item(stored: stored, tensor: tensor))
                     model[parameter.name] = tensor
                 }
             }
+            try ShardStream.load(converting, from: file, staging: staging?.mutableBytes)
         }
         if !plan.missingKeys.isEmpty {
             phases.begin("materialize missing")

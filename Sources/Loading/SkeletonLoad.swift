@@ -35,16 +35,16 @@ public struct SkeletonLoad: LoadStrategy {
             let file = checkpoint.files[fileIndex]
             // Data order within the file: sequential reads.
             let parameters = (byFile[fileIndex] ?? []).sorted { ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0) }
+            // Every tensor of the shard allocated, then read as one stream (ShardStream): the ledger reaches
+            // the same peak, M_t + staging, at the end of the last shard.
+            var items: [ShardStream.Item] = []
             for parameter in parameters {
                 guard let stored = parameter.source?.tensor else { continue }
                 let tensor = try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, ledger: ledger)
-                if stored.dtype == parameter.dtype {
-                    try file.read(stored, into: tensor.storage.mutableBytes)
-                } else if let staging {
-                    try Self.streamConvert(stored, from: file, through: staging.mutableBytes, into: tensor)
-                }
+                items.append(ShardStream.Item(stored: stored, tensor: tensor))
                 model[parameter.name] = tensor
             }
+            try ShardStream.load(items, from: file, staging: staging?.mutableBytes)
         }
         if !plan.missingKeys.isEmpty {
             phases.begin("materialize missing")
@@ -57,54 +57,5 @@ public struct SkeletonLoad: LoadStrategy {
         phases.end()
         withExtendedLifetime(staging) {}
         return LoadedModel(tensors: model)
-    }
-
-    /// Reads `stored` chunk by chunk into `staging` and converts each chunk into its place in `tensor`. Every
-    /// core takes a contiguous share of the elements and its own slice of the staging buffer (so the staging
-    /// bytes, and the ledger's figure, stay what they were), reading and converting its share in turn: one
-    /// core's `pread` overlaps the other's conversion.
-    static func streamConvert(_ stored: StoredTensor, from file: SafetensorsFile, through staging: UnsafeMutableRawBufferPointer, into tensor: Tensor) throws {
-        guard let sourceWidth = stored.dtype.byteWidth, let targetWidth = tensor.dtype.byteWidth else {
-            preconditionFailure("sub-byte dtypes never convert")
-        }
-        let count = stored.byteCount / sourceWidth
-        let workers = max(1, min(streamWorkers, staging.count / (sourceWidth * minimumSliceElements), count / minimumSliceElements))
-        let slice = staging.count / workers / sourceWidth * sourceWidth
-        let failure = Mutex<(any Error)?>(nil)
-        let shared = DisjointAccess((staging, tensor.storage.mutableBytes))
-        parallelRanges(count: count, workers: workers, minimumPerWorker: 1) { range in
-            let (staging, destination) = shared.value
-            let part = range.lowerBound / max(1, (count + workers - 1) / workers)
-            let own = UnsafeMutableRawBufferPointer(rebasing: staging[(part * slice)..<((part + 1) * slice)])
-            do {
-                try convertRange(range, of: stored, from: file, through: own, into: destination, to: tensor.dtype, widths: (sourceWidth, targetWidth))
-            } catch {
-                failure.withLock { if $0 == nil { $0 = error } }
-            }
-        }
-        if let error = failure.withLock({ $0 }) { throw error }
-    }
-
-    static let streamWorkers = ProcessInfo.processInfo.activeProcessorCount
-    /// A worker's share is at least 256 Ki elements: below that the threads cost more than they save.
-    static let minimumSliceElements = 1 << 18
-
-    /// One worker's loop: its `range` of elements through its own `staging` slice.
-    static func convertRange(
-        _ range: Range<Int>, of stored: StoredTensor, from file: SafetensorsFile, through staging: UnsafeMutableRawBufferPointer,
-        into destination: UnsafeMutableRawBufferPointer, to dtype: DType, widths: (source: Int, target: Int)
-    ) throws {
-        let perChunk = max(1, staging.count / widths.source)
-        var element = range.lowerBound
-        while element < range.upperBound {
-            let n = min(perChunk, range.upperBound - element)
-            let chunk = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(n * widths.source)])
-            try file.read(stored, range: (element * widths.source)..<((element + n) * widths.source), into: chunk, parallel: false)
-            DTypeConversion.convert(
-                UnsafeRawBufferPointer(chunk), from: stored.dtype,
-                into: UnsafeMutableRawBufferPointer(rebasing: destination[(element * widths.target)..<((element + n) * widths.target)]), to: dtype,
-                threads: 1)
-            element += n
-        }
     }
 }

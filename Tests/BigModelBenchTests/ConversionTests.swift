@@ -567,3 +567,43 @@ struct ConversionTests {
         #expect(DTypeConversion.isSupported(from: .bf16, to: .f16))
     }
 }
+
+/// The F16C kernels (`CHalfKernels`) against the Swift rule they replace on CPUs that have F16C: every one of
+/// the 65,536 bfloat16 inputs, and for binary32 every exponent with edge mantissas (the rounding boundaries,
+/// subnormal results, overflow to infinity, NaN payloads) plus a million random patterns — the same bits.
+@Suite struct HardwareHalfTests {
+    static func convert(_ kernel: ConversionKernel, _ source: [UInt8], count: Int, hardware: Bool) -> [UInt16] {
+        var out = [UInt16](repeating: 0, count: count)
+        source.withUnsafeBytes { input in
+            out.withUnsafeMutableBytes { kernel.run(source: input.baseAddress!, destination: $0.baseAddress!, count: count, hardware: hardware) }
+        }
+        return out
+    }
+
+    @Test(.enabled(if: ConversionKernel.hardwareHalf, "this CPU has no F16C: only the Swift kernels run"))
+    func everyBFloat16ConvertsToTheSameHalf() {
+        let all = (0...UInt16.max).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        let software = Self.convert(.bfloat16ToFloat16, all, count: 65_536, hardware: false)
+        let hardware = Self.convert(.bfloat16ToFloat16, all, count: 65_536, hardware: true)
+        let differing = (0..<65_536).filter { software[$0] != hardware[$0] }
+        #expect(differing.isEmpty, "first: \(differing.prefix(5).map { String($0, radix: 16) })")
+    }
+
+    @Test(.enabled(if: ConversionKernel.hardwareHalf, "this CPU has no F16C: only the Swift kernels run"))
+    func float32EdgesAndRandomPatternsConvertToTheSameHalf() {
+        var patterns: [UInt32] = []
+        let mantissas: [UInt32] = [0, 1, 0xFFF, 0x1000, 0x1001, 0x1FFF, 0x2000, 0x2001, 0x3FFF, 0x7F_E000, 0x7F_EFFF, 0x7F_F000, 0x7F_FFFF, 0x40_0000, 0x40_1000]
+        for sign: UInt32 in [0, 0x8000_0000] {
+            for exponent: UInt32 in 0...255 { for mantissa in mantissas { patterns.append(sign | exponent << 23 | mantissa) } }
+        }
+        var rng = SplitMix64(seed: 0xF16C)
+        for _ in 0..<1_000_000 { patterns.append(UInt32(truncatingIfNeeded: rng.next())) }
+        // An odd count exercises the scalar tail after the eight-lane loop.
+        patterns.append(0x477F_EFFF)
+        let bytes = patterns.flatMap { value in (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+        let software = Self.convert(.float32ToFloat16, bytes, count: patterns.count, hardware: false)
+        let hardware = Self.convert(.float32ToFloat16, bytes, count: patterns.count, hardware: true)
+        let differing = (0..<patterns.count).filter { software[$0] != hardware[$0] }
+        #expect(differing.isEmpty, "first: \(differing.prefix(5).map { String(patterns[$0], radix: 16) })")
+    }
+}

@@ -225,3 +225,34 @@ func withArrays<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throw
         #expect(ledger.peakBytes == 700)
     }
 }
+
+/// The shard stream (every core taking pieces of a whole shard) on tensors of many pieces: what low-memory,
+/// dtype-direct and mmap load equals each stored tensor read whole and converted in one call, byte for byte.
+@Suite struct ShardStreamTests {
+    @Test(arguments: [DType.f16, .f32, .bf16])
+    func piecesAssembleTheWholeTensor(target: DType) throws {
+        let folder = try TemporaryFolder("stream")
+        defer { folder.remove() }
+        // The tiny Llama with a 20,000-token vocabulary: a 10 MB bfloat16 embedding (40 conversion pieces of
+        // 256 KiB, two 8 MiB read pieces), 2 shards.
+        let config = try ModelConfig.parse(Array(tinyModelConfig.replacingOccurrences(of: "8000", with: "20000").utf8), path: "config.json")
+        try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 12_000_000, seed: 3, scale: 1).write(to: folder.path)
+        let plan = try LoadPlan(checkpoint: try Checkpoint(path: folder.path), requested: target)
+        #expect(plan.checkpoint.files.count == 2)
+        for strategy in [StrategyName.dtypeDirect, .lowMemory, .mmap] {
+            let ledger = MemoryLedger()
+            let model = try strategy.strategy.load(plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
+            #expect(ledger.peakBytes == strategy.strategy.predictedPeakBytes(plan.figures))
+            for parameter in plan.parameters {
+                let source = try #require(parameter.source)
+                let stored = try readAll(plan.checkpoint.files[source.fileIndex], source.tensor)
+                var expected = [UInt8](repeating: 0, count: parameter.byteCount)
+                stored.withUnsafeBytes { input in
+                    expected.withUnsafeMutableBytes { DTypeConversion.convert(input, from: source.tensor.dtype, into: $0, to: parameter.dtype) }
+                }
+                let loaded = try #require(model.tensors[parameter.name])
+                #expect(Array(loaded.storage.bytes) == expected, "\(strategy.rawValue) \(parameter.name) → \(target.torchName)")
+            }
+        }
+    }
+}

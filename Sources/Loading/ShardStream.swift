@@ -1,0 +1,105 @@
+import Checkpoint
+import Foundation
+import Synchronization
+import TensorEngine
+
+/// One shard's tensors read into place as a single stream of pieces that every core takes from, in data
+/// order — the read floor's method (8 MiB `pread`s on 2 MiB boundaries, one per core at a time).
+///
+/// Reading tensor by tensor leaves a core idle on every tensor too small to split (a 10 MB attention
+/// projection) and pays a thread hand-off per tensor; one stream of pieces over the whole shard keeps both
+/// cores reading. A tensor stored in its target dtype is read straight into its bytes. One that converts is
+/// read a small piece at a time into the worker's own slice of the staging buffer and converted from there
+/// while the piece is still in the core's cache (``conversionPieceBytes``), so the conversion costs no second
+/// pass over memory.
+struct ShardStream {
+    /// A tensor to fill and where its bytes are stored.
+    struct Item {
+        let stored: StoredTensor
+        let tensor: Tensor
+    }
+
+    /// A piece of one item: a byte range of its stored bytes.
+    private struct Piece {
+        let item: Int
+        let range: Range<Int>
+    }
+
+    /// Same-dtype pieces: ``SafetensorsFile/parallelChunkBytes`` (8 MiB), on 2 MiB boundaries from the tensor's
+    /// start (2 MiB-aligned for tensors of 2 MiB or more, so each piece faults whole huge pages).
+    static let readPieceBytes = SafetensorsFile.parallelChunkBytes
+    /// Converting pieces: 256 KiB of source, which with its converted bytes stays in a core's 512 KiB–1 MiB L2.
+    static let conversionPieceBytes = 256 << 10
+    static let workers = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Reads every item from `file`; converting ones go through `staging` (required when any converts),
+    /// which is split into one slice per worker.
+    static func load(_ items: [Item], from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?) throws {
+        let converts = items.contains { $0.stored.dtype != $0.tensor.dtype }
+        let workerCount = converts ? max(1, min(workers, (staging?.count ?? 0) / minimumSliceBytes)) : workers
+        let slice = converts ? (staging?.count ?? 0) / workerCount : 0
+        let pieces = Self.pieces(items, sliceBytes: slice)
+        guard !pieces.isEmpty else { return }
+        let next = Atomic<Int>(0)
+        let failure = Mutex<(any Error)?>(nil)
+        let shared = DisjointAccess((items, staging))
+        let run: @Sendable (Int) -> Void = { worker in
+            let (items, staging) = shared.value
+            let own = staging.map { UnsafeMutableRawBufferPointer(rebasing: $0[(worker * slice)..<((worker + 1) * slice)]) }
+            while true {
+                let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard index < pieces.count, failure.withLock({ $0 == nil }) else { return }
+                do {
+                    try fill(pieces[index], of: items[pieces[index].item], from: file, staging: own)
+                } catch {
+                    failure.withLock { if $0 == nil { $0 = error } }
+                }
+            }
+        }
+        if workerCount == 1 || pieces.count == 1 {
+            run(0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: workerCount, execute: run)
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
+    /// One tensor, converted through `staging` (the device-map path, which places tensors one at a time).
+    static func convert(_ stored: StoredTensor, from file: SafetensorsFile, through staging: UnsafeMutableRawBufferPointer, into tensor: Tensor) throws {
+        try load([Item(stored: stored, tensor: tensor)], from: file, staging: staging)
+    }
+
+    /// A worker's staging slice is at least 64 KiB (a converting tensor smaller than that uses one worker).
+    static let minimumSliceBytes = 64 << 10
+
+    private static func pieces(_ items: [Item], sliceBytes: Int) -> [Piece] {
+        var pieces: [Piece] = []
+        for (index, item) in items.enumerated() {
+            let total = item.stored.byteCount
+            var size = readPieceBytes
+            if item.stored.dtype != item.tensor.dtype, let width = item.stored.dtype.byteWidth {
+                size = max(width, min(conversionPieceBytes, sliceBytes) / width * width)
+            }
+            for start in stride(from: 0, to: total, by: size) { pieces.append(Piece(item: index, range: start..<min(total, start + size))) }
+        }
+        return pieces
+    }
+
+    private static func fill(_ piece: Piece, of item: Item, from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?) throws {
+        let destination = item.tensor.storage.mutableBytes
+        if item.stored.dtype == item.tensor.dtype {
+            try file.read(item.stored, range: piece.range, into: UnsafeMutableRawBufferPointer(rebasing: destination[piece.range]), parallel: false)
+            return
+        }
+        guard let staging, let sourceWidth = item.stored.dtype.byteWidth, let targetWidth = item.tensor.dtype.byteWidth else {
+            preconditionFailure("a converting tensor needs staging and whole-byte dtypes")
+        }
+        let source = UnsafeMutableRawBufferPointer(rebasing: staging[0..<piece.range.count])
+        try file.read(item.stored, range: piece.range, into: source, parallel: false)
+        let first = piece.range.lowerBound / sourceWidth * targetWidth
+        let count = piece.range.count / sourceWidth * targetWidth
+        DTypeConversion.convert(
+            UnsafeRawBufferPointer(source), from: item.stored.dtype,
+            into: UnsafeMutableRawBufferPointer(rebasing: destination[first..<(first + count)]), to: item.tensor.dtype, threads: 1)
+    }
+}
