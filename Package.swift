@@ -2,9 +2,9 @@
 //
 // bigmodel-bench: measures what it costs, in memory, to load a big model each way.
 //
-// Module graph (dependencies point one way, toward TensorEngine):
+// Module graph (dependencies point one way, toward TensorEngine and, below it, Probes):
 //
-//   bigmodel-bench (CLI) ─► Reports ─► Harness ─► Loading ─► Models ─► Checkpoint ─► TensorEngine ─► CJemalloc, CHalfKernels
+//   bigmodel-bench (CLI) ─► Reports ─► Harness ─► Loading ─► Models ─► Checkpoint ─► TensorEngine ─► Probes, CJemalloc, CHalfKernels
 //                                        │          ├──────► Placement (device_map: budgets, module sizes, maps) ─► Models
 //                                        └──────────┴──────► Probes (/proc, cgroups, page cache, child processes, pipes,
 //                                                                   signals, jemalloc statistics, the terminal) ─► CJemalloc
@@ -12,13 +12,13 @@
 //
 // Which targets touch the operating system, and why (each target below lists what it imports):
 //   - Probes: the measuring and process layer — /proc and cgroup files, madvise/fadvise, fork/exec with a
-//     parent-death signal, pipes and poll, signal handlers, mallctl, isatty and TIOCGWINSZ. Everything the runner
-//     and the CLI do to the OS goes through it, each wrapper naming the call it wraps.
+//     parent-death signal, pipes and poll, signal handlers (fatal signals; SIGBUS on shrunk file windows),
+//     mallctl, isatty and TIOCGWINSZ. Everything the runner and the CLI do to the OS goes through it, each
+//     wrapper naming the call it wraps.
 //   - TensorEngine: TensorStorage maps checkpoint windows with mmap/munmap (a tensor's bytes are the
-//     mapping), and FileWindowGuard's SIGBUS handler (sigaction, mmap MAP_FIXED) turns a read past the end of
-//     a file that shrank under its mapping into zeros and an error instead of a crash — both belong to the
-//     mapping they guard; ConversionKernel takes memcpy from Glibc, Conversion the processor count from
-//     Foundation.
+//     mapping) and registers each with Probes' FileWindowGuard, whose SIGBUS handler turns a read past the
+//     end of a file that shrank under its mapping into zeros and an error instead of a crash;
+//     ConversionKernel takes memcpy from Glibc, Conversion the processor count from Foundation.
 //   - Checkpoint: SafetensorsFile reads tensors with pread into their destination and AtomicFile writes
 //     with open/fsync/rename — the byte-exact I/O of the format, which is the module's job.
 //   - Models: NormalTable takes log() from Glibc (the C math library, no system call).
@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "TensorEngine",
             dependencies: [
-                "CJemalloc", "CHalfKernels",
+                "CJemalloc", "CHalfKernels", "Probes",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictConcurrency

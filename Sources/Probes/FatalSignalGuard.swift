@@ -37,8 +37,17 @@ public enum FatalSignalGuard {
         if let line = entry.line, FatalSignalGuard.descriptor >= 0 {
             _ = write(FatalSignalGuard.descriptor, line, entry.length)
         }
-        if entry.hasPrevious {
-            let old = entry.previous
+        chainAndDie(signal, info, context, previous: entry.hasPrevious ? entry.previous : nil)
+    }
+
+    /// What a fatal signal does without this process's handler in front: the handler installed before runs
+    /// (when there was one, and it was not `SIG_DFL` or `SIG_IGN`), then the default disposition is restored,
+    /// the signal unblocked and raised again, so the process dies by it. Async-signal-safe (no locks, no
+    /// allocation); shared by ``FatalSignalGuard`` and ``FileWindowGuard``.
+    static func chainAndDie(
+        _ signal: Int32, _ info: UnsafeMutablePointer<siginfo_t>?, _ context: UnsafeMutableRawPointer?, previous: sigaction?
+    ) {
+        if let old = previous {
             if old.sa_flags & SA_SIGINFO != 0, let action = old.__sigaction_handler.sa_sigaction {
                 action(signal, info, context)
             } else if let action = old.__sigaction_handler.sa_handler,

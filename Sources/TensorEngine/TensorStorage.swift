@@ -1,3 +1,5 @@
+import Probes
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -9,11 +9,11 @@ import Synchronization
 ///
 /// Touching a page of a `mmap`ped file that lies wholly past the file's end raises SIGBUS: a checkpoint
 /// truncated (or replaced in place) while a load reads its mapping would kill the process with a signal
-/// instead of the "the file shrank" error every `pread` path reports. Every window ``TensorStorage/mapFile``
-/// makes is registered here; a SIGBUS handler (`sigaction`, `SA_SIGINFO`) that finds the faulting address
+/// instead of the "the file shrank" error every `pread` path reports. Every window TensorEngine's
+/// `TensorStorage.mapFile` makes is registered here; a SIGBUS handler (`sigaction`, `SA_SIGINFO`) that finds the faulting address
 /// (`si_addr`) inside a registered window maps one anonymous zero page over it (`mmap(MAP_FIXED |
 /// MAP_ANONYMOUS)`), marks the window, and returns, so the read completes with zeros. The reader then asks
-/// ``TensorStorage/windowFaulted`` and throws; the zeros never reach a result. A SIGBUS anywhere else goes to
+/// `TensorStorage.windowFaulted` and throws; the zeros never reach a result. A SIGBUS anywhere else goes to
 /// the handler that was installed before (the runtime's or ``FatalSignalGuard``'s) and then kills the
 /// process by the default action, exactly as without this guard.
 ///
@@ -25,7 +25,7 @@ import Synchronization
 /// the first mapping, so whatever was installed earlier (a measured child's ``FatalSignalGuard``) is chained.
 public enum FileWindowGuard {
     /// How many windows may be mapped at once: a model's every tensor as a view plus offloaded weights (a
-    /// 70B-parameter model has ~720 tensors). When full, the mapping is refused (``FileWindowError``). Kept
+    /// 70B-parameter model has ~720 tensors). When full, the mapping is refused (TensorEngine's `FileWindowError`). Kept
     /// small because the table is touched when first used: 3 × 32 KiB, inside a measured load's RSS.
     public static let capacity = 4096
 
@@ -52,7 +52,7 @@ public enum FileWindowGuard {
 
     /// Registers a window (`base ..< base + length`, the whole mapping); returns its slot, or nil when the
     /// table is full or the handler could not be installed.
-    static func register(base: UnsafeMutableRawPointer, length: Int) -> Int? {
+    public static func register(base: UnsafeMutableRawPointer, length: Int) -> Int? {
         registration.withLock { state -> Int? in
             if !state.installed {
                 guard installHandler() else { return nil }
@@ -75,7 +75,7 @@ public enum FileWindowGuard {
 
     /// Frees a slot; called before the window is unmapped, so an address reused by a later mapping is never
     /// mistaken for it.
-    static func unregister(_ slot: Int) {
+    public static func unregister(_ slot: Int) {
         registration.withLock { state in
             starts[slot].store(0, ordering: .releasing)
             state.free.append(slot)
@@ -83,7 +83,7 @@ public enum FileWindowGuard {
     }
 
     /// Whether a read of the window in `slot` touched a page past its file's end.
-    static func faulted(_ slot: Int) -> Bool { faults[slot].load(ordering: .acquiring) != 0 }
+    public static func faulted(_ slot: Int) -> Bool { faults[slot].load(ordering: .acquiring) != 0 }
 
     private static func installHandler() -> Bool {
         pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -114,29 +114,7 @@ public enum FileWindowGuard {
                 return
             }
         }
-        FileWindowGuard.chain(signal, info, context)
-    }
-
-    /// What would have happened without the guard: the previous handler runs, then the default action.
-    private static func chain(_ signal: Int32, _ info: UnsafeMutablePointer<siginfo_t>?, _ context: UnsafeMutableRawPointer?) {
-        let old = previous
-        if old.sa_flags & SA_SIGINFO != 0, let action = old.__sigaction_handler.sa_sigaction {
-            action(signal, info, context)
-        } else if let action = old.__sigaction_handler.sa_handler,
-            unsafeBitCast(action, to: Int.self) != unsafeBitCast(SIG_DFL, to: Int.self),
-            unsafeBitCast(action, to: Int.self) != unsafeBitCast(SIG_IGN, to: Int.self)
-        {
-            action(signal)
-        }
-        var defaults = sigaction()
-        defaults.__sigaction_handler.sa_handler = SIG_DFL
-        sigemptyset(&defaults.sa_mask)
-        sigaction(signal, &defaults, nil)
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, signal)
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        raise(signal)
+        FatalSignalGuard.chainAndDie(signal, info, context, previous: FileWindowGuard.previous)
     }
 
     /// `si_addr` of a fault the kernel raised (not a `kill`: a sent SIGBUS has `si_code` ≤ 0 and no address).
