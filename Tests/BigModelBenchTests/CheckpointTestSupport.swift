@@ -177,6 +177,17 @@ enum Executable {
         return nil
     }()
 
+    /// Starts the tool in the background, its output discarded: for a test that signals it or races it.
+    static func start(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(path, "bigmodel-bench was not found beside the test binary"))
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     /// Runs the tool with `arguments`, stdout and stderr captured through files (no pipe can fill up).
     static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
         try runTogether([(arguments, environment)], in: directory)[0]

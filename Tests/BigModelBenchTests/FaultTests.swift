@@ -234,13 +234,7 @@ import Glibc
         let folder = try TemporaryFolder("concurrent")
         defer { folder.remove() }
         let scenario = try folder.write("tiny.json", text: tinyScenario(extra: #", "repeat": 40"#))
-        let tool = try #require(Executable.path)
-        let first = Process()
-        first.executableURL = URL(fileURLWithPath: tool)
-        first.arguments = ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")]
-        first.standardOutput = FileHandle.nullDevice
-        first.standardError = FileHandle.nullDevice
-        try first.run()
+        let first = try Executable.start(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
         defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
         let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: folder.file("out/tiny.json")) { Thread.sleep(forTimeInterval: 0.05) }

@@ -365,13 +365,7 @@ extension MemoryMeasuringTests {
         let folder = try TemporaryFolder("interrupt")
         defer { folder.remove() }
         let scenario = try Self.write(folder, tinyScenario(extra: #", "repeat": 50"#))
-        let tool = try #require(Executable.path)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try Executable.start(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
         let resultsPath = folder.file("out/tiny.json")
         let deadline = Date().addingTimeInterval(120)
         var completed = 0
