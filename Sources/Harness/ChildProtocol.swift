@@ -43,7 +43,7 @@ public struct ChildRequest: Codable, Sendable, Equatable {
     public var strategy: StrategyName = .lowMemory
     /// The target dtype; nil: `auto` (the config's, else the first floating tensor's).
     public var dtype: DType?
-    public var sampleIntervalMilliseconds: Double = 1
+    public var sampleIntervalMilliseconds: Double = 20
     /// The ledger's cap on live RAM bytes; past it the load ends as `oom`.
     public var ledgerBudgetBytes: Int?
     /// device-map runs: where the model goes (accelerate's `device_map` / `max_memory` vocabulary).

@@ -44,7 +44,7 @@ public final class ExternalProbe {
         self.pid = pid
         self.checkpointFiles = Set(checkpointFiles.map(MappedFiles.canonicalPath))
         let phase = self.phase
-        sampler = try RSSSampler(interval: interval, pid: pid, rollupEvery: samplePss ? 100 : 0) {
+        sampler = try RSSSampler(interval: interval, pid: pid, rollupEvery: samplePss ? RSSSampler.samples(every: RSSSampler.rollupPeriodSeconds, at: interval) : 0) {
             (ledgerLiveBytes: nil, phase: phase.value.load(ordering: .relaxed))
         }
     }

@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import Loading
 import Probes
+import Synchronization
 import TensorEngine
 
 /// One strategy run inside this process with every probe on: the code the measured child executes.
@@ -28,7 +29,7 @@ public struct MeasuredLoad {
     public var hold: (RunMeasurement) -> Void = { _ in }
 
     public init(
-        checkpointPath: String, strategy: any LoadStrategy, dtype: DType?, sampleInterval: Duration = .milliseconds(1), ledgerBudget: Int? = nil,
+        checkpointPath: String, strategy: any LoadStrategy, dtype: DType?, sampleInterval: Duration = RSSSampler.defaultInterval, ledgerBudget: Int? = nil,
         onPhase: @escaping @Sendable (PhaseLog.Transition) -> Void = { _ in }, ready: @escaping () -> Void = {}
     ) {
         self.checkpointPath = checkpointPath
@@ -58,11 +59,19 @@ public struct MeasuredLoad {
         let prepared = try (strategy as? DeviceMapLoad)?.prepare(plan)
         let ledger = MemoryLedger()
         if let ledgerBudget { ledger.setTotalBudget(ledgerBudget) }
-        let phases = PhaseLog(ledger: ledger, observer: onPhase)
-        let sampler = try RSSSampler(interval: sampleInterval, rollupEvery: samplePss ? 100 : 0) {
+        let marks = SamplerMarks()
+        let onPhase = self.onPhase
+        let phases = PhaseLog(ledger: ledger) { transition in
+            marks.mark()
+            onPhase(transition)
+        }
+        let sampler = try RSSSampler(interval: sampleInterval, rollupEvery: samplePss ? RSSSampler.samples(every: RSSSampler.rollupPeriodSeconds, at: sampleInterval) : 0) {
             (ledgerLiveBytes: ledger.liveBytes, phase: phases.currentPhaseIndex)
         }
         try sampler.start()
+        marks.attach(sampler)
+        ledger.observePeaks(stepBytes: SamplerMarks.peakStepBytes) { marks.mark() }
+        defer { ledger.observePeaks(stepBytes: SamplerMarks.peakStepBytes, nil) }
         let baseline = Self.settledBaseline(ledger: ledger, rollup: samplePss)
         let phaseOffset = RSSSampler.monotonicSeconds() - sampler.startSeconds - phases.elapsedSeconds
         ready()
@@ -152,4 +161,20 @@ public struct MeasuredLoad {
         peaks[.ledgerSizeClass] = ledger.allocatorFigures.peakBytes
         return peaks
     }
+}
+
+/// Where the load tells the sampler that memory stands at a local peak: every phase transition and the first
+/// free after the ledger's peak rose by ``peakStepBytes`` (``MemoryLedger/observePeaks(stepBytes:_:)``). Each
+/// mark is one reading on the loading thread with jemalloc refreshed (~0.1 ms), so the sampled peaks of RSS
+/// and jemalloc include the moments the ledger peaks whatever the sampling interval, and the periodic sampler
+/// can run at a period whose wake-ups cost under 1% of a core.
+final class SamplerMarks: Sendable {
+    /// Peak growth between ledger marks: within the agreement tolerance's 32 MiB floor, and few enough marks
+    /// (≤ 1 per 8 MiB of peak) to cost nothing measurable.
+    static let peakStepBytes = 8 << 20
+    private let sampler = Mutex<RSSSampler?>(nil)
+
+    func attach(_ sampler: RSSSampler) { self.sampler.withLock { $0 = sampler } }
+
+    func mark() { sampler.withLock { $0 }?.mark() }
 }

@@ -83,6 +83,8 @@ public struct ScenarioInfo: Codable, Sendable, Equatable {
     public var toleranceRelative: Double
     public var toleranceAbsoluteBytes: Int
     public var sampleIntervalSeconds: Double
+    /// The parent's sampling period for loaders measured from outside, when the scenario has any (version 2).
+    public var outsideProbeIntervalSeconds: Double? = nil
     /// `--memory-limit`, when given: the machine size simulated.
     public var memoryLimitBytes: Int?
     /// The watchdog's limits (version 2).

@@ -18,6 +18,7 @@ extension ScenarioRunner {
             toleranceAbsoluteBytes: scenario.tolerance.absoluteBytes, sampleIntervalSeconds: scenario.sampleIntervalMilliseconds / 1000,
             memoryLimitBytes: options.memoryLimit, runTimeoutSeconds: scenario.limits.wallSeconds, stallTimeoutSeconds: scenario.limits.stallSeconds)
         if plannedRuns.contains(where: { !$0.run.subject.isEngine }) {
+            info.outsideProbeIntervalSeconds = scenario.outsideProbeIntervalMilliseconds / 1000
             info.subjectToleranceRelative = scenario.subjectTolerance.relative
             info.subjectToleranceAbsoluteBytes = scenario.subjectTolerance.absoluteBytes
         }

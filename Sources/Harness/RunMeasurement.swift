@@ -126,6 +126,10 @@ public struct SamplerStats: Codable, Sendable, Equatable {
     /// CPU time the sampler thread used (CLOCK_THREAD_CPUTIME_ID), and as a share of the load's wall time.
     public var cpuSeconds: Double
     public var cpuShareOfLoad: Double
+    /// Readings taken on the loading thread at the moments memory peaks (phase transitions, the first free after
+    /// the ledger's peak rose by 8 MiB), and their wall time; absent in results written before marks existed.
+    public var marks: Int?
+    public var markSeconds: Double?
 }
 
 extension SamplerStats {
@@ -139,6 +143,8 @@ extension SamplerStats {
         maxSampleSeconds = overhead.maxSecondsPerSample
         cpuSeconds = overhead.threadCPUSeconds
         cpuShareOfLoad = loadSeconds > 0 ? overhead.threadCPUSeconds / max(loadSeconds, overhead.wallSeconds) : 0
+        marks = overhead.markCount
+        markSeconds = overhead.markSeconds
     }
 }
 

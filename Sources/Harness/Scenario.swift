@@ -109,7 +109,13 @@ public struct Scenario: Sendable {
     public let repeatCount: Int
     public let cache: CacheMode
     public let tolerance: Tolerance
+    /// The sampler's period in a child that runs the engine (`"sample_interval_ms"`, default 20 ms: its marks give
+    /// the exact peaks, so the period only sets the timeline's resolution and the sampler's cost).
     public let sampleIntervalMilliseconds: Double
+    /// The period at which the parent samples a loader measured from outside (`"sample_interval_ms"` when given,
+    /// else 1 ms): such a loader has no marks, so its RSS anon/file peaks are only as fine as this period, and
+    /// the cost falls on the parent, not on the process measured.
+    public var outsideProbeIntervalMilliseconds: Double = 1
     /// The watchdog's limits for every child (`run_timeout_s`, `stall_timeout_s`).
     public let limits: ChildRunner.Limits
     /// The Python interpreter for the transformers subject (`"python"`); nil: `--python`, the environment, python3.

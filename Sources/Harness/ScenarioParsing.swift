@@ -3,6 +3,7 @@ import Foundation
 import Loading
 import Models
 import OrderedCollections
+import Probes
 import StrictJSON
 import TensorEngine
 
@@ -27,12 +28,14 @@ extension Scenario {
             checkpoint = .generated(dtype: configDType, maxShardSize: shard, seed: seed)
         }
         let scale = try parseScale(root["scale"], checkpoint: checkpoint, v)
+        let interval = try parseInterval(root["sample_interval_ms"], v)
         var scenario = Scenario(
             file: file, name: name, description: try v.string(root["description"], "$.description", required: false) ?? "", config: config,
             checkpoint: checkpoint, scale: scale, runs: try parseRuns(root["runs"], v),
             repeatCount: try v.integer(root["repeat"], "$.repeat", range: 1...100) ?? 1, cache: try parseCache(root["cache"], v),
-            tolerance: try parseTolerance(root["tolerance"], v, at: "$.tolerance"), sampleIntervalMilliseconds: try parseInterval(root["sample_interval_ms"], v),
+            tolerance: try parseTolerance(root["tolerance"], v, at: "$.tolerance"), sampleIntervalMilliseconds: interval ?? Double(RSSSampler.defaultInterval / .microseconds(1)) / 1000,
             limits: try parseLimits(root, v))
+        scenario.outsideProbeIntervalMilliseconds = interval ?? 1
         scenario.python = try v.string(root["python"], "$.python", required: false)
         if let text = try v.string(root["scaling"], "$.scaling", required: false) {
             guard let scaling = SyntheticCheckpoint.Scaling(rawValue: text) else { throw v.fail("$.scaling", "must be \"rows\" or \"layers\", not \"\(text)\"") }
@@ -218,10 +221,11 @@ extension Scenario {
         return tolerance
     }
 
-    static func parseInterval(_ value: JSONValue?, _ v: Validator) throws -> Double {
-        guard let value else { return 1 }
-        guard let ms = value.numberValue?.doubleValue, ms >= 0.1, ms <= 2 else {
-            throw v.fail("$.sample_interval_ms", "must be a number of milliseconds in [0.1, 2]")
+    /// `sample_interval_ms`, nil when absent (each kind of run then has its own default).
+    static func parseInterval(_ value: JSONValue?, _ v: Validator) throws -> Double? {
+        guard let value else { return nil }
+        guard let ms = value.numberValue?.doubleValue, ms >= 0.1, ms <= 50 else {
+            throw v.fail("$.sample_interval_ms", "must be a number of milliseconds in [0.1, 50]")
         }
         return ms
     }

@@ -274,7 +274,7 @@ public final class ScenarioRunner {
                 offload: launch.request.offloadFolder)
         }
         launch.environment.merge(Self.pythonEnvironment) { _, new in new }
-        launch.probeInterval = .microseconds(Int64((scenario.sampleIntervalMilliseconds * 1000).rounded()))
+        launch.probeInterval = .microseconds(Int64((scenario.outsideProbeIntervalMilliseconds * 1000).rounded()))
         launch.memoryCapBytes = ledgerCap
     }
 

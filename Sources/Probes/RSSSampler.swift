@@ -22,6 +22,10 @@ public struct SamplerOverhead: Sendable, Equatable {
     public var wallSeconds: Double
     /// Times a sample ended after the next one was due (the schedule then restarts from now; no catch-up burst).
     public var overrunCount: Int
+    /// Samples taken on demand by ``RSSSampler/mark()`` (on the caller's thread, not the sampler's).
+    public var markCount: Int = 0
+    /// Wall time spent in those marks, seconds (their CPU falls on the caller, not on the sampler thread).
+    public var markSeconds: Double = 0
 }
 
 /// Everything a stopped ``RSSSampler`` recorded.
@@ -47,8 +51,8 @@ public struct RSSSamplerResult: Sendable {
     }
 }
 
-/// Samples this process's memory on a dedicated thread (a `pthread`) every `interval` (default 1 ms, at most
-/// 2 ms) from ``start()`` until ``stop()``.
+/// Samples this process's memory on a dedicated thread (a `pthread`) every `interval` (default 20 ms, at most
+/// 50 ms) from ``start()`` until ``stop()``, and once more at each ``mark()`` on the caller's thread.
 ///
 /// Each sample: seconds since start (`CLOCK_MONOTONIC`), `VmRSS`/`RssAnon`/`RssFile` from `/proc/self/statm`, or
 /// those and `VmHWM` from `/proc/<pid>/status` (one `pread` into a reused buffer), for this process jemalloc
@@ -58,9 +62,14 @@ public struct RSSSamplerResult: Sendable {
 /// it must be cheap and thread-safe (an atomic load, say).
 ///
 /// Samples go into an array reserved up front (`initialReserve`), growing up to `capacity` (default 2 million,
-/// ~33 minutes at 1 ms, 288 MB); beyond it samples are counted as dropped. The array is itself process memory
-/// and shows in the RSS it samples (88 bytes per sample). A 1 ms sampler still misses spikes shorter than the
-/// interval: reconcile its peaks with `VmHWM`.
+/// ~11 hours at 20 ms, 288 MB); beyond it samples are counted as dropped. The array is itself process memory
+/// and shows in the RSS it samples (88 bytes per sample). The periodic samples miss spikes shorter than the
+/// interval: a caller that knows when memory peaks calls ``mark()`` there; anything else is reconciled with
+/// `VmHWM`.
+///
+/// Why 20 ms by default: under a load that saturates both cores' memory bandwidth, one wake-up and sample costs
+/// 40–130 µs of CPU on this VM (cache-cold, not the ~20 µs of an idle wake-up), so 1 ms took 2–8% of a core
+/// and 10 ms still up to 1.6%; 20 ms keeps it under 1%. The exact peaks come from the marks, not the period.
 public final class RSSSampler: Sendable {
     /// Returns the caller's ledger live bytes (nil: no ledger) and current phase index (−1: none).
     public typealias Context = @Sendable () -> (ledgerLiveBytes: Int?, phase: Int)
@@ -71,8 +80,10 @@ public final class RSSSampler: Sendable {
         public var description: String { message }
     }
 
-    /// The longest interval allowed: 2 ms.
-    public static let maximumInterval: Duration = .milliseconds(2)
+    /// The longest interval allowed: 50 ms.
+    public static let maximumInterval: Duration = .milliseconds(50)
+    /// The default interval: 20 ms (see the type's comment for why).
+    public static let defaultInterval: Duration = .milliseconds(20)
     /// The default cap on stored samples.
     public static let defaultCapacity = 2_000_000
 
@@ -87,15 +98,45 @@ public final class RSSSampler: Sendable {
     public let pid: pid_t?
     /// Every this many samples `smaps_rollup` is read too (its PSS carried forward between reads); 0: never.
     public let rollupEvery: Int
-    /// How often jemalloc's statistics are refreshed (carried between): every 20 ms whatever the interval, so
-    /// that their sampled peak is as close at 2 ms sampling as at 1 ms.
-    public static let jemallocPeriodSeconds = 0.020
-    /// Every this many samples jemalloc's statistics are refreshed: 20 ms over the interval (20 at 1 ms, 10 at 2 ms).
-    public var jemallocEvery: Int { max(1, Int((Self.jemallocPeriodSeconds / interval.probesSeconds).rounded())) }
+    /// How often the sampler thread refreshes jemalloc's statistics (carried between): every 250 ms whatever the
+    /// interval. The `epoch` write merges every arena's statistics (~0.1 ms, and it waits on arena locks while
+    /// the loader purges), so more often costs more than the rest of the sampling; the moments jemalloc peaks
+    /// with the ledger are read fresh by ``mark()``, which is where an engine load's jemalloc peak comes from.
+    public static let jemallocPeriodSeconds = 0.250
+    /// Every this many samples jemalloc's statistics are refreshed: 250 ms over the interval (12 at 20 ms).
+    public var jemallocEvery: Int { Self.samples(every: Self.jemallocPeriodSeconds, at: interval) }
+    /// How often a caller that wants PSS should read `smaps_rollup` (it walks every page table: milliseconds for
+    /// a multi-GB process): every 100 ms.
+    public static let rollupPeriodSeconds = 0.100
+
+    /// The number of samples at `interval` closest to `seconds`, at least 1: a period as a sample count.
+    public static func samples(every seconds: Double, at interval: Duration) -> Int {
+        max(1, Int((seconds / interval.probesSeconds).rounded()))
+    }
     private let stopRequested = Atomic<Bool>(false)
     private let state = Mutex(State())
     /// Held for the whole of ``stop()``, so a second concurrent caller waits for the first to finish.
     private let stopLock = Mutex(())
+    /// The readers ``mark()`` uses (its own: the sampler thread's are not shared), opened at the first mark.
+    private let markProbes = Mutex<MarkProbes?>(nil)
+
+    /// A status reader and jemalloc's MIBs for marks, taken on whatever thread calls ``mark()``.
+    private struct MarkProbes {
+        var reader: ProcessMemoryReader?
+        var jemalloc: JemallocStats?
+
+        init(pid: pid_t?) {
+            reader = try? ProcessMemoryReader(pid: pid, source: pid == nil ? .statm : .status)
+            jemalloc = pid == nil ? JemallocStats() : nil
+        }
+
+        func reading() -> MemoryReading? {
+            guard let status = try? reader?.read() else { return nil }
+            var reading = MemoryReading(status: status, rollup: nil)
+            if let allocator = jemalloc?.read(refresh: true) { reading.add(jemalloc: allocator) }
+            return reading
+        }
+    }
 
     private struct State {
         var samples: [MemorySample] = []
@@ -112,11 +153,14 @@ public final class RSSSampler: Sendable {
         var firstSampleSeconds = 0.0
         var lastSampleSeconds = 0.0
         var overruns = 0
+        var markCount = 0
+        var markSeconds = 0.0
+        var markedOutOfOrder = false
         var result: RSSSamplerResult? = nil
     }
 
     /// - Parameters:
-    ///   - interval: time between samples; > 0 and ≤ 2 ms (default 1 ms).
+    ///   - interval: time between samples; > 0 and ≤ 50 ms (default 20 ms).
     ///   - capacity: the most samples stored (default 2 million); later samples are counted as dropped.
     ///   - initialReserve: samples' storage reserved before sampling starts (default 65,536 ≈ 5.8 MB virtual).
     ///   - pid: the process to sample; nil samples this one (and only then jemalloc's statistics, which exist
@@ -124,7 +168,7 @@ public final class RSSSampler: Sendable {
     ///   - context: returns the ledger's live bytes and the phase index, called once per sample on the sampler
     ///     thread.
     public init(
-        interval: Duration = .milliseconds(1),
+        interval: Duration = RSSSampler.defaultInterval,
         capacity: Int = RSSSampler.defaultCapacity,
         initialReserve: Int = 65_536,
         pid: pid_t? = nil,
@@ -132,7 +176,7 @@ public final class RSSSampler: Sendable {
         context: @escaping Context = { (ledgerLiveBytes: nil, phase: -1) }
     ) throws(ConfigurationError) {
         guard interval > .zero, interval <= Self.maximumInterval else {
-            throw ConfigurationError(message: "sampler interval must be > 0 and ≤ 2 ms, got \(interval)")
+            throw ConfigurationError(message: "sampler interval must be > 0 and ≤ 50 ms, got \(interval)")
         }
         guard capacity >= 1 else { throw ConfigurationError(message: "sampler capacity must be ≥ 1, got \(capacity)") }
         self.interval = interval
@@ -208,8 +252,10 @@ public final class RSSSampler: Sendable {
                 maxSecondsPerSample: state.costMax,
                 threadCPUSeconds: state.cpuSeconds,
                 wallSeconds: state.lastSampleSeconds - state.firstSampleSeconds,
-                overrunCount: state.overruns
+                overrunCount: state.overruns, markCount: state.markCount, markSeconds: state.markSeconds
             )
+            // A mark taken on another thread may land a few microseconds before a sample already stored.
+            if state.markedOutOfOrder { state.samples.sort { $0.seconds < $1.seconds } }
             let result = RSSSamplerResult(
                 samples: state.samples, droppedSamples: state.dropped,
                 statusReadFailures: state.statusReadFailures, jemallocAvailable: state.jemallocAvailable,
@@ -218,6 +264,34 @@ public final class RSSSampler: Sendable {
             state.result = result
             state.samples = []
             return result
+        }
+    }
+
+    /// Takes one sample now, on the calling thread, with jemalloc's statistics refreshed: for the moments the
+    /// caller knows memory is at a local peak (a phase boundary, the first free after the ledger's peak rose),
+    /// which the periodic samples can miss by up to an interval. PSS is carried from the latest sample (the
+    /// rollup is too costly to read on the caller's thread). Does nothing before ``start()`` or after ``stop()``.
+    public func mark() {
+        let begin = MonotonicClock.monotonicSeconds()
+        guard let startSeconds = state.withLock({ $0.started && $0.result == nil ? $0.startSeconds : nil }) else { return }
+        let reading = markProbes.withLock { probes -> MemoryReading? in
+            if probes == nil { probes = MarkProbes(pid: pid) }
+            return probes?.reading()
+        }
+        let (ledger, phase) = context()
+        let cost = MonotonicClock.monotonicSeconds() - begin
+        let capacity = self.capacity
+        state.withLock { state in
+            state.markCount += 1
+            state.markSeconds += cost
+            guard var reading, state.result == nil else { return }
+            reading[.ledgerLive] = ledger
+            if let last = state.samples.last {
+                for figure: MemoryFigure in [.pss, .pssAnon, .pssFile] where reading[figure] == nil { reading[figure] = last.reading[figure] }
+                if last.seconds > begin - startSeconds { state.markedOutOfOrder = true }
+            }
+            let sample = MemorySample(seconds: begin - startSeconds, reading: reading, phase: phase)
+            if state.samples.count < capacity { state.samples.append(sample) } else { state.dropped += 1 }
         }
     }
 
@@ -253,8 +327,8 @@ public final class RSSSampler: Sendable {
         guard let status = try? reader?.read() else { return nil }
         if rollupEvery > 0 && index % rollupEvery == 0 { rollup = (try? ProcessMemory.smapsRollup(pid: pid)) ?? rollup }
         var reading = MemoryReading(status: status, rollup: rollup)
-        // jemalloc's `epoch` merges every arena's statistics (~70 µs): every `jemallocEvery`th sample (20 ms),
-        // carried between, so it costs well under 1% of a core.
+        // jemalloc's `epoch` merges every arena's statistics: every `jemallocEvery`th sample (250 ms), carried
+        // between; the marks read it fresh where it peaks.
         if index % jemallocEvery == 0, let allocator = jemalloc?.read(refresh: true) { lastJemalloc = allocator }
         if let allocator = lastJemalloc { reading.add(jemalloc: allocator) }
         let (ledger, phase) = context()

@@ -224,7 +224,8 @@ public enum MarkdownReport {
                 + (sc.cache == .cold
                     ? "(shards evicted from the page cache with POSIX_FADV_DONTNEED before each run)"
                     : "(shards made resident in the page cache before each run)")
-                + "; repeat \(sc.repeatCount); sample interval \(Format.trimmed(sc.sampleIntervalSeconds * 1000)) ms; "
+                + "; repeat \(sc.repeatCount); sample interval \(Format.trimmed(sc.sampleIntervalSeconds * 1000)) ms"
+                + (sc.outsideProbeIntervalSeconds.map { " (loaders measured from outside: \(Format.trimmed($0 * 1000)) ms)" } ?? "") + "; "
                 + "tolerance \(Format.trimmed(sc.toleranceRelative * 100))% + \(Format.size(sc.toleranceAbsoluteBytes))"
                 + (sc.memoryLimitBytes.map { "; simulated machine memory (--memory-limit) \(Format.size($0))" } ?? ""),
         ])
@@ -448,8 +449,9 @@ public enum MarkdownReport {
         md += "- **ledger peak**: the engine's exact count of bytes owned by tensors at its highest (every tensor allocation goes through the ledger); not sampled, exact to the byte. It must equal the prediction.\n"
         md += "- **predicted peak**: the strategy's formula evaluated on figures computed from the checkpoint's headers (table above).\n"
         md += "- **VmHWM Δ**: `/proc/self/status` VmHWM read at the end, minus VmRSS at the baseline. The kernel keeps this high-water mark itself, so no sampling gap can miss a spike; it counts anonymous, file and shared pages.\n"
-        md += "- **RSS anon / RSS file peak Δ**: the maximum of `/proc/self/status` RssAnon / RssFile over the samples (taken every \(interval) ms; the achieved interval is given per run) and the end reading, minus the baseline reading.\n"
-        md += "- **jemalloc allocated peak Δ**: jemalloc's `stats.allocated` (bytes in live allocations) read at every sample after writing `epoch` to refresh the statistics, maximum minus baseline.\n"
+        md += "- **RSS anon / RSS file peak Δ**: the maximum of RssAnon / RssFile (`/proc/self/statm`) over the samples and the end reading, minus the baseline reading. "
+        md += "Samples are taken every \(interval) ms by the sampler thread (the achieved interval is given per run) and at each **mark**: the load takes one more reading on its own thread at every phase transition and at the first free after the ledger's peak rose by 8 MiB, before that free, so a peak of owned memory is read whatever the interval.\n"
+        md += "- **jemalloc allocated peak Δ**: jemalloc's `stats.allocated` (bytes in live allocations) after writing `epoch` to refresh the statistics, read at each mark and every 250 ms by the sampler thread, maximum minus baseline.\n"
         md += "- **timeline**: the samples downsampled to at most 2000 points keeping each bucket's maxima; every column is a delta over the baseline except ledger live (absolute, 0 at baseline).\n"
         md += "- **tolerance**: \(tolerance); upper bound = predicted + tolerance; lower bound = max(0, predicted − tolerance), checked only for naive and load-then-cast, whose claim is a high cost (a probe that misses memory must fail).\n"
         md += "- **checks**: ledger peak = prediction; VmHWM Δ and RSS anon peak Δ ≤ upper bound (and ≥ lower bound where there is one); "

@@ -43,9 +43,22 @@ public final class MemoryLedger: Sendable {
         var totalBudget: Int?
         var allocatorLive = 0
         var allocatorPeak = 0
+        /// The RAM peak when the peak observer was last called (or installed).
+        var observedPeak = 0
+        /// Whether the RAM peak rose since the last release: the next release then ends a local maximum.
+        var peakRoseSinceRelease = false
+    }
+
+    /// Called at the first release after the RAM peak rose by at least `stepBytes` over the last peak it was
+    /// called at, before that release is applied: the moment memory stands at a new high (see
+    /// ``observePeaks(stepBytes:_:)``).
+    private struct PeakObserver: Sendable {
+        var stepBytes: Int
+        var call: @Sendable () -> Void
     }
 
     private let state = Mutex(State())
+    private let peakObserver = Mutex<PeakObserver?>(nil)
 
     public init() {}
 
@@ -68,7 +81,10 @@ public final class MemoryLedger: Sendable {
             s.devices[device] = figures
             if device.isResidentInRAM {
                 s.liveBytes += bytes
-                s.peakBytes = max(s.peakBytes, s.liveBytes)
+                if s.liveBytes > s.peakBytes {
+                    s.peakBytes = s.liveBytes
+                    s.peakRoseSinceRelease = true
+                }
                 s.allocatorLive += classBytes
                 s.allocatorPeak = max(s.allocatorPeak, s.allocatorLive)
             }
@@ -77,8 +93,18 @@ public final class MemoryLedger: Sendable {
         if let failure { throw failure }
     }
 
-    /// Records that `bytes` previously allocated on `device` were freed.
+    /// Records that `bytes` previously allocated on `device` were freed. Call it before the memory is given back,
+    /// so that a peak observer sees memory as it stood at the peak.
     public func release(_ bytes: Int, on device: Device = .cpu, allocatorBytes: Int? = nil) {
+        if device.isResidentInRAM, let observer = peakObserver.withLock({ $0 }) {
+            let atNewPeak = state.withLock { s -> Bool in
+                defer { s.peakRoseSinceRelease = false }
+                guard s.peakRoseSinceRelease, s.peakBytes - s.observedPeak >= observer.stepBytes else { return false }
+                s.observedPeak = s.peakBytes
+                return true
+            }
+            if atNewPeak { observer.call() }
+        }
         state.withLock { s in
             s.devices[device, default: DeviceFigures(liveBytes: 0, peakBytes: 0, budgetBytes: nil)].liveBytes -= bytes
             if device.isResidentInRAM {
@@ -86,6 +112,20 @@ public final class MemoryLedger: Sendable {
                 s.allocatorLive -= allocatorBytes ?? bytes
             }
         }
+    }
+
+    /// Installs `observer` (nil removes it): called on the releasing thread at the first release after the RAM
+    /// peak rose by `stepBytes` or more over the peak it was last called at (or the peak at installation),
+    /// before the release is applied. That is the moment a local maximum of owned memory ends — where the
+    /// harness takes a reading a periodic sampler could miss. The step bounds the calls: at most one per
+    /// `stepBytes` of peak (a 13 GB peak at 8 MiB: ≤ 1,600), however the load allocates and frees.
+    public func observePeaks(stepBytes: Int, _ observer: (@Sendable () -> Void)?) {
+        precondition(stepBytes > 0, "the peak step must be positive")
+        state.withLock { s in
+            s.observedPeak = s.peakBytes
+            s.peakRoseSinceRelease = false
+        }
+        peakObserver.withLock { $0 = observer.map { PeakObserver(stepBytes: stepBytes, call: $0) } }
     }
 
     /// Live and peak RAM bytes at the allocator's size classes.
@@ -106,6 +146,7 @@ public final class MemoryLedger: Sendable {
     public func resetPeak() {
         state.withLock { s in
             s.peakBytes = s.liveBytes
+            s.observedPeak = s.liveBytes
             s.allocatorPeak = s.allocatorLive
             for (device, figures) in s.devices { s.devices[device]?.peakBytes = figures.liveBytes }
         }

@@ -56,8 +56,9 @@ public final class TensorStorage: @unchecked Sendable {
         case .none:
             break
         case .allocator(let allocator, let ledger):
-            if let pointer { allocator.deallocate(pointer, byteCount: byteCount) }
+            // The ledger first: its peak observer reads memory as it stood before this free.
             ledger.release(byteCount, on: device, allocatorBytes: allocator.usableSize(byteCount))
+            if let pointer { allocator.deallocate(pointer, byteCount: byteCount) }
         case .unmap(let base, let length, let slot):
             FileWindowGuard.unregister(slot)
             munmap(base, length)

@@ -36,7 +36,7 @@ func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}
         (tinyScenario(extra: #", "cache": "lukewarm""#), "$.cache", "\"warm\" or \"cold\""),
         (tinyScenario(extra: #", "tolerance": {"relative": 3}"#), "$.tolerance.relative", "[0, 1)"),
         (tinyScenario(extra: #", "tolerance": {"absolute": "lots"}"#), "$.tolerance.absolute", "must be a size"),
-        (tinyScenario(extra: #", "sample_interval_ms": 10"#), "$.sample_interval_ms", "[0.1, 2]"),
+        (tinyScenario(extra: #", "sample_interval_ms": 60"#), "$.sample_interval_ms", "[0.1, 50]"),
         (tinyScenario(extra: #", "run_timeout_s": 0"#), "$.run_timeout_s", "must be a number of seconds in [1, 86400]"),
         (tinyScenario(extra: #", "stall_timeout_s": "soon""#), "$.stall_timeout_s", "must be a number of seconds in [1, 86400]"),
         (tinyScenario().replacingOccurrences(of: #""vocab_size": 8000, "#, with: ""), "$.model.config.vocab_size", "missing"),

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import Checkpoint
@@ -223,6 +224,31 @@ func withArrays<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throw
         #expect(throws: OutOfMemoryError.self) { try ledger.allocate(201) }
         try ledger.allocate(200)
         #expect(ledger.peakBytes == 700)
+    }
+
+    /// The observer runs at the first release after the RAM peak rose by the step, seeing the ledger as it stood
+    /// at the peak; not at a release below the step, nor twice for one peak, nor for disk or accelerator bytes.
+    @Test func peakObserverFiresOncePerStepAtTheFirstFree() throws {
+        let ledger = MemoryLedger()
+        let seen = Mutex<[Int]>([])
+        try ledger.allocate(50)
+        ledger.observePeaks(stepBytes: 100) { [ledger] in seen.withLock { $0.append(ledger.liveBytes) } }
+        try ledger.allocate(60)  // peak 110: 60 over the peak at installation, under the step
+        ledger.release(60)
+        try ledger.allocate(150)  // peak 200: the step is reached, the next free is observed
+        try ledger.allocate(30, on: .disk)
+        ledger.release(30, on: .disk)  // not RAM: not observed
+        ledger.release(100)
+        ledger.release(50)  // the same peak: not again
+        try ledger.allocate(250)  // peak 300
+        ledger.release(10)
+        ledger.resetPeak()  // peak 290: the next step counts from here
+        try ledger.allocate(60)
+        ledger.release(60)
+        try ledger.allocate(100)  // peak 390
+        ledger.observePeaks(stepBytes: 100, nil)
+        ledger.release(100)
+        #expect(seen.withLock { $0 } == [200, 300])
     }
 }
 

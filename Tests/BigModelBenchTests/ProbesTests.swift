@@ -263,7 +263,7 @@ struct ProbesTests {
 
     /// At 1 ms over ≥ 200 ms: ≥ 100 samples, and a 64 MiB spike lasting 50 ms shows in the RssAnon peak.
     @Test func samplerSeesShortSpike() throws {
-        #expect(throws: RSSSampler.ConfigurationError.self) { try RSSSampler(interval: .milliseconds(3)) }
+        #expect(throws: RSSSampler.ConfigurationError.self) { try RSSSampler(interval: .milliseconds(51)) }
         #expect(throws: RSSSampler.ConfigurationError.self) { try RSSSampler(interval: .zero) }
 
         let phase = Atomic<Int>(0)
@@ -277,6 +277,7 @@ struct ProbesTests {
             MonotonicClock.sleep(seconds: 0.05)
             phase.store(1, ordering: .relaxed)
             let block = try allocateTouched(64 * MiB)
+            sampler.mark()  // jemalloc is refreshed every 250 ms by the thread: its peak comes from the mark
             MonotonicClock.sleep(seconds: 0.05)
             free(block, 64 * MiB)
             phase.store(2, ordering: .relaxed)
@@ -299,13 +300,41 @@ struct ProbesTests {
         #expect(result.droppedSamples == 0)
         #expect(result.samples.first.map { $0.seconds >= 0 && $0.seconds < 0.01 } == true)
         let overhead = result.overhead
-        #expect(overhead.sampleCount == result.samples.count)
         #expect(overhead.meanIntervalSeconds > 0.0009 && overhead.meanIntervalSeconds < 0.002)
         #expect(overhead.meanSecondsPerSample > 0 && overhead.meanSecondsPerSample < 0.0005)
         #expect(overhead.maxSecondsPerSample >= overhead.meanSecondsPerSample)
         #expect(overhead.threadCPUSeconds > 0 && overhead.threadCPUSeconds < overhead.wallSeconds)
-        #expect(zip(result.samples, result.samples.dropFirst()).allSatisfy { $0.seconds < $1.seconds })
+        #expect(overhead.markCount == 1 && overhead.markSeconds > 0 && overhead.markSeconds < 0.01)
+        #expect(overhead.sampleCount + overhead.markCount == result.samples.count + result.droppedSamples)
+        #expect(zip(result.samples, result.samples.dropFirst()).allSatisfy { $0.seconds <= $1.seconds })
         print("[probes] sampler at 1 ms: \(overhead)")
+    }
+
+    /// At 50 ms a 64 MiB block held for 2 ms falls between samples; a mark while it is held puts it in the peaks
+    /// (RssAnon and a fresh jemalloc reading), with the caller's ledger bytes and phase. A mark before start
+    /// stores nothing.
+    @Test func markCatchesWhatThePeriodMisses() throws {
+        let phase = Atomic<Int>(0)
+        let sampler = try RSSSampler(interval: .milliseconds(50)) { (ledgerLiveBytes: 777, phase: phase.load(ordering: .relaxed)) }
+        sampler.mark()
+        try sampler.start()
+        MonotonicClock.sleep(seconds: 0.06)
+        let block = try allocateTouched(64 * MiB)
+        phase.store(3, ordering: .relaxed)
+        sampler.mark()
+        MonotonicClock.sleep(seconds: 0.002)
+        free(block, 64 * MiB)
+        phase.store(4, ordering: .relaxed)
+        MonotonicClock.sleep(seconds: 0.06)
+        let result = sampler.stop()
+        sampler.mark()
+        #expect(result.overhead.markCount == 1)
+        #expect(result.samples.count == result.overhead.sampleCount + 1)
+        let marked = try #require(result.samples.first { $0.phase == 3 })
+        let baseline = try #require(result.samples.first?.reading[.rssAnon])
+        #expect(try #require(marked.reading[.rssAnon]) - baseline >= 64 * MiB - 4 * MiB)
+        #expect(try #require(marked.reading[.jemallocAllocated]) >= 64 * MiB)
+        #expect(marked.reading[.ledgerLive] == 777)
     }
 
     @Test func samplerCapsStoredSamples() throws {
