@@ -61,7 +61,7 @@ public struct RSSSamplerResult: Sendable {
 /// phase index; Probes knows nothing of the ledger). The closure runs on the sampler thread every interval, so
 /// it must be cheap and thread-safe (an atomic load, say).
 ///
-/// Samples go into an array reserved up front (`initialReserve`), growing up to `capacity` (default 2 million,
+/// Samples go into an array written up front (`initialReserve`), growing up to `capacity` (default 2 million,
 /// ~11 hours at 20 ms, 288 MB); beyond it samples are counted as dropped. The array is itself process memory
 /// and shows in the RSS it samples (88 bytes per sample). The periodic samples miss spikes shorter than the
 /// interval: a caller that knows when memory peaks calls ``mark()`` there; anything else is reconciled with
@@ -162,7 +162,9 @@ public final class RSSSampler: Sendable {
     /// - Parameters:
     ///   - interval: time between samples; > 0 and ≤ 50 ms (default 20 ms).
     ///   - capacity: the most samples stored (default 2 million); later samples are counted as dropped.
-    ///   - initialReserve: samples' storage reserved before sampling starts (default 65,536 ≈ 5.8 MB virtual).
+    ///   - initialReserve: samples' storage written before sampling starts (default 65,536 ≈ 5.8 MB, 22 minutes
+    ///     at 20 ms), so that the samples of a load fault in no page of their own and the array's growth stays
+    ///     out of the load's deltas.
     ///   - pid: the process to sample; nil samples this one (and only then jemalloc's statistics, which exist
     ///     only inside the process that links it).
     ///   - context: returns the ledger's live bytes and the phase index, called once per sample on the sampler
@@ -205,7 +207,10 @@ public final class RSSSampler: Sendable {
             if state.started { return true }
             state.started = true
             state.startSeconds = MonotonicClock.monotonicSeconds()
-            state.samples.reserveCapacity(reserve)
+            // Written once now, not reserved: a first touch of a page here can cost milliseconds (a VM that
+            // backs guest memory lazily), and would otherwise fall inside a sample during the load.
+            state.samples = Array(repeating: MemorySample(seconds: 0, reading: MemoryReading(), phase: -1), count: reserve)
+            state.samples.removeAll(keepingCapacity: true)
             return false
         }
         if alreadyStarted { return }
