@@ -11,7 +11,7 @@
 //   StrictJSON is a leaf utility (strict parser + byte-exact writers) used from Checkpoint upward.
 //
 // Which targets touch the operating system, and why (each target below lists what it imports):
-//   - Probes: the measuring and process layer — /proc and cgroup files, madvise/fadvise, fork/exec with a
+//   - Probes: the measuring and process layer — /proc, /sys (THP, free page reporting) and cgroup files, madvise/fadvise, fork/exec with a
 //     parent-death signal, pipes and poll, signal handlers (fatal signals; SIGBUS on shrunk file windows),
 //     mallctl, isatty and TIOCGWINSZ. Everything the runner and the CLI do to the OS goes through it, each
 //     wrapper naming the call it wraps.

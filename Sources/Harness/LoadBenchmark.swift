@@ -14,6 +14,10 @@ import TensorEngine
 /// run it, each repetition on a fresh ledger after every arena was purged (so each faults its memory in as a
 /// fresh process would); peers run in a fresh interpreter each time,
 /// timed inside it around the load alone. Each case reports its median, minimum and maximum.
+///
+/// Before the rounds it also times the first touch of fresh memory as large as naive's peak
+/// (``FirstTouchFloor``): on a VM whose host takes freed memory back that, not the read floor, bounds every
+/// phase that fills fresh memory, and the report says which machine it is (``FreePageReporting``).
 public struct LoadBenchmark {
     public struct Options: Sendable {
         public var checkpoint: String
@@ -65,6 +69,13 @@ public struct LoadBenchmark {
         /// Why the peers are missing, when they are.
         public var peersSkipped: String?
         public var peerVersions: [String: String]?
+        /// Fresh memory of naive's peak (M_t + M_ck) written twice, before the rounds (``FirstTouchFloor``);
+        /// nil when MemAvailable had no room for it.
+        public var firstTouch: FirstTouchResult?
+        /// This VM's free page reporting when it has it (read before the rounds); nil on a machine without it.
+        public var freePageReporting: FreePageReporting?
+        /// Bytes the kernel reported to the host from the first touch to the last round (`reported_kib`'s growth).
+        public var reportedBytesDuringRun: Int?
     }
 
     public let options: Options
@@ -81,6 +92,8 @@ public struct LoadBenchmark {
         JemallocStats.returnFreedPagesAtOnce()
         progress("warming the page cache: \(ByteSize.decimal(checkpoint.totalSize)) in \(checkpoint.files.count) files")
         _ = try checkpoint.verify()
+        let reporting = FreePageReporting.current()
+        let firstTouch = try measureFirstTouch(checkpoint, progress: progress)
         let peers = options.peers ? PeerLoaders.find(python: options.python) : .skipped("--no-peers")
         var cases = [Case(name: "floor", kind: .floor, description: Self.floorDescription, seconds: [])]
         cases += Self.strategies.map { name, dtype in
@@ -102,11 +115,26 @@ public struct LoadBenchmark {
         var report = Report(
             checkpoint: options.checkpoint, tensorBytes: checkpoint.totalSize, files: checkpoint.files.count, repeats: options.repeats,
             warmupRounds: options.warmupRounds, cores: ProcessInfo.processInfo.activeProcessorCount, cases: cases)
+        report.firstTouch = firstTouch
+        report.freePageReporting = reporting
+        if let before = reporting?.reportedBytes, let after = FreePageReporting.current()?.reportedBytes { report.reportedBytesDuringRun = after - before }
         switch peers {
         case .available(let found): report.peerVersions = found.versions
         case .skipped(let why): report.peersSkipped = why
         }
         return report
+    }
+
+    /// Fresh memory as much as naive holds at its peak, written twice (``FirstTouchFloor``), before the
+    /// warm-up round so that the host's state it leaves falls on an uncounted round. Skipped (nil) when
+    /// MemAvailable less 1 GiB has no room for it.
+    private func measureFirstTouch(_ checkpoint: Checkpoint, progress: (String) -> Void) throws -> FirstTouchResult? {
+        let plan = try LoadPlan(checkpoint: checkpoint, requested: nil)
+        let bytes = StrategyName.naive.strategy.predictedPeakBytes(plan.figures)
+        guard let available = SystemMemory.read().availableBytes, bytes <= available - (1 << 30) else { return nil }
+        progress("first touch: \(ByteSize.decimal(bytes)) of fresh memory, twice")
+        _ = JemallocStats.purgeAll()
+        return try FirstTouchFloor.measure(bytes: bytes)
     }
 
     static let floorDescription =

@@ -102,13 +102,37 @@ enum LoadBenchmarkTable {
         out += "\(report.cores) cores, medians of \(report.repeats) interleaved rounds after \(report.warmupRounds) uncounted\n"
         out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 6])
         out += phaseLines(report, gigabytes: gb)
+        out += firstTouchLines(report)
         if let why = report.peersSkipped { out += "peers skipped: \(why)\n" }
+        return out
+    }
+
+    /// The floor for fresh memory, and whether the host takes freed memory back (why it can be far below the
+    /// read floor, and why naive, which holds the most, suffers most).
+    static func firstTouchLines(_ report: LoadBenchmark.Report) -> String {
+        var out = ""
+        if let touch = report.firstTouch, let first = touch.bytesPerSecond(pass: 0) {
+            out += "first touch (before the rounds): \(ByteSize.decimal(touch.bytes)) of fresh madvise(MADV_HUGEPAGE) memory, naive's peak, "
+            out += "written on every core at \(ByteSize.fixed(first / 1e9, digits: 2)) GB/s"
+            if let again = touch.bytesPerSecond(pass: 1) { out += "; again at once \(ByteSize.fixed(again / 1e9, digits: 2)) GB/s" }
+            out += " — no phase that fills fresh memory beats it\n"
+        }
+        if let reporting = report.freePageReporting {
+            out += "this VM reports freed memory to its host (virtio-balloon free page reporting"
+            out += reporting.order.map { ", blocks of 2^\($0) pages" } ?? ""
+            out += "): pages freed a while ago fault in at the host's first-touch cost"
+            out += report.reportedBytesDuringRun.map { "; \(ByteSize.binary($0)) reported during this run" } ?? ""
+            out += "\n"
+        }
         return out
     }
 
     /// The phases that are throughputs of their own: random init (model bytes written) and the read phases.
     static func phaseLines(_ report: LoadBenchmark.Report, gigabytes: Double) -> String {
         var out = ""
+        // Both as GB/s: the floor reads the checkpoint's bytes, the first touch writes its own.
+        let floor = report.cases.first { $0.kind == .floor }.map { $0.median > 0 ? gigabytes / $0.median : 0 } ?? 0
+        let touch = report.firstTouch?.bytesPerSecond(pass: 0).map { $0 / 1e9 }
         for c in report.cases where c.kind == .strategy {
             for key in ["init", "read checkpoint", "read shard"] {
                 guard let values = c.phases?[key], !values.isEmpty else { continue }
@@ -116,7 +140,11 @@ enum LoadBenchmarkTable {
                 // init writes the model (M_t); the read phases read the checkpoint.
                 let bytes = key == "init" ? Double(c.modelBytes ?? 0) / 1e9 : gigabytes
                 let what = key == "init" ? "random init of the model (M_t written)" : key
-                out += "  \(c.name) \(what): median \(ByteSize.fixed(median, digits: 3)) s, \(ByteSize.fixed(bytes / max(median, 1e-9), digits: 2)) GB/s\n"
+                let rate = bytes / max(median, 1e-9)
+                out += "  \(c.name) \(what): median \(ByteSize.fixed(median, digits: 3)) s, \(ByteSize.fixed(rate, digits: 2)) GB/s"
+                if floor > 0 { out += ", \(ByteSize.fixed(rate / floor, digits: 2))× floor" }
+                if let touch = touch { out += ", \(ByteSize.fixed(rate / touch, digits: 2))× first touch" }
+                out += "\n"
             }
         }
         return out

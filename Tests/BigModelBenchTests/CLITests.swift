@@ -50,6 +50,33 @@ struct CLITests {
         #expect(path.hasSuffix("/bigmodel-bench"))
     }
 
+    /// `bench load` on the sharded gemma fixture (369,280 tensor bytes in 4 files): every case once per
+    /// round, each strategy's ledger peak its formula's bytes, the first touch of naive's peak (M_t + M_ck).
+    @Test func benchLoadTimesEveryCaseOnTheFixture() throws {
+        let path = FixturePaths.path("gemma-tiny-bf16-sharded")
+        let result = try Executable.run(["bench", "load", "--checkpoint", path, "--repeat", "2", "--no-peers", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONParser().parse(Array(result.stdout.utf8))
+        #expect(report["tensor_bytes"]?.numberValue?.intValue == 369_280)
+        #expect(report["files"]?.numberValue?.intValue == 4)
+        #expect(report["repeats"]?.numberValue?.intValue == 2)
+        #expect(report["peers_skipped"]?.stringValue == "--no-peers")
+        #expect(report["first_touch"]?["bytes"]?.numberValue?.intValue == 738_560)
+        #expect(report["first_touch"]?["seconds"]?.arrayValue?.count == 2)
+        let cases = report["cases"]?.arrayValue ?? []
+        #expect(cases.map { $0["name"]?.stringValue } == ["floor", "naive", "sharded", "low-memory", "dtype-direct→float16", "load-then-cast→float16", "mmap"])
+        #expect(cases.map { $0["ledger_peak_bytes"]?.numberValue?.intValue } == [nil, 738_560, 500_352, 369_280, 500_352, 869_632, 0])
+        #expect(cases.allSatisfy { $0["seconds"]?.arrayValue?.count == 2 })
+        #expect(cases.allSatisfy { $0["ledger_peak_bytes"] == $0["predicted_peak_bytes"] })
+
+        let table = try Executable.run(["bench", "load", "--checkpoint", path, "--repeat", "1", "--no-peers"])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("369280 tensor bytes (369.28 KB) in 4 file(s)"))
+        #expect(table.stdout.contains("first touch (before the rounds): 738.56 KB of fresh madvise(MADV_HUGEPAGE) memory"))
+        #expect(table.stdout.contains("naive read checkpoint: median "))
+        #expect(table.stdout.contains("× first touch"))
+    }
+
     @Test(arguments: CLITests.malformed)
     func malformedFixture(name: String, rule: String) throws {
         let path = FixturePaths.path("malformed/" + name)

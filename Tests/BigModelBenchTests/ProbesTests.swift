@@ -512,6 +512,27 @@ struct ProbesTests {
         #expect(stride(from: 0, to: big.byteCount, by: 4096).allSatisfy { big.baseAddress.load(fromByteOffset: $0, as: UInt8.self) == 1 })
     }
 
+    @Test func firstTouchFloorWritesEveryPageOfEachPass() throws {
+        let result = try FirstTouchFloor.measure(bytes: 5 * MiB + 3, passes: 3, chunk: 2 * MiB, threads: 2)
+        #expect(result.bytes == 5 * MiB + 3)
+        #expect(result.seconds.count == 3)
+        #expect(result.seconds.allSatisfy { $0 > 0 })
+        #expect(result.bytesPerSecond(pass: 0) == Double(5 * MiB + 3) / result.seconds[0])
+        #expect(result.bytesPerSecond(pass: 3) == nil)
+        let buffer = try HugePageBuffer(byteCount: 3 * MiB + 1)
+        FirstTouchFloor.write(buffer, chunk: 2 * MiB, threads: 2)
+        #expect(buffer.bytes.allSatisfy { $0 == 0x5A })
+        #expect(try FirstTouchFloor.measure(bytes: 1, passes: 0).seconds == [])
+    }
+
+    @Test func freePageReportingReadsTheBalloonsFeatureBits() {
+        // Bit 5 is VIRTIO_BALLOON_F_REPORTING; the kernel writes bit 0 first.
+        #expect(FreePageReporting.reportingBit(features: "0110010100000000"))
+        #expect(!FreePageReporting.reportingBit(features: "0110000100000000"))
+        #expect(!FreePageReporting.reportingBit(features: "01100"))
+        #expect(!FreePageReporting.reportingBit(features: ""))
+    }
+
     // MARK: Children
 
     private let plainEnvironment = ["PATH": "/usr/bin:/bin", "LC_ALL": "C"]
