@@ -168,10 +168,10 @@ public struct MeasuredLoad {
 /// mark is one reading on the loading thread with jemalloc refreshed (~0.1 ms), so the sampled peaks of RSS
 /// and jemalloc include the moments the ledger peaks whatever the sampling interval, and the periodic sampler
 /// can run at a period whose wake-ups cost under 1% of a core.
-final class SamplerMarks: Sendable {
+public final class SamplerMarks: Sendable {
     /// Peak growth between ledger marks: within the agreement tolerance's 32 MiB floor, and few enough marks
     /// (≤ 1 per 8 MiB of peak) to cost nothing measurable.
-    static let peakStepBytes = 8 << 20
+    public static let peakStepBytes = 8 << 20
     private let sampler = Mutex<RSSSampler?>(nil)
 
     func attach(_ sampler: RSSSampler) { self.sampler.withLock { $0 = sampler } }

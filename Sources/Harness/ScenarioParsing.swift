@@ -33,7 +33,7 @@ extension Scenario {
             file: file, name: name, description: try v.string(root["description"], "$.description", required: false) ?? "", config: config,
             checkpoint: checkpoint, scale: scale, runs: try parseRuns(root["runs"], v),
             repeatCount: try v.integer(root["repeat"], "$.repeat", range: 1...100) ?? 1, cache: try parseCache(root["cache"], v),
-            tolerance: try parseTolerance(root["tolerance"], v, at: "$.tolerance"), sampleIntervalMilliseconds: interval ?? Double(RSSSampler.defaultInterval / .microseconds(1)) / 1000,
+            tolerance: try parseTolerance(root["tolerance"], v, at: "$.tolerance"), sampleIntervalMilliseconds: interval ?? RSSSampler.defaultInterval / .milliseconds(1),
             limits: try parseLimits(root, v))
         scenario.outsideProbeIntervalMilliseconds = interval ?? 1
         scenario.python = try v.string(root["python"], "$.python", required: false)

@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 
 #if canImport(Glibc)
@@ -61,10 +60,6 @@ public enum FirstTouchFloor {
             guard let window = UnsafeMutableRawPointer(bitPattern: base + UInt(offset)) else { return }
             memset(window, 0x5A, min(chunk, size - offset))
         }
-        if threads > 1 && chunks > 1 {
-            DispatchQueue.concurrentPerform(iterations: chunks, execute: work)
-        } else {
-            for index in 0..<chunks { work(index) }
-        }
+        ReadFloor.eachChunk(chunks, threads: threads, work)
     }
 }

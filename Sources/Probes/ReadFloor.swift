@@ -71,13 +71,19 @@ public enum ReadFloor {
                 outcome.withLock { if $0.error == nil { $0.error = error } }
             }
         }
+        eachChunk(chunks, threads: threads, work)
+        let (bytes, error) = outcome.withLock { ($0.bytes, $0.error) }
+        if let error { throw error }
+        return bytes
+    }
+
+    /// Runs `work` for every chunk index, spread over the cores when `threads` > 1 (the floors' one way of
+    /// splitting a buffer; each index owns a disjoint window).
+    static func eachChunk(_ chunks: Int, threads: Int, _ work: @Sendable (Int) -> Void) {
         if threads > 1 && chunks > 1 {
             DispatchQueue.concurrentPerform(iterations: chunks, execute: work)
         } else {
             for index in 0..<chunks { work(index) }
         }
-        let (bytes, error) = outcome.withLock { ($0.bytes, $0.error) }
-        if let error { throw error }
-        return bytes
     }
 }
