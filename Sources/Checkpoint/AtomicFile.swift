@@ -9,14 +9,14 @@ import Glibc
 ///
 /// Readers therefore see either the old file or the complete new one, never a torn write; a writer that is
 /// abandoned (error, interrupt) removes its temporary file.
-public final class AtomicFile {
-    public let path: String
-    public let temporaryPath: String
+package final class AtomicFile {
+    package let path: String
+    package let temporaryPath: String
     private var descriptor: FileDescriptor?
-    public private(set) var bytesWritten = 0
+    package private(set) var bytesWritten = 0
 
     /// Creates `path`'s temporary sibling `.NAME.tmp-PID-N`.
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         let folder = AtomicFile.folder(of: path)
         let name = path.split(separator: "/").last.map(String.init) ?? path
@@ -35,7 +35,7 @@ public final class AtomicFile {
     }
 
     /// Appends bytes.
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard let descriptor else { preconditionFailure("write after commit or abort") }
         do {
             var done = 0
@@ -49,12 +49,12 @@ public final class AtomicFile {
         }
     }
 
-    public func write(_ bytes: [UInt8]) throws {
+    package func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
     /// Flushes (`fsync` when `sync`), closes and renames the temporary file onto `path` (`rename(2)`).
-    public func commit(sync: Bool = true) throws {
+    package func commit(sync: Bool = true) throws {
         guard let descriptor else { preconditionFailure("commit after commit or abort") }
         self.descriptor = nil
         do {
@@ -68,7 +68,7 @@ public final class AtomicFile {
     }
 
     /// Discards the temporary file. Safe to call more than once, and after commit (then it does nothing).
-    public func abort() {
+    package func abort() {
         guard let descriptor else { return }
         self.descriptor = nil
         try? descriptor.close()
@@ -76,13 +76,13 @@ public final class AtomicFile {
     }
 
     /// Writes a whole file atomically.
-    public static func write(_ bytes: [UInt8], to path: String, sync: Bool = true) throws {
+    package static func write(_ bytes: [UInt8], to path: String, sync: Bool = true) throws {
         let file = try AtomicFile(path: path)
         try file.write(bytes)
         try file.commit(sync: sync)
     }
 
-    public static func write(_ text: String, to path: String, sync: Bool = true) throws {
+    package static func write(_ text: String, to path: String, sync: Bool = true) throws {
         try write(Array(text.utf8), to: path, sync: sync)
     }
 

@@ -8,40 +8,40 @@ import TensorEngine
 /// Opening validates every file's header and the index against the shards (each mapped tensor is in its
 /// shard, each shard tensor is mapped to that shard, no shard name escapes the folder); it reads no tensor
 /// bytes. `verify()` then reads every byte.
-public final class Checkpoint: Sendable {
-    public enum Format: String, Sendable {
+package final class Checkpoint: Sendable {
+    package enum Format: String, Sendable {
         case single
         case sharded
     }
 
     /// Where one tensor lives.
-    public struct Location: Sendable, Equatable {
+    package struct Location: Sendable, Equatable {
         /// Index into `files`.
-        public let fileIndex: Int
-        public let tensor: StoredTensor
+        package let fileIndex: Int
+        package let tensor: StoredTensor
     }
 
     /// The path as the user gave it.
-    public let path: String
+    package let path: String
     /// The folder holding the files (config.json is looked for here).
-    public let folder: String
-    public let format: Format
+    package let folder: String
+    package let format: Format
     /// The index, for sharded checkpoints.
-    public let index: ShardIndex?
+    package let index: ShardIndex?
     /// The files in shard order.
-    public let files: [SafetensorsFile]
+    package let files: [SafetensorsFile]
     /// Each file's name relative to `folder`.
-    public let fileNames: [String]
+    package let fileNames: [String]
     /// Every tensor, in shard order and within a shard in data order.
-    public let tensors: OrderedDictionary<String, Location>
+    package let tensors: OrderedDictionary<String, Location>
     /// Oddities that do not stop a load (e.g. an index `total_size` that disagrees with the shards).
-    public let warnings: [String]
+    package let warnings: [String]
 
     /// The formats transformers accepts in `__metadata__.format`.
-    public static let acceptedFormats: Set<String> = ["pt", "tf", "flax", "mlx"]
+    package static let acceptedFormats: Set<String> = ["pt", "tf", "flax", "mlx"]
 
     /// Opens a `.safetensors` file, an index file, or a checkpoint folder.
-    public init(path: String) throws {
+    package init(path: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw FileIOError(path: path, operation: "open", reason: "no such file or directory", isMissing: true)
@@ -150,35 +150,35 @@ public final class Checkpoint: Sendable {
     }
 
     /// Reads a small metadata file whole, refusing anything larger than `limit` bytes.
-    public static func readSmallFile(_ path: String, limit: Int) throws -> [UInt8] {
+    package static func readSmallFile(_ path: String, limit: Int) throws -> [UInt8] {
         try UntrustedFile.readSmall(path, limit: limit)
     }
 
     // MARK: - Totals
 
     /// Tensor data bytes over all files (the index's `total_size`).
-    public var totalSize: Int { files.reduce(0) { $0 + $1.header.dataByteCount } }
+    package var totalSize: Int { files.reduce(0) { $0 + $1.header.dataByteCount } }
     /// Elements over all tensors (the index's `total_parameters`).
-    public var totalParameters: Int { tensors.values.reduce(0) { $0 + $1.tensor.spec.elementCount } }
+    package var totalParameters: Int { tensors.values.reduce(0) { $0 + $1.tensor.spec.elementCount } }
     /// Tensor bytes of the largest file: S in the sharded strategy's bound.
-    public var largestShardBytes: Int { files.map(\.header.dataByteCount).max() ?? 0 }
+    package var largestShardBytes: Int { files.map(\.header.dataByteCount).max() ?? 0 }
     /// The largest single tensor's bytes.
-    public var largestTensorBytes: Int { tensors.values.map(\.tensor.byteCount).max() ?? 0 }
+    package var largestTensorBytes: Int { tensors.values.map(\.tensor.byteCount).max() ?? 0 }
 
     /// `config.json` beside the weights, when present.
-    public var configPath: String? {
+    package var configPath: String? {
         let candidate = Checkpoint.join(folder, "config.json")
         return FileManager.default.fileExists(atPath: candidate) ? candidate : nil
     }
 
     /// The specs of every tensor, in checkpoint order.
-    public var specs: [TensorSpec] { tensors.values.map(\.tensor.spec) }
+    package var specs: [TensorSpec] { tensors.values.map(\.tensor.spec) }
 
     /// The file holding a tensor.
-    public func file(of location: Location) -> SafetensorsFile { files[location.fileIndex] }
+    package func file(of location: Location) -> SafetensorsFile { files[location.fileIndex] }
 
     /// Reads a tensor's bytes (or a range of them) into `destination`.
-    public func read(_ name: String, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer) throws {
+    package func read(_ name: String, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer) throws {
         guard let location = tensors[name] else { preconditionFailure("no tensor \(name)") }
         try files[location.fileIndex].read(location.tensor, range: range, into: destination)
     }
@@ -186,7 +186,7 @@ public final class Checkpoint: Sendable {
     /// Reads every tensor byte of every file (through one bounded buffer), proving the data is readable;
     /// with `digests`, returns each tensor's SHA-256. Returns the bytes read.
     @discardableResult
-    public func verify(digests: Bool = false, bufferBytes: Int = 16 << 20, onDigest: (String, String) -> Void = { _, _ in }) throws -> Int {
+    package func verify(digests: Bool = false, bufferBytes: Int = 16 << 20, onDigest: (String, String) -> Void = { _, _ in }) throws -> Int {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferBytes, alignment: 64)
         defer { buffer.deallocate() }
         var total = 0

@@ -17,18 +17,18 @@ import TensorEngine
 /// - `TensorInvalidInfo`: a byte range's length is not element count × dtype size;
 /// - `MetadataIncompleteBuffer`: the tensors do not end exactly at the end of the file (trailing or missing bytes);
 /// - `ReservedTensorName`: a tensor may not be named `__metadata__` (writer side).
-public enum SafetensorsRule: FailureRule, CaseIterable {
+package enum SafetensorsRule: FailureRule, CaseIterable {
     case headerTooSmall, headerTooLarge, invalidHeaderLength, invalidHeader, invalidHeaderDeserialization
     case duplicateTensorName, invalidOffset, validationOverflow, misalignedSlice, tensorInvalidInfo
     case metadataIncompleteBuffer, reservedTensorName
 
-    public var category: FailureCategory { .badData }
-    public static var locationKind: String? { "tensor" }
+    package var category: FailureCategory { .badData }
+    package static var locationKind: String? { "tensor" }
 }
 
 /// A safetensors file broke one of the format's rules: `file: tensor 'name': Rule: detail` (source: the file as the
 /// user named it; location: the tensor).
-public typealias SafetensorsError = RuleViolation<SafetensorsRule>
+package typealias SafetensorsError = RuleViolation<SafetensorsRule>
 
 /// The rules a checkpoint folder or its index can break (the files themselves may each be valid):
 ///
@@ -39,31 +39,31 @@ public typealias SafetensorsError = RuleViolation<SafetensorsRule>
 /// - `TensorNotInShard`: the index maps a tensor to a shard that does not contain it;
 /// - `TensorNotInIndex`: a shard holds a tensor the index does not map to that shard;
 /// - `UnsupportedFormat`: `__metadata__.format` is not one transformers loads (pt, tf, flax, mlx).
-public enum CheckpointRule: FailureRule, CaseIterable {
+package enum CheckpointRule: FailureRule, CaseIterable {
     case noCheckpoint, invalidIndex, missingShard, shardOutsideFolder, tensorNotInShard, tensorNotInIndex, unsupportedFormat
 
-    public var category: FailureCategory { .badData }
-    public static var locationKind: String? { "tensor" }
+    package var category: FailureCategory { .badData }
+    package static var locationKind: String? { "tensor" }
 }
 
 /// A checkpoint folder or its index broke a rule: `path: tensor 'name': Rule: detail` (location: the tensor).
-public typealias CheckpointError = RuleViolation<CheckpointRule>
+package typealias CheckpointError = RuleViolation<CheckpointRule>
 
 /// Reading or writing a file failed at the operating-system level.
-public struct FileIOError: ReportableError, Equatable {
-    public let path: String
-    public let operation: String
-    public let reason: String
+package struct FileIOError: ReportableError, Equatable {
+    package let path: String
+    package let operation: String
+    package let reason: String
     /// True when the path does not exist (exit 66) rather than failing to read or write (exit 74).
-    public let isMissing: Bool
+    package let isMissing: Bool
 
-    public init(path: String, operation: String, reason: String, isMissing: Bool = false) {
+    package init(path: String, operation: String, reason: String, isMissing: Bool = false) {
         self.path = path
         self.operation = operation
         self.reason = reason
         self.isMissing = isMissing
     }
 
-    public var description: String { "\(path): \(operation) failed: \(reason)" }
-    public var category: FailureCategory { isMissing ? .missingInput : .io }
+    package var description: String { "\(path): \(operation) failed: \(reason)" }
+    package var category: FailureCategory { isMissing ? .missingInput : .io }
 }

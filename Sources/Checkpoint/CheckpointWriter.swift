@@ -5,17 +5,17 @@ import TensorEngine
 
 /// Supplies tensor bytes to a writer, a chunk at a time, so no writer ever holds a whole tensor or
 /// checkpoint: `fill` is called with consecutive byte ranges of one tensor, in the order the files store them.
-public protocol TensorByteSource {
+package protocol TensorByteSource {
     /// Called from the writer's producer thread (one call at a time).
     func fill(_ tensor: TensorSpec, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws
 }
 
 /// A run was interrupted (Ctrl-C) while writing; everything partial was removed.
-public struct WriteInterrupted: ReportableError, Equatable {
-    public let path: String
-    public init(path: String) { self.path = path }
-    public var description: String { "\(path): interrupted; the partial checkpoint was removed" }
-    public var category: FailureCategory { .interrupted }
+package struct WriteInterrupted: ReportableError, Equatable {
+    package let path: String
+    package init(path: String) { self.path = path }
+    package var description: String { "\(path): interrupted; the partial checkpoint was removed" }
+    package var category: FailureCategory { .interrupted }
 }
 
 /// Writes a checkpoint folder the Hugging Face way (`save_pretrained` + `safe_serialization`): the shard files
@@ -25,25 +25,25 @@ public struct WriteInterrupted: ReportableError, Equatable {
 /// Everything is written into a hidden staging folder beside the destination, which is renamed onto the
 /// destination only when complete: a failed or interrupted write leaves nothing behind but the staging
 /// folder's removal.
-public struct CheckpointWriter {
-    public struct Summary: Sendable, Equatable {
-        public let folder: String
-        public let files: [String]
-        public let tensorBytes: Int
-        public let fileBytes: Int
-        public let seconds: Double
+package struct CheckpointWriter {
+    package struct Summary: Sendable, Equatable {
+        package let folder: String
+        package let files: [String]
+        package let tensorBytes: Int
+        package let fileBytes: Int
+        package let seconds: Double
     }
 
     /// The metadata every shard carries.
-    public static let shardMetadata: OrderedDictionary<String, String> = ["format": "pt"]
+    package static let shardMetadata: OrderedDictionary<String, String> = ["format": "pt"]
 
-    public let plan: ShardPlan
+    package let plan: ShardPlan
     /// Bytes per `fill` call; the writer's only large buffer.
-    public var chunkBytes: Int
+    package var chunkBytes: Int
     /// Call `fsync` on each file before it is renamed into place.
-    public var sync: Bool
+    package var sync: Bool
 
-    public init(plan: ShardPlan, chunkBytes: Int = 32 << 20, sync: Bool = true) {
+    package init(plan: ShardPlan, chunkBytes: Int = 32 << 20, sync: Bool = true) {
         self.plan = plan
         self.chunkBytes = chunkBytes
         self.sync = sync
@@ -54,7 +54,7 @@ public struct CheckpointWriter {
     /// `isCancelled` is polled between chunks. Everything is written into a staging folder renamed onto
     /// `folder` only when complete; on every failure (an error, a full disk, `isCancelled`) it is removed.
     @discardableResult
-    public func write(
+    package func write(
         to folder: String, source: some TensorByteSource, extraFiles: [(name: String, bytes: [UInt8])] = [],
         progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }
     ) throws -> Summary {

@@ -5,18 +5,18 @@ import TensorEngine
 
 /// Rewrites a checkpoint with another shard size and/or another floating dtype, streaming: each tensor is
 /// read and converted chunk by chunk, so memory stays at two fixed buffers whatever the checkpoint's size.
-public struct Resharder {
+package struct Resharder {
     /// Files in a checkpoint folder that are weights (never copied verbatim) rather than companions.
     static let weightSuffixes = [".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth", ".h5", ".msgpack", ".ckpt"]
 
-    public let source: Checkpoint
-    public let maxShardSize: Int
+    package let source: Checkpoint
+    package let maxShardSize: Int
     /// nil keeps every dtype; otherwise floating tensors are converted (integer and bool tensors never).
-    public let dtype: DType?
+    package let dtype: DType?
     /// The tensor order for splitting; defaults to the source's order (shard order, then data order).
-    public let order: [String]
+    package let order: [String]
 
-    public init(source: Checkpoint, maxShardSize: Int, dtype: DType?, order: [String]? = nil) throws {
+    package init(source: Checkpoint, maxShardSize: Int, dtype: DType?, order: [String]? = nil) throws {
         if let dtype, !dtype.isConvertible {
             throw UsageError("--dtype \(dtype.torchName) is not a floating dtype to convert to; use one of \(DType.convertibleTorchNames)")
         }
@@ -29,12 +29,12 @@ public struct Resharder {
     }
 
     /// The dtype a stored tensor is written as.
-    public func targetDType(of stored: DType) -> DType {
+    package func targetDType(of stored: DType) -> DType {
         guard let dtype, stored.isConvertible else { return stored }
         return dtype
     }
 
-    public var plan: ShardPlan {
+    package var plan: ShardPlan {
         let specs = order.compactMap { name in
             source.tensors[name].map { TensorSpec(name: name, dtype: targetDType(of: $0.tensor.dtype), shape: $0.tensor.shape) }
         }
@@ -42,7 +42,7 @@ public struct Resharder {
     }
 
     /// Companion files to copy: config.json with its dtype updated, and every other non-weight regular file.
-    public func companionFiles() throws -> [(name: String, bytes: [UInt8])] {
+    package func companionFiles() throws -> [(name: String, bytes: [UInt8])] {
         guard source.format == .sharded || source.path == source.folder || source.configPath != nil else { return [] }
         let fm = FileManager.default
         let names = (try? fm.contentsOfDirectory(atPath: source.folder)) ?? []
@@ -62,7 +62,7 @@ public struct Resharder {
 
     /// config.json with `torch_dtype` and/or `dtype` (whichever it has; `dtype` when neither) set, written as
     /// transformers writes configs.
-    public static func configWithDType(_ bytes: [UInt8], dtype: DType, path: String) throws -> [UInt8] {
+    package static func configWithDType(_ bytes: [UInt8], dtype: DType, path: String) throws -> [UInt8] {
         let document: JSONValue
         do {
             document = try JSONParser().parse(bytes)
@@ -77,7 +77,7 @@ public struct Resharder {
     }
 
     /// Sets a config's `torch_dtype` and/or `dtype` (whichever it has; `dtype` when it has neither).
-    public static func setDType(_ object: inout OrderedDictionary<String, JSONValue>, to dtype: DType) {
+    package static func setDType(_ object: inout OrderedDictionary<String, JSONValue>, to dtype: DType) {
         var touched = false
         for key in ["torch_dtype", "dtype"] where object[key] != nil {
             object[key] = .string(dtype.torchName)
@@ -88,7 +88,7 @@ public struct Resharder {
 
     /// Writes the new checkpoint into `folder`.
     @discardableResult
-    public func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> CheckpointWriter.Summary {
+    package func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> CheckpointWriter.Summary {
         let converter = ConvertingSource(checkpoint: source)
         return try CheckpointWriter(plan: plan).write(
             to: folder, source: converter, extraFiles: try companionFiles(), progress: progress, isCancelled: isCancelled)

@@ -13,17 +13,17 @@ import Glibc
 ///
 /// Opening reads only the 8-byte length and the header; tensor bytes are read later with `pread` straight
 /// into the caller's destination, so planning a load of a 17 GB checkpoint touches a few kilobytes.
-public final class SafetensorsFile: Sendable {
+package final class SafetensorsFile: Sendable {
     /// The path as given (used in every message).
-    public let path: String
-    public let fileSize: Int
-    public let header: SafetensorsHeader
+    package let path: String
+    package let fileSize: Int
+    package let header: SafetensorsHeader
     /// The tensors by name, in data order.
-    public let tensors: OrderedDictionary<String, StoredTensor>
+    package let tensors: OrderedDictionary<String, StoredTensor>
     private let descriptor: FileDescriptor
 
     /// Opens and validates `path` (steps 1–10 of `SafetensorsHeader`).
-    public init(path: String) throws {
+    package init(path: String) throws {
         let (fd, fileSize) = try UntrustedFile.open(path)
         do {
             var prefix = [UInt8](repeating: 0, count: 8)
@@ -49,12 +49,12 @@ public final class SafetensorsFile: Sendable {
     }
 
     /// The raw file descriptor, for mapping windows of the file (`TensorStorage.mapFile`).
-    public var rawDescriptor: Int32 { descriptor.rawValue }
+    package var rawDescriptor: Int32 { descriptor.rawValue }
 
     /// Reads a tensor's bytes (or the `range` of them) with `pread` into `destination`, which must be exactly
     /// that many bytes; `parallel: false` keeps it on the calling thread (a caller that is itself one of
     /// several workers).
-    public func read(_ tensor: StoredTensor, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer, parallel: Bool = true) throws {
+    package func read(_ tensor: StoredTensor, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer, parallel: Bool = true) throws {
         let slice = range ?? 0..<tensor.byteCount
         precondition(slice.lowerBound >= 0 && slice.upperBound <= tensor.byteCount && destination.count == slice.count)
         let offset = header.dataStart + tensor.begin + slice.lowerBound
@@ -66,7 +66,7 @@ public final class SafetensorsFile: Sendable {
     /// 2 MiB-aligned for a tensor of 2 MiB or more, so each chunk faults whole huge pages) read by every core at
     /// once. Copying out of the page cache and faulting fresh pages in are both per-core work; one thread
     /// leaves the other core idle.
-    public func read(absoluteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+    package func read(absoluteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         let workers = Self.readers
         guard workers > 1, destination.count >= 2 * Self.parallelChunkBytes else {
             return try readSequentially(absoluteOffset: absoluteOffset, into: destination)
@@ -88,7 +88,7 @@ public final class SafetensorsFile: Sendable {
 
     /// 8 MiB: large enough that a `pread` costs far more than handing it to a thread, small enough that two
     /// cores share even a 20 MiB tensor.
-    public static let parallelChunkBytes = 8 << 20
+    package static let parallelChunkBytes = 8 << 20
     static let readers = ProcessInfo.processInfo.activeProcessorCount
 
     /// Reads `destination.count` bytes at an absolute file offset, looping over short reads.
@@ -113,7 +113,7 @@ public final class SafetensorsFile: Sendable {
 
     /// Maps a tensor's bytes read-only (a file window: counted by the kernel as RssFile once touched).
     /// `populate`: fault every page in now, for a caller that reads the whole tensor at once.
-    public func map(_ tensor: StoredTensor, device: Device = .cpu, populate: Bool = false) throws -> TensorStorage {
+    package func map(_ tensor: StoredTensor, device: Device = .cpu, populate: Bool = false) throws -> TensorStorage {
         try TensorStorage.mapFile(
             descriptor: descriptor.rawValue, offset: header.dataStart + tensor.begin, length: tensor.byteCount, device: device, populate: populate)
     }
@@ -121,7 +121,7 @@ public final class SafetensorsFile: Sendable {
     /// Throws the shrunk-file error when a read of `window` (a mapping of `tensor` from ``map(_:device:populate:)``)
     /// touched a page past the file's end — those bytes read as zeros (``FileWindowGuard``) — or the file is now
     /// shorter than the tensor's end (a partly cut page reads zeros without a fault). Call after reading.
-    public func checkIntact(_ window: TensorStorage, of tensor: StoredTensor) throws {
+    package func checkIntact(_ window: TensorStorage, of tensor: StoredTensor) throws {
         let end = header.dataStart + tensor.end
         var status = stat()
         let size = fstat(descriptor.rawValue, &status) == 0 ? Int(status.st_size) : Int.max

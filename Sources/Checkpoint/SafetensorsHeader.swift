@@ -24,24 +24,24 @@ import TensorEngine
 ///
 /// Deliberately not required (older writers produced all of them): a leading `{` right after the length,
 /// an 8-aligned N, aligned tensor offsets.
-public struct SafetensorsHeader: Sendable, Equatable {
+package struct SafetensorsHeader: Sendable, Equatable {
     /// The reference's limit on N.
-    public static let maxHeaderByteCount = 100_000_000
+    package static let maxHeaderByteCount = 100_000_000
 
     /// N: the JSON header's byte length, padding included.
-    public let headerByteCount: Int
+    package let headerByteCount: Int
     /// `__metadata__`, in the header's order; nil when absent or `null`.
-    public let metadata: OrderedDictionary<String, String>?
+    package let metadata: OrderedDictionary<String, String>?
     /// The tensors in data order (by begin offset).
-    public let tensors: [StoredTensor]
+    package let tensors: [StoredTensor]
 
     /// Absolute file offset of the data buffer: 8 + N.
-    public var dataStart: Int { 8 + headerByteCount }
+    package var dataStart: Int { 8 + headerByteCount }
     /// Bytes in the data buffer: the sum of all tensors' bytes.
-    public var dataByteCount: Int { tensors.last?.end ?? 0 }
+    package var dataByteCount: Int { tensors.last?.end ?? 0 }
 
     /// Steps 1–3: validates the 8-byte prefix against the file size and returns N.
-    public static func headerByteCount(prefix: some Collection<UInt8>, fileSize: Int, file: String) throws(SafetensorsError) -> Int {
+    package static func headerByteCount(prefix: some Collection<UInt8>, fileSize: Int, file: String) throws(SafetensorsError) -> Int {
         guard prefix.count >= 8, fileSize >= 8 else {
             throw SafetensorsError(.headerTooSmall, source: file, "the file has \(fileSize) bytes, fewer than the 8-byte header length")
         }
@@ -68,7 +68,7 @@ public struct SafetensorsHeader: Sendable, Equatable {
     }
 
     /// Steps 4–10: validates the header bytes (exactly N of them) of a file of `fileSize` bytes.
-    public static func parse(headerBytes: [UInt8], fileSize: Int, file: String) throws(SafetensorsError) -> SafetensorsHeader {
+    package static func parse(headerBytes: [UInt8], fileSize: Int, file: String) throws(SafetensorsError) -> SafetensorsHeader {
         let (metadata, raw) = try parseDocument(headerBytes, file: file)
         let (tensors, end) = try validateLayout(raw, file: file)
         // 10. The buffer must end exactly at the end of the file.

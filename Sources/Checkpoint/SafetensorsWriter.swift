@@ -9,18 +9,18 @@ import TensorEngine
 /// serde's string escaping; the header padded with spaces to a multiple of 8. One difference is inherent:
 /// the reference holds metadata in a Rust `HashMap`, whose order is random for two or more keys; this writer
 /// keeps the order it is given.
-public struct SafetensorsLayout: Sendable, Equatable {
+package struct SafetensorsLayout: Sendable, Equatable {
     /// The 8-byte length followed by the padded JSON header.
-    public let headerBytes: [UInt8]
+    package let headerBytes: [UInt8]
     /// The tensors in data order, with their offsets.
-    public let tensors: [StoredTensor]
+    package let tensors: [StoredTensor]
 
-    public var dataByteCount: Int { tensors.last?.end ?? 0 }
-    public var fileByteCount: Int { headerBytes.count + dataByteCount }
+    package var dataByteCount: Int { tensors.last?.end ?? 0 }
+    package var fileByteCount: Int { headerBytes.count + dataByteCount }
 
     /// Lays out `tensors` (any order) with optional metadata (nil omits `__metadata__`; an empty map writes
     /// `"__metadata__":{}`). `file` names the destination in errors.
-    public init(tensors specs: [TensorSpec], metadata: OrderedDictionary<String, String>?, file: String = "<memory>") throws(SafetensorsError) {
+    package init(tensors specs: [TensorSpec], metadata: OrderedDictionary<String, String>?, file: String = "<memory>") throws(SafetensorsError) {
         var seen = Set<String>()
         for spec in specs {
             if spec.name == "__metadata__" {
@@ -68,34 +68,34 @@ public struct SafetensorsLayout: Sendable, Equatable {
 
 /// Writes one safetensors file: the header, then the tensors' bytes streamed in data order, into a
 /// temporary file that is renamed into place only when every byte has been written.
-public final class SafetensorsWriter {
-    public let layout: SafetensorsLayout
+package final class SafetensorsWriter {
+    package let layout: SafetensorsLayout
     private let file: AtomicFile
 
-    public init(path: String, layout: SafetensorsLayout) throws {
+    package init(path: String, layout: SafetensorsLayout) throws {
         self.layout = layout
         self.file = try AtomicFile(path: path)
         try file.write(layout.headerBytes)
     }
 
-    public var path: String { file.path }
+    package var path: String { file.path }
 
     /// Appends the next bytes of the data buffer (tensors in `layout.tensors` order, back to back).
-    public func append(_ bytes: UnsafeRawBufferPointer) throws {
+    package func append(_ bytes: UnsafeRawBufferPointer) throws {
         precondition(file.bytesWritten + bytes.count <= layout.fileByteCount, "more data than the layout holds")
         try file.write(bytes)
     }
 
     /// Renames the file into place; every tensor byte must have been appended.
-    public func commit(sync: Bool = true) throws {
+    package func commit(sync: Bool = true) throws {
         precondition(file.bytesWritten == layout.fileByteCount, "\(layout.fileByteCount - file.bytesWritten) data bytes missing")
         try file.commit(sync: sync)
     }
 
-    public func abort() { file.abort() }
+    package func abort() { file.abort() }
 
     /// Writes in-memory tensors to `path` in one call.
-    public static func write(
+    package static func write(
         _ tensors: [(spec: TensorSpec, bytes: UnsafeRawBufferPointer)], metadata: OrderedDictionary<String, String>?, to path: String
     ) throws {
         let layout = try SafetensorsLayout(tensors: tensors.map(\.spec), metadata: metadata, file: path)

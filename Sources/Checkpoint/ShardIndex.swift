@@ -3,23 +3,23 @@ import StrictJSON
 import TensorEngine
 
 /// `model.safetensors.index.json`: which shard holds each tensor.
-public struct ShardIndex: Sendable, Equatable {
+package struct ShardIndex: Sendable, Equatable {
     /// The largest index read: a 405B-parameter model's is ~100 KiB, so 16 MiB is generous and keeps a hostile
     /// index from costing seconds and gigabytes to parse.
-    public static let maximumFileBytes = 16 << 20
+    package static let maximumFileBytes = 16 << 20
 
-    public static let fileName = "model.safetensors.index.json"
+    package static let fileName = "model.safetensors.index.json"
 
     /// `metadata.total_size`: tensor data bytes over all shards (not file sizes).
-    public var totalSize: Int?
+    package var totalSize: Int?
     /// `metadata.total_parameters` (written since mid-2025).
-    public var totalParameters: Int?
+    package var totalParameters: Int?
     /// Any other `metadata` entries, kept as found.
-    public var otherMetadata: OrderedDictionary<String, JSONValue>
+    package var otherMetadata: OrderedDictionary<String, JSONValue>
     /// Tensor name → shard file name, in the file's order.
-    public var weightMap: OrderedDictionary<String, String>
+    package var weightMap: OrderedDictionary<String, String>
 
-    public init(totalSize: Int?, totalParameters: Int?, weightMap: OrderedDictionary<String, String>, otherMetadata: OrderedDictionary<String, JSONValue> = [:]) {
+    package init(totalSize: Int?, totalParameters: Int?, weightMap: OrderedDictionary<String, String>, otherMetadata: OrderedDictionary<String, JSONValue> = [:]) {
         self.totalSize = totalSize
         self.totalParameters = totalParameters
         self.weightMap = weightMap
@@ -28,12 +28,12 @@ public struct ShardIndex: Sendable, Equatable {
 
     /// The shard file names in the order their tensors should be read: sorted by name, which for
     /// `model-0000i-of-0000N` names is shard order.
-    public var shardFileNames: [String] {
+    package var shardFileNames: [String] {
         Set(weightMap.values).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// Parses an index file's bytes; `path` names it in errors.
-    public static func parse(_ bytes: [UInt8], path: String) throws(CheckpointError) -> ShardIndex {
+    package static func parse(_ bytes: [UInt8], path: String) throws(CheckpointError) -> ShardIndex {
         func invalid(_ detail: String) -> CheckpointError { CheckpointError(.invalidIndex, source: path, detail) }
         let document: JSONValue
         do {
@@ -80,7 +80,7 @@ public struct ShardIndex: Sendable, Equatable {
     }
 
     /// The bytes transformers writes: `json.dumps(index, indent=2, sort_keys=True) + "\n"`.
-    public func serialized() -> [UInt8] {
+    package func serialized() -> [UInt8] {
         var metadata = otherMetadata
         if let totalParameters { metadata["total_parameters"] = JSONValue(totalParameters) }
         if let totalSize { metadata["total_size"] = JSONValue(totalSize) }

@@ -13,9 +13,9 @@ import Glibc
 /// - the size from `fstat` against the caller's limit before a byte is read (exit 65), and reads that stop at
 ///   the limit whatever the file grows to meanwhile.
 /// O_NONBLOCK changes nothing for a regular file's reads, so the descriptor is used as it is.
-public enum UntrustedFile {
+package enum UntrustedFile {
     /// `open` + `fstat`: the descriptor of a regular file and its size. The caller closes it.
-    public static func open(_ path: String) throws -> (descriptor: FileDescriptor, size: Int) {
+    package static func open(_ path: String) throws -> (descriptor: FileDescriptor, size: Int) {
         let descriptor: FileDescriptor
         do {
             descriptor = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking])
@@ -39,7 +39,7 @@ public enum UntrustedFile {
 
     /// The whole of a small file (a JSON input): refused when `fstat` says it is larger than `limit` bytes, and
     /// read at most `limit + 1` bytes (a file that grows while read is refused too).
-    public static func readSmall(_ path: String, limit: Int) throws -> [UInt8] {
+    package static func readSmall(_ path: String, limit: Int) throws -> [UInt8] {
         let (descriptor, size) = try open(path)
         defer { try? descriptor.close() }
         guard size <= limit else { throw UntrustedInputError(path: path, rule: .tooLarge(bytes: size, limit: limit)) }
@@ -84,21 +84,21 @@ public enum UntrustedFile {
 }
 
 /// An input file refused before it is read.
-public struct UntrustedInputError: ReportableError, Equatable {
-    public enum Rule: Equatable, Sendable {
+package struct UntrustedInputError: ReportableError, Equatable {
+    package enum Rule: Equatable, Sendable {
         case notARegularFile(String)
         case tooLarge(bytes: Int, limit: Int)
     }
 
-    public let path: String
-    public let rule: Rule
+    package let path: String
+    package let rule: Rule
 
-    public var description: String {
+    package var description: String {
         switch rule {
         case .notARegularFile(let kind): "\(path): NotARegularFile: it is \(kind); give a regular file"
         case .tooLarge(let bytes, let limit): "\(path): TooLarge: \(bytes) bytes, more than the \(limit)-byte limit for this kind of file"
         }
     }
 
-    public var category: FailureCategory { .badData }
+    package var category: FailureCategory { .badData }
 }

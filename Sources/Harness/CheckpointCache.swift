@@ -11,18 +11,18 @@ import TensorEngine
 /// everything that determines its bytes (the generator's version included). A folder appears only when
 /// complete (the writer renames a staging folder into place), so existence means usable; a folder that no
 /// longer opens is removed and made again. Staging folders of processes that died are swept first.
-public struct CheckpointCache: Sendable {
+package struct CheckpointCache: Sendable {
     /// Bump when the generator's output changes for the same inputs.
-    public static let generatorVersion = 1
+    package static let generatorVersion = 1
 
-    public let root: String
+    package let root: String
 
-    public init(workDirectory: String) {
+    package init(workDirectory: String) {
         self.root = workDirectory + "/checkpoints"
     }
 
     /// The folder a synthetic checkpoint is cached in.
-    public func folder(for synthetic: SyntheticCheckpoint, scenario: String) -> String {
+    package func folder(for synthetic: SyntheticCheckpoint, scenario: String) -> String {
         var text = JSONWriter.pythonSorted.string(.object(synthetic.config.fields))
         text += "|\(synthetic.dtype.safetensorsName)|\(synthetic.maxShardSize)|\(synthetic.scale)|\(synthetic.seed)|v\(Self.generatorVersion)"
         let key = String(Digest.sha256Hex(Array(text.utf8)).prefix(12))
@@ -31,7 +31,7 @@ public struct CheckpointCache: Sendable {
     }
 
     /// True when the checkpoint is already cached and opens cleanly.
-    public func isCached(_ synthetic: SyntheticCheckpoint, scenario: String) -> Bool {
+    package func isCached(_ synthetic: SyntheticCheckpoint, scenario: String) -> Bool {
         let folder = folder(for: synthetic, scenario: scenario)
         guard FileManager.default.fileExists(atPath: folder) else { return false }
         return (try? Checkpoint(path: folder)) != nil
@@ -41,7 +41,7 @@ public struct CheckpointCache: Sendable {
     /// `reused` tells which; `seconds` is the generation time (nil when reused). The cache is locked while
     /// it is checked and filled (`<root>/.lock`), so processes sharing a work folder (two `run`s, the ranks
     /// of a job) generate a checkpoint once and the others wait for it.
-    public func checkpoint(
+    package func checkpoint(
         for synthetic: SyntheticCheckpoint, scenario: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }
     ) throws -> (folder: String, reused: Bool, seconds: Double?) {
         let fm = FileManager.default

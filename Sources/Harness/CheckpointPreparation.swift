@@ -6,29 +6,29 @@ import TensorEngine
 
 /// Everything decided before the first child starts: the scale, the checkpoint on disk (generated, reused
 /// from the cache, or the user's), and each run's prediction at that scale and at full size.
-public struct PreparedScenario: Sendable {
-    public let scale: ScaleInfo
-    public let checkpoint: CheckpointInfo
-    public let folder: String
-    public let shardPaths: [String]
-    public let fullSize: [Prediction]
+package struct PreparedScenario: Sendable {
+    package let scale: ScaleInfo
+    package let checkpoint: CheckpointInfo
+    package let folder: String
+    package let shardPaths: [String]
+    package let fullSize: [Prediction]
     /// By run id: the prediction at the chosen scale (device-map runs: with their placement request).
-    public let atScale: [String: ScalePlanner.RunPrediction]
+    package let atScale: [String: ScalePlanner.RunPrediction]
 }
 
 /// Chooses the scale, makes or finds the checkpoint, and predicts every run (the first box of `run`).
-public struct CheckpointPreparation {
-    public let scenario: Scenario
+package struct CheckpointPreparation {
+    package let scenario: Scenario
     /// `--scale`, overriding the scenario's.
-    public let scaleOverride: Scenario.ScaleRequest?
+    package let scaleOverride: Scenario.ScaleRequest?
     /// What the machine offers (MemAvailable, or `--memory-limit` when smaller).
-    public let memoryBytes: Int
-    public let hostAvailableBytes: Int
-    public let diskFreeBytes: Int?
-    public let cache: CheckpointCache
-    public let workDirectory: String
+    package let memoryBytes: Int
+    package let hostAvailableBytes: Int
+    package let diskFreeBytes: Int?
+    package let cache: CheckpointCache
+    package let workDirectory: String
 
-    public init(scenario: Scenario, scaleOverride: Scenario.ScaleRequest?, memoryBytes: Int, hostAvailableBytes: Int, diskFreeBytes: Int?, workDirectory: String) {
+    package init(scenario: Scenario, scaleOverride: Scenario.ScaleRequest?, memoryBytes: Int, hostAvailableBytes: Int, diskFreeBytes: Int?, workDirectory: String) {
         self.scenario = scenario
         self.scaleOverride = scaleOverride
         self.memoryBytes = memoryBytes
@@ -42,7 +42,7 @@ public struct CheckpointPreparation {
 
     /// Runs the preparation; `progress` sees generation as it goes, `note` one line per decision. `share`, when
     /// given, decides whose choice of scale counts (the ranks of one job must all load the same checkpoint).
-    public func prepare(
+    package func prepare(
         progress: @escaping (Int, Int) -> Void, note: (String) -> Void, share: ((() throws -> ScaleInfo) throws -> ScaleInfo)? = nil
     ) throws -> PreparedScenario {
         let scale = try share.map { try $0(chooseScale) } ?? chooseScale()

@@ -9,71 +9,71 @@ import TensorEngine
 /// `BIGMODEL_BENCH_EVENTS_FD` (3) and reads ``ControlCommand``s as JSON lines from `BIGMODEL_BENCH_CONTROL_FD`
 /// (4). Standard error is the child's log, never parsed. The shape follows ordo-one/package-benchmark's
 /// `BenchmarkCommandRequest` / `BenchmarkCommandReply`: typed Codable values both ways, nothing in argv.
-public enum ChildProtocol {
+package enum ChildProtocol {
     /// Bumped whenever a request, event or command changes meaning.
-    public static let version = 1
+    package static let version = 1
     /// The descriptor the child writes events to, and the variable that names it.
-    public static let eventsDescriptor: Int32 = 3
-    public static let eventsVariable = "BIGMODEL_BENCH_EVENTS_FD"
+    package static let eventsDescriptor: Int32 = 3
+    package static let eventsVariable = "BIGMODEL_BENCH_EVENTS_FD"
     /// The descriptor the child reads commands from, and the variable that names it.
-    public static let controlDescriptor: Int32 = 4
-    public static let controlVariable = "BIGMODEL_BENCH_CONTROL_FD"
+    package static let controlDescriptor: Int32 = 4
+    package static let controlVariable = "BIGMODEL_BENCH_CONTROL_FD"
     /// The request file's path.
-    public static let requestVariable = "BIGMODEL_BENCH_REQUEST"
+    package static let requestVariable = "BIGMODEL_BENCH_REQUEST"
     /// The protocol version, for a child that wants to check it before parsing anything.
-    public static let versionVariable = "BIGMODEL_BENCH_PROTOCOL"
+    package static let versionVariable = "BIGMODEL_BENCH_PROTOCOL"
 }
 
 /// Everything a measured child needs to know, in one Codable value: nothing is passed in argv.
-public struct ChildRequest: Codable, Sendable, Equatable {
+package struct ChildRequest: Codable, Sendable, Equatable {
     /// What the child is asked to do.
-    public enum Task: String, Codable, Sendable {
+    package enum Task: String, Codable, Sendable {
         /// Load the checkpoint with `strategy` under every probe; reply with a `measurement` event.
         case load
         /// Time reading `files` into fresh huge-page memory; reply with a `floor` event.
         case floor
     }
 
-    public var protocolVersion = ChildProtocol.version
-    public var task: Task
+    package var protocolVersion = ChildProtocol.version
+    package var task: Task
     /// The checkpoint folder (or file).
-    public var checkpoint: String
+    package var checkpoint: String
     /// The shard files, in order.
-    public var files: [String] = []
-    public var strategy: StrategyName = .lowMemory
+    package var files: [String] = []
+    package var strategy: StrategyName = .lowMemory
     /// The target dtype; nil: `auto` (the config's, else the first floating tensor's).
-    public var dtype: DType?
-    public var sampleIntervalMilliseconds: Double = 20
+    package var dtype: DType?
+    package var sampleIntervalMilliseconds: Double = 20
     /// The ledger's cap on live RAM bytes; past it the load ends as `oom`.
-    public var ledgerBudgetBytes: Int?
+    package var ledgerBudgetBytes: Int?
     /// device-map runs: where the model goes (accelerate's `device_map` / `max_memory` vocabulary).
-    public var placement: PlacementRequest?
+    package var placement: PlacementRequest?
     /// device-map runs: where disk-placed weights are written.
-    public var offloadFolder: String?
+    package var offloadFolder: String?
     /// floor: evict the files from the page cache before each pass.
-    public var coldCache = false
+    package var coldCache = false
     /// Who loads (the engine's own child ignores it; a loader may check it).
-    public var subject: Subject = .engine
+    package var subject: Subject = .engine
     /// A loader measured from outside reads every parameter once after the load, as a first forward pass would.
-    public var touch = true
+    package var touch = true
     /// The checkpoint's config.json, when it has one.
-    public var config: String?
+    package var config: String?
     /// Which rank of how many this child is (also in its environment, as torchrun sets it); nil: one rank.
-    public var rank: RankInfo?
+    package var rank: RankInfo?
     /// Sample PSS too (a rank of a multi-rank run: the machine's Σ PSS is summed from the ranks).
-    public var samplePss = false
+    package var samplePss = false
 }
 
 /// A rank as torchrun describes it.
-public struct RankInfo: Codable, Sendable, Equatable {
-    public var rank: Int
-    public var localRank: Int
-    public var worldSize: Int
-    public var localWorldSize: Int
+package struct RankInfo: Codable, Sendable, Equatable {
+    package var rank: Int
+    package var localRank: Int
+    package var worldSize: Int
+    package var localWorldSize: Int
     /// The node's index in the job (torchrun's `GROUP_RANK`).
-    public var groupRank: Int = 0
+    package var groupRank: Int = 0
 
-    public init(rank: Int, localRank: Int, worldSize: Int, localWorldSize: Int, groupRank: Int = 0) {
+    package init(rank: Int, localRank: Int, worldSize: Int, localWorldSize: Int, groupRank: Int = 0) {
         self.rank = rank
         self.localRank = localRank
         self.worldSize = worldSize
@@ -83,7 +83,7 @@ public struct RankInfo: Codable, Sendable, Equatable {
 
     /// The variables torchrun sets for a rank (`RANK`, `LOCAL_RANK`, `WORLD_SIZE`, `LOCAL_WORLD_SIZE`,
     /// `GROUP_RANK`, and a local rendezvous address).
-    public var environment: [String: String] {
+    package var environment: [String: String] {
         [
             "RANK": String(rank), "LOCAL_RANK": String(localRank), "WORLD_SIZE": String(worldSize), "LOCAL_WORLD_SIZE": String(localWorldSize),
             "GROUP_RANK": String(groupRank), "ROLE_RANK": String(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500",
@@ -92,7 +92,7 @@ public struct RankInfo: Codable, Sendable, Equatable {
 
     /// The rank the environment describes (as torchrun or `srun` set it); nil when `RANK` or `WORLD_SIZE` is
     /// missing or not a number.
-    public static func fromEnvironment(_ environment: [String: String]) -> RankInfo? {
+    package static func fromEnvironment(_ environment: [String: String]) -> RankInfo? {
         func int(_ keys: String...) -> Int? { keys.lazy.compactMap { environment[$0].flatMap { Int($0) } }.first }
         guard let rank = int("RANK", "SLURM_PROCID"), let world = int("WORLD_SIZE", "SLURM_NTASKS"), rank >= 0, world > rank else { return nil }
         let local = int("LOCAL_RANK", "SLURM_LOCALID") ?? rank
@@ -101,7 +101,7 @@ public struct RankInfo: Codable, Sendable, Equatable {
 }
 
 /// A command from the parent, one JSON line on the control descriptor: `{"command": "start"}`.
-public enum ControlCommand: String, Codable, Sendable {
+package enum ControlCommand: String, Codable, Sendable {
     /// Begin the load (sent once every child of a run is at its baseline: the start barrier).
     case start
     /// Go on after `loaded` (the parent has read the end-of-load figures).
@@ -111,7 +111,7 @@ public enum ControlCommand: String, Codable, Sendable {
 }
 
 /// What a child tells its parent, one JSON object per line: `{"event": "phase_began", "name": "init", …}`.
-public enum ChildEvent: Sendable, Equatable {
+package enum ChildEvent: Sendable, Equatable {
     /// First line: who is speaking.
     case hello(Hello)
     /// The baseline is taken; the child waits for `start`.
@@ -131,15 +131,15 @@ public enum ChildEvent: Sendable, Equatable {
     /// The child could not do what was asked (or was killed by a fatal signal, written from its handler).
     case failure(ChildFailure)
 
-    public struct Hello: Codable, Sendable, Equatable {
-        public var protocolVersion: Int
-        public var pid: Int32
+    package struct Hello: Codable, Sendable, Equatable {
+        package var protocolVersion: Int
+        package var pid: Int32
         /// Who loads: `engine` (bigmodel-bench itself), or a loader's own name.
-        public var subject: String
+        package var subject: String
         /// Versions of what the child runs on (`bigmodel-bench`, `python`, `torch` …).
-        public var versions: [String: String]
+        package var versions: [String: String]
 
-        public init(pid: Int32, subject: String, versions: [String: String]) {
+        package init(pid: Int32, subject: String, versions: [String: String]) {
             self.protocolVersion = ChildProtocol.version
             self.pid = pid
             self.subject = subject
@@ -147,19 +147,19 @@ public enum ChildEvent: Sendable, Equatable {
         }
     }
 
-    public struct Loaded: Codable, Sendable, Equatable {
+    package struct Loaded: Codable, Sendable, Equatable {
         /// Seconds the load took, by the loader's clock.
-        public var seconds: Double?
-        public init(seconds: Double?) { self.seconds = seconds }
+        package var seconds: Double?
+        package init(seconds: Double?) { self.seconds = seconds }
     }
 
-    public struct PhaseMark: Codable, Sendable, Equatable {
-        public var name: String
+    package struct PhaseMark: Codable, Sendable, Equatable {
+        package var name: String
         /// Seconds since the child's load clock started.
-        public var seconds: Double
-        public var ledgerLiveBytes: Int?
+        package var seconds: Double
+        package var ledgerLiveBytes: Int?
 
-        public init(name: String, seconds: Double, ledgerLiveBytes: Int?) {
+        package init(name: String, seconds: Double, ledgerLiveBytes: Int?) {
             self.name = name
             self.seconds = seconds
             self.ledgerLiveBytes = ledgerLiveBytes
@@ -168,28 +168,28 @@ public enum ChildEvent: Sendable, Equatable {
 }
 
 /// What a loader measured from outside reports at the end: how it loaded, what it found.
-public struct SubjectResult: Codable, Sendable, Equatable {
+package struct SubjectResult: Codable, Sendable, Equatable {
     /// The dtype the model ended up in (torch's name).
-    public var dtype: String?
-    public var loadSeconds: Double?
+    package var dtype: String?
+    package var loadSeconds: Double?
     /// Seconds the touch took (every parameter read once), when it was asked for.
-    public var touchSeconds: Double?
-    public var touchedBytes: Int?
-    public var missingKeys: [String]?
-    public var unexpectedKeys: [String]?
+    package var touchSeconds: Double?
+    package var touchedBytes: Int?
+    package var missingKeys: [String]?
+    package var unexpectedKeys: [String]?
     /// transformers' `hf_device_map` (`{"model.embed_tokens": "cpu", …}`), for device-map runs.
-    public var hfDeviceMap: [String: String]?
-    public var notes: [String]?
+    package var hfDeviceMap: [String: String]?
+    package var notes: [String]?
 
-    public init(dtype: String? = nil, loadSeconds: Double? = nil) {
+    package init(dtype: String? = nil, loadSeconds: Double? = nil) {
         self.dtype = dtype
         self.loadSeconds = loadSeconds
     }
 }
 
 /// A structured failure: what kind, and one line saying what happened.
-public struct ChildFailure: Codable, Sendable, Equatable, Error {
-    public enum Kind: String, Codable, Sendable {
+package struct ChildFailure: Codable, Sendable, Equatable, Error {
+    package enum Kind: String, Codable, Sendable {
         /// Bad input: the checkpoint, config or request.
         case badData = "bad_data"
         case missingInput = "missing_input"
@@ -202,13 +202,13 @@ public struct ChildFailure: Codable, Sendable, Equatable, Error {
         case runtime
     }
 
-    public var kind: Kind
-    public var message: String
+    package var kind: Kind
+    package var message: String
     /// For `signal`: the signal's number and name.
-    public var signal: Int32?
-    public var signalName: String?
+    package var signal: Int32?
+    package var signalName: String?
 
-    public init(kind: Kind, message: String, signal: Int32? = nil, signalName: String? = nil) {
+    package init(kind: Kind, message: String, signal: Int32? = nil, signalName: String? = nil) {
         self.kind = kind
         self.message = message
         self.signal = signal
@@ -216,7 +216,7 @@ public struct ChildFailure: Codable, Sendable, Equatable, Error {
     }
 
     /// The failure an error raised in the child is reported as.
-    public init(_ error: any Error) {
+    package init(_ error: any Error) {
         guard let error = error as? any ReportableError else {
             self.init(kind: .runtime, message: "\(error)")
             return
@@ -243,7 +243,7 @@ extension ChildEvent: Codable {
 
     enum CodingKeys: String, CodingKey { case event, measurement, floor }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         switch try container.decode(Name.self, forKey: .event) {
         case .hello: self = .hello(try Hello(from: decoder))
@@ -259,7 +259,7 @@ extension ChildEvent: Codable {
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(name, forKey: .event)
         switch self {

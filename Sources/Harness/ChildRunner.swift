@@ -5,53 +5,53 @@ import Probes
 /// process group, dying with the parent), relays their events, holds them at the start barrier until every one
 /// is at its baseline, watches them (a child silent for ``Limits/stallSeconds`` or running past
 /// ``Limits/wallSeconds`` is killed), ends them on Ctrl-C, reaps them and removes what they leave.
-public struct ChildRunner: Sendable {
+package struct ChildRunner: Sendable {
     /// The watchdog's limits.
-    public struct Limits: Sendable, Equatable {
+    package struct Limits: Sendable, Equatable {
         /// Wall time a child may run in all.
-        public var wallSeconds: Double
+        package var wallSeconds: Double
         /// Time a child may go without sending any event (it sends a heartbeat every half second).
-        public var stallSeconds: Double
+        package var stallSeconds: Double
 
-        public static let `default` = Limits(wallSeconds: 600, stallSeconds: 60)
+        package static let `default` = Limits(wallSeconds: 600, stallSeconds: 60)
     }
 
     /// One child to start.
-    public struct Launch: Sendable {
-        public var request: ChildRequest
-        public var executable: String
-        public var arguments: [String]
+    package struct Launch: Sendable {
+        package var request: ChildRequest
+        package var executable: String
+        package var arguments: [String]
         /// The child's environment (the protocol's variables are added).
-        public var environment: [String: String]
+        package var environment: [String: String]
         /// Where the child's standard error goes, and its request file.
-        public var logPath: String
-        public var requestPath: String
+        package var logPath: String
+        package var requestPath: String
         /// Removed once the child is reaped (an offload folder, say).
-        public var cleanupPaths: [String] = []
+        package var cleanupPaths: [String] = []
         /// Measure the child from outside (a loader that is not the engine) at this interval.
-        public var probeInterval: Duration?
+        package var probeInterval: Duration?
         /// Measured from outside: the child is ended as `oom` when its sampled RssAnon passes this.
-        public var memoryCapBytes: Int?
+        package var memoryCapBytes: Int?
         /// A rank: it keeps its model after its final reply until every rank of the run has replied (the
         /// runner then sends `exit` to all), so the machine holds every model at once.
-        public var holdsUntilAllLoaded = false
+        package var holdsUntilAllLoaded = false
         /// False for a loader command that does not speak the protocol: it is at its baseline (exec) when
         /// spawned, cannot wait at the start barrier and cannot be held, so its ranks overlap only as far as
         /// their launches and load times let them.
-        public var speaksProtocol = true
+        package var speaksProtocol = true
     }
 
     /// Barriers with processes this runner did not start (the other ranks of a job, `measure-rank`): each is
     /// told once that this runner's children reached it, then asked, every loop, whether all have.
-    public struct Gates {
+    package struct Gates {
         /// Every rank is at its baseline: loading starts.
-        public var allReady: Gate?
+        package var allReady: Gate?
         /// Every rank holds its model: each reads its held figures.
-        public var allReplied: Gate?
+        package var allReplied: Gate?
         /// Every rank has read them: the models may go.
-        public var allHeld: Gate?
+        package var allHeld: Gate?
 
-        public init(allReady: Gate? = nil, allReplied: Gate? = nil, allHeld: Gate? = nil) {
+        package init(allReady: Gate? = nil, allReplied: Gate? = nil, allHeld: Gate? = nil) {
             self.allReady = allReady
             self.allReplied = allReplied
             self.allHeld = allHeld
@@ -66,18 +66,18 @@ public struct ChildRunner: Sendable {
 
     /// One barrier: `arrive` (called every loop once this runner's children are there; it must be idempotent)
     /// and `isOpen`.
-    public struct Gate {
-        public let arrive: () -> Void
-        public let isOpen: () -> Bool
+    package struct Gate {
+        package let arrive: () -> Void
+        package let isOpen: () -> Bool
 
-        public init(arrive: @escaping () -> Void, isOpen: @escaping () -> Bool) {
+        package init(arrive: @escaping () -> Void, isOpen: @escaping () -> Bool) {
             self.arrive = arrive
             self.isOpen = isOpen
         }
     }
 
     /// Why the parent ended a child itself.
-    public enum Stop: Sendable, Equatable {
+    package enum Stop: Sendable, Equatable {
         /// The user interrupted the scenario.
         case interrupted
         /// No event for this many seconds (stopped, deadlocked, or not speaking the protocol).
@@ -89,32 +89,32 @@ public struct ChildRunner: Sendable {
     }
 
     /// What one child said and how it ended.
-    public struct Outcome: Sendable {
-        public var pid: Int32?
-        public var exit: ChildExit?
-        public var hello: ChildEvent.Hello?
-        public var measurement: RunMeasurement?
-        public var floor: FloorInfo?
-        public var failure: ChildFailure?
+    package struct Outcome: Sendable {
+        package var pid: Int32?
+        package var exit: ChildExit?
+        package var hello: ChildEvent.Hello?
+        package var measurement: RunMeasurement?
+        package var floor: FloorInfo?
+        package var failure: ChildFailure?
         /// A loader measured from outside: its final report, and what the parent's probe saw.
-        public var subjectResult: SubjectResult?
-        public var observation: ExternalProbe.Observation?
-        public var stop: Stop?
+        package var subjectResult: SubjectResult?
+        package var observation: ExternalProbe.Observation?
+        package var stop: Stop?
         /// The child could not be started at all.
-        public var spawnError: String?
+        package var spawnError: String?
         /// The last lines of the child's standard error.
-        public var stderrTail: String?
+        package var stderrTail: String?
         /// Lines on the event descriptor that were not events.
-        public var undecodableLines: [String] = []
+        package var undecodableLines: [String] = []
         /// Seconds from spawn to reaping.
-        public var wallSeconds: Double = 0
+        package var wallSeconds: Double = 0
         /// A rank: its status and `smaps_rollup` the moment every rank held its model.
-        public var held: HeldReading?
+        package var held: HeldReading?
     }
 
-    public let limits: Limits
+    package let limits: Limits
 
-    public init(limits: Limits = .default) {
+    package init(limits: Limits = .default) {
         self.limits = limits
     }
 

@@ -10,25 +10,25 @@ import TensorEngine
 /// - where the claim is that a path is expensive (naive: two copies; load-then-cast: the float32 model plus
 ///   the target), the measured peak must also reach predicted − tolerance, so a probe that misses memory fails;
 /// - RSS anon, jemalloc and the ledger must agree within tolerance.
-public struct ClaimChecker: Sendable {
-    public let tolerance: Scenario.Tolerance
+package struct ClaimChecker: Sendable {
+    package let tolerance: Scenario.Tolerance
 
-    public init(tolerance: Scenario.Tolerance) {
+    package init(tolerance: Scenario.Tolerance) {
         self.tolerance = tolerance
     }
 
     /// Strategies whose claim includes a lower bound.
-    public static func hasLowerBound(_ strategy: StrategyName) -> Bool {
+    package static func hasLowerBound(_ strategy: StrategyName) -> Bool {
         strategy == .naive || strategy == .loadThenCast
     }
 
-    public struct Outcome: Sendable, Equatable {
-        public var verdict: Verdict
-        public var detail: String
-        public var checks: [Check]
-        public var upperBoundBytes: Int
-        public var lowerBoundBytes: Int?
-        public var toleranceBytes: Int
+    package struct Outcome: Sendable, Equatable {
+        package var verdict: Verdict
+        package var detail: String
+        package var checks: [Check]
+        package var upperBoundBytes: Int
+        package var lowerBoundBytes: Int?
+        package var toleranceBytes: Int
     }
 
     /// device-map: each device's ledger peak is exactly its placed bytes (+ staging on cpu), no accelerator
@@ -136,7 +136,7 @@ public struct ClaimChecker: Sendable {
         return checks
     }
 
-    public func evaluate(_ m: RunMeasurement) -> Outcome {
+    package func evaluate(_ m: RunMeasurement) -> Outcome {
         let predicted = m.predictedPeakBytes
         let tol = tolerance.bytes(for: predicted)
         let upper = predicted + tol
@@ -173,7 +173,7 @@ public struct ClaimChecker: Sendable {
     }
 
     /// One failed check in words: which bound, by how much.
-    public static func describeFailure(_ check: Check) -> String {
+    package static func describeFailure(_ check: Check) -> String {
         let by = abs(check.measuredBytes - check.boundBytes)
         switch check.relation {
         case .atMost: return "\(check.name) failed: \(ByteSize.binary(check.measuredBytes)) exceeds \(ByteSize.binary(check.boundBytes)) by \(ByteSize.binary(by))"

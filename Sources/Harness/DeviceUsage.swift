@@ -2,51 +2,51 @@ import Loading
 import TensorEngine
 
 /// Where a device-map run put the model and what each device held, as the results file records it.
-public struct DeviceUsage: Codable, Sendable, Equatable {
-    public struct DeviceFigures: Codable, Sendable, Equatable {
+package struct DeviceUsage: Codable, Sendable, Equatable {
+    package struct DeviceFigures: Codable, Sendable, Equatable {
         /// accelerate's spelling in JSON: "0", "1", …, "cpu", "disk".
-        public var device: Device
+        package var device: Device
         /// The user's `max_memory` for it (after percentages were resolved), when given.
-        public var budgetBytes: Int?
+        package var budgetBytes: Int?
         /// The budget the placement actually used (after balancing).
-        public var placementBudgetBytes: Int?
+        package var placementBudgetBytes: Int?
         /// A simulated accelerator's hard capacity (allocations past it fail like a GPU OOM).
-        public var capacityBytes: Int?
+        package var capacityBytes: Int?
         /// Parameter bytes placed there.
-        public var placedBytes: Int
+        package var placedBytes: Int
         /// The conversion staging buffer (cpu only).
-        public var stagingBytes: Int
+        package var stagingBytes: Int
         /// placed + staging for RAM devices; what the ledger must reach there exactly.
-        public var predictedPeakBytes: Int
+        package var predictedPeakBytes: Int
         /// The ledger's peak on this device (0 for disk: disk bytes are not RAM).
-        public var ledgerPeakBytes: Int
+        package var ledgerPeakBytes: Int
         /// jemalloc `stats.arenas.<i>.{small,large}.allocated` of the accelerator's own arena at the end of the
         /// load, and what the placed tensors take at jemalloc size classes.
-        public var arenaAllocatedBytes: Int?
-        public var arenaExpectedBytes: Int?
+        package var arenaAllocatedBytes: Int?
+        package var arenaExpectedBytes: Int?
     }
 
-    public struct MapEntry: Codable, Sendable, Equatable {
-        public var module: String
-        public var device: Device
+    package struct MapEntry: Codable, Sendable, Equatable {
+        package var module: String
+        package var device: Device
     }
 
     /// `auto`, `balanced`, `sequential` or `map`.
-    public var mode: String
+    package var mode: String
     /// The `hf_device_map`, in module order.
-    public var deviceMap: [MapEntry]
-    public var devices: [DeviceFigures]
+    package var deviceMap: [MapEntry]
+    package var devices: [DeviceFigures]
     /// Parameter bytes over all devices.
-    public var modelBytes: Int
-    public var offloadFolder: String?
+    package var modelBytes: Int
+    package var offloadFolder: String?
     /// Tensors written as `<name>.dat` into the offload folder, and their bytes.
-    public var offloadWrittenFiles: Int
-    public var offloadWrittenBytes: Int
+    package var offloadWrittenFiles: Int
+    package var offloadWrittenBytes: Int
     /// Tensors referenced in place in the checkpoint's safetensors files (nothing copied), and their bytes.
-    public var offloadReferencedTensors: Int
-    public var offloadReferencedBytes: Int
+    package var offloadReferencedTensors: Int
+    package var offloadReferencedBytes: Int
 
-    public init(_ report: DevicePlacementReport) {
+    package init(_ report: DevicePlacementReport) {
         mode = report.mode
         deviceMap = report.deviceMap.map { MapEntry(module: $0.key, device: $0.value) }
         devices = report.devices.map { d in
@@ -63,5 +63,5 @@ public struct DeviceUsage: Codable, Sendable, Equatable {
         offloadReferencedBytes = report.offload.referencedBytes
     }
 
-    public func figures(_ device: Device) -> DeviceFigures? { devices.first { $0.device == device } }
+    package func figures(_ device: Device) -> DeviceFigures? { devices.first { $0.device == device } }
 }

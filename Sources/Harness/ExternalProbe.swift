@@ -8,9 +8,9 @@ import Synchronization
 /// (the baseline, after its imports), `loaded` (end of load), `result` (after the touch, the final reading
 /// taken while the child waits for `exit`) — and otherwise from the process itself: the first sample after
 /// exec is the baseline and the last sample before it exits the final reading.
-public final class ExternalProbe {
+package final class ExternalProbe {
     /// What the probe saw, for the judge.
-    public struct Observation: Sendable {
+    package struct Observation: Sendable {
         var baseline: MemoryReading
         /// Seconds (sampler clock) of the baseline; samples before it belong to start-up.
         var baselineSeconds: Double

@@ -12,25 +12,25 @@ import Loading
 ///   what else the machine holds);
 /// - **does not fit** when the need alone exceeds the memory.
 /// Headroom is memory − need (negative when it does not fit).
-public struct FitEstimate: Sendable, Equatable {
-    public enum Status: String, Sendable, Codable {
+package struct FitEstimate: Sendable, Equatable {
+    package enum Status: String, Sendable, Codable {
         case fits
         case tight
         case doesNotFit = "does_not_fit"
     }
 
-    public let run: String
-    public let strategy: StrategyName
-    public let ranks: Int
+    package let run: String
+    package let strategy: StrategyName
+    package let ranks: Int
     /// One process's predicted peak, bytes.
-    public let processPeakBytes: Int
+    package let processPeakBytes: Int
     /// What the ranks need together, bytes.
-    public let needBytes: Int
-    public let toleranceBytes: Int
-    public let memoryBytes: Int
+    package let needBytes: Int
+    package let toleranceBytes: Int
+    package let memoryBytes: Int
 
     /// The tolerance is taken on what the ranks need together, as the machine claims are.
-    public init(run: String, strategy: StrategyName, processPeakBytes: Int, mappedBytes: Int?, ranks: Int, tolerance: Scenario.Tolerance, memoryBytes: Int) {
+    package init(run: String, strategy: StrategyName, processPeakBytes: Int, mappedBytes: Int?, ranks: Int, tolerance: Scenario.Tolerance, memoryBytes: Int) {
         self.run = run
         self.strategy = strategy
         self.ranks = max(ranks, 1)
@@ -42,18 +42,18 @@ public struct FitEstimate: Sendable, Equatable {
         self.memoryBytes = memoryBytes
     }
 
-    public var status: Status {
+    package var status: Status {
         if needBytes > memoryBytes { return .doesNotFit }
         return needBytes.addingReportingOverflow(toleranceBytes).partialValue > memoryBytes ? .tight : .fits
     }
 
-    public var headroomBytes: Int { memoryBytes.subtractingReportingOverflow(needBytes).partialValue }
+    package var headroomBytes: Int { memoryBytes.subtractingReportingOverflow(needBytes).partialValue }
 
     /// The pick among `estimates`: the fitting path (else the tight one) that needs the least memory; ties go to
     /// the earlier one (the scenario's order). device-map is picked only when no path that holds the whole model
     /// in memory fits: it fits by leaving weights on disk (or on accelerators), which is another question. nil
     /// when none fits.
-    public static func pick(_ estimates: [FitEstimate]) -> FitEstimate? {
+    package static func pick(_ estimates: [FitEstimate]) -> FitEstimate? {
         let holding = estimates.filter { $0.strategy != .deviceMap }
         return best(holding) ?? best(estimates.filter { $0.strategy == .deviceMap })
     }
@@ -64,7 +64,7 @@ public struct FitEstimate: Sendable, Equatable {
         return candidates.min { $0.needBytes < $1.needBytes }
     }
 
-    public var statusText: String {
+    package var statusText: String {
         switch status {
         case .fits: "fits"
         case .tight: "tight"

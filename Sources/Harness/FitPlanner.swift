@@ -15,30 +15,30 @@ import TensorEngine
 /// Without a scenario the paths are naive, sharded, low-memory and mmap at the stored dtype, and dtype-direct and
 /// load-then-cast when `--dtype` asks for another; device-map is left out (what stays in RAM is what its budgets
 /// say: `plan` answers that).
-public struct FitPlanner {
-    public struct Answer: Sendable {
-        public let model: String
-        public let modelBytes: Int
-        public let estimates: [FitEstimate]
-        public let notes: [String]
+package struct FitPlanner {
+    package struct Answer: Sendable {
+        package let model: String
+        package let modelBytes: Int
+        package let estimates: [FitEstimate]
+        package let notes: [String]
     }
 
-    public let path: String
-    public let dtype: DType?
-    public let ranks: Int?
-    public let memoryBytes: Int
+    package let path: String
+    package let dtype: DType?
+    package let ranks: Int?
+    package let memoryBytes: Int
 
     /// `save_pretrained`'s default `max_shard_size`.
-    public static let defaultShardBytes = 5_000_000_000
+    package static let defaultShardBytes = 5_000_000_000
 
-    public init(path: String, dtype: DType?, ranks: Int?, memoryBytes: Int) {
+    package init(path: String, dtype: DType?, ranks: Int?, memoryBytes: Int) {
         self.path = path
         self.dtype = dtype
         self.ranks = ranks
         self.memoryBytes = memoryBytes
     }
 
-    public func answer() throws -> Answer {
+    package func answer() throws -> Answer {
         switch try Self.kind(of: path) {
         case .scenario: return try scenarioAnswer(try Scenario.load(path: path))
         case .config(let file): return try configAnswer(try ModelConfig.load(path: file), file: file)

@@ -8,12 +8,12 @@ import TensorEngine
 /// held. A child that the watchdog or the user ended, that died by a signal (even one it survived long enough
 /// to send a measurement), that reported a failure, or that exited without a measurement is `error`, with
 /// the reason in one line; one that hit its memory cap is `oom`.
-public struct Judge: Sendable {
+package struct Judge: Sendable {
     /// The engine's tolerance, and the one for loaders outside this tool.
-    public let tolerance: Scenario.Tolerance
-    public let subjectTolerance: Scenario.Tolerance
+    package let tolerance: Scenario.Tolerance
+    package let subjectTolerance: Scenario.Tolerance
 
-    public init(tolerance: Scenario.Tolerance, subjectTolerance: Scenario.Tolerance = Subject.loaderTolerance) {
+    package init(tolerance: Scenario.Tolerance, subjectTolerance: Scenario.Tolerance = Subject.loaderTolerance) {
         self.tolerance = tolerance
         self.subjectTolerance = subjectTolerance
     }
@@ -21,7 +21,7 @@ public struct Judge: Sendable {
     func checker(for run: Scenario.Run) -> ClaimChecker { ClaimChecker(tolerance: run.subject.isEngine ? tolerance : subjectTolerance) }
 
     /// `prediction` is the parent's prediction of the run (the figures a loader outside this tool is held to).
-    public func judge(
+    package func judge(
         run: Scenario.Run, repeatIndex: Int, outcome: ChildRunner.Outcome, floor: FloorInfo?, prediction: ScalePlanner.RunPrediction? = nil
     ) -> RunResult {
         var result = RunResult(

@@ -18,20 +18,20 @@ import TensorEngine
 /// Before the rounds it also times the first touch of fresh memory as large as naive's peak
 /// (``FirstTouchFloor``): on a VM whose host takes freed memory back that, not the read floor, bounds every
 /// phase that fills fresh memory, and the report says which machine it is (``FreePageReporting``).
-public struct LoadBenchmark {
-    public struct Options: Sendable {
-        public var checkpoint: String
-        public var repeats: Int
+package struct LoadBenchmark {
+    package struct Options: Sendable {
+        package var checkpoint: String
+        package var repeats: Int
         /// The interpreter of the peers; nil: `BIGMODEL_BENCH_PYTHON`, else the venv `scripts/setup --test` makes,
         /// else python3. Peers are skipped (and the
         /// report says why) when it cannot import torch and safetensors.
-        public var python: String?
-        public var peers: Bool
+        package var python: String?
+        package var peers: Bool
         /// Rounds run first and not counted: the first touch of memory this VM's host has not backed yet costs
         /// several times a later one, and would fall on whichever case runs first.
-        public var warmupRounds = 1
+        package var warmupRounds = 1
 
-        public init(checkpoint: String, repeats: Int = 5, python: String? = nil, peers: Bool = true) {
+        package init(checkpoint: String, repeats: Int = 5, python: String? = nil, peers: Bool = true) {
             self.checkpoint = checkpoint
             self.repeats = repeats
             self.python = python
@@ -40,54 +40,54 @@ public struct LoadBenchmark {
     }
 
     /// One timed way of loading (or reading) the checkpoint.
-    public struct Case: Codable, Sendable, Equatable {
-        public enum Kind: String, Codable, Sendable { case floor, strategy, peer }
-        public var name: String
-        public var kind: Kind
-        public var description: String
+    package struct Case: Codable, Sendable, Equatable {
+        package enum Kind: String, Codable, Sendable { case floor, strategy, peer }
+        package var name: String
+        package var kind: Kind
+        package var description: String
         /// Every repetition's seconds, in order.
-        public var seconds: [Double]
+        package var seconds: [Double]
         /// The engine's phases (strategies): each phase's seconds per repetition.
-        public var phases: [String: [Double]]?
-        public var ledgerPeakBytes: Int?
-        public var predictedPeakBytes: Int?
+        package var phases: [String: [Double]]?
+        package var ledgerPeakBytes: Int?
+        package var predictedPeakBytes: Int?
         /// M_t at the case's dtype: what random init writes.
-        public var modelBytes: Int?
+        package var modelBytes: Int?
 
-        public var median: Double { LoadBenchmark.median(seconds) }
+        package var median: Double { LoadBenchmark.median(seconds) }
     }
 
-    public struct Report: Codable, Sendable, Equatable {
-        public var checkpoint: String
+    package struct Report: Codable, Sendable, Equatable {
+        package var checkpoint: String
         /// The checkpoint's tensor bytes: every GB/s is these over a case's seconds.
-        public var tensorBytes: Int
-        public var files: Int
-        public var repeats: Int
-        public var warmupRounds: Int
-        public var cores: Int
-        public var cases: [Case]
+        package var tensorBytes: Int
+        package var files: Int
+        package var repeats: Int
+        package var warmupRounds: Int
+        package var cores: Int
+        package var cases: [Case]
         /// Why the peers are missing, when they are.
-        public var peersSkipped: String?
-        public var peerVersions: [String: String]?
+        package var peersSkipped: String?
+        package var peerVersions: [String: String]?
         /// Fresh memory of naive's peak (M_t + M_ck) written twice, before the rounds (``FirstTouchFloor``);
         /// nil when MemAvailable had no room for it.
-        public var firstTouch: FirstTouchResult?
+        package var firstTouch: FirstTouchResult?
         /// This VM's free page reporting when it has it (read before the rounds); nil on a machine without it.
-        public var freePageReporting: FreePageReporting?
+        package var freePageReporting: FreePageReporting?
         /// Bytes the kernel reported to the host from the first touch to the last round (`reported_kib`'s growth).
-        public var reportedBytesDuringRun: Int?
+        package var reportedBytesDuringRun: Int?
     }
 
-    public let options: Options
+    package let options: Options
 
-    public init(options: Options) { self.options = options }
+    package init(options: Options) { self.options = options }
 
     /// The strategies timed, with their target dtypes (nil: the checkpoint's).
     static let strategies: [(StrategyName, DType?)] = [
         (.naive, nil), (.sharded, nil), (.lowMemory, nil), (.dtypeDirect, .f16), (.loadThenCast, .f16), (.mmap, nil),
     ]
 
-    public func run(progress: (String) -> Void = { _ in }) throws -> Report {
+    package func run(progress: (String) -> Void = { _ in }) throws -> Report {
         let checkpoint = try Checkpoint(path: options.checkpoint)
         JemallocStats.returnFreedPagesAtOnce()
         progress("warming the page cache: \(ByteSize.decimal(checkpoint.totalSize)) in \(checkpoint.files.count) files")
@@ -176,7 +176,7 @@ public struct LoadBenchmark {
         item.modelBytes = plan.figures.modelBytes
     }
 
-    public static func median(_ values: [Double]) -> Double {
+    package static func median(_ values: [Double]) -> Double {
         guard !values.isEmpty else { return 0 }
         let sorted = values.sorted()
         return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2

@@ -3,11 +3,11 @@ import Probes
 import TensorEngine
 
 /// A program a subject needs is missing or cannot run; found before anything is measured (exit 69).
-public struct SubjectUnavailable: ReportableError, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var category: FailureCategory { .unavailable }
+package struct SubjectUnavailable: ReportableError, Equatable {
+    package let message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
+    package var category: FailureCategory { .unavailable }
 }
 
 /// Where the loaders outside this tool come from, checked before any checkpoint is generated or any run
@@ -15,17 +15,17 @@ public struct SubjectUnavailable: ReportableError, Equatable {
 /// `BIGMODEL_BENCH_PYTHON`, else the virtual environment `scripts/setup --test` makes when it exists, else
 /// `python3` on `PATH`), the transformers driver shipped in `python/`, and each
 /// command subject's program.
-public struct LoaderEnvironment: Sendable {
-    public let python: String?
-    public let driver: String?
+package struct LoaderEnvironment: Sendable {
+    package let python: String?
+    package let driver: String?
     /// What the interpreter reported (`python`, `torch`, `transformers`, …), when a transformers run needs it.
-    public let versions: [String: String]
+    package let versions: [String: String]
 
     /// The packages the transformers driver imports.
     static let requiredPackages = ["torch", "transformers", "safetensors"]
 
     /// Resolves and checks what `subjects` need. `requested` is `--python`, `scenarioPython` the scenario's key.
-    public static func check(subjects: Set<Subject>, requested: String?, scenarioPython: String?, needsAccelerate: Bool) throws -> LoaderEnvironment {
+    package static func check(subjects: Set<Subject>, requested: String?, scenarioPython: String?, needsAccelerate: Bool) throws -> LoaderEnvironment {
         for subject in subjects {
             if case .command(let argv) = subject { _ = try program(argv.first ?? "", what: "the loader command") }
         }

@@ -14,22 +14,22 @@ import TensorEngine
 /// - mmap: Σ RssAnon Δ ≤ N · (P + tolerance) (only the owned bytes), Σ Pss Δ ≈ M_map + N · P (the mapped
 ///   checkpoint counted once, shared), Σ VmRSS Δ ≈ N · (M_map + P) (every rank maps it all): two-sided.
 /// Every rank must also pass on its own.
-public struct MachineJudge: Sendable {
-    public let tolerance: Scenario.Tolerance
+package struct MachineJudge: Sendable {
+    package let tolerance: Scenario.Tolerance
 
-    public init(tolerance: Scenario.Tolerance) { self.tolerance = tolerance }
+    package init(tolerance: Scenario.Tolerance) { self.tolerance = tolerance }
 
     /// A series of machine readings: the baseline at the start barrier, then samples (seconds, reading, each
     /// rank's VmRSS).
-    public struct Series: Sendable {
-        public var baseline: MachineReading
-        public var samples: [(seconds: Double, reading: MachineReading, ranks: [Int?])]
-        public var method: String
+    package struct Series: Sendable {
+        package var baseline: MachineReading
+        package var samples: [(seconds: Double, reading: MachineReading, ranks: [Int?])]
+        package var method: String
         /// The reading when every rank held its model (nil when none was taken).
-        public var held: MachineReading? = nil
+        package var held: MachineReading? = nil
     }
 
-    public func judge(_ claim: MachineClaim, repeatIndex: Int, ranks: [RunResult], series: Series, node: String) -> MachineRun {
+    package func judge(_ claim: MachineClaim, repeatIndex: Int, ranks: [RunResult], series: Series, node: String) -> MachineRun {
         let peaks = Self.peaks(series)
         let held = Self.delta(series.held, over: series.baseline)
         let checks = self.checks(claim, ranks: ranks.count, peaks: peaks, held: held)
@@ -140,17 +140,17 @@ public struct MachineJudge: Sendable {
 
 /// What one rank of a run claims, which the machine's claim multiplies: from the scenario and its prediction
 /// (`run --ranks`), or from a rank's results (`merge`).
-public struct MachineClaim: Sendable, Equatable {
-    public var id: String
-    public var strategy: StrategyName
-    public var predictedPeakBytes: Int
-    public var formula: String
+package struct MachineClaim: Sendable, Equatable {
+    package var id: String
+    package var strategy: StrategyName
+    package var predictedPeakBytes: Int
+    package var formula: String
     /// mmap: the bytes held as views of the mapped checkpoint.
-    public var mappedBytes: Int?
+    package var mappedBytes: Int?
     /// M_t: what each rank holds once loaded.
-    public var modelBytes: Int?
+    package var modelBytes: Int?
 
-    public init(id: String, strategy: StrategyName, predictedPeakBytes: Int, formula: String, mappedBytes: Int?, modelBytes: Int? = nil) {
+    package init(id: String, strategy: StrategyName, predictedPeakBytes: Int, formula: String, mappedBytes: Int?, modelBytes: Int? = nil) {
         self.id = id
         self.strategy = strategy
         self.predictedPeakBytes = predictedPeakBytes
@@ -159,14 +159,14 @@ public struct MachineClaim: Sendable, Equatable {
         self.modelBytes = modelBytes
     }
 
-    public init(run: Scenario.Run, prediction: ScalePlanner.RunPrediction) {
+    package init(run: Scenario.Run, prediction: ScalePlanner.RunPrediction) {
         self.init(
             id: run.id, strategy: run.strategy, predictedPeakBytes: prediction.predictedPeakBytes, formula: prediction.formula,
             mappedBytes: prediction.figures.mappedBytes, modelBytes: prediction.figures.modelBytes)
     }
 
     /// The claim a rank's results carry; nil when the rank recorded no prediction.
-    public init?(rank result: RunResult) {
+    package init?(rank result: RunResult) {
         guard let predicted = result.predictedPeakBytes else { return nil }
         self.init(
             id: result.id, strategy: result.strategy, predictedPeakBytes: predicted, formula: result.formula, mappedBytes: result.figures?.mappedBytes,
@@ -176,7 +176,7 @@ public struct MachineClaim: Sendable, Equatable {
 
 extension RunResult {
     /// Marks the result as one rank's, on `node`.
-    public mutating func place(_ info: RankInfo, node: String) {
+    package mutating func place(_ info: RankInfo, node: String) {
         rank = info.rank
         worldSize = info.worldSize
         localRank = info.localRank

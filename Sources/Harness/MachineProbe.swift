@@ -2,7 +2,7 @@ import Foundation
 import Probes
 
 /// A figure of the whole machine while N ranks load, each named for exactly what it is.
-public enum MachineFigure: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
+package enum MachineFigure: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
     /// Σ over the ranks of `/proc/<pid>/status` RssAnon, VmRSS, RssFile.
     case sumRssAnon = "sum_rss_anon"
     case sumRss = "sum_rss"
@@ -17,9 +17,9 @@ public enum MachineFigure: String, CaseIterable, Sendable, Codable, CustomString
     /// The cgroup's memory usage: v1 `memory.usage_in_bytes`, v2 `memory.current` (page cache included).
     case cgroupUsage = "cgroup_usage"
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 
-    public var title: String {
+    package var title: String {
         switch self {
         case .sumRssAnon: "Σ RssAnon"
         case .sumRss: "Σ VmRSS"
@@ -35,12 +35,12 @@ public enum MachineFigure: String, CaseIterable, Sendable, Codable, CustomString
 }
 
 /// One reading of the machine (a figure that could not be read is absent); in JSON `<figure>_bytes`.
-public struct MachineReading: Codable, Sendable, Equatable {
-    public var values: [MachineFigure: Int] = [:]
+package struct MachineReading: Codable, Sendable, Equatable {
+    package var values: [MachineFigure: Int] = [:]
 
-    public init(_ values: [MachineFigure: Int] = [:]) { self.values = values }
+    package init(_ values: [MachineFigure: Int] = [:]) { self.values = values }
 
-    public subscript(figure: MachineFigure) -> Int? {
+    package subscript(figure: MachineFigure) -> Int? {
         get { values[figure] }
         set { values[figure] = newValue }
     }
@@ -52,7 +52,7 @@ public struct MachineReading: Codable, Sendable, Equatable {
         init?(intValue: Int) { nil }
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
         for figure in MachineFigure.allCases {
             let name = figure.rawValue + "_bytes"
@@ -60,7 +60,7 @@ public struct MachineReading: Codable, Sendable, Equatable {
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         for figure in MachineFigure.allCases {
             if let value = values[figure] { try container.encode(value, forKey: Key(stringValue: MemoryReading.camel(figure.rawValue + "_bytes"))) }

@@ -5,12 +5,12 @@ import TensorEngine
 
 /// One column of a machine timeline: seconds, a machine figure (a delta over the baseline; MemAvailable as
 /// its drop), or one rank's VmRSS delta.
-public enum MachineColumn: Sendable, Hashable, Codable, CustomStringConvertible {
+package enum MachineColumn: Sendable, Hashable, Codable, CustomStringConvertible {
     case seconds
     case figure(MachineFigure)
     case rank(Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .seconds: "seconds"
         case .figure(let figure): figure.rawValue
@@ -18,7 +18,7 @@ public enum MachineColumn: Sendable, Hashable, Codable, CustomStringConvertible 
         }
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let name = try container.decode(String.self)
         if name == "seconds" {
@@ -32,7 +32,7 @@ public enum MachineColumn: Sendable, Hashable, Codable, CustomStringConvertible 
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
     }
@@ -42,30 +42,30 @@ public enum MachineColumn: Sendable, Hashable, Codable, CustomStringConvertible 
 ///
 /// `peaks` are deltas over the reading at the start barrier: Σ figures their maximum minus the baseline's;
 /// `mem_available` the largest drop of MemAvailable; `cached` and `cgroup_usage` their growth.
-public struct MachineRun: Codable, Sendable, Equatable {
-    public var id: String
-    public var repeatIndex: Int
-    public var ranks: Int
+package struct MachineRun: Codable, Sendable, Equatable {
+    package var id: String
+    package var repeatIndex: Int
+    package var ranks: Int
     /// The node the ranks ran on (its hostname; `merge` may combine several).
-    public var node: String
-    public var verdict: Verdict
-    public var verdictDetail: String
-    public var checks: [Check]
+    package var node: String
+    package var verdict: Verdict
+    package var verdictDetail: String
+    package var checks: [Check]
     /// One rank's predicted peak (the run's formula) and the machine-level figures the claims compare with.
-    public var predictedRankPeakBytes: Int
-    public var formula: String
-    public var baseline: MachineReading
-    public var peaks: MachineReading
+    package var predictedRankPeakBytes: Int
+    package var formula: String
+    package var baseline: MachineReading
+    package var peaks: MachineReading
     /// Each rank's VmHWM Δ, in rank order.
-    public var rankPeakBytes: [Int?]
-    public var timeline: MachineTimeline
+    package var rankPeakBytes: [Int?]
+    package var timeline: MachineTimeline
     /// How the Σ figures were obtained, in a sentence.
-    public var method: String
+    package var method: String
     /// The Σ figures over the baseline at the moment every rank held its model (absent when not read).
-    public var held: MachineReading? = nil
+    package var held: MachineReading? = nil
 }
 
-public struct MachineTimeline: Codable, Sendable, Equatable {
-    public var columns: [MachineColumn]
-    public var points: [[Double]]
+package struct MachineTimeline: Codable, Sendable, Equatable {
+    package var columns: [MachineColumn]
+    package var points: [[Double]]
 }

@@ -7,11 +7,11 @@ import TensorEngine
 /// The measured child's side of the protocol: reads the ``ChildRequest`` from standard input, says hello,
 /// keeps a heartbeat going, does the task and replies with its final event — or with a `failure` event before
 /// rethrowing, so the parent learns why even when the exit status alone could not say.
-public enum MeasuredChild {
+package enum MeasuredChild {
     /// The largest request accepted on standard input.
     static let requestLimit = 16 << 20
 
-    public static func run() throws {
+    package static func run() throws {
         Descriptor.ignoreBrokenPipes()
         guard let events = ChildEventWriter.fromEnvironment() else {
             throw UsageError("measure-run is started by `run`: \(ChildProtocol.eventsVariable) names no event descriptor")

@@ -11,24 +11,24 @@ import TensorEngine
 /// is purged and VmHWM reset, the baseline is read, the caller is told (``ready``) and may hold the start
 /// (the barrier of several ranks), and only then does the load begin. The model stays alive until the end
 /// reading has been taken.
-public struct MeasuredLoad {
-    public let checkpointPath: String
-    public let strategy: any LoadStrategy
-    public let dtype: DType?
-    public let sampleInterval: Duration
+package struct MeasuredLoad {
+    package let checkpointPath: String
+    package let strategy: any LoadStrategy
+    package let dtype: DType?
+    package let sampleInterval: Duration
     /// The ledger's RAM cap (nil: none). Exceeding it ends the load as `oom`.
-    public let ledgerBudget: Int?
+    package let ledgerBudget: Int?
     /// Receives phase transitions as they happen (the child's event stream).
-    public let onPhase: @Sendable (PhaseLog.Transition) -> Void
+    package let onPhase: @Sendable (PhaseLog.Transition) -> Void
     /// Called once the baseline is taken; returns when the load may begin.
-    public let ready: () -> Void
+    package let ready: () -> Void
     /// Sample PSS too (`smaps_rollup` every tenth sample): a rank of a multi-rank run, whose Σ PSS is summed.
-    public var samplePss = false
+    package var samplePss = false
     /// Called with the measurement while the model is still alive (a rank holds its model until every rank
     /// has loaded, so the machine's Σ is of all models at once).
-    public var hold: (RunMeasurement) -> Void = { _ in }
+    package var hold: (RunMeasurement) -> Void = { _ in }
 
-    public init(
+    package init(
         checkpointPath: String, strategy: any LoadStrategy, dtype: DType?, sampleInterval: Duration = RSSSampler.defaultInterval, ledgerBudget: Int? = nil,
         onPhase: @escaping @Sendable (PhaseLog.Transition) -> Void = { _ in }, ready: @escaping () -> Void = {}
     ) {
@@ -52,7 +52,7 @@ public struct MeasuredLoad {
 
     /// Runs the load. Throws only when it cannot start (bad checkpoint, bad dtype); failures during the load
     /// (out of memory, I/O) are recorded in the measurement.
-    public func run() throws -> RunMeasurement {
+    package func run() throws -> RunMeasurement {
         let checkpoint = try Checkpoint(path: checkpointPath)
         let plan = try LoadPlan(checkpoint: checkpoint, requested: dtype)
         // A device-map run is placed now (before the baseline), so its prediction is exact per device.
@@ -168,10 +168,10 @@ public struct MeasuredLoad {
 /// mark is one reading on the loading thread with jemalloc refreshed (~0.1 ms), so the sampled peaks of RSS
 /// and jemalloc include the moments the ledger peaks whatever the sampling interval, and the periodic sampler
 /// can run at a period whose wake-ups cost under 1% of a core.
-public final class SamplerMarks: Sendable {
+package final class SamplerMarks: Sendable {
     /// Peak growth between ledger marks: within the agreement tolerance's 32 MiB floor, and few enough marks
     /// (≤ 1 per 8 MiB of peak) to cost nothing measurable.
-    public static let peakStepBytes = 8 << 20
+    package static let peakStepBytes = 8 << 20
     private let sampler = Mutex<RSSSampler?>(nil)
 
     func attach(_ sampler: RSSSampler) { self.sampler.withLock { $0 = sampler } }

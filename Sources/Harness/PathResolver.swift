@@ -3,8 +3,8 @@ import Foundation
 /// Finds a path whose components may differ in case from what was typed: `scenarios/gemma7b.json` finds
 /// `Scenarios/gemma7b.json`. Used only when the exact path does not exist; an ambiguous component (two
 /// entries equal ignoring case) resolves to neither, so the exact-path error is reported instead.
-public enum PathResolver {
-    public static func resolve(_ path: String) -> String {
+package enum PathResolver {
+    package static func resolve(_ path: String) -> String {
         let fm = FileManager.default
         if fm.fileExists(atPath: path) { return path }
         let absolute = path.hasPrefix("/")

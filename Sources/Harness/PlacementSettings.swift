@@ -16,12 +16,12 @@ import TensorEngine
 /// `max_memory` / `accelerator_memory` take accelerate's keys (accelerator indices, `cpu`, `disk`) and sizes —
 /// or, a scenario extension, percentages of the model's bytes at the target dtype (`"30%"`), so that the same
 /// budgets force the same tiers at whatever scale the run is fitted to.
-public struct PlacementSettings: Sendable, Equatable {
-    public let deviceMap: JSONValue
-    public let maxMemory: JSONValue?
-    public let acceleratorMemory: JSONValue?
+package struct PlacementSettings: Sendable, Equatable {
+    package let deviceMap: JSONValue
+    package let maxMemory: JSONValue?
+    package let acceleratorMemory: JSONValue?
     /// nil: the model's own no-split classes.
-    public let noSplit: [String]?
+    package let noSplit: [String]?
     /// The scenario file and the run's JSON path, for messages.
     let file: String
     let path: String
@@ -47,7 +47,7 @@ public struct PlacementSettings: Sendable, Equatable {
     }
 
     /// The placement request for a model of `modelBytes` at the target dtype.
-    public func request(modelBytes: Int, hostAvailableBytes: Int?) throws -> PlacementRequest {
+    package func request(modelBytes: Int, hostAvailableBytes: Int?) throws -> PlacementRequest {
         let folder = URL(fileURLWithPath: file).deletingLastPathComponent().path
         let spec = try DeviceMapSpec.parse(json: deviceMap, source: file, path: path + ".device_map", baseFolder: folder)
         let budgets = try maxMemory.map { value in

@@ -13,19 +13,19 @@ import TensorEngine
 /// `--standalone` or `--rdzv-id` names every job `none`, so two jobs started within ten minutes of a crash
 /// need distinct `BIGMODEL_BENCH_JOB`s).
 /// A fitted scale is chosen once, by the first rank there, and written to `scale.json` for the others.
-public struct RankJob: Sendable {
-    public let key: String
-    public let folder: String
-    public let rank: RankInfo
+package struct RankJob: Sendable {
+    package let key: String
+    package let folder: String
+    package let rank: RankInfo
     /// Barrier files older than this (seconds since the epoch) belong to an earlier job.
     let notBefore: Double
 
-    public static func key(environment: [String: String]) -> String {
+    package static func key(environment: [String: String]) -> String {
         let key = environment["TORCHELASTIC_RUN_ID"] ?? environment["SLURM_JOB_ID"] ?? environment["BIGMODEL_BENCH_JOB"] ?? "local"
         return String(key.prefix(64).map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) ? $0 : "_" })
     }
 
-    public init(workDirectory: String, rank: RankInfo, environment: [String: String]) throws {
+    package init(workDirectory: String, rank: RankInfo, environment: [String: String]) throws {
         key = Self.key(environment: environment)
         folder = workDirectory + "/ranks/" + key
         self.rank = rank
@@ -38,7 +38,7 @@ public struct RankJob: Sendable {
     }
 
     /// Writes this rank's `<stage>-<rank>` (once; a stale one from an earlier job is replaced).
-    public func arrive(_ stage: String) {
+    package func arrive(_ stage: String) {
         let path = folder + "/\(stage)-\(rank.localRank)"
         if (modified(path) ?? 0) < notBefore {
             _ = FileManager.default.createFile(atPath: path, contents: Data("\(getpid())\n".utf8))
@@ -46,7 +46,7 @@ public struct RankJob: Sendable {
     }
 
     /// All the node's ranks reached `stage`.
-    public func allArrived(_ stage: String) -> Bool {
+    package func allArrived(_ stage: String) -> Bool {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
         let fresh = names.filter { name in
             guard name.hasPrefix(stage + "-"), let index = Int(name.dropFirst(stage.count + 1)), index < rank.localWorldSize else { return false }
@@ -55,12 +55,12 @@ public struct RankJob: Sendable {
         return fresh.count >= rank.localWorldSize
     }
 
-    public func gate(_ stage: String) -> ChildRunner.Gate {
+    package func gate(_ stage: String) -> ChildRunner.Gate {
         ChildRunner.Gate(arrive: { arrive(stage) }, isOpen: { allArrived(stage) })
     }
 
     /// This rank is past every barrier; the last to leave removes the job's folder.
-    public func leave() {
+    package func leave() {
         arrive("left")
         guard let lock = try? FileLock.acquire(folder + "/.lock", isCancelled: { false }) else { return }
         defer { lock.release() }
@@ -72,7 +72,7 @@ public struct RankJob: Sendable {
     }
 
     /// The scale every rank of the job uses: `choose()` once, by whoever takes the lock first.
-    public func sharedScale(_ choose: () throws -> ScaleInfo) throws -> ScaleInfo {
+    package func sharedScale(_ choose: () throws -> ScaleInfo) throws -> ScaleInfo {
         guard let lock = try FileLock.acquire(folder + "/.lock", isCancelled: { SignalTrap.interrupted }) else {
             throw FailureMessage("interrupted while waiting for the job's lock \(folder)/.lock", category: .interrupted)
         }

@@ -13,15 +13,15 @@ import TensorEngine
 /// never below what was sampled together. Σ Pss: the ranks' `smaps_rollup` at the moment all held their models
 /// (``HeldReading``), the one moment their Pss adds up. MemAvailable, Cached and the cgroup are machine
 /// figures no rank recorded: absent. Runs are in id order, then repeat, then rank.
-public enum RankMerge {
-    public struct Output: Sendable {
+package enum RankMerge {
+    package struct Output: Sendable {
         /// By node (hostname), in name order.
-        public var nodes: [(node: String, results: ScenarioResults)]
-        public var job: ScenarioResults
+        package var nodes: [(node: String, results: ScenarioResults)]
+        package var job: ScenarioResults
     }
 
     /// Merges the rank files (`path`, its results); a usage or data error names the file and the rule broken.
-    public static func merge(_ inputs: [(path: String, results: ScenarioResults)]) throws -> Output {
+    package static func merge(_ inputs: [(path: String, results: ScenarioResults)]) throws -> Output {
         guard let first = inputs.first else { throw MergeError("no rank results files to merge", category: .missingInput) }
         try check(inputs, against: first)
         let ranks = inputs.flatMap(\.results.runs).sorted { ($0.id, $0.repeatIndex, $0.rank ?? 0) < ($1.id, $1.repeatIndex, $1.rank ?? 0) }
@@ -191,4 +191,4 @@ public enum RankMerge {
 }
 
 /// Rank files that cannot be merged.
-public typealias MergeError = FailureMessage
+package typealias MergeError = FailureMessage

@@ -13,7 +13,7 @@ import TensorEngine
 extension ScenarioRunner {
     /// A runner of the one run `id` (after `options.subjects` made their runs) for a rank of a node with
     /// `localWorldSize` ranks.
-    public static func forRank(
+    package static func forRank(
         scenario: Scenario, run id: String, localWorldSize: Int, options: Options, onEvent: @escaping (Event) -> Void = { _ in }
     ) throws -> ScenarioRunner {
         var options = options
@@ -24,13 +24,13 @@ extension ScenarioRunner {
     }
 
     /// The results file of one rank.
-    public func rankResultsPath(_ rank: RankInfo, run: String) -> String {
+    package func rankResultsPath(_ rank: RankInfo, run: String) -> String {
         options.outputDirectory + "/\(scenario.name)-\(run)-rank\(rank.rank).json"
     }
 
     /// Measures the scenario's only run (the caller selects it: ``Scenario/selecting(run:)``) as `rank`, every
     /// repeat; returns the rank's results, also written after each repeat.
-    public func runRank(_ rank: RankInfo, environment: [String: String]) throws -> ScenarioResults {
+    package func runRank(_ rank: RankInfo, environment: [String: String]) throws -> ScenarioResults {
         guard let run = scenario.runs.first, scenario.runs.count == 1 else { preconditionFailure("runRank needs a scenario of one run") }
         let job = try RankJob(workDirectory: options.workDirectory, rank: rank, environment: environment)
         defer { job.leave() }

@@ -8,34 +8,34 @@ import TensorEngine
 /// `rss_anon_peak_delta_bytes` is the sampled maximum of `/proc/self/status` RssAnon minus its baseline,
 /// `vmhwm_delta_bytes` the kernel's own high-water mark of VmRSS minus the baseline VmRSS, and so on.
 /// The schema is `Reports/schema/results.schema.json`; `schemaVersion` changes whenever a field changes meaning.
-public struct ScenarioResults: Codable, Sendable, Equatable {
+package struct ScenarioResults: Codable, Sendable, Equatable {
     /// The version this tool writes: 2 adds loaders other than the engine (`subject`), makes the figures a
     /// loader does not have absent (ledger, jemalloc) and records the watchdog's limits. Version-1 files
     /// decode as they are (every new field is optional).
-    public static let currentSchemaVersion = 2
+    package static let currentSchemaVersion = 2
     /// The versions `report` and `compare` read.
-    public static let readableSchemaVersions: ClosedRange<Int> = 1...2
+    package static let readableSchemaVersions: ClosedRange<Int> = 1...2
 
-    public var schemaVersion: Int
-    public var tool: ToolInfo
-    public var scenario: ScenarioInfo
-    public var environment: EnvironmentInfo
-    public var scale: ScaleInfo
-    public var checkpoint: CheckpointInfo
-    public var floor: FloorInfo?
+    package var schemaVersion: Int
+    package var tool: ToolInfo
+    package var scenario: ScenarioInfo
+    package var environment: EnvironmentInfo
+    package var scale: ScaleInfo
+    package var checkpoint: CheckpointInfo
+    package var floor: FloorInfo?
     /// Each run's predicted peak at full size (scale 1), with the formula that gives it.
-    public var fullSizePredictions: [Prediction]
-    public var runs: [RunResult]
+    package var fullSizePredictions: [Prediction]
+    package var runs: [RunResult]
     /// Runs of several ranks: what they cost the machine together, and the machine-level claims.
-    public var machineRuns: [MachineRun]? = nil
+    package var machineRuns: [MachineRun]? = nil
     /// True when every planned run finished (false after an interrupt or a fatal error).
-    public var complete: Bool
+    package var complete: Bool
     /// Why the scenario stopped early, when it did.
-    public var stoppedReason: StopReason?
-    public var startedAt: String
-    public var finishedAt: String?
+    package var stoppedReason: StopReason?
+    package var startedAt: String
+    package var finishedAt: String?
 
-    public init(
+    package init(
         tool: ToolInfo, scenario: ScenarioInfo, environment: EnvironmentInfo, scale: ScaleInfo, checkpoint: CheckpointInfo,
         floor: FloorInfo?, fullSizePredictions: [Prediction], runs: [RunResult], complete: Bool, stoppedReason: StopReason?,
         startedAt: String, finishedAt: String?
@@ -57,101 +57,101 @@ public struct ScenarioResults: Codable, Sendable, Equatable {
 }
 
 /// Why a scenario stopped before every planned run finished.
-public enum StopReason: String, Codable, Sendable {
+package enum StopReason: String, Codable, Sendable {
     /// SIGINT or SIGTERM: the run in progress was ended; the runs that completed are kept.
     case interrupted
     /// The runner itself failed (the results file could not be written, the checkpoint could not be made).
     case error
 }
 
-public struct ToolInfo: Codable, Sendable, Equatable {
-    public var name: String
-    public var version: String
+package struct ToolInfo: Codable, Sendable, Equatable {
+    package var name: String
+    package var version: String
     /// `git rev-parse HEAD` of the checkout the tool was built from, when known.
-    public var gitCommit: String?
-    public var swiftVersion: String
-    public var buildConfiguration: String
+    package var gitCommit: String?
+    package var swiftVersion: String
+    package var buildConfiguration: String
 }
 
-public struct ScenarioInfo: Codable, Sendable, Equatable {
-    public var name: String
-    public var description: String
-    public var file: String
-    public var modelType: String
-    public var repeatCount: Int
-    public var cache: Scenario.CacheMode
-    public var toleranceRelative: Double
-    public var toleranceAbsoluteBytes: Int
-    public var sampleIntervalSeconds: Double
+package struct ScenarioInfo: Codable, Sendable, Equatable {
+    package var name: String
+    package var description: String
+    package var file: String
+    package var modelType: String
+    package var repeatCount: Int
+    package var cache: Scenario.CacheMode
+    package var toleranceRelative: Double
+    package var toleranceAbsoluteBytes: Int
+    package var sampleIntervalSeconds: Double
     /// The parent's sampling period for loaders measured from outside, when the scenario has any (version 2).
-    public var outsideProbeIntervalSeconds: Double? = nil
+    package var outsideProbeIntervalSeconds: Double? = nil
     /// `--memory-limit`, when given: the machine size simulated.
-    public var memoryLimitBytes: Int?
+    package var memoryLimitBytes: Int?
     /// The watchdog's limits (version 2).
-    public var runTimeoutSeconds: Double? = nil
-    public var stallTimeoutSeconds: Double? = nil
+    package var runTimeoutSeconds: Double? = nil
+    package var stallTimeoutSeconds: Double? = nil
     /// The tolerance of claims on loaders outside the engine (version 2; present when the scenario has such runs).
-    public var subjectToleranceRelative: Double? = nil
-    public var subjectToleranceAbsoluteBytes: Int? = nil
+    package var subjectToleranceRelative: Double? = nil
+    package var subjectToleranceAbsoluteBytes: Int? = nil
 }
 
-public struct EnvironmentInfo: Codable, Sendable, Equatable {
-    public var hostname: String
-    public var kernel: String
-    public var cpuModel: String
-    public var logicalCpus: Int
-    public var memTotalBytes: Int
-    public var memAvailableBytes: Int
-    public var swapTotalBytes: Int
-    public var transparentHugePages: String
-    public var transparentHugePagesDefrag: String
-    public var pageSizeBytes: Int
+package struct EnvironmentInfo: Codable, Sendable, Equatable {
+    package var hostname: String
+    package var kernel: String
+    package var cpuModel: String
+    package var logicalCpus: Int
+    package var memTotalBytes: Int
+    package var memAvailableBytes: Int
+    package var swapTotalBytes: Int
+    package var transparentHugePages: String
+    package var transparentHugePagesDefrag: String
+    package var pageSizeBytes: Int
     /// The allocator serving the measured processes: `jemalloc <version>`.
-    public var allocator: String
+    package var allocator: String
     /// `MALLOC_CONF` as set for each measured child, and jemalloc's effective options read back in it.
-    public var mallocConf: String
-    public var jemallocOptions: [String: String]
+    package var mallocConf: String
+    package var jemallocOptions: [String: String]
     /// The measured children's complete environment.
-    public var childEnvironment: [String: String]
-    public var cgroup: String?
-    public var cgroupMemoryLimitBytes: Int?
+    package var childEnvironment: [String: String]
+    package var cgroup: String?
+    package var cgroupMemoryLimitBytes: Int?
 }
 
-public struct ScaleInfo: Codable, Sendable, Equatable {
+package struct ScaleInfo: Codable, Sendable, Equatable {
     /// `"fit"` or the number asked for.
-    public var requested: String
-    public var chosen: Double
+    package var requested: String
+    package var chosen: Double
     /// How the scale was chosen, in a sentence.
-    public var reason: String
+    package var reason: String
     /// The memory the fit aimed to stay within: safe share × (MemAvailable or --memory-limit).
-    public var memoryBudgetBytes: Int
-    public var safeShare: Double
-    public var diskFreeBytes: Int?
+    package var memoryBudgetBytes: Int
+    package var safeShare: Double
+    package var diskFreeBytes: Int?
 }
 
-public struct CheckpointInfo: Codable, Sendable, Equatable {
-    public var path: String
+package struct CheckpointInfo: Codable, Sendable, Equatable {
+    package var path: String
     /// True when bigmodel-bench generated it (synthetic values), false for an existing checkpoint.
-    public var generated: Bool
+    package var generated: Bool
     /// True when it came from the cache instead of being written by this run.
-    public var reused: Bool
-    public var dtype: String?
-    public var maxShardSizeBytes: Int?
-    public var seed: UInt64?
-    public var files: Int
-    public var totalSizeBytes: Int
-    public var largestShardBytes: Int
-    public var generationSeconds: Double?
+    package var reused: Bool
+    package var dtype: String?
+    package var maxShardSizeBytes: Int?
+    package var seed: UInt64?
+    package var files: Int
+    package var totalSizeBytes: Int
+    package var largestShardBytes: Int
+    package var generationSeconds: Double?
 }
 
 /// The machine's floor: the same bytes read into fresh memory the fastest plain way.
-public struct FloorInfo: Codable, Sendable, Equatable {
-    public var bytes: Int
-    public var seconds: Double
-    public var gigabytesPerSecond: Double
-    public var method: String
+package struct FloorInfo: Codable, Sendable, Equatable {
+    package var bytes: Int
+    package var seconds: Double
+    package var gigabytesPerSecond: Double
+    package var method: String
 
-    public init(bytes: Int, seconds: Double, gigabytesPerSecond: Double, method: String) {
+    package init(bytes: Int, seconds: Double, gigabytesPerSecond: Double, method: String) {
         self.bytes = bytes
         self.seconds = seconds
         self.gigabytesPerSecond = gigabytesPerSecond
@@ -159,16 +159,16 @@ public struct FloorInfo: Codable, Sendable, Equatable {
     }
 }
 
-public struct Prediction: Codable, Sendable, Equatable {
-    public var run: String
-    public var strategy: StrategyName
-    public var formula: String
-    public var figures: MemoryFigures
-    public var predictedPeakBytes: Int
+package struct Prediction: Codable, Sendable, Equatable {
+    package var run: String
+    package var strategy: StrategyName
+    package var formula: String
+    package var figures: MemoryFigures
+    package var predictedPeakBytes: Int
 }
 
 /// The verdict on one run.
-public enum Verdict: String, Codable, Sendable {
+package enum Verdict: String, Codable, Sendable {
     /// Every claim held and the probes agreed.
     case pass
     /// A bound did not hold, or the probes disagreed; `checks` says which and by how much.
@@ -180,7 +180,7 @@ public enum Verdict: String, Codable, Sendable {
 }
 
 /// How a check compares its measured figure with its bound.
-public enum CheckRelation: String, Codable, Sendable {
+package enum CheckRelation: String, Codable, Sendable {
     /// The measured figure may not exceed the bound.
     case atMost = "<="
     /// The measured figure must reach the bound.
@@ -190,7 +190,7 @@ public enum CheckRelation: String, Codable, Sendable {
     /// An agreement check: the measured figure is a difference, the bound the difference allowed.
     case within
 
-    public func holds(_ measured: Int, _ bound: Int) -> Bool {
+    package func holds(_ measured: Int, _ bound: Int) -> Bool {
         switch self {
         case .atMost, .within: measured <= bound
         case .atLeast: measured >= bound
@@ -200,20 +200,20 @@ public enum CheckRelation: String, Codable, Sendable {
 }
 
 /// One check of one run: a measured figure against a bound.
-public struct Check: Codable, Sendable, Equatable {
-    public var name: String
-    public var passed: Bool
-    public var measuredBytes: Int
-    public var boundBytes: Int
-    public var relation: CheckRelation
-    public var detail: String
+package struct Check: Codable, Sendable, Equatable {
+    package var name: String
+    package var passed: Bool
+    package var measuredBytes: Int
+    package var boundBytes: Int
+    package var relation: CheckRelation
+    package var detail: String
 
     /// A check whose `passed` follows from the relation.
-    public init(name: String, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
+    package init(name: String, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
         self.init(name: name, passed: relation.holds(measuredBytes, boundBytes), measuredBytes: measuredBytes, boundBytes: boundBytes, relation: relation, detail: detail)
     }
 
-    public init(name: String, passed: Bool, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
+    package init(name: String, passed: Bool, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
         self.name = name
         self.passed = passed
         self.measuredBytes = measuredBytes
@@ -224,20 +224,20 @@ public struct Check: Codable, Sendable, Equatable {
 }
 
 /// A run's target dtype: `auto` until the child resolved it, then the dtype.
-public enum TargetDType: Codable, Sendable, Equatable, CustomStringConvertible {
+package enum TargetDType: Codable, Sendable, Equatable, CustomStringConvertible {
     case auto
     case resolved(DType)
 
-    public init(_ dtype: DType?) { self = dtype.map { .resolved($0) } ?? .auto }
+    package init(_ dtype: DType?) { self = dtype.map { .resolved($0) } ?? .auto }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .auto: "auto"
         case .resolved(let dtype): dtype.torchName
         }
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if (try? container.decode(String.self)) == "auto" {
             self = .auto
@@ -246,59 +246,59 @@ public enum TargetDType: Codable, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
     }
 }
 
-public struct RunResult: Codable, Sendable, Equatable {
-    public var id: String
+package struct RunResult: Codable, Sendable, Equatable {
+    package var id: String
     /// Who loaded; absent: the engine.
-    public var subject: Subject? = nil
+    package var subject: Subject? = nil
     /// A rank of a multi-rank run: which, of how many.
-    public var rank: Int? = nil
-    public var worldSize: Int? = nil
+    package var rank: Int? = nil
+    package var worldSize: Int? = nil
     /// `measure-rank`: the rank's index on its node and the node (its hostname), which `merge` groups by.
-    public var localRank: Int? = nil
-    public var node: String? = nil
-    public var strategy: StrategyName
+    package var localRank: Int? = nil
+    package var node: String? = nil
+    package var strategy: StrategyName
     /// The resolved target dtype (`auto` when the run never resolved it).
-    public var dtype: TargetDType
-    public var repeatIndex: Int
-    public var verdict: Verdict
+    package var dtype: TargetDType
+    package var repeatIndex: Int
+    package var verdict: Verdict
     /// One line: why the verdict is what it is.
-    public var verdictDetail: String
-    public var checks: [Check]
-    public var formula: String
-    public var figures: MemoryFigures?
-    public var predictedPeakBytes: Int?
+    package var verdictDetail: String
+    package var checks: [Check]
+    package var formula: String
+    package var figures: MemoryFigures?
+    package var predictedPeakBytes: Int?
     /// predicted + tolerance: the most any RSS peak delta may reach.
-    public var upperBoundBytes: Int?
+    package var upperBoundBytes: Int?
     /// predicted − tolerance, for strategies whose claim is a high cost (naive, load-then-cast).
-    public var lowerBoundBytes: Int?
-    public var toleranceBytes: Int?
-    public var measurement: RunMeasurement?
+    package var lowerBoundBytes: Int?
+    package var toleranceBytes: Int?
+    package var measurement: RunMeasurement?
     /// How the child process ended.
-    public var exit: RunExit
+    package var exit: RunExit
     /// Wall-clock seconds of the load itself (inside the child).
-    public var seconds: Double?
+    package var seconds: Double?
     /// `seconds` divided by the floor's seconds.
-    public var floorMultiple: Double?
+    package var floorMultiple: Double?
 
     /// The subject, the engine when absent.
-    public var loader: Subject { subject ?? .engine }
+    package var loader: Subject { subject ?? .engine }
 }
 
-public struct RunExit: Codable, Sendable, Equatable {
-    public var status: Int32?
-    public var signal: Int32?
-    public var signalName: String?
-    public var coreDumped: Bool
+package struct RunExit: Codable, Sendable, Equatable {
+    package var status: Int32?
+    package var signal: Int32?
+    package var signalName: String?
+    package var coreDumped: Bool
     /// The child's ru_maxrss (KiB → bytes) from wait4; inflated by the exec pitfall, kept for reference only.
-    public var rusageMaxRssBytes: Int?
-    public var userSeconds: Double?
-    public var systemSeconds: Double?
+    package var rusageMaxRssBytes: Int?
+    package var userSeconds: Double?
+    package var systemSeconds: Double?
     /// Last lines of the child's stderr when it failed.
-    public var stderrTail: String?
+    package var stderrTail: String?
 }

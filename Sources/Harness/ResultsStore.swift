@@ -4,30 +4,30 @@ import Foundation
 /// The results of a scenario as they grow, and the file that holds them: rewritten atomically (a temporary
 /// file renamed over it) after every change, so an interrupt or a crash of the runner keeps exactly the runs
 /// that completed, in a file that always parses.
-public final class ResultsStore {
-    public let path: String
-    public private(set) var results: ScenarioResults
+package final class ResultsStore {
+    package let path: String
+    package private(set) var results: ScenarioResults
 
     /// Creates the store and writes the first version of the file (no runs yet).
-    public init(path: String, results: ScenarioResults) throws {
+    package init(path: String, results: ScenarioResults) throws {
         self.path = path
         self.results = results
         try write()
     }
 
-    public func setFloor(_ floor: FloorInfo?) throws {
+    package func setFloor(_ floor: FloorInfo?) throws {
         results.floor = floor
         try write()
     }
 
-    public func append(_ runs: [RunResult], machine: MachineRun? = nil) throws {
+    package func append(_ runs: [RunResult], machine: MachineRun? = nil) throws {
         results.runs += runs
         if let machine { results.machineRuns = (results.machineRuns ?? []) + [machine] }
         try write()
     }
 
     /// Every planned run finished.
-    public func finish() throws -> ScenarioResults {
+    package func finish() throws -> ScenarioResults {
         results.complete = true
         results.finishedAt = Self.timestamp()
         try write()
@@ -35,7 +35,7 @@ public final class ResultsStore {
     }
 
     /// The scenario stopped early; what completed stays.
-    public func stop(_ reason: StopReason) throws -> ScenarioResults {
+    package func stop(_ reason: StopReason) throws -> ScenarioResults {
         results.complete = false
         results.stoppedReason = reason
         results.finishedAt = Self.timestamp()

@@ -47,7 +47,7 @@ extension ScenarioRunner {
     }
 
     /// This tool's identity, recorded in every results file.
-    public static func toolInfo() -> ToolInfo {
+    package static func toolInfo() -> ToolInfo {
         #if DEBUG
         let configuration = "debug"
         #else

@@ -8,10 +8,10 @@ import TensorEngine
 ///
 /// The locks are `<out>/.<name>.lock` and `<work>/runs/.<name>.lock` (``FileLock/tryAcquire(_:)``), removed
 /// when the run ends; a run killed with SIGKILL leaves the file, but not the lock, which the kernel drops.
-public struct RunLocks {
+package struct RunLocks {
     private let locks: [FileLock]
 
-    public static func acquire(scenario: String, outputDirectory: String, runsFolder: String) throws -> RunLocks {
+    package static func acquire(scenario: String, outputDirectory: String, runsFolder: String) throws -> RunLocks {
         var locks: [FileLock] = []
         for (folder, option) in [(outputDirectory, "--out"), (runsFolder, "--work-dir")] {
             let path = folder + "/.\(scenario).lock"
@@ -36,5 +36,5 @@ public struct RunLocks {
     }
 
     /// Releases both locks (also on deinit of the last copy of the locks).
-    public func release() { locks.forEach { $0.release() } }
+    package func release() { locks.forEach { $0.release() } }
 }

@@ -6,66 +6,66 @@ import TensorEngine
 /// kernel saw before, during and after it. For the engine the child measures itself; a loader outside this
 /// tool (transformers, a command) is measured by the parent from `/proc`, and has no ledger or jemalloc
 /// figures — they are absent, never 0.
-public struct RunMeasurement: Codable, Sendable, Equatable {
-    public var strategy: StrategyName
-    public var dtype: DType
-    public var dtypeSource: DTypeSource
-    public var figures: MemoryFigures
-    public var formula: String
-    public var predictedPeakBytes: Int
+package struct RunMeasurement: Codable, Sendable, Equatable {
+    package var strategy: StrategyName
+    package var dtype: DType
+    package var dtypeSource: DTypeSource
+    package var figures: MemoryFigures
+    package var formula: String
+    package var predictedPeakBytes: Int
     /// The engine's exact peak of owned bytes during the load (absent for loaders measured from outside).
-    public var ledgerPeakBytes: Int?
+    package var ledgerPeakBytes: Int?
     /// Wall-clock seconds of the load.
-    public var seconds: Double
+    package var seconds: Double
     /// Before the load started (process up, plan built, sampler running): every probe read once.
-    public var baseline: MemoryReading
+    package var baseline: MemoryReading
     /// After the load, the model still alive (with `smaps_rollup`'s PSS).
-    public var end: MemoryReading
-    public var peaks: PeakDeltas
-    public var phases: [PhaseRecord]
-    public var sampler: SamplerStats
-    public var timeline: Timeline
-    public var missingKeys: [String]
-    public var unexpectedKeys: [String]
+    package var end: MemoryReading
+    package var peaks: PeakDeltas
+    package var phases: [PhaseRecord]
+    package var sampler: SamplerStats
+    package var timeline: Timeline
+    package var missingKeys: [String]
+    package var unexpectedKeys: [String]
     /// Set when the load hit its memory cap instead of finishing.
-    public var outOfMemory: OutOfMemoryInfo?
+    package var outOfMemory: OutOfMemoryInfo?
     /// Set when the load failed for another reason (the message).
-    public var failure: String?
+    package var failure: String?
     /// device-map runs: the placement and each device's figures.
-    public var devices: DeviceUsage?
+    package var devices: DeviceUsage?
     /// mmap runs: the bytes the model holds as read-only views of the checkpoint's files (not in the ledger).
-    public var mappedBytes: Int? = nil
+    package var mappedBytes: Int? = nil
     /// `CLOCK_MONOTONIC` seconds at the timeline's zero: the ranks of one node line up on it (`merge`).
-    public var timelineOriginSeconds: Double? = nil
+    package var timelineOriginSeconds: Double? = nil
     /// A rank of `measure-rank`: its reading the moment every rank of its node held its model (`merge` adds
     /// these up into Σ Pss: readings taken at one moment are the only ones whose Pss can be added).
-    public var held: HeldReading? = nil
+    package var held: HeldReading? = nil
     /// Who loaded: absent means the engine (version-1 files).
-    public var subject: Subject?
+    package var subject: Subject?
     /// Loaders measured from outside: the reading when the load returned (before the touch), and the peaks
     /// up to then; `end` and `peaks` then cover the touch too.
-    public var endOfLoad: MemoryReading?
-    public var loadPeaks: PeakDeltas?
-    public var touchSeconds: Double?
+    package var endOfLoad: MemoryReading?
+    package var loadPeaks: PeakDeltas?
+    package var touchSeconds: Double?
     /// What the loader runs on (`python`, `torch`, `transformers`, `safetensors`, …).
-    public var subjectVersions: [String: String]?
+    package var subjectVersions: [String: String]?
     /// transformers' `hf_device_map`, and the map `plan` computes for the same budgets.
-    public var hfDeviceMap: [DeviceUsage.MapEntry]?
-    public var planDeviceMap: [DeviceUsage.MapEntry]?
+    package var hfDeviceMap: [DeviceUsage.MapEntry]?
+    package var planDeviceMap: [DeviceUsage.MapEntry]?
     /// How the claimed bytes were held (anonymous memory, or mapped file pages).
-    public var residency: Residency?
+    package var residency: Residency?
     /// Loaders measured from outside: how the peak was obtained, in a sentence.
-    public var peakSource: String?
+    package var peakSource: String?
     /// Loaders measured from outside: how much the file pages that are not the checkpoint's (the loader's code
     /// and libraries, paged in as the load first runs them) grew from the baseline to the end, by
     /// `/proc/<pid>/smaps`. VmHWM counts them; the claims take them off, since they are not the load's memory.
-    public var codePagesBytes: Int?
-    public var notes: [String]?
+    package var codePagesBytes: Int?
+    package var notes: [String]?
 }
 
 /// Where a loader held the bytes its claim is about: as its own (anonymous) memory, or as pages of the
 /// mapped checkpoint files — what transformers 5 does for same-dtype weights, which N processes can share.
-public enum Residency: String, Codable, Sendable {
+package enum Residency: String, Codable, Sendable {
     /// RssAnon reached the claim's lower reach: the loader owns its copies.
     case anonymous
     /// RssAnon stayed well under the claim; the mapped files' pages (RssFile) make up the rest.
@@ -83,57 +83,57 @@ public enum Residency: String, Codable, Sendable {
 /// `stats.allocated` should show for the same allocations.
 ///
 /// In JSON each figure is `<figure>_delta_bytes` (`rss_anon_delta_bytes`; the ledger's is `ledger_delta_bytes`).
-public struct PeakDeltas: Codable, Sendable, Equatable {
-    public var reading: MemoryReading
+package struct PeakDeltas: Codable, Sendable, Equatable {
+    package var reading: MemoryReading
 
-    public init(_ reading: MemoryReading = MemoryReading()) { self.reading = reading }
+    package init(_ reading: MemoryReading = MemoryReading()) { self.reading = reading }
 
-    public subscript(figure: MemoryFigure) -> Int? {
+    package subscript(figure: MemoryFigure) -> Int? {
         get { reading[figure] }
         set { reading[figure] = newValue }
     }
 
-    public static func key(_ figure: MemoryFigure) -> String {
+    package static func key(_ figure: MemoryFigure) -> String {
         figure == .ledgerLive ? "ledger_delta_bytes" : figure.name + "_delta_bytes"
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         reading = try MemoryReading(from: decoder, key: Self.key)
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         try reading.encode(to: encoder, key: Self.key)
     }
 }
 
-public struct PhaseRecord: Codable, Sendable, Equatable {
-    public var name: String
-    public var startSeconds: Double
-    public var endSeconds: Double
+package struct PhaseRecord: Codable, Sendable, Equatable {
+    package var name: String
+    package var startSeconds: Double
+    package var endSeconds: Double
     /// The engine's ledger at the phase's start and end (absent for loaders measured from outside).
-    public var ledgerLiveBytesAtStart: Int?
-    public var ledgerLiveBytesAtEnd: Int?
+    package var ledgerLiveBytesAtStart: Int?
+    package var ledgerLiveBytesAtEnd: Int?
 }
 
 /// The sampler's own cost, measured.
-public struct SamplerStats: Codable, Sendable, Equatable {
-    public var requestedIntervalSeconds: Double
-    public var achievedMeanIntervalSeconds: Double
-    public var samples: Int
-    public var droppedSamples: Int
-    public var meanSampleSeconds: Double
-    public var maxSampleSeconds: Double
+package struct SamplerStats: Codable, Sendable, Equatable {
+    package var requestedIntervalSeconds: Double
+    package var achievedMeanIntervalSeconds: Double
+    package var samples: Int
+    package var droppedSamples: Int
+    package var meanSampleSeconds: Double
+    package var maxSampleSeconds: Double
     /// CPU time the sampler thread used (CLOCK_THREAD_CPUTIME_ID), and as a share of the load's wall time.
-    public var cpuSeconds: Double
-    public var cpuShareOfLoad: Double
+    package var cpuSeconds: Double
+    package var cpuShareOfLoad: Double
     /// Readings taken on the loading thread at the moments memory peaks (phase transitions, the first free after
     /// the ledger's peak rose by 8 MiB), and their wall time; absent in results written before marks existed.
-    public var marks: Int?
-    public var markSeconds: Double?
+    package var marks: Int?
+    package var markSeconds: Double?
 }
 
 extension SamplerStats {
-    public init(_ result: RSSSamplerResult, loadSeconds: Double) {
+    package init(_ result: RSSSamplerResult, loadSeconds: Double) {
         let overhead = result.overhead
         requestedIntervalSeconds = overhead.requestedIntervalSeconds
         achievedMeanIntervalSeconds = overhead.meanIntervalSeconds
@@ -149,7 +149,7 @@ extension SamplerStats {
 }
 
 /// One column of a ``Timeline``.
-public enum TimelineColumn: Sendable, Hashable, Codable, CustomStringConvertible {
+package enum TimelineColumn: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Seconds since the sampler started.
     case seconds
     /// A memory figure; a delta over the baseline, except the ledger's live bytes, which are absolute.
@@ -157,7 +157,7 @@ public enum TimelineColumn: Sendable, Hashable, Codable, CustomStringConvertible
     /// The index into the run's phases, −1 outside every phase.
     case phase
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .seconds: "seconds"
         case .figure(let figure): figure.name
@@ -165,7 +165,7 @@ public enum TimelineColumn: Sendable, Hashable, Codable, CustomStringConvertible
         }
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let name = try container.decode(String.self)
         switch name {
@@ -179,7 +179,7 @@ public enum TimelineColumn: Sendable, Hashable, Codable, CustomStringConvertible
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
     }
@@ -187,31 +187,31 @@ public enum TimelineColumn: Sendable, Hashable, Codable, CustomStringConvertible
 
 /// The samples, downsampled to at most ``maximumPoints`` points keeping each bucket's maxima: typed columns,
 /// each point one value per column.
-public struct Timeline: Codable, Sendable, Equatable {
-    public var columns: [TimelineColumn]
-    public var points: [[Double]]
+package struct Timeline: Codable, Sendable, Equatable {
+    package var columns: [TimelineColumn]
+    package var points: [[Double]]
 
-    public static let maximumPoints = 2000
+    package static let maximumPoints = 2000
 
     /// PSS, sampled by a rank of a multi-rank run (deltas over the baseline).
-    public static let pssColumns: [TimelineColumn] = [.figure(.pss), .figure(.pssAnon), .figure(.pssFile)]
+    package static let pssColumns: [TimelineColumn] = [.figure(.pss), .figure(.pssAnon), .figure(.pssFile)]
 
     /// The columns of a loader measured from outside: seconds, VmRSS, RssAnon, RssFile (deltas), the phase.
-    public static let kernelColumns: [TimelineColumn] = [.seconds, .figure(.rss), .figure(.rssAnon), .figure(.rssFile), .phase]
+    package static let kernelColumns: [TimelineColumn] = [.seconds, .figure(.rss), .figure(.rssAnon), .figure(.rssFile), .phase]
 
     /// The columns of an engine run: seconds, VmRSS, RssAnon, RssFile, jemalloc allocated / active / resident
     /// (deltas over the baseline), the ledger's live bytes (absolute), the phase.
-    public static let engineColumns: [TimelineColumn] =
+    package static let engineColumns: [TimelineColumn] =
         [.seconds] + ([.rss, .rssAnon, .rssFile, .jemallocAllocated, .jemallocActive, .jemallocResident, .ledgerLive] as [MemoryFigure]).map { TimelineColumn.figure($0) }
         + [.phase]
 
-    public init(columns: [TimelineColumn], points: [[Double]]) {
+    package init(columns: [TimelineColumn], points: [[Double]]) {
         self.columns = columns
         self.points = points
     }
 
     /// The samples as deltas over `baseline` (the ledger absolute), downsampled, in `columns`.
-    public init(samples: [MemorySample], baseline: MemoryReading, columns: [TimelineColumn]) {
+    package init(samples: [MemorySample], baseline: MemoryReading, columns: [TimelineColumn]) {
         self.columns = columns
         points = RSSSampler.downsample(samples, toAtMost: Self.maximumPoints).map { sample in
             columns.map { column -> Double in
@@ -226,30 +226,30 @@ public struct Timeline: Codable, Sendable, Equatable {
     }
 
     /// (seconds, value) of every point for `column`; empty when the timeline has no such column.
-    public func series(_ column: TimelineColumn) -> [(seconds: Double, value: Double)] {
+    package func series(_ column: TimelineColumn) -> [(seconds: Double, value: Double)] {
         guard let time = columns.firstIndex(of: .seconds), let index = columns.firstIndex(of: column) else { return [] }
         return points.compactMap { p in index < p.count && time < p.count ? (p[time], p[index]) : nil }
     }
 }
 
 /// A reading of a rank's process at a moment shared with the other ranks.
-public struct HeldReading: Codable, Sendable, Equatable {
+package struct HeldReading: Codable, Sendable, Equatable {
     /// `CLOCK_MONOTONIC` seconds of the reading.
-    public var seconds: Double
+    package var seconds: Double
     /// VmRSS, RssAnon, RssFile, VmHWM and `smaps_rollup`'s Pss, Pss_Anon, Pss_File.
-    public var reading: MemoryReading
+    package var reading: MemoryReading
 
-    public init(seconds: Double, reading: MemoryReading) {
+    package init(seconds: Double, reading: MemoryReading) {
         self.seconds = seconds
         self.reading = reading
     }
 }
 
-public struct OutOfMemoryInfo: Codable, Sendable, Equatable {
+package struct OutOfMemoryInfo: Codable, Sendable, Equatable {
     /// The cap the run was under (ledger budget).
-    public var capBytes: Int
+    package var capBytes: Int
     /// Ledger bytes live when the allocation failed, and the size of the failed allocation.
-    public var reachedBytes: Int
-    public var requestedBytes: Int
-    public var message: String
+    package var reachedBytes: Int
+    package var requestedBytes: Int
+    package var message: String
 }

@@ -11,43 +11,43 @@ import TensorEngine
 /// (MemAvailable, or `--memory-limit` when smaller), and the checkpoint fits on the free disk. A grid rather
 /// than a continuous search, so that the same machine picks the same scale run after run and the cached
 /// checkpoint is reused.
-public struct ScalePlanner: Sendable {
+package struct ScalePlanner: Sendable {
     /// The share of available memory a run may plan to use: the rest is for the page cache holding the
     /// checkpoint (warm runs), the harness, and the kernel.
-    public static let safeShare = 0.6
+    package static let safeShare = 0.6
     /// Per-process overhead a child has before its load starts (runtime, jemalloc, sampler).
-    public static let processOverheadBytes = 96 << 20
+    package static let processOverheadBytes = 96 << 20
 
-    public struct RunPrediction: Sendable {
-        public let run: Scenario.Run
-        public let dtype: DType
-        public let figures: MemoryFigures
-        public let predictedPeakBytes: Int
-        public let formula: String
+    package struct RunPrediction: Sendable {
+        package let run: Scenario.Run
+        package let dtype: DType
+        package let figures: MemoryFigures
+        package let predictedPeakBytes: Int
+        package let formula: String
         /// device-map runs: the placement request with percentages resolved for this model size (for a loader
         /// outside this tool, without the simulated accelerators: only cpu and disk exist for it), and the
         /// `hf_device_map` it gives.
-        public let request: PlacementRequest?
-        public var deviceMap: [DeviceUsage.MapEntry]? = nil
+        package let request: PlacementRequest?
+        package var deviceMap: [DeviceUsage.MapEntry]? = nil
     }
 
-    public let scenario: Scenario
+    package let scenario: Scenario
     /// The cpu budget of device-map runs that give no `max_memory` (accelerate uses the RAM available).
-    public let hostAvailableBytes: Int?
+    package let hostAvailableBytes: Int?
 
-    public init(scenario: Scenario, hostAvailableBytes: Int? = nil) {
+    package init(scenario: Scenario, hostAvailableBytes: Int? = nil) {
         self.scenario = scenario
         self.hostAvailableBytes = hostAvailableBytes
     }
 
     /// The synthetic checkpoint a generated scenario uses at `scale`.
-    public func synthetic(scale: Double) throws -> SyntheticCheckpoint? {
+    package func synthetic(scale: Double) throws -> SyntheticCheckpoint? {
         guard case .generated(let dtype, let maxShardSize, let seed) = scenario.checkpoint else { return nil }
         return try SyntheticCheckpoint(config: scenario.config, dtype: dtype, maxShardSize: maxShardSize, seed: seed, scale: scale, scaling: scenario.resolvedScaling)
     }
 
     /// Every run's prediction at `scale`, computed from the model and the shard plan alone.
-    public func predictions(scale: Double) throws -> [RunPrediction] {
+    package func predictions(scale: Double) throws -> [RunPrediction] {
         guard let synthetic = try synthetic(scale: scale) else { return [] }
         let shardPlan = synthetic.plan
         return try scenario.runs.map { run in
@@ -69,7 +69,7 @@ public struct ScalePlanner: Sendable {
     }
 
     /// Every run's prediction for a checkpoint on disk.
-    public func predictions(checkpoint: Checkpoint) throws -> [RunPrediction] {
+    package func predictions(checkpoint: Checkpoint) throws -> [RunPrediction] {
         try scenario.runs.map { run in
             let plan = try LoadPlan(checkpoint: checkpoint, requested: run.dtype)
             let strategy = run.strategy.strategy
@@ -96,7 +96,7 @@ public struct ScalePlanner: Sendable {
 
     /// What a run may take of the machine at most: its ranks' upper bounds together (for mmap, the mapped
     /// checkpoint once, in the page cache, plus each rank's owned bytes).
-    public func machineBound(_ p: RunPrediction) -> Int {
+    package func machineBound(_ p: RunPrediction) -> Int {
         let tolerance = scenario.tolerance(for: p.run)
         let n = p.run.ranks
         guard p.run.strategy == .mmap, let mapped = p.figures.mappedBytes else {
@@ -106,12 +106,12 @@ public struct ScalePlanner: Sendable {
     }
 
     /// The candidate scales, largest first.
-    public static let grid: [Double] = (1...100).reversed().map { Double($0) / 100 } + (1...9).reversed().map { Double($0) / 1000 }
+    package static let grid: [Double] = (1...100).reversed().map { Double($0) / 100 } + (1...9).reversed().map { Double($0) / 1000 }
 
     /// Chooses the scale for a generated scenario. `memoryBytes` is what the machine offers (MemAvailable or
     /// the simulated limit); `diskFreeBytes` the space where the checkpoint goes (nil: not checked);
     /// `cachedScales` scales whose checkpoint already exists (they need no disk).
-    public func fit(memoryBytes: Int, diskFreeBytes: Int?, cachedScales: Set<Double> = []) throws -> (scale: Double, reason: String) {
+    package func fit(memoryBytes: Int, diskFreeBytes: Int?, cachedScales: Set<Double> = []) throws -> (scale: Double, reason: String) {
         let budget = Int(Double(memoryBytes) * Self.safeShare) - Self.processOverheadBytes * (scenario.runs.map(\.ranks).max() ?? 1)
         for scale in Self.grid {
             let predictions = try predictions(scale: scale)

@@ -7,23 +7,23 @@ import StrictJSON
 import TensorEngine
 
 /// A scenario file is invalid: the message names the file, the JSON path and the rule broken.
-public enum ScenarioRule: String, FailureRule {
+package enum ScenarioRule: String, FailureRule {
     case invalidScenario = "InvalidScenario"
-    public var ruleName: String? { nil }
-    public var category: FailureCategory { .badData }
+    package var ruleName: String? { nil }
+    package var category: FailureCategory { .badData }
 }
 
 /// `file: $.runs[2].dtype: detail`.
-public typealias ScenarioError = RuleViolation<ScenarioRule>
+package typealias ScenarioError = RuleViolation<ScenarioRule>
 
 extension RuleViolation where Rule == ScenarioRule {
-    public init(file: String, path: String, _ detail: String) {
+    package init(file: String, path: String, _ detail: String) {
         self.init(.invalidScenario, source: file, location: path, detail)
     }
 
-    public var file: String { source }
+    package var file: String { source }
     /// The JSONPath-style location (`$.runs[2].dtype`).
-    public var path: String { location ?? "$" }
+    package var path: String { location ?? "$" }
 }
 
 /// What a scenario asks for: one model, one checkpoint layout, the loading runs to compare.
@@ -45,36 +45,36 @@ extension RuleViolation where Rule == ScenarioRule {
 /// }
 /// ```
 /// Paths inside a scenario are relative to the scenario file's folder.
-public struct Scenario: Sendable {
-    public enum CacheMode: String, Sendable, Codable { case warm, cold }
+package struct Scenario: Sendable {
+    package enum CacheMode: String, Sendable, Codable { case warm, cold }
 
-    public enum ScaleRequest: Sendable, Equatable {
+    package enum ScaleRequest: Sendable, Equatable {
         case fit
         case fixed(Double)
     }
 
-    public enum CheckpointSource: Sendable {
+    package enum CheckpointSource: Sendable {
         /// Generate a synthetic checkpoint with these settings (max shard size at full scale).
         case generated(dtype: DType, maxShardSize: Int, seed: UInt64)
         /// Use an existing checkpoint folder as it is (scale must be 1).
         case existing(path: String)
     }
 
-    public struct Run: Sendable, Equatable {
+    package struct Run: Sendable, Equatable {
         /// A label unique within the scenario (defaults to the strategy, plus the dtype when given, plus
         /// `@<subject>` for a loader other than the engine: `naive@transformers`).
-        public var id: String
-        public let strategy: StrategyName
+        package var id: String
+        package let strategy: StrategyName
         /// nil = auto.
-        public let dtype: DType?
+        package let dtype: DType?
         /// `device-map` runs only: where the model goes.
-        public let placement: PlacementSettings?
+        package let placement: PlacementSettings?
         /// Who loads; the strategy names the claim it is held to.
-        public var subject: Subject = .engine
+        package var subject: Subject = .engine
         /// Loaders measured from outside: read every parameter once after the load (`"touch"`, default true).
-        public var touch = true
+        package var touch = true
         /// Ranks loading at once, as on a training node (`"ranks"`, default 1).
-        public var ranks = 1
+        package var ranks = 1
 
         /// The id a run gets when none is given.
         static func defaultID(strategy: StrategyName, dtype: DType?, subject: Subject) -> String {
@@ -82,51 +82,51 @@ public struct Scenario: Sendable {
         }
     }
 
-    public struct Tolerance: Sendable, Equatable, Codable {
+    package struct Tolerance: Sendable, Equatable, Codable {
         /// Fraction of the predicted figure allowed above (or below) it.
-        public var relative: Double
+        package var relative: Double
         /// Bytes allowed on top of the relative share.
-        public var absoluteBytes: Int
+        package var absoluteBytes: Int
 
-        public static let `default` = Tolerance(relative: 0.03, absoluteBytes: 32 << 20)
+        package static let `default` = Tolerance(relative: 0.03, absoluteBytes: 32 << 20)
 
-        public init(relative: Double, absoluteBytes: Int) {
+        package init(relative: Double, absoluteBytes: Int) {
             self.relative = relative
             self.absoluteBytes = absoluteBytes
         }
 
-        public func bytes(for predicted: Int) -> Int { Int((Double(predicted) * relative).rounded(.up)) + absoluteBytes }
+        package func bytes(for predicted: Int) -> Int { Int((Double(predicted) * relative).rounded(.up)) + absoluteBytes }
     }
 
     /// The scenario file as given.
-    public let file: String
-    public let name: String
-    public let description: String
-    public let config: ModelConfig
-    public let checkpoint: CheckpointSource
-    public let scale: ScaleRequest
-    public var runs: [Run]
-    public let repeatCount: Int
-    public let cache: CacheMode
-    public let tolerance: Tolerance
+    package let file: String
+    package let name: String
+    package let description: String
+    package let config: ModelConfig
+    package let checkpoint: CheckpointSource
+    package let scale: ScaleRequest
+    package var runs: [Run]
+    package let repeatCount: Int
+    package let cache: CacheMode
+    package let tolerance: Tolerance
     /// The sampler's period in a child that runs the engine (`"sample_interval_ms"`, default 20 ms: its marks give
     /// the exact peaks, so the period only sets the timeline's resolution and the sampler's cost).
-    public let sampleIntervalMilliseconds: Double
+    package let sampleIntervalMilliseconds: Double
     /// The period at which the parent samples a loader measured from outside (`"sample_interval_ms"` when given,
     /// else 1 ms): such a loader has no marks, so its RSS anon/file peaks are only as fine as this period, and
     /// the cost falls on the parent, not on the process measured.
-    public var outsideProbeIntervalMilliseconds: Double = 1
+    package var outsideProbeIntervalMilliseconds: Double = 1
     /// The watchdog's limits for every child (`run_timeout_s`, `stall_timeout_s`).
-    public let limits: ChildRunner.Limits
+    package let limits: ChildRunner.Limits
     /// The Python interpreter for the transformers subject (`"python"`); nil: `--python`, the environment, python3.
-    public var python: String? = nil
+    package var python: String? = nil
     /// The tolerance of claims on loaders outside this tool (`"subject_tolerance"`, default 10% + 128 MiB).
-    public var subjectTolerance = Subject.loaderTolerance
+    package var subjectTolerance = Subject.loaderTolerance
     /// How a generated checkpoint is scaled (`"scaling"`); nil: by rows for the engine alone, by layers when a
     /// loader outside this tool loads it (only a real config loads in transformers).
-    public var scaling: SyntheticCheckpoint.Scaling? = nil
+    package var scaling: SyntheticCheckpoint.Scaling? = nil
 
-    public var resolvedScaling: SyntheticCheckpoint.Scaling {
+    package var resolvedScaling: SyntheticCheckpoint.Scaling {
         scaling ?? (runs.allSatisfy { $0.subject.isEngine } ? .rows : .layers)
     }
 
@@ -137,10 +137,10 @@ public struct Scenario: Sendable {
     ]
 
     /// The tolerance a run's claims are held to: the scenario's for the engine, `subject_tolerance` for others.
-    public func tolerance(for run: Run) -> Tolerance { run.subject.isEngine ? tolerance : subjectTolerance }
+    package func tolerance(for run: Run) -> Tolerance { run.subject.isEngine ? tolerance : subjectTolerance }
 
     /// The scenario with every run loaded by `ranks` processes at once (`run --ranks N`).
-    public func withRanks(_ ranks: Int?) -> Scenario {
+    package func withRanks(_ ranks: Int?) -> Scenario {
         guard let ranks else { return self }
         var copy = self
         copy.runs = runs.map { run in
@@ -153,7 +153,7 @@ public struct Scenario: Sendable {
 
     /// The scenario with every run measured by each of `subjects` (`run --subject engine,transformers`): a
     /// run per subject, ids suffixed `@<subject>` for all but the engine.
-    public func withSubjects(_ subjects: [Subject]?) -> Scenario {
+    package func withSubjects(_ subjects: [Subject]?) -> Scenario {
         guard let subjects, !subjects.isEmpty else { return self }
         var copy = self
         copy.runs = runs.flatMap { run in
@@ -170,7 +170,7 @@ public struct Scenario: Sendable {
 
     /// The scenario with only the run `id` (`measure-rank --run`); a usage error naming the runs when there is
     /// no such run.
-    public func selecting(run id: String) throws -> Scenario {
+    package func selecting(run id: String) throws -> Scenario {
         guard let run = runs.first(where: { $0.id == id }) else {
             throw UsageError("\(file): no run '\(id)'; its runs are \(runs.map(\.id).joined(separator: ", "))")
         }
@@ -180,7 +180,7 @@ public struct Scenario: Sendable {
     }
 
     /// Reads and validates a scenario file.
-    public static func load(path: String) throws -> Scenario {
+    package static func load(path: String) throws -> Scenario {
         let bytes = try Checkpoint.readSmallFile(path, limit: 16 << 20)
         return try parse(bytes, file: path)
     }

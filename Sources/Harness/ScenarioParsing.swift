@@ -9,7 +9,7 @@ import TensorEngine
 
 /// Reading a scenario file: one function per section, each error naming the file, the JSON path and the rule.
 extension Scenario {
-    public static func parse(_ bytes: [UInt8], file: String) throws -> Scenario {
+    package static func parse(_ bytes: [UInt8], file: String) throws -> Scenario {
         let document: JSONValue
         do {
             document = try JSONParser().parse(bytes)

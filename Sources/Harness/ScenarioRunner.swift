@@ -7,29 +7,29 @@ import TensorEngine
 /// Runs a scenario: prepares the checkpoint (``CheckpointPreparation``), measures the floor, then runs every
 /// strategy × repeat in a fresh child process of this executable (``ChildRunner``), judges each as it
 /// completes (``Judge``) and keeps the results file current after every run (``ResultsStore``).
-public final class ScenarioRunner {
-    public struct Options: Sendable {
+package final class ScenarioRunner {
+    package struct Options: Sendable {
         /// `--scale`: overrides the scenario's scale.
-        public var scale: Scenario.ScaleRequest?
+        package var scale: Scenario.ScaleRequest?
         /// `--only`: run ids (or strategy names) to run; nil runs all.
-        public var only: Set<String>?
-        public var repeatCount: Int?
+        package var only: Set<String>?
+        package var repeatCount: Int?
         /// Where results go (`<outputDirectory>/<scenario>.json`).
-        public var outputDirectory: String
+        package var outputDirectory: String
         /// `--memory-limit`: simulate a machine with this much memory.
-        public var memoryLimit: Int?
+        package var memoryLimit: Int?
         /// Cache and scratch folder (`.bigmodel-bench`).
-        public var workDirectory: String
+        package var workDirectory: String
         /// The executable to spawn as the measured child (this program).
-        public var executable: String
+        package var executable: String
         /// `--subject`: measure every run with each of these loaders.
-        public var subjects: [Subject]? = nil
+        package var subjects: [Subject]? = nil
         /// `--python`: the interpreter of the transformers subject.
-        public var python: String? = nil
+        package var python: String? = nil
         /// `--ranks`: every run loaded by this many processes at once.
-        public var ranks: Int? = nil
+        package var ranks: Int? = nil
 
-        public init(
+        package init(
             scale: Scenario.ScaleRequest? = nil, only: Set<String>? = nil, repeatCount: Int? = nil, outputDirectory: String,
             memoryLimit: Int? = nil, workDirectory: String, executable: String
         ) {
@@ -44,7 +44,7 @@ public final class ScenarioRunner {
     }
 
     /// What the runner tells its caller as it goes (the CLI prints it).
-    public enum Event: Sendable {
+    package enum Event: Sendable {
         case note(String)
         case generating(done: Int, total: Int)
         case runStarted(index: Int, count: Int, id: String, repeatIndex: Int)
@@ -55,20 +55,20 @@ public final class ScenarioRunner {
 
     /// `MALLOC_CONF` for every measured child: freed pages go back to the OS at once, so RSS after a free
     /// is honest, and no background thread runs beside the sampler.
-    public static let childMallocConf = "dirty_decay_ms:0,muzzy_decay_ms:0,background_thread:false"
+    package static let childMallocConf = "dirty_decay_ms:0,muzzy_decay_ms:0,background_thread:false"
 
-    public let scenario: Scenario
-    public let options: Options
+    package let scenario: Scenario
+    package let options: Options
     let onEvent: (Event) -> Void
 
     /// The scenario's runs, each measured by every loader `--subject` names.
-    public init(scenario: Scenario, options: Options, onEvent: @escaping (Event) -> Void = { _ in }) {
+    package init(scenario: Scenario, options: Options, onEvent: @escaping (Event) -> Void = { _ in }) {
         self.scenario = scenario.withSubjects(options.subjects).withRanks(options.ranks)
         self.options = options
         self.onEvent = onEvent
     }
 
-    public var resultsPath: String { options.outputDirectory + "/\(scenario.name).json" }
+    package var resultsPath: String { options.outputDirectory + "/\(scenario.name).json" }
     var runsFolder: String { options.workDirectory + "/runs" }
 
     /// The environment every child gets: fixed and complete, nothing inherited but PATH and HOME.
@@ -78,7 +78,7 @@ public final class ScenarioRunner {
     /// measurement. Without it the default action applies from the first instruction, and after start-up
     /// ``FatalSignalGuard`` reports the signal before the child dies of it. (To see a backtrace of a crashing
     /// child, run `bigmodel-bench measure-run` by hand with the request file on standard input.)
-    public var childEnvironment: [String: String] {
+    package var childEnvironment: [String: String] {
         let parent = ProcessInfo.processInfo.environment
         return [
             "PATH": parent["PATH"] ?? "/usr/bin:/bin", "HOME": parent["HOME"] ?? "/", "LANG": "C.UTF-8", "MALLOC_CONF": Self.childMallocConf,
@@ -87,7 +87,7 @@ public final class ScenarioRunner {
     }
 
     /// The runs `--only` selects, each with its repeat indices, in order.
-    public var plannedRuns: [(run: Scenario.Run, repeatIndex: Int)] {
+    package var plannedRuns: [(run: Scenario.Run, repeatIndex: Int)] {
         let runs = scenario.runs.filter { run in options.only.map { $0.contains(run.id) || $0.contains(run.strategy.rawValue) } ?? true }
         let repeats = options.repeatCount ?? scenario.repeatCount
         return runs.flatMap { run in (0..<repeats).map { (run, $0) } }
@@ -95,7 +95,7 @@ public final class ScenarioRunner {
 
     /// The `--only` names that select no run: a usage error before anything is measured (a filter that matches
     /// nothing would otherwise measure nothing and exit 0).
-    public func checkSelection() throws(UsageError) {
+    package func checkSelection() throws(UsageError) {
         guard let only = options.only else { return }
         let unmatched = only.filter { name in !scenario.runs.contains { $0.id == name || $0.strategy.rawValue == name } }
         guard !unmatched.isEmpty else { return }
@@ -105,7 +105,7 @@ public final class ScenarioRunner {
     }
 
     /// Runs everything; returns the results (also written to `resultsPath` after each run).
-    public func run() throws -> ScenarioResults {
+    package func run() throws -> ScenarioResults {
         try checkSelection()
         let loaders = try checkLoaders()
         let locks = try lockFolders()
@@ -296,7 +296,7 @@ public final class ScenarioRunner {
 
     /// 85% of the memory offered less the per-process overhead, but never under half of it (tiny simulated
     /// machines).
-    public static func ledgerCap(memoryBytes: Int) -> Int {
+    package static func ledgerCap(memoryBytes: Int) -> Int {
         max(Int(Double(memoryBytes) * 0.85) - ScalePlanner.processOverheadBytes, memoryBytes / 2)
     }
 }

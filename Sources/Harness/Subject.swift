@@ -10,13 +10,13 @@ import TensorEngine
 /// `{"command": ["python3", "my_loader.py", "{checkpoint}", "{dtype}"]}` with the placeholders `{checkpoint}`
 /// (the checkpoint folder), `{dtype}` (the target dtype's torch name, or `auto`), `{config}` (its
 /// config.json) and `{offload}` (the run's offload folder).
-public enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
+package enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
     case engine
     case transformers
     case command([String])
 
     /// The name in run ids (`naive@transformers`) and tables.
-    public var name: String {
+    package var name: String {
         switch self {
         case .engine: "engine"
         case .transformers: "transformers"
@@ -24,15 +24,15 @@ public enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         if case .command(let argv) = self { return "command `\(argv.joined(separator: " "))`" }
         return name
     }
 
     /// True for the subjects that run Python (their default tolerance is wider: the interpreter's own memory).
-    public var isEngine: Bool { self == .engine }
+    package var isEngine: Bool { self == .engine }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let name = try? container.decode(String.self) {
             switch name {
@@ -46,7 +46,7 @@ public enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
         self = .command(try container.decode(Command.self).command)
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .engine, .transformers: try container.encode(name)
@@ -56,10 +56,10 @@ public enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// The default tolerance for claims on this subject: the engine's (3% + 32 MiB), or for a loader outside
     /// this tool 10% + 128 MiB (an interpreter, its imports and its allocator's slack are part of its peak).
-    public static let loaderTolerance = Scenario.Tolerance(relative: 0.10, absoluteBytes: 128 << 20)
+    package static let loaderTolerance = Scenario.Tolerance(relative: 0.10, absoluteBytes: 128 << 20)
 
     /// `argv` with the placeholders replaced.
-    public static func expand(_ argv: [String], checkpoint: String, dtype: DType?, config: String, offload: String?) -> [String] {
+    package static func expand(_ argv: [String], checkpoint: String, dtype: DType?, config: String, offload: String?) -> [String] {
         argv.map {
             $0.replacingOccurrences(of: "{checkpoint}", with: checkpoint)
                 .replacingOccurrences(of: "{dtype}", with: dtype?.torchName ?? "auto")

@@ -36,7 +36,7 @@ extension ClaimChecker {
 
     /// The peaks the claims read: VmHWM less the loader's own code pages (its libraries paged in as the load
     /// first runs them: not the load's memory; both figures are in the results).
-    public static func judgedPeaks(_ m: RunMeasurement) -> PeakDeltas {
+    package static func judgedPeaks(_ m: RunMeasurement) -> PeakDeltas {
         var peaks = m.peaks
         if let code = m.codePagesBytes, let hwm = peaks[.vmhwm] { peaks[.vmhwm] = hwm - code }
         return peaks

@@ -3,5 +3,5 @@ import TensorEngine
 
 /// Probes stays free of TensorEngine; a system call that failed is an I/O failure to the user.
 extension SystemCallError: ReportableError {
-    public var category: FailureCategory { .io }
+    package var category: FailureCategory { .io }
 }

@@ -2,11 +2,11 @@ import Foundation
 import Probes
 
 /// The tool's version and provenance, recorded in every results file.
-public enum ToolVersion {
-    public static let version = "0.1.0"
+package enum ToolVersion {
+    package static let version = "0.1.0"
 
     /// The compiler that built this binary (from `#if compiler` checks; SwiftPM exposes nothing finer).
-    public static var swiftVersion: String {
+    package static var swiftVersion: String {
         #if compiler(>=6.4)
         return "Swift 6.4 or later"
         #elseif compiler(>=6.3)
@@ -23,7 +23,7 @@ public enum ToolVersion {
     /// The commit of the checkout this binary was built in: found by walking up from the executable
     /// (`.build/<config>/bigmodel-bench`) to a folder with `.git`, then resolving `HEAD` by reading the ref
     /// files (no `git` process). nil when the binary was moved out of its checkout.
-    public static func gitCommit() -> String? {
+    package static func gitCommit() -> String? {
         guard let executable = try? ChildProcess.currentExecutablePath() else { return nil }
         var folder = URL(fileURLWithPath: executable).deletingLastPathComponent()
         for _ in 0..<6 {

@@ -26,31 +26,31 @@ import TensorEngine
 /// `StrategyName.deviceMap.strategy` is `DeviceMapLoad()`, which places everything on cpu
 /// (`device_map={"": "cpu"}`); a run with a real request uses `DeviceMapLoad(request:offloadFolder:)` and,
 /// for the exact per-device prediction and report, `prepare(_:)`.
-public struct DeviceMapLoad: LoadStrategy {
-    public var name: StrategyName { .deviceMap }
-    public var formula: String { DeviceMapPrediction.formula }
+package struct DeviceMapLoad: LoadStrategy {
+    package var name: StrategyName { .deviceMap }
+    package var formula: String { DeviceMapPrediction.formula }
 
-    public let request: PlacementRequest
-    public let offloadFolder: String?
+    package let request: PlacementRequest
+    package let offloadFolder: String?
 
-    public init(request: PlacementRequest = .cpuOnly, offloadFolder: String? = nil) {
+    package init(request: PlacementRequest = .cpuOnly, offloadFolder: String? = nil) {
         self.request = request
         self.offloadFolder = offloadFolder
     }
 
     /// From the figures alone the placement is unknown; this is the cpu-only figure `M_t + staging`, exact for
     /// the default request (everything on cpu). For any other request use `prepare(plan).predictedPeakBytes`.
-    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.stagingBytes }
+    package func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.stagingBytes }
 
     /// Places the plan's model and predicts each device's peak, without loading or checking the offload folder.
-    public func predict(_ plan: LoadPlan) throws -> (placement: DevicePlacement, prediction: DeviceMapPrediction) {
+    package func predict(_ plan: LoadPlan) throws -> (placement: DevicePlacement, prediction: DeviceMapPrediction) {
         let dtypes = Dictionary(plan.parameters.map { ($0.name, $0.dtype) }, uniquingKeysWith: { first, _ in first })
         let placement = try request.place(architecture: plan.architecture, dtype: plan.dtype, parameterDTypes: dtypes)
         return (placement, try DeviceMapPrediction(plan: plan, placement: placement))
     }
 
     /// Places the plan's model and predicts the load, without loading anything.
-    public func prepare(_ plan: LoadPlan) throws -> PreparedDeviceMapLoad {
+    package func prepare(_ plan: LoadPlan) throws -> PreparedDeviceMapLoad {
         let (placement, prediction) = try predict(plan)
         if prediction.needsOffloadFolder && offloadFolder == nil {
             let written = prediction.offloads.filter { $0.offload == .written }.map(\.name)
@@ -63,23 +63,23 @@ public struct DeviceMapLoad: LoadStrategy {
             placement: placement, prediction: prediction, capacities: request.acceleratorCapacities, offloadFolder: offloadFolder)
     }
 
-    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+    package func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
         try prepare(plan).load(plan, ledger: ledger, phases: phases)
     }
 }
 
 /// A device-map load whose placement and prediction are computed: its `predictedPeakBytes` is exact.
-public struct PreparedDeviceMapLoad: LoadStrategy {
-    public var name: StrategyName { .deviceMap }
-    public var formula: String { DeviceMapPrediction.formula }
+package struct PreparedDeviceMapLoad: LoadStrategy {
+    package var name: StrategyName { .deviceMap }
+    package var formula: String { DeviceMapPrediction.formula }
 
-    public let placement: DevicePlacement
-    public let prediction: DeviceMapPrediction
+    package let placement: DevicePlacement
+    package let prediction: DeviceMapPrediction
     /// Each simulated accelerator's hard capacity (its ledger budget).
-    public let capacities: [Int: Int]
-    public let offloadFolder: String?
+    package let capacities: [Int: Int]
+    package let offloadFolder: String?
 
-    public init(placement: DevicePlacement, prediction: DeviceMapPrediction, capacities: [Int: Int], offloadFolder: String?) {
+    package init(placement: DevicePlacement, prediction: DeviceMapPrediction, capacities: [Int: Int], offloadFolder: String?) {
         self.placement = placement
         self.prediction = prediction
         self.capacities = capacities
@@ -88,15 +88,15 @@ public struct PreparedDeviceMapLoad: LoadStrategy {
 
     /// The RAM-resident ledger peak: `Σ P_i + P_cpu + staging`. (`figures` are not needed: the prediction was
     /// made from the plan.)
-    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { prediction.ramPeakBytes }
+    package func predictedPeakBytes(_ f: MemoryFigures) -> Int { prediction.ramPeakBytes }
 
-    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+    package func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
         try loadReporting(plan, ledger: ledger, phases: phases).model
     }
 
     /// Loads, and reports per device: budget, prediction, ledger live and peak, arena statistics, offload.
     /// A load that fails removes what it wrote to the offload folder.
-    public func loadReporting(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> DeviceMapLoadResult {
+    package func loadReporting(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> DeviceMapLoadResult {
         phases.begin("accelerator pools")
         let session = try DeviceMapSession(load: self, plan: plan, ledger: ledger)
         do {
@@ -225,19 +225,19 @@ final class DeviceMapSession {
 }
 
 /// A finished device-map load: the model and its per-device report.
-public struct DeviceMapLoadResult: Sendable {
-    public let model: LoadedModel
-    public let report: DevicePlacementReport
+package struct DeviceMapLoadResult: Sendable {
+    package let model: LoadedModel
+    package let report: DevicePlacementReport
 }
 
 /// One simulated accelerator: its arena and capacity, and the bytes its allocations take at jemalloc's size
 /// classes (what `stats.arenas.<i>` counts).
-public struct AcceleratorPool: Sendable, Equatable {
-    public let index: Int
-    public let allocator: HostAllocator
-    public let arena: UInt32
-    public let capacityBytes: Int
-    public var allocatedSizeClassBytes = 0
+package struct AcceleratorPool: Sendable, Equatable {
+    package let index: Int
+    package let allocator: HostAllocator
+    package let arena: UInt32
+    package let capacityBytes: Int
+    package var allocatedSizeClassBytes = 0
 }
 
 /// Writes disk-placed tensors the way accelerate offloads them, and the offload index.

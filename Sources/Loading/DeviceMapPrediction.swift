@@ -18,19 +18,19 @@ import TensorEngine
 /// Staging: the largest converted source tensor bound for RAM (capped, rounded down to 8 bytes as
 /// `MemoryFigures.stagingBytes`), or — for tensors written to disk, which need room for a source chunk and its
 /// converted chunk side by side — the largest `source + target` bytes (capped), whichever is larger.
-public struct DeviceMapPrediction: Sendable, Equatable {
+package struct DeviceMapPrediction: Sendable, Equatable {
     /// One parameter as the prediction sees it.
-    public struct Parameter: Sendable, Equatable {
-        public let name: String
+    package struct Parameter: Sendable, Equatable {
+        package let name: String
         /// Bytes at the loaded dtype.
-        public let byteCount: Int
+        package let byteCount: Int
         /// The dtype the model holds it in.
-        public let dtype: DType
+        package let dtype: DType
         /// The stored tensor's dtype and bytes; nil when the checkpoint lacks it (initialised instead).
-        public let storedDType: DType?
-        public let storedByteCount: Int?
+        package let storedDType: DType?
+        package let storedByteCount: Int?
 
-        public init(name: String, byteCount: Int, dtype: DType, storedDType: DType?, storedByteCount: Int?) {
+        package init(name: String, byteCount: Int, dtype: DType, storedDType: DType?, storedByteCount: Int?) {
             self.name = name
             self.byteCount = byteCount
             self.dtype = dtype
@@ -38,11 +38,11 @@ public struct DeviceMapPrediction: Sendable, Equatable {
             self.storedByteCount = storedByteCount
         }
 
-        public var converts: Bool { storedDType.map { $0 != dtype } ?? false }
+        package var converts: Bool { storedDType.map { $0 != dtype } ?? false }
     }
 
     /// How a disk-placed parameter reaches the disk.
-    public enum Offload: String, Sendable, Equatable {
+    package enum Offload: String, Sendable, Equatable {
         /// Stored in the target dtype: the index points into the checkpoint's safetensors file.
         case referenced
         /// Converted (or initialised) and written as `<offload_folder>/<name>.dat`.
@@ -50,22 +50,22 @@ public struct DeviceMapPrediction: Sendable, Equatable {
     }
 
     /// The device of every parameter (tied aliases excluded: they share their target's storage), in model order.
-    public let devices: [(name: String, device: Device)]
+    package let devices: [(name: String, device: Device)]
     /// Parameter bytes per device (disk included).
-    public let parameterBytes: [Device: Int]
-    public let stagingBytes: Int
+    package let parameterBytes: [Device: Int]
+    package let stagingBytes: Int
     /// Disk parameters and how each gets there, in model order.
-    public let offloads: [(name: String, offload: Offload)]
+    package let offloads: [(name: String, offload: Offload)]
     /// Bytes written to the offload folder (`.dat` files).
-    public let writtenBytes: Int
+    package let writtenBytes: Int
     /// Bytes left in the checkpoint and referenced by the offload index.
-    public let referencedBytes: Int
+    package let referencedBytes: Int
 
-    public static let formula = "Σ P_accelerator + P_cpu + staging (P_disk stays on disk)"
+    package static let formula = "Σ P_accelerator + P_cpu + staging (P_disk stays on disk)"
 
     /// Predicts a load of `parameters` into `placement`. Throws when the placement leaves a parameter without a
     /// device (a validated placement never does).
-    public init(placement: DevicePlacement, parameters: [Parameter], stagingCap: Int = LoadPlan.stagingCap) throws(LoadError) {
+    package init(placement: DevicePlacement, parameters: [Parameter], stagingCap: Int = LoadPlan.stagingCap) throws(LoadError) {
         var devices: [(name: String, device: Device)] = []
         var bytes: [Device: Int] = [:]
         var offloads: [(name: String, offload: Offload)] = []
@@ -103,7 +103,7 @@ public struct DeviceMapPrediction: Sendable, Equatable {
     }
 
     /// The prediction for a planned load (a real checkpoint).
-    public init(plan: LoadPlan, placement: DevicePlacement) throws(LoadError) {
+    package init(plan: LoadPlan, placement: DevicePlacement) throws(LoadError) {
         try self.init(
             placement: placement,
             parameters: plan.parameters.map {
@@ -113,7 +113,7 @@ public struct DeviceMapPrediction: Sendable, Equatable {
 
     /// The prediction for the checkpoint `save_pretrained` would write for `architecture` in `storedDType`,
     /// loaded at `target` (no files needed: for predicting full-size runs).
-    public init(placement: DevicePlacement, architecture: ModelArchitecture, storedDType: DType, target: DType) throws(LoadError) {
+    package init(placement: DevicePlacement, architecture: ModelArchitecture, storedDType: DType, target: DType) throws(LoadError) {
         try self.init(
             placement: placement,
             parameters: architecture.parameters.map {
@@ -124,7 +124,7 @@ public struct DeviceMapPrediction: Sendable, Equatable {
     }
 
     /// The ledger's predicted peak on `device`: its parameter bytes, plus staging on cpu; 0 on disk.
-    public func peakBytes(on device: Device) -> Int {
+    package func peakBytes(on device: Device) -> Int {
         switch device {
         case .disk: return 0
         case .cpu: return (parameterBytes[.cpu] ?? 0) + stagingBytes
@@ -133,14 +133,14 @@ public struct DeviceMapPrediction: Sendable, Equatable {
     }
 
     /// The ledger's predicted RAM peak (accelerators are pools in host memory): `Σ P_i + P_cpu + staging`.
-    public var ramPeakBytes: Int {
+    package var ramPeakBytes: Int {
         parameterBytes.filter { $0.key != .disk }.values.reduce(0, +) + stagingBytes
     }
 
     /// True when something must be written to an offload folder.
-    public var needsOffloadFolder: Bool { offloads.contains { $0.offload == .written } }
+    package var needsOffloadFolder: Bool { offloads.contains { $0.offload == .written } }
 
-    public static func == (lhs: DeviceMapPrediction, rhs: DeviceMapPrediction) -> Bool {
+    package static func == (lhs: DeviceMapPrediction, rhs: DeviceMapPrediction) -> Bool {
         lhs.devices.elementsEqual(rhs.devices) { $0.name == $1.name && $0.device == $1.device } && lhs.parameterBytes == rhs.parameterBytes
             && lhs.stagingBytes == rhs.stagingBytes && lhs.offloads.elementsEqual(rhs.offloads) { $0.name == $1.name && $0.offload == $1.offload }
             && lhs.writtenBytes == rhs.writtenBytes && lhs.referencedBytes == rhs.referencedBytes

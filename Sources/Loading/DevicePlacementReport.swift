@@ -5,27 +5,27 @@ import StrictJSON
 import TensorEngine
 
 /// What went to disk in a device-map load.
-public struct OffloadSummary: Sendable, Equatable {
-    public struct File: Sendable, Equatable {
+package struct OffloadSummary: Sendable, Equatable {
+    package struct File: Sendable, Equatable {
         /// `<tensor name>.dat`.
-        public let name: String
-        public let bytes: Int
+        package let name: String
+        package let bytes: Int
     }
 
     /// The offload folder, when one was given.
-    public let folder: String?
+    package let folder: String?
     /// True when `index.json` was written.
-    public let indexWritten: Bool
+    package let indexWritten: Bool
     /// `.dat` files written, in the order they were written.
-    public let writtenFiles: [File]
+    package let writtenFiles: [File]
     /// Tensors left in the checkpoint and referenced by the index (tied aliases included), in index order.
-    public let referencedTensors: [String]
+    package let referencedTensors: [String]
     /// Bytes of the referenced tensors (aliases not counted twice).
-    public let referencedBytes: Int
+    package let referencedBytes: Int
 
-    public var writtenBytes: Int { writtenFiles.reduce(0) { $0 + $1.bytes } }
+    package var writtenBytes: Int { writtenFiles.reduce(0) { $0 + $1.bytes } }
 
-    public var json: JSONValue {
+    package var json: JSONValue {
         .object([
             "folder": folder.map { .string($0) } ?? .null,
             "index_written": .bool(indexWritten),
@@ -41,40 +41,40 @@ public struct OffloadSummary: Sendable, Equatable {
 /// budget, the bytes placed there, the ledger's predicted and measured live and peak bytes, and for a simulated
 /// accelerator its jemalloc arena's allocated bytes (`stats.arenas.<i>.small/large.allocated`) next to what
 /// the allocations should take at jemalloc's size classes.
-public struct DevicePlacementReport: Sendable, Equatable {
-    public struct DeviceFigures: Sendable, Equatable {
-        public let device: Device
+package struct DevicePlacementReport: Sendable, Equatable {
+    package struct DeviceFigures: Sendable, Equatable {
+        package let device: Device
         /// The user's `max_memory` budget; nil when none was given for the device.
-        public let budgetBytes: Int?
+        package let budgetBytes: Int?
         /// The budget placement used (after defaults and balancing); nil for disk and user maps.
-        public let placementBudgetBytes: Int?
+        package let placementBudgetBytes: Int?
         /// A simulated accelerator's capacity (its ledger budget: past it, an allocation is out of memory).
-        public let capacityBytes: Int?
+        package let capacityBytes: Int?
         /// Parameter bytes placed on the device (on disk: kept in files).
-        public let placedBytes: Int
+        package let placedBytes: Int
         /// The loader's staging buffer, in host memory for the whole load (cpu only; 0 elsewhere).
-        public let stagingBytes: Int
+        package let stagingBytes: Int
         /// The ledger peak the prediction says (placed bytes, plus staging on cpu; 0 on disk).
-        public let predictedPeakBytes: Int
-        public let ledgerLiveBytes: Int
-        public let ledgerPeakBytes: Int
+        package let predictedPeakBytes: Int
+        package let ledgerLiveBytes: Int
+        package let ledgerPeakBytes: Int
         /// The accelerator's jemalloc arena.
-        public let arena: UInt32?
+        package let arena: UInt32?
         /// jemalloc's allocated bytes in that arena when the report was made; nil when unreadable.
-        public let arenaAllocatedBytes: Int?
+        package let arenaAllocatedBytes: Int?
         /// What the live allocations take at jemalloc size classes (`nallocx`): what the arena should show.
-        public let arenaExpectedBytes: Int?
+        package let arenaExpectedBytes: Int?
 
         /// The measured peak, staging included, is within the budget (the user's, else the capacity); true
         /// when there is none. accelerate's budgets govern the weights placed; on cpu the staging buffer comes on
         /// top (placement keeps the largest layer's room free on cpu, which covers it unless a model's largest
         /// layer is smaller than its largest tensor pair): `ledgerPeakBytes - stagingBytes` is the placed share.
-        public var withinBudget: Bool {
+        package var withinBudget: Bool {
             guard let limit = budgetBytes ?? capacityBytes else { return true }
             return ledgerPeakBytes <= limit
         }
 
-        public var json: JSONValue {
+        package var json: JSONValue {
             func optional(_ value: Int?) -> JSONValue { value.map { JSONValue($0) } ?? .null }
             return .object([
                 "device": device.json,
@@ -95,24 +95,24 @@ public struct DevicePlacementReport: Sendable, Equatable {
     }
 
     /// `auto`, `balanced`, `sequential` or `map`.
-    public let mode: String
+    package let mode: String
     /// `hf_device_map`.
-    public let deviceMap: OrderedDictionary<String, Device>
+    package let deviceMap: OrderedDictionary<String, Device>
     /// In device order: accelerators, cpu, disk.
-    public let devices: [DeviceFigures]
+    package let devices: [DeviceFigures]
     /// Parameter bytes over all devices (tied weights once).
-    public let modelBytes: Int
-    public let stagingBytes: Int
+    package let modelBytes: Int
+    package let stagingBytes: Int
     /// `Σ P_i + P_cpu + staging`: the predicted RAM-resident ledger peak.
-    public let predictedRAMPeakBytes: Int
+    package let predictedRAMPeakBytes: Int
     /// The ledger's measured RAM-resident peak (accelerators and cpu).
-    public let ledgerRAMPeakBytes: Int
-    public let offload: OffloadSummary
+    package let ledgerRAMPeakBytes: Int
+    package let offload: OffloadSummary
 
-    public func figures(for device: Device) -> DeviceFigures? { devices.first { $0.device == device } }
+    package func figures(for device: Device) -> DeviceFigures? { devices.first { $0.device == device } }
 
     /// The report of a load into `placement` just measured by `ledger`; arena statistics are read now.
-    public init(placement: DevicePlacement, prediction: DeviceMapPrediction, ledger: MemoryLedger, pools: [AcceleratorPool], offload: OffloadSummary) {
+    package init(placement: DevicePlacement, prediction: DeviceMapPrediction, ledger: MemoryLedger, pools: [AcceleratorPool], offload: OffloadSummary) {
         let stats = JemallocStats()
         var devices = Set(placement.devices.map(\.device)).union(prediction.parameterBytes.keys).union(pools.map { .accelerator($0.index) })
         devices.insert(.cpu)
@@ -137,7 +137,7 @@ public struct DevicePlacementReport: Sendable, Equatable {
         self.offload = offload
     }
 
-    public var json: JSONValue {
+    package var json: JSONValue {
         .object([
             "mode": .string(mode),
             "device_map": .object(.init(uniqueKeysWithValues: deviceMap.map { ($0.key, $0.value.json) })),

@@ -10,16 +10,16 @@ import TensorEngine
 /// - `UnplacedParameter`: the placement leaves a parameter without a device;
 /// - `ArenaUnavailable`: jemalloc would not create an arena for a simulated accelerator;
 /// - `UnsafeOffloadName`: a disk-placed tensor's name cannot be a file name in the offload folder.
-public enum LoadRule: FailureRule {
+package enum LoadRule: FailureRule {
     case keyMismatch, shapeMismatch, dtypeMismatch, invalidTargetDType, noDType, unplacedParameter, arenaUnavailable, unsafeOffloadName
 
     /// The case's name, capitalised, as torch spells the word: `DTypeMismatch`.
-    public var ruleName: String? {
+    package var ruleName: String? {
         let name = String(describing: self)
         return self == .dtypeMismatch ? "DTypeMismatch" : name.prefix(1).uppercased() + name.dropFirst()
     }
 
-    public var category: FailureCategory {
+    package var category: FailureCategory {
         switch self {
         case .invalidTargetDType: return .usage
         case .arenaUnavailable: return .io
@@ -29,12 +29,12 @@ public enum LoadRule: FailureRule {
 }
 
 /// A checkpoint cannot be loaded into the model: `path: Rule: detail`.
-public typealias LoadError = RuleViolation<LoadRule>
+package typealias LoadError = RuleViolation<LoadRule>
 
 extension RuleViolation where Rule == LoadRule {
-    public init(_ rule: LoadRule, path: String, _ detail: String) {
+    package init(_ rule: LoadRule, path: String, _ detail: String) {
         self.init(rule, source: path, detail)
     }
 
-    public var path: String { source }
+    package var path: String { source }
 }

@@ -4,7 +4,7 @@ import OrderedCollections
 import TensorEngine
 
 /// How a load's target dtype was chosen, as transformers resolves `torch_dtype="auto"`.
-public enum DTypeSource: String, Sendable, Codable, CustomStringConvertible {
+package enum DTypeSource: String, Sendable, Codable, CustomStringConvertible {
     /// Given explicitly (`--dtype`, a run's `dtype`).
     case requested
     /// config.json's `dtype` / `torch_dtype`.
@@ -12,55 +12,55 @@ public enum DTypeSource: String, Sendable, Codable, CustomStringConvertible {
     /// The first floating-point tensor of the checkpoint.
     case firstFloatingTensor = "first floating tensor"
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 }
 
 /// Everything a load needs to know before it touches a tensor byte: the model's parameters at their final
 /// dtypes, which checkpoint tensor feeds each, the keys that do not match, and the figures every strategy's
 /// predicted peak is made of. Built from config.json and the safetensors headers only.
-public struct LoadPlan: Sendable {
+package struct LoadPlan: Sendable {
     /// One model parameter (tied aliases excluded: they share their target's storage).
-    public struct Parameter: Sendable {
-        public let name: String
-        public let shape: [Int]
+    package struct Parameter: Sendable {
+        package let name: String
+        package let shape: [Int]
         /// The dtype the loaded model holds it in.
-        public let dtype: DType
-        public let initialization: ParameterInit
+        package let dtype: DType
+        package let initialization: ParameterInit
         /// Where its bytes come from; nil for a missing key (materialised and initialised instead).
-        public let source: Checkpoint.Location?
+        package let source: Checkpoint.Location?
 
-        public var byteCount: Int { Tensor.byteCount(dtype: dtype, shape: shape) }
+        package var byteCount: Int { Tensor.byteCount(dtype: dtype, shape: shape) }
         /// Bytes at float32 (floating parameters) or as is (others): its share of M_32.
-        public var float32ByteCount: Int {
+        package var float32ByteCount: Int {
             dtype.isConvertible ? Tensor.byteCount(dtype: .f32, shape: shape) : byteCount
         }
         /// True when loading it needs a dtype conversion.
-        public var needsConversion: Bool { source.map { $0.tensor.dtype != dtype } ?? false }
+        package var needsConversion: Bool { source.map { $0.tensor.dtype != dtype } ?? false }
     }
 
-    public let checkpoint: Checkpoint
-    public let architecture: ModelArchitecture
+    package let checkpoint: Checkpoint
+    package let architecture: ModelArchitecture
     /// The resolved target dtype (floating).
-    public let dtype: DType
+    package let dtype: DType
     /// How `dtype` was chosen.
-    public let dtypeSource: DTypeSource
-    public let parameters: [Parameter]
-    public let tiedAliases: OrderedDictionary<String, String>
+    package let dtypeSource: DTypeSource
+    package let parameters: [Parameter]
+    package let tiedAliases: OrderedDictionary<String, String>
     /// Model keys the checkpoint lacks (aliases excluded), in model order.
-    public let missingKeys: [String]
+    package let missingKeys: [String]
     /// Checkpoint tensors the model does not have, in checkpoint order.
-    public let unexpectedKeys: [String]
+    package let unexpectedKeys: [String]
 
     /// The cap on the staging buffer `low-memory` / `dtype-direct` convert through.
-    public static let stagingCap = 16 << 20
+    package static let stagingCap = 16 << 20
 
     /// Tensor bytes in the checkpoint (M_ck).
-    public var checkpointBytes: Int { checkpoint.totalSize }
+    package var checkpointBytes: Int { checkpoint.totalSize }
     /// Tensor bytes of the largest shard (S).
-    public var largestShardBytes: Int { checkpoint.largestShardBytes }
+    package var largestShardBytes: Int { checkpoint.largestShardBytes }
 
     /// Plans loading `checkpoint` at `requested` (nil = `auto`).
-    public init(checkpoint: Checkpoint, requested: DType?) throws {
+    package init(checkpoint: Checkpoint, requested: DType?) throws {
         var architecture: ModelArchitecture?
         var configDType: DType?
         if let configPath = checkpoint.configPath {
@@ -127,7 +127,7 @@ public struct LoadPlan: Sendable {
     }
 
     /// Fails like `load_sharded_checkpoint(strict=True)`: before loading, listing both kinds of mismatch.
-    public func checkStrict() throws {
+    package func checkStrict() throws {
         guard !missingKeys.isEmpty || !unexpectedKeys.isEmpty else { return }
         var parts: [String] = []
         if !missingKeys.isEmpty { parts.append("missing keys: \(missingKeys.joined(separator: ", "))") }
@@ -136,5 +136,5 @@ public struct LoadPlan: Sendable {
     }
 
     /// The sizes the strategies' predictions are made of.
-    public var figures: MemoryFigures { MemoryFigures(plan: self) }
+    package var figures: MemoryFigures { MemoryFigures(plan: self) }
 }

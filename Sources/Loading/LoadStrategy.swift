@@ -8,7 +8,7 @@ import TensorEngine
 /// Each strategy is one of the loading paths the Hugging Face documentation describes; `predictedPeakBytes`
 /// is its memory claim as a formula over the plan's figures, and the ledger must reach exactly that peak —
 /// any difference is a bug in the strategy (or the claim), never noise.
-public protocol LoadStrategy: Sendable {
+package protocol LoadStrategy: Sendable {
     var name: StrategyName { get }
     /// The formula, in the plan's symbols (M_t, M_ck, M_32, S, T_t, staging).
     var formula: String { get }
@@ -17,7 +17,7 @@ public protocol LoadStrategy: Sendable {
 }
 
 /// The strategies by their command-line names.
-public enum StrategyName: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
+package enum StrategyName: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
     case naive
     case sharded
     case lowMemory = "low-memory"
@@ -26,7 +26,7 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable, CustomStringC
     case deviceMap = "device-map"
     case mmap
 
-    public var strategy: any LoadStrategy {
+    package var strategy: any LoadStrategy {
         switch self {
         case .naive: return NaiveLoad()
         case .sharded: return ShardedLoad()
@@ -38,9 +38,9 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable, CustomStringC
         }
     }
 
-    public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
+    package static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 }
 
 // MARK: - Shared steps

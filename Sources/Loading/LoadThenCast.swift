@@ -11,11 +11,11 @@ import TensorEngine
 /// mmap'd safetensors file), which costs file pages, not owned memory. The cast goes largest parameter
 /// first: each step holds the whole model plus one new tensor, so the first step is the peak, M_32 + T_t.
 /// With a float32 target the cast is a no-op and the peak is M_32.
-public struct LoadThenCast: LoadStrategy {
-    public var name: StrategyName { .loadThenCast }
-    public var formula: String { "M_32 + T_t" }
+package struct LoadThenCast: LoadStrategy {
+    package var name: StrategyName { .loadThenCast }
+    package var formula: String { "M_32 + T_t" }
 
-    public init() {}
+    package init() {}
 
     /// The order parameters are cast in: largest target size first, ties in model order.
     static func castOrder(_ plan: LoadPlan) -> [LoadPlan.Parameter] {
@@ -26,9 +26,9 @@ public struct LoadThenCast: LoadStrategy {
     }
 
     /// Simulated over the cast order (see `MemoryFigures`): M_32 + T_t for targets narrower than float32.
-    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.loadThenCastPeakBytes }
+    package func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.loadThenCastPeakBytes }
 
-    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+    package func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
         phases.begin("init float32")
         let initializer = ModelInitializer(plan: plan, ledger: ledger)
         var model = OrderedDictionary<String, Tensor>()

@@ -4,16 +4,16 @@ import OrderedCollections
 import TensorEngine
 
 /// A model in memory: every parameter by name, tied aliases sharing their target's storage.
-public struct LoadedModel: Sendable {
+package struct LoadedModel: Sendable {
     /// Parameters in model order, then aliases.
-    public var tensors: OrderedDictionary<String, Tensor>
+    package var tensors: OrderedDictionary<String, Tensor>
 
-    public init(tensors: OrderedDictionary<String, Tensor>) {
+    package init(tensors: OrderedDictionary<String, Tensor>) {
         self.tensors = tensors
     }
 
     /// Bytes held as read-only views of the checkpoint's files (each storage once; disk offload excluded).
-    public var mappedBytes: Int {
+    package var mappedBytes: Int {
         var seen = Set<ObjectIdentifier>()
         return tensors.values.reduce(0) { total, tensor in
             guard tensor.storage.kind == .fileWindow, tensor.storage.device != .disk, seen.insert(ObjectIdentifier(tensor.storage)).inserted else { return total }
@@ -22,7 +22,7 @@ public struct LoadedModel: Sendable {
     }
 
     /// SHA-256 of every tensor's bytes (aliases included), in model order.
-    public func digests() -> [(name: String, dtype: DType, shape: [Int], sha256: String)] {
+    package func digests() -> [(name: String, dtype: DType, shape: [Int], sha256: String)] {
         tensors.map { (name: $0.key, dtype: $0.value.dtype, shape: $0.value.shape, sha256: $0.value.sha256()) }
     }
 }

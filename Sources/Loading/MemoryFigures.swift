@@ -8,33 +8,33 @@ import TensorEngine
 /// Symbols: M_t model bytes at the target dtype, M_ck checkpoint tensor bytes, M_32 model bytes in float32,
 /// S the largest shard's tensor bytes, T_t the largest parameter at the target dtype, staging the conversion
 /// buffer of the skeleton paths.
-public struct MemoryFigures: Sendable, Equatable, Codable {
-    public var modelBytes: Int
-    public var checkpointBytes: Int
-    public var model32Bytes: Int
-    public var largestShardBytes: Int
-    public var largestTensorBytes: Int
-    public var stagingBytes: Int
+package struct MemoryFigures: Sendable, Equatable, Codable {
+    package var modelBytes: Int
+    package var checkpointBytes: Int
+    package var model32Bytes: Int
+    package var largestShardBytes: Int
+    package var largestTensorBytes: Int
+    package var stagingBytes: Int
     /// The load-then-cast peak simulated over its cast order (M_32 + T_t for targets narrower than float32).
-    public var loadThenCastPeakBytes: Int
+    package var loadThenCastPeakBytes: Int
     /// M_map: bytes of the parameters stored in the target dtype, which the mmap strategy maps instead of
     /// owning (absent in version-1 results).
-    public var mappedBytes: Int?
+    package var mappedBytes: Int?
 
     /// One parameter as the figures see it.
-    public struct Parameter: Sendable {
+    package struct Parameter: Sendable {
         /// Bytes at the loaded dtype.
-        public let byteCount: Int
+        package let byteCount: Int
         /// Bytes at float32 (for floating parameters), else as loaded.
-        public let float32ByteCount: Int
+        package let float32ByteCount: Int
         /// True when the cast step of load-then-cast converts it (floating, target ≠ float32).
-        public let isCast: Bool
+        package let isCast: Bool
         /// Bytes of the stored tensor when loading converts it, else nil.
-        public let convertedSourceBytes: Int?
+        package let convertedSourceBytes: Int?
         /// True when the checkpoint stores it in the target dtype, so the mmap strategy can map it.
-        public let isMappable: Bool
+        package let isMappable: Bool
 
-        public init(byteCount: Int, float32ByteCount: Int, isCast: Bool, convertedSourceBytes: Int?, isMappable: Bool = false) {
+        package init(byteCount: Int, float32ByteCount: Int, isCast: Bool, convertedSourceBytes: Int?, isMappable: Bool = false) {
             self.byteCount = byteCount
             self.float32ByteCount = float32ByteCount
             self.isCast = isCast
@@ -43,7 +43,7 @@ public struct MemoryFigures: Sendable, Equatable, Codable {
         }
     }
 
-    public init(parameters: [Parameter], checkpointBytes: Int, largestShardBytes: Int, stagingCap: Int = LoadPlan.stagingCap) {
+    package init(parameters: [Parameter], checkpointBytes: Int, largestShardBytes: Int, stagingCap: Int = LoadPlan.stagingCap) {
         modelBytes = parameters.reduce(0) { $0 + $1.byteCount }
         model32Bytes = parameters.reduce(0) { $0 + $1.float32ByteCount }
         self.checkpointBytes = checkpointBytes
@@ -68,7 +68,7 @@ public struct MemoryFigures: Sendable, Equatable, Codable {
     }
 
     /// The figures of a load plan (a real checkpoint on disk).
-    public init(plan: LoadPlan) {
+    package init(plan: LoadPlan) {
         self.init(
             parameters: plan.parameters.map { p in
                 Parameter(
@@ -80,7 +80,7 @@ public struct MemoryFigures: Sendable, Equatable, Codable {
 
     /// The figures of loading a checkpoint that `save_pretrained` would write for `architecture` stored as
     /// `storedDType` with `shardPlan`, into `target`. Used to predict runs (full size, or before generating).
-    public init(architecture: ModelArchitecture, storedDType: DType, shardPlan: ShardPlan, target: DType) {
+    package init(architecture: ModelArchitecture, storedDType: DType, shardPlan: ShardPlan, target: DType) {
         let parameters = architecture.parameters.map { p -> Parameter in
             let bytes = Tensor.byteCount(dtype: target, shape: p.shape)
             return Parameter(

@@ -10,13 +10,13 @@ import TensorEngine
 /// takes the dtype-direct path (owned, in the ledger, through the staging buffer); missing keys are
 /// materialised. After the load every mapped page is read once, as a first forward pass would. The ledger
 /// counts the owned bytes only: peak M_t − M_map + staging; the mapped M_map is reported beside it.
-public struct MmapLoad: LoadStrategy {
-    public var name: StrategyName { .mmap }
-    public var formula: String { "M_t − M_map + staging" }
+package struct MmapLoad: LoadStrategy {
+    package var name: StrategyName { .mmap }
+    package var formula: String { "M_t − M_map + staging" }
 
-    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes - (f.mappedBytes ?? 0) + f.stagingBytes }
+    package func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes - (f.mappedBytes ?? 0) + f.stagingBytes }
 
-    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+    package func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
         phases.begin("skeleton")
         var model = OrderedDictionary<String, Tensor>()
         for parameter in plan.parameters { model[parameter.name] = Tensor.meta(dtype: parameter.dtype, shape: parameter.shape) }

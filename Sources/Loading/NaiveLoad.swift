@@ -3,13 +3,13 @@ import TensorEngine
 
 /// The naive path: build the model with random init, read the whole state dict, copy it in, free it.
 /// Two copies of the model at once: peak M_t + M_ck.
-public struct NaiveLoad: LoadStrategy {
-    public var name: StrategyName { .naive }
-    public var formula: String { "M_t + M_ck" }
+package struct NaiveLoad: LoadStrategy {
+    package var name: StrategyName { .naive }
+    package var formula: String { "M_t + M_ck" }
 
-    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.checkpointBytes }
+    package func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.checkpointBytes }
 
-    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+    package func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
         let model = try initializedModel(plan, ledger: ledger, phases: phases)
         phases.begin("read checkpoint")
         var stateDict = try readStateDict(Array(plan.checkpoint.tensors.values), from: plan.checkpoint, ledger: ledger)

@@ -3,15 +3,15 @@ import TensorEngine
 
 /// The named phases of a load (`init`, `read shard 2/4`, `cast`, …), each closed with the ledger's live bytes,
 /// and the index of the current phase for a sampler thread to tag its samples with.
-public final class PhaseLog: Sendable {
-    public struct Phase: Sendable, Equatable {
-        public let name: String
+package final class PhaseLog: Sendable {
+    package struct Phase: Sendable, Equatable {
+        package let name: String
         /// Seconds since the log was created.
-        public let startSeconds: Double
-        public let endSeconds: Double
+        package let startSeconds: Double
+        package let endSeconds: Double
         /// The ledger's live bytes when the phase began and ended.
-        public let ledgerLiveBytesAtStart: Int
-        public let ledgerLiveBytesAtEnd: Int
+        package let ledgerLiveBytesAtStart: Int
+        package let ledgerLiveBytesAtEnd: Int
     }
 
     private struct Open {
@@ -21,7 +21,7 @@ public final class PhaseLog: Sendable {
     }
 
     /// A phase beginning or ending, as it happens (for a child's event stream).
-    public enum Transition: Sendable, Equatable {
+    package enum Transition: Sendable, Equatable {
         case began(name: String, seconds: Double, ledgerLiveBytes: Int)
         case ended(name: String, seconds: Double, ledgerLiveBytes: Int)
     }
@@ -33,21 +33,21 @@ public final class PhaseLog: Sendable {
     private let observer: (@Sendable (Transition) -> Void)?
 
     /// `observer` is called on the loading thread at every transition, after the log is updated.
-    public init(ledger: MemoryLedger, start: ContinuousClock.Instant = .now, observer: (@Sendable (Transition) -> Void)? = nil) {
+    package init(ledger: MemoryLedger, start: ContinuousClock.Instant = .now, observer: (@Sendable (Transition) -> Void)? = nil) {
         self.ledger = ledger
         self.clockStart = start
         self.observer = observer
     }
 
-    public var elapsedSeconds: Double { (ContinuousClock.now - clockStart).inSeconds }
+    package var elapsedSeconds: Double { (ContinuousClock.now - clockStart).inSeconds }
 
     /// Closes the open phase (if any) and opens `name`.
-    public func begin(_ name: String) {
+    package func begin(_ name: String) {
         transition(to: name)
     }
 
     /// Closes the open phase.
-    public func end() {
+    package func end() {
         transition(to: nil)
     }
 
@@ -68,12 +68,12 @@ public final class PhaseLog: Sendable {
     }
 
     /// The index (into `phases`) of the phase under way, or -1 between phases. Cheap: read by the sampler.
-    public var currentPhaseIndex: Int { currentIndex.load(ordering: .relaxed) }
+    package var currentPhaseIndex: Int { currentIndex.load(ordering: .relaxed) }
 
-    public var phases: [Phase] { state.withLock { $0.phases } }
+    package var phases: [Phase] { state.withLock { $0.phases } }
 
     /// Names of every phase begun so far, including the open one, by index.
-    public var phaseNames: [String] {
+    package var phaseNames: [String] {
         state.withLock { s in s.phases.map(\.name) + (s.open.map { [$0.name] } ?? []) }
     }
 }

@@ -3,13 +3,13 @@ import TensorEngine
 
 /// `load_sharded_checkpoint`: build the model with random init, then one shard at a time read it, copy it
 /// in and free it. Peak M_t + S, S being the largest shard's tensor bytes.
-public struct ShardedLoad: LoadStrategy {
-    public var name: StrategyName { .sharded }
-    public var formula: String { "M_t + S" }
+package struct ShardedLoad: LoadStrategy {
+    package var name: StrategyName { .sharded }
+    package var formula: String { "M_t + S" }
 
-    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.largestShardBytes }
+    package func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.largestShardBytes }
 
-    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+    package func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
         let model = try initializedModel(plan, ledger: ledger, phases: phases)
         let checkpoint = plan.checkpoint
         let count = checkpoint.files.count

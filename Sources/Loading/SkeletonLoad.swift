@@ -10,17 +10,17 @@ import TensorEngine
 /// another dtype streams through one bounded staging buffer. Peak M_t (+ staging when anything converts).
 ///
 /// The two names share this implementation: `dtype-direct` is the same path with an explicit target dtype.
-public struct SkeletonLoad: LoadStrategy {
-    public let name: StrategyName
-    public var formula: String { "M_t + staging" }
+package struct SkeletonLoad: LoadStrategy {
+    package let name: StrategyName
+    package var formula: String { "M_t + staging" }
 
-    public init(name: StrategyName) {
+    package init(name: StrategyName) {
         self.name = name
     }
 
-    public func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.stagingBytes }
+    package func predictedPeakBytes(_ f: MemoryFigures) -> Int { f.modelBytes + f.stagingBytes }
 
-    public func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+    package func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
         phases.begin("skeleton")
         // The meta model: shapes and dtypes, no bytes.
         var model = OrderedDictionary<String, Tensor>()

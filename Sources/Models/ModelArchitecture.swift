@@ -3,7 +3,7 @@ import OrderedCollections
 import TensorEngine
 
 /// How a freshly built model initialises a parameter (transformers' `_init_weights` for these families).
-public enum ParameterInit: Sendable, Hashable {
+package enum ParameterInit: Sendable, Hashable {
     /// `normal_(0, std)`; `zeroRow` is the embedding's `padding_idx`, zeroed afterwards.
     case normal(std: Double, zeroRow: Int?)
     /// `fill_(value)`: RMSNorm weights (1.0, or 0.0 for Gemma, which stores weight − 1).
@@ -13,14 +13,14 @@ public enum ParameterInit: Sendable, Hashable {
 }
 
 /// One entry of the state dict a model registers.
-public struct ParameterSpec: Sendable, Hashable {
-    public let name: String
-    public let shape: [Int]
-    public let initialization: ParameterInit
+package struct ParameterSpec: Sendable, Hashable {
+    package let name: String
+    package let shape: [Int]
+    package let initialization: ParameterInit
 
-    public var elementCount: Int { TensorEngine.elementCount(of: shape) ?? 0 }
+    package var elementCount: Int { TensorEngine.elementCount(of: shape) ?? 0 }
 
-    public init(name: String, shape: [Int], initialization: ParameterInit) {
+    package init(name: String, shape: [Int], initialization: ParameterInit) {
         self.name = name
         self.shape = shape
         self.initialization = initialization
@@ -32,23 +32,23 @@ public struct ParameterSpec: Sendable, Hashable {
 /// `parameters` is the state dict `save_pretrained` writes, in registration order and without tied aliases
 /// (Gemma's `lm_head.weight` is `model.embed_tokens.weight`, stored once); `tiedAliases` maps each alias to
 /// the stored name it shares storage with.
-public struct ModelArchitecture: Sendable {
+package struct ModelArchitecture: Sendable {
     /// `model_type` ("llama", "mistral", "gemma", "qwen2"), or "checkpoint" for a table read from the files.
-    public let modelType: String
+    package let modelType: String
     /// The top-level class (`LlamaForCausalLM`).
-    public let className: String
-    public let parameters: [ParameterSpec]
-    public let tiedAliases: OrderedDictionary<String, String>
-    public let root: ModuleNode
+    package let className: String
+    package let parameters: [ParameterSpec]
+    package let tiedAliases: OrderedDictionary<String, String>
+    package let root: ModuleNode
     /// Classes accelerate must not split across devices (`_no_split_modules`).
-    public let noSplitClasses: [String]
+    package let noSplitClasses: [String]
     /// The initializer's standard deviation (`initializer_range`).
-    public let initializerRange: Double
+    package let initializerRange: Double
 
     /// The families whose parameter table this tool knows.
-    public static let knownModelTypes = ["llama", "mistral", "gemma", "qwen2"]
+    package static let knownModelTypes = ["llama", "mistral", "gemma", "qwen2"]
 
-    public init(
+    package init(
         modelType: String, className: String, parameters: [ParameterSpec], tiedAliases: OrderedDictionary<String, String>,
         root: ModuleNode, noSplitClasses: [String], initializerRange: Double
     ) {
@@ -64,7 +64,7 @@ public struct ModelArchitecture: Sendable {
     /// Builds the architecture a config describes; nil when its `model_type` is not a known family
     /// (callers then fall back to `fromCheckpoint`). A known family with a missing or bad field throws,
     /// naming the field.
-    public static func fromConfig(_ config: ModelConfig) throws -> ModelArchitecture? {
+    package static func fromConfig(_ config: ModelConfig) throws -> ModelArchitecture? {
         guard let type = config.modelType, knownModelTypes.contains(type) else { return nil }
         let architecture = try LlamaFamily.build(config: config, modelType: type)
         try architecture.checkSize(config: config)
@@ -73,7 +73,7 @@ public struct ModelArchitecture: Sendable {
 
     /// The most bytes a model may have at float64: every size derived from it (bytes at any dtype, bits for
     /// accelerate's module sizes, sums over shards and ranks) then stays far inside `Int`.
-    public static let maximumFloat64Bytes = Int.max >> 8
+    package static let maximumFloat64Bytes = Int.max >> 8
 
     /// Refuses a config whose sizes overflow: each tensor's elements, and all of them at float64, must fit
     /// under ``maximumFloat64Bytes`` (a `hidden_size` of 2^32 gives a 2^64-element embedding). Checked once here,
@@ -96,7 +96,7 @@ public struct ModelArchitecture: Sendable {
 
     /// A table made of the tensors a checkpoint lists, in checkpoint order: the fallback for unknown
     /// architectures. Every tensor is a parameter; the module tree follows the dotted names.
-    public static func fromCheckpoint(_ checkpoint: Checkpoint, initializerRange: Double = 0.02) -> ModelArchitecture {
+    package static func fromCheckpoint(_ checkpoint: Checkpoint, initializerRange: Double = 0.02) -> ModelArchitecture {
         let parameters = checkpoint.specs.map { spec in
             ParameterSpec(name: spec.name, shape: spec.shape, initialization: .normal(std: initializerRange, zeroRow: nil))
         }
@@ -109,7 +109,7 @@ public struct ModelArchitecture: Sendable {
     /// The same model shrunk by `factor` (0 < factor ≤ 1): every tensor's first dimension becomes
     /// max(1, round(d₀ · factor)) — Python's `round`, half to even — keeping every name, the layer count and
     /// the tying. Tied aliases follow the tensor they alias.
-    public func scaled(by factor: Double) -> ModelArchitecture {
+    package func scaled(by factor: Double) -> ModelArchitecture {
         precondition(factor > 0 && factor <= 1)
         guard factor < 1 else { return self }
         func scale(_ shape: [Int]) -> [Int] {
@@ -131,25 +131,25 @@ public struct ModelArchitecture: Sendable {
     }
 
     /// max(1, round(d · factor)), rounding half to even as Python's `round` does.
-    public static func scaledDimension(_ dimension: Int, by factor: Double) -> Int {
+    package static func scaledDimension(_ dimension: Int, by factor: Double) -> Int {
         max(1, Int((Double(dimension) * factor).rounded(.toNearestOrEven)))
     }
 
     /// The stored tensors at `dtype`, in registration order (what `save_pretrained` writes, in its order).
-    public func tensorSpecs(dtype: DType) -> [TensorSpec] {
+    package func tensorSpecs(dtype: DType) -> [TensorSpec] {
         parameters.map { TensorSpec(name: $0.name, dtype: dtype, shape: $0.shape) }
     }
 
     /// Parameters counted once: `model.num_parameters()` and the index's `total_parameters`.
-    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.elementCount } }
+    package var parameterCount: Int { parameters.reduce(0) { $0 + $1.elementCount } }
 
     /// Model bytes at `dtype`: every stored parameter once.
-    public func byteCount(dtype: DType) -> Int {
+    package func byteCount(dtype: DType) -> Int {
         parameters.reduce(0) { $0 + (dtype.byteCount(elements: $1.elementCount) ?? 0) }
     }
 
     /// Every name the model's state dict has, aliases included.
-    public var stateDictNames: [String] { parameters.map(\.name) + tiedAliases.keys }
+    package var stateDictNames: [String] { parameters.map(\.name) + tiedAliases.keys }
 }
 
 /// Rebuilds a module tree from dotted tensor names (for checkpoints of unknown architectures).

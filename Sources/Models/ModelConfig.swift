@@ -4,45 +4,45 @@ import StrictJSON
 import TensorEngine
 
 /// A config.json is missing a field the architecture needs, or a field has the wrong type or value.
-public enum ConfigRule: String, FailureRule {
+package enum ConfigRule: String, FailureRule {
     case invalidConfig = "InvalidConfig"
-    public var ruleName: String? { nil }
-    public var category: FailureCategory { .badData }
-    public static var locationKind: String? { "field" }
+    package var ruleName: String? { nil }
+    package var category: FailureCategory { .badData }
+    package static var locationKind: String? { "field" }
 }
 
 /// `path: field 'name': detail`.
-public typealias ModelConfigError = RuleViolation<ConfigRule>
+package typealias ModelConfigError = RuleViolation<ConfigRule>
 
 extension RuleViolation where Rule == ConfigRule {
-    public init(path: String, field: String?, _ detail: String) {
+    package init(path: String, field: String?, _ detail: String) {
         self.init(.invalidConfig, source: path, location: field, detail)
     }
 
-    public var path: String { source }
-    public var field: String? { location }
+    package var path: String { source }
+    package var field: String? { location }
 }
 
 /// A transformers `config.json`, read leniently where transformers is lenient (unknown fields are kept and
 /// ignored) and strictly where a value is needed (a missing or mistyped dimension is an error naming it).
-public struct ModelConfig: Sendable {
+package struct ModelConfig: Sendable {
     /// The path as given, for messages.
-    public let path: String
+    package let path: String
     /// Every field, in the file's order; numbers keep their literal text.
-    public let fields: OrderedDictionary<String, JSONValue>
+    package let fields: OrderedDictionary<String, JSONValue>
 
-    public init(path: String, fields: OrderedDictionary<String, JSONValue>) {
+    package init(path: String, fields: OrderedDictionary<String, JSONValue>) {
         self.path = path
         self.fields = fields
     }
 
     /// Reads and parses `path`.
-    public static func load(path: String) throws -> ModelConfig {
+    package static func load(path: String) throws -> ModelConfig {
         let bytes = try Checkpoint.readSmallFile(path, limit: Self.maximumFileBytes)
         return try parse(bytes, path: path)
     }
 
-    public static func parse(_ bytes: [UInt8], path: String) throws(ModelConfigError) -> ModelConfig {
+    package static func parse(_ bytes: [UInt8], path: String) throws(ModelConfigError) -> ModelConfig {
         let document: JSONValue
         do {
             document = try JSONParser().parse(bytes)
@@ -56,11 +56,11 @@ public struct ModelConfig: Sendable {
     }
 
     /// `model_type`, when present.
-    public var modelType: String? { fields["model_type"]?.stringValue }
+    package var modelType: String? { fields["model_type"]?.stringValue }
 
     /// The config's dtype: `dtype` (transformers 5.x) or `torch_dtype` (4.x), when present and known.
     /// Throws when present but not a dtype name.
-    public func dtype() throws(ModelConfigError) -> DType? {
+    package func dtype() throws(ModelConfigError) -> DType? {
         for key in ["dtype", "torch_dtype"] {
             guard let value = fields[key], !value.isNull else { continue }
             guard case .string(let name) = value else {
@@ -75,12 +75,12 @@ public struct ModelConfig: Sendable {
         return nil
     }
 
-    public static let maximumDimension = 1 << 31
+    package static let maximumDimension = 1 << 31
     /// The largest config.json read: real ones are a few KiB; anything near this is not a config.
-    public static let maximumFileBytes = 4 << 20
+    package static let maximumFileBytes = 4 << 20
 
     /// A required positive integer field.
-    public func positiveInt(_ key: String) throws(ModelConfigError) -> Int {
+    package func positiveInt(_ key: String) throws(ModelConfigError) -> Int {
         guard let value = fields[key], !value.isNull else {
             throw ModelConfigError(path: path, field: key, "missing; the \(modelType ?? "model") architecture needs it")
         }
@@ -97,18 +97,18 @@ public struct ModelConfig: Sendable {
     }
 
     /// An optional positive integer field: nil when absent or null.
-    public func optionalPositiveInt(_ key: String) throws(ModelConfigError) -> Int? {
+    package func optionalPositiveInt(_ key: String) throws(ModelConfigError) -> Int? {
         guard let value = fields[key], !value.isNull else { return nil }
         return try positiveInt(key)
     }
 
     /// An optional non-negative integer (e.g. `pad_token_id`); nil when absent, null, or a list.
-    public func optionalIndex(_ key: String) -> Int? {
+    package func optionalIndex(_ key: String) -> Int? {
         guard let number = fields[key]?.numberValue, let int = number.intValue, int >= 0 else { return nil }
         return int
     }
 
-    public func bool(_ key: String, default fallback: Bool) throws(ModelConfigError) -> Bool {
+    package func bool(_ key: String, default fallback: Bool) throws(ModelConfigError) -> Bool {
         guard let value = fields[key], !value.isNull else { return fallback }
         guard case .bool(let flag) = value else {
             throw ModelConfigError(path: path, field: key, "is \(value.typeName), expected true or false")
@@ -116,7 +116,7 @@ public struct ModelConfig: Sendable {
         return flag
     }
 
-    public func positiveDouble(_ key: String, default fallback: Double) throws(ModelConfigError) -> Double {
+    package func positiveDouble(_ key: String, default fallback: Double) throws(ModelConfigError) -> Double {
         guard let value = fields[key], !value.isNull else { return fallback }
         guard case .number(let number) = value, number.doubleValue.isFinite, number.doubleValue > 0 else {
             throw ModelConfigError(path: path, field: key, "must be a positive number")
@@ -126,7 +126,7 @@ public struct ModelConfig: Sendable {
 
     /// This config with its dtype field(s) set to `dtype`, serialised as transformers writes configs
     /// (`json.dumps(indent=2, sort_keys=True)` plus a newline).
-    public func serialized(withDType dtype: DType) -> [UInt8] {
+    package func serialized(withDType dtype: DType) -> [UInt8] {
         var object = fields
         Resharder.setDType(&object, to: dtype)
         return JSONWriter.pythonSorted.bytes(.object(object)) + [0x0A]

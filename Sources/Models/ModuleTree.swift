@@ -1,40 +1,40 @@
 import TensorEngine
 
 /// A parameter or buffer as a module registers it.
-public struct ModuleTensor: Sendable, Hashable {
+package struct ModuleTensor: Sendable, Hashable {
     /// Full dotted name (`model.layers.0.self_attn.q_proj.weight`).
-    public let name: String
-    public let shape: [Int]
+    package let name: String
+    package let shape: [Int]
     /// A fixed dtype (buffers such as `inv_freq` stay float32), or nil for "the model's dtype".
-    public let fixedDType: DType?
+    package let fixedDType: DType?
     /// False for non-persistent buffers, which are not in the state dict and never saved.
-    public let persistent: Bool
+    package let persistent: Bool
 
-    public init(name: String, shape: [Int], fixedDType: DType? = nil, persistent: Bool = true) {
+    package init(name: String, shape: [Int], fixedDType: DType? = nil, persistent: Bool = true) {
         self.name = name
         self.shape = shape
         self.fixedDType = fixedDType
         self.persistent = persistent
     }
 
-    public var elementCount: Int { TensorEngine.elementCount(of: shape) ?? 0 }
+    package var elementCount: Int { TensorEngine.elementCount(of: shape) ?? 0 }
 }
 
 /// The module tree a transformers model registers (model → layers → submodules), kept for placement:
 /// accelerate's device map works on module names and classes, not on flat tensor lists.
-public struct ModuleNode: Sendable, Hashable {
+package struct ModuleNode: Sendable, Hashable {
     /// Full dotted path; "" for the root.
-    public let name: String
+    package let name: String
     /// The Python class name (`LlamaDecoderLayer`), which `no_split_module_classes` refers to.
-    public let className: String
+    package let className: String
     /// Child modules in registration order.
-    public var children: [ModuleNode]
+    package var children: [ModuleNode]
     /// Parameters registered directly on this module, in registration order.
-    public var parameters: [ModuleTensor]
+    package var parameters: [ModuleTensor]
     /// Buffers registered directly on this module.
-    public var buffers: [ModuleTensor]
+    package var buffers: [ModuleTensor]
 
-    public init(name: String, className: String, children: [ModuleNode] = [], parameters: [ModuleTensor] = [], buffers: [ModuleTensor] = []) {
+    package init(name: String, className: String, children: [ModuleNode] = [], parameters: [ModuleTensor] = [], buffers: [ModuleTensor] = []) {
         self.name = name
         self.className = className
         self.children = children
@@ -43,23 +43,23 @@ public struct ModuleNode: Sendable, Hashable {
     }
 
     /// The name of a child called `local`.
-    public func childName(_ local: String) -> String { name.isEmpty ? local : name + "." + local }
+    package func childName(_ local: String) -> String { name.isEmpty ? local : name + "." + local }
 
     /// The last component of the name ("q_proj"); "" for the root.
-    public var localName: String { name.split(separator: ".").last.map(String.init) ?? "" }
+    package var localName: String { name.split(separator: ".").last.map(String.init) ?? "" }
 
     /// Every parameter in this subtree, in `named_parameters()` order (own first, then children's).
-    public var allParameters: [ModuleTensor] {
+    package var allParameters: [ModuleTensor] {
         parameters + children.flatMap(\.allParameters)
     }
 
     /// Every buffer in this subtree, in `named_buffers()` order.
-    public var allBuffers: [ModuleTensor] {
+    package var allBuffers: [ModuleTensor] {
         buffers + children.flatMap(\.allBuffers)
     }
 
     /// Depth-first search by full name.
-    public func find(_ path: String) -> ModuleNode? {
+    package func find(_ path: String) -> ModuleNode? {
         if name == path { return self }
         for child in children where path == child.name || path.hasPrefix(child.name + ".") {
             return child.find(path)

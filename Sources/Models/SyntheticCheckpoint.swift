@@ -12,12 +12,12 @@ import TensorEngine
 /// produced independently, in parallel, and identically whatever the sharding. Weights are N(0, std²) with
 /// std = `initializer_range` (embedding `padding_idx` row zeroed), RMSNorm weights 1.0 (0.0 for Gemma),
 /// biases 0, as transformers initialises a fresh model.
-public struct SyntheticCheckpoint: Sendable {
+package struct SyntheticCheckpoint: Sendable {
     /// The config key recording how a scaled checkpoint was made, so loaders can rebuild its shapes.
-    public static let provenanceKey = "bigmodel_bench"
+    package static let provenanceKey = "bigmodel_bench"
 
     /// How a checkpoint is made smaller than the model.
-    public enum Scaling: String, Sendable, Codable, CaseIterable {
+    package enum Scaling: String, Sendable, Codable, CaseIterable {
         /// Every tensor's first dimension × the scale (every name, the layer count and the shard count kept);
         /// the shapes are no real config's, so only this tool loads such a checkpoint (it reads the scale back
         /// from config.json).
@@ -27,18 +27,18 @@ public struct SyntheticCheckpoint: Sendable {
         case layers
     }
 
-    public let config: ModelConfig
+    package let config: ModelConfig
     /// The architecture at the generated scale.
-    public let architecture: ModelArchitecture
-    public let dtype: DType
-    public let seed: UInt64
-    public let scale: Double
+    package let architecture: ModelArchitecture
+    package let dtype: DType
+    package let seed: UInt64
+    package let scale: Double
     /// The shard size after scaling (`max_shard_size × scale`).
-    public let maxShardSize: Int
-    public let scaling: Scaling
+    package let maxShardSize: Int
+    package let scaling: Scaling
 
     /// `maxShardSize` is the full-size limit; it is multiplied by `scale` like every tensor.
-    public init(config: ModelConfig, dtype: DType, maxShardSize: Int, seed: UInt64, scale: Double, scaling: Scaling = .rows) throws {
+    package init(config: ModelConfig, dtype: DType, maxShardSize: Int, seed: UInt64, scale: Double, scaling: Scaling = .rows) throws {
         guard scale > 0 && scale <= 1 && scale.isFinite else {
             throw UsageError("--scale \(scale) is outside (0, 1]")
         }
@@ -61,13 +61,13 @@ public struct SyntheticCheckpoint: Sendable {
     }
 
     /// The shard plan: the model's stored parameters in registration order, split as `save_pretrained` splits.
-    public var plan: ShardPlan {
+    package var plan: ShardPlan {
         ShardPlan(tensors: architecture.tensorSpecs(dtype: dtype), maxShardSize: maxShardSize, totalParameters: architecture.parameterCount)
     }
 
     /// The config.json to write: the input config with its dtype set and, when scaled, a `bigmodel_bench`
     /// entry recording scale and seed (transformers keeps unknown config keys as attributes and ignores them).
-    public func configBytes() -> [UInt8] {
+    package func configBytes() -> [UInt8] {
         var object = config.fields
         Resharder.setDType(&object, to: dtype)
         if scale < 1 {
@@ -78,7 +78,7 @@ public struct SyntheticCheckpoint: Sendable {
 
     /// Writes the folder: shards, index (when more than one shard) and config.json.
     @discardableResult
-    public func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> CheckpointWriter.Summary {
+    package func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> CheckpointWriter.Summary {
         let source = SyntheticSource(architecture: architecture, dtype: dtype, seed: seed)
         return try CheckpointWriter(plan: plan).write(
             to: folder, source: source, extraFiles: [("config.json", configBytes())], progress: progress, isCancelled: isCancelled)
@@ -86,7 +86,7 @@ public struct SyntheticCheckpoint: Sendable {
 
     /// Reads the row scale a checkpoint was generated at from its config (1 when not recorded, and for a
     /// checkpoint scaled by layers, whose config.json already describes its shapes).
-    public static func recordedScale(in config: ModelConfig) -> Double {
+    package static func recordedScale(in config: ModelConfig) -> Double {
         guard let provenance = config.fields[provenanceKey], provenance["scaling"]?.stringValue != Scaling.layers.rawValue,
             let scale = provenance["scale"]?.numberValue?.doubleValue, scale > 0, scale <= 1
         else { return 1 }
@@ -103,19 +103,19 @@ public struct SyntheticCheckpoint: Sendable {
 }
 
 /// Produces the synthetic bytes of any chunk of any parameter.
-public final class SyntheticSource: TensorByteSource, @unchecked Sendable {
+package final class SyntheticSource: TensorByteSource, @unchecked Sendable {
     private let parameters: [String: ParameterSpec]
     private let dtype: DType
     private let seed: UInt64
     private let table: NormalTable
     private let threads: Int
 
-    public convenience init(architecture: ModelArchitecture, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    package convenience init(architecture: ModelArchitecture, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.init(parameters: architecture.parameters, initializerRange: architecture.initializerRange, dtype: dtype, seed: seed, threads: threads)
     }
 
     /// A source for `parameters` (the standard deviation of `.normal` inits comes from `initializerRange`).
-    public init(parameters: [ParameterSpec], initializerRange: Double, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    package init(parameters: [ParameterSpec], initializerRange: Double, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.parameters = Dictionary(parameters.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.dtype = dtype
         self.seed = seed
@@ -123,7 +123,7 @@ public final class SyntheticSource: TensorByteSource, @unchecked Sendable {
         self.threads = max(1, threads)
     }
 
-    public func fill(_ tensor: TensorSpec, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+    package func fill(_ tensor: TensorSpec, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         guard let parameter = parameters[tensor.name], let width = tensor.dtype.byteWidth, tensor.dtype == dtype else {
             preconditionFailure("SyntheticSource cannot produce \(tensor.name) as \(tensor.dtype)")
         }

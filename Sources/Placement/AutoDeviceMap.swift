@@ -8,7 +8,7 @@ import TensorEngine
 /// Budgets are carried as `Double`: accelerate's budgets become Python floats when it takes 90% of a lone
 /// accelerator, and Python compares ints with floats exactly. Every byte count here is far below 2^53, so a
 /// Double holds each integer exactly and every comparison and subtraction gives Python's answer.
-public enum AutoDeviceMap {
+package enum AutoDeviceMap {
     /// One entry of accelerate's `modules_to_treat`: a module, or a tensor (a parameter or buffer listed on its own).
     struct Item {
         let name: String

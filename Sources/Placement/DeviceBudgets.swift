@@ -9,48 +9,48 @@ import TensorEngine
 /// accepted keys. Values are byte counts or size strings in this tool's one grammar (`ByteSize`: `2GiB`,
 /// `1.5GB`, `500MB`, plain bytes); 0 is a valid budget (the device then receives nothing). A `disk` budget is
 /// accepted and ignored by placement, as accelerate ignores it.
-public struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
+package struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
     /// One device's budget.
-    public struct Entry: Sendable, Equatable {
-        public let device: Device
-        public let bytes: Int
-        public init(device: Device, bytes: Int) {
+    package struct Entry: Sendable, Equatable {
+        package let device: Device
+        package let bytes: Int
+        package init(device: Device, bytes: Int) {
             self.device = device
             self.bytes = bytes
         }
     }
 
     /// The budgets in accelerate's device order: accelerators by index, then `cpu`, then `disk`.
-    public let entries: [Entry]
+    package let entries: [Entry]
 
     /// The accepted keys, for messages.
-    public static let acceptedKeys = "accelerator indices (0, 1, …), \"cpu\" and \"disk\""
+    package static let acceptedKeys = "accelerator indices (0, 1, …), \"cpu\" and \"disk\""
 
-    public init(_ budgets: [Device: Int]) {
+    package init(_ budgets: [Device: Int]) {
         entries = budgets.map { Entry(device: $0.key, bytes: $0.value) }.sorted { $0.device < $1.device }
     }
 
-    public init(entries: [Entry]) {
+    package init(entries: [Entry]) {
         self.init(Dictionary(entries.map { ($0.device, $0.bytes) }, uniquingKeysWith: { _, last in last }))
     }
 
-    public subscript(device: Device) -> Int? { entries.first { $0.device == device }?.bytes }
+    package subscript(device: Device) -> Int? { entries.first { $0.device == device }?.bytes }
 
     /// Devices in accelerate's order.
-    public var devices: [Device] { entries.map(\.device) }
+    package var devices: [Device] { entries.map(\.device) }
 
     /// The accelerator indices, ascending.
-    public var acceleratorIndices: [Int] {
+    package var acceleratorIndices: [Int] {
         entries.compactMap { if case .accelerator(let i) = $0.device { return i } else { return nil } }
     }
 
-    public var isEmpty: Bool { entries.isEmpty }
+    package var isEmpty: Bool { entries.isEmpty }
 
     /// `0=2GiB,cpu=6GiB` with exact byte counts: `0=2147483648,cpu=6442450944`.
-    public var description: String { entries.map { "\($0.device)=\($0.bytes)" }.joined(separator: ",") }
+    package var description: String { entries.map { "\($0.device)=\($0.bytes)" }.joined(separator: ",") }
 
     /// The budgets as a JSON object (`{"0": 2147483648, "cpu": …}`), in device order.
-    public var json: JSONValue {
+    package var json: JSONValue {
         .object(.init(uniqueKeysWithValues: entries.map { ($0.device.description, JSONValue($0.bytes)) }))
     }
 
@@ -59,7 +59,7 @@ public struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
     /// Parses the command-line form `KEY=SIZE[,KEY=SIZE…]` (`0=2GiB,1=2GiB,cpu=6GiB`). Errors are usage
     /// errors (exit 64) naming `option`. With `acceleratorsOnly`, only accelerator indices are keys
     /// (`--accelerator-memory`).
-    public static func parse(_ text: String, option: String = "--max-memory", acceleratorsOnly: Bool = false) throws(PlacementError) -> DeviceBudgets {
+    package static func parse(_ text: String, option: String = "--max-memory", acceleratorsOnly: Bool = false) throws(PlacementError) -> DeviceBudgets {
         func fail(_ rule: PlacementRule, _ location: String?, _ detail: String) -> PlacementError {
             PlacementError(rule, source: option, location: location, detail, category: .usage)
         }
@@ -86,7 +86,7 @@ public struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses the JSON-object form (`{"0": "2GiB", "cpu": 6442450944}`) found at `path` in `source` (a
     /// scenario file). Errors are data errors (exit 65) naming the file and JSON path.
-    public static func parse(json value: JSONValue, source: String, path: String, acceleratorsOnly: Bool = false) throws(PlacementError) -> DeviceBudgets {
+    package static func parse(json value: JSONValue, source: String, path: String, acceleratorsOnly: Bool = false) throws(PlacementError) -> DeviceBudgets {
         guard case .object(let object) = value else {
             throw PlacementError(
                 .invalidSyntax, source: source, location: path,
@@ -147,13 +147,13 @@ public struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
 
 extension Device {
     /// True for `.accelerator(_)`.
-    public var isAccelerator: Bool {
+    package var isAccelerator: Bool {
         if case .accelerator = self { return true }
         return false
     }
 
     /// The device as `hf_device_map` writes it: an integer for an accelerator, else `"cpu"` / `"disk"`.
-    public var json: JSONValue {
+    package var json: JSONValue {
         switch self {
         case .accelerator(let index): return JSONValue(index)
         case .cpu, .disk: return .string(description)

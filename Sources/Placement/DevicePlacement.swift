@@ -5,7 +5,7 @@ import StrictJSON
 import TensorEngine
 
 /// How `--device-map` asks for a placement.
-public enum DeviceMapMode: String, Sendable, CaseIterable {
+package enum DeviceMapMode: String, Sendable, CaseIterable {
     /// transformers' `device_map="auto"`: `get_balanced_memory`, then `infer_auto_device_map`.
     case auto
     /// The same as `auto` (transformers treats "balanced" and "auto" alike).
@@ -13,18 +13,18 @@ public enum DeviceMapMode: String, Sendable, CaseIterable {
     /// `infer_auto_device_map` on the budgets as given: fill accelerator 0, then 1, …, then cpu, then disk.
     case sequential
 
-    public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
+    package static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
 /// A `--device-map` value: a mode, or a map the user wrote.
-public enum DeviceMapSpec: Sendable, Equatable {
+package enum DeviceMapSpec: Sendable, Equatable {
     case mode(DeviceMapMode)
     case user(UserDeviceMap)
 
     /// `auto`, `balanced`, `sequential`, or the path of a JSON map file (read and validated now).
     /// A value that is neither a mode nor an existing file is a usage error (exit 64) unless it ends in `.json`
     /// (then: a missing input, exit 66).
-    public static func parse(_ text: String) throws -> DeviceMapSpec {
+    package static func parse(_ text: String) throws -> DeviceMapSpec {
         if let mode = DeviceMapMode(rawValue: text) { return .mode(mode) }
         if !text.hasSuffix(".json") && !FileManager.default.fileExists(atPath: text) {
             throw PlacementError(
@@ -36,7 +36,7 @@ public enum DeviceMapSpec: Sendable, Equatable {
 
     /// The scenario form, at `path` in `source`: a mode string, the path of a map file (relative paths are
     /// taken relative to `baseFolder` when given), or the map itself as an object. Errors exit 65.
-    public static func parse(json value: JSONValue, source: String, path: String, baseFolder: String? = nil) throws -> DeviceMapSpec {
+    package static func parse(json value: JSONValue, source: String, path: String, baseFolder: String? = nil) throws -> DeviceMapSpec {
         switch value {
         case .string(let text):
             if let mode = DeviceMapMode(rawValue: text) { return .mode(mode) }
@@ -54,7 +54,7 @@ public enum DeviceMapSpec: Sendable, Equatable {
     }
 
     /// `auto` / `balanced` / `sequential`, or `map` for a user's map.
-    public var name: String {
+    package var name: String {
         switch self {
         case .mode(let mode): return mode.rawValue
         case .user: return "map"
@@ -64,21 +64,21 @@ public enum DeviceMapSpec: Sendable, Equatable {
 
 /// Everything that decides a placement besides the model: the map or mode, the budgets, the simulated
 /// accelerators and the no-split classes.
-public struct PlacementRequest: Sendable, Equatable {
-    public var deviceMap: DeviceMapSpec
+package struct PlacementRequest: Sendable, Equatable {
+    package var deviceMap: DeviceMapSpec
     /// accelerate's `max_memory`; nil when the user gave none.
-    public var maxMemory: DeviceBudgets?
+    package var maxMemory: DeviceBudgets?
     /// The simulated accelerators and their sizes (`--accelerator-memory 0=16GiB`). There is no GPU here: an
     /// accelerator is a memory pool in host RAM. Without `maxMemory`, these sizes are the accelerators'
     /// budgets (accelerate's "free memory of each GPU"); they are also each pool's hard capacity when loading.
     /// When nil, the accelerators are the integer keys of `maxMemory`, each as large as its budget.
-    public var acceleratorMemory: DeviceBudgets?
+    package var acceleratorMemory: DeviceBudgets?
     /// `no_split_module_classes`; nil means the model's own (`_no_split_modules`, the decoder layer).
-    public var noSplit: [String]?
+    package var noSplit: [String]?
     /// The cpu budget when `maxMemory` is nil (accelerate uses the RAM available now); nil means unlimited.
-    public var hostAvailableBytes: Int?
+    package var hostAvailableBytes: Int?
 
-    public init(
+    package init(
         deviceMap: DeviceMapSpec, maxMemory: DeviceBudgets? = nil, acceleratorMemory: DeviceBudgets? = nil, noSplit: [String]? = nil,
         hostAvailableBytes: Int? = nil
     ) {
@@ -90,22 +90,22 @@ public struct PlacementRequest: Sendable, Equatable {
     }
 
     /// `device_map={"": "cpu"}`: everything in host memory, no accelerator, nothing on disk.
-    public static let cpuOnly = PlacementRequest(deviceMap: .user(UserDeviceMap(["": .cpu], source: "default map")))
+    package static let cpuOnly = PlacementRequest(deviceMap: .user(UserDeviceMap(["": .cpu], source: "default map")))
 
     /// The same request with no accelerator: only the cpu and disk budgets (a loader that has no simulated
     /// accelerators, on a machine without GPUs).
-    public var withoutAccelerators: PlacementRequest {
+    package var withoutAccelerators: PlacementRequest {
         let cpuAndDisk = maxMemory.map { DeviceBudgets(entries: $0.entries.filter { $0.device == .cpu || $0.device == .disk }) }.flatMap { $0.isEmpty ? nil : $0 }
         return PlacementRequest(deviceMap: deviceMap, maxMemory: cpuAndDisk, acceleratorMemory: nil, noSplit: noSplit, hostAvailableBytes: hostAvailableBytes)
     }
 
     /// The accelerator indices this request knows.
-    public var acceleratorIndices: [Int] {
+    package var acceleratorIndices: [Int] {
         acceleratorMemory?.acceleratorIndices ?? maxMemory?.acceleratorIndices ?? []
     }
 
     /// The hard capacity of each simulated accelerator: its `--accelerator-memory` size, else its budget.
-    public var acceleratorCapacities: [Int: Int] {
+    package var acceleratorCapacities: [Int: Int] {
         var capacities: [Int: Int] = [:]
         for index in acceleratorIndices {
             capacities[index] = acceleratorMemory?[.accelerator(index)] ?? maxMemory?[.accelerator(index)]
@@ -115,7 +115,7 @@ public struct PlacementRequest: Sendable, Equatable {
 
     /// Places `architecture`'s modules at `dtype`. `parameterDTypes` overrides the dtype of individual
     /// parameters (integer tensors of a checkpoint-derived architecture keep theirs).
-    public func place(architecture: ModelArchitecture, dtype: DType, parameterDTypes: [String: DType] = [:]) throws(PlacementError) -> DevicePlacement {
+    package func place(architecture: ModelArchitecture, dtype: DType, parameterDTypes: [String: DType] = [:]) throws(PlacementError) -> DevicePlacement {
         try checkAcceleratorKeys()
         let model = PlacedModel(architecture: architecture, dtype: dtype, parameterDTypes: parameterDTypes)
         let noSplit = self.noSplit ?? architecture.noSplitClasses
@@ -223,24 +223,24 @@ public struct PlacementRequest: Sendable, Equatable {
 }
 
 /// One device's share of a placement.
-public struct DeviceShare: Sendable, Equatable {
-    public let device: Device
+package struct DeviceShare: Sendable, Equatable {
+    package let device: Device
     /// The user's `max_memory` budget for the device; nil when none was given.
-    public let budgetBytes: Int?
+    package let budgetBytes: Int?
     /// The budget placement worked with (defaults and balancing applied; rounded down when accelerate's is
     /// fractional); nil for disk and for user-written maps.
-    public let placementBudgetBytes: Int?
+    package let placementBudgetBytes: Int?
     /// A simulated accelerator's capacity (its hard limit when loading).
-    public let capacityBytes: Int?
+    package let capacityBytes: Int?
     /// Bytes of the model's parameters placed here (a tied weight counted once): what a load allocates here.
-    public let parameterBytes: Int
+    package let parameterBytes: Int
     /// Bytes of buffers placed here (`rotary_emb.inv_freq`, …), at accelerate's sizes; never loaded.
-    public let bufferBytes: Int
+    package let bufferBytes: Int
 
     /// accelerate's count for the device: parameters and buffers.
-    public var placedBytes: Int { parameterBytes + bufferBytes }
+    package var placedBytes: Int { parameterBytes + bufferBytes }
 
-    public var json: JSONValue {
+    package var json: JSONValue {
         .object([
             "device": device.json,
             "budget_bytes": budgetBytes.map { JSONValue($0) } ?? .null,
@@ -254,40 +254,40 @@ public struct DeviceShare: Sendable, Equatable {
 }
 
 /// A computed placement: the `hf_device_map`, the device of every tensor, and the bytes per device.
-public struct DevicePlacement: Sendable {
+package struct DevicePlacement: Sendable {
     /// `auto`, `balanced`, `sequential` or `map`.
-    public let mode: String
-    public let dtype: DType
+    package let mode: String
+    package let dtype: DType
     /// `hf_device_map`: module (or tensor) names to devices. For the automatic modes the keys are in module
     /// order (accelerate's own order depends on Python's set iteration when it merges children); a user's
     /// map keeps its own order.
-    public let deviceMap: OrderedDictionary<String, Device>
+    package let deviceMap: OrderedDictionary<String, Device>
     /// The user's budgets, as given.
-    public let maxMemory: DeviceBudgets?
+    package let maxMemory: DeviceBudgets?
     /// The budgets placement used (automatic modes), exact (accelerate's 90% can be fractional).
-    public let placementBudgets: [(device: Device, bytes: Double)]?
-    public let noSplitClasses: [String]
+    package let placementBudgets: [(device: Device, bytes: Double)]?
+    package let noSplitClasses: [String]
     /// accelerate's module sizes at `dtype`.
-    public let sizes: ModuleSizes
+    package let sizes: ModuleSizes
     /// The device of every parameter (tied aliases included) and buffer that the map covers, in model order.
-    public let tensorDevices: OrderedDictionary<String, Device>
+    package let tensorDevices: OrderedDictionary<String, Device>
     /// Tied parameter groups (`find_tied_parameters`).
-    public let tiedGroups: [[String]]
+    package let tiedGroups: [[String]]
     /// Per device, in device order (accelerators, cpu, disk).
-    public let devices: [DeviceShare]
+    package let devices: [DeviceShare]
     /// Things accelerate warns about (unknown keys, tied weights split across devices, unplaced buffers).
-    public let warnings: [String]
+    package let warnings: [String]
 
     /// `compute_module_sizes(model, dtype)[""]`.
-    public var modelBytes: Int { sizes.total }
+    package var modelBytes: Int { sizes.total }
 
-    public func share(of device: Device) -> DeviceShare? { devices.first { $0.device == device } }
+    package func share(of device: Device) -> DeviceShare? { devices.first { $0.device == device } }
 
     /// The device a tensor (parameter, alias or buffer) is placed on.
-    public func device(of tensor: String) -> Device? { tensorDevices[tensor] }
+    package func device(of tensor: String) -> Device? { tensorDevices[tensor] }
 
     /// The placement as one JSON object (what `plan --json` prints).
-    public var json: JSONValue {
+    package var json: JSONValue {
         var object: OrderedDictionary<String, JSONValue> = [
             "mode": .string(mode),
             "dtype": .string(dtype.torchName),

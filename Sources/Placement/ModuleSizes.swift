@@ -12,26 +12,26 @@ import TensorEngine
 ///   so they count at it; float32 buffers such as `inv_freq` count at the smaller of the two. Integer and bool
 ///   tensors keep their own size (they are never converted).
 /// - Each tensor's bytes are added to its own name and to every prefix of it, `""` (the whole model) included.
-public struct ModuleSizes: Sendable, Equatable {
+package struct ModuleSizes: Sendable, Equatable {
     /// Bytes by module or tensor name; absent names are 0 (accelerate's `defaultdict(int)`).
-    public let bytes: [String: Int]
+    package let bytes: [String: Int]
     /// The names in the order accelerate's dictionary first sees them (`""`, `model`, `model.embed_tokens`,
     /// `model.embed_tokens.weight`, …): `get_balanced_memory` scans in this order.
-    public let order: [String]
+    package let order: [String]
     /// Names of the tensors that were counted (tied aliases excluded), parameters then buffers.
-    public let countedTensors: [String]
+    package let countedTensors: [String]
     /// Bytes of buffers only, by the same prefix rule (`compute_module_total_buffer_size`).
-    public let bufferBytes: [String: Int]
+    package let bufferBytes: [String: Int]
 
-    public subscript(name: String) -> Int { bytes[name] ?? 0 }
+    package subscript(name: String) -> Int { bytes[name] ?? 0 }
 
     /// The whole model (`compute_module_sizes(model, dtype)[""]`).
-    public var total: Int { self[""] }
+    package var total: Int { self[""] }
 
     /// Sizes of `root`'s tensors at `dtype`. `ownDType` gives a tensor's dtype in the model as built (default:
     /// its fixed dtype, else `dtype` — the model is built in the target dtype); `tiedAliases` maps each alias
     /// parameter to the parameter it shares storage with.
-    public init(root: ModuleNode, dtype: DType, tiedAliases: [String: String] = [:], ownDType: ((ModuleTensor) -> DType)? = nil) {
+    package init(root: ModuleNode, dtype: DType, tiedAliases: [String: String] = [:], ownDType: ((ModuleTensor) -> DType)? = nil) {
         let own = ownDType ?? { $0.fixedDType ?? dtype }
         var bytes: [String: Int] = [:]
         var buffers: [String: Int] = [:]
@@ -74,7 +74,7 @@ public struct ModuleSizes: Sendable, Equatable {
     }
 
     /// One tensor's bytes as accelerate counts it at `target`.
-    public static func size(of tensor: ModuleTensor, ownDType: DType, target: DType) -> Int {
+    package static func size(of tensor: ModuleTensor, ownDType: DType, target: DType) -> Int {
         let bits = ownDType.isIntegerOrBool ? ownDType.bitWidth : min(ownDType.bitWidth, target.bitWidth)
         return tensor.elementCount * bits / 8
     }
@@ -91,10 +91,10 @@ extension DType {
 }
 
 /// Tied parameters as accelerate's `find_tied_parameters` reports them: groups of names sharing one weight.
-public enum TiedParameters {
+package enum TiedParameters {
     /// The groups, each sorted by name (`[["lm_head.weight", "model.embed_tokens.weight"]]`), ordered by where
     /// the group's first-registered name appears in the model.
-    public static func groups(root: ModuleNode, tiedAliases: [String: String]) -> [[String]] {
+    package static func groups(root: ModuleNode, tiedAliases: [String: String]) -> [[String]] {
         guard !tiedAliases.isEmpty else { return [] }
         var members: [String: Set<String>] = [:]
         for (alias, target) in tiedAliases {

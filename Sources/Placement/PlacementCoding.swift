@@ -15,7 +15,7 @@ extension PlacementRequest: Codable {
         case deviceMap, maxMemory, acceleratorMemory, noSplit, hostAvailableBytes
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let deviceMap: DeviceMapSpec
         if let mode = try? container.decode(String.self, forKey: .deviceMap) {
@@ -44,7 +44,7 @@ extension PlacementRequest: Codable {
             hostAvailableBytes: try container.decodeIfPresent(Int.self, forKey: .hostAvailableBytes))
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         switch deviceMap {
         case .mode(let mode): try container.encode(mode.rawValue, forKey: .deviceMap)

@@ -14,13 +14,13 @@ import TensorEngine
 ///
 /// Category: usage (exit 64) for command-line syntax — the raising site says so — and bad data (65) for files
 /// and scenario JSON, for maps that leave parameters without a device, and for devices that do not exist.
-public enum PlacementRule: FailureRule, CaseIterable {
+package enum PlacementRule: FailureRule, CaseIterable {
     case unknownBudgetKey, invalidBudget, duplicateDevice, invalidSyntax, invalidDeviceMap, unknownDevice, unmappedParameters
     case offloadFolderRequired, invalidMode
 
-    public var category: FailureCategory { .badData }
+    package var category: FailureCategory { .badData }
 }
 
 /// A device budget, device map or placement request that cannot be used, as one line naming where the bad
 /// value came from (`--max-memory`, a scenario file and JSON path, a device-map file and key) and the rule.
-public typealias PlacementError = RuleViolation<PlacementRule>
+package typealias PlacementError = RuleViolation<PlacementRule>

@@ -10,19 +10,19 @@ import TensorEngine
 /// (`name == key` or `name` starts with `key + "."`; `""` covers everything) — how accelerate resolves a map
 /// when loading. Values: an accelerator index (a JSON integer, or a string of digits or `cuda:N`-style),
 /// `"cpu"` or `"disk"`.
-public struct UserDeviceMap: Sendable, Equatable {
+package struct UserDeviceMap: Sendable, Equatable {
     /// The entries in the file's order.
-    public let entries: OrderedDictionary<String, Device>
+    package let entries: OrderedDictionary<String, Device>
     /// The file the map came from (for messages).
-    public let source: String
+    package let source: String
 
-    public init(_ entries: OrderedDictionary<String, Device>, source: String = "device map") {
+    package init(_ entries: OrderedDictionary<String, Device>, source: String = "device map") {
         self.entries = entries
         self.source = source
     }
 
     /// Reads and validates a map file. Errors (exit 65) name the file and, where it applies, the key.
-    public static func load(path: String) throws -> UserDeviceMap {
+    package static func load(path: String) throws -> UserDeviceMap {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw PlacementError(.invalidMode, source: "--device-map", location: path, "no such file; give auto, balanced, sequential or a JSON map file", category: .missingInput)
@@ -44,7 +44,7 @@ public struct UserDeviceMap: Sendable, Equatable {
     }
 
     /// Validates a map given as JSON (a file's content or a scenario's `device_map` object) at `path` in `source`.
-    public static func parse(json value: JSONValue, source: String, path: String = "$") throws(PlacementError) -> UserDeviceMap {
+    package static func parse(json value: JSONValue, source: String, path: String = "$") throws(PlacementError) -> UserDeviceMap {
         guard case .object(let object) = value else {
             throw PlacementError(
                 .invalidDeviceMap, source: source, location: path,
@@ -82,7 +82,7 @@ public struct UserDeviceMap: Sendable, Equatable {
     }
 
     /// The entry that places `tensor`: the longest key equal to it or to one of its parent modules.
-    public func key(for tensor: String) -> String? {
+    package func key(for tensor: String) -> String? {
         var name = tensor
         while true {
             if entries[name] != nil { return name }
@@ -92,5 +92,5 @@ public struct UserDeviceMap: Sendable, Equatable {
         return entries[""] != nil ? "" : nil
     }
 
-    public func device(for tensor: String) -> Device? { key(for: tensor).flatMap { entries[$0] } }
+    package func device(for tensor: String) -> Device? { key(for: tensor).flatMap { entries[$0] } }
 }

@@ -9,9 +9,9 @@ import Glibc
 /// `/sys/fs/cgroup/memory` for v1, `/sys/fs/cgroup` for v2). In a container the mount's root is often the
 /// container's own cgroup, so the path from `/proc/self/cgroup` may not exist under the mount: then the mount
 /// root is read instead, and ``pathSource`` says so. Files that are absent give nil.
-public struct CgroupMemory: Sendable, Equatable {
+package struct CgroupMemory: Sendable, Equatable {
     /// Which cgroup interface the figures come from.
-    public enum Version: String, Sendable, Equatable {
+    package enum Version: String, Sendable, Equatable {
         /// cgroup v1: `memory.limit_in_bytes`, `memory.usage_in_bytes`, `memory.max_usage_in_bytes`,
         /// `memory.oom_control`.
         case v1
@@ -20,7 +20,7 @@ public struct CgroupMemory: Sendable, Equatable {
     }
 
     /// Which folder was read.
-    public enum PathSource: String, Sendable, Equatable {
+    package enum PathSource: String, Sendable, Equatable {
         /// The process's own cgroup folder (mount point + path from `/proc/self/cgroup`).
         case ownCgroup
         /// The mount root, because the own cgroup folder did not exist under the mount.
@@ -28,7 +28,7 @@ public struct CgroupMemory: Sendable, Equatable {
     }
 
     /// A memory limit.
-    public enum Limit: Sendable, Equatable {
+    package enum Limit: Sendable, Equatable {
         /// No limit (`max` in v2; in v1 a value ≥ 2⁶², the kernel's "unlimited" 0x7FFFFFFFFFFFF000).
         case unlimited
         /// A limit in bytes.
@@ -36,25 +36,25 @@ public struct CgroupMemory: Sendable, Equatable {
     }
 
     /// v1 or v2.
-    public var version: Version
+    package var version: Version
     /// The cgroup path from `/proc/self/cgroup`, e.g. "/process_api/67a3…".
-    public var cgroupPath: String
+    package var cgroupPath: String
     /// The folder the figures were read from.
-    public var directory: String
+    package var directory: String
     /// Whether ``directory`` is the own cgroup or the mount root fallback.
-    public var pathSource: PathSource
+    package var pathSource: PathSource
     /// `memory.limit_in_bytes` (v1) or `memory.max` (v2).
-    public var limit: Limit?
+    package var limit: Limit?
     /// `memory.usage_in_bytes` (v1) or `memory.current` (v2): bytes charged to the cgroup now (includes page
     /// cache).
-    public var usageBytes: Int?
+    package var usageBytes: Int?
     /// `memory.max_usage_in_bytes` (v1) or `memory.peak` (v2, Linux ≥ 5.19): the most bytes ever charged.
-    public var peakBytes: Int?
+    package var peakBytes: Int?
     /// The `oom_kill` count of `memory.oom_control` (v1, Linux ≥ 4.13) or `memory.events` (v2).
-    public var oomKillCount: Int?
+    package var oomKillCount: Int?
 
     /// The calling process's cgroup memory figures; nil when no memory controller can be found.
-    public static func current() -> CgroupMemory? {
+    package static func current() -> CgroupMemory? {
         guard let cgroupText = readTextFile("/proc/self/cgroup") else { return nil }
         let mounts = readTextFile("/proc/self/mountinfo").map(parseMountinfo) ?? []
         let membership = parseProcCgroup(cgroupText)
@@ -77,7 +77,7 @@ public struct CgroupMemory: Sendable, Equatable {
     }
 
     /// The same cgroup's figures read again.
-    public func refreshed() -> CgroupMemory {
+    package func refreshed() -> CgroupMemory {
         Self.read(version: version, cgroupPath: cgroupPath, directory: directory, pathSource: pathSource)
     }
 

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// How a child process ended, decoded from a `wait4` status.
-public enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
+package enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
     /// It called `exit(code)` (`WIFEXITED`, `WEXITSTATUS`).
     case exited(code: Int32)
     /// A signal ended it (`WIFSIGNALED`, `WTERMSIG`, `WCOREDUMP`). An OOM-killed process ends by SIGKILL.
@@ -11,7 +11,7 @@ public enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
 
     /// Decodes a raw `wait` status (the `WIF*` macros, which Swift cannot import). Nil for a stopped or
     /// continued status.
-    public init?(waitStatus status: Int32) {
+    package init?(waitStatus status: Int32) {
         let low = status & 0x7f
         if low == 0 {
             self = .exited(code: (status >> 8) & 0xff)
@@ -23,19 +23,19 @@ public enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// True when SIGKILL ended it (what the kernel's OOM killer sends).
-    public var isKill: Bool {
+    package var isKill: Bool {
         if case .signaled(let signal, _) = self { return signal == SIGKILL }
         return false
     }
 
     /// The terminating signal's name ("SIGKILL"), nil for a normal exit.
-    public var signalName: String? {
+    package var signalName: String? {
         if case .signaled(let signal, _) = self { return Self.signalName(signal) }
         return nil
     }
 
     /// The conventional name of a Linux signal number: "SIGKILL", "SIGRTMIN+3", or "SIG<n>" when unknown.
-    public static func signalName(_ number: Int32) -> String {
+    package static func signalName(_ number: Int32) -> String {
         let names: [(Int32, String)] = [
             (SIGHUP, "SIGHUP"), (SIGINT, "SIGINT"), (SIGQUIT, "SIGQUIT"), (SIGILL, "SIGILL"), (SIGTRAP, "SIGTRAP"),
             (SIGABRT, "SIGABRT"), (SIGBUS, "SIGBUS"), (SIGFPE, "SIGFPE"), (SIGKILL, "SIGKILL"), (SIGUSR1, "SIGUSR1"),
@@ -53,7 +53,7 @@ public enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
         return "SIG\(number)"
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .exited(let code): return "exited with status \(code)"
         case .signaled(let signal, let core):
@@ -63,14 +63,14 @@ public enum ChildTermination: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A reaped child: how it ended and what it used.
-public struct ChildExit: Sendable, Equatable {
+package struct ChildExit: Sendable, Equatable {
     /// Exit status or terminating signal.
-    public var termination: ChildTermination
+    package var termination: ChildTermination
     /// The child's `rusage` from `wait4` (includes its own reaped descendants). Its `maxRSSBytes` suffers the
     /// exec pitfall (see ``ChildResourceUsage/maxRSSBytes``).
-    public var resourceUsage: ChildResourceUsage
+    package var resourceUsage: ChildResourceUsage
 
-    public init(termination: ChildTermination, resourceUsage: ChildResourceUsage) {
+    package init(termination: ChildTermination, resourceUsage: ChildResourceUsage) {
         self.termination = termination
         self.resourceUsage = resourceUsage
     }

@@ -25,9 +25,9 @@ import Glibc
 ///
 /// The executable is a path (no `PATH` search). File descriptors the parent opened without `O_CLOEXEC` are
 /// inherited.
-public final class ChildProcess: Sendable {
+package final class ChildProcess: Sendable {
     /// Where the child's standard input comes from.
-    public enum Input: Sendable, Equatable {
+    package enum Input: Sendable, Equatable {
         /// The parent's standard input.
         case inherit
         /// `/dev/null`.
@@ -37,7 +37,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// Where the child's standard output or error goes.
-    public enum Output: Sendable, Equatable {
+    package enum Output: Sendable, Equatable {
         /// The parent's stream.
         case inherit
         /// `/dev/null`.
@@ -49,21 +49,21 @@ public final class ChildProcess: Sendable {
     }
 
     /// How to start the child.
-    public struct Options: Sendable, Equatable {
+    package struct Options: Sendable, Equatable {
         /// Standard input (default: inherited).
-        public var standardInput: Input
+        package var standardInput: Input
         /// Standard output (default: inherited).
-        public var standardOutput: Output
+        package var standardOutput: Output
         /// Standard error (default: inherited). The same `.file` path as standard output shares one open file.
-        public var standardError: Output
+        package var standardError: Output
         /// Put the child in its own process group (default true).
-        public var ownProcessGroup: Bool
+        package var ownProcessGroup: Bool
         /// Parent descriptors the child gets as the given numbers (≥ 3): `[3: pipeWriteEnd]`.
-        public var descriptors: [Int32: Int32]
+        package var descriptors: [Int32: Int32]
         /// The signal the kernel sends the child when the parent dies (`PR_SET_PDEATHSIG`); nil: none.
-        public var parentDeathSignal: Int32?
+        package var parentDeathSignal: Int32?
 
-        public init(
+        package init(
             standardInput: Input = .inherit, standardOutput: Output = .inherit, standardError: Output = .inherit,
             ownProcessGroup: Bool = true, descriptors: [Int32: Int32] = [:], parentDeathSignal: Int32? = SIGKILL
         ) {
@@ -77,11 +77,11 @@ public final class ChildProcess: Sendable {
     }
 
     /// The child's process id (and, with ``Options/ownProcessGroup``, its process group id).
-    public let pid: pid_t
+    package let pid: pid_t
     /// The program path.
-    public let executable: String
+    package let executable: String
     /// The options it was started with.
-    public let options: Options
+    package let options: Options
 
     private let exit = Mutex<ChildExit?>(nil)
     /// Extra descriptors are staged at this number and above before the fork.
@@ -95,7 +95,7 @@ public final class ChildProcess: Sendable {
 
     /// Starts `executable` with argv `[executable] + arguments` and exactly `environment` (nothing inherited;
     /// written as `KEY=value` sorted by key).
-    public static func spawn(
+    package static func spawn(
         executable: String,
         arguments: [String] = [],
         environment: [String: String],
@@ -121,7 +121,7 @@ public final class ChildProcess: Sendable {
     /// Blocks until the child exits and reaps it: `waitid(P_PID, WEXITED | WNOWAIT)` (waits without reaping, so
     /// ``terminate(grace:)`` from another thread can still signal it safely), then `wait4` for its status and
     /// `rusage`. Later calls return the same result.
-    public func wait() throws(SystemCallError) -> ChildExit {
+    package func wait() throws(SystemCallError) -> ChildExit {
         if let exit = exit.withLock({ $0 }) { return exit }
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 {
@@ -137,7 +137,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// Reaps the child if it has exited (`wait4(WNOHANG)`); nil while it runs.
-    public func poll() throws(SystemCallError) -> ChildExit? {
+    package func poll() throws(SystemCallError) -> ChildExit? {
         try reap(blocking: false)
     }
 
@@ -163,13 +163,13 @@ public final class ChildProcess: Sendable {
     }
 
     /// True once the child has been reaped.
-    public var hasExited: Bool { exit.withLock { $0 != nil } }
+    package var hasExited: Bool { exit.withLock { $0 != nil } }
 
     // MARK: Signals
 
     /// Sends `signal` to the child (`kill`; to its whole process group when it has its own). Does nothing once
     /// the child has been reaped (its pid may belong to another process by then).
-    public func signal(_ signal: Int32) throws(SystemCallError) {
+    package func signal(_ signal: Int32) throws(SystemCallError) {
         let pid = self.pid
         let group = options.ownProcessGroup
         let failure: SystemCallError? = exit.withLock { exit in
@@ -185,7 +185,7 @@ public final class ChildProcess: Sendable {
     /// and returns how it ended. A stopped child (SIGSTOP) cannot act on SIGTERM: it gets SIGKILL at the end
     /// of the grace period like any other.
     @discardableResult
-    public func terminate(grace: Duration = .seconds(5)) throws(SystemCallError) -> ChildExit {
+    package func terminate(grace: Duration = .seconds(5)) throws(SystemCallError) -> ChildExit {
         if let exit = try poll() { return exit }
         try signal(SIGTERM)
         let deadline = MonotonicClock.monotonicSeconds() + grace.probesSeconds
@@ -198,7 +198,7 @@ public final class ChildProcess: Sendable {
 
     /// SIGKILL to the child's process group, then reaps it.
     @discardableResult
-    public func kill() throws(SystemCallError) -> ChildExit {
+    package func kill() throws(SystemCallError) -> ChildExit {
         try signal(SIGKILL)
         return try wait()
     }
@@ -206,7 +206,7 @@ public final class ChildProcess: Sendable {
     // MARK: Helpers
 
     /// `readlink("/proc/self/exe")`: the absolute path of the running executable.
-    public static func currentExecutablePath() throws(SystemCallError) -> String {
+    package static func currentExecutablePath() throws(SystemCallError) -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard length > 0 else { throw .current("readlink", "/proc/self/exe") }
@@ -214,7 +214,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// This process's environment (`environ`) as a dictionary, to extend and pass to ``spawn(executable:arguments:environment:options:)``.
-    public static func currentEnvironment() -> [String: String] {
+    package static func currentEnvironment() -> [String: String] {
         var result: [String: String] = [:]
         var entry = Glibc.environ
         while let pointer = entry.pointee {

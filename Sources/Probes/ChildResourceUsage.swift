@@ -3,23 +3,23 @@ import Glibc
 #endif
 
 /// Resource usage of a process (`struct rusage`), in bytes and seconds.
-public struct ChildResourceUsage: Sendable, Equatable {
+package struct ChildResourceUsage: Sendable, Equatable {
     /// `ru_maxrss` × 1024 (Linux reports KiB): peak resident set size, bytes.
     ///
     /// - Warning: the exec pitfall: a child shares (vfork) or copies (fork) the parent's address space until
     ///   `exec`, and `exec` folds that space's peak into the child's `ru_maxrss`, so a child of a 10 GB parent
     ///   reports ≥ 10 GB even if it used 5 MB. A child's own `VmHWM`, read before it is reaped, is its peak.
-    public var maxRSSBytes: Int
+    package var maxRSSBytes: Int
     /// `ru_utime`: user CPU seconds.
-    public var userCPUSeconds: Double
+    package var userCPUSeconds: Double
     /// `ru_stime`: system CPU seconds.
-    public var systemCPUSeconds: Double
+    package var systemCPUSeconds: Double
     /// `ru_majflt`: page faults that needed I/O.
-    public var majorPageFaults: Int
+    package var majorPageFaults: Int
     /// `ru_minflt`: page faults served without I/O.
-    public var minorPageFaults: Int
+    package var minorPageFaults: Int
 
-    public init(maxRSSBytes: Int, userCPUSeconds: Double, systemCPUSeconds: Double, majorPageFaults: Int = 0, minorPageFaults: Int = 0) {
+    package init(maxRSSBytes: Int, userCPUSeconds: Double, systemCPUSeconds: Double, majorPageFaults: Int = 0, minorPageFaults: Int = 0) {
         self.maxRSSBytes = maxRSSBytes
         self.userCPUSeconds = userCPUSeconds
         self.systemCPUSeconds = systemCPUSeconds

@@ -14,9 +14,9 @@ import Glibc
 /// 2. runs the handler that was installed before (the runtime's backtracer), if any;
 /// 3. restores the default disposition and re-raises the signal, so the process dies by it whatever the
 ///    previous handler did, and its parent's `wait4` reports the signal.
-public enum FatalSignalGuard {
+package enum FatalSignalGuard {
     /// The signals treated as fatal.
-    public static let signals: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP]
+    package static let signals: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP]
 
     /// Per signal number (1…64): the prepared line and the previous action. Written by `install` before the
     /// handler is installed, only read by the handler (no locks, no allocation).
@@ -70,7 +70,7 @@ public enum FatalSignalGuard {
 
     /// Installs the guard; `line(signal, name)` gives the bytes to write for each signal (a newline-terminated
     /// JSON event, say). Call once, early, from one thread.
-    public static func install(reportingTo descriptor: Int32, line: (Int32, String) -> [UInt8]) throws(SystemCallError) {
+    package static func install(reportingTo descriptor: Int32, line: (Int32, String) -> [UInt8]) throws(SystemCallError) {
         table.initialize(repeating: Entry(line: nil, length: 0, previous: sigaction(), hasPrevious: false), count: 65)
         Self.descriptor = descriptor
         for signal in signals {

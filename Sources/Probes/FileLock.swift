@@ -4,12 +4,12 @@ import Glibc
 
 /// An exclusive advisory lock on a file (`flock(LOCK_EX)`), held until ``release()`` or deinit: how two
 /// processes sharing a work folder (two `run`s, the ranks of a job) take turns generating a checkpoint.
-public final class FileLock {
+package final class FileLock {
     private var descriptor: Int32
 
     /// Opens (creating) `path` and takes the lock, polling every 50 ms (`flock(LOCK_EX | LOCK_NB)`) so that
     /// `isCancelled` can end the wait; nil when cancelled.
-    public static func acquire(_ path: String, isCancelled: () -> Bool = { false }) throws(SystemCallError) -> FileLock? {
+    package static func acquire(_ path: String, isCancelled: () -> Bool = { false }) throws(SystemCallError) -> FileLock? {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .current("open", path) }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
@@ -40,7 +40,7 @@ public final class FileLock {
     /// The file is removed (`unlink`) on release while still locked; a process that opened it before the
     /// removal and then wins the lock finds, by comparing `fstat` with `stat`, that its file is no longer
     /// the one at `path`, and tries again on the new one.
-    public static func tryAcquire(_ path: String) throws(SystemCallError) -> (lock: FileLock?, holder: Int32?) {
+    package static func tryAcquire(_ path: String) throws(SystemCallError) -> (lock: FileLock?, holder: Int32?) {
         while true {
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw .current("open", path) }
@@ -73,7 +73,7 @@ public final class FileLock {
     }
 
     /// `unlink` (for a ``tryAcquire(_:)`` lock), `flock(LOCK_UN)` and `close`.
-    public func release() {
+    package func release() {
         guard descriptor >= 0 else { return }
         if let removedPath { unlink(removedPath) }
         flock(descriptor, LOCK_UN)

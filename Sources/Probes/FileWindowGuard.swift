@@ -23,11 +23,11 @@ import Synchronization
 /// The handler takes no lock and allocates nothing: the table is allocated once and its slots are atomics,
 /// written under a mutex by registration (never in the handler) and read by the handler. Installed lazily at
 /// the first mapping, so whatever was installed earlier (a measured child's ``FatalSignalGuard``) is chained.
-public enum FileWindowGuard {
+package enum FileWindowGuard {
     /// How many windows may be mapped at once: a model's every tensor as a view plus offloaded weights (a
     /// 70B-parameter model has ~720 tensors). When full, the mapping is refused (TensorEngine's `FileWindowError`). Kept
     /// small because the table is touched when first used: 3 × 32 KiB, inside a measured load's RSS.
-    public static let capacity = 4096
+    package static let capacity = 4096
 
     /// Per slot: the window's first byte (0 while the slot is free), its end, and whether it faulted.
     private nonisolated(unsafe) static let starts = allocateSlots()
@@ -52,7 +52,7 @@ public enum FileWindowGuard {
 
     /// Registers a window (`base ..< base + length`, the whole mapping); returns its slot, or nil when the
     /// table is full or the handler could not be installed.
-    public static func register(base: UnsafeMutableRawPointer, length: Int) -> Int? {
+    package static func register(base: UnsafeMutableRawPointer, length: Int) -> Int? {
         registration.withLock { state -> Int? in
             if !state.installed {
                 guard installHandler() else { return nil }
@@ -75,7 +75,7 @@ public enum FileWindowGuard {
 
     /// Frees a slot; called before the window is unmapped, so an address reused by a later mapping is never
     /// mistaken for it.
-    public static func unregister(_ slot: Int) {
+    package static func unregister(_ slot: Int) {
         registration.withLock { state in
             starts[slot].store(0, ordering: .releasing)
             state.free.append(slot)
@@ -83,7 +83,7 @@ public enum FileWindowGuard {
     }
 
     /// Whether a read of the window in `slot` touched a page past its file's end.
-    public static func faulted(_ slot: Int) -> Bool { faults[slot].load(ordering: .acquiring) != 0 }
+    package static func faulted(_ slot: Int) -> Bool { faults[slot].load(ordering: .acquiring) != 0 }
 
     private static func installHandler() -> Bool {
         pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))

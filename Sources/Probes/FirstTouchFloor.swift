@@ -5,19 +5,19 @@ import Glibc
 #endif
 
 /// What ``FirstTouchFloor/measure(bytes:passes:chunk:threads:)`` measured.
-public struct FirstTouchResult: Sendable, Equatable, Codable {
+package struct FirstTouchResult: Sendable, Equatable, Codable {
     /// Bytes written per pass.
-    public var bytes: Int
+    package var bytes: Int
     /// Wall seconds (`CLOCK_MONOTONIC`) of each pass, in order; unmapping is not counted.
-    public var seconds: [Double]
+    package var seconds: [Double]
 
-    public init(bytes: Int, seconds: [Double]) {
+    package init(bytes: Int, seconds: [Double]) {
         self.bytes = bytes
         self.seconds = seconds
     }
 
     /// bytes / seconds of pass `index` (nil when it is missing or took no time).
-    public func bytesPerSecond(pass index: Int) -> Double? {
+    package func bytesPerSecond(pass index: Int) -> Double? {
         guard seconds.indices.contains(index), seconds[index] > 0 else { return nil }
         return Double(bytes) / seconds[index]
     }
@@ -31,10 +31,10 @@ public struct FirstTouchResult: Sendable, Equatable, Codable {
 /// reporting, ``FreePageReporting``): there the first write of a page the host does not hold costs the host's
 /// fault, several times the guest's own, and the same pages written again at once (before they are reported)
 /// cost only the guest's.
-public enum FirstTouchFloor {
+package enum FirstTouchFloor {
     /// `passes` times: a fresh ``HugePageBuffer`` of `bytes`, written with `memset` in `chunk`-byte windows,
     /// `threads` at once (default: every core), then unmapped (not timed) before the next pass.
-    public static func measure(
+    package static func measure(
         bytes: Int, passes: Int = 2, chunk: Int = 8 << 20, threads: Int = ProcessInfo.processInfo.activeProcessorCount
     ) throws(SystemCallError) -> FirstTouchResult {
         let chunk = max(chunk, HugePageBuffer.hugePageSize)

@@ -4,16 +4,16 @@ import Foundation
 /// (`mm/page_reporting.c`), which a virtio-balloon device with `VIRTIO_BALLOON_F_REPORTING` drives. The host
 /// then drops the pages and must back them again on their next first write, so a process that allocates
 /// memory no recent process used pays the host's fault (see ``FirstTouchFloor``).
-public struct FreePageReporting: Sendable, Equatable, Codable {
+package struct FreePageReporting: Sendable, Equatable, Codable {
     /// `page_reporting_order` (`/sys/module/page_reporting/parameters/`): free blocks of 2^order pages are reported.
-    public var order: Int?
+    package var order: Int?
     /// `reported_kib` where the kernel exports it: KiB reported to the host since boot, bytes.
-    public var reportedBytes: Int?
+    package var reportedBytes: Int?
 
     /// Reads the module's parameters when a virtio-balloon device offers reporting
     /// (`/sys/bus/virtio/drivers/virtio_balloon/*/features`, bit 5); nil otherwise (bare metal, or a balloon
     /// without reporting).
-    public static func current() -> FreePageReporting? {
+    package static func current() -> FreePageReporting? {
         guard balloonOffersReporting() else { return nil }
         let parameters = "/sys/module/page_reporting/parameters/"
         func number(_ name: String) -> Int? { readTextFile(parameters + name).flatMap { Int($0.trimmingBlanks()) } }

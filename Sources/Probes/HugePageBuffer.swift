@@ -8,21 +8,21 @@ import Glibc
 ///
 /// Pages are not touched here: they become resident (and count in RssAnon) as they are written.
 /// Not `Sendable`: it hands out a raw pointer.
-public final class HugePageBuffer {
+package final class HugePageBuffer {
     /// 2 MiB, the x86-64 transparent huge page size.
-    public static let hugePageSize = 2 * 1024 * 1024
+    package static let hugePageSize = 2 * 1024 * 1024
 
     /// Start of the buffer (2 MiB-aligned).
-    public let baseAddress: UnsafeMutableRawPointer
+    package let baseAddress: UnsafeMutableRawPointer
     /// Bytes asked for.
-    public let byteCount: Int
+    package let byteCount: Int
     /// Bytes mapped: `byteCount` rounded up to a multiple of 2 MiB (at least 2 MiB).
-    public let mappedByteCount: Int
+    package let mappedByteCount: Int
     /// Whether `madvise(MADV_HUGEPAGE)` succeeded (false when THP is compiled out or disabled as "never").
-    public let hugePagesAdvised: Bool
+    package let hugePagesAdvised: Bool
 
     /// Maps `byteCount` bytes (rounded up to 2 MiB).
-    public init(byteCount: Int) throws(SystemCallError) {
+    package init(byteCount: Int) throws(SystemCallError) {
         guard byteCount >= 0 else { throw SystemCallError(call: "mmap", subject: "\(byteCount) bytes", errno: .invalidArgument) }
         let huge = Self.hugePageSize
         let (rounded, overflow) = byteCount.addingReportingOverflow(huge - 1)
@@ -46,7 +46,7 @@ public final class HugePageBuffer {
     }
 
     /// The first `byteCount` bytes.
-    public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: baseAddress, count: byteCount) }
+    package var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: baseAddress, count: byteCount) }
 
     deinit { munmap(baseAddress, mappedByteCount) }
 }

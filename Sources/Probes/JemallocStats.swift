@@ -5,22 +5,22 @@ import Glibc
 #endif
 
 /// jemalloc's process-wide statistics, read through `mallctlbymib` after an `epoch` refresh. All in bytes.
-public struct JemallocGlobalStats: Sendable, Equatable {
+package struct JemallocGlobalStats: Sendable, Equatable {
     /// `stats.allocated`: bytes in live allocations (what the program asked for, rounded to size classes).
-    public var allocatedBytes: Int
+    package var allocatedBytes: Int
     /// `stats.active`: bytes in active pages (pages holding at least one live allocation); ≥ allocated.
-    public var activeBytes: Int
+    package var activeBytes: Int
     /// `stats.resident`: bytes in pages jemalloc believes resident (data, metadata, dirty unused pages). An upper
     /// bound that also counts never-touched pages of fresh allocations: not the kernel's RSS.
-    public var residentBytes: Int
+    package var residentBytes: Int
     /// `stats.mapped`: bytes in extents jemalloc has mapped and in use (active or dirty), not retained ones.
-    public var mappedBytes: Int
+    package var mappedBytes: Int
     /// `stats.retained`: bytes of virtual memory kept for reuse, unmapped from the kernel's view (not resident).
-    public var retainedBytes: Int
+    package var retainedBytes: Int
     /// `stats.metadata`: bytes of jemalloc's own bookkeeping.
-    public var metadataBytes: Int
+    package var metadataBytes: Int
 
-    public init(
+    package init(
         allocatedBytes: Int, activeBytes: Int, residentBytes: Int, mappedBytes: Int, retainedBytes: Int,
         metadataBytes: Int
     ) {
@@ -34,23 +34,23 @@ public struct JemallocGlobalStats: Sendable, Equatable {
 }
 
 /// One arena's live bytes (after an `epoch` refresh). Nil when the arena does not exist or is uninitialised.
-public struct JemallocArenaStats: Sendable, Equatable {
+package struct JemallocArenaStats: Sendable, Equatable {
     /// The arena index (`MALLCTL_ARENAS_ALL` = 4096 for the sum over all arenas).
-    public var arena: UInt32
+    package var arena: UInt32
     /// `stats.arenas.<i>.small.allocated`: bytes in live small-size-class allocations.
-    public var smallAllocatedBytes: Int?
+    package var smallAllocatedBytes: Int?
     /// `stats.arenas.<i>.large.allocated`: bytes in live large allocations.
-    public var largeAllocatedBytes: Int?
+    package var largeAllocatedBytes: Int?
     /// `stats.arenas.<i>.pactive` × `arenas.page`: bytes in the arena's active pages.
-    public var activeBytes: Int?
+    package var activeBytes: Int?
 
     /// small + large allocated bytes, when both are known.
-    public var allocatedBytes: Int? {
+    package var allocatedBytes: Int? {
         guard let smallAllocatedBytes, let largeAllocatedBytes else { return nil }
         return smallAllocatedBytes + largeAllocatedBytes
     }
 
-    public init(arena: UInt32, smallAllocatedBytes: Int?, largeAllocatedBytes: Int?, activeBytes: Int?) {
+    package init(arena: UInt32, smallAllocatedBytes: Int?, largeAllocatedBytes: Int?, activeBytes: Int?) {
         self.arena = arena
         self.smallAllocatedBytes = smallAllocatedBytes
         self.largeAllocatedBytes = largeAllocatedBytes
@@ -59,51 +59,51 @@ public struct JemallocArenaStats: Sendable, Equatable {
 }
 
 /// How jemalloc is configured in this process (each field nil when its `mallctl` fails).
-public struct JemallocConfiguration: Sendable, Equatable {
+package struct JemallocConfiguration: Sendable, Equatable {
     /// `version`, e.g. "5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c".
-    public var version: String?
+    package var version: String?
     /// `opt.dirty_decay_ms`: milliseconds before unused dirty pages are purged (−1: never; 0: at once).
-    public var dirtyDecayMilliseconds: Int?
+    package var dirtyDecayMilliseconds: Int?
     /// `opt.muzzy_decay_ms`: milliseconds before muzzy pages are released.
-    public var muzzyDecayMilliseconds: Int?
+    package var muzzyDecayMilliseconds: Int?
     /// `opt.thp`: jemalloc's transparent-huge-page mode ("default", "always", "never").
-    public var transparentHugePages: String?
+    package var transparentHugePages: String?
     /// `opt.oversize_threshold`: allocations of at least this many bytes go to a dedicated, eagerly purged arena.
-    public var oversizeThresholdBytes: Int?
+    package var oversizeThresholdBytes: Int?
     /// `opt.narenas`: the number of automatic arenas.
-    public var automaticArenaCount: UInt32?
+    package var automaticArenaCount: UInt32?
     /// `arenas.narenas`: arenas existing now (automatic plus those made with `arenas.create`).
-    public var currentArenaCount: UInt32?
+    package var currentArenaCount: UInt32?
     /// `opt.tcache`: whether thread caches are enabled.
-    public var threadCache: Bool?
+    package var threadCache: Bool?
     /// `config.stats`: whether jemalloc was built with statistics (all `stats.*` figures need it).
-    public var statisticsEnabled: Bool?
+    package var statisticsEnabled: Bool?
     /// `config.malloc_conf`: the options compiled into the library ("" when none).
-    public var compiledMallocConf: String?
+    package var compiledMallocConf: String?
     /// The `MALLOC_CONF` environment variable of this process (`getenv`), nil when unset.
-    public var environmentMallocConf: String?
+    package var environmentMallocConf: String?
     /// `arenas.page`: jemalloc's page size in bytes.
-    public var pageSize: Int?
+    package var pageSize: Int?
 }
 
 /// The outcome of ``JemallocStats/checkActiveAllocator(probeBytes:)``: whether jemalloc serves this process's
 /// plain `malloc`, and the evidence.
-public struct AllocatorCheck: Sendable, Equatable {
+package struct AllocatorCheck: Sendable, Equatable {
     /// `mallctl("version")` answered: libjemalloc is loaded.
-    public var jemallocLoaded: Bool
+    package var jemallocLoaded: Bool
     /// The file of the mapping holding the address `dlsym(RTLD_DEFAULT, "malloc")` resolves to (from
     /// `/proc/self/maps`), e.g. ".../libjemalloc.so.2" or ".../libc.so.6".
-    public var mallocProvider: String?
+    package var mallocProvider: String?
     /// The size of the probe allocation made with that `malloc`, bytes.
-    public var probeBytes: Int
+    package var probeBytes: Int
     /// Rise of `thread.allocated` (this thread's running total of bytes allocated by jemalloc) across the probe
     /// `malloc`; ≥ probeBytes only if jemalloc served it. Immune to other threads.
-    public var threadAllocatedDeltaBytes: Int?
+    package var threadAllocatedDeltaBytes: Int?
     /// Rise of `stats.allocated` (after `epoch`) while the probe was live; other threads can disturb it.
-    public var statsAllocatedDeltaBytes: Int?
+    package var statsAllocatedDeltaBytes: Int?
 
     /// True when jemalloc demonstrably served the probe `malloc` (`thread.allocated` rose by ≥ probeBytes).
-    public var servesMalloc: Bool {
+    package var servesMalloc: Bool {
         guard let threadAllocatedDeltaBytes else { return false }
         return threadAllocatedDeltaBytes >= probeBytes
     }
@@ -114,9 +114,9 @@ public struct AllocatorCheck: Sendable, Equatable {
 ///
 /// jemalloc 5.3 from Debian, unprefixed API. Create with ``init()``, which fails (nil) when jemalloc does not
 /// answer `mallctl` — the process then is not using jemalloc, and callers report that instead of statistics.
-public struct JemallocStats: Sendable {
+package struct JemallocStats: Sendable {
     /// `MALLCTL_ARENAS_ALL`: the arena index meaning "all arenas" in `arena.<i>.*` and `stats.arenas.<i>.*`.
-    public static let allArenas: UInt32 = cjemalloc_arenas_all()
+    package static let allArenas: UInt32 = cjemalloc_arenas_all()
 
     private let epochMIB: [Int]
     private let allocatedMIB: [Int]
@@ -129,11 +129,11 @@ public struct JemallocStats: Sendable {
     private let arenaLargeAllocatedMIB: [Int]
     private let arenaPactiveMIB: [Int]
     /// `arenas.page`, bytes.
-    public let pageSize: Int
+    package let pageSize: Int
 
     /// Resolves the MIBs (`mallctlnametomib`). Nil when jemalloc does not answer (not linked, or built
     /// without statistics).
-    public init?() {
+    package init?() {
         guard
             let epoch = Self.mib("epoch"),
             let allocated = Self.mib("stats.allocated"),
@@ -163,7 +163,7 @@ public struct JemallocStats: Sendable {
 
     /// Writes `epoch`, making jemalloc recompute the cached `stats.*` values. Returns false on failure.
     @discardableResult
-    public func refresh() -> Bool {
+    package func refresh() -> Bool {
         var newEpoch: UInt64 = 1
         let status = epochMIB.withUnsafeBufferPointer {
             mallctlbymib($0.baseAddress, $0.count, nil, nil, &newEpoch, MemoryLayout<UInt64>.size)
@@ -172,7 +172,7 @@ public struct JemallocStats: Sendable {
     }
 
     /// Reads the global statistics; with `refresh` (default) writes `epoch` first. Nil if any read fails.
-    public func read(refresh: Bool = true) -> JemallocGlobalStats? {
+    package func read(refresh: Bool = true) -> JemallocGlobalStats? {
         if refresh && !self.refresh() { return nil }
         guard
             let allocated = Self.readSize(allocatedMIB),
@@ -190,7 +190,7 @@ public struct JemallocStats: Sendable {
 
     /// Reads one arena's live bytes (`stats.arenas.<i>.small.allocated`, `.large.allocated`, `.pactive`); pass
     /// ``allArenas`` for the sum. With `refresh` (default) writes `epoch` first.
-    public func arenaStats(arena: UInt32, refresh: Bool = true) -> JemallocArenaStats {
+    package func arenaStats(arena: UInt32, refresh: Bool = true) -> JemallocArenaStats {
         if refresh { self.refresh() }
         func indexed(_ mib: [Int]) -> [Int] {
             var copy = mib
@@ -207,7 +207,7 @@ public struct JemallocStats: Sendable {
     }
 
     /// Every existing arena's statistics (`arenas.narenas` of them), skipping uninitialised arenas.
-    public func allArenaStats() -> [JemallocArenaStats] {
+    package func allArenaStats() -> [JemallocArenaStats] {
         refresh()
         let count: UInt32 = Self.read("arenas.narenas") ?? 0
         var result: [JemallocArenaStats] = []
@@ -223,7 +223,7 @@ public struct JemallocStats: Sendable {
     /// `arena.4096.purge` (`MALLCTL_ARENAS_ALL`): returns every arena's unused dirty and muzzy pages to the
     /// kernel now, instead of after `opt.dirty_decay_ms`. Returns false when jemalloc refused.
     @discardableResult
-    public static func purgeAll() -> Bool {
+    package static func purgeAll() -> Bool {
         mallctl("arena.\(allArenas).purge", nil, nil, nil, 0) == 0
     }
 
@@ -232,7 +232,7 @@ public struct JemallocStats: Sendable {
     /// written 0 for each of `arenas.narenas`, and `arenas.dirty_decay_ms`/`arenas.muzzy_decay_ms` for arenas
     /// made later. For a process that measures loads in itself (`bench load`). False when jemalloc refused one.
     @discardableResult
-    public static func returnFreedPagesAtOnce() -> Bool {
+    package static func returnFreedPagesAtOnce() -> Bool {
         var zero = 0
         var ok = true
         let count: UInt32 = read("arenas.narenas") ?? 0
@@ -244,40 +244,40 @@ public struct JemallocStats: Sendable {
     /// `thread.tcache.flush`: returns the calling thread's cached small objects to their arenas, so
     /// `stats.allocated` counts them as free. Returns false when jemalloc refused (e.g. tcache disabled).
     @discardableResult
-    public static func flushThreadCache() -> Bool {
+    package static func flushThreadCache() -> Bool {
         mallctl("thread.tcache.flush", nil, nil, nil, 0) == 0
     }
 
     /// `thread.allocated`: bytes ever allocated by jemalloc on the calling thread (monotonic running total).
-    public static func threadAllocatedBytes() -> Int? {
+    package static func threadAllocatedBytes() -> Int? {
         let value: UInt64? = read("thread.allocated")
         return value.map { Int(truncatingIfNeeded: $0) }
     }
 
     /// `thread.deallocated`: bytes ever freed by jemalloc on the calling thread (monotonic running total).
-    public static func threadDeallocatedBytes() -> Int? {
+    package static func threadDeallocatedBytes() -> Int? {
         let value: UInt64? = read("thread.deallocated")
         return value.map { Int(truncatingIfNeeded: $0) }
     }
 
     /// `thread.peak.read`: the calling thread's high-water mark of (allocated − deallocated) bytes since the
     /// last ``resetThreadPeak()``; about 100 KB accurate, and blind to other threads.
-    public static func threadPeakBytes() -> Int? {
+    package static func threadPeakBytes() -> Int? {
         let value: UInt64? = read("thread.peak.read")
         return value.map { Int(truncatingIfNeeded: $0) }
     }
 
     /// `thread.peak.reset`: restarts the calling thread's ``threadPeakBytes()`` high-water mark.
     @discardableResult
-    public static func resetThreadPeak() -> Bool {
+    package static func resetThreadPeak() -> Bool {
         mallctl("thread.peak.reset", nil, nil, nil, 0) == 0
     }
 
     /// `version`; nil when jemalloc does not answer `mallctl`.
-    public static var version: String? { readString("version") }
+    package static var version: String? { readString("version") }
 
     /// The configuration: options (`opt.*`), build configuration (`config.*`), `arenas.page`, `MALLOC_CONF`.
-    public static func configuration() -> JemallocConfiguration {
+    package static func configuration() -> JemallocConfiguration {
         JemallocConfiguration(
             version: readString("version"),
             dirtyDecayMilliseconds: read("opt.dirty_decay_ms"),
@@ -301,7 +301,7 @@ public struct JemallocStats: Sendable {
     ///
     /// When libjemalloc is linked but not first in symbol-resolution order, glibc serves `malloc` and
     /// jemalloc only sees explicit `mallocx` calls: the check then reports `servesMalloc == false`.
-    public static func checkActiveAllocator(probeBytes: Int = 64 * 1024 * 1024) -> AllocatorCheck {
+    package static func checkActiveAllocator(probeBytes: Int = 64 * 1024 * 1024) -> AllocatorCheck {
         typealias MallocFunction = @convention(c) (Int) -> UnsafeMutableRawPointer?
         typealias FreeFunction = @convention(c) (UnsafeMutableRawPointer?) -> Void
         let loaded = version != nil
@@ -330,7 +330,7 @@ public struct JemallocStats: Sendable {
 
     /// Whether jemalloc serves this process's `malloc` (see ``checkActiveAllocator(probeBytes:)``; allocates
     /// and writes 64 MiB once per call).
-    public static var isActiveAllocator: Bool { checkActiveAllocator().servesMalloc }
+    package static var isActiveAllocator: Bool { checkActiveAllocator().servesMalloc }
 
     // MARK: mallctl plumbing
 

@@ -4,17 +4,17 @@ import Glibc
 
 /// The resident bytes of the mappings of given files in a process, from `/proc/<pid>/smaps`: how much of a
 /// loader's RssFile is the checkpoint it mapped, as opposed to its own code and libraries paged in.
-public enum MappedFiles {
+package enum MappedFiles {
     /// Σ `Rss` over the mappings of `paths` (absolute, links resolved) in `/proc/<pid>/smaps`; nil when the file
     /// cannot be read (the process is gone).
-    public static func residentBytes(pid: pid_t, of paths: Set<String>) -> Int? {
+    package static func residentBytes(pid: pid_t, of paths: Set<String>) -> Int? {
         guard let reader = try? ProcFileReader(path: "/proc/\(pid)/smaps", initialCapacity: 1 << 20) else { return nil }
         return try? reader.read { parse(smaps: $0, files: paths) }
     }
 
     /// The sum for a `smaps` text: each mapping starts with a header line `start-end perms offset dev inode
     /// path`; its `Rss:` line counts when its path is one of `files`.
-    public static func parse(smaps bytes: UnsafeRawBufferPointer, files: Set<String>) -> Int {
+    package static func parse(smaps bytes: UnsafeRawBufferPointer, files: Set<String>) -> Int {
         var total = 0
         var counting = false
         let text = String(decoding: bytes, as: UTF8.self)
@@ -38,7 +38,7 @@ public enum MappedFiles {
     }
 
     /// `realpath(3)`: the path /proc shows for a mapping of `path`.
-    public static func canonicalPath(_ path: String) -> String {
+    package static func canonicalPath(_ path: String) -> String {
         guard let resolved = realpath(path, nil) else { return path }
         defer { free(resolved) }
         return String(cString: resolved)

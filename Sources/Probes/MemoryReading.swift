@@ -1,6 +1,6 @@
 /// Every memory figure this tool reads, each named for exactly what it is and where it comes from: the one
 /// list that samples, snapshots, peaks, deltas, timelines and reports are all made of.
-public enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringConvertible {
+package enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringConvertible {
     /// `VmRSS` of `/proc/<pid>/status`: resident set size (anon + file + shmem).
     case rss
     /// `RssAnon` of `/proc/<pid>/status`: resident anonymous memory (heap, malloc'd tensors).
@@ -34,7 +34,7 @@ public enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringC
     case rssFileCheckpoint
 
     /// The name in JSON keys and timeline columns: `rss_anon`, `jemalloc_allocated`.
-    public var name: String {
+    package var name: String {
         switch self {
         case .rss: "rss"
         case .rssAnon: "rss_anon"
@@ -55,7 +55,7 @@ public enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringC
     }
 
     /// How people name it in tables: the kernel's or jemalloc's own name.
-    public var title: String {
+    package var title: String {
         switch self {
         case .rss: "VmRSS"
         case .rssAnon: "RssAnon"
@@ -76,16 +76,16 @@ public enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringC
     }
 
     /// True for the figures the kernel reports (they exist for any process, whoever loads).
-    public var isKernelFigure: Bool { self <= .pssFile }
+    package var isKernelFigure: Bool { self <= .pssFile }
 
-    public init?(name: String) {
+    package init?(name: String) {
         guard let figure = Self.allCases.first(where: { $0.name == name }) else { return nil }
         self = figure
     }
 
-    public var description: String { name }
+    package var description: String { name }
 
-    public static func < (lhs: MemoryFigure, rhs: MemoryFigure) -> Bool { lhs.rawValue < rhs.rawValue }
+    package static func < (lhs: MemoryFigure, rhs: MemoryFigure) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// One reading of any subset of the ``MemoryFigure``s, in bytes. A figure that was not read (no jemalloc in a
@@ -93,17 +93,17 @@ public enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringC
 ///
 /// Fixed-size and allocation-free (the sampler stores one per millisecond): the figures sit in one SIMD
 /// vector indexed by ``MemoryFigure/rawValue``, absent ones holding a sentinel.
-public struct MemoryReading: Sendable, Equatable {
+package struct MemoryReading: Sendable, Equatable {
     private static let absent = Int64.min
     private var values = SIMD16<Int64>(repeating: MemoryReading.absent)
 
-    public init() {}
+    package init() {}
 
-    public init(_ figures: [MemoryFigure: Int]) {
+    package init(_ figures: [MemoryFigure: Int]) {
         for (figure, bytes) in figures { self[figure] = bytes }
     }
 
-    public subscript(figure: MemoryFigure) -> Int? {
+    package subscript(figure: MemoryFigure) -> Int? {
         get {
             let value = values[figure.rawValue]
             return value == Self.absent ? nil : Int(value)
@@ -112,17 +112,17 @@ public struct MemoryReading: Sendable, Equatable {
     }
 
     /// The figures present, in list order.
-    public var figures: [MemoryFigure] { MemoryFigure.allCases.filter { self[$0] != nil } }
+    package var figures: [MemoryFigure] { MemoryFigure.allCases.filter { self[$0] != nil } }
 
     /// Each figure's maximum of the two readings (a figure absent from one is the other's).
-    public func maximum(_ other: MemoryReading) -> MemoryReading {
+    package func maximum(_ other: MemoryReading) -> MemoryReading {
         var result = MemoryReading()
         result.values = pointwiseMax(values, other.values)
         return result
     }
 
     /// Each figure minus `baseline`'s, for the figures present in both.
-    public func delta(over baseline: MemoryReading) -> MemoryReading {
+    package func delta(over baseline: MemoryReading) -> MemoryReading {
         var result = MemoryReading()
         for figure in MemoryFigure.allCases {
             if let value = self[figure], let base = baseline[figure] { result[figure] = value - base }
@@ -131,14 +131,14 @@ public struct MemoryReading: Sendable, Equatable {
     }
 
     /// This reading with `other`'s figures filled in where this one lacks them.
-    public func merging(_ other: MemoryReading) -> MemoryReading {
+    package func merging(_ other: MemoryReading) -> MemoryReading {
         var result = self
         for figure in MemoryFigure.allCases where result[figure] == nil { result[figure] = other[figure] }
         return result
     }
 
     /// The kernel's figures of a `/proc/<pid>/status` read (and, when given, of `smaps_rollup`).
-    public init(status: ProcessMemory, rollup: SmapsRollup? = nil) {
+    package init(status: ProcessMemory, rollup: SmapsRollup? = nil) {
         self[.rss] = status.vmRSSBytes
         self[.rssAnon] = status.rssAnonBytes
         self[.rssFile] = status.rssFileBytes
@@ -149,7 +149,7 @@ public struct MemoryReading: Sendable, Equatable {
     }
 
     /// Adds jemalloc's process-wide figures.
-    public mutating func add(jemalloc stats: JemallocGlobalStats) {
+    package mutating func add(jemalloc stats: JemallocGlobalStats) {
         self[.jemallocAllocated] = stats.allocatedBytes
         self[.jemallocActive] = stats.activeBytes
         self[.jemallocResident] = stats.residentBytes
@@ -167,17 +167,17 @@ extension MemoryReading: Codable {
         init?(intValue: Int) { nil }
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         try self.init(from: decoder, key: { $0.name + "_bytes" })
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         try encode(to: encoder, key: { $0.name + "_bytes" })
     }
 
     /// Decodes the figures found under `key(figure)`. Whatever key strategy the decoder uses, keys are matched
     /// in snake case, as the results files write them.
-    public init(from decoder: any Decoder, key: (MemoryFigure) -> String) throws {
+    package init(from decoder: any Decoder, key: (MemoryFigure) -> String) throws {
         self.init()
         let container = try decoder.container(keyedBy: Key.self)
         for figure in MemoryFigure.allCases {
@@ -187,19 +187,19 @@ extension MemoryReading: Codable {
         }
     }
 
-    public func encode(to encoder: any Encoder, key: (MemoryFigure) -> String) throws {
+    package func encode(to encoder: any Encoder, key: (MemoryFigure) -> String) throws {
         var container = encoder.container(keyedBy: Key.self)
         for figure in figures { try container.encode(self[figure], forKey: Key(stringValue: Self.camel(key(figure)))) }
     }
 
     /// The encoders of this tool convert camelCase keys to snake_case: keys go out camel-cased so they come
     /// out exactly as named, and come back (converted from snake case or not) matched in snake case.
-    public static func camel(_ snake: String) -> String {
+    package static func camel(_ snake: String) -> String {
         let parts = snake.split(separator: "_")
         return parts.enumerated().map { $0.offset == 0 ? String($0.element) : $0.element.prefix(1).uppercased() + $0.element.dropFirst() }.joined()
     }
 
-    public static func snake(_ key: String) -> String {
+    package static func snake(_ key: String) -> String {
         var out = ""
         for character in key {
             if character.isUppercase { out += "_" + character.lowercased() } else { out.append(character) }

@@ -3,10 +3,10 @@ import Glibc
 #endif
 
 /// `clock_gettime` readings, in seconds, as `Double`.
-public enum MonotonicClock {
+package enum MonotonicClock {
     /// `clock_gettime(CLOCK_MONOTONIC)`: seconds since an arbitrary, fixed point; never jumps.
     @inline(__always)
-    public static func monotonicSeconds() -> Double {
+    package static func monotonicSeconds() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
@@ -51,7 +51,7 @@ public enum MonotonicClock {
     }
 
     /// Sleeps `seconds` on the monotonic clock.
-    public static func sleep(seconds: Double) {
+    package static func sleep(seconds: Double) {
         guard seconds > 0 else { return }
         sleep(until: adding(Int(seconds * 1e9), to: monotonicTimespec()))
     }

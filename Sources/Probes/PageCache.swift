@@ -6,12 +6,12 @@ import Glibc
 
 /// The kernel's page cache for one file: drop it (for cold reads), fill it (for warm reads), and count how
 /// much of the file it holds.
-public enum PageCache {
+package enum PageCache {
     /// Drops the file's clean cached pages: `open(O_RDONLY)`, `fdatasync` (so pages just written are clean
     /// and can go; harmless otherwise, and allowed on a read-only descriptor), then
     /// `posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)`. No root needed. Pages mapped by a process, or dirtied
     /// again meanwhile, may stay: check with ``residentBytes(path:)``.
-    public static func evict(path: String) throws(SystemCallError) {
+    package static func evict(path: String) throws(SystemCallError) {
         let descriptor = try openForReading(path)
         defer { try? descriptor.close() }
         if fdatasync(descriptor.rawValue) != 0 {
@@ -28,7 +28,7 @@ public enum PageCache {
     /// Reads the whole file sequentially (`posix_fadvise(SEQUENTIAL)`, then `read` into one 16 MiB buffer,
     /// discarding the data), which leaves it in the page cache. Returns the bytes read.
     @discardableResult
-    public static func warm(path: String, bufferBytes: Int = 16 * 1024 * 1024) throws(SystemCallError) -> Int {
+    package static func warm(path: String, bufferBytes: Int = 16 * 1024 * 1024) throws(SystemCallError) -> Int {
         let descriptor = try openForReading(path)
         defer { try? descriptor.close() }
         _ = posix_fadvise(descriptor.rawValue, 0, 0, POSIX_FADV_SEQUENTIAL)
@@ -46,7 +46,7 @@ public enum PageCache {
     /// How many bytes of the file are in the page cache now: `mmap(PROT_READ, MAP_SHARED)` of the file (which
     /// faults nothing in) and `mincore` over it, one window of up to 1 GiB at a time. A resident final page
     /// counts only the file's bytes in it, so a fully cached file gives exactly its size.
-    public static func residentBytes(path: String) throws(SystemCallError) -> Int {
+    package static func residentBytes(path: String) throws(SystemCallError) -> Int {
         let descriptor = try openForReading(path)
         defer { try? descriptor.close() }
         var info = stat()

@@ -8,30 +8,30 @@ import Glibc
 ///
 /// A field is nil when the line is missing or unparsable (a zombie process has no `Vm*` lines; a kernel
 /// before 4.5 has no `RssAnon`).
-public struct ProcessMemory: Sendable, Equatable {
+package struct ProcessMemory: Sendable, Equatable {
     /// `VmRSS` of `/proc/<pid>/status`: resident set size (= RssAnon + RssFile + RssShmem), bytes.
     /// The kernel updates it lazily (per-thread counters), so it may lag by a few pages per thread.
-    public var vmRSSBytes: Int?
+    package var vmRSSBytes: Int?
     /// `RssAnon` of `/proc/<pid>/status`: resident anonymous memory (heap, malloc'd buffers), bytes.
-    public var rssAnonBytes: Int?
+    package var rssAnonBytes: Int?
     /// `RssFile` of `/proc/<pid>/status`: resident file-backed mappings (mmapped files, code), bytes.
-    public var rssFileBytes: Int?
+    package var rssFileBytes: Int?
     /// `RssShmem` of `/proc/<pid>/status`: resident shared memory (shmem, tmpfs, shared anonymous), bytes.
-    public var rssShmemBytes: Int?
+    package var rssShmemBytes: Int?
     /// `VmHWM` of `/proc/<pid>/status`: peak resident set size since start or the last
     /// ``ProcessMemory/resetPeakRSS(pid:)``, bytes.
-    public var vmHWMBytes: Int?
+    package var vmHWMBytes: Int?
     /// `VmPeak` of `/proc/<pid>/status`: peak virtual memory size, bytes.
-    public var vmPeakBytes: Int?
+    package var vmPeakBytes: Int?
     /// `VmSize` of `/proc/<pid>/status`: current virtual memory size, bytes.
-    public var vmSizeBytes: Int?
+    package var vmSizeBytes: Int?
 
     /// No figure read yet (every field nil).
-    public init() {}
+    package init() {}
 
     /// Parses the text of a `/proc/<pid>/status` file. Never traps: unknown, missing or malformed lines leave
     /// their field nil.
-    public static func parse(status bytes: UnsafeRawBufferPointer) -> ProcessMemory {
+    package static func parse(status bytes: UnsafeRawBufferPointer) -> ProcessMemory {
         var memory = ProcessMemory()
         var found = 0
         ProcParse.scanFields(in: bytes) { key, rest in
@@ -54,14 +54,14 @@ public struct ProcessMemory: Sendable, Equatable {
     ]
 
     /// Parses status text given as a `String` (tests, saved files).
-    public static func parse(status text: String) -> ProcessMemory {
+    package static func parse(status text: String) -> ProcessMemory {
         var copy = text
         return copy.withUTF8 { parse(status: UnsafeRawBufferPointer($0)) }
     }
 
     /// Reads `/proc/self/status` (or `/proc/<pid>/status`) once: `open`, `pread`, `close`.
     /// For repeated reads use a ``ProcessMemoryReader``, which keeps the file open.
-    public static func read(pid: pid_t? = nil) throws(SystemCallError) -> ProcessMemory {
+    package static func read(pid: pid_t? = nil) throws(SystemCallError) -> ProcessMemory {
         try ProcessMemoryReader(pid: pid).read()
     }
 
@@ -71,7 +71,7 @@ public struct ProcessMemory: Sendable, Equatable {
     /// - Returns: true when the kernel accepted the write; false when the file is missing or the write failed
     ///   (then `VmHWM` still holds the older peak and must not be reported as this run's peak).
     @discardableResult
-    public static func resetPeakRSS(pid: pid_t? = nil) -> Bool {
+    package static func resetPeakRSS(pid: pid_t? = nil) -> Bool {
         let path = procPath(pid: pid, file: "clear_refs")
         guard let descriptor = try? FileDescriptor.open(FilePath(path), .writeOnly, options: .closeOnExec) else {
             return false
@@ -83,7 +83,7 @@ public struct ProcessMemory: Sendable, Equatable {
 
     /// Reads `/proc/self/smaps_rollup` (or `/proc/<pid>/smaps_rollup`, Linux ≥ 4.14): the process's mappings
     /// summed, with proportional set sizes.
-    public static func smapsRollup(pid: pid_t? = nil) throws(SystemCallError) -> SmapsRollup {
+    package static func smapsRollup(pid: pid_t? = nil) throws(SystemCallError) -> SmapsRollup {
         let reader = try ProcFileReader(path: procPath(pid: pid, file: "smaps_rollup"), initialCapacity: 4096)
         return try reader.read { SmapsRollup.parse(bytes: $0) }
     }
@@ -97,11 +97,11 @@ public struct ProcessMemory: Sendable, Equatable {
 /// Reads `/proc/self/status` (or a pid's) again and again, cheaply: the file stays open and each read is a
 /// `pread` at offset 0 into a reused buffer, parsed as bytes — no `open`, no `String`, no allocation per read.
 /// This is what ``RSSSampler`` calls every millisecond. Not thread-safe: give each thread its own reader.
-public final class ProcessMemoryReader {
+package final class ProcessMemoryReader {
     /// Which file: `status` (every figure, VmHWM included; ~14 µs a read) or `statm` (VmRSS, RssAnon and
     /// RssFile + RssShmem from the same kernel counters, as page counts; ~3 µs a read, what a 1 kHz sampler can
     /// afford at well under 1% of a core).
-    public enum Source: Sendable {
+    package enum Source: Sendable {
         case status
         case statm
     }
@@ -110,13 +110,13 @@ public final class ProcessMemoryReader {
     private let source: Source
 
     /// Opens `/proc/self/<source>` (pid nil) or `/proc/<pid>/<source>`.
-    public init(pid: pid_t? = nil, source: Source = .status) throws(SystemCallError) {
+    package init(pid: pid_t? = nil, source: Source = .status) throws(SystemCallError) {
         self.source = source
         file = try ProcFileReader(path: ProcessMemory.procPath(pid: pid, file: source == .status ? "status" : "statm"), initialCapacity: source == .status ? 8192 : 256)
     }
 
     /// One fresh snapshot of the file (`pread` from offset 0).
-    public func read() throws(SystemCallError) -> ProcessMemory {
+    package func read() throws(SystemCallError) -> ProcessMemory {
         switch source {
         case .status: try file.read { ProcessMemory.parse(status: $0) }
         case .statm: try file.read(shortReadIsEnd: true) { ProcessMemory.parse(statm: $0) }
@@ -130,7 +130,7 @@ extension ProcessMemory {
     /// Parses `/proc/<pid>/statm` ("size resident shared text lib data dt", in pages): VmRSS = resident,
     /// RssFile = shared (which also holds RssShmem: none in the processes measured here), RssAnon = resident −
     /// shared — the kernel's own counters, as status prints them. VmHWM and VmPeak are not in the file: nil.
-    public static func parse(statm bytes: UnsafeRawBufferPointer) -> ProcessMemory {
+    package static func parse(statm bytes: UnsafeRawBufferPointer) -> ProcessMemory {
         var numbers: [Int] = []
         var current: Int?
         for byte in bytes {

@@ -3,14 +3,14 @@ import Glibc
 #endif
 
 /// A process's scheduling state and CPU time: fields 3, 14 and 15 of `/proc/<pid>/stat`.
-public struct ProcessState: Sendable, Equatable, CustomStringConvertible {
+package struct ProcessState: Sendable, Equatable, CustomStringConvertible {
     /// The state letter (`R`, `S`, `D`, `T`, `Z` …).
-    public let code: Character
+    package let code: Character
     /// `utime + stime`, in clock ticks: CPU time used so far (a stopped process's stays put).
-    public var cpuTicks: Int = 0
+    package var cpuTicks: Int = 0
 
     /// Reads `/proc/<pid>/stat`; nil when the process is gone.
-    public static func read(pid: pid_t) -> ProcessState? {
+    package static func read(pid: pid_t) -> ProcessState? {
         guard let reader = try? ProcFileReader(path: "/proc/\(pid)/stat", initialCapacity: 1024),
             let text = try? reader.read({ String(decoding: $0, as: UTF8.self) })
         else { return nil }
@@ -18,7 +18,7 @@ public struct ProcessState: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The fields after the command name, which is in parentheses and may itself hold spaces and parentheses.
-    public static func parse(stat text: String) -> ProcessState? {
+    package static func parse(stat text: String) -> ProcessState? {
         guard let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard let state = fields.first?.first else { return nil }
@@ -29,9 +29,9 @@ public struct ProcessState: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// True when the process is stopped (SIGSTOP, a debugger).
-    public var isStopped: Bool { code == "T" || code == "t" }
+    package var isStopped: Bool { code == "T" || code == "t" }
 
-    public var description: String {
+    package var description: String {
         switch code {
         case "R": "running"
         case "S": "sleeping"

@@ -1,15 +1,15 @@
 /// One reading of the ``RSSSampler``: the memory figures it read, when, and the caller's phase.
-public struct MemorySample: Sendable, Equatable {
+package struct MemorySample: Sendable, Equatable {
     /// Seconds since ``RSSSampler/start()`` (`CLOCK_MONOTONIC`; see ``RSSSampler/startSeconds``).
-    public var seconds: Double
+    package var seconds: Double
     /// The figures read: `/proc/<pid>/status` VmRSS, RssAnon, RssFile; jemalloc's `stats.*` when this process
     /// links it; the ledger's live bytes when the context supplies them. A source that failed leaves its
     /// figures absent.
-    public var reading: MemoryReading
+    package var reading: MemoryReading
     /// The caller's current phase index, from the sampler's context closure (−1: none).
-    public var phase: Int
+    package var phase: Int
 
-    public init(seconds: Double, reading: MemoryReading, phase: Int) {
+    package init(seconds: Double, reading: MemoryReading, phase: Int) {
         self.seconds = seconds
         self.reading = reading
         self.phase = phase
@@ -18,7 +18,7 @@ public struct MemorySample: Sendable, Equatable {
 
 extension RSSSampler {
     /// The maximum of each figure over `samples` (each figure's maximum may come from a different sample).
-    public static func peaks(_ samples: some Sequence<MemorySample>) -> MemoryReading {
+    package static func peaks(_ samples: some Sequence<MemorySample>) -> MemoryReading {
         samples.reduce(MemoryReading()) { $0.maximum($1.reading) }
     }
 
@@ -27,7 +27,7 @@ extension RSSSampler {
     /// is that bucket's maximum, at the time of the bucket's first sample. So the maximum of every figure over
     /// the result equals the maximum over the input. Returns the input unchanged when it already has
     /// ≤ maxPoints samples (or maxPoints < 1).
-    public static func downsample(_ samples: [MemorySample], toAtMost maxPoints: Int) -> [MemorySample] {
+    package static func downsample(_ samples: [MemorySample], toAtMost maxPoints: Int) -> [MemorySample] {
         guard maxPoints >= 1, samples.count > maxPoints else { return samples }
         let bucketSize = (samples.count + maxPoints - 1) / maxPoints
         return stride(from: 0, to: samples.count, by: bucketSize).map { start in

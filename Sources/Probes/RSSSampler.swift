@@ -5,48 +5,48 @@ import Glibc
 #endif
 
 /// What the sampler thread itself cost.
-public struct SamplerOverhead: Sendable, Equatable {
+package struct SamplerOverhead: Sendable, Equatable {
     /// Samples taken (stored plus dropped).
-    public var sampleCount: Int
+    package var sampleCount: Int
     /// The interval asked for, seconds.
-    public var requestedIntervalSeconds: Double
+    package var requestedIntervalSeconds: Double
     /// Mean wall time between consecutive samples, seconds (0 with fewer than two samples).
-    public var meanIntervalSeconds: Double
+    package var meanIntervalSeconds: Double
     /// Mean wall time spent taking one sample (status read + jemalloc epoch and reads + context + store), seconds.
-    public var meanSecondsPerSample: Double
+    package var meanSecondsPerSample: Double
     /// Longest wall time spent taking one sample, seconds.
-    public var maxSecondsPerSample: Double
+    package var maxSecondsPerSample: Double
     /// CPU time of the sampler thread from start to stop (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`), seconds.
-    public var threadCPUSeconds: Double
+    package var threadCPUSeconds: Double
     /// Wall time from the first sample to the last, seconds.
-    public var wallSeconds: Double
+    package var wallSeconds: Double
     /// Times a sample ended after the next one was due (the schedule then restarts from now; no catch-up burst).
-    public var overrunCount: Int
+    package var overrunCount: Int
     /// Samples taken on demand by ``RSSSampler/mark()`` (on the caller's thread, not the sampler's).
-    public var markCount: Int = 0
+    package var markCount: Int = 0
     /// Wall time spent in those marks, seconds (their CPU falls on the caller, not on the sampler thread).
-    public var markSeconds: Double = 0
+    package var markSeconds: Double = 0
 }
 
 /// Everything a stopped ``RSSSampler`` recorded.
-public struct RSSSamplerResult: Sendable {
+package struct RSSSamplerResult: Sendable {
     /// The samples, oldest first (at most the sampler's capacity).
-    public var samples: [MemorySample]
+    package var samples: [MemorySample]
     /// Samples taken after the capacity was reached and therefore not stored.
-    public var droppedSamples: Int
+    package var droppedSamples: Int
     /// Samples whose `/proc/<pid>/status` read failed (their kernel figures are absent).
-    public var statusReadFailures: Int
+    package var statusReadFailures: Int
     /// Whether jemalloc statistics were readable; when false no sample has `jemalloc*` figures.
-    public var jemallocAvailable: Bool
+    package var jemallocAvailable: Bool
     /// The sampler's own cost.
-    public var overhead: SamplerOverhead
+    package var overhead: SamplerOverhead
 
     /// The maximum of each figure over all stored samples.
-    public var peaks: MemoryReading { RSSSampler.peaks(samples) }
+    package var peaks: MemoryReading { RSSSampler.peaks(samples) }
 
     /// The samples reduced to at most `maxPoints`, keeping each bucket's maxima
     /// (see ``RSSSampler/downsample(_:toAtMost:)``).
-    public func downsampled(toAtMost maxPoints: Int) -> [MemorySample] {
+    package func downsampled(toAtMost maxPoints: Int) -> [MemorySample] {
         RSSSampler.downsample(samples, toAtMost: maxPoints)
     }
 }
@@ -70,47 +70,47 @@ public struct RSSSamplerResult: Sendable {
 /// Why 20 ms by default: under a load that saturates both cores' memory bandwidth, one wake-up and sample costs
 /// 40–130 µs of CPU on this VM (cache-cold, not the ~20 µs of an idle wake-up), so 1 ms took 2–8% of a core
 /// and 10 ms still up to 1.6%; 20 ms keeps it under 1%. The exact peaks come from the marks, not the period.
-public final class RSSSampler: Sendable {
+package final class RSSSampler: Sendable {
     /// Returns the caller's ledger live bytes (nil: no ledger) and current phase index (−1: none).
-    public typealias Context = @Sendable () -> (ledgerLiveBytes: Int?, phase: Int)
+    package typealias Context = @Sendable () -> (ledgerLiveBytes: Int?, phase: Int)
 
     /// An interval or capacity the sampler cannot honour.
-    public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-        public var message: String
-        public var description: String { message }
+    package struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+        package var message: String
+        package var description: String { message }
     }
 
     /// The longest interval allowed: 50 ms.
-    public static let maximumInterval: Duration = .milliseconds(50)
+    package static let maximumInterval: Duration = .milliseconds(50)
     /// The default interval: 20 ms (see the type's comment for why).
-    public static let defaultInterval: Duration = .milliseconds(20)
+    package static let defaultInterval: Duration = .milliseconds(20)
     /// The default cap on stored samples.
-    public static let defaultCapacity = 2_000_000
+    package static let defaultCapacity = 2_000_000
 
     /// Time between samples.
-    public let interval: Duration
+    package let interval: Duration
     /// The most samples stored.
-    public let capacity: Int
+    package let capacity: Int
     private let intervalNanoseconds: Int
     private let initialReserve: Int
     private let context: Context
     /// The sampled process; nil: this one.
-    public let pid: pid_t?
+    package let pid: pid_t?
     /// Every this many samples `smaps_rollup` is read too (its PSS carried forward between reads); 0: never.
-    public let rollupEvery: Int
+    package let rollupEvery: Int
     /// How often the sampler thread refreshes jemalloc's statistics (carried between): every 250 ms whatever the
     /// interval. The `epoch` write merges every arena's statistics (~0.1 ms, and it waits on arena locks while
     /// the loader purges), so more often costs more than the rest of the sampling; the moments jemalloc peaks
     /// with the ledger are read fresh by ``mark()``, which is where an engine load's jemalloc peak comes from.
-    public static let jemallocPeriodSeconds = 0.250
+    package static let jemallocPeriodSeconds = 0.250
     /// Every this many samples jemalloc's statistics are refreshed: 250 ms over the interval (12 at 20 ms).
-    public var jemallocEvery: Int { Self.samples(every: Self.jemallocPeriodSeconds, at: interval) }
+    package var jemallocEvery: Int { Self.samples(every: Self.jemallocPeriodSeconds, at: interval) }
     /// How often a caller that wants PSS should read `smaps_rollup` (it walks every page table: milliseconds for
     /// a multi-GB process): every 100 ms.
-    public static let rollupPeriodSeconds = 0.100
+    package static let rollupPeriodSeconds = 0.100
 
     /// The number of samples at `interval` closest to `seconds`, at least 1: a period as a sample count.
-    public static func samples(every seconds: Double, at interval: Duration) -> Int {
+    package static func samples(every seconds: Double, at interval: Duration) -> Int {
         max(1, Int((seconds / interval.probesSeconds).rounded()))
     }
     private let stopRequested = Atomic<Bool>(false)
@@ -169,7 +169,7 @@ public final class RSSSampler: Sendable {
     ///     only inside the process that links it).
     ///   - context: returns the ledger's live bytes and the phase index, called once per sample on the sampler
     ///     thread.
-    public init(
+    package init(
         interval: Duration = RSSSampler.defaultInterval,
         capacity: Int = RSSSampler.defaultCapacity,
         initialReserve: Int = 65_536,
@@ -194,14 +194,14 @@ public final class RSSSampler: Sendable {
     /// The clock every sample's ``RSSSample/seconds`` is measured on: `clock_gettime(CLOCK_MONOTONIC)`, seconds.
     /// Callers timing their own events (phase boundaries) with it can subtract ``startSeconds`` to line them up
     /// with the samples.
-    public static func monotonicSeconds() -> Double { MonotonicClock.monotonicSeconds() }
+    package static func monotonicSeconds() -> Double { MonotonicClock.monotonicSeconds() }
 
     /// The ``monotonicSeconds()`` reading taken in ``start()``: time zero of the samples (0 before start).
-    public var startSeconds: Double { state.withLock { $0.startSeconds } }
+    package var startSeconds: Double { state.withLock { $0.startSeconds } }
 
     /// Starts the sampling thread (`pthread_create`); the first sample is taken at once. Calling it again has no
     /// effect. The thread holds a reference to the sampler until ``stop()``: always call `stop()`.
-    public func start() throws(SystemCallError) {
+    package func start() throws(SystemCallError) {
         let reserve = initialReserve
         let alreadyStarted = state.withLock { state -> Bool in
             if state.started { return true }
@@ -232,7 +232,7 @@ public final class RSSSampler: Sendable {
 
     /// Stops sampling (after one last sample), joins the thread (`pthread_join`) and returns everything
     /// recorded. Later calls return the same result; a sampler never started returns an empty result.
-    public func stop() -> RSSSamplerResult {
+    package func stop() -> RSSSamplerResult {
         stopLock.withLock { _ in stopAndCollect() }
     }
 
@@ -276,7 +276,7 @@ public final class RSSSampler: Sendable {
     /// caller knows memory is at a local peak (a phase boundary, the first free after the ledger's peak rose),
     /// which the periodic samples can miss by up to an interval. PSS is carried from the latest sample (the
     /// rollup is too costly to read on the caller's thread). Does nothing before ``start()`` or after ``stop()``.
-    public func mark() {
+    package func mark() {
         let begin = MonotonicClock.monotonicSeconds()
         guard let startSeconds = state.withLock({ $0.started && $0.result == nil ? $0.startSeconds : nil }) else { return }
         let reading = markProbes.withLock { probes -> MemoryReading? in
@@ -301,10 +301,10 @@ public final class RSSSampler: Sendable {
     }
 
     /// Samples stored so far.
-    public var storedSampleCount: Int { state.withLock { $0.samples.count } }
+    package var storedSampleCount: Int { state.withLock { $0.samples.count } }
 
     /// The most recent sample, if any (for live progress displays and watchdogs).
-    public var latestSample: MemorySample? { state.withLock { $0.samples.last } }
+    package var latestSample: MemorySample? { state.withLock { $0.samples.last } }
 
     /// The sampler thread's running totals, written to the shared state once when it stops.
     private struct Tally {

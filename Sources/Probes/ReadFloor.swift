@@ -8,24 +8,24 @@ import Glibc
 #endif
 
 /// What ``ReadFloor/measure(paths:chunk:)`` measured.
-public struct ReadFloorResult: Sendable, Equatable {
+package struct ReadFloorResult: Sendable, Equatable {
     /// Bytes read over all files.
-    public var bytes: Int
+    package var bytes: Int
     /// Wall seconds (`CLOCK_MONOTONIC`) spent mapping buffers and reading; unmapping is not counted.
-    public var seconds: Double
+    package var seconds: Double
     /// Files read.
-    public var fileCount: Int
+    package var fileCount: Int
     /// bytes / seconds (0 when no time passed).
-    public var bytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds : 0 }
+    package var bytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds : 0 }
 }
 
 /// The machine's floor for getting files into memory: the plainest fast way, to compare loaders against.
-public enum ReadFloor {
+package enum ReadFloor {
     /// For each file: a fresh ``HugePageBuffer`` of its size, then `pread`s of `chunk` bytes (default 8 MiB, on
     /// 2 MiB boundaries) into it, `threads` at once (default: every core), until the file is read. The page cache
     /// state is the caller's choice (evict first with ``PageCache/evict(path:)`` for a cold floor). Each buffer
     /// is unmapped before the next file.
-    public static func measure(
+    package static func measure(
         paths: [String], chunk: Int = 8 << 20, threads: Int = ProcessInfo.processInfo.activeProcessorCount
     ) throws(SystemCallError) -> ReadFloorResult {
         let chunk = max(chunk, HugePageBuffer.hugePageSize) / HugePageBuffer.hugePageSize * HugePageBuffer.hugePageSize

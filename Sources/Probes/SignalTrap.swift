@@ -11,7 +11,7 @@ import Glibc
 /// ``interrupted`` between steps, stops its children (``ChildProcess/terminate(grace:)``), writes what it has,
 /// and exits. The atomics live in a `static let`, initialised by `install` before the handler can run, so the
 /// handler never triggers lazy initialisation.
-public enum SignalTrap {
+package enum SignalTrap {
     private static let count = Atomic<Int>(0)
     private static let last = Atomic<Int32>(0)
 
@@ -22,7 +22,7 @@ public enum SignalTrap {
     }
 
     /// Installs the handler for `signals` (default SIGINT and SIGTERM) with `sigaction`.
-    public static func install(signals: [Int32] = [SIGINT, SIGTERM]) throws(SystemCallError) {
+    package static func install(signals: [Int32] = [SIGINT, SIGTERM]) throws(SystemCallError) {
         _ = count.load(ordering: .relaxed)  // force initialisation before any signal can arrive
         _ = last.load(ordering: .relaxed)
         for signal in signals {
@@ -44,7 +44,7 @@ public enum SignalTrap {
     }
 
     /// Restores the default disposition (`SIG_DFL`) of `signals`.
-    public static func uninstall(signals: [Int32] = [SIGINT, SIGTERM]) {
+    package static func uninstall(signals: [Int32] = [SIGINT, SIGTERM]) {
         for signal in signals {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = SIG_DFL
@@ -54,19 +54,19 @@ public enum SignalTrap {
     }
 
     /// Whether a trapped signal has arrived since install (or the last ``reset()``).
-    public static var interrupted: Bool { count.load(ordering: .relaxed) > 0 }
+    package static var interrupted: Bool { count.load(ordering: .relaxed) > 0 }
 
     /// How many trapped signals have arrived (a second Ctrl-C can mean "stop now").
-    public static var signalCount: Int { count.load(ordering: .relaxed) }
+    package static var signalCount: Int { count.load(ordering: .relaxed) }
 
     /// The most recent trapped signal's number, nil when none.
-    public static var lastSignal: Int32? {
+    package static var lastSignal: Int32? {
         let value = last.load(ordering: .relaxed)
         return value == 0 ? nil : value
     }
 
     /// Clears the flag and count.
-    public static func reset() {
+    package static func reset() {
         count.store(0, ordering: .relaxed)
         last.store(0, ordering: .relaxed)
     }

@@ -2,27 +2,27 @@
 ///
 /// The proportional figures (`Pss*`) divide each shared page among the processes mapping it, which is the
 /// right measure when several processes map the same checkpoint shard.
-public struct SmapsRollup: Sendable, Equatable {
+package struct SmapsRollup: Sendable, Equatable {
     /// `Rss` of `smaps_rollup`: resident bytes over all mappings.
-    public var rssBytes: Int?
+    package var rssBytes: Int?
     /// `Pss` of `smaps_rollup`: proportional set size, bytes (shared pages divided by their sharer count).
-    public var pssBytes: Int?
+    package var pssBytes: Int?
     /// `Pss_Anon` of `smaps_rollup` (Linux ≥ 5.9): proportional anonymous bytes.
-    public var pssAnonBytes: Int?
+    package var pssAnonBytes: Int?
     /// `Pss_File` of `smaps_rollup` (Linux ≥ 5.9): proportional file-backed bytes.
-    public var pssFileBytes: Int?
+    package var pssFileBytes: Int?
     /// `Pss_Shmem` of `smaps_rollup` (Linux ≥ 5.9): proportional shared-memory bytes.
-    public var pssShmemBytes: Int?
+    package var pssShmemBytes: Int?
     /// `Anonymous` of `smaps_rollup`: resident anonymous bytes.
-    public var anonymousBytes: Int?
+    package var anonymousBytes: Int?
     /// `AnonHugePages` of `smaps_rollup`: anonymous bytes backed by transparent huge pages.
-    public var anonHugePagesBytes: Int?
+    package var anonHugePagesBytes: Int?
 
     /// No figure read yet (every field nil).
-    public init() {}
+    package init() {}
 
     /// Parses `smaps_rollup` text; the first line (the address range header) and unknown keys are ignored.
-    public static func parse(bytes: UnsafeRawBufferPointer) -> SmapsRollup {
+    package static func parse(bytes: UnsafeRawBufferPointer) -> SmapsRollup {
         var rollup = SmapsRollup()
         ProcParse.forEachField(in: bytes) { key, rest in
             if let field = fields.first(where: { ProcParse.equals(key, $0.key) }) { rollup[keyPath: field.path] = ProcParse.sizeValue(rest) }
@@ -37,7 +37,7 @@ public struct SmapsRollup: Sendable, Equatable {
     ]
 
     /// Parses `smaps_rollup` text given as a `String`.
-    public static func parse(text: String) -> SmapsRollup {
+    package static func parse(text: String) -> SmapsRollup {
         var copy = text
         return copy.withUTF8 { parse(bytes: UnsafeRawBufferPointer($0)) }
     }

@@ -7,15 +7,15 @@ import Glibc
 /// A system call or library call that failed, with the `errno` it set (or the error number it returned).
 ///
 /// Every throwing Probes API throws this one small struct: what was called, on what, and why it failed.
-public struct SystemCallError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct SystemCallError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The call that failed, e.g. `"open"`, `"pread"`, `"posix_spawn"`, `"mallctl(epoch)"`.
-    public var call: String
+    package var call: String
     /// What it was called on (a path, a pid, a resource name), when there is one.
-    public var subject: String?
+    package var subject: String?
     /// The error number (`errno`, or the value a `posix_*` call returned).
-    public var errno: Errno
+    package var errno: Errno
 
-    public init(call: String, subject: String? = nil, errno: Errno) {
+    package init(call: String, subject: String? = nil, errno: Errno) {
         self.call = call
         self.subject = subject
         self.errno = errno
@@ -26,7 +26,7 @@ public struct SystemCallError: Error, Sendable, Equatable, CustomStringConvertib
         SystemCallError(call: call, subject: subject, errno: Errno(rawValue: Glibc.errno))
     }
 
-    public var description: String {
+    package var description: String {
         if let subject { return "\(call)(\(subject)) failed: \(errno) (errno \(errno.rawValue))" }
         return "\(call) failed: \(errno) (errno \(errno.rawValue))"
     }

@@ -3,20 +3,20 @@ import Glibc
 #endif
 
 /// Space on the file system holding a folder (`statvfs`), bytes.
-public struct DiskSpace: Sendable, Equatable {
+package struct DiskSpace: Sendable, Equatable {
     /// The folder asked about.
-    public var path: String
+    package var path: String
     /// `f_blocks × f_frsize`: the file system's size, bytes.
-    public var totalBytes: Int
+    package var totalBytes: Int
     /// `f_bfree × f_frsize`: free bytes, including those reserved for root.
-    public var freeBytes: Int
+    package var freeBytes: Int
     /// `f_bavail × f_frsize`: free bytes an unprivileged process may use.
-    public var availableBytes: Int
+    package var availableBytes: Int
     /// `f_flag & ST_RDONLY`: mounted read-only (its free space is no room to write).
-    public var readOnly: Bool
+    package var readOnly: Bool
 
     /// `statvfs(path)`.
-    public static func of(path: String) throws(SystemCallError) -> DiskSpace {
+    package static func of(path: String) throws(SystemCallError) -> DiskSpace {
         var info = statvfs()
         guard statvfs(path, &info) == 0 else { throw .current("statvfs", path) }
         let fragment = Int(info.f_frsize)
@@ -31,38 +31,38 @@ public struct DiskSpace: Sendable, Equatable {
 }
 
 /// The machine a measurement ran on. Fields are nil where the source file is missing or unparsable.
-public struct SystemInfo: Sendable, Equatable {
+package struct SystemInfo: Sendable, Equatable {
     /// `uname().sysname`, e.g. "Linux".
-    public var kernelName: String
+    package var kernelName: String
     /// `uname().release`, e.g. "6.1.0-18-amd64".
-    public var kernelRelease: String
+    package var kernelRelease: String
     /// `uname().version` (build string).
-    public var kernelVersion: String
+    package var kernelVersion: String
     /// `uname().machine`, e.g. "x86_64".
-    public var machine: String
+    package var machine: String
     /// `gethostname`.
-    public var hostname: String
+    package var hostname: String
     /// The first `model name` of `/proc/cpuinfo` (x86), or `Hardware`/`CPU part` lines elsewhere.
-    public var cpuModel: String?
+    package var cpuModel: String?
     /// `sysconf(_SC_NPROCESSORS_ONLN)`: logical CPUs online.
-    public var logicalCores: Int
+    package var logicalCores: Int
     /// `MemTotal` of `/proc/meminfo`, bytes.
-    public var memTotalBytes: Int?
+    package var memTotalBytes: Int?
     /// `MemAvailable` of `/proc/meminfo`: the kernel's estimate of memory available without swapping, bytes.
-    public var memAvailableBytes: Int?
+    package var memAvailableBytes: Int?
     /// `SwapTotal` of `/proc/meminfo`, bytes.
-    public var swapTotalBytes: Int?
+    package var swapTotalBytes: Int?
     /// The bracketed word of `/sys/kernel/mm/transparent_hugepage/enabled` ("always", "madvise", "never").
-    public var transparentHugePagesEnabled: String?
+    package var transparentHugePagesEnabled: String?
     /// The bracketed word of `/sys/kernel/mm/transparent_hugepage/defrag`.
-    public var transparentHugePagesDefrag: String?
+    package var transparentHugePagesDefrag: String?
     /// `sysconf(_SC_PAGESIZE)`, bytes.
-    public var pageSize: Int
+    package var pageSize: Int
     /// `statvfs` of the folder passed to ``current(diskPath:)``; nil when none was passed or it failed.
-    public var disk: DiskSpace?
+    package var disk: DiskSpace?
 
     /// Gathers everything; `diskPath` is a folder whose file system's space to report.
-    public static func current(diskPath: String? = nil) -> SystemInfo {
+    package static func current(diskPath: String? = nil) -> SystemInfo {
         var names = utsname()
         uname(&names)
         let meminfo = readTextFile("/proc/meminfo").map(parseMeminfo) ?? [:]
@@ -133,11 +133,11 @@ public struct SystemInfo: Sendable, Equatable {
 }
 
 /// The machine's memory now: `/proc/meminfo` MemAvailable and Cached (page cache), bytes.
-public struct SystemMemory: Sendable, Equatable {
-    public var availableBytes: Int?
-    public var cachedBytes: Int?
+package struct SystemMemory: Sendable, Equatable {
+    package var availableBytes: Int?
+    package var cachedBytes: Int?
 
-    public static func read() -> SystemMemory {
+    package static func read() -> SystemMemory {
         let meminfo = readTextFile("/proc/meminfo").map(SystemInfo.parseMeminfo) ?? [:]
         return SystemMemory(availableBytes: meminfo["MemAvailable"], cachedBytes: meminfo["Cached"])
     }

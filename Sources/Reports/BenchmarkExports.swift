@@ -14,14 +14,14 @@ import StrictJSON
 ///   A figure a passing run does not have (jemalloc for a loader outside the engine) is left out, never zero.
 /// - **Bencher measure slugs** are the metric names with `-` for `_` (`vmhwm-delta-bytes`, `seconds`); units are
 ///   bytes and seconds (docs/reports.md says how to create them once with their units).
-public enum BenchmarkExports {
+package enum BenchmarkExports {
     /// The series name of a run: `<scenario>/<run id>`, plus ` r<rank>` for a rank of a multi-rank run.
-    public static func benchmarkName(_ results: ScenarioResults, _ run: RunResult) -> String {
+    package static func benchmarkName(_ results: ScenarioResults, _ run: RunResult) -> String {
         "\(results.scenario.name)/\(run.id)\(run.rank.map { " r\($0)" } ?? "")"
     }
 
     /// Bencher's slug for a metric: lower case, digits and `-`.
-    public static func slug(_ metric: Metric) -> String { metric.name.replacingOccurrences(of: "_", with: "-") }
+    package static func slug(_ metric: Metric) -> String { metric.name.replacingOccurrences(of: "_", with: "-") }
 
     /// One series: the runs (repeats) of one id and rank, and one figure of them.
     struct Point {
@@ -75,7 +75,7 @@ public enum BenchmarkExports {
 
     /// github-action-benchmark's `customSmallerIsBetter` input: `[{"name", "unit", "value", "range", "extra"}]`,
     /// names `<scenario>/<run>/<metric>`, unit `bytes` or `seconds`; `range` (repeats only) is "± half the spread".
-    public static func githubBenchmark(_ results: ScenarioResults, metrics: [Metric] = Metric.all) -> JSONValue {
+    package static func githubBenchmark(_ results: ScenarioResults, metrics: [Metric] = Metric.all) -> JSONValue {
         var entries: [JSONValue] = []
         for (name, runs) in series(results) {
             for metric in metrics {
@@ -93,7 +93,7 @@ public enum BenchmarkExports {
     }
 
     /// Bencher Metric Format: `{"<scenario>/<run>": {"<measure slug>": {"value", "lower_value", "upper_value"}}}`.
-    public static func bencherMetricFormat(_ results: ScenarioResults, metrics: [Metric] = Metric.all) -> JSONValue {
+    package static func bencherMetricFormat(_ results: ScenarioResults, metrics: [Metric] = Metric.all) -> JSONValue {
         var benchmarks = OrderedDictionary<String, JSONValue>()
         for (name, runs) in series(results) {
             var measures = OrderedDictionary<String, JSONValue>()
@@ -112,7 +112,7 @@ public enum BenchmarkExports {
     }
 
     /// The text written for an export: JSONWriter.pretty and a final newline (byte-stable).
-    public static func text(_ value: JSONValue) -> String {
+    package static func text(_ value: JSONValue) -> String {
         JSONWriter.pretty.string(value) + "\n"
     }
 }

@@ -18,20 +18,20 @@ import TensorEngine
 ///   beyond 3%, page size, THP modes, allocator, MALLOC_CONF, cache mode — not the kernel's build string): said
 ///   prominently; memory and time figures are shown but not gated unless `force`; ledger figures, verdicts and
 ///   missing runs are still gated.
-public struct Comparison: Sendable {
-    public struct Options: Sendable {
-        public var relativeThreshold: Double
-        public var absoluteBytes: Int
-        public var absoluteSeconds: Double
-        public var metrics: [String]
-        public var gateTimes: Bool
-        public var force: Bool
+package struct Comparison: Sendable {
+    package struct Options: Sendable {
+        package var relativeThreshold: Double
+        package var absoluteBytes: Int
+        package var absoluteSeconds: Double
+        package var metrics: [String]
+        package var gateTimes: Bool
+        package var force: Bool
 
-        public static let defaultRelativeThreshold = 0.05
-        public static let defaultAbsoluteBytes = 16 << 20
-        public static let defaultAbsoluteSeconds = 0.1
+        package static let defaultRelativeThreshold = 0.05
+        package static let defaultAbsoluteBytes = 16 << 20
+        package static let defaultAbsoluteSeconds = 0.1
 
-        public init(
+        package init(
             relativeThreshold: Double = Options.defaultRelativeThreshold, absoluteBytes: Int = Options.defaultAbsoluteBytes,
             absoluteSeconds: Double = Options.defaultAbsoluteSeconds, metrics: [String] = Metric.names, gateTimes: Bool = false, force: Bool = false
         ) {
@@ -44,7 +44,7 @@ public struct Comparison: Sendable {
         }
     }
 
-    public enum Status: String, Sendable {
+    package enum Status: String, Sendable {
         case regression
         case improvement
         case unchanged
@@ -56,31 +56,31 @@ public struct Comparison: Sendable {
         case notCompared = "not_compared"
     }
 
-    public enum Value: Sendable, Equatable {
+    package enum Value: Sendable, Equatable {
         case quantity(Quantity)
         case verdict(Verdict)
     }
 
-    public struct Row: Sendable {
+    package struct Row: Sendable {
         /// The run's label (`naive`, or `naive #2` with repeats).
-        public let run: String
+        package let run: String
         /// `verdict`, or a metric name.
-        public let figure: String
-        public let title: String
-        public let unit: Metric.Unit?
-        public let baseline: Value?
-        public let current: Value?
-        public let status: Status
+        package let figure: String
+        package let title: String
+        package let unit: Metric.Unit?
+        package let baseline: Value?
+        package let current: Value?
+        package let status: Status
         /// True when this row's status decides the exit status.
-        public let gated: Bool
+        package let gated: Bool
         /// Why a row is not gated, or what it means.
-        public let note: String?
+        package let note: String?
 
         /// A regression that counts.
-        public var isRegression: Bool { gated && (status == .regression || status == .missing) }
+        package var isRegression: Bool { gated && (status == .regression || status == .missing) }
 
         /// current − baseline, for figures.
-        public var change: Quantity? {
+        package var change: Quantity? {
             guard case .quantity(let b)? = baseline, case .quantity(let c)? = current else { return nil }
             switch (b, c) {
             case (.bytes(let x), .bytes(let y)): return .bytes(y - x)
@@ -89,43 +89,43 @@ public struct Comparison: Sendable {
         }
 
         /// change / |baseline|, nil when the baseline is 0.
-        public var changeFraction: Double? {
+        package var changeFraction: Double? {
             guard case .quantity(let b)? = baseline, let change, b.doubleValue != 0 else { return nil }
             return change.doubleValue / abs(b.doubleValue)
         }
     }
 
-    public struct Difference: Sendable, Equatable {
-        public let field: String
-        public let baseline: String
-        public let current: String
+    package struct Difference: Sendable, Equatable {
+        package let field: String
+        package let baseline: String
+        package let current: String
     }
 
-    public let baselinePath: String
-    public let currentPath: String
-    public let baseline: ScenarioResults
-    public let current: ScenarioResults
-    public let options: Options
+    package let baselinePath: String
+    package let currentPath: String
+    package let baseline: ScenarioResults
+    package let current: ScenarioResults
+    package let options: Options
     /// Why the files cannot be compared at all (exit 5).
-    public let mismatches: [Difference]
+    package let mismatches: [Difference]
     /// Machine or measuring-setup differences that stop memory and time figures from gating (unless forced).
-    public let machineDifferences: [Difference]
+    package let machineDifferences: [Difference]
     /// Differences that change nothing but are worth knowing.
-    public let notes: [String]
-    public let rows: [Row]
+    package let notes: [String]
+    package let rows: [Row]
 
-    public var comparable: Bool { mismatches.isEmpty }
+    package var comparable: Bool { mismatches.isEmpty }
     /// Memory figures gate only on the same machine, or when forced.
-    public var memoryGated: Bool { machineDifferences.isEmpty || options.force }
-    public var regressions: [Row] { rows.filter(\.isRegression) }
-    public var improvements: [Row] { rows.filter { $0.gated && $0.status == .improvement } }
+    package var memoryGated: Bool { machineDifferences.isEmpty || options.force }
+    package var regressions: [Row] { rows.filter(\.isRegression) }
+    package var improvements: [Row] { rows.filter { $0.gated && $0.status == .improvement } }
 
-    public var exitStatus: ExitStatus {
+    package var exitStatus: ExitStatus {
         if !comparable { return .baselineMismatch }
         return regressions.isEmpty ? .success : .regression
     }
 
-    public init(baseline: ScenarioResults, baselinePath: String, current: ScenarioResults, currentPath: String, options: Options = Options()) {
+    package init(baseline: ScenarioResults, baselinePath: String, current: ScenarioResults, currentPath: String, options: Options = Options()) {
         self.baseline = baseline
         self.current = current
         self.baselinePath = baselinePath
@@ -240,7 +240,7 @@ public struct Comparison: Sendable {
     }
 
     /// The rule for one figure (see the type's documentation).
-    public static func judge(_ kind: Metric.Kind, baseline: Quantity, current: Quantity, options: Options) -> Status {
+    package static func judge(_ kind: Metric.Kind, baseline: Quantity, current: Quantity, options: Options) -> Status {
         switch (kind, baseline, current) {
         case (.exact, .bytes(let b), .bytes(let c)):
             return c > b ? .regression : c < b ? .improvement : .unchanged
@@ -305,7 +305,7 @@ public struct Comparison: Sendable {
 
     /// The human report: header, warnings, a GitHub-flavoured markdown table (it reads in a terminal and
     /// renders in a job summary), and the result line.
-    public func render() -> String {
+    package func render() -> String {
         var out = "## bigmodel-bench compare: \(baseline.scenario.name == current.scenario.name ? baseline.scenario.name : "\(baseline.scenario.name) vs \(current.scenario.name)")\n\n"
         out += "**Result:** " + summaryLine + "\n\n"
         out += "- baseline: \(Self.describe(baseline, path: baselinePath))\n"
@@ -342,7 +342,7 @@ public struct Comparison: Sendable {
     }
 
     /// One line: the outcome and, for regressions, which run and figure.
-    public var summaryLine: String {
+    package var summaryLine: String {
         if !comparable {
             return "baseline mismatch (\(mismatches.map { "\($0.field) \($0.baseline) vs \($0.current)" }.joined(separator: ", "))): exit 5"
         }
@@ -392,7 +392,7 @@ public struct Comparison: Sendable {
     }
 
     /// `compare --json`: the schema is `Reports/schema/compare.schema.json`.
-    public func json() -> JSONValue {
+    package func json() -> JSONValue {
         var o = OrderedDictionary<String, JSONValue>()
         o["schema_version"] = JSONValue(1)
         o["baseline"] = Self.side(baseline, path: baselinePath)

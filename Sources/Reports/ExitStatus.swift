@@ -7,7 +7,7 @@ import TensorEngine
 /// This is the policy of the layer that decides outcomes: the library layers raise errors with a
 /// `FailureCategory`; ``init(_:)`` maps a category to its status, ``init(results:)`` a scenario's results, and
 /// `Comparison.exitStatus` a comparison.
-public enum ExitStatus: Int32, Sendable, CaseIterable {
+package enum ExitStatus: Int32, Sendable, CaseIterable {
     /// Everything asked for was done and every claim held.
     case success = 0
     /// A run's verdict was `fail` or `oom`: a claimed bound did not hold.
@@ -33,7 +33,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case interrupted = 130
 
     /// The status an error of `category` exits with.
-    public init(_ category: FailureCategory) {
+    package init(_ category: FailureCategory) {
         switch category {
         case .usage: self = .usage
         case .badData: self = .dataError
@@ -48,7 +48,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
 
     /// What `run` exits with for its own results, before any comparison: interrupted (130) first, then a run
     /// that died (3), then a claim that failed or a cap that was hit (1), else success.
-    public init(results: ScenarioResults) {
+    package init(results: ScenarioResults) {
         if results.stoppedReason == .interrupted {
             self = .interrupted
         } else if results.runs.contains(where: { $0.verdict == .error }) {
@@ -62,7 +62,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
 
     /// What `run` exits with in all: its own results first, then the comparison with `--baseline`, then a
     /// report that could not be written.
-    public static func forRun(results: ScenarioResults, comparison: ExitStatus, report: ExitStatus) -> ExitStatus {
+    package static func forRun(results: ScenarioResults, comparison: ExitStatus, report: ExitStatus) -> ExitStatus {
         [ExitStatus(results: results), comparison, report].first { $0 != .success } ?? .success
     }
 }

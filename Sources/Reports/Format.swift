@@ -3,33 +3,33 @@ import TensorEngine
 
 /// Human formatting shared by the markdown report, the charts and `compare`: binary units with the unit
 /// stated, fixed digits, no locale, so the same results file always renders to the same bytes.
-public enum Format {
+package enum Format {
     /// `422.04 MiB` (binary units: 1 MiB = 2^20 bytes).
-    public static func size(_ bytes: Int) -> String { ByteSize.binary(bytes) }
+    package static func size(_ bytes: Int) -> String { ByteSize.binary(bytes) }
 
     /// A figure that may not exist for a run: its size, or `-` (absent is never shown as 0).
-    public static func size(_ bytes: Int?) -> String { bytes.map { ByteSize.binary($0) } ?? "-" }
+    package static func size(_ bytes: Int?) -> String { bytes.map { ByteSize.binary($0) } ?? "-" }
 
     /// `+21.10 MiB`, `-1 B`, `0 B`: a change with its sign.
-    public static func signedSize(_ bytes: Int) -> String {
+    package static func signedSize(_ bytes: Int) -> String {
         bytes > 0 ? "+" + ByteSize.binary(bytes) : ByteSize.binary(bytes)
     }
 
     /// `16.00 GiB (17.18 GB)`: both unit systems, for sizes people compare with decimal figures
     /// (shard sizes and model sizes on the Hugging Face Hub are decimal).
-    public static func sizeBoth(_ bytes: Int) -> String { "\(ByteSize.binary(bytes)) (\(ByteSize.decimal(bytes)))" }
+    package static func sizeBoth(_ bytes: Int) -> String { "\(ByteSize.binary(bytes)) (\(ByteSize.decimal(bytes)))" }
 
     /// Seconds with a fixed number of digits: `1.088`.
-    public static func seconds(_ value: Double, digits: Int = 3) -> String { ByteSize.fixed(value, digits: digits) }
+    package static func seconds(_ value: Double, digits: Int = 3) -> String { ByteSize.fixed(value, digits: digits) }
 
     /// `+20.0%`, `-3.1%`, `0.0%`.
-    public static func signedPercent(_ fraction: Double, digits: Int = 1) -> String {
+    package static func signedPercent(_ fraction: Double, digits: Int = 1) -> String {
         let text = ByteSize.fixed(fraction * 100, digits: digits)
         return (fraction > 0 && text != ByteSize.fixed(0, digits: digits) ? "+" : "") + text + "%"
     }
 
     /// A plain decimal with `digits` fraction digits and trailing zeros trimmed (`0.5`, `1`, `0.03`).
-    public static func trimmed(_ value: Double, maxDigits: Int = 6) -> String {
+    package static func trimmed(_ value: Double, maxDigits: Int = 6) -> String {
         var text = ByteSize.fixed(value, digits: maxDigits)
         if text.contains(".") {
             while text.hasSuffix("0") { text.removeLast() }
@@ -39,7 +39,7 @@ public enum Format {
     }
 
     /// Integers with thousands separators: `442,535,936`.
-    public static func grouped(_ value: Int) -> String {
+    package static func grouped(_ value: Int) -> String {
         let digits = String(value.magnitude)
         var out = ""
         for (i, c) in digits.enumerated() {
@@ -50,20 +50,20 @@ public enum Format {
     }
 
     /// A markdown table cell: pipes escaped, line breaks flattened.
-    public static func cell(_ text: String) -> String {
+    package static func cell(_ text: String) -> String {
         text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "|", with: "\\|")
             .replacingOccurrences(of: "\r\n", with: " ").replacingOccurrences(of: "\n", with: " ")
     }
 
     /// Inline code in markdown that survives backticks inside.
-    public static func code(_ text: String) -> String {
+    package static func code(_ text: String) -> String {
         let flat = text.replacingOccurrences(of: "\n", with: " ")
         return flat.contains("`") ? "`` \(flat) ``" : "`\(flat)`"
     }
 
     /// A GitHub-flavoured markdown table. Columns are padded so it also reads in a terminal;
     /// `rightAligned` columns get `---:` alignment.
-    public static func markdownTable(_ rows: [[String]], rightAligned: Set<Int> = []) -> String {
+    package static func markdownTable(_ rows: [[String]], rightAligned: Set<Int> = []) -> String {
         guard let header = rows.first else { return "" }
         let escaped = rows.map { $0.map(cell) }
         var widths = Array(repeating: 3, count: header.count)
@@ -88,12 +88,12 @@ public enum Format {
     }
 
     /// A run's label in tables and file names: its id, plus `#n` when the scenario repeats runs.
-    public static func runLabel(_ run: RunResult, repeatCount: Int) -> String {
+    package static func runLabel(_ run: RunResult, repeatCount: Int) -> String {
         (repeatCount > 1 ? "\(run.id) #\(run.repeatIndex + 1)" : run.id) + (run.rank.map { " r\($0)" } ?? "")
     }
 
     /// A file-name-safe version of `text`: letters, digits, `-`, `_` and `.` kept, anything else `_`.
-    public static func fileSafe(_ text: String) -> String {
+    package static func fileSafe(_ text: String) -> String {
         String(text.map { c in (c.isASCII && (c.isLetter || c.isNumber)) || "-_.".contains(c) ? c : "_" })
     }
 }

@@ -4,13 +4,13 @@ import TensorEngine
 
 /// The chart of what N ranks cost the machine over time: Σ VmRSS, Σ Pss and the drop of MemAvailable (each a
 /// delta over the start barrier), each rank's VmRSS faint beneath, the claim's per-machine bound as a line.
-public enum MachineChart {
+package enum MachineChart {
     static let width = 1000.0
     static let plotHeight = 300.0
     static let left = 84.0
     static let right = 28.0
 
-    public static func svg(results: ScenarioResults, machine: MachineRun) -> String {
+    package static func svg(results: ScenarioResults, machine: MachineRun) -> String {
         let t = machine.timeline
         func series(_ column: MachineColumn) -> [(Double, Double)] {
             guard let x = t.columns.firstIndex(of: .seconds), let y = t.columns.firstIndex(of: column) else { return [] }

@@ -9,16 +9,16 @@ import Harness
 /// options (`MALLOC_CONF`), and the scenario's cache mode. The kernel's build string within a series, the
 /// hostname and swap are notes: CI machines of one kind are rebuilt with new build strings, and a gate that stops
 /// gating whenever that happens gates nothing.
-public struct MachineMatch: Sendable {
+package struct MachineMatch: Sendable {
     /// Differences that stop memory and time figures from gating (unless forced).
-    public let differences: [Comparison.Difference]
+    package let differences: [Comparison.Difference]
     /// Differences worth knowing that change no verdict.
-    public let notes: [String]
+    package let notes: [String]
 
     /// MemTotal may differ by this fraction of the baseline's.
-    public static let memTotalTolerance = 0.03
+    package static let memTotalTolerance = 0.03
 
-    public init(baseline: ScenarioResults, current: ScenarioResults) {
+    package init(baseline: ScenarioResults, current: ScenarioResults) {
         let b = baseline.environment
         let c = current.environment
         var differences: [Comparison.Difference] = []

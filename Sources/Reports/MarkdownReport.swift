@@ -5,25 +5,25 @@ import Probes
 import TensorEngine
 
 /// A rendered report: the markdown and the SVG files it references by relative path.
-public struct RenderedReport: Sendable, Equatable {
-    public struct File: Sendable, Equatable {
-        public let name: String
-        public let contents: String
+package struct RenderedReport: Sendable, Equatable {
+    package struct File: Sendable, Equatable {
+        package let name: String
+        package let contents: String
     }
 
     /// `<scenario>.md`
-    public var markdownName: String
-    public var markdown: String
+    package var markdownName: String
+    package var markdown: String
     /// The charts, named `<scenario>-peaks.svg` and `<scenario>-<run>.svg`.
-    public var charts: [File]
+    package var charts: [File]
 }
 
 /// The markdown report of a results file: what was run and where, a summary with verdicts, a chart per run,
 /// the peaks chart, predictions at full size, and how every figure was obtained. A pure function of the
 /// results: no clock, no environment, so rendering the same file twice gives the same bytes.
-public enum MarkdownReport {
+package enum MarkdownReport {
     /// - Parameter resultsLink: the results file's path relative to the markdown (shown and linked).
-    public static func render(_ results: ScenarioResults, resultsLink: String) -> RenderedReport {
+    package static func render(_ results: ScenarioResults, resultsLink: String) -> RenderedReport {
         let name = Format.fileSafe(results.scenario.name)
         var used: Set<String> = []
         func chartName(_ stem: String) -> String {
@@ -75,7 +75,7 @@ public enum MarkdownReport {
     /// Renders and writes the report into `folder`: the markdown (as `markdownName`, default `<scenario>.md`)
     /// and every chart beside it. Returns the paths written.
     @discardableResult
-    public static func write(_ results: ScenarioResults, resultsPath: String, folder: String, markdownName: String? = nil) throws(ReportError) -> [String] {
+    package static func write(_ results: ScenarioResults, resultsPath: String, folder: String, markdownName: String? = nil) throws(ReportError) -> [String] {
         let link = relativeLink(from: folder, to: resultsPath)
         var report = render(results, resultsLink: link)
         if let markdownName { report.markdownName = markdownName }
@@ -404,7 +404,7 @@ public enum MarkdownReport {
         """
 
     /// The scenario's tolerance for a predicted figure: ⌈predicted × relative⌉ + absolute (as the claim checker computes it).
-    public static func toleranceBytes(_ scenario: ScenarioInfo, predicted: Int) -> Int {
+    package static func toleranceBytes(_ scenario: ScenarioInfo, predicted: Int) -> Int {
         Int((Double(predicted) * scenario.toleranceRelative).rounded(.up)) + scenario.toleranceAbsoluteBytes
     }
 

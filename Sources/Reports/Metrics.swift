@@ -1,11 +1,11 @@
 import Harness
 
 /// A value of one figure: bytes (exact integers) or seconds.
-public enum Quantity: Sendable, Equatable {
+package enum Quantity: Sendable, Equatable {
     case bytes(Int)
     case seconds(Double)
 
-    public var doubleValue: Double {
+    package var doubleValue: Double {
         switch self {
         case .bytes(let b): return Double(b)
         case .seconds(let s): return s
@@ -15,9 +15,9 @@ public enum Quantity: Sendable, Equatable {
 
 /// One figure of a run that `compare` and the benchmark exports track, named as in the exports
 /// (`smoke/naive/vmhwm_delta_bytes`) and in `compare --metrics`.
-public struct Metric: Sendable {
+package struct Metric: Sendable {
     /// How a change of this figure is judged.
-    public enum Kind: String, Sendable {
+    package enum Kind: String, Sendable {
         /// The engine's exact count: any increase is a regression, any decrease an improvement.
         case exact
         /// A kernel or allocator figure: noisy by a few pages, judged against the relative and absolute thresholds.
@@ -26,30 +26,30 @@ public struct Metric: Sendable {
         case time
     }
 
-    public enum Unit: String, Sendable {
+    package enum Unit: String, Sendable {
         case bytes
         case seconds
     }
 
     /// The export and `--metrics` name.
-    public let name: String
+    package let name: String
     /// What it is, for tables.
-    public let title: String
+    package let title: String
     /// Where it comes from in the results file.
-    public let source: String
-    public let kind: Kind
-    public let unit: Unit
+    package let source: String
+    package let kind: Kind
+    package let unit: Unit
     let extract: @Sendable (RunResult) -> Quantity?
 
     /// The figure for `run`, or nil when the run has none (it did not finish its load, or the probe was unavailable).
-    public func value(_ run: RunResult) -> Quantity? {
+    package func value(_ run: RunResult) -> Quantity? {
         // Only loads that finished have comparable figures: an `oom` run stopped at its cap, an `error` run has none.
         guard run.verdict == .pass || run.verdict == .fail else { return nil }
         return extract(run)
     }
 
     /// Every tracked figure, in the order tables show them.
-    public static let all: [Metric] = [
+    package static let all: [Metric] = [
         Metric(
             name: "ledger_peak_bytes", title: "ledger peak", source: "runs[].measurement.ledger_peak_bytes", kind: .exact, unit: .bytes,
             extract: { $0.measurement?.ledgerPeakBytes.map { .bytes($0) } }),
@@ -71,7 +71,7 @@ public struct Metric: Sendable {
             extract: { $0.seconds.map { .seconds($0) } }),
     ]
 
-    public static var names: [String] { all.map(\.name) }
+    package static var names: [String] { all.map(\.name) }
 
-    public static func named(_ name: String) -> Metric? { all.first { $0.name == name } }
+    package static func named(_ name: String) -> Metric? { all.first { $0.name == name } }
 }

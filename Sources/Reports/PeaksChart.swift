@@ -5,8 +5,8 @@ import TensorEngine
 /// One chart comparing every run's measured peaks with its predicted peak and allowed range: horizontal bars
 /// (VmHWM Δ, RSS anon peak Δ, jemalloc allocated peak Δ, ledger peak) per run, a line at the prediction and a
 /// shaded band over the allowed range.
-public enum PeaksChart {
-    public static let width = 1000.0
+package enum PeaksChart {
+    package static let width = 1000.0
 
     struct Bar: Sendable {
         let label: String
@@ -23,7 +23,7 @@ public enum PeaksChart {
         Bar(label: "ledger peak (exact)", colour: Style.ink, value: { $0.ledgerPeakBytes }),
     ]
 
-    public static func svg(results: ScenarioResults) -> String {
+    package static func svg(results: ScenarioResults) -> String {
         var body = SVGDocument(width: width, height: 0)
         let runs = results.runs
         let labels = runs.map { "\(Format.runLabel($0, repeatCount: results.scenario.repeatCount)) (\($0.verdict.rawValue))" }

@@ -5,13 +5,13 @@ import StrictJSON
 import TensorEngine
 
 /// Why a results file could not be used, with the exit status the CLI documents for it.
-public typealias ReportError = FailureMessage
+package typealias ReportError = FailureMessage
 
 /// Reading and writing results files (`<scenario>.json`, the schema in `Reports/schema/results.schema.json`).
-public enum ResultsFile {
+package enum ResultsFile {
     /// Reads and decodes a results file. Missing → `noInput` (66); not JSON, not a results file, or a schema
     /// version this build does not know → `dataError` (65). `compare` maps every failure on the baseline to 5.
-    public static func load(path: String) throws(ReportError) -> ScenarioResults {
+    package static func load(path: String) throws(ReportError) -> ScenarioResults {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ReportError("\(path): no such results file", category: .missingInput)
@@ -29,9 +29,9 @@ public enum ResultsFile {
     }
 
     /// The largest results file read: 2,000 timeline points per run keep real ones to a few MiB.
-    public static let maximumFileBytes = 256 << 20
+    package static let maximumFileBytes = 256 << 20
 
-    public static func decode(_ data: Data, file: String) throws(ReportError) -> ScenarioResults {
+    package static func decode(_ data: Data, file: String) throws(ReportError) -> ScenarioResults {
         // The version first, so that a newer file gets a clear message rather than a decoding error.
         struct Versioned: Decodable { let schemaVersion: Int? }
         let version: Int?
@@ -80,7 +80,7 @@ public enum ResultsFile {
     }
 
     /// The results as `run` writes them: sorted snake_case keys, pretty, a final newline.
-    public static func encode(_ results: ScenarioResults) throws -> [UInt8] {
+    package static func encode(_ results: ScenarioResults) throws -> [UInt8] {
         [UInt8](try ResultsCodec.encoder.encode(results)) + [0x0A]
     }
 
@@ -141,7 +141,7 @@ public enum ResultsFile {
     }
 
     /// Writes `bytes` to `path` atomically (a temporary file renamed over it), creating the folder.
-    public static func write(_ bytes: [UInt8], to path: String) throws(ReportError) {
+    package static func write(_ bytes: [UInt8], to path: String) throws(ReportError) {
         try writeAll([(path, bytes)])
     }
 
@@ -149,7 +149,7 @@ public enum ResultsFile {
     /// (``AtomicFile``); only when every one is written are they renamed into place, in the order given (the
     /// file that links the others last). A failure — a full disk, a read-only folder — removes every
     /// temporary file, so a report is never left without its charts or charts without their report.
-    public static func writeAll(_ files: [(path: String, bytes: [UInt8])]) throws(ReportError) {
+    package static func writeAll(_ files: [(path: String, bytes: [UInt8])]) throws(ReportError) {
         var staged: [AtomicFile] = []
         defer { staged.forEach { $0.abort() } }
         for file in files {

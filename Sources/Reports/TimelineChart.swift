@@ -5,9 +5,9 @@ import TensorEngine
 /// The chart of one run's memory over time: RSS anon, RSS file and jemalloc allocated (deltas over the
 /// child's pre-load baseline) and the ledger's live bytes, with the phases as numbered bands, the predicted
 /// peak as a line, the allowed range as a band and the kernel's VmHWM peak as a marker on the right edge.
-public struct TimelineChart {
-    public static let width = 1000.0
-    public static let plotHeight = 320.0
+package struct TimelineChart {
+    package static let width = 1000.0
+    package static let plotHeight = 320.0
     static let marginLeft = 84.0
     static let marginRight = 28.0
 
@@ -40,7 +40,7 @@ public struct TimelineChart {
     var svg = SVGDocument(width: TimelineChart.width, height: 0)
 
     /// The SVG for `run`, or nil when it has no measurement (the child died before measuring).
-    public static func svg(results: ScenarioResults, run: RunResult) -> String? {
+    package static func svg(results: ScenarioResults, run: RunResult) -> String? {
         guard let m = run.measurement else { return nil }
         var chart = TimelineChart(results: results, run: run, measurement: m)
         return chart.render()

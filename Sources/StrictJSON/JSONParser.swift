@@ -1,8 +1,8 @@
 import OrderedCollections
 
 /// Why a document is not accepted, and where (byte offset into the document).
-public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Rule: String, Sendable {
+package struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Rule: String, Sendable {
         case unexpectedEnd = "unexpected end of input"
         case unexpectedCharacter = "unexpected character"
         case trailingCharacters = "trailing characters after the value"
@@ -16,16 +16,16 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
         case nestingTooDeep = "nesting too deep"
     }
 
-    public let rule: Rule
-    public let offset: Int
+    package let rule: Rule
+    package let offset: Int
     /// Extra detail, e.g. the duplicated key.
-    public let detail: String?
+    package let detail: String?
     /// For `duplicateKey`: the key that appeared twice.
-    public let key: String?
+    package let key: String?
     /// For `duplicateKey`: the nesting level of the object holding it (1 = the top-level object).
-    public let depth: Int?
+    package let depth: Int?
 
-    public init(rule: Rule, offset: Int, detail: String?, key: String? = nil, depth: Int? = nil) {
+    package init(rule: Rule, offset: Int, detail: String?, key: String? = nil, depth: Int? = nil) {
         self.rule = rule
         self.offset = offset
         self.detail = detail
@@ -33,7 +33,7 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
         self.depth = depth
     }
 
-    public var description: String {
+    package var description: String {
         let what = detail.map { "\(rule.rawValue) \($0)" } ?? rule.rawValue
         return "\(what) at byte \(offset)"
     }
@@ -46,20 +46,20 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 /// one silently), a nesting bound checked before recursing (untrusted headers must not exhaust the stack),
 /// numbers kept as literals (u64 offsets above 2^53 must not round through `Double`), object key order kept
 /// (the writer must reproduce Python's output), and no leniency (no BOM, comments, trailing commas, NaN).
-public struct JSONParser {
+package struct JSONParser {
     /// serde_json's default recursion limit, which the safetensors reference inherits: 128 levels.
-    public static let defaultMaxDepth = 128
+    package static let defaultMaxDepth = 128
 
-    public var maxDepth: Int
-    public var rejectDuplicateKeys: Bool
+    package var maxDepth: Int
+    package var rejectDuplicateKeys: Bool
 
-    public init(maxDepth: Int = JSONParser.defaultMaxDepth, rejectDuplicateKeys: Bool = true) {
+    package init(maxDepth: Int = JSONParser.defaultMaxDepth, rejectDuplicateKeys: Bool = true) {
         self.maxDepth = maxDepth
         self.rejectDuplicateKeys = rejectDuplicateKeys
     }
 
     /// Parses one JSON value surrounded by optional JSON whitespace (space, tab, LF, CR).
-    public func parse(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> JSONValue {
+    package func parse(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> JSONValue {
         let array = Array(bytes)
         return try array.withUnsafeBufferPointer { (buffer) throws(JSONParseError) -> JSONValue in
             var cursor = Cursor(bytes: buffer, maxDepth: maxDepth, rejectDuplicates: rejectDuplicateKeys)
@@ -73,7 +73,7 @@ public struct JSONParser {
         }
     }
 
-    public func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+    package func parse(_ text: String) throws(JSONParseError) -> JSONValue {
         try parse(Array(text.utf8))
     }
 }

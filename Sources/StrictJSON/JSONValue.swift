@@ -5,7 +5,7 @@ import OrderedCollections
 /// Keeping the literal matters twice over: safetensors offsets are u64 and must not pass through `Double`
 /// (2^53 and up would silently round), and a config.json copied with one field changed must keep every other
 /// number exactly as Python wrote it (`1e-06`, `10000.0`).
-public enum JSONValue: Sendable, Equatable {
+package enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(JSONNumber)
@@ -13,35 +13,35 @@ public enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object(OrderedDictionary<String, JSONValue>)
 
-    public var objectValue: OrderedDictionary<String, JSONValue>? {
+    package var objectValue: OrderedDictionary<String, JSONValue>? {
         if case .object(let o) = self { return o }
         return nil
     }
 
-    public var arrayValue: [JSONValue]? {
+    package var arrayValue: [JSONValue]? {
         if case .array(let a) = self { return a }
         return nil
     }
 
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
-    public var numberValue: JSONNumber? {
+    package var numberValue: JSONNumber? {
         if case .number(let n) = self { return n }
         return nil
     }
 
-    public var boolValue: Bool? {
+    package var boolValue: Bool? {
         if case .bool(let b) = self { return b }
         return nil
     }
 
-    public var isNull: Bool { self == .null }
+    package var isNull: Bool { self == .null }
 
     /// A short name of the value's JSON type, for error messages ("expected a string, found an array").
-    public var typeName: String {
+    package var typeName: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
@@ -52,52 +52,52 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         objectValue?[key]
     }
 
-    public init(_ int: Int) { self = .number(JSONNumber(int)) }
-    public init(_ int: UInt64) { self = .number(JSONNumber(int)) }
-    public init(_ double: Double) { self = .number(JSONNumber(double)) }
-    public init(_ string: String) { self = .string(string) }
+    package init(_ int: Int) { self = .number(JSONNumber(int)) }
+    package init(_ int: UInt64) { self = .number(JSONNumber(int)) }
+    package init(_ double: Double) { self = .number(JSONNumber(double)) }
+    package init(_ string: String) { self = .string(string) }
 }
 
 /// A JSON number kept as its literal text, with exact conversions.
-public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
+package struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
     /// The literal as it appears in the document (already checked against the JSON number grammar).
-    public let literal: String
+    package let literal: String
 
-    public init(literal: String) { self.literal = literal }
-    public init(_ int: Int) { literal = String(int) }
-    public init(_ int: UInt64) { literal = String(int) }
+    package init(literal: String) { self.literal = literal }
+    package init(_ int: Int) { literal = String(int) }
+    package init(_ int: UInt64) { literal = String(int) }
     /// Formats like Python's `repr(float)` for finite values: shortest round-trip, always with a `.` or exponent.
-    public init(_ double: Double) {
+    package init(_ double: Double) {
         precondition(double.isFinite, "JSON has no NaN or infinity")
         var text = "\(double)"
         if !text.contains(".") && !text.contains("e") && !text.contains("E") { text += ".0" }
         literal = text
     }
 
-    public var description: String { literal }
+    package var description: String { literal }
 
     /// True when the literal is an integer: no fraction, no exponent.
-    public var isIntegerLiteral: Bool {
+    package var isIntegerLiteral: Bool {
         !literal.contains(".") && !literal.contains("e") && !literal.contains("E")
     }
 
     /// The value as an unsigned 64-bit integer; nil when negative, fractional, written with an exponent,
     /// or larger than `UInt64.max` (the rules serde applies when a u64 is expected).
-    public var uint64Value: UInt64? {
+    package var uint64Value: UInt64? {
         guard isIntegerLiteral, !literal.hasPrefix("-") else { return nil }
         return UInt64(literal)
     }
 
     /// The value as `Int`; nil when fractional, written with an exponent, or out of range.
-    public var intValue: Int? {
+    package var intValue: Int? {
         guard isIntegerLiteral else { return nil }
         if literal == "-0" { return 0 }
         return Int(literal)
     }
 
-    public var doubleValue: Double { Double(literal) ?? .nan }
+    package var doubleValue: Double { Double(literal) ?? .nan }
 }

@@ -4,8 +4,8 @@
 /// compact form (no spaces, raw UTF-8, `\u00xx` in lowercase hex), and `model.safetensors.index.json` /
 /// `config.json` are Python's `json.dumps(indent=2, sort_keys=True)` (`": "`, ASCII-only escapes). Foundation's
 /// `JSONSerialization` writes `" : "` on Linux and escapes `/`, so it cannot produce either.
-public struct JSONWriter: Sendable {
-    public enum Escaping: Sendable {
+package struct JSONWriter: Sendable {
+    package enum Escaping: Sendable {
         /// serde_json: `\"` `\\` `\b` `\f` `\n` `\r` `\t`, other bytes below 0x20 as `\u00xx`, the rest raw UTF-8.
         case rawUTF8
         /// Python's `ensure_ascii=True`: as above, plus everything outside 0x20...0x7E as `\uxxxx`
@@ -14,30 +14,30 @@ public struct JSONWriter: Sendable {
     }
 
     /// nil: compact (no whitespace at all); n: Python's layout, a newline and n spaces per level, `": "`.
-    public var indent: Int?
-    public var sortKeys: Bool
-    public var escaping: Escaping
+    package var indent: Int?
+    package var sortKeys: Bool
+    package var escaping: Escaping
 
-    public init(indent: Int? = nil, sortKeys: Bool = false, escaping: Escaping = .rawUTF8) {
+    package init(indent: Int? = nil, sortKeys: Bool = false, escaping: Escaping = .rawUTF8) {
         self.indent = indent
         self.sortKeys = sortKeys
         self.escaping = escaping
     }
 
     /// serde_json's `to_string`: what safetensors writes in a header.
-    public static let compact = JSONWriter()
+    package static let compact = JSONWriter()
     /// Python `json.dumps(obj, indent=2, sort_keys=True)`: what transformers writes for indexes and configs.
-    public static let pythonSorted = JSONWriter(indent: 2, sortKeys: true, escaping: .asciiOnly)
+    package static let pythonSorted = JSONWriter(indent: 2, sortKeys: true, escaping: .asciiOnly)
     /// This tool's own human-readable JSON: two-space indent, keys in the order given, raw UTF-8.
-    public static let pretty = JSONWriter(indent: 2, sortKeys: false, escaping: .rawUTF8)
+    package static let pretty = JSONWriter(indent: 2, sortKeys: false, escaping: .rawUTF8)
 
-    public func string(_ value: JSONValue) -> String {
+    package func string(_ value: JSONValue) -> String {
         var out: [UInt8] = []
         write(value, level: 0, into: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
-    public func bytes(_ value: JSONValue) -> [UInt8] {
+    package func bytes(_ value: JSONValue) -> [UInt8] {
         var out: [UInt8] = []
         write(value, level: 0, into: &out)
         return out
@@ -101,7 +101,7 @@ public struct JSONWriter: Sendable {
         }
     }
 
-    public func writeString(_ string: String, into out: inout [UInt8]) {
+    package func writeString(_ string: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for scalar in string.unicodeScalars {
             switch scalar {

@@ -6,8 +6,8 @@
 /// (2^10…2^40, as accelerate's `max_memory` also allows). No unit means bytes. Fractions are exact decimal
 /// arithmetic, truncated to whole bytes (`1.5GB` = 1,500,000,000; `0.5KiB` = 512). Accelerate's quirk that a
 /// lowercase `b` means bits (`5Gb`) is deliberately not reproduced: units are case-insensitive here.
-public enum ByteSize {
-    public static let example = "use a number of bytes or a size such as 5GB, 1.5GiB or 500MB"
+package enum ByteSize {
+    package static let example = "use a number of bytes or a size such as 5GB, 1.5GiB or 500MB"
 
     private static let units: [String: Int] = [
         "": 1, "b": 1,
@@ -16,7 +16,7 @@ public enum ByteSize {
     ]
 
     /// Parses a size string; throws a usage error naming the text and showing an example.
-    public static func parse(_ text: String) throws(UsageError) -> Int {
+    package static func parse(_ text: String) throws(UsageError) -> Int {
         guard let value = parseOrNil(text) else {
             throw UsageError("invalid size '\(text)': \(example)")
         }
@@ -24,7 +24,7 @@ public enum ByteSize {
     }
 
     /// Parses a size string, or nil when it does not follow the grammar or overflows.
-    public static func parseOrNil(_ text: String) -> Int? {
+    package static func parseOrNil(_ text: String) -> Int? {
         let scalars = Array(text.unicodeScalars)
         var index = 0
         var integerDigits: [Int] = []
@@ -79,12 +79,12 @@ public enum ByteSize {
     }
 
     /// Formats bytes in binary units with the unit stated: `16.00 GiB`, `512.00 KiB`, `10 B`.
-    public static func binary(_ bytes: Int, digits: Int = 2) -> String {
+    package static func binary(_ bytes: Int, digits: Int = 2) -> String {
         format(bytes, base: 1024, units: ["B", "KiB", "MiB", "GiB", "TiB", "PiB"], digits: digits)
     }
 
     /// Formats bytes in decimal units with the unit stated: `17.08 GB`.
-    public static func decimal(_ bytes: Int, digits: Int = 2) -> String {
+    package static func decimal(_ bytes: Int, digits: Int = 2) -> String {
         format(bytes, base: 1000, units: ["B", "KB", "MB", "GB", "TB", "PB"], digits: digits)
     }
 
@@ -104,7 +104,7 @@ public enum ByteSize {
     }
 
     /// Fixed-point formatting without Foundation's locale-dependent `String(format:)`.
-    public static func fixed(_ value: Double, digits: Int) -> String {
+    package static func fixed(_ value: Double, digits: Int) -> String {
         guard value.isFinite else { return "\(value)" }
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }

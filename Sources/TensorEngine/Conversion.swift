@@ -9,18 +9,18 @@ import Foundation
 ///
 /// Loading a checkpoint in another dtype converts every byte of it, so this is a hot path: the kernels are
 /// vectorised and a large conversion is split across threads.
-public enum DTypeConversion {
+package enum DTypeConversion {
     /// The unit of work handed to a thread, in bytes of the wider side of the conversion: large enough that
     /// handing it out costs nothing next to converting it, small enough to balance two threads well on a
     /// tensor of a few MiB.
-    public static let chunkByteCount = 1 << 20
+    package static let chunkByteCount = 1 << 20
 
     /// Threads used when the caller does not say: every core this process may run on.
-    public static var defaultThreadCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    package static var defaultThreadCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// True when `convert` can turn `source` elements into `destination` elements: any two of F64, F32, F16
     /// and BF16, or any type into itself (a copy).
-    public static func isSupported(from source: DType, to destination: DType) -> Bool {
+    package static func isSupported(from source: DType, to destination: DType) -> Bool {
         ConversionKernel(from: source, to: destination) != nil
     }
 
@@ -28,7 +28,7 @@ public enum DTypeConversion {
     /// Both buffers hold the same number of elements and must not overlap. Inputs larger than one chunk are
     /// split across `threads` threads (default: `defaultThreadCount`); `threads: 1` converts on the calling
     /// thread. The buffers need no particular alignment.
-    public static func convert(
+    package static func convert(
         _ source: UnsafeRawBufferPointer, from: DType,
         into destination: UnsafeMutableRawBufferPointer, to: DType,
         threads: Int? = nil

@@ -2,7 +2,7 @@
 ///
 /// The raw value is the exact, case-sensitive string of the safetensors header. `torchName` is what the CLI
 /// accepts and prints (`--dtype bfloat16`), as `torch_dtype` / `dtype` in a config.json spells it.
-public enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvertible {
+package enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvertible {
     case bool = "BOOL"
     case u8 = "U8"
     case i8 = "I8"
@@ -27,12 +27,12 @@ public enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvert
     case f6E3M2 = "F6_E3M2"
 
     /// The string written in a safetensors header.
-    public var safetensorsName: String { rawValue }
+    package var safetensorsName: String { rawValue }
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 
     /// Bits per element. F4 and F6 are sub-byte: a tensor's element count × bits must be a multiple of 8.
-    public var bitWidth: Int {
+    package var bitWidth: Int {
         switch self {
         case .f4: return 4
         case .f6E2M3, .f6E3M2: return 6
@@ -44,10 +44,10 @@ public enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvert
     }
 
     /// Bytes per element for byte-sized types; nil for the sub-byte F4 and F6 types.
-    public var byteWidth: Int? { bitWidth % 8 == 0 ? bitWidth / 8 : nil }
+    package var byteWidth: Int? { bitWidth % 8 == 0 ? bitWidth / 8 : nil }
 
     /// The name torch gives the type (`torch.bfloat16` → `bfloat16`).
-    public var torchName: String {
+    package var torchName: String {
         switch self {
         case .bool: return "bool"
         case .u8: return "uint8"
@@ -75,7 +75,7 @@ public enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvert
     }
 
     /// torch's `is_floating_point()`: true for every float format, false for integers, bool and complex.
-    public var isFloatingPoint: Bool {
+    package var isFloatingPoint: Bool {
         switch self {
         case .bool, .u8, .i8, .i16, .u16, .i32, .u32, .i64, .u64, .c64: return false
         default: return true
@@ -85,7 +85,7 @@ public enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvert
     /// The floating types the engine converts between. Other float formats (F8, F6, F4) are loaded as
     /// stored and never cast: torch itself refuses most arithmetic on them, and no loading path in the
     /// Hugging Face stack upcasts a quantised checkpoint implicitly.
-    public var isConvertible: Bool {
+    package var isConvertible: Bool {
         switch self {
         case .f16, .bf16, .f32, .f64: return true
         default: return false
@@ -94,7 +94,7 @@ public enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvert
 
     /// Position in safetensors' write order (`Dtype`'s declaration order): the writer sorts by this rank,
     /// highest first, so 8-byte types lead and every tensor stays naturally aligned.
-    public var writeRank: Int {
+    package var writeRank: Int {
         switch self {
         case .bool: return 0
         case .f4: return 1
@@ -122,14 +122,14 @@ public enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvert
     }
 
     /// Parses the exact safetensors string (`"BF16"`).
-    public init?(safetensorsName: String) {
+    package init?(safetensorsName: String) {
         self.init(rawValue: safetensorsName)
     }
 
     /// Parses a torch-style name as written on the command line or in config.json: `bfloat16`,
     /// `torch.bfloat16`, and torch's aliases `half`, `float`, `double`, `bf16`, `fp16`, `fp32`, `fp64`.
     /// Case-insensitive.
-    public init?(torchName: String) {
+    package init?(torchName: String) {
         var name = torchName.lowercased()
         if name.hasPrefix("torch.") { name.removeFirst("torch.".count) }
         switch name {
@@ -147,11 +147,11 @@ public enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvert
     }
 
     /// The torch names the CLI accepts for a cast target, for error messages.
-    public static let convertibleTorchNames = "float16, bfloat16, float32, float64"
+    package static let convertibleTorchNames = "float16, bfloat16, float32, float64"
 
     /// Bytes taken by `elementCount` elements, or nil when the count overflows or is not a whole number of
     /// bytes (safetensors' ValidationOverflow and MisalignedSlice).
-    public func byteCount(elements: Int) -> Int? {
+    package func byteCount(elements: Int) -> Int? {
         let (bits, overflow) = elements.multipliedReportingOverflow(by: bitWidth)
         guard !overflow, bits % 8 == 0 else { return nil }
         return bits / 8
@@ -159,7 +159,7 @@ public enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConvert
 }
 
 /// The product of a shape's dimensions with overflow checks; nil when it overflows `Int`.
-public func elementCount(of shape: [Int]) -> Int? {
+package func elementCount(of shape: [Int]) -> Int? {
     var count = 1
     for dim in shape {
         guard dim >= 0 else { return nil }
@@ -172,7 +172,7 @@ public func elementCount(of shape: [Int]) -> Int? {
 
 /// A dtype in JSON (results, the child protocol) is its torch name: `"bfloat16"`, `"float32"`, `"int64"`.
 extension DType: Codable {
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let name = try container.decode(String.self)
         guard let dtype = DType(torchName: name) ?? DType(rawValue: name) else {
@@ -181,7 +181,7 @@ extension DType: Codable {
         self = dtype
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(torchName)
     }

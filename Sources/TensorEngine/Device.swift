@@ -1,13 +1,13 @@
 /// Where a tensor's bytes live: a (simulated) accelerator, host memory, or an offload folder on disk.
 ///
 /// Ordered fastest first, the order in which accelerate fills devices: `0 < 1 < … < cpu < disk`.
-public enum Device: Hashable, Sendable, Comparable, CustomStringConvertible {
+package enum Device: Hashable, Sendable, Comparable, CustomStringConvertible {
     case accelerator(Int)
     case cpu
     case disk
 
     /// accelerate's spelling: an integer index, `"cpu"` or `"disk"`.
-    public var description: String {
+    package var description: String {
         switch self {
         case .accelerator(let index): return String(index)
         case .cpu: return "cpu"
@@ -16,10 +16,10 @@ public enum Device: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     /// True for devices whose bytes are host RAM in this tool: the CPU and the simulated accelerators.
-    public var isResidentInRAM: Bool { self != .disk }
+    package var isResidentInRAM: Bool { self != .disk }
 
     /// Parses `0`, `1`, …, `cpu`, `disk` (also `cuda:0` / `npu:0`-style and `"0"` as accelerate accepts).
-    public init?(parsing text: String) {
+    package init?(parsing text: String) {
         switch text {
         case "cpu": self = .cpu
         case "disk": self = .disk
@@ -35,7 +35,7 @@ public enum Device: Hashable, Sendable, Comparable, CustomStringConvertible {
         }
     }
 
-    public static func < (lhs: Device, rhs: Device) -> Bool {
+    package static func < (lhs: Device, rhs: Device) -> Bool {
         func rank(_ d: Device) -> (Int, Int) {
             switch d {
             case .accelerator(let i): return (0, i)
@@ -49,7 +49,7 @@ public enum Device: Hashable, Sendable, Comparable, CustomStringConvertible {
 
 /// A device in JSON is accelerate's name as a string: `"0"`, `"1"`, …, `"cpu"`, `"disk"`.
 extension Device: Codable {
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
         guard let device = Device(parsing: text) else {
@@ -58,7 +58,7 @@ extension Device: Codable {
         self = device
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
     }

@@ -2,7 +2,7 @@
 ///
 /// The library layers say *what* went wrong; the exit status a category maps to is policy of the layer that
 /// owns exits (`Reports.ExitStatus`, documented in the README's "Exit statuses").
-public enum FailureCategory: String, Sendable, CaseIterable {
+package enum FailureCategory: String, Sendable, CaseIterable {
     /// The command line or a value given on it is wrong.
     case usage
     /// An input file exists but breaks a rule: a malformed checkpoint, config, scenario or results file.
@@ -24,13 +24,13 @@ public enum FailureCategory: String, Sendable, CaseIterable {
 /// An error the CLI reports as one line and maps, through its category, to a documented exit status.
 ///
 /// Every module's error type conforms, so the executable never needs to know which module failed.
-public protocol ReportableError: Error, CustomStringConvertible {
+package protocol ReportableError: Error, CustomStringConvertible {
     var category: FailureCategory { get }
 }
 
 /// The rule an input broke, as a named case: one enum per kind of input (safetensors files, checkpoint
 /// folders, configs, scenarios, placements …), each case's name printed in the message so it can be looked up.
-public protocol FailureRule: Sendable, Equatable {
+package protocol FailureRule: Sendable, Equatable {
     /// The name printed in messages (`HeaderTooSmall`); nil prints none.
     var ruleName: String? { get }
     /// The category errors of this rule fall in, unless the raising site says otherwise.
@@ -41,12 +41,12 @@ public protocol FailureRule: Sendable, Equatable {
 }
 
 extension FailureRule {
-    public static var locationKind: String? { nil }
+    package static var locationKind: String? { nil }
 }
 
 extension FailureRule {
     /// The case's name, capitalised: `headerTooSmall` → `HeaderTooSmall`.
-    public var ruleName: String? {
+    package var ruleName: String? {
         let name = String(describing: self)
         return name.prefix(1).uppercased() + name.dropFirst()
     }
@@ -55,16 +55,16 @@ extension FailureRule {
 /// The one shape every input-validation error has: the rule broken, where the bad input came from (a file, an
 /// option such as `--max-memory`), the place inside it (a tensor, a JSON path, a key) and what is wrong —
 /// printed as one line, `source: location: Rule: detail`.
-public struct RuleViolation<Rule: FailureRule>: ReportableError, Equatable {
-    public let rule: Rule
+package struct RuleViolation<Rule: FailureRule>: ReportableError, Equatable {
+    package let rule: Rule
     /// The file or option the value came from, as the user named it.
-    public let source: String
+    package let source: String
     /// The tensor, field, JSON path or key inside `source`, when there is one (as named, unquoted).
-    public let location: String?
-    public let detail: String
-    public let category: FailureCategory
+    package let location: String?
+    package let detail: String
+    package let category: FailureCategory
 
-    public init(_ rule: Rule, source: String, location: String? = nil, _ detail: String, category: FailureCategory? = nil) {
+    package init(_ rule: Rule, source: String, location: String? = nil, _ detail: String, category: FailureCategory? = nil) {
         self.rule = rule
         self.source = source
         self.location = location
@@ -72,7 +72,7 @@ public struct RuleViolation<Rule: FailureRule>: ReportableError, Equatable {
         self.category = category ?? rule.category
     }
 
-    public var description: String {
+    package var description: String {
         var line = source
         if let location { line += ": " + (Rule.locationKind.map { "\($0) '\(location)'" } ?? location) }
         if let name = rule.ruleName { line += ": " + name }
@@ -81,11 +81,11 @@ public struct RuleViolation<Rule: FailureRule>: ReportableError, Equatable {
 }
 
 /// Text from an input (a key, a name, a path) made safe to print as part of one line.
-public enum MessageText {
+package enum MessageText {
     /// `text` with every control character written as an escape — `\n`, `\r`, `\t`, else `\u{1B}` — for C0,
     /// DEL, C1 and the Unicode line and paragraph separators: a key spelled with an escaped newline or a NUL
     /// in a JSON file is quoted in a message without breaking it into lines or reaching the terminal raw.
-    public static func oneLine(_ text: String) -> String {
+    package static func oneLine(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: isControl) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
@@ -107,23 +107,23 @@ public enum MessageText {
 }
 
 /// A usage error raised below the CLI layer (a bad `--dtype`, a malformed size string).
-public struct UsageError: ReportableError, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var category: FailureCategory { .usage }
+package struct UsageError: ReportableError, Equatable {
+    package let message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
+    package var category: FailureCategory { .usage }
 }
 
 /// A failure that is a sentence and its category: what `report`, `compare`, `merge` and the ranks' barrier
 /// raise about files they did not write themselves.
-public struct FailureMessage: ReportableError, Equatable {
-    public let message: String
-    public let category: FailureCategory
+package struct FailureMessage: ReportableError, Equatable {
+    package let message: String
+    package let category: FailureCategory
 
-    public init(_ message: String, category: FailureCategory) {
+    package init(_ message: String, category: FailureCategory) {
         self.message = message
         self.category = category
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }

@@ -18,19 +18,19 @@ import Glibc
 /// checks need no allowance for huge pages. On free the range is advised `MADV_NOHUGEPAGE` again before jemalloc
 /// takes it back, so a small allocation that later lands there is not faulted as a 2 MiB page. The advice is a
 /// hint: where THP is off, it fails harmlessly and the memory is ordinary.
-public struct HostAllocator: Sendable, Equatable {
+package struct HostAllocator: Sendable, Equatable {
     /// Cache-line alignment: conversion kernels read and write whole vectors.
-    public static let alignment = 64
+    package static let alignment = 64
     /// 2 MiB: the x86-64 and arm64 (4 KiB granule) transparent huge page.
-    public static let hugePageSize = 2 << 20
+    package static let hugePageSize = 2 << 20
 
     /// The jemalloc arena, or nil for the automatic arenas.
-    public let arena: UInt32?
+    package let arena: UInt32?
 
-    public init(arena: UInt32? = nil) { self.arena = arena }
+    package init(arena: UInt32? = nil) { self.arena = arena }
 
     /// The default allocator: jemalloc's automatic arenas.
-    public static let standard = HostAllocator()
+    package static let standard = HostAllocator()
 
     private func flags(_ byteCount: Int) -> Int32 {
         var flags = cjemalloc_flags_align(byteCount >= Self.hugePageSize ? Self.hugePageSize : Self.alignment)
@@ -39,7 +39,7 @@ public struct HostAllocator: Sendable, Equatable {
     }
 
     /// Allocates `byteCount` (> 0) bytes; nil when jemalloc cannot (the address space or an rlimit is exhausted).
-    public func allocate(_ byteCount: Int) -> UnsafeMutableRawPointer? {
+    package func allocate(_ byteCount: Int) -> UnsafeMutableRawPointer? {
         precondition(byteCount > 0)
         guard let pointer = mallocx(byteCount, flags(byteCount)) else { return nil }
         if byteCount >= Self.hugePageSize { Self.advise(pointer, byteCount, huge: true) }
@@ -47,13 +47,13 @@ public struct HostAllocator: Sendable, Equatable {
     }
 
     /// The bytes jemalloc really reserves for a request of `byteCount` (its size class: `nallocx`).
-    public func usableSize(_ byteCount: Int) -> Int {
+    package func usableSize(_ byteCount: Int) -> Int {
         guard byteCount > 0 else { return 0 }
         let size = nallocx(byteCount, flags(byteCount))
         return size == 0 ? byteCount : size
     }
 
-    public func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+    package func deallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
         if byteCount >= Self.hugePageSize { Self.advise(pointer, byteCount, huge: false) }
         sdallocx(pointer, byteCount, flags(byteCount))
     }
@@ -73,7 +73,7 @@ public struct HostAllocator: Sendable, Equatable {
     }
 
     /// Creates a new jemalloc arena (`mallctl("arenas.create")`) for a separately accounted memory pool.
-    public static func makeArena() -> HostAllocator? {
+    package static func makeArena() -> HostAllocator? {
         var index: UInt32 = 0
         var size = MemoryLayout<UInt32>.size
         let status = mallctl("arenas.create", &index, &size, nil, 0)

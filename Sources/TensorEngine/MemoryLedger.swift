@@ -2,18 +2,18 @@ import Synchronization
 
 /// A device ran out of its budget: the simulated equivalent of CUDA's "out of memory", or the cap the
 /// harness puts on a run whose prediction exceeds the machine.
-public struct OutOfMemoryError: ReportableError, Equatable {
-    public let device: Device
-    public let requestedBytes: Int
-    public let liveBytes: Int
-    public let budgetBytes: Int
+package struct OutOfMemoryError: ReportableError, Equatable {
+    package let device: Device
+    package let requestedBytes: Int
+    package let liveBytes: Int
+    package let budgetBytes: Int
 
-    public var description: String {
+    package var description: String {
         "out of memory on \(device): tried to allocate \(requestedBytes) bytes with \(liveBytes) live "
             + "of a \(budgetBytes)-byte budget"
     }
 
-    public var category: FailureCategory { .outOfMemory }
+    package var category: FailureCategory { .outOfMemory }
 }
 
 /// The engine's own account of every byte it owns: live bytes and the exact peak, per device and in total.
@@ -21,19 +21,19 @@ public struct OutOfMemoryError: ReportableError, Equatable {
 /// Every owned tensor byte is allocated through a ledger, so the ledger's peak is an exact, allocator-
 /// independent figure that a strategy's formula must equal; the OS and jemalloc figures are then checked
 /// against it. Thread-safe: the sampler thread reads it while loader threads allocate.
-public final class MemoryLedger: Sendable {
-    public struct DeviceFigures: Sendable, Equatable {
-        public var liveBytes: Int
-        public var peakBytes: Int
-        public var budgetBytes: Int?
+package final class MemoryLedger: Sendable {
+    package struct DeviceFigures: Sendable, Equatable {
+        package var liveBytes: Int
+        package var peakBytes: Int
+        package var budgetBytes: Int?
     }
 
     /// The same accounting at the allocator's granularity: each allocation at its jemalloc size class
     /// (`nallocx`), which is what `stats.allocated` counts. Lets the harness compare jemalloc with the ledger
     /// exactly instead of within the size-class rounding (up to 25% for one large allocation).
-    public struct AllocatorFigures: Sendable, Equatable {
-        public var liveBytes: Int
-        public var peakBytes: Int
+    package struct AllocatorFigures: Sendable, Equatable {
+        package var liveBytes: Int
+        package var peakBytes: Int
     }
 
     private struct State {
@@ -60,12 +60,12 @@ public final class MemoryLedger: Sendable {
     private let state = Mutex(State())
     private let peakObserver = Mutex<PeakObserver?>(nil)
 
-    public init() {}
+    package init() {}
 
     /// Records an allocation; throws without recording it when it would exceed the device's budget or the
     /// total RAM budget.
     /// `allocatorBytes` is the size the allocator really takes (its size class); it defaults to `bytes`.
-    public func allocate(_ bytes: Int, on device: Device = .cpu, allocatorBytes: Int? = nil) throws(OutOfMemoryError) {
+    package func allocate(_ bytes: Int, on device: Device = .cpu, allocatorBytes: Int? = nil) throws(OutOfMemoryError) {
         precondition(bytes >= 0, "negative allocation")
         let classBytes = allocatorBytes ?? bytes
         let failure: OutOfMemoryError? = state.withLock { s in
@@ -95,7 +95,7 @@ public final class MemoryLedger: Sendable {
 
     /// Records that `bytes` previously allocated on `device` were freed. Call it before the memory is given back,
     /// so that a peak observer sees memory as it stood at the peak.
-    public func release(_ bytes: Int, on device: Device = .cpu, allocatorBytes: Int? = nil) {
+    package func release(_ bytes: Int, on device: Device = .cpu, allocatorBytes: Int? = nil) {
         if device.isResidentInRAM, let observer = peakObserver.withLock({ $0 }) {
             let atNewPeak = state.withLock { s -> Bool in
                 defer { s.peakRoseSinceRelease = false }
@@ -119,7 +119,7 @@ public final class MemoryLedger: Sendable {
     /// before the release is applied. That is the moment a local maximum of owned memory ends — where the
     /// harness takes a reading a periodic sampler could miss. The step bounds the calls: at most one per
     /// `stepBytes` of peak (a 13 GB peak at 8 MiB: ≤ 1,600), however the load allocates and frees.
-    public func observePeaks(stepBytes: Int, _ observer: (@Sendable () -> Void)?) {
+    package func observePeaks(stepBytes: Int, _ observer: (@Sendable () -> Void)?) {
         precondition(stepBytes > 0, "the peak step must be positive")
         state.withLock { s in
             s.observedPeak = s.peakBytes
@@ -129,21 +129,21 @@ public final class MemoryLedger: Sendable {
     }
 
     /// Live and peak RAM bytes at the allocator's size classes.
-    public var allocatorFigures: AllocatorFigures {
+    package var allocatorFigures: AllocatorFigures {
         state.withLock { AllocatorFigures(liveBytes: $0.allocatorLive, peakBytes: $0.allocatorPeak) }
     }
 
     /// Live bytes over RAM-resident devices.
-    public var liveBytes: Int { state.withLock { $0.liveBytes } }
+    package var liveBytes: Int { state.withLock { $0.liveBytes } }
 
     /// Exact peak of RAM-resident live bytes since creation or the last reset.
-    public var peakBytes: Int { state.withLock { $0.peakBytes } }
+    package var peakBytes: Int { state.withLock { $0.peakBytes } }
 
-    public func liveBytes(on device: Device) -> Int { state.withLock { $0.devices[device]?.liveBytes ?? 0 } }
-    public func peakBytes(on device: Device) -> Int { state.withLock { $0.devices[device]?.peakBytes ?? 0 } }
+    package func liveBytes(on device: Device) -> Int { state.withLock { $0.devices[device]?.liveBytes ?? 0 } }
+    package func peakBytes(on device: Device) -> Int { state.withLock { $0.devices[device]?.peakBytes ?? 0 } }
 
     /// Starts a new measurement: every peak becomes the current live figure.
-    public func resetPeak() {
+    package func resetPeak() {
         state.withLock { s in
             s.peakBytes = s.liveBytes
             s.observedPeak = s.liveBytes
@@ -153,14 +153,14 @@ public final class MemoryLedger: Sendable {
     }
 
     /// Caps one device (nil removes the cap). Allocations past it throw `OutOfMemoryError`.
-    public func setBudget(_ bytes: Int?, for device: Device) {
+    package func setBudget(_ bytes: Int?, for device: Device) {
         state.withLock { s in
             s.devices[device, default: DeviceFigures(liveBytes: 0, peakBytes: 0, budgetBytes: nil)].budgetBytes = bytes
         }
     }
 
     /// Caps the RAM-resident total (nil removes the cap): how the harness simulates a smaller machine.
-    public func setTotalBudget(_ bytes: Int?) {
+    package func setTotalBudget(_ bytes: Int?) {
         state.withLock { $0.totalBudget = bytes }
     }
 }

@@ -1,28 +1,28 @@
 import Crypto
 
 /// A tensor: element type, shape, and the storage holding its row-major little-endian bytes.
-public struct Tensor: Sendable {
-    public let dtype: DType
-    public let shape: [Int]
-    public let storage: TensorStorage
+package struct Tensor: Sendable {
+    package let dtype: DType
+    package let shape: [Int]
+    package let storage: TensorStorage
 
-    public init(dtype: DType, shape: [Int], storage: TensorStorage) {
+    package init(dtype: DType, shape: [Int], storage: TensorStorage) {
         self.dtype = dtype
         self.shape = shape
         self.storage = storage
     }
 
-    public var elementCount: Int { TensorEngine.elementCount(of: shape) ?? 0 }
-    public var byteCount: Int { storage.byteCount }
-    public var isMeta: Bool { storage.kind == .meta }
+    package var elementCount: Int { TensorEngine.elementCount(of: shape) ?? 0 }
+    package var byteCount: Int { storage.byteCount }
+    package var isMeta: Bool { storage.kind == .meta }
 
     /// A storage-less tensor: the meta skeleton.
-    public static func meta(dtype: DType, shape: [Int], device: Device = .cpu) -> Tensor {
+    package static func meta(dtype: DType, shape: [Int], device: Device = .cpu) -> Tensor {
         Tensor(dtype: dtype, shape: shape, storage: .meta(byteCount: byteCount(dtype: dtype, shape: shape), device: device))
     }
 
     /// An owned, uninitialised tensor accounted in `ledger`.
-    public static func empty(
+    package static func empty(
         dtype: DType, shape: [Int], device: Device = .cpu, ledger: MemoryLedger, allocator: HostAllocator = .standard
     ) throws -> Tensor {
         let storage = try TensorStorage.allocate(
@@ -32,7 +32,7 @@ public struct Tensor: Sendable {
 
     /// Bytes of a tensor with this dtype and shape. Shapes reaching here were validated (checkpoint reader,
     /// model config), so overflow is a programming error.
-    public static func byteCount(dtype: DType, shape: [Int]) -> Int {
+    package static func byteCount(dtype: DType, shape: [Int]) -> Int {
         guard let count = TensorEngine.elementCount(of: shape), let bytes = dtype.byteCount(elements: count) else {
             preconditionFailure("unvalidated shape \(shape) for \(dtype)")
         }
@@ -40,28 +40,28 @@ public struct Tensor: Sendable {
     }
 
     /// SHA-256 of the raw bytes as lowercase hex (the digest `expected.json` files use).
-    public func sha256() -> String {
+    package func sha256() -> String {
         precondition(!isMeta, "a meta tensor has no bytes to digest")
         return Digest.sha256Hex(storage.bytes)
     }
 }
 
 /// SHA-256 over raw bytes (swift-crypto), as lowercase hex.
-public enum Digest {
-    public static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
+package enum Digest {
+    package static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
         hex(SHA256.hash(data: bytes))
     }
 
-    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+    package static func sha256Hex(_ bytes: [UInt8]) -> String {
         hex(SHA256.hash(data: bytes))
     }
 
     /// Incremental hashing, for digests of data that is streamed rather than held.
-    public struct Hasher: Sendable {
+    package struct Hasher: Sendable {
         private var inner = SHA256()
-        public init() {}
-        public mutating func update(_ bytes: UnsafeRawBufferPointer) { inner.update(bufferPointer: bytes) }
-        public consuming func finalizeHex() -> String { Digest.hex(inner.finalize()) }
+        package init() {}
+        package mutating func update(_ bytes: UnsafeRawBufferPointer) { inner.update(bufferPointer: bytes) }
+        package consuming func finalizeHex() -> String { Digest.hex(inner.finalize()) }
     }
 
     static func hex(_ digest: SHA256.Digest) -> String {

@@ -7,11 +7,11 @@ import Darwin
 #endif
 
 /// The allocation failed: the process is out of address space or under a memory cap (`RLIMIT_AS`).
-public struct AllocationFailure: ReportableError, Equatable {
-    public let requestedBytes: Int
-    public let device: Device
-    public var description: String { "could not allocate \(requestedBytes) bytes on \(device) (malloc returned NULL)" }
-    public var category: FailureCategory { .outOfMemory }
+package struct AllocationFailure: ReportableError, Equatable {
+    package let requestedBytes: Int
+    package let device: Device
+    package var description: String { "could not allocate \(requestedBytes) bytes on \(device) (malloc returned NULL)" }
+    package var category: FailureCategory { .outOfMemory }
 }
 
 /// The bytes behind a tensor, of one of three kinds.
@@ -23,8 +23,8 @@ public struct AllocationFailure: ReportableError, Equatable {
 ///
 /// A class because storage is shared: tied weights are one storage referenced by two names, and the bytes
 /// are freed (and released from the ledger) exactly once, when the last reference goes.
-public final class TensorStorage: @unchecked Sendable {
-    public enum Kind: String, Sendable {
+package final class TensorStorage: @unchecked Sendable {
+    package enum Kind: String, Sendable {
         case owned
         case fileWindow = "file-window"
         case meta
@@ -37,9 +37,9 @@ public final class TensorStorage: @unchecked Sendable {
         case unmap(UnsafeMutableRawPointer, Int, guardSlot: Int)
     }
 
-    public let kind: Kind
-    public let byteCount: Int
-    public let device: Device
+    package let kind: Kind
+    package let byteCount: Int
+    package let device: Device
     private let pointer: UnsafeMutableRawPointer?
     private let release: Release
 
@@ -67,7 +67,7 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// Allocates `byteCount` bytes of owned memory, recorded in `ledger` against `device`.
     /// The bytes are uninitialised (as `torch.empty`): the caller writes every one.
-    public static func allocate(
+    package static func allocate(
         byteCount: Int, device: Device = .cpu, ledger: MemoryLedger, allocator: HostAllocator = .standard
     ) throws -> TensorStorage {
         precondition(byteCount >= 0)
@@ -84,14 +84,14 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     /// A storage with no bytes: the meta device.
-    public static func meta(byteCount: Int, device: Device = .cpu) -> TensorStorage {
+    package static func meta(byteCount: Int, device: Device = .cpu) -> TensorStorage {
         TensorStorage(kind: .meta, byteCount: byteCount, device: device, pointer: nil, release: .none)
     }
 
     /// Maps `length` bytes of the open file `fd` starting at `offset`, read-only (`mmap(PROT_READ, MAP_PRIVATE)`).
     /// `populate` faults the whole window in at once (`MAP_POPULATE` on Linux), for a caller about to read every
     /// byte; without it pages become resident only as they are touched (an offloaded weight read on access).
-    public static func mapFile(descriptor fd: Int32, offset: Int, length: Int, device: Device = .cpu, populate: Bool = false) throws -> TensorStorage {
+    package static func mapFile(descriptor fd: Int32, offset: Int, length: Int, device: Device = .cpu, populate: Bool = false) throws -> TensorStorage {
         precondition(offset >= 0 && length >= 0)
         guard length > 0 else {
             return TensorStorage(kind: .fileWindow, byteCount: 0, device: device, pointer: nil, release: .none)
@@ -120,34 +120,34 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// True when a read of this file window touched a page past its file's end (the file shrank after it was
     /// mapped): those bytes read as zeros, and the reader must discard what it read (``FileWindowGuard``).
-    public var windowFaulted: Bool {
+    package var windowFaulted: Bool {
         if case .unmap(_, _, let slot) = release { return FileWindowGuard.faulted(slot) }
         return false
     }
 
     /// The bytes, read-only. Empty for meta storage.
-    public var bytes: UnsafeRawBufferPointer {
+    package var bytes: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: pointer, count: pointer == nil ? 0 : byteCount)
     }
 
     /// The bytes, writable. Only owned storage may be written.
-    public var mutableBytes: UnsafeMutableRawBufferPointer {
+    package var mutableBytes: UnsafeMutableRawBufferPointer {
         precondition(kind == .owned, "only owned storage is writable")
         return UnsafeMutableRawBufferPointer(start: pointer, count: pointer == nil ? 0 : byteCount)
     }
 
     /// True when the storage holds (or maps) its bytes; false for meta.
-    public var hasBytes: Bool { kind != .meta }
+    package var hasBytes: Bool { kind != .meta }
 }
 
 /// `mmap` of a checkpoint region failed.
-public struct FileWindowError: ReportableError, Equatable {
-    public let errno: Int32
-    public let offset: Int
-    public let length: Int
-    public var description: String {
+package struct FileWindowError: ReportableError, Equatable {
+    package let errno: Int32
+    package let offset: Int
+    package let length: Int
+    package var description: String {
         if errno == EMFILE { return "mmap of \(length) bytes at offset \(offset) refused: more than \(FileWindowGuard.capacity) file windows are mapped at once" }
         return "mmap of \(length) bytes at offset \(offset) failed: \(String(cString: strerror(errno)))"
     }
-    public var category: FailureCategory { .io }
+    package var category: FailureCategory { .io }
 }

@@ -194,9 +194,11 @@ import Testing
         #expect(empty.stderrLines == ["bigmodel-bench: error: \(folder.path): no rank results files (<scenario>-<run>-rank<R>.json, written by measure-rank)"])
     }
 
-    /// Rank 1 of a loader keeps an extra copy: both ranks load at once and hold what they loaded for 3 s (long
-    /// enough that the two holds overlap when a busy machine starts one rank late: a command loader has no barrier).
-    static let extraCopyLoader = """
+    /// Rank 1 of a loader keeps an extra copy. A command loader has no barrier of the harness, so the loader keeps
+    /// its own: each rank marks that it holds what it loaded and waits (at most 30 s) for the other's mark before it
+    /// holds for 1.5 s more, so the two holds overlap however late a busy machine starts one rank.
+    static func extraCopyLoader(barrier: String) -> String {
+        """
         import glob, os, sys, time
         copies = []
         for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.safetensors"))):
@@ -205,14 +207,22 @@ import Testing
                 f.readinto(copies[-1])
         if os.environ.get("RANK") == "1":
             copies += [bytearray(c) for c in copies]
-        time.sleep(3)
+        barrier, rank = \(String(reflecting: barrier)), os.environ.get("RANK", "0")
+        open(os.path.join(barrier, "held-" + rank), "w").close()
+        deadline = time.monotonic() + 30
+        while len(os.listdir(barrier)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.5)
         print(sum(len(c) for c in copies), file=sys.stderr)
         """
+    }
 
     @Test(.enabled(if: TestPython.hasNumpy, "no python")) func aRankHoldingAnExtraCopyFailsTheMachineClaim() throws {
         let folder = try TemporaryFolder("extracopy")
         defer { folder.remove() }
-        let loader = try folder.write("loader.py", text: Self.extraCopyLoader)
+        let barrier = folder.file("barrier")
+        try FileManager.default.createDirectory(atPath: barrier, withIntermediateDirectories: true)
+        let loader = try folder.write("loader.py", text: Self.extraCopyLoader(barrier: barrier))
         let command = #"{"command": ["\#(TestPython.path)", "\#(loader)", "{checkpoint}"]}"#
         let scenario = try folder.write(
             "tiny.json",
@@ -226,7 +236,9 @@ import Testing
         #expect(machine.verdict == .fail)
         let model = try #require(results.runs.first?.measurement?.figures.modelBytes)
         let anon = try #require(machine.checks.first { $0.name == "Σ RssAnon Δ within upper bound" })
-        #expect(!anon.passed && anon.measuredBytes > 3 * model - model / 10, "\(machine.verdictDetail)")
+        // Σ Δ is over the machine's baseline, read when both interpreters have started (≈ 16 MiB each of the ranks'
+        // own growth is below it), so three copies read as 2.89–2.95 here: 2.8 copies is well above the bound (2.06).
+        #expect(!anon.passed && anon.measuredBytes > 3 * model - model / 5, "\(machine.verdictDetail)")
         #expect(machine.verdictDetail.contains("rank 1 did not pass on its own"))
     }
 
