@@ -62,9 +62,14 @@ let package = Package(
             swiftSettings: strictConcurrency
         ),
         .target(
+            name: "OSLayer",
+            dependencies: ["CLinux", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strictConcurrency
+        ),
+        .target(
             name: "TensorEngine",
             dependencies: [
-                "CJemalloc", "CHalfKernels", "Probes",
+                "CJemalloc", "CHalfKernels", "OSLayer",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictConcurrency
@@ -72,14 +77,14 @@ let package = Package(
         .target(
             name: "Probes",
             dependencies: [
-                "CJemalloc", "CLinux",
+                "CJemalloc", "OSLayer",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Checkpoint",
-            dependencies: [
+            dependencies: ["OSLayer", 
                 "TensorEngine", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -87,34 +92,34 @@ let package = Package(
         ),
         .target(
             name: "Models",
-            dependencies: ["TensorEngine", "Checkpoint", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         // Device placement (accelerate's device_map rules): budgets, module sizes, automatic and user maps.
         .target(
             name: "Placement",
-            dependencies: ["TensorEngine", "Models", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: ["OSLayer", "TensorEngine", "Models", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Loading",
-            dependencies: ["TensorEngine", "Checkpoint", "Models", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Harness",
-            dependencies: ["TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Reports",
-            dependencies: ["TensorEngine", "Checkpoint", "Harness", "Loading", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Harness", "Loading", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .executableTarget(
             name: "bigmodel-bench",
             dependencies: [
-                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
+                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Rainbow", package: "Rainbow"),
             ],
@@ -123,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "BigModelBenchTests",
             dependencies: [
-                "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
+                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 "bigmodel-bench",
             ],
             path: "Tests/BigModelBenchTests",

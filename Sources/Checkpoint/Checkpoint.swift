@@ -1,6 +1,7 @@
 import Foundation
 import OrderedCollections
 import TensorEngine
+import OSLayer
 
 /// A safetensors checkpoint as transformers reads one: a single file, a folder with `model.safetensors`,
 /// or a folder whose `model.safetensors.index.json` maps every tensor to a shard.

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import OrderedCollections
 import TensorEngine
+import OSLayer
 
 /// Supplies tensor bytes to a writer, a chunk at a time, so no writer ever holds a whole tensor or
 /// checkpoint: `fill` is called with consecutive byte ranges of one tensor, in the order the files store them.

@@ -2,6 +2,7 @@ import Foundation
 import OrderedCollections
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// Rewrites a checkpoint with another shard size and/or another floating dtype, streaming: each tensor is
 /// read and converted chunk by chunk, so memory stays at two fixed buffers whatever the checkpoint's size.

@@ -4,6 +4,7 @@ import OrderedCollections
 import Synchronization
 import SystemPackage
 import TensorEngine
+import OSLayer
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 import OrderedCollections
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// A validated safetensors header: the one place where untrusted header bytes become trusted values.
 ///

@@ -1,6 +1,7 @@
 import OrderedCollections
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// The exact bytes of a safetensors header and where each tensor goes, as the reference writer lays them out.
 ///

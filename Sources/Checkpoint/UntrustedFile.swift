@@ -1,6 +1,7 @@
 import Foundation
 import SystemPackage
 import TensorEngine
+import OSLayer
 
 #if canImport(Glibc)
 import Glibc

@@ -1,9 +1,9 @@
 import Checkpoint
 import Foundation
-import Probes
 import Models
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// Generated checkpoints, made once per (config, dtype, shard size, scale, seed) and reused.
 ///

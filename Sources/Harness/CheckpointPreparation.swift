@@ -1,8 +1,8 @@
 import Checkpoint
 import Foundation
 import Models
-import Probes
 import TensorEngine
+import OSLayer
 
 /// Everything decided before the first child starts: the scale, the checkpoint on disk (generated, reused
 /// from the cache, or the user's), and each run's prediction at that scale and at full size.

@@ -1,6 +1,7 @@
 import Loading
 import Placement
 import TensorEngine
+import OSLayer
 
 /// The contract between `run` and a measured child, version ``version`` (docs/child-protocol.md).
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import Probes
+import OSLayer
 
 /// Runs measured children and brings back what each said and how each ended: spawns them (each its own
 /// process group, dying with the parent), relays their events, holds them at the start barrier until every one

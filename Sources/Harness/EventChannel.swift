@@ -1,6 +1,6 @@
 import Foundation
-import Probes
 import Synchronization
+import OSLayer
 
 /// JSON lines as the child protocol writes them: compact, sorted snake_case keys, one object per line.
 package enum JSONLines {

@@ -4,6 +4,7 @@ import Loading
 import Models
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// `fit`: every loading path's predicted full-size peak for a model, from its config, a scenario or a
 /// checkpoint's headers — nothing is loaded or generated, so it answers at once.

@@ -1,6 +1,7 @@
 import Loading
 import Probes
 import TensorEngine
+import OSLayer
 
 /// Turns what a measured child did into a run's result and verdict.
 ///

@@ -3,6 +3,7 @@ import Foundation
 import Loading
 import Probes
 import TensorEngine
+import OSLayer
 
 /// `bench load`: how fast each way of loading one checkpoint runs, against the machine's floor and against
 /// the Python stack, in one run on the same files.

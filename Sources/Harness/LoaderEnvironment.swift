@@ -1,6 +1,6 @@
 import Foundation
-import Probes
 import TensorEngine
+import OSLayer
 
 /// A program a subject needs is missing or cannot run; found before anything is measured (exit 69).
 package struct SubjectUnavailable: ReportableError, Equatable {

@@ -1,6 +1,5 @@
 import Foundation
 import Loading
-import Probes
 import TensorEngine
 
 /// The machine-level claims of N ranks loading one checkpoint at once, as on a training node, checked in both

@@ -1,5 +1,6 @@
 import Foundation
 import Probes
+import OSLayer
 
 /// A figure of the whole machine while N ranks load, each named for exactly what it is.
 package enum MachineFigure: String, CaseIterable, Sendable, Codable, CustomStringConvertible {

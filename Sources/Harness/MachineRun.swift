@@ -1,6 +1,5 @@
 import Foundation
 import Loading
-import Probes
 import TensorEngine
 
 /// One column of a machine timeline: seconds, a machine figure (a delta over the baseline; MemAvailable as

@@ -4,6 +4,7 @@ import Loading
 import Probes
 import Synchronization
 import TensorEngine
+import OSLayer
 
 /// One strategy run inside this process with every probe on: the code the measured child executes.
 ///

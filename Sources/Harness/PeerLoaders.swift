@@ -1,6 +1,6 @@
 import Foundation
-import Probes
 import TensorEngine
+import OSLayer
 
 /// The Python stack's loaders that `bench load` times the engine against (`python/bench_peers.py`), each run
 /// in a fresh interpreter and timed inside it around the load alone.

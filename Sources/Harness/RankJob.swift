@@ -1,7 +1,7 @@
 import Checkpoint
 import Foundation
-import Probes
 import TensorEngine
+import OSLayer
 
 /// The ranks of one job on one node, meeting through files: `measure-rank` processes started by torchrun
 /// or `srun` know each other only by the job's key and their rank numbers.

@@ -1,6 +1,6 @@
 import Foundation
-import Probes
 import TensorEngine
+import OSLayer
 
 /// `measure-rank`: one rank of a job that torchrun or `srun` started, measured like a rank of `run --ranks`.
 ///

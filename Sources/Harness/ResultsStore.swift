@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import OSLayer
 
 /// The results of a scenario as they grow, and the file that holds them: rewritten atomically (a temporary
 /// file renamed over it) after every change, so an interrupt or a crash of the runner keeps exactly the runs

@@ -1,5 +1,5 @@
-import Probes
 import TensorEngine
+import OSLayer
 
 /// One `run` of a scenario at a time per output folder and per work folder: two would overwrite each other's
 /// results file (`<out>/<name>.json`, rewritten after every run) and the children's event and log files in

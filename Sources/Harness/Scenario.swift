@@ -5,6 +5,7 @@ import Models
 import OrderedCollections
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// A scenario file is invalid: the message names the file, the JSON path and the rule broken.
 package enum ScenarioRule: String, FailureRule {

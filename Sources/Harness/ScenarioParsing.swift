@@ -6,6 +6,7 @@ import OrderedCollections
 import Probes
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// Reading a scenario file: one function per section, each error naming the file, the JSON path and the rule.
 extension Scenario {

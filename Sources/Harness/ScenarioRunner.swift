@@ -3,6 +3,7 @@ import Foundation
 import Loading
 import Probes
 import TensorEngine
+import OSLayer
 
 /// Runs a scenario: prepares the checkpoint (``CheckpointPreparation``), measures the floor, then runs every
 /// strategy × repeat in a fresh child process of this executable (``ChildRunner``), judges each as it

@@ -1,5 +1,4 @@
 import Loading
-import Probes
 import TensorEngine
 
 /// The claims on a loader measured from outside (transformers, a command): the same formula from the same

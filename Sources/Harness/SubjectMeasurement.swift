@@ -2,6 +2,7 @@ import Foundation
 import Loading
 import Probes
 import TensorEngine
+import OSLayer
 
 /// The measurement of a loader outside this tool, assembled by the parent from what its probe saw and
 /// what the loader reported: the same figures and formula as the engine's run (from the headers), the

@@ -1,5 +1,5 @@
 import Foundation
-import Probes
+import OSLayer
 
 /// The tool's version and provenance, recorded in every results file.
 package enum ToolVersion {

@@ -3,9 +3,9 @@ import Foundation
 import Models
 import OrderedCollections
 import Placement
-import Probes
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// `from_pretrained(device_map=…)`: the model placed across simulated accelerators, cpu and disk within
 /// budgets (accelerate's rules, module `Placement`), then loaded the low-memory way, each parameter read

@@ -1,4 +1,5 @@
 import TensorEngine
+import OSLayer
 
 /// Why a checkpoint cannot be loaded into the model:
 ///

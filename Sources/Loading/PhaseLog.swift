@@ -1,5 +1,6 @@
 import Synchronization
 import TensorEngine
+import OSLayer
 
 /// The named phases of a load (`init`, `read shard 2/4`, `cast`, …), each closed with the ledger's live bytes,
 /// and the index of the current phase for a sampler thread to tag its samples with.

@@ -2,6 +2,7 @@ import Checkpoint
 import OrderedCollections
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// A config.json is missing a field the architecture needs, or a field has the wrong type or value.
 package enum ConfigRule: String, FailureRule {

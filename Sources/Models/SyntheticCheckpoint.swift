@@ -4,6 +4,7 @@ import Foundation
 import OrderedCollections
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// A Hugging Face–compatible checkpoint of a model with synthetic weights: the same file names, index,
 /// tensor order and bytes-per-shard `save_pretrained` would write for that model, dtype and shard size.

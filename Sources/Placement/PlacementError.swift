@@ -1,4 +1,5 @@
 import TensorEngine
+import OSLayer
 
 /// The rules a device budget, device map or placement request can break:
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import OSLayer
 
 #if canImport(Glibc)
 import Glibc

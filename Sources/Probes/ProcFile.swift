@@ -1,4 +1,5 @@
 import SystemPackage
+import OSLayer
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import Synchronization
+import OSLayer
 
 #if canImport(Glibc)
 import Glibc
@@ -111,7 +112,7 @@ package final class RSSSampler: Sendable {
 
     /// The number of samples at `interval` closest to `seconds`, at least 1: a period as a sample count.
     package static func samples(every seconds: Double, at interval: Duration) -> Int {
-        max(1, Int((seconds / interval.probesSeconds).rounded()))
+        max(1, Int((seconds / interval.inSeconds).rounded()))
     }
     private let stopRequested = Atomic<Bool>(false)
     private let state = Mutex(State())
@@ -244,7 +245,7 @@ package final class RSSSampler: Sendable {
             return thread
         }
         if let thread { pthread_join(thread, nil) }
-        let requested = interval.probesSeconds
+        let requested = interval.inSeconds
         return state.withLock { state in
             if let result = state.result { return result }
             let count = state.sampleCount

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import SystemPackage
+import OSLayer
 
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import OSLayer
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,6 @@
 import Harness
 import TensorEngine
+import OSLayer
 
 /// The process exit statuses bigmodel-bench documents (README, "Exit statuses"). The 64+ codes follow BSD
 /// sysexits so shell scripts can tell bad usage from bad data from a broken disk.

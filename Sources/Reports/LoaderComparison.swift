@@ -1,6 +1,5 @@
 import Harness
 import Loading
-import Probes
 import TensorEngine
 
 /// The section that sets the loaders side by side: per strategy (and dtype), the engine's exact ideal and

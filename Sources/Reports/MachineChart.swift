@@ -1,5 +1,4 @@
 import Harness
-import Probes
 import TensorEngine
 
 /// The chart of what N ranks cost the machine over time: Σ VmRSS, Σ Pss and the drop of MemAvailable (each a

@@ -1,5 +1,4 @@
 import Harness
-import Probes
 import TensorEngine
 
 /// One chart comparing every run's measured peaks with its predicted peak and allowed range: horizontal bars

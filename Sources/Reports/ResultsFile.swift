@@ -3,6 +3,7 @@ import Checkpoint
 import Harness
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// Why a results file could not be used, with the exit status the CLI documents for it.
 package typealias ReportError = FailureMessage

@@ -1,4 +1,5 @@
 import Synchronization
+import OSLayer
 
 /// A device ran out of its budget: the simulated equivalent of CUDA's "out of memory", or the cap the
 /// harness puts on a run whose prediction exceeds the machine.

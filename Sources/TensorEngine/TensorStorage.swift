@@ -1,4 +1,4 @@
-import Probes
+import OSLayer
 
 #if canImport(Glibc)
 import Glibc

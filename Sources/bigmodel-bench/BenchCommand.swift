@@ -1,5 +1,6 @@
 import ArgumentParser
 import TensorEngine
+import OSLayer
 
 /// `bigmodel-bench bench …`: micro-benchmarks whose figures go into the report by hand, kept apart from the
 /// memory measurements so they never run as part of one.

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import Probes
 import Reports
 import TensorEngine
+import OSLayer
 
 /// Runs a command body, turning every `ReportableError` into one line on stderr and its documented exit
 /// status (README, "Exit statuses"). Errors of other kinds are I/O failures as far as the user can tell.

@@ -3,6 +3,7 @@ import Foundation
 import Harness
 import Reports
 import TensorEngine
+import OSLayer
 
 /// `bigmodel-bench compare BASELINE.json CURRENT.json`: every figure of every run against the baseline, and
 /// an exit status a CI gate can use.

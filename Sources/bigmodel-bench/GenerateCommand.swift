@@ -6,6 +6,7 @@ import OrderedCollections
 import Probes
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

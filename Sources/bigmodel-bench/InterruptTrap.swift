@@ -1,6 +1,6 @@
 import Foundation
-import Probes
 import TensorEngine
+import OSLayer
 
 /// Ctrl-C for long writes: installs Probes' signal trap so SIGINT/SIGTERM set a flag that loops poll,
 /// letting them stop cleanly and remove partial output instead of dying mid-file.

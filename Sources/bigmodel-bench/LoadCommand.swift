@@ -7,6 +7,7 @@ import Placement
 import Probes
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 struct LoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

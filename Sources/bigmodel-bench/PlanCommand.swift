@@ -7,6 +7,7 @@ import Placement
 import Probes
 import StrictJSON
 import TensorEngine
+import OSLayer
 
 /// The device-map options `plan` and `load --strategy device-map` share.
 struct DeviceMapOptions: ParsableArguments {

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import Harness
-import Probes
 import Reports
 import TensorEngine
+import OSLayer
 
 /// One rank of a job started by torchrun or srun (`torchrun --nproc-per-node 8 --no-python bigmodel-bench
 /// measure-rank …`): measured as a rank of `run --ranks`, its results in its own file for `merge`.

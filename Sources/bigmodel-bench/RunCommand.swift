@@ -3,9 +3,9 @@ import Checkpoint
 import Foundation
 import Harness
 import Loading
-import Probes
 import Reports
 import TensorEngine
+import OSLayer
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,5 @@
 import Foundation
-import Probes
+import OSLayer
 // Rainbow keeps its switches in global variables, written once here before any output.
 @preconcurrency import Rainbow
 

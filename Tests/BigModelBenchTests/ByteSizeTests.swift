@@ -1,6 +1,7 @@
 import Testing
 
 @testable import TensorEngine
+@testable import OSLayer
 
 @Suite("ByteSize")
 struct ByteSizeTests {

@@ -5,6 +5,7 @@ import Testing
 @testable import Checkpoint
 @testable import StrictJSON
 @testable import TensorEngine
+@testable import OSLayer
 
 /// Writes a shard holding F32 tensors `names`, each [2] = 8 bytes.
 @discardableResult

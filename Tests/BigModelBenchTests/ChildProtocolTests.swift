@@ -6,6 +6,7 @@ import Testing
 @testable import Placement
 @testable import Probes
 @testable import TensorEngine
+@testable import OSLayer
 
 #if canImport(Glibc)
 import Glibc

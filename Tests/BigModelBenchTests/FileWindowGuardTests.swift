@@ -4,6 +4,7 @@ import Testing
 @testable import Checkpoint
 @testable import Loading
 @testable import TensorEngine
+@testable import OSLayer
 
 #if canImport(Glibc)
 import Glibc

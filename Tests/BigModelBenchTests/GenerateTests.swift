@@ -6,6 +6,7 @@ import Testing
 @testable import Models
 @testable import StrictJSON
 @testable import TensorEngine
+@testable import OSLayer
 
 /// `generate`: the same files, index and weight_map `save_pretrained` writes for a config, dtype and shard size.
 @Suite struct GenerateTests {

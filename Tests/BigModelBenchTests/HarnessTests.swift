@@ -8,6 +8,7 @@ import Testing
 @testable import Probes
 @testable import StrictJSON
 @testable import TensorEngine
+@testable import OSLayer
 
 /// A tiny Llama-shaped model (about 5.5M parameters, 11 MB in bfloat16): runs take well under a second each.
 let tinyModelConfig = #"""

@@ -7,6 +7,7 @@ import Testing
 @testable import Placement
 @testable import StrictJSON
 @testable import TensorEngine
+@testable import OSLayer
 
 /// A mutation fuzzer for the three JSON inputs a user hands the tool besides safetensors headers: the shard
 /// index (`model.safetensors.index.json`), a model's `config.json`, and a scenario. Starting from valid files

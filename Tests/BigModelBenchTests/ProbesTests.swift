@@ -5,6 +5,7 @@ import Testing
 
 @testable import Harness
 @testable import Probes
+@testable import OSLayer
 
 #if canImport(Glibc)
 import Glibc

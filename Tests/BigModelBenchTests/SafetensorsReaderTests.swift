@@ -5,6 +5,7 @@ import Testing
 @testable import Checkpoint
 @testable import StrictJSON
 @testable import TensorEngine
+@testable import OSLayer
 
 /// One tensor entry of a header, numbers given as literal text so that malformed ones can be written.
 private func entry(_ name: String, _ dtype: String, _ shape: String, _ begin: String, _ end: String, extra: String = "") -> String {

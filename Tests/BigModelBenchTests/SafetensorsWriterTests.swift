@@ -5,6 +5,7 @@ import Testing
 @testable import Checkpoint
 @testable import StrictJSON
 @testable import TensorEngine
+@testable import OSLayer
 
 /// Writes in-memory tensors with `SafetensorsWriter.write`, keeping each buffer alive for the call.
 func writeSafetensors(_ tensors: [(TensorSpec, [UInt8])], metadata: OrderedDictionary<String, String>?, to path: String) throws {

@@ -5,6 +5,7 @@ import Testing
 @testable import Loading
 @testable import Probes
 @testable import TensorEngine
+@testable import OSLayer
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,4 @@
 import SystemPackage
-import TensorEngine
 
 #if canImport(Glibc)
 import Glibc
@@ -86,7 +85,7 @@ package final class AtomicFile {
         try write(Array(text.utf8), to: path, sync: sync)
     }
 
-    static func folder(of path: String) -> String {
+    package static func folder(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "" }
         if slash == path.startIndex { return "/" }
         return String(path[..<slash])

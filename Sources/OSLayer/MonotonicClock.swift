@@ -14,7 +14,7 @@ package enum MonotonicClock {
 
     /// `clock_gettime(CLOCK_MONOTONIC)` as a `timespec`.
     @inline(__always)
-    static func monotonicTimespec() -> timespec {
+    package static func monotonicTimespec() -> timespec {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return ts
@@ -22,7 +22,7 @@ package enum MonotonicClock {
 
     /// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`: CPU seconds consumed by the calling thread.
     @inline(__always)
-    static func threadCPUSeconds() -> Double {
+    package static func threadCPUSeconds() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
@@ -30,7 +30,7 @@ package enum MonotonicClock {
 
     /// Adds `nanoseconds` to a `timespec`, normalising `tv_nsec` into 0..<1e9.
     @inline(__always)
-    static func adding(_ nanoseconds: Int, to ts: timespec) -> timespec {
+    package static func adding(_ nanoseconds: Int, to ts: timespec) -> timespec {
         var result = ts
         let total = result.tv_nsec + nanoseconds
         result.tv_sec += total / 1_000_000_000
@@ -40,12 +40,12 @@ package enum MonotonicClock {
 
     /// `a < b` for `timespec`.
     @inline(__always)
-    static func isBefore(_ a: timespec, _ b: timespec) -> Bool {
+    package static func isBefore(_ a: timespec, _ b: timespec) -> Bool {
         a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec)
     }
 
     /// `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)` until `deadline`, resuming after signals.
-    static func sleep(until deadline: timespec) {
+    package static func sleep(until deadline: timespec) {
         var target = deadline
         while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &target, nil) == EINTR {}
     }
@@ -58,8 +58,8 @@ package enum MonotonicClock {
 }
 
 extension Duration {
-    /// The duration in seconds, as a `Double`.
-    var probesSeconds: Double {
+    /// The duration in seconds, as a `Double`: the unit every figure this tool reports uses.
+    package var inSeconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) * 1e-18
     }

@@ -6,8 +6,8 @@ import Glibc
 
 /// A system call or library call that failed, with the `errno` it set (or the error number it returned).
 ///
-/// Every throwing Probes API throws this one small struct: what was called, on what, and why it failed.
-package struct SystemCallError: Error, Sendable, Equatable, CustomStringConvertible {
+/// Every throwing OSLayer API throws this one small struct: what was called, on what, and why it failed.
+package struct SystemCallError: ReportableError, Sendable, Equatable {
     /// The call that failed, e.g. `"open"`, `"pread"`, `"posix_spawn"`, `"mallctl(epoch)"`.
     package var call: String
     /// What it was called on (a path, a pid, a resource name), when there is one.
@@ -22,9 +22,12 @@ package struct SystemCallError: Error, Sendable, Equatable, CustomStringConverti
     }
 
     /// Builds the error from the calling thread's current `errno`.
-    static func current(_ call: String, _ subject: String? = nil) -> SystemCallError {
+    package static func current(_ call: String, _ subject: String? = nil) -> SystemCallError {
         SystemCallError(call: call, subject: subject, errno: Errno(rawValue: Glibc.errno))
     }
+
+    /// A system call that failed is an I/O failure to the user.
+    package var category: FailureCategory { .io }
 
     package var description: String {
         if let subject { return "\(call)(\(subject)) failed: \(errno) (errno \(errno.rawValue))" }
@@ -34,7 +37,7 @@ package struct SystemCallError: Error, Sendable, Equatable, CustomStringConverti
 
 /// Retries `body` while it fails with `EINTR` (result −1 and errno EINTR).
 @inline(__always)
-func retryingOnInterrupt<T: FixedWidthInteger>(_ body: () -> T) -> T {
+package func retryingOnInterrupt<T: FixedWidthInteger>(_ body: () -> T) -> T {
     while true {
         let result = body()
         if result == -1 && Glibc.errno == EINTR { continue }

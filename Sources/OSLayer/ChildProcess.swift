@@ -188,7 +188,7 @@ package final class ChildProcess: Sendable {
     package func terminate(grace: Duration = .seconds(5)) throws(SystemCallError) -> ChildExit {
         if let exit = try poll() { return exit }
         try signal(SIGTERM)
-        let deadline = MonotonicClock.monotonicSeconds() + grace.probesSeconds
+        let deadline = MonotonicClock.monotonicSeconds() + grace.inSeconds
         while MonotonicClock.monotonicSeconds() < deadline {
             if let exit = try poll() { return exit }
             MonotonicClock.sleep(seconds: 0.002)
