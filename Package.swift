@@ -107,19 +107,24 @@ let package = Package(
             swiftSettings: strictConcurrency
         ),
         .target(
+            name: "ResultsFormat",
+            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Loading", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            swiftSettings: strictConcurrency
+        ),
+        .target(
             name: "Harness",
-            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "ResultsFormat", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Reports",
-            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Harness", "Loading", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Loading", "Probes", "ResultsFormat", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
             swiftSettings: strictConcurrency
         ),
         .executableTarget(
             name: "bigmodel-bench",
             dependencies: [
-                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
+                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "ResultsFormat", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Rainbow", package: "Rainbow"),
             ],
@@ -128,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "BigModelBenchTests",
             dependencies: [
-                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
+                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "ResultsFormat", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 "bigmodel-bench",
             ],
             path: "Tests/BigModelBenchTests",

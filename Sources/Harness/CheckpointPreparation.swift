@@ -3,6 +3,7 @@ import Foundation
 import Models
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// Everything decided before the first child starts: the scale, the checkpoint on disk (generated, reused
 /// from the cache, or the user's), and each run's prediction at that scale and at full size.

@@ -2,6 +2,7 @@ import Loading
 import Placement
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// The contract between `run` and a measured child, version ``version`` (docs/child-protocol.md).
 ///

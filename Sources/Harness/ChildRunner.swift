@@ -1,6 +1,7 @@
 import Foundation
 import Probes
 import OSLayer
+import ResultsFormat
 
 /// Runs measured children and brings back what each said and how each ended: spawns them (each its own
 /// process group, dying with the parent), relays their events, holds them at the start barrier until every one

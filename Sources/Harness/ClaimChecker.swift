@@ -1,6 +1,7 @@
 import Loading
 import Probes
 import TensorEngine
+import ResultsFormat
 
 /// Turns one run's measurement into checks and a verdict.
 ///
@@ -167,19 +168,8 @@ package struct ClaimChecker: Sendable {
         checks += agreementChecks(m)
         if let usage = m.devices { checks += Self.deviceChecks(usage) }
         let failed = checks.filter { !$0.passed }
-        guard failed.isEmpty else { return outcome(.fail, failed.map(Self.describeFailure).joined(separator: "; "), checks) }
+        guard failed.isEmpty else { return outcome(.fail, failed.map(\.failureDescription).joined(separator: "; "), checks) }
         let peak = m.peaks[.vmhwm] ?? m.peaks[.rss] ?? 0
         return outcome(.pass, "every bound held: peak \(ByteSize.binary(peak)) (VmHWM Δ) vs predicted \(ByteSize.binary(predicted)) ± \(ByteSize.binary(tol))", checks)
-    }
-
-    /// One failed check in words: which bound, by how much.
-    package static func describeFailure(_ check: Check) -> String {
-        let by = abs(check.measuredBytes - check.boundBytes)
-        switch check.relation {
-        case .atMost: return "\(check.name) failed: \(ByteSize.binary(check.measuredBytes)) exceeds \(ByteSize.binary(check.boundBytes)) by \(ByteSize.binary(by))"
-        case .atLeast: return "\(check.name) failed: \(ByteSize.binary(check.measuredBytes)) is \(ByteSize.binary(by)) below \(ByteSize.binary(check.boundBytes))"
-        case .equal: return "\(check.name) failed: \(check.measuredBytes) bytes vs \(check.boundBytes) predicted (off by \(check.measuredBytes - check.boundBytes))"
-        case .within: return "\(check.name) failed: differ by \(ByteSize.binary(check.measuredBytes)), allowed \(ByteSize.binary(check.boundBytes))"
-        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import OSLayer
+import ResultsFormat
 
 /// JSON lines as the child protocol writes them: compact, sorted snake_case keys, one object per line.
 package enum JSONLines {

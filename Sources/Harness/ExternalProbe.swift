@@ -1,6 +1,7 @@
 import Foundation
 import Probes
 import Synchronization
+import ResultsFormat
 
 /// Measures a child from outside, as the parent can for any process: `/proc/<pid>/status` sampled every
 /// interval (VmRSS, RssAnon, RssFile, VmHWM), `smaps_rollup` (PSS) read at each mark, VmHWM reset with

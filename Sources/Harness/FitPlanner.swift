@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Loading
+import ResultsFormat
 import Models
 import StrictJSON
 import TensorEngine

@@ -2,6 +2,7 @@ import Loading
 import Probes
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// Turns what a measured child did into a run's result and verdict.
 ///

@@ -1,6 +1,7 @@
 import Foundation
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// A program a subject needs is missing or cannot run; found before anything is measured (exit 69).
 package struct SubjectUnavailable: ReportableError, Equatable {

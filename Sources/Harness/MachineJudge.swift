@@ -1,6 +1,7 @@
 import Foundation
 import Loading
 import TensorEngine
+import ResultsFormat
 
 /// The machine-level claims of N ranks loading one checkpoint at once, as on a training node, checked in both
 /// directions where the claim is a high cost:
@@ -40,7 +41,7 @@ package struct MachineJudge: Sendable {
             ? "no machine figure was sampled, so no machine-level claim could be checked"
             : failed.isEmpty
             ? "the machine held \(ranks.count) ranks within the claim: Σ RssAnon Δ \(ByteSize.binary(peaks[.sumRssAnon] ?? 0)), Σ Pss Δ \(ByteSize.binary(peaks[.sumPss] ?? 0)), Σ VmRSS Δ \(ByteSize.binary(peaks[.sumRss] ?? 0))"
-            : failed.map(ClaimChecker.describeFailure).joined(separator: "; ")
+            : failed.map(\.failureDescription).joined(separator: "; ")
         if !rankFailures.isEmpty {
             detail += "; rank\(rankFailures.count == 1 ? "" : "s") \(rankFailures.compactMap { $0.rank.map(String.init) }.joined(separator: ", ")) did not pass on its own"
         }

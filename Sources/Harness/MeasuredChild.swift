@@ -4,6 +4,7 @@ import Probes
 import Synchronization
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// The measured child's side of the protocol: reads the ``ChildRequest`` from standard input, says hello,
 /// keeps a heartbeat going, does the task and replies with its final event — or with a `failure` event before

@@ -5,6 +5,7 @@ import Probes
 import Synchronization
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// One strategy run inside this process with every probe on: the code the measured child executes.
 ///
@@ -170,9 +171,7 @@ package struct MeasuredLoad {
 /// and jemalloc include the moments the ledger peaks whatever the sampling interval, and the periodic sampler
 /// can run at a period whose wake-ups cost under 1% of a core.
 package final class SamplerMarks: Sendable {
-    /// Peak growth between ledger marks: within the agreement tolerance's 32 MiB floor, and few enough marks
-    /// (≤ 1 per 8 MiB of peak) to cost nothing measurable.
-    package static let peakStepBytes = 8 << 20
+    package static let peakStepBytes = RSSSampler.markPeakStepBytes
     private let sampler = Mutex<RSSSampler?>(nil)
 
     func attach(_ sampler: RSSSampler) { self.sampler.withLock { $0 = sampler } }

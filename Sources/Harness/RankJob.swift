@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// The ranks of one job on one node, meeting through files: `measure-rank` processes started by torchrun
 /// or `srun` know each other only by the job's key and their rank numbers.

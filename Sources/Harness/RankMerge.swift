@@ -2,6 +2,7 @@ import Foundation
 import Probes
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// `merge`: the results files of the ranks of one job (`measure-rank`, one per rank) combined into one results
 /// file per node and one for the job, each run's ranks judged together on their node as `run --ranks` judges

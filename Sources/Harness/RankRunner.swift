@@ -1,6 +1,7 @@
 import Foundation
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// `measure-rank`: one rank of a job that torchrun or `srun` started, measured like a rank of `run --ranks`.
 ///

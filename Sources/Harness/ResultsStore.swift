@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import OSLayer
+import ResultsFormat
 
 /// The results of a scenario as they grow, and the file that holds them: rewritten atomically (a temporary
 /// file renamed over it) after every change, so an interrupt or a crash of the runner keeps exactly the runs

@@ -1,5 +1,6 @@
 import Foundation
 import Probes
+import ResultsFormat
 
 /// The parts of a results file that describe where and how it was measured: the tool, the scenario's
 /// settings, the machine and the measured children's environment.

@@ -3,6 +3,7 @@ import Loading
 import Models
 import Placement
 import TensorEngine
+import ResultsFormat
 
 /// Predicts every run of a scenario at a given scale, and picks the scale `"fit"` asks for.
 ///

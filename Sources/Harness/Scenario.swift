@@ -6,6 +6,7 @@ import OrderedCollections
 import StrictJSON
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// A scenario file is invalid: the message names the file, the JSON path and the rule broken.
 package enum ScenarioRule: String, FailureRule {
@@ -47,7 +48,7 @@ extension RuleViolation where Rule == ScenarioRule {
 /// ```
 /// Paths inside a scenario are relative to the scenario file's folder.
 package struct Scenario: Sendable {
-    package enum CacheMode: String, Sendable, Codable { case warm, cold }
+    package typealias CacheMode = PageCacheMode
 
     package enum ScaleRequest: Sendable, Equatable {
         case fit
@@ -83,21 +84,7 @@ package struct Scenario: Sendable {
         }
     }
 
-    package struct Tolerance: Sendable, Equatable, Codable {
-        /// Fraction of the predicted figure allowed above (or below) it.
-        package var relative: Double
-        /// Bytes allowed on top of the relative share.
-        package var absoluteBytes: Int
-
-        package static let `default` = Tolerance(relative: 0.03, absoluteBytes: 32 << 20)
-
-        package init(relative: Double, absoluteBytes: Int) {
-            self.relative = relative
-            self.absoluteBytes = absoluteBytes
-        }
-
-        package func bytes(for predicted: Int) -> Int { Int((Double(predicted) * relative).rounded(.up)) + absoluteBytes }
-    }
+    package typealias Tolerance = ClaimTolerance
 
     /// The scenario file as given.
     package let file: String

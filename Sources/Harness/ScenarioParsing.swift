@@ -7,6 +7,7 @@ import Probes
 import StrictJSON
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// Reading a scenario file: one function per section, each error naming the file, the JSON path and the rule.
 extension Scenario {

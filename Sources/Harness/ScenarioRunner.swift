@@ -4,6 +4,7 @@ import Loading
 import Probes
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// Runs a scenario: prepares the checkpoint (``CheckpointPreparation``), measures the floor, then runs every
 /// strategy × repeat in a fresh child process of this executable (``ChildRunner``), judges each as it

@@ -1,5 +1,6 @@
 import Loading
 import TensorEngine
+import ResultsFormat
 
 /// The claims on a loader measured from outside (transformers, a command): the same formula from the same
 /// headers, bounded on RssAnon and on VmHWM (anon + file) separately, so that "only the model", held as
@@ -12,7 +13,7 @@ import TensorEngine
 /// There is no ledger and no jemalloc here: no agreement checks.
 extension ClaimChecker {
     func subjectOutcome(_ m: RunMeasurement, upper: Int, lower: Int?, tolerance tol: Int) -> Outcome {
-        let peaks = Self.judgedPeaks(m)
+        let peaks = m.judgedPeaks
         let hwmName = m.codePagesBytes == nil ? "VmHWM delta" : "VmHWM delta less code pages"
         var checks = boundChecks(peaks, upper: upper, lower: nil, vmhwmName: hwmName)
         if let lower, let hwm = peaks[.vmhwm] {
@@ -27,18 +28,10 @@ extension ClaimChecker {
             Outcome(verdict: verdict, detail: detail, checks: checks, upperBoundBytes: upper, lowerBoundBytes: lower, toleranceBytes: tol)
         }
         let held = Self.residencySentence(m, tolerance: tol)
-        guard failed.isEmpty else { return outcome(.fail, failed.map(Self.describeFailure).joined(separator: "; ") + "; " + held) }
+        guard failed.isEmpty else { return outcome(.fail, failed.map(\.failureDescription).joined(separator: "; ") + "; " + held) }
         let code = m.codePagesBytes.map { " less \(ByteSize.binary($0)) of code pages" } ?? ""
         return outcome(
             .pass, "every bound held: peak \(ByteSize.binary(peaks[.vmhwm] ?? 0)) (VmHWM Δ\(code)) vs predicted \(ByteSize.binary(m.predictedPeakBytes)) ± \(ByteSize.binary(tol)); " + held)
-    }
-
-    /// The peaks the claims read: VmHWM less the loader's own code pages (its libraries paged in as the load
-    /// first runs them: not the load's memory; both figures are in the results).
-    package static func judgedPeaks(_ m: RunMeasurement) -> PeakDeltas {
-        var peaks = m.peaks
-        if let code = m.codePagesBytes, let hwm = peaks[.vmhwm] { peaks[.vmhwm] = hwm - code }
-        return peaks
     }
 
     /// `hf_device_map` against the expected map (the modules that differ; 0 when equal).
@@ -56,7 +49,7 @@ extension ClaimChecker {
     static func residency(_ m: RunMeasurement, tolerance: Int) -> Residency {
         let floor = max(0, m.predictedPeakBytes - tolerance)
         let anon = m.peaks[.rssAnon] ?? 0
-        let hwm = judgedPeaks(m)[.vmhwm] ?? anon
+        let hwm = m.judgedPeaks[.vmhwm] ?? anon
         if anon >= floor { return .anonymous }
         if hwm < floor { return .notResident }
         return anon < m.predictedPeakBytes / 10 ? .filePages : .mixed

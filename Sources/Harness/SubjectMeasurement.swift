@@ -3,6 +3,7 @@ import Loading
 import Probes
 import TensorEngine
 import OSLayer
+import ResultsFormat
 
 /// The measurement of a loader outside this tool, assembled by the parent from what its probe saw and
 /// what the loader reported: the same figures and formula as the engine's run (from the headers), the

@@ -104,6 +104,10 @@ package final class RSSSampler: Sendable {
     /// the loader purges), so more often costs more than the rest of the sampling; the moments jemalloc peaks
     /// with the ledger are read fresh by ``mark()``, which is where an engine load's jemalloc peak comes from.
     package static let jemallocPeriodSeconds = 0.250
+    /// Peak growth of owned memory between two marks taken by a load (the first free after the peak rose by
+    /// this much): within the agreement tolerance's 32 MiB floor, and few enough marks (≤ 1 per 8 MiB of peak)
+    /// to cost nothing measurable.
+    package static let markPeakStepBytes = 8 << 20
     /// Every this many samples jemalloc's statistics are refreshed: 250 ms over the interval (12 at 20 ms).
     package var jemallocEvery: Int { Self.samples(every: Self.jemallocPeriodSeconds, at: interval) }
     /// How often a caller that wants PSS should read `smaps_rollup` (it walks every page table: milliseconds for

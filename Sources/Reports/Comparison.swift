@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 import OrderedCollections
 import StrictJSON
 import TensorEngine

@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 import Loading
 import TensorEngine
 
@@ -88,7 +88,7 @@ enum Conclusion {
         return predictions.map { run, strategy, peak, figures in
             FitEstimate(
                 run: run, strategy: strategy, processPeakBytes: peak, mappedBytes: figures?.mappedBytes, ranks: ranks[run] ?? 1,
-                tolerance: Scenario.Tolerance(relative: r.scenario.toleranceRelative, absoluteBytes: r.scenario.toleranceAbsoluteBytes), memoryBytes: memory)
+                tolerance: ClaimTolerance(relative: r.scenario.toleranceRelative, absoluteBytes: r.scenario.toleranceAbsoluteBytes), memoryBytes: memory)
         }
     }
 }

@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 import TensorEngine
 import OSLayer
 

@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 import TensorEngine
 
 /// Human formatting shared by the markdown report, the charts and `compare`: binary units with the unit

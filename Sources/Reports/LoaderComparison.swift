@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 import Loading
 import TensorEngine
 
@@ -30,7 +30,7 @@ extension MarkdownReport {
         for group in groups {
             for run in group {
                 let m = run.measurement
-                let hwm = m.map { ClaimChecker.judgedPeaks($0)[.vmhwm] } ?? nil
+                let hwm = m.map { $0.judgedPeaks[.vmhwm] } ?? nil
                 rows.append([
                     "\(run.strategy.rawValue) → \(run.dtype)", run.loader.name, Format.size(run.predictedPeakBytes), Format.size(hwm),
                     "\(Format.size(m?.peaks[.rssAnon])) / \(Format.size(m?.peaks[.rssFile]))", run.seconds.map { Format.seconds($0, digits: 2) } ?? "-",
@@ -55,7 +55,7 @@ extension MarkdownReport {
             let held = m.residency.map { residencyPhrase($0) } ?? "held"
             return "the claim \(held)\(versions)."
         case .fail:
-            let failed = run.checks.filter { !$0.passed }.map(ClaimChecker.describeFailure).joined(separator: "; ")
+            let failed = run.checks.filter { !$0.passed }.map(\.failureDescription).joined(separator: "; ")
             return "the claim failed\(versions): \(failed)."
         case .oom, .error:
             return "\(run.verdict.rawValue)\(versions): \(run.verdictDetail)"

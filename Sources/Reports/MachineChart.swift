@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 import TensorEngine
 
 /// The chart of what N ranks cost the machine over time: Σ VmRSS, Σ Pss and the drop of MemAvailable (each a

@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 
 /// Whether two results files were measured on machines whose memory figures can be compared, and why not.
 ///

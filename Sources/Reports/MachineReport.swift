@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 import TensorEngine
 
 /// The section on runs of several ranks: what they cost the machine together, per strategy, with the

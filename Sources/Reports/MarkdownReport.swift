@@ -1,5 +1,5 @@
 import Foundation
-import Harness
+import ResultsFormat
 import Loading
 import Probes
 import TensorEngine
@@ -316,7 +316,7 @@ package enum MarkdownReport {
         var md = "Measured from outside (no ledger, no jemalloc: those figures are absent). "
         if let versions = m.subjectVersions { md += "Runs on " + versions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ". " }
         if let source = m.peakSource { md += "Peak: \(source). " }
-        if let code = m.codePagesBytes { md += "Its own code and library pages grew by \(Format.size(code)) during the load (smaps): VmHWM Δ \(Format.size(m.peaks[.vmhwm])) less that is \(Format.size(ClaimChecker.judgedPeaks(m)[.vmhwm])), the figure the claims read. " }
+        if let code = m.codePagesBytes { md += "Its own code and library pages grew by \(Format.size(code)) during the load (smaps): VmHWM Δ \(Format.size(m.peaks[.vmhwm])) less that is \(Format.size(m.judgedPeaks[.vmhwm])), the figure the claims read. " }
         md += "\n\n"
         if let load = m.loadPeaks {
             md += "At the end of the load: RSS anon Δ \(Format.size(load[.rssAnon])), RSS file Δ \(Format.size(load[.rssFile])), VmHWM Δ \(Format.size(load[.vmhwm]))"
@@ -450,7 +450,7 @@ package enum MarkdownReport {
         md += "- **predicted peak**: the strategy's formula evaluated on figures computed from the checkpoint's headers (table above).\n"
         md += "- **VmHWM Δ**: `/proc/self/status` VmHWM read at the end, minus VmRSS at the baseline. The kernel keeps this high-water mark itself, so no sampling gap can miss a spike; it counts anonymous, file and shared pages.\n"
         md += "- **RSS anon / RSS file peak Δ**: the maximum of RssAnon / RssFile (`/proc/self/statm`) over the samples and the end reading, minus the baseline reading. "
-        md += "Samples are taken every \(interval) ms by the sampler thread (the achieved interval is given per run) and at each **mark**: the load takes one more reading on its own thread at every phase transition and at the first free after the ledger's peak rose by \(SamplerMarks.peakStepBytes >> 20) MiB, before that free, so a peak of owned memory is read whatever the interval.\n"
+        md += "Samples are taken every \(interval) ms by the sampler thread (the achieved interval is given per run) and at each **mark**: the load takes one more reading on its own thread at every phase transition and at the first free after the ledger's peak rose by \(RSSSampler.markPeakStepBytes >> 20) MiB, before that free, so a peak of owned memory is read whatever the interval.\n"
         md += "- **jemalloc allocated peak Δ**: jemalloc's `stats.allocated` (bytes in live allocations) after writing `epoch` to refresh the statistics, read at each mark and every \(Format.trimmed(RSSSampler.jemallocPeriodSeconds * 1000)) ms by the sampler thread, maximum minus baseline.\n"
         md += "- **timeline**: the samples downsampled to at most 2000 points keeping each bucket's maxima; every column is a delta over the baseline except ledger live (absolute, 0 at baseline).\n"
         md += "- **tolerance**: \(tolerance); upper bound = predicted + tolerance; lower bound = max(0, predicted − tolerance), checked only for naive and load-then-cast, whose claim is a high cost (a probe that misses memory must fail).\n"

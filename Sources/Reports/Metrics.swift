@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 
 /// A value of one figure: bytes (exact integers) or seconds.
 package enum Quantity: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import Harness
+import ResultsFormat
 import TensorEngine
 
 /// One chart comparing every run's measured peaks with its predicted peak and allowed range: horizontal bars

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Harness
+import ResultsFormat
 
 @main
 struct BigModelBench: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Harness
+import ResultsFormat
 import OrderedCollections
 import Probes
 import Reports

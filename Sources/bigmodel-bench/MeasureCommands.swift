@@ -1,5 +1,6 @@
 import ArgumentParser
 import Harness
+import ResultsFormat
 
 /// The measured child of `run`: reads its request on standard input and speaks the child protocol
 /// (docs/child-protocol.md) on the descriptors the environment names. Not for direct use.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 import Harness
+import ResultsFormat
 import Loading
 import Reports
 import TensorEngine

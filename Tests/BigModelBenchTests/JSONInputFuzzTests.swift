@@ -3,6 +3,7 @@ import Testing
 
 @testable import Checkpoint
 @testable import Harness
+@testable import ResultsFormat
 @testable import Models
 @testable import Placement
 @testable import StrictJSON

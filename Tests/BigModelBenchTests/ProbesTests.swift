@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import Harness
+@testable import ResultsFormat
 @testable import Probes
 @testable import OSLayer
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Harness
+@testable import ResultsFormat
 @testable import Loading
 @testable import Probes
 @testable import Reports

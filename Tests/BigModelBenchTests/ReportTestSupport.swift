@@ -5,6 +5,7 @@ import FoundationXML
 #endif
 
 @testable import Harness
+@testable import ResultsFormat
 @testable import Reports
 @testable import StrictJSON
 

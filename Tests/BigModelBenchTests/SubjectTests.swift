@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Harness
+@testable import ResultsFormat
 @testable import Loading
 @testable import Probes
 @testable import TensorEngine
@@ -105,7 +106,7 @@ enum TestPython {
         #expect(m.loadPeaks?[.vmhwm] == 140 * MiB)
         // Non-checkpoint file pages: 200 at the baseline, 230 at the end.
         #expect(m.codePagesBytes == 30 * MiB)
-        #expect(ClaimChecker.judgedPeaks(m)[.vmhwm] == 230 * MiB)
+        #expect(m.judgedPeaks[.vmhwm] == 230 * MiB)
         #expect(m.residency == .filePages)
         #expect(result.verdict == .pass)
         #expect(result.subject == .transformers)

@@ -24,11 +24,43 @@ package struct DeviceUsage: Codable, Sendable, Equatable {
         /// load, and what the placed tensors take at jemalloc size classes.
         package var arenaAllocatedBytes: Int?
         package var arenaExpectedBytes: Int?
+
+        package init(
+            device: Device,
+            budgetBytes: Int? = nil,
+            placementBudgetBytes: Int? = nil,
+            capacityBytes: Int? = nil,
+            placedBytes: Int,
+            stagingBytes: Int,
+            predictedPeakBytes: Int,
+            ledgerPeakBytes: Int,
+            arenaAllocatedBytes: Int? = nil,
+            arenaExpectedBytes: Int? = nil
+        ) {
+            self.device = device
+            self.budgetBytes = budgetBytes
+            self.placementBudgetBytes = placementBudgetBytes
+            self.capacityBytes = capacityBytes
+            self.placedBytes = placedBytes
+            self.stagingBytes = stagingBytes
+            self.predictedPeakBytes = predictedPeakBytes
+            self.ledgerPeakBytes = ledgerPeakBytes
+            self.arenaAllocatedBytes = arenaAllocatedBytes
+            self.arenaExpectedBytes = arenaExpectedBytes
+        }
     }
 
     package struct MapEntry: Codable, Sendable, Equatable {
         package var module: String
         package var device: Device
+
+        package init(
+            module: String,
+            device: Device
+        ) {
+            self.module = module
+            self.device = device
+        }
     }
 
     /// `auto`, `balanced`, `sequential` or `map`.

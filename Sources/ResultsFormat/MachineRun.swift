@@ -62,9 +62,51 @@ package struct MachineRun: Codable, Sendable, Equatable {
     package var method: String
     /// The Σ figures over the baseline at the moment every rank held its model (absent when not read).
     package var held: MachineReading? = nil
+
+    package init(
+        id: String,
+        repeatIndex: Int,
+        ranks: Int,
+        node: String,
+        verdict: Verdict,
+        verdictDetail: String,
+        checks: [Check],
+        predictedRankPeakBytes: Int,
+        formula: String,
+        baseline: MachineReading,
+        peaks: MachineReading,
+        rankPeakBytes: [Int?],
+        timeline: MachineTimeline,
+        method: String,
+        held: MachineReading? = nil
+    ) {
+        self.id = id
+        self.repeatIndex = repeatIndex
+        self.ranks = ranks
+        self.node = node
+        self.verdict = verdict
+        self.verdictDetail = verdictDetail
+        self.checks = checks
+        self.predictedRankPeakBytes = predictedRankPeakBytes
+        self.formula = formula
+        self.baseline = baseline
+        self.peaks = peaks
+        self.rankPeakBytes = rankPeakBytes
+        self.timeline = timeline
+        self.method = method
+        self.held = held
+    }
 }
 
 package struct MachineTimeline: Codable, Sendable, Equatable {
     package var columns: [MachineColumn]
     package var points: [[Double]]
+
+    package init(
+        columns: [MachineColumn],
+        points: [[Double]]
+    ) {
+        self.columns = columns
+        self.points = points
+    }
 }

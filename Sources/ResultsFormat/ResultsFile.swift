@@ -1,6 +1,5 @@
 import Foundation
 import Checkpoint
-import Harness
 import StrictJSON
 import TensorEngine
 import OSLayer

@@ -30,7 +30,7 @@ package struct FitEstimate: Sendable, Equatable {
     package let memoryBytes: Int
 
     /// The tolerance is taken on what the ranks need together, as the machine claims are.
-    package init(run: String, strategy: StrategyName, processPeakBytes: Int, mappedBytes: Int?, ranks: Int, tolerance: Scenario.Tolerance, memoryBytes: Int) {
+    package init(run: String, strategy: StrategyName, processPeakBytes: Int, mappedBytes: Int?, ranks: Int, tolerance: ClaimTolerance, memoryBytes: Int) {
         self.run = run
         self.strategy = strategy
         self.ranks = max(ranks, 1)
@@ -58,7 +58,7 @@ package struct FitEstimate: Sendable, Equatable {
         return best(holding) ?? best(estimates.filter { $0.strategy == .deviceMap })
     }
 
-    static func best(_ estimates: [FitEstimate]) -> FitEstimate? {
+    private static func best(_ estimates: [FitEstimate]) -> FitEstimate? {
         let fitting = estimates.filter { $0.status == .fits }
         let candidates = fitting.isEmpty ? estimates.filter { $0.status == .tight } : fitting
         return candidates.min { $0.needBytes < $1.needBytes }

@@ -56,7 +56,7 @@ package enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// The default tolerance for claims on this subject: the engine's (3% + 32 MiB), or for a loader outside
     /// this tool 10% + 128 MiB (an interpreter, its imports and its allocator's slack are part of its peak).
-    package static let loaderTolerance = Scenario.Tolerance(relative: 0.10, absoluteBytes: 128 << 20)
+    package static let loaderTolerance = ClaimTolerance(relative: 0.10, absoluteBytes: 128 << 20)
 
     /// `argv` with the placeholders replaced.
     package static func expand(_ argv: [String], checkpoint: String, dtype: DType?, config: String, offload: String?) -> [String] {

@@ -61,6 +61,76 @@ package struct RunMeasurement: Codable, Sendable, Equatable {
     /// `/proc/<pid>/smaps`. VmHWM counts them; the claims take them off, since they are not the load's memory.
     package var codePagesBytes: Int?
     package var notes: [String]?
+
+    package init(
+        strategy: StrategyName,
+        dtype: DType,
+        dtypeSource: DTypeSource,
+        figures: MemoryFigures,
+        formula: String,
+        predictedPeakBytes: Int,
+        ledgerPeakBytes: Int? = nil,
+        seconds: Double,
+        baseline: MemoryReading,
+        end: MemoryReading,
+        peaks: PeakDeltas,
+        phases: [PhaseRecord],
+        sampler: SamplerStats,
+        timeline: Timeline,
+        missingKeys: [String],
+        unexpectedKeys: [String],
+        outOfMemory: OutOfMemoryInfo? = nil,
+        failure: String? = nil,
+        devices: DeviceUsage? = nil,
+        mappedBytes: Int? = nil,
+        timelineOriginSeconds: Double? = nil,
+        held: HeldReading? = nil,
+        subject: Subject? = nil,
+        endOfLoad: MemoryReading? = nil,
+        loadPeaks: PeakDeltas? = nil,
+        touchSeconds: Double? = nil,
+        subjectVersions: [String: String]? = nil,
+        hfDeviceMap: [DeviceUsage.MapEntry]? = nil,
+        planDeviceMap: [DeviceUsage.MapEntry]? = nil,
+        residency: Residency? = nil,
+        peakSource: String? = nil,
+        codePagesBytes: Int? = nil,
+        notes: [String]? = nil
+    ) {
+        self.strategy = strategy
+        self.dtype = dtype
+        self.dtypeSource = dtypeSource
+        self.figures = figures
+        self.formula = formula
+        self.predictedPeakBytes = predictedPeakBytes
+        self.ledgerPeakBytes = ledgerPeakBytes
+        self.seconds = seconds
+        self.baseline = baseline
+        self.end = end
+        self.peaks = peaks
+        self.phases = phases
+        self.sampler = sampler
+        self.timeline = timeline
+        self.missingKeys = missingKeys
+        self.unexpectedKeys = unexpectedKeys
+        self.outOfMemory = outOfMemory
+        self.failure = failure
+        self.devices = devices
+        self.mappedBytes = mappedBytes
+        self.timelineOriginSeconds = timelineOriginSeconds
+        self.held = held
+        self.subject = subject
+        self.endOfLoad = endOfLoad
+        self.loadPeaks = loadPeaks
+        self.touchSeconds = touchSeconds
+        self.subjectVersions = subjectVersions
+        self.hfDeviceMap = hfDeviceMap
+        self.planDeviceMap = planDeviceMap
+        self.residency = residency
+        self.peakSource = peakSource
+        self.codePagesBytes = codePagesBytes
+        self.notes = notes
+    }
 }
 
 /// Where a loader held the bytes its claim is about: as its own (anonymous) memory, or as pages of the
@@ -113,6 +183,20 @@ package struct PhaseRecord: Codable, Sendable, Equatable {
     /// The engine's ledger at the phase's start and end (absent for loaders measured from outside).
     package var ledgerLiveBytesAtStart: Int?
     package var ledgerLiveBytesAtEnd: Int?
+
+    package init(
+        name: String,
+        startSeconds: Double,
+        endSeconds: Double,
+        ledgerLiveBytesAtStart: Int? = nil,
+        ledgerLiveBytesAtEnd: Int? = nil
+    ) {
+        self.name = name
+        self.startSeconds = startSeconds
+        self.endSeconds = endSeconds
+        self.ledgerLiveBytesAtStart = ledgerLiveBytesAtStart
+        self.ledgerLiveBytesAtEnd = ledgerLiveBytesAtEnd
+    }
 }
 
 /// The sampler's own cost, measured.
@@ -130,6 +214,30 @@ package struct SamplerStats: Codable, Sendable, Equatable {
     /// the ledger's peak rose by 8 MiB), and their wall time; absent in results written before marks existed.
     package var marks: Int?
     package var markSeconds: Double?
+
+    package init(
+        requestedIntervalSeconds: Double,
+        achievedMeanIntervalSeconds: Double,
+        samples: Int,
+        droppedSamples: Int,
+        meanSampleSeconds: Double,
+        maxSampleSeconds: Double,
+        cpuSeconds: Double,
+        cpuShareOfLoad: Double,
+        marks: Int? = nil,
+        markSeconds: Double? = nil
+    ) {
+        self.requestedIntervalSeconds = requestedIntervalSeconds
+        self.achievedMeanIntervalSeconds = achievedMeanIntervalSeconds
+        self.samples = samples
+        self.droppedSamples = droppedSamples
+        self.meanSampleSeconds = meanSampleSeconds
+        self.maxSampleSeconds = maxSampleSeconds
+        self.cpuSeconds = cpuSeconds
+        self.cpuShareOfLoad = cpuShareOfLoad
+        self.marks = marks
+        self.markSeconds = markSeconds
+    }
 }
 
 extension SamplerStats {
@@ -252,4 +360,26 @@ package struct OutOfMemoryInfo: Codable, Sendable, Equatable {
     package var reachedBytes: Int
     package var requestedBytes: Int
     package var message: String
+
+    package init(
+        capBytes: Int,
+        reachedBytes: Int,
+        requestedBytes: Int,
+        message: String
+    ) {
+        self.capBytes = capBytes
+        self.reachedBytes = reachedBytes
+        self.requestedBytes = requestedBytes
+        self.message = message
+    }
+}
+
+extension RunMeasurement {
+    /// The peaks the claims read: VmHWM less the loader's own code pages (its libraries paged in as the load
+    /// first runs them: not the load's memory; both figures are in the results).
+    package var judgedPeaks: PeakDeltas {
+        var peaks = self.peaks
+        if let code = codePagesBytes, let hwm = peaks[.vmhwm] { peaks[.vmhwm] = hwm - code }
+        return peaks
+    }
 }

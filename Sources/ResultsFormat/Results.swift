@@ -71,6 +71,20 @@ package struct ToolInfo: Codable, Sendable, Equatable {
     package var gitCommit: String?
     package var swiftVersion: String
     package var buildConfiguration: String
+
+    package init(
+        name: String,
+        version: String,
+        gitCommit: String? = nil,
+        swiftVersion: String,
+        buildConfiguration: String
+    ) {
+        self.name = name
+        self.version = version
+        self.gitCommit = gitCommit
+        self.swiftVersion = swiftVersion
+        self.buildConfiguration = buildConfiguration
+    }
 }
 
 package struct ScenarioInfo: Codable, Sendable, Equatable {
@@ -79,7 +93,7 @@ package struct ScenarioInfo: Codable, Sendable, Equatable {
     package var file: String
     package var modelType: String
     package var repeatCount: Int
-    package var cache: Scenario.CacheMode
+    package var cache: PageCacheMode
     package var toleranceRelative: Double
     package var toleranceAbsoluteBytes: Int
     package var sampleIntervalSeconds: Double
@@ -93,6 +107,40 @@ package struct ScenarioInfo: Codable, Sendable, Equatable {
     /// The tolerance of claims on loaders outside the engine (version 2; present when the scenario has such runs).
     package var subjectToleranceRelative: Double? = nil
     package var subjectToleranceAbsoluteBytes: Int? = nil
+
+    package init(
+        name: String,
+        description: String,
+        file: String,
+        modelType: String,
+        repeatCount: Int,
+        cache: PageCacheMode,
+        toleranceRelative: Double,
+        toleranceAbsoluteBytes: Int,
+        sampleIntervalSeconds: Double,
+        outsideProbeIntervalSeconds: Double? = nil,
+        memoryLimitBytes: Int? = nil,
+        runTimeoutSeconds: Double? = nil,
+        stallTimeoutSeconds: Double? = nil,
+        subjectToleranceRelative: Double? = nil,
+        subjectToleranceAbsoluteBytes: Int? = nil
+    ) {
+        self.name = name
+        self.description = description
+        self.file = file
+        self.modelType = modelType
+        self.repeatCount = repeatCount
+        self.cache = cache
+        self.toleranceRelative = toleranceRelative
+        self.toleranceAbsoluteBytes = toleranceAbsoluteBytes
+        self.sampleIntervalSeconds = sampleIntervalSeconds
+        self.outsideProbeIntervalSeconds = outsideProbeIntervalSeconds
+        self.memoryLimitBytes = memoryLimitBytes
+        self.runTimeoutSeconds = runTimeoutSeconds
+        self.stallTimeoutSeconds = stallTimeoutSeconds
+        self.subjectToleranceRelative = subjectToleranceRelative
+        self.subjectToleranceAbsoluteBytes = subjectToleranceAbsoluteBytes
+    }
 }
 
 package struct EnvironmentInfo: Codable, Sendable, Equatable {
@@ -115,6 +163,42 @@ package struct EnvironmentInfo: Codable, Sendable, Equatable {
     package var childEnvironment: [String: String]
     package var cgroup: String?
     package var cgroupMemoryLimitBytes: Int?
+
+    package init(
+        hostname: String,
+        kernel: String,
+        cpuModel: String,
+        logicalCpus: Int,
+        memTotalBytes: Int,
+        memAvailableBytes: Int,
+        swapTotalBytes: Int,
+        transparentHugePages: String,
+        transparentHugePagesDefrag: String,
+        pageSizeBytes: Int,
+        allocator: String,
+        mallocConf: String,
+        jemallocOptions: [String: String],
+        childEnvironment: [String: String],
+        cgroup: String? = nil,
+        cgroupMemoryLimitBytes: Int? = nil
+    ) {
+        self.hostname = hostname
+        self.kernel = kernel
+        self.cpuModel = cpuModel
+        self.logicalCpus = logicalCpus
+        self.memTotalBytes = memTotalBytes
+        self.memAvailableBytes = memAvailableBytes
+        self.swapTotalBytes = swapTotalBytes
+        self.transparentHugePages = transparentHugePages
+        self.transparentHugePagesDefrag = transparentHugePagesDefrag
+        self.pageSizeBytes = pageSizeBytes
+        self.allocator = allocator
+        self.mallocConf = mallocConf
+        self.jemallocOptions = jemallocOptions
+        self.childEnvironment = childEnvironment
+        self.cgroup = cgroup
+        self.cgroupMemoryLimitBytes = cgroupMemoryLimitBytes
+    }
 }
 
 package struct ScaleInfo: Codable, Sendable, Equatable {
@@ -127,6 +211,22 @@ package struct ScaleInfo: Codable, Sendable, Equatable {
     package var memoryBudgetBytes: Int
     package var safeShare: Double
     package var diskFreeBytes: Int?
+
+    package init(
+        requested: String,
+        chosen: Double,
+        reason: String,
+        memoryBudgetBytes: Int,
+        safeShare: Double,
+        diskFreeBytes: Int? = nil
+    ) {
+        self.requested = requested
+        self.chosen = chosen
+        self.reason = reason
+        self.memoryBudgetBytes = memoryBudgetBytes
+        self.safeShare = safeShare
+        self.diskFreeBytes = diskFreeBytes
+    }
 }
 
 package struct CheckpointInfo: Codable, Sendable, Equatable {
@@ -142,6 +242,30 @@ package struct CheckpointInfo: Codable, Sendable, Equatable {
     package var totalSizeBytes: Int
     package var largestShardBytes: Int
     package var generationSeconds: Double?
+
+    package init(
+        path: String,
+        generated: Bool,
+        reused: Bool,
+        dtype: String? = nil,
+        maxShardSizeBytes: Int? = nil,
+        seed: UInt64? = nil,
+        files: Int,
+        totalSizeBytes: Int,
+        largestShardBytes: Int,
+        generationSeconds: Double? = nil
+    ) {
+        self.path = path
+        self.generated = generated
+        self.reused = reused
+        self.dtype = dtype
+        self.maxShardSizeBytes = maxShardSizeBytes
+        self.seed = seed
+        self.files = files
+        self.totalSizeBytes = totalSizeBytes
+        self.largestShardBytes = largestShardBytes
+        self.generationSeconds = generationSeconds
+    }
 }
 
 /// The machine's floor: the same bytes read into fresh memory the fastest plain way.
@@ -165,6 +289,20 @@ package struct Prediction: Codable, Sendable, Equatable {
     package var formula: String
     package var figures: MemoryFigures
     package var predictedPeakBytes: Int
+
+    package init(
+        run: String,
+        strategy: StrategyName,
+        formula: String,
+        figures: MemoryFigures,
+        predictedPeakBytes: Int
+    ) {
+        self.run = run
+        self.strategy = strategy
+        self.formula = formula
+        self.figures = figures
+        self.predictedPeakBytes = predictedPeakBytes
+    }
 }
 
 /// The verdict on one run.
@@ -288,6 +426,54 @@ package struct RunResult: Codable, Sendable, Equatable {
 
     /// The subject, the engine when absent.
     package var loader: Subject { subject ?? .engine }
+
+    package init(
+        id: String,
+        subject: Subject? = nil,
+        rank: Int? = nil,
+        worldSize: Int? = nil,
+        localRank: Int? = nil,
+        node: String? = nil,
+        strategy: StrategyName,
+        dtype: TargetDType,
+        repeatIndex: Int,
+        verdict: Verdict,
+        verdictDetail: String,
+        checks: [Check],
+        formula: String,
+        figures: MemoryFigures? = nil,
+        predictedPeakBytes: Int? = nil,
+        upperBoundBytes: Int? = nil,
+        lowerBoundBytes: Int? = nil,
+        toleranceBytes: Int? = nil,
+        measurement: RunMeasurement? = nil,
+        exit: RunExit,
+        seconds: Double? = nil,
+        floorMultiple: Double? = nil
+    ) {
+        self.id = id
+        self.subject = subject
+        self.rank = rank
+        self.worldSize = worldSize
+        self.localRank = localRank
+        self.node = node
+        self.strategy = strategy
+        self.dtype = dtype
+        self.repeatIndex = repeatIndex
+        self.verdict = verdict
+        self.verdictDetail = verdictDetail
+        self.checks = checks
+        self.formula = formula
+        self.figures = figures
+        self.predictedPeakBytes = predictedPeakBytes
+        self.upperBoundBytes = upperBoundBytes
+        self.lowerBoundBytes = lowerBoundBytes
+        self.toleranceBytes = toleranceBytes
+        self.measurement = measurement
+        self.exit = exit
+        self.seconds = seconds
+        self.floorMultiple = floorMultiple
+    }
 }
 
 package struct RunExit: Codable, Sendable, Equatable {
@@ -301,4 +487,37 @@ package struct RunExit: Codable, Sendable, Equatable {
     package var systemSeconds: Double?
     /// Last lines of the child's stderr when it failed.
     package var stderrTail: String?
+
+    package init(
+        status: Int32? = nil,
+        signal: Int32? = nil,
+        signalName: String? = nil,
+        coreDumped: Bool,
+        rusageMaxRssBytes: Int? = nil,
+        userSeconds: Double? = nil,
+        systemSeconds: Double? = nil,
+        stderrTail: String? = nil
+    ) {
+        self.status = status
+        self.signal = signal
+        self.signalName = signalName
+        self.coreDumped = coreDumped
+        self.rusageMaxRssBytes = rusageMaxRssBytes
+        self.userSeconds = userSeconds
+        self.systemSeconds = systemSeconds
+        self.stderrTail = stderrTail
+    }
+}
+
+extension Check {
+    /// One failed check in words: which bound, by how much.
+    package var failureDescription: String {
+        let by = abs(measuredBytes - boundBytes)
+        switch relation {
+        case .atMost: return "\(name) failed: \(ByteSize.binary(measuredBytes)) exceeds \(ByteSize.binary(boundBytes)) by \(ByteSize.binary(by))"
+        case .atLeast: return "\(name) failed: \(ByteSize.binary(measuredBytes)) is \(ByteSize.binary(by)) below \(ByteSize.binary(boundBytes))"
+        case .equal: return "\(name) failed: \(measuredBytes) bytes vs \(boundBytes) predicted (off by \(measuredBytes - boundBytes))"
+        case .within: return "\(name) failed: differ by \(ByteSize.binary(measuredBytes)), allowed \(ByteSize.binary(boundBytes))"
+        }
+    }
 }
