@@ -30,6 +30,8 @@ package enum MeasuredChild {
                 if request.rank == nil { events.send(.measurement(measurement)) }
             case .floor: events.send(.floor(try floor(request)))
             }
+        } catch let error as ParentGone {
+            throw error
         } catch {
             events.send(.failure(ChildFailure(error)))
             throw error
@@ -71,14 +73,14 @@ package enum MeasuredChild {
             },
             ready: {
                 events.send(.ready)
-                waitForStart()
+                try waitForStart()
             })
         measured.samplePss = request.samplePss
         if request.rank != nil {
             // A rank keeps its model until the parent says every rank has loaded.
             measured.hold = { measurement in
                 events.send(.measurement(measurement))
-                waitFor(.exit)
+                try waitFor(.exit)
             }
         }
         return try measured.run()
@@ -86,14 +88,20 @@ package enum MeasuredChild {
 
     /// Blocks until the parent sends `start` on the control descriptor (at once when there is none). A parent
     /// that closed it without a start is gone or gave up: the child stops.
-    static func waitForStart() { waitFor(.start) }
+    static func waitForStart() throws(ParentGone) { try waitFor(.start) }
 
-    static func waitFor(_ command: ControlCommand) {
+    static func waitFor(_ command: ControlCommand) throws(ParentGone) {
         guard let text = ProcessInfo.processInfo.environment[ChildProtocol.controlVariable], let fd = Int32(text) else { return }
         while let line = Descriptor.readLine(fd) {
             if (try? JSONLines.decode(ControlCommandLine.self, from: line))?.command == command { return }
         }
-        exit(0)
+        throw ParentGone(awaited: command)
+    }
+
+    /// The parent closed the control descriptor before sending what the child waited for: it is gone or gave
+    /// up, so the child stops quietly (the CLI exits 0; nobody reads a failure event any more).
+    package struct ParentGone: Error {
+        package let awaited: ControlCommand
     }
 
     struct ControlCommandLine: Codable { var command: ControlCommand }

@@ -23,16 +23,16 @@ package struct MeasuredLoad {
     /// Receives phase transitions as they happen (the child's event stream).
     package let onPhase: @Sendable (PhaseLog.Transition) -> Void
     /// Called once the baseline is taken; returns when the load may begin.
-    package let ready: () -> Void
+    package let ready: () throws -> Void
     /// Sample PSS too (`smaps_rollup` every tenth sample): a rank of a multi-rank run, whose Σ PSS is summed.
     package var samplePss = false
     /// Called with the measurement while the model is still alive (a rank holds its model until every rank
     /// has loaded, so the machine's Σ is of all models at once).
-    package var hold: (RunMeasurement) -> Void = { _ in }
+    package var hold: (RunMeasurement) throws -> Void = { _ in }
 
     package init(
         checkpointPath: String, strategy: any LoadStrategy, dtype: DType?, sampleInterval: Duration = RSSSampler.defaultInterval, ledgerBudget: Int? = nil,
-        onPhase: @escaping @Sendable (PhaseLog.Transition) -> Void = { _ in }, ready: @escaping () -> Void = {}
+        onPhase: @escaping @Sendable (PhaseLog.Transition) -> Void = { _ in }, ready: @escaping () throws -> Void = {}
     ) {
         self.checkpointPath = checkpointPath
         self.strategy = strategy
@@ -76,7 +76,7 @@ package struct MeasuredLoad {
         defer { ledger.observePeaks(stepBytes: SamplerMarks.peakStepBytes, nil) }
         let baseline = Self.settledBaseline(ledger: ledger, rollup: samplePss)
         let phaseOffset = RSSSampler.monotonicSeconds() - sampler.startSeconds - phases.elapsedSeconds
-        ready()
+        try ready()
 
         var outcome = load(plan, prepared: prepared, ledger: ledger, phases: phases)
         Thread.sleep(forTimeInterval: 0.005)
@@ -98,7 +98,7 @@ package struct MeasuredLoad {
             devices: outcome.devices)
         measurement.mappedBytes = strategy.name == .mmap ? outcome.model?.mappedBytes : nil
         measurement.timelineOriginSeconds = sampler.startSeconds
-        hold(measurement)
+        try hold(measurement)
         withExtendedLifetime(outcome.model) {}
         outcome.model = nil
         return measurement

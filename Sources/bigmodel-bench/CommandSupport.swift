@@ -47,41 +47,6 @@ struct DTypeArgument: ExpressibleByArgument, Sendable {
     static var defaultCompletionKind: CompletionKind { .list(["float16", "bfloat16", "float32", "float64"]) }
 }
 
-/// A size option (`5GB`, `1.5GiB`, `500MB`, plain bytes); the grammar is `ByteSize`'s.
-struct SizeArgument: ExpressibleByArgument, Sendable {
-    let bytes: Int
-    /// As the user wrote it: what `--help` shows as the default.
-    let text: String
-
-    init?(argument: String) {
-        guard let bytes = ByteSize.parseOrNil(argument), bytes > 0 else { return nil }
-        self.bytes = bytes
-        text = argument
-    }
-
-    var defaultValueDescription: String { text }
-
-    /// The options' transform: ArgumentParser prints the thrown reason after "The value 'X' is invalid for
-    /// '--option'", so a bad size says which rule it broke and shows the grammar, not only the option's help.
-    static func parse(_ text: String) throws -> SizeArgument {
-        guard let bytes = ByteSize.parseOrNil(text) else { throw SizeArgumentError(reason: "not a size; \(ByteSize.example)") }
-        guard bytes > 0, let size = SizeArgument(argument: text) else {
-            throw SizeArgumentError(reason: "a size must be more than 0 bytes; \(ByteSize.example)")
-        }
-        return size
-    }
-}
-
-extension SizeArgument: CustomStringConvertible {
-    var description: String { text }
-}
-
-/// Why a size option's value was refused (printed by ArgumentParser after the value and the option).
-struct SizeArgumentError: Error, CustomStringConvertible {
-    let reason: String
-    var description: String { reason }
-}
-
 extension DTypeArgument {
     /// The dtype as a cast target; an integer or exotic type is a usage error (exit 64).
     func castTarget(option: String = "--dtype") throws -> DType {

@@ -50,11 +50,15 @@ struct CompareCommand: ParsableCommand {
 
 /// The threshold options `compare` and `run --baseline` share.
 struct CompareOptions: ParsableArguments {
-    @Option(help: "Relative threshold for VmHWM/RSS/jemalloc (and, with --gate-times, time) figures, in percent: 5% or 5.")
-    var threshold: String = "5%"
+    @Option(
+        help: "Relative threshold for VmHWM/RSS/jemalloc (and, with --gate-times, time) figures, in percent: 5% or 5.",
+        transform: PercentArgument.parse)
+    var threshold: PercentArgument = PercentArgument(argument: "5%")!
 
-    @Option(help: "Absolute threshold for VmHWM/RSS/jemalloc figures: a size such as 16MiB (both thresholds must be exceeded).")
-    var absolute: String = "16MiB"
+    @Option(
+        help: "Absolute threshold for VmHWM/RSS/jemalloc figures: a size such as 16MiB (both thresholds must be exceeded).",
+        transform: SizeArgument.parseThreshold)
+    var absolute: SizeArgument = SizeArgument(argument: "16MiB")!
 
     @Option(help: "Absolute threshold for times, in seconds (used with --gate-times).")
     var absoluteSeconds: Double = Comparison.Options.defaultAbsoluteSeconds
@@ -69,14 +73,6 @@ struct CompareOptions: ParsableArguments {
     var force = false
 
     func resolved() throws(UsageError) -> Comparison.Options {
-        var text = threshold.trimmingCharacters(in: .whitespaces)
-        if text.hasSuffix("%") { text.removeLast() }
-        guard let percent = Double(text), percent >= 0, percent.isFinite else {
-            throw UsageError("invalid --threshold '\(threshold)': use a percentage such as 5% or 2.5")
-        }
-        guard let bytes = ByteSize.parseOrNil(absolute) else {
-            throw UsageError("invalid --absolute '\(absolute)': \(ByteSize.example)")
-        }
         guard absoluteSeconds >= 0, absoluteSeconds.isFinite else { throw UsageError("--absolute-seconds must be a number of seconds ≥ 0") }
         var names = Metric.names
         if let metrics {
@@ -87,7 +83,7 @@ struct CompareOptions: ParsableArguments {
             guard !names.isEmpty else { throw UsageError("--metrics needs at least one figure: \(Metric.names.joined(separator: ", "))") }
         }
         return Comparison.Options(
-            relativeThreshold: percent / 100, absoluteBytes: bytes, absoluteSeconds: absoluteSeconds, metrics: names, gateTimes: gateTimes, force: force)
+            relativeThreshold: threshold.fraction, absoluteBytes: absolute.bytes, absoluteSeconds: absoluteSeconds, metrics: names, gateTimes: gateTimes, force: force)
     }
 
     /// Loads the baseline (every failure is exit 5), compares, prints, and returns the exit status.

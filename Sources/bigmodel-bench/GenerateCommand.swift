@@ -41,8 +41,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Shrink factor in (0, 1].")
     var scale: Double = 1
 
-    @Option(help: "How to shrink: rows (every tensor's first dimension; only bigmodel-bench loads it) or layers (num_hidden_layers: a real smaller model any loader can load).")
-    var scaling: String = "rows"
+    @Option(help: "How to shrink: rows (every tensor's first dimension; only bigmodel-bench loads it) or layers (num_hidden_layers: a real smaller model any loader can load).", transform: SyntheticCheckpoint.Scaling.parseNamed)
+    var scaling: SyntheticCheckpoint.Scaling = .rows
 
     @Flag(help: "Print the shard plan and write nothing.")
     var dryRun = false
@@ -54,8 +54,7 @@ struct GenerateCommand: ParsableCommand {
         try reportingErrors {
             let modelConfig = try ModelConfig.load(path: config)
             let target = try dtype?.castTarget() ?? Self.configDType(modelConfig) ?? .f32
-            guard let how = SyntheticCheckpoint.Scaling(rawValue: scaling) else { throw UsageError("--scaling takes rows or layers, not '\(scaling)'") }
-            let synthetic = try SyntheticCheckpoint(config: modelConfig, dtype: target, maxShardSize: maxShardSize.bytes, seed: seed, scale: scale, scaling: how)
+            let synthetic = try SyntheticCheckpoint(config: modelConfig, dtype: target, maxShardSize: maxShardSize.bytes, seed: seed, scale: scale, scaling: scaling)
             let plan = synthetic.plan
             if dryRun {
                 if json {

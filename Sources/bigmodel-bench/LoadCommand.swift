@@ -34,8 +34,8 @@ struct LoadCommand: ParsableCommand {
     @Argument(help: "A checkpoint folder or .safetensors file.", completion: .file())
     var path: String
 
-    @Option(help: "One of: \(StrategyName.names).", completion: .list(StrategyName.allCases.map(\.rawValue)))
-    var strategy: String
+    @Option(help: "How to load it: one of \(StrategyName.names).", completion: .list(StrategyName.allCases.map(\.rawValue)), transform: StrategyName.parseNamed)
+    var strategy: StrategyName
 
     @Option(help: "Target dtype (float16, bfloat16, float32, float64); default auto (config dtype, else the first floating tensor).")
     var dtype: DTypeArgument?
@@ -57,9 +57,7 @@ struct LoadCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard let name = StrategyName(rawValue: strategy) else {
-                throw UsageError("unknown strategy '\(strategy)'; use one of \(StrategyName.names)")
-            }
+            let name = strategy
             if name != .deviceMap && (placement.isGiven || offloadFolder != nil) {
                 throw UsageError("--device-map, --max-memory, --accelerator-memory, --no-split and --offload-folder apply only to --strategy device-map")
             }

@@ -10,6 +10,8 @@ struct MeasureRunCommand: ParsableCommand {
         shouldDisplay: false)
 
     func run() throws {
-        try reportingErrors { try MeasuredChild.run() }
+        try reportingErrors {
+            do { try MeasuredChild.run() } catch is MeasuredChild.ParentGone { return }
+        }
     }
 }

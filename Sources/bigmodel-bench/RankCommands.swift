@@ -30,28 +30,7 @@ struct MeasureRankCommand: ParsableCommand {
     @Option(name: .customLong("out"), help: "Folder for the rank's results file.")
     var out: String
 
-    @Option(help: "Cache folder for generated checkpoints, run logs and the ranks' barrier files (shared by the node's ranks).")
-    var workDir: String = ".bigmodel-bench"
-
-    @Option(help: "Override the scenario's scale: a number in (0, 1] or 'fit'.")
-    var scale: String?
-
-    @Option(name: .customLong("repeat"), help: "Repeat the run N times.")
-    var repeatCount: Int?
-
-    @Option(help: "Measure with this loader: engine or transformers.")
-    var subject: String?
-
-    @Option(help: "The Python interpreter of the transformers subject.")
-    var python: String?
-
-    func validate() throws {
-        if let scale, scale != "fit", Double(scale).map({ $0 > 0 && $0 <= 1 }) != true {
-            throw ValidationError("--scale must be a number in (0, 1] or 'fit', not '\(scale)'")
-        }
-        if let repeatCount, repeatCount < 1 || repeatCount > 100 { throw ValidationError("--repeat must be in 1…100") }
-        if let subject, subject != "engine", subject != "transformers" { throw ValidationError("--subject takes engine or transformers, not '\(subject)'") }
-    }
+    @OptionGroup var scenarioOptions: ScenarioOptions
 
     func run() throws {
         let results = try reportingErrors { try measure() }
@@ -67,11 +46,7 @@ struct MeasureRankCommand: ParsableCommand {
         }
         let loaded = try Scenario.load(path: PathResolver.resolve(scenario))
         try SignalTrap.install()
-        var options = ScenarioRunner.Options(
-            scale: scale.map { $0 == "fit" ? .fit : .fixed(Double($0) ?? 1) }, repeatCount: repeatCount, outputDirectory: out,
-            workDirectory: workDir, executable: try ChildProcess.currentExecutablePath())
-        options.subjects = subject.map { [$0 == "transformers" ? .transformers : .engine] }
-        options.python = python
+        let options = scenarioOptions.runnerOptions(outputDirectory: out, executable: try ChildProcess.currentExecutablePath())
         let console = RunConsole(prefix: "rank \(rank.rank): ")
         let runner = try ScenarioRunner.forRank(scenario: loaded, run: runID, localWorldSize: rank.localWorldSize, options: options, onEvent: console.handle)
         let results = try runner.runRank(rank, environment: environment)

@@ -28,14 +28,10 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist).", completion: .file(extensions: ["json"]))
     var scenario: String
 
-    @Option(help: "Override the scenario's scale: a number in (0, 1] or 'fit'.")
-    var scale: String?
+    @OptionGroup var scenarioOptions: ScenarioOptions
 
     @Option(help: "Only these runs (comma-separated run ids or strategy names).")
     var only: String?
-
-    @Option(name: .customLong("repeat"), help: "Repeat each run N times.")
-    var repeatCount: Int?
 
     @Option(name: .customLong("out"), help: "Folder for the results.", completion: .directory)
     var out: String = "Reports"
@@ -43,20 +39,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Simulate a machine with this much memory (e.g. 8GiB).", transform: SizeArgument.parse)
     var memoryLimit: SizeArgument?
 
-    @Option(help: "Cache folder for generated checkpoints and run logs.")
-    var workDir: String = ".bigmodel-bench"
-
     @Flag(help: "Print the results JSON on stdout instead of the summary table.")
     var json = false
 
-    @Option(help: "Measure every run with these loaders, comma-separated: engine, transformers (e.g. engine,transformers: side by side).")
-    var subject: String?
-
     @Option(help: "Load every run with N processes at once, as N ranks on a training node (machine-level figures and claims).")
     var ranks: Int?
-
-    @Option(help: "The Python interpreter of the transformers subject (default: the scenario's \"python\", else $BIGMODEL_BENCH_PYTHON, else the venv scripts/setup --test makes, else python3).")
-    var python: String?
 
     @Option(help: "Compare the results with this baseline results file at the end (as `compare` does).")
     var baseline: String?
@@ -68,16 +55,9 @@ struct RunCommand: ParsableCommand {
     var comparison: CompareOptions
 
     func validate() throws {
-        if let scale, scale != "fit", Double(scale).map({ $0 > 0 && $0 <= 1 }) != true {
-            throw ValidationError("--scale must be a number in (0, 1] or 'fit', not '\(scale)'")
-        }
-        if let repeatCount, repeatCount < 1 || repeatCount > 100 { throw ValidationError("--repeat must be in 1…100") }
         if let ranks, ranks < 1 || ranks > 1024 { throw ValidationError("--ranks must be in 1…1024") }
-        if let subject, subjects(subject) == nil {
-            throw ValidationError("--subject takes engine and/or transformers, comma-separated, not '\(subject)' (a command subject is given in the scenario)")
-        }
         do { _ = try comparison.resolved() } catch { throw ValidationError("\(error)") }
-        for (option, path) in [("--out", out), ("--work-dir", workDir)] {
+        for (option, path) in [("--out", out), ("--work-dir", scenarioOptions.workDir)] {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
                 throw ValidationError("\(option) \(path) is a file, not a folder")
@@ -95,22 +75,13 @@ struct RunCommand: ParsableCommand {
         if status != .success { throw ExitCode(status.rawValue) }
     }
 
-    /// `engine,transformers` as subjects; nil when a name is not one.
-    private func subjects(_ text: String) -> [Subject]? {
-        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let subjects = names.compactMap { name -> Subject? in name == "engine" ? .engine : name == "transformers" ? .transformers : nil }
-        return subjects.count == names.count && !subjects.isEmpty ? subjects : nil
-    }
-
     private func runScenario() throws -> (ScenarioResults, String) {
         let loaded = try Scenario.load(path: PathResolver.resolve(scenario))
         try SignalTrap.install()
-        var options = ScenarioRunner.Options(
-            scale: scale.map { $0 == "fit" ? .fit : .fixed(Double($0) ?? 1) },
-            only: only.map { Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }) }, repeatCount: repeatCount,
-            outputDirectory: out, memoryLimit: memoryLimit?.bytes, workDirectory: workDir, executable: try ChildProcess.currentExecutablePath())
-        options.subjects = subject.flatMap(subjects)
-        options.python = python
+        var options = scenarioOptions.runnerOptions(
+            outputDirectory: out, executable: try ChildProcess.currentExecutablePath(),
+            only: only.map { Set($0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }) })
+        options.memoryLimit = memoryLimit?.bytes
         options.ranks = ranks
         let console = RunConsole()
         let runner = ScenarioRunner(scenario: loaded, options: options, onEvent: console.handle)

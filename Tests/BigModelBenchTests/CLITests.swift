@@ -171,6 +171,32 @@ struct CLITests {
         #expect(try out.contents() == [])
     }
 
+    /// Closed sets are parsed into their enums: one line naming the option, the value and every accepted value.
+    @Test func closedSetsAreTypedOptions() throws {
+        let llama = FixturePaths.path("llama-tiny-f32-single")
+        let strategy = try Executable.run(["load", llama, "--strategy", "fast"])
+        #expect(strategy.status == 64)
+        #expect(
+            strategy.stderrLines.first
+                == "Error: The value 'fast' is invalid for '--strategy <strategy>': use one of naive, sharded, low-memory, dtype-direct, load-then-cast, device-map, mmap")
+        let scaling = try Executable.run(["generate", "--config", llama + "/config.json", "--scaling", "cols", "--dry-run"])
+        #expect(scaling.status == 64)
+        #expect(scaling.stderrLines.first == "Error: The value 'cols' is invalid for '--scaling <scaling>': use one of rows, layers")
+        let scenario = FixturePaths.repository + "/Scenarios/smoke.json"
+        for (arguments, line) in [
+            (["run", scenario, "--scale", "0"], "Error: The value '0' is invalid for '--scale <scale>': a scale is a number in (0, 1] or 'fit'"),
+            (["measure-rank", scenario, "--run-id", "naive", "--out", "x", "--subject", "engine,torch"],
+             "Error: The value 'engine,torch' is invalid for '--subject <subject>': takes engine and/or transformers, comma-separated (a command subject is given in the scenario)"),
+            (["compare", scenario, scenario, "--threshold=-1%"], "Error: The value '-1%' is invalid for '--threshold <threshold>': use a percentage such as 5% or 2.5"),
+            (["compare", scenario, scenario, "--absolute", "lots"],
+             "Error: The value 'lots' is invalid for '--absolute <absolute>': not a size; use a number of bytes or a size such as 5GB, 1.5GiB or 500MB"),
+        ] {
+            let result = try Executable.run(arguments)
+            #expect(result.status == 64, "\(arguments)")
+            #expect(result.stderrLines.first.map(String.init) == line, "\(result.stderr)")
+        }
+    }
+
     @Test func inspectJSONOfGemma() throws {
         let result = try Executable.run(["inspect", "--json", FixturePaths.path("gemma-tiny-bf16-sharded")])
         #expect(result.status == 0)
