@@ -27,14 +27,14 @@
 import PackageDescription
 
 let strictConcurrency: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
     name: "bigmodel-bench",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "bigmodel-bench", targets: ["bigmodel-bench"]),
+        .executable(name: "bigmodel-bench", targets: ["bigmodel-bench"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -84,7 +84,8 @@ let package = Package(
         ),
         .target(
             name: "Checkpoint",
-            dependencies: ["OSLayer", 
+            dependencies: [
+                "OSLayer",
                 "TensorEngine", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -92,39 +93,58 @@ let package = Package(
         ),
         .target(
             name: "Models",
-            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: [
+                "OSLayer", "TensorEngine", "Checkpoint", "StrictJSON",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: strictConcurrency
         ),
         // Device placement (accelerate's device_map rules): budgets, module sizes, automatic and user maps.
         .target(
             name: "Placement",
-            dependencies: ["OSLayer", "TensorEngine", "Models", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: [
+                "OSLayer", "TensorEngine", "Models", "StrictJSON",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Loading",
-            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: [
+                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Probes", "StrictJSON",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "ResultsFormat",
-            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Loading", "Placement", "Probes", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: [
+                "OSLayer", "TensorEngine", "Checkpoint", "Loading", "Placement", "Probes", "StrictJSON",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Harness",
-            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "ResultsFormat", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: [
+                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Loading", "Placement", "Probes", "ResultsFormat",
+                "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: strictConcurrency
         ),
         .target(
             name: "Reports",
-            dependencies: ["OSLayer", "TensorEngine", "Checkpoint", "Loading", "Probes", "ResultsFormat", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections")],
+            dependencies: [
+                "OSLayer", "TensorEngine", "Checkpoint", "Loading", "Probes", "ResultsFormat", "StrictJSON",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: strictConcurrency
         ),
         .executableTarget(
             name: "bigmodel-bench",
             dependencies: [
-                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "ResultsFormat", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
+                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "ResultsFormat",
+                "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Rainbow", package: "Rainbow"),
             ],
@@ -133,7 +153,8 @@ let package = Package(
         .testTarget(
             name: "BigModelBenchTests",
             dependencies: [
-                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "ResultsFormat", "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
+                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "ResultsFormat",
+                "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
                 "bigmodel-bench",
             ],
             path: "Tests/BigModelBenchTests",

@@ -1,7 +1,7 @@
 import Foundation
+import OSLayer
 import OrderedCollections
 import TensorEngine
-import OSLayer
 
 /// A safetensors checkpoint as transformers reads one: a single file, a folder with `model.safetensors`,
 /// or a folder whose `model.safetensors.index.json` maps every tensor to a shard.
@@ -62,7 +62,9 @@ package final class Checkpoint: Sendable {
                 (index, fileNames, files) = try Checkpoint.openSharded(folder: path, indexPath: indexPath)
                 format = .sharded
             } else {
-                throw CheckpointError(.noCheckpoint, source: path, "the folder holds neither \(ShardIndex.fileName) nor model.safetensors")
+                throw CheckpointError(
+                    .noCheckpoint, source: path, "the folder holds neither \(ShardIndex.fileName) nor model.safetensors"
+                )
             }
         } else if path.hasSuffix(".index.json") {
             folder = AtomicFile.folder(of: path).isEmpty ? "." : AtomicFile.folder(of: path)
@@ -80,7 +82,8 @@ package final class Checkpoint: Sendable {
             if let format = file.header.metadata?["format"], !Checkpoint.acceptedFormats.contains(format) {
                 throw CheckpointError(
                     .unsupportedFormat, source: file.path,
-                    "__metadata__.format is '\(format)'; transformers loads only \(Checkpoint.acceptedFormats.sorted().joined(separator: ", "))")
+                    "__metadata__.format is '\(format)'; transformers loads only \(Checkpoint.acceptedFormats.sorted().joined(separator: ", "))"
+                )
             }
         }
 
@@ -90,7 +93,9 @@ package final class Checkpoint: Sendable {
                 if let index {
                     guard index.weightMap[tensor.name] == fileNames[fileIndex] else {
                         let mapped = index.weightMap[tensor.name].map { "maps it to \($0)" } ?? "does not list it"
-                        throw CheckpointError(.tensorNotInIndex, source: file.path, location: tensor.name, "the shard holds this tensor but the index \(mapped)")
+                        throw CheckpointError(
+                            .tensorNotInIndex, source: file.path, location: tensor.name,
+                            "the shard holds this tensor but the index \(mapped)")
                     }
                 }
                 tensors[tensor.name] = Location(fileIndex: fileIndex, tensor: tensor)
@@ -98,18 +103,24 @@ package final class Checkpoint: Sendable {
         }
         if let index {
             for (name, file) in index.weightMap where tensors[name] == nil {
-                throw CheckpointError(.tensorNotInShard, source: Checkpoint.join(folder, file), location: name, "the index maps this tensor to \(file), which does not hold it")
+                throw CheckpointError(
+                    .tensorNotInShard, source: Checkpoint.join(folder, file), location: name,
+                    "the index maps this tensor to \(file), which does not hold it")
             }
             let dataBytes = tensors.values.reduce(0) { $0 + $1.tensor.byteCount }
             if let declared = index.totalSize, declared != dataBytes {
-                warnings.append("\(ShardIndex.fileName): metadata.total_size is \(declared) but the shards hold \(dataBytes) tensor bytes")
+                warnings.append(
+                    "\(ShardIndex.fileName): metadata.total_size is \(declared) but the shards hold \(dataBytes) tensor bytes"
+                )
             }
         }
         self.tensors = tensors
         self.warnings = warnings
     }
 
-    private static func openSharded(folder: String, indexPath: String) throws -> (ShardIndex, [String], [SafetensorsFile]) {
+    private static func openSharded(folder: String, indexPath: String) throws -> (
+        ShardIndex, [String], [SafetensorsFile]
+    ) {
         let bytes: [UInt8]
         do {
             bytes = try readSmallFile(indexPath, limit: ShardIndex.maximumFileBytes)
@@ -122,17 +133,25 @@ package final class Checkpoint: Sendable {
             let shardPath = join(folder, name)
             let components = name.split(separator: "/", omittingEmptySubsequences: false)
             if name.hasPrefix("/") || components.contains("..") || name.isEmpty {
-                throw CheckpointError(.shardOutsideFolder, source: indexPath, "shard name '\(name)' is absolute, empty or contains '..'")
+                throw CheckpointError(
+                    .shardOutsideFolder, source: indexPath, "shard name '\(name)' is absolute, empty or contains '..'")
             }
             guard FileManager.default.fileExists(atPath: shardPath) else {
                 let tensor = index.weightMap.first { $0.value == name }?.key
-                throw CheckpointError(.missingShard, source: indexPath, location: tensor, "shard file '\(name)' does not exist")
+                throw CheckpointError(
+                    .missingShard, source: indexPath, location: tensor, "shard file '\(name)' does not exist")
             }
-            if let real = realPath(shardPath), !real.hasPrefix(folderReal.hasSuffix("/") ? folderReal : folderReal + "/") {
+            if let real = realPath(shardPath),
+                !real.hasPrefix(folderReal.hasSuffix("/") ? folderReal : folderReal + "/")
+            {
                 if real == folderReal {
-                    throw CheckpointError(.shardOutsideFolder, source: indexPath, "shard '\(name)' names the checkpoint folder itself, not a file in it")
+                    throw CheckpointError(
+                        .shardOutsideFolder, source: indexPath,
+                        "shard '\(name)' names the checkpoint folder itself, not a file in it")
                 }
-                throw CheckpointError(.shardOutsideFolder, source: indexPath, "shard '\(name)' resolves to \(real), outside \(folderReal)")
+                throw CheckpointError(
+                    .shardOutsideFolder, source: indexPath, "shard '\(name)' resolves to \(real), outside \(folderReal)"
+                )
             }
             files.append(try SafetensorsFile(path: shardPath))
         }
@@ -179,7 +198,8 @@ package final class Checkpoint: Sendable {
     package func file(of location: Location) -> SafetensorsFile { files[location.fileIndex] }
 
     /// Reads a tensor's bytes (or a range of them) into `destination`.
-    package func read(_ name: String, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer) throws {
+    package func read(_ name: String, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer) throws
+    {
         guard let location = tensors[name] else { preconditionFailure("no tensor \(name)") }
         try files[location.fileIndex].read(location.tensor, range: range, into: destination)
     }
@@ -187,7 +207,9 @@ package final class Checkpoint: Sendable {
     /// Reads every tensor byte of every file (through one bounded buffer), proving the data is readable;
     /// with `digests`, returns each tensor's SHA-256. Returns the bytes read.
     @discardableResult
-    package func verify(digests: Bool = false, bufferBytes: Int = 16 << 20, onDigest: (String, String) -> Void = { _, _ in }) throws -> Int {
+    package func verify(
+        digests: Bool = false, bufferBytes: Int = 16 << 20, onDigest: (String, String) -> Void = { _, _ in }
+    ) throws -> Int {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferBytes, alignment: 64)
         defer { buffer.deallocate() }
         var total = 0

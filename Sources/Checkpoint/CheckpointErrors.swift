@@ -1,5 +1,5 @@
-import TensorEngine
 import OSLayer
+import TensorEngine
 
 /// The rules of the safetensors format a file can break, named as the reference implementation names its errors
 /// (`safetensors/src/tensor.rs`, the name printed is the case's, capitalised), so a message can be looked up
@@ -41,7 +41,8 @@ package typealias SafetensorsError = RuleViolation<SafetensorsRule>
 /// - `TensorNotInIndex`: a shard holds a tensor the index does not map to that shard;
 /// - `UnsupportedFormat`: `__metadata__.format` is not one transformers loads (pt, tf, flax, mlx).
 package enum CheckpointRule: FailureRule, CaseIterable {
-    case noCheckpoint, invalidIndex, missingShard, shardOutsideFolder, tensorNotInShard, tensorNotInIndex, unsupportedFormat
+    case noCheckpoint, invalidIndex, missingShard, shardOutsideFolder, tensorNotInShard, tensorNotInIndex,
+        unsupportedFormat
 
     package var category: FailureCategory { .badData }
     package static var locationKind: String? { "tensor" }

@@ -1,8 +1,8 @@
 import Dispatch
 import Foundation
+import OSLayer
 import OrderedCollections
 import TensorEngine
-import OSLayer
 
 /// Supplies tensor bytes to a writer, a chunk at a time, so no writer ever holds a whole tensor or
 /// checkpoint: `fill` is called with consecutive byte ranges of one tensor, in the order the files store them.
@@ -64,7 +64,8 @@ package struct CheckpointWriter {
         let staging = try Self.makeStaging(for: folder)
         var committed = false
         defer { if !committed { try? FileManager.default.removeItem(atPath: staging) } }
-        var (names, written, fileBytes) = try writeShards(into: staging, folder: folder, source: source, progress: progress, isCancelled: isCancelled)
+        var (names, written, fileBytes) = try writeShards(
+            into: staging, folder: folder, source: source, progress: progress, isCancelled: isCancelled)
         if let index = plan.index {
             try AtomicFile.write(index.serialized(), to: staging + "/" + ShardIndex.fileName, sync: sync)
             names.append(ShardIndex.fileName)
@@ -74,12 +75,15 @@ package struct CheckpointWriter {
             names.append(extra.name)
         }
         if isCancelled() { throw WriteInterrupted(path: folder) }
-        if FileManager.default.fileExists(atPath: folder) { try? FileManager.default.removeItem(atPath: folder) }  // proved empty before
+        // Proved empty before.
+        if FileManager.default.fileExists(atPath: folder) { try? FileManager.default.removeItem(atPath: folder) }
         guard rename(staging, folder) == 0 else {
             throw FileIOError(path: folder, operation: "rename \(staging)", reason: String(cString: strerror(errno)))
         }
         committed = true
-        return Summary(folder: folder, files: names, tensorBytes: written, fileBytes: fileBytes, seconds: (ContinuousClock.now - start).inSeconds)
+        return Summary(
+            folder: folder, files: names, tensorBytes: written, fileBytes: fileBytes,
+            seconds: (ContinuousClock.now - start).inSeconds)
     }
 
     /// The destination as a plain path: no trailing slash, `.`/`..` resolved (the staging folder must be a
@@ -94,7 +98,8 @@ package struct CheckpointWriter {
         if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
             let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? ["?"]
             guard isDirectory.boolValue, contents.isEmpty else {
-                throw UsageError("\(folder) already exists and is not an empty folder; choose another --out or remove it")
+                throw UsageError(
+                    "\(folder) already exists and is not an empty folder; choose another --out or remove it")
             }
         }
         return folder
@@ -117,14 +122,20 @@ package struct CheckpointWriter {
     /// Filling (CPU: generating or converting) and writing (I/O) overlap: a producer thread fills one of two
     /// chunk buffers while this thread writes the other. Returns the files written and the byte counts.
     func writeShards(
-        into staging: String, folder: String, source: some TensorByteSource, progress: (Int) -> Void, isCancelled: () -> Bool
+        into staging: String, folder: String, source: some TensorByteSource, progress: (Int) -> Void,
+        isCancelled: () -> Bool
     ) throws -> ([String], Int, Int) {
-        let layouts = try plan.shards.map { try SafetensorsLayout(tensors: $0.tensors, metadata: Self.shardMetadata, file: $0.fileName) }
+        let layouts = try plan.shards.map {
+            try SafetensorsLayout(tensors: $0.tensors, metadata: Self.shardMetadata, file: $0.fileName)
+        }
         var chunks: [ChunkPipeline.Chunk] = []
         for (shardIndex, layout) in layouts.enumerated() {
             for tensor in layout.tensors {
                 for offset in stride(from: 0, to: tensor.byteCount, by: max(chunkBytes, 1)) {
-                    chunks.append(ChunkPipeline.Chunk(shard: shardIndex, tensor: tensor.spec, offset: offset, length: min(chunkBytes, tensor.byteCount - offset)))
+                    chunks.append(
+                        ChunkPipeline.Chunk(
+                            shard: shardIndex, tensor: tensor.spec, offset: offset,
+                            length: min(chunkBytes, tensor.byteCount - offset)))
                 }
             }
         }
@@ -190,7 +201,7 @@ final class ChunkPipeline: @unchecked Sendable {
     }
 
     deinit {
-        buffers.forEach { $0.deallocate() }
+        for buffer in buffers { buffer.deallocate() }
     }
 
     func start() {
@@ -205,7 +216,9 @@ final class ChunkPipeline: @unchecked Sendable {
                 if stop { break }
                 let slot = UnsafeMutableRawBufferPointer(rebasing: buffers[i % 2][0..<chunk.length])
                 var error: (any Error)?
-                do { try source.fill(chunk.tensor, byteOffset: chunk.offset, into: slot) } catch let thrown { error = thrown }
+                do { try source.fill(chunk.tensor, byteOffset: chunk.offset, into: slot) } catch let thrown {
+                    error = thrown
+                }
                 condition.lock()
                 if let error { failure = error } else { filled += 1 }
                 condition.broadcast()
@@ -229,7 +242,10 @@ final class ChunkPipeline: @unchecked Sendable {
         if available { filled -= 1 }
         condition.unlock()
         if let failure { throw failure }
-        guard available else { throw FileIOError(path: "(generator)", operation: "fill", reason: "the producer stopped before chunk \(consumed)") }
+        guard available else {
+            throw FileIOError(
+                path: "(generator)", operation: "fill", reason: "the producer stopped before chunk \(consumed)")
+        }
         let chunk = chunks[consumed]
         return UnsafeRawBufferPointer(rebasing: buffers[consumed % 2][0..<chunk.length])
     }

@@ -1,14 +1,16 @@
 import Foundation
+import OSLayer
 import OrderedCollections
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 /// Rewrites a checkpoint with another shard size and/or another floating dtype, streaming: each tensor is
 /// read and converted chunk by chunk, so memory stays at two fixed buffers whatever the checkpoint's size.
 package struct Resharder {
     /// Files in a checkpoint folder that are weights (never copied verbatim) rather than companions.
-    static let weightSuffixes = [".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth", ".h5", ".msgpack", ".ckpt"]
+    static let weightSuffixes = [
+        ".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth", ".h5", ".msgpack", ".ckpt",
+    ]
 
     package let source: Checkpoint
     package let maxShardSize: Int
@@ -19,13 +21,17 @@ package struct Resharder {
 
     package init(source: Checkpoint, maxShardSize: Int, dtype: DType?, order: [String]? = nil) throws {
         if let dtype, !dtype.isConvertible {
-            throw UsageError("--dtype \(dtype.torchName) is not a floating dtype to convert to; use one of \(DType.convertibleTorchNames)")
+            throw UsageError(
+                "--dtype \(dtype.torchName) is not a floating dtype to convert to; use one of \(DType.convertibleTorchNames)"
+            )
         }
         self.source = source
         self.maxShardSize = maxShardSize
         self.dtype = dtype
         let order = order ?? Array(source.tensors.keys)
-        precondition(Set(order) == Set(source.tensors.keys) && order.count == source.tensors.count, "order must list every tensor once")
+        precondition(
+            Set(order) == Set(source.tensors.keys) && order.count == source.tensors.count,
+            "order must list every tensor once")
         self.order = order
     }
 
@@ -37,7 +43,9 @@ package struct Resharder {
 
     package var plan: ShardPlan {
         let specs = order.compactMap { name in
-            source.tensors[name].map { TensorSpec(name: name, dtype: targetDType(of: $0.tensor.dtype), shape: $0.tensor.shape) }
+            source.tensors[name].map {
+                TensorSpec(name: name, dtype: targetDType(of: $0.tensor.dtype), shape: $0.tensor.shape)
+            }
         }
         return ShardPlan(tensors: specs, maxShardSize: maxShardSize)
     }
@@ -48,7 +56,8 @@ package struct Resharder {
         let fm = FileManager.default
         let names = (try? fm.contentsOfDirectory(atPath: source.folder)) ?? []
         var out: [(name: String, bytes: [UInt8])] = []
-        for name in names.sorted() where !name.hasPrefix(".") && !Self.weightSuffixes.contains(where: { name.hasSuffix($0) }) {
+        for name in names.sorted()
+        where !name.hasPrefix(".") && !Self.weightSuffixes.contains(where: { name.hasSuffix($0) }) {
             let path = Checkpoint.join(source.folder, name)
             var isDirectory: ObjCBool = false
             guard fm.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
@@ -89,10 +98,13 @@ package struct Resharder {
 
     /// Writes the new checkpoint into `folder`.
     @discardableResult
-    package func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> CheckpointWriter.Summary {
+    package func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false })
+        throws -> CheckpointWriter.Summary
+    {
         let converter = ConvertingSource(checkpoint: source)
         return try CheckpointWriter(plan: plan).write(
-            to: folder, source: converter, extraFiles: try companionFiles(), progress: progress, isCancelled: isCancelled)
+            to: folder, source: converter, extraFiles: try companionFiles(), progress: progress,
+            isCancelled: isCancelled)
     }
 }
 
@@ -112,24 +124,31 @@ final class ConvertingSource: TensorByteSource, @unchecked Sendable {
     deinit { staging.deallocate() }
 
     func fill(_ tensor: TensorSpec, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
-        guard let location = checkpoint.tensors[tensor.name] else { preconditionFailure("unknown tensor \(tensor.name)") }
+        guard let location = checkpoint.tensors[tensor.name] else {
+            preconditionFailure("unknown tensor \(tensor.name)")
+        }
         let stored = location.tensor
         if stored.dtype == tensor.dtype {
-            try checkpoint.files[location.fileIndex].read(stored, range: byteOffset..<(byteOffset + destination.count), into: destination)
+            try checkpoint.files[location.fileIndex].read(
+                stored, range: byteOffset..<(byteOffset + destination.count), into: destination)
             return
         }
         // Byte-sized floating types only reach here (Resharder converts F16/BF16/F32/F64 only).
-        guard let dstWidth = tensor.dtype.byteWidth, let srcWidth = stored.dtype.byteWidth else { preconditionFailure("sub-byte conversion") }
+        guard let dstWidth = tensor.dtype.byteWidth, let srcWidth = stored.dtype.byteWidth else {
+            preconditionFailure("sub-byte conversion")
+        }
         var done = 0
         while done < destination.count {
             let maxElements = staging.count / srcWidth
             let elements = min(maxElements, (destination.count - done) / dstWidth)
             let firstElement = (byteOffset + done) / dstWidth
             let source = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(elements * srcWidth)])
-            try checkpoint.files[location.fileIndex].read(stored, range: (firstElement * srcWidth)..<((firstElement + elements) * srcWidth), into: source)
+            try checkpoint.files[location.fileIndex].read(
+                stored, range: (firstElement * srcWidth)..<((firstElement + elements) * srcWidth), into: source)
             DTypeConversion.convert(
                 UnsafeRawBufferPointer(source), from: stored.dtype,
-                into: UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + elements * dstWidth)]), to: tensor.dtype)
+                into: UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + elements * dstWidth)]),
+                to: tensor.dtype)
             done += elements * dstWidth
         }
     }

@@ -1,10 +1,10 @@
 import Dispatch
 import Foundation
+import OSLayer
 import OrderedCollections
 import Synchronization
 import SystemPackage
 import TensorEngine
-import OSLayer
 
 #if canImport(Glibc)
 import Glibc
@@ -55,11 +55,16 @@ package final class SafetensorsFile: Sendable {
     /// Reads a tensor's bytes (or the `range` of them) with `pread` into `destination`, which must be exactly
     /// that many bytes; `parallel: false` keeps it on the calling thread (a caller that is itself one of
     /// several workers).
-    package func read(_ tensor: StoredTensor, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer, parallel: Bool = true) throws {
+    package func read(
+        _ tensor: StoredTensor, range: Range<Int>? = nil, into destination: UnsafeMutableRawBufferPointer,
+        parallel: Bool = true
+    ) throws {
         let slice = range ?? 0..<tensor.byteCount
         precondition(slice.lowerBound >= 0 && slice.upperBound <= tensor.byteCount && destination.count == slice.count)
         let offset = header.dataStart + tensor.begin + slice.lowerBound
-        try parallel ? read(absoluteOffset: offset, into: destination) : readSequentially(absoluteOffset: offset, into: destination)
+        try parallel
+            ? read(absoluteOffset: offset, into: destination)
+            : readSequentially(absoluteOffset: offset, into: destination)
     }
 
     /// Reads `destination.count` bytes at an absolute file offset: one `pread` loop for a small read, else
@@ -77,7 +82,8 @@ package final class SafetensorsFile: Sendable {
         let target = DisjointAccess(destination)
         DispatchQueue.concurrentPerform(iterations: chunks) { index in
             let start = index * Self.parallelChunkBytes
-            let chunk = UnsafeMutableRawBufferPointer(rebasing: target.value[start..<min(target.value.count, start + Self.parallelChunkBytes)])
+            let chunk = UnsafeMutableRawBufferPointer(
+                rebasing: target.value[start..<min(target.value.count, start + Self.parallelChunkBytes)])
             do {
                 try readSequentially(absoluteOffset: absoluteOffset + start, into: chunk)
             } catch {
@@ -98,15 +104,19 @@ package final class SafetensorsFile: Sendable {
         // Linux transfers at most 0x7ffff000 bytes per call; ask for 1 GiB at a time.
         let maxChunk = 1 << 30
         while done < destination.count {
-            let chunk = UnsafeMutableRawBufferPointer(rebasing: destination[done..<min(destination.count, done + maxChunk)])
+            let chunk = UnsafeMutableRawBufferPointer(
+                rebasing: destination[done..<min(destination.count, done + maxChunk)])
             let got: Int
             do {
-                got = try descriptor.read(fromAbsoluteOffset: Int64(absoluteOffset + done), into: chunk, retryOnInterrupt: true)
+                got = try descriptor.read(
+                    fromAbsoluteOffset: Int64(absoluteOffset + done), into: chunk, retryOnInterrupt: true)
             } catch {
                 throw FileIOError(path: path, operation: "pread at offset \(absoluteOffset + done)", reason: "\(error)")
             }
             if got == 0 {
-                throw FileIOError(path: path, operation: "pread at offset \(absoluteOffset + done)", reason: "unexpected end of file (the file shrank after it was opened)")
+                throw FileIOError(
+                    path: path, operation: "pread at offset \(absoluteOffset + done)",
+                    reason: "unexpected end of file (the file shrank after it was opened)")
             }
             done += got
         }
@@ -116,7 +126,8 @@ package final class SafetensorsFile: Sendable {
     /// `populate`: fault every page in now, for a caller that reads the whole tensor at once.
     package func map(_ tensor: StoredTensor, device: Device = .cpu, populate: Bool = false) throws -> TensorStorage {
         try TensorStorage.mapFile(
-            descriptor: descriptor.rawValue, offset: header.dataStart + tensor.begin, length: tensor.byteCount, device: device, populate: populate)
+            descriptor: descriptor.rawValue, offset: header.dataStart + tensor.begin, length: tensor.byteCount,
+            device: device, populate: populate)
     }
 
     /// Throws the shrunk-file error when a read of `window` (a mapping of `tensor` from ``map(_:device:populate:)``)
@@ -129,14 +140,20 @@ package final class SafetensorsFile: Sendable {
         guard window.windowFaulted || size < end else { return }
         throw FileIOError(
             path: path, operation: "read of the mapped tensor '\(tensor.name)'",
-            reason: "unexpected end of file (the file shrank after it was opened: \(size) bytes, the tensor ends at \(end))")
+            reason:
+                "unexpected end of file (the file shrank after it was opened: \(size) bytes, the tensor ends at \(end))"
+        )
     }
 
-    private static func readFully(_ fd: FileDescriptor, offset: Int, into buffer: inout [UInt8], count: Int, path: String) throws -> Int {
+    private static func readFully(
+        _ fd: FileDescriptor, offset: Int, into buffer: inout [UInt8], count: Int, path: String
+    ) throws -> Int {
         var done = 0
         while done < count {
             let got = try buffer.withUnsafeMutableBytes { raw in
-                try fd.read(fromAbsoluteOffset: Int64(offset + done), into: UnsafeMutableRawBufferPointer(rebasing: raw[done..<count]), retryOnInterrupt: true)
+                try fd.read(
+                    fromAbsoluteOffset: Int64(offset + done),
+                    into: UnsafeMutableRawBufferPointer(rebasing: raw[done..<count]), retryOnInterrupt: true)
             }
             if got == 0 { break }
             done += got

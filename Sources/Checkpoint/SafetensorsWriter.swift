@@ -1,7 +1,7 @@
+import OSLayer
 import OrderedCollections
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 /// The exact bytes of a safetensors header and where each tensor goes, as the reference writer lays them out.
 ///
@@ -21,14 +21,20 @@ package struct SafetensorsLayout: Sendable, Equatable {
 
     /// Lays out `tensors` (any order) with optional metadata (nil omits `__metadata__`; an empty map writes
     /// `"__metadata__":{}`). `file` names the destination in errors.
-    package init(tensors specs: [TensorSpec], metadata: OrderedDictionary<String, String>?, file: String = "<memory>") throws(SafetensorsError) {
+    package init(tensors specs: [TensorSpec], metadata: OrderedDictionary<String, String>?, file: String = "<memory>")
+        throws(SafetensorsError)
+    {
         var seen = Set<String>()
         for spec in specs {
             if spec.name == "__metadata__" {
-                throw SafetensorsError(.reservedTensorName, source: file, location: spec.name, "'__metadata__' is reserved for the metadata map")
+                throw SafetensorsError(
+                    .reservedTensorName, source: file, location: spec.name,
+                    "'__metadata__' is reserved for the metadata map")
             }
             guard seen.insert(spec.name).inserted else {
-                throw SafetensorsError(.duplicateTensorName, source: file, location: spec.name, "two tensors with this name were given to the writer")
+                throw SafetensorsError(
+                    .duplicateTensorName, source: file, location: spec.name,
+                    "two tensors with this name were given to the writer")
             }
         }
         let ordered = specs.sorted { a, b in
@@ -37,7 +43,8 @@ package struct SafetensorsLayout: Sendable, Equatable {
         }
         var object = OrderedDictionary<String, JSONValue>()
         if let metadata {
-            object["__metadata__"] = .object(OrderedDictionary(uniqueKeysWithValues: metadata.map { ($0.key, JSONValue.string($0.value)) }))
+            object["__metadata__"] = .object(
+                OrderedDictionary(uniqueKeysWithValues: metadata.map { ($0.key, JSONValue.string($0.value)) }))
         }
         var offset = 0
         var placed: [StoredTensor] = []
@@ -89,7 +96,8 @@ package final class SafetensorsWriter {
 
     /// Renames the file into place; every tensor byte must have been appended.
     package func commit(sync: Bool = true) throws {
-        precondition(file.bytesWritten == layout.fileByteCount, "\(layout.fileByteCount - file.bytesWritten) data bytes missing")
+        precondition(
+            file.bytesWritten == layout.fileByteCount, "\(layout.fileByteCount - file.bytesWritten) data bytes missing")
         try file.commit(sync: sync)
     }
 
@@ -97,7 +105,8 @@ package final class SafetensorsWriter {
 
     /// Writes in-memory tensors to `path` in one call.
     package static func write(
-        _ tensors: [(spec: TensorSpec, bytes: UnsafeRawBufferPointer)], metadata: OrderedDictionary<String, String>?, to path: String
+        _ tensors: [(spec: TensorSpec, bytes: UnsafeRawBufferPointer)], metadata: OrderedDictionary<String, String>?,
+        to path: String
     ) throws {
         let layout = try SafetensorsLayout(tensors: tensors.map(\.spec), metadata: metadata, file: path)
         let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.spec.name, $0.bytes) })
@@ -105,7 +114,9 @@ package final class SafetensorsWriter {
         for tensor in layout.tensors {
             guard let bytes = byName[tensor.name], bytes.count == tensor.byteCount else {
                 writer.abort()
-                preconditionFailure("tensor \(tensor.name) has \(byName[tensor.name]?.count ?? -1) bytes, its spec needs \(tensor.byteCount)")
+                preconditionFailure(
+                    "tensor \(tensor.name) has \(byName[tensor.name]?.count ?? -1) bytes, its spec needs \(tensor.byteCount)"
+                )
             }
             try writer.append(bytes)
         }

@@ -19,7 +19,10 @@ package struct ShardIndex: Sendable, Equatable {
     /// Tensor name → shard file name, in the file's order.
     package var weightMap: OrderedDictionary<String, String>
 
-    package init(totalSize: Int?, totalParameters: Int?, weightMap: OrderedDictionary<String, String>, otherMetadata: OrderedDictionary<String, JSONValue> = [:]) {
+    package init(
+        totalSize: Int?, totalParameters: Int?, weightMap: OrderedDictionary<String, String>,
+        otherMetadata: OrderedDictionary<String, JSONValue> = [:]
+    ) {
         self.totalSize = totalSize
         self.totalParameters = totalParameters
         self.weightMap = weightMap
@@ -41,13 +44,19 @@ package struct ShardIndex: Sendable, Equatable {
         } catch {
             throw invalid("not valid JSON: \(error)")
         }
-        guard case .object(let root) = document else { throw invalid("the index is \(document.typeName), not an object") }
+        guard case .object(let root) = document else {
+            throw invalid("the index is \(document.typeName), not an object")
+        }
         guard let mapValue = root["weight_map"] else { throw invalid("missing 'weight_map'") }
-        guard case .object(let map) = mapValue else { throw invalid("'weight_map' is \(mapValue.typeName), not an object") }
+        guard case .object(let map) = mapValue else {
+            throw invalid("'weight_map' is \(mapValue.typeName), not an object")
+        }
         var weightMap = OrderedDictionary<String, String>()
         for (name, file) in map {
             guard case .string(let fileName) = file else {
-                throw CheckpointError(.invalidIndex, source: path, location: name, "weight_map value is \(file.typeName), not a file name")
+                throw CheckpointError(
+                    .invalidIndex, source: path, location: name, "weight_map value is \(file.typeName), not a file name"
+                )
             }
             weightMap[name] = fileName
         }
@@ -55,12 +64,16 @@ package struct ShardIndex: Sendable, Equatable {
         var totalParameters: Int?
         var other = OrderedDictionary<String, JSONValue>()
         if let metadataValue = root["metadata"], !metadataValue.isNull {
-            guard case .object(let metadata) = metadataValue else { throw invalid("'metadata' is \(metadataValue.typeName), not an object") }
+            guard case .object(let metadata) = metadataValue else {
+                throw invalid("'metadata' is \(metadataValue.typeName), not an object")
+            }
             for (key, value) in metadata {
                 switch key {
                 case "total_size", "total_parameters":
                     guard case .number(let number) = value, let int = Self.integer(number) else {
-                        throw invalid("metadata.\(key) is \(value.typeName == "a number" ? "not a non-negative integer" : value.typeName)")
+                        throw invalid(
+                            "metadata.\(key) is \(value.typeName == "a number" ? "not a non-negative integer" : value.typeName)"
+                        )
                     }
                     if key == "total_size" { totalSize = int } else { totalParameters = int }
                 default:
@@ -68,7 +81,8 @@ package struct ShardIndex: Sendable, Equatable {
                 }
             }
         }
-        return ShardIndex(totalSize: totalSize, totalParameters: totalParameters, weightMap: weightMap, otherMetadata: other)
+        return ShardIndex(
+            totalSize: totalSize, totalParameters: totalParameters, weightMap: weightMap, otherMetadata: other)
     }
 
     /// Older writers stored `total_size` as a float (`1.3e10`); accept a float only when it is integral.
@@ -86,7 +100,8 @@ package struct ShardIndex: Sendable, Equatable {
         if let totalSize { metadata["total_size"] = JSONValue(totalSize) }
         let root: JSONValue = .object([
             "metadata": .object(metadata),
-            "weight_map": .object(OrderedDictionary(uniqueKeysWithValues: weightMap.map { ($0.key, JSONValue.string($0.value)) })),
+            "weight_map": .object(
+                OrderedDictionary(uniqueKeysWithValues: weightMap.map { ($0.key, JSONValue.string($0.value)) })),
         ])
         return JSONWriter.pythonSorted.bytes(root) + [0x0A]
     }

@@ -31,7 +31,8 @@ package struct ShardPlan: Sendable, Equatable {
         let groups = ShardPlan.split(sizes: tensors.map(\.byteCount), maxShardSize: maxShardSize)
         let names = ShardPlan.fileNames(count: groups.count)
         self.maxShardSize = maxShardSize
-        self.shards = zip(names, groups).map { name, group in Shard(fileName: name, tensors: group.map { tensors[$0] }) }
+        self.shards = zip(names, groups).map { name, group in Shard(fileName: name, tensors: group.map { tensors[$0] })
+        }
         self.totalSize = tensors.reduce(0) { $0 + $1.byteCount }
         self.totalParameters = totalParameters ?? tensors.reduce(0) { $0 + $1.elementCount }
     }

@@ -1,7 +1,7 @@
 import Foundation
+import OSLayer
 import SystemPackage
 import TensorEngine
-import OSLayer
 
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +21,8 @@ package enum UntrustedFile {
         do {
             descriptor = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking])
         } catch let errno as Errno {
-            throw FileIOError(path: path, operation: "open", reason: Self.reason(errno), isMissing: errno == .noSuchFileOrDirectory)
+            throw FileIOError(
+                path: path, operation: "open", reason: Self.reason(errno), isMissing: errno == .noSuchFileOrDirectory)
         } catch {
             throw FileIOError(path: path, operation: "open", reason: "\(error)")
         }
@@ -55,7 +56,9 @@ package enum UntrustedFile {
             let count: Int
             do {
                 count = try bytes.withUnsafeMutableBytes { buffer in
-                    try descriptor.read(fromAbsoluteOffset: Int64(total), into: UnsafeMutableRawBufferPointer(rebasing: buffer[total...]), retryOnInterrupt: true)
+                    try descriptor.read(
+                        fromAbsoluteOffset: Int64(total),
+                        into: UnsafeMutableRawBufferPointer(rebasing: buffer[total...]), retryOnInterrupt: true)
                 }
             } catch let errno as Errno {
                 throw FileIOError(path: path, operation: "read", reason: Self.reason(errno))
@@ -97,7 +100,8 @@ package struct UntrustedInputError: ReportableError, Equatable {
     package var description: String {
         switch rule {
         case .notARegularFile(let kind): "\(path): NotARegularFile: it is \(kind); give a regular file"
-        case .tooLarge(let bytes, let limit): "\(path): TooLarge: \(bytes) bytes, more than the \(limit)-byte limit for this kind of file"
+        case .tooLarge(let bytes, let limit):
+            "\(path): TooLarge: \(bytes) bytes, more than the \(limit)-byte limit for this kind of file"
         }
     }
 

@@ -1,9 +1,9 @@
 import Checkpoint
 import Foundation
 import Models
+import OSLayer
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 /// Generated checkpoints, made once per (config, dtype, shard size, scale, seed) and reused.
 ///
@@ -24,7 +24,8 @@ package struct CheckpointCache: Sendable {
     /// The folder a synthetic checkpoint is cached in.
     package func folder(for synthetic: SyntheticCheckpoint, scenario: String) -> String {
         var text = JSONWriter.pythonSorted.string(.object(synthetic.config.fields))
-        text += "|\(synthetic.dtype.safetensorsName)|\(synthetic.maxShardSize)|\(synthetic.scale)|\(synthetic.seed)|v\(Self.generatorVersion)"
+        text +=
+            "|\(synthetic.dtype.safetensorsName)|\(synthetic.maxShardSize)|\(synthetic.scale)|\(synthetic.seed)|v\(Self.generatorVersion)"
         let key = String(Digest.sha256Hex(Array(text.utf8)).prefix(12))
         let scale = ByteSize.fixed(synthetic.scale, digits: 3)
         return root + "/\(scenario)-\(synthetic.dtype.torchName)-x\(scale)-s\(synthetic.seed)-\(key)"
@@ -42,11 +43,14 @@ package struct CheckpointCache: Sendable {
     /// it is checked and filled (`<root>/.lock`), so processes sharing a work folder (two `run`s, the ranks
     /// of a job) generate a checkpoint once and the others wait for it.
     package func checkpoint(
-        for synthetic: SyntheticCheckpoint, scenario: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }
+        for synthetic: SyntheticCheckpoint, scenario: String, progress: (Int) -> Void = { _ in },
+        isCancelled: () -> Bool = { false }
     ) throws -> (folder: String, reused: Bool, seconds: Double?) {
         let fm = FileManager.default
         try? fm.createDirectory(atPath: root, withIntermediateDirectories: true)
-        guard let lock = try FileLock.acquire(root + "/.lock", isCancelled: isCancelled) else { throw WriteInterrupted(path: root) }
+        guard let lock = try FileLock.acquire(root + "/.lock", isCancelled: isCancelled) else {
+            throw WriteInterrupted(path: root)
+        }
         defer { lock.release() }
         sweepAbandonedStaging()
         let folder = folder(for: synthetic, scenario: scenario)
@@ -61,7 +65,8 @@ package struct CheckpointCache: Sendable {
     /// Removes `.NAME.partial-PID` staging folders whose process no longer exists.
     func sweepAbandonedStaging() {
         let fm = FileManager.default
-        for name in (try? fm.contentsOfDirectory(atPath: root)) ?? [] where name.hasPrefix(".") && name.contains(".partial-") {
+        for name in (try? fm.contentsOfDirectory(atPath: root)) ?? []
+        where name.hasPrefix(".") && name.contains(".partial-") {
             guard let pidText = name.split(separator: "-").last, let pid = Int32(pidText) else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 try? fm.removeItem(atPath: root + "/" + name)

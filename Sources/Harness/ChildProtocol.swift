@@ -1,8 +1,8 @@
 import Loading
-import Placement
-import TensorEngine
 import OSLayer
+import Placement
 import ResultsFormat
+import TensorEngine
 
 /// The contract between `run` and a measured child, version ``version`` (docs/child-protocol.md).
 ///
@@ -87,8 +87,10 @@ package struct RankInfo: Codable, Sendable, Equatable {
     /// `GROUP_RANK`, and a local rendezvous address).
     package var environment: [String: String] {
         [
-            "RANK": String(rank), "LOCAL_RANK": String(localRank), "WORLD_SIZE": String(worldSize), "LOCAL_WORLD_SIZE": String(localWorldSize),
-            "GROUP_RANK": String(groupRank), "ROLE_RANK": String(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500",
+            "RANK": String(rank), "LOCAL_RANK": String(localRank), "WORLD_SIZE": String(worldSize),
+            "LOCAL_WORLD_SIZE": String(localWorldSize),
+            "GROUP_RANK": String(groupRank), "ROLE_RANK": String(rank), "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": "29500",
         ]
     }
 
@@ -96,9 +98,13 @@ package struct RankInfo: Codable, Sendable, Equatable {
     /// missing or not a number.
     package static func fromEnvironment(_ environment: [String: String]) -> RankInfo? {
         func int(_ keys: String...) -> Int? { keys.lazy.compactMap { environment[$0].flatMap { Int($0) } }.first }
-        guard let rank = int("RANK", "SLURM_PROCID"), let world = int("WORLD_SIZE", "SLURM_NTASKS"), rank >= 0, world > rank else { return nil }
+        guard let rank = int("RANK", "SLURM_PROCID"), let world = int("WORLD_SIZE", "SLURM_NTASKS"), rank >= 0,
+            world > rank
+        else { return nil }
         let local = int("LOCAL_RANK", "SLURM_LOCALID") ?? rank
-        return RankInfo(rank: rank, localRank: local, worldSize: world, localWorldSize: int("LOCAL_WORLD_SIZE") ?? world, groupRank: int("GROUP_RANK", "SLURM_NODEID") ?? 0)
+        return RankInfo(
+            rank: rank, localRank: local, worldSize: world, localWorldSize: int("LOCAL_WORLD_SIZE") ?? world,
+            groupRank: int("GROUP_RANK", "SLURM_NODEID") ?? 0)
     }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
-import Probes
 import OSLayer
+import Probes
 import ResultsFormat
 
 /// Runs measured children and brings back what each said and how each ended: spawns them (each its own
@@ -123,7 +123,10 @@ package struct ChildRunner: Sendable {
     /// Runs `launches` together (one start barrier for all) and returns their outcomes in the same order.
     /// `onEvent(index, event)` sees every event as it arrives; `machine`, when given, is started at the barrier
     /// and sampled every 10 ms until the last child exits.
-    func run(_ launches: [Launch], machine: MachineProbe? = nil, gates: Gates = Gates(), onEvent: (Int, ChildEvent) -> Void = { _, _ in }) -> [Outcome] {
+    func run(
+        _ launches: [Launch], machine: MachineProbe? = nil, gates: Gates = Gates(),
+        onEvent: (Int, ChildEvent) -> Void = { _, _ in }
+    ) -> [Outcome] {
         let sessions = launches.map { ChildSession(launch: $0) }
         defer { for session in sessions { session.cleanUp() } }
         for session in sessions { session.start() }
@@ -142,7 +145,8 @@ package struct ChildRunner: Sendable {
                 machine?.begin(pids: sessions.compactMap(\.outcome.pid))
                 for session in sessions where !session.isFinished { session.send(.start) }
             }
-            if !heldRead, sessions.contains(where: \.launch.holdsUntilAllLoaded), sessions.allSatisfy({ $0.isFinished || $0.hasReplied }),
+            if !heldRead, sessions.contains(where: \.launch.holdsUntilAllLoaded),
+                sessions.allSatisfy({ $0.isFinished || $0.hasReplied }),
                 gates.pass(\.allReplied)
             {
                 heldRead = true
@@ -198,7 +202,9 @@ final class ChildSession {
 
     func start() {
         do {
-            try ResultsCodec.encode(launch.request).withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: launch.requestPath)) }
+            try ResultsCodec.encode(launch.request).withUnsafeBytes {
+                try Data($0).write(to: URL(fileURLWithPath: launch.requestPath))
+            }
             let events = try ProcessPipe.make()
             let control = try ProcessPipe.make()
             self.events = events
@@ -213,13 +219,19 @@ final class ChildSession {
             let child = try ChildProcess.spawn(
                 executable: launch.executable, arguments: launch.arguments, environment: environment,
                 options: .init(
-                    standardInput: .file(launch.requestPath), standardOutput: .null, standardError: .file(launch.logPath),
-                    descriptors: [ChildProtocol.eventsDescriptor: events.writeEnd, ChildProtocol.controlDescriptor: control.readEnd]))
+                    standardInput: .file(launch.requestPath), standardOutput: .null,
+                    standardError: .file(launch.logPath),
+                    descriptors: [
+                        ChildProtocol.eventsDescriptor: events.writeEnd,
+                        ChildProtocol.controlDescriptor: control.readEnd,
+                    ]))
             self.child = child
             outcome.pid = child.pid
             isReady = !launch.speaksProtocol
             if let interval = launch.probeInterval {
-                let probe = try ExternalProbe(pid: child.pid, interval: interval, checkpointFiles: launch.request.files, samplePss: launch.request.samplePss)
+                let probe = try ExternalProbe(
+                    pid: child.pid, interval: interval, checkpointFiles: launch.request.files,
+                    samplePss: launch.request.samplePss)
                 try probe.start()
                 self.probe = probe
             }
@@ -270,14 +282,18 @@ final class ChildSession {
     }
 
     func send(_ command: ControlCommand) {
-        guard let fd = control?.writeEnd, let line = try? JSONLines.encode(MeasuredChild.ControlCommandLine(command: command)) else { return }
+        guard let fd = control?.writeEnd,
+            let line = try? JSONLines.encode(MeasuredChild.ControlCommandLine(command: command))
+        else { return }
         Descriptor.writeAll(fd, line)
     }
 
     /// The child's status and rollup now (every rank holds its model).
     func readHeld() {
         guard let pid = outcome.pid, let status = try? ProcessMemory.read(pid: pid) else { return }
-        outcome.held = HeldReading(seconds: MonotonicClock.monotonicSeconds(), reading: MemoryReading(status: status, rollup: try? ProcessMemory.smapsRollup(pid: pid)))
+        outcome.held = HeldReading(
+            seconds: MonotonicClock.monotonicSeconds(),
+            reading: MemoryReading(status: status, rollup: try? ProcessMemory.smapsRollup(pid: pid)))
     }
 
     /// Reaps the child if it exited, reading the last of what it wrote first.
@@ -291,7 +307,9 @@ final class ChildSession {
     /// outside, using CPU time) and within its memory cap.
     func watchdog(_ limits: ChildRunner.Limits) -> ChildRunner.Stop? {
         let now = MonotonicClock.monotonicSeconds()
-        if let cap = launch.memoryCapBytes, let anon = probe?.latestAnonymous, anon > cap { return .memoryCap(reachedBytes: anon, capBytes: cap) }
+        if let cap = launch.memoryCapBytes, let anon = probe?.latestAnonymous, anon > cap {
+            return .memoryCap(reachedBytes: anon, capBytes: cap)
+        }
         if now - startedAt > limits.wallSeconds { return .timedOut(seconds: limits.wallSeconds) }
         if now - lastStateCheck > 0.5, let child {
             lastStateCheck = now
@@ -302,7 +320,8 @@ final class ChildSession {
             }
         }
         if now - lastActivity > limits.stallSeconds {
-            return .stalled(seconds: limits.stallSeconds, state: child.flatMap { ProcessState.read(pid: $0.pid)?.description })
+            return .stalled(
+                seconds: limits.stallSeconds, state: child.flatMap { ProcessState.read(pid: $0.pid)?.description })
         }
         return nil
     }
@@ -328,7 +347,9 @@ final class ChildSession {
 
     func cleanUp() {
         if let child, !child.hasExited { _ = try? child.kill() }
-        for fd in [events?.readEnd, events?.writeEnd, control?.readEnd, control?.writeEnd].compactMap({ $0 }) { Descriptor.close(fd) }
+        for fd in [events?.readEnd, events?.writeEnd, control?.readEnd, control?.writeEnd].compactMap({ $0 }) {
+            Descriptor.close(fd)
+        }
         events = nil
         control = nil
         try? FileManager.default.removeItem(atPath: launch.requestPath)

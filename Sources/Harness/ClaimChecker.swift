@@ -1,7 +1,7 @@
 import Loading
 import Probes
-import TensorEngine
 import ResultsFormat
+import TensorEngine
 
 /// Turns one run's measurement into checks and a verdict.
 ///
@@ -40,34 +40,45 @@ package struct ClaimChecker: Sendable {
         for d in usage.devices where d.device != .disk {
             checks.append(
                 Check(
-                    name: "ledger peak on \(d.device) equals its share", measuredBytes: d.ledgerPeakBytes, boundBytes: d.predictedPeakBytes,
+                    name: "ledger peak on \(d.device) equals its share", measuredBytes: d.ledgerPeakBytes,
+                    boundBytes: d.predictedPeakBytes,
                     relation: .equal,
-                    detail: "bytes placed on \(d.device)" + (d.stagingBytes > 0 ? " plus the \(ByteSize.binary(d.stagingBytes)) staging buffer" : "")))
+                    detail: "bytes placed on \(d.device)"
+                        + (d.stagingBytes > 0 ? " plus the \(ByteSize.binary(d.stagingBytes)) staging buffer" : "")))
             if d.device == .cpu {
                 if let budget = d.budgetBytes {
                     checks.append(
                         Check(
-                            name: "cpu share within its budget", measuredBytes: d.placedBytes, boundBytes: budget, relation: .atMost,
+                            name: "cpu share within its budget", measuredBytes: d.placedBytes, boundBytes: budget,
+                            relation: .atMost,
                             detail: "max_memory[cpu]; the staging buffer is reported beside it"))
                 }
             } else if let limit = d.budgetBytes ?? d.capacityBytes {
                 checks.append(
                     Check(
-                        name: "accelerator \(d.device) peak within its budget", measuredBytes: d.ledgerPeakBytes, boundBytes: limit, relation: .atMost,
-                        detail: d.budgetBytes != nil ? "max_memory[\(d.device)]" : "the simulated accelerator's capacity"))
+                        name: "accelerator \(d.device) peak within its budget", measuredBytes: d.ledgerPeakBytes,
+                        boundBytes: limit, relation: .atMost,
+                        detail: d.budgetBytes != nil
+                            ? "max_memory[\(d.device)]" : "the simulated accelerator's capacity"))
             }
             if let allocated = d.arenaAllocatedBytes, let expected = d.arenaExpectedBytes {
                 checks.append(
                     Check(
-                        name: "jemalloc arena of \(d.device) agrees with ledger", measuredBytes: abs(allocated - expected), boundBytes: 1 << 20,
-                        relation: .within, detail: "the accelerator's own arena: stats.arenas.<i>.allocated vs the ledger at size classes"))
+                        name: "jemalloc arena of \(d.device) agrees with ledger",
+                        measuredBytes: abs(allocated - expected), boundBytes: 1 << 20,
+                        relation: .within,
+                        detail: "the accelerator's own arena: stats.arenas.<i>.allocated vs the ledger at size classes")
+                )
             }
         }
         let disk = usage.figures(.disk)?.placedBytes ?? 0
         checks.append(
             Check(
-                name: "disk holds the rest", measuredBytes: usage.offloadWrittenBytes + usage.offloadReferencedBytes, boundBytes: disk, relation: .equal,
-                detail: "\(usage.offloadWrittenFiles) tensors written to the offload folder, \(usage.offloadReferencedTensors) referenced in place"))
+                name: "disk holds the rest", measuredBytes: usage.offloadWrittenBytes + usage.offloadReferencedBytes,
+                boundBytes: disk, relation: .equal,
+                detail:
+                    "\(usage.offloadWrittenFiles) tensors written to the offload folder, \(usage.offloadReferencedTensors) referenced in place"
+            ))
         return checks
     }
 
@@ -81,13 +92,21 @@ package struct ClaimChecker: Sendable {
         ]
         for (figure, name, detail) in figures {
             guard let measured = peaks[figure] else {
-                checks.append(Check(name: "\(name) was read", passed: false, measuredBytes: 0, boundBytes: 0, relation: .atLeast, detail: "\(figure.title) could not be read"))
+                checks.append(
+                    Check(
+                        name: "\(name) was read", passed: false, measuredBytes: 0, boundBytes: 0, relation: .atLeast,
+                        detail: "\(figure.title) could not be read"))
                 continue
             }
-            checks.append(Check(name: "\(name) within upper bound", measuredBytes: measured, boundBytes: upper, relation: .atMost, detail: detail))
+            checks.append(
+                Check(
+                    name: "\(name) within upper bound", measuredBytes: measured, boundBytes: upper, relation: .atMost,
+                    detail: detail))
             if let lower {
                 checks.append(
-                    Check(name: "\(name) reaches lower bound", measuredBytes: measured, boundBytes: lower, relation: .atLeast,
+                    Check(
+                        name: "\(name) reaches lower bound", measuredBytes: measured, boundBytes: lower,
+                        relation: .atLeast,
                         detail: "the claim is a high cost: a probe that misses memory must fail"))
             }
         }
@@ -101,19 +120,28 @@ package struct ClaimChecker: Sendable {
         let fileTolerance = tolerance.bytes(for: mapped)
         var checks = [Check]()
         if let anon = m.peaks[.rssAnon] {
-            checks.append(Check(name: "RSS anon peak delta within upper bound", measuredBytes: anon, boundBytes: upper, relation: .atMost, detail: "only the owned bytes are anonymous"))
+            checks.append(
+                Check(
+                    name: "RSS anon peak delta within upper bound", measuredBytes: anon, boundBytes: upper,
+                    relation: .atMost, detail: "only the owned bytes are anonymous"))
         }
         if let file = m.peaks[.rssFile] {
             checks.append(
-                Check(name: "RSS file peak delta within upper bound", measuredBytes: file, boundBytes: mapped + fileTolerance, relation: .atMost,
+                Check(
+                    name: "RSS file peak delta within upper bound", measuredBytes: file,
+                    boundBytes: mapped + fileTolerance, relation: .atMost,
                     detail: "the mapped tensor bytes (M_map = \(ByteSize.binary(mapped))), read once, plus tolerance"))
             checks.append(
-                Check(name: "RSS file peak delta reaches lower bound", measuredBytes: file, boundBytes: max(0, mapped - fileTolerance), relation: .atLeast,
+                Check(
+                    name: "RSS file peak delta reaches lower bound", measuredBytes: file,
+                    boundBytes: max(0, mapped - fileTolerance), relation: .atLeast,
                     detail: "every mapped page was read: a touch that read nothing must fail"))
         }
         if let hwm = m.peaks[.vmhwm] {
             checks.append(
-                Check(name: "VmHWM delta within upper bound", measuredBytes: hwm, boundBytes: upper + mapped + fileTolerance, relation: .atMost,
+                Check(
+                    name: "VmHWM delta within upper bound", measuredBytes: hwm,
+                    boundBytes: upper + mapped + fileTolerance, relation: .atMost,
                     detail: "owned plus mapped bytes: the kernel counts both"))
         }
         return checks
@@ -126,13 +154,19 @@ package struct ClaimChecker: Sendable {
         var checks: [Check] = []
         if let anon = m.peaks[.rssAnon] {
             checks.append(
-                Check(name: "RSS anon agrees with ledger", measuredBytes: abs(anon - ledger), boundBytes: allowed, relation: .within,
+                Check(
+                    name: "RSS anon agrees with ledger", measuredBytes: abs(anon - ledger), boundBytes: allowed,
+                    relation: .within,
                     detail: "|RSS anon peak delta − ledger peak| = \(ByteSize.binary(abs(anon - ledger)))"))
         }
         if let jemalloc = m.peaks[.jemallocAllocated], let sizeClass = m.peaks[.ledgerSizeClass] {
             checks.append(
-                Check(name: "jemalloc agrees with ledger", measuredBytes: abs(jemalloc - sizeClass), boundBytes: allowed, relation: .within,
-                    detail: "|jemalloc stats.allocated peak delta − ledger peak at jemalloc size classes| = \(ByteSize.binary(abs(jemalloc - sizeClass)))"))
+                Check(
+                    name: "jemalloc agrees with ledger", measuredBytes: abs(jemalloc - sizeClass), boundBytes: allowed,
+                    relation: .within,
+                    detail:
+                        "|jemalloc stats.allocated peak delta − ledger peak at jemalloc size classes| = \(ByteSize.binary(abs(jemalloc - sizeClass)))"
+                ))
         }
         return checks
     }
@@ -143,22 +177,30 @@ package struct ClaimChecker: Sendable {
         let upper = predicted + tol
         let lower: Int? = Self.hasLowerBound(m.strategy) ? max(0, predicted - tol) : nil
         func outcome(_ verdict: Verdict, _ detail: String, _ checks: [Check] = []) -> Outcome {
-            Outcome(verdict: verdict, detail: detail, checks: checks, upperBoundBytes: upper, lowerBoundBytes: lower, toleranceBytes: tol)
+            Outcome(
+                verdict: verdict, detail: detail, checks: checks, upperBoundBytes: upper, lowerBoundBytes: lower,
+                toleranceBytes: tol)
         }
         if let oom = m.outOfMemory {
             return outcome(
                 .oom,
-                "hit its \(ByteSize.binary(oom.capBytes)) memory cap at \(ByteSize.binary(oom.reachedBytes)) live (+\(ByteSize.binary(oom.requestedBytes)) requested); predicted peak \(ByteSize.binary(predicted))")
+                "hit its \(ByteSize.binary(oom.capBytes)) memory cap at \(ByteSize.binary(oom.reachedBytes)) live (+\(ByteSize.binary(oom.requestedBytes)) requested); predicted peak \(ByteSize.binary(predicted))"
+            )
         }
         if let failure = m.failure { return outcome(.error, failure) }
-        if let subject = m.subject, !subject.isEngine { return subjectOutcome(m, upper: upper, lower: lower, tolerance: tol) }
+        if let subject = m.subject, !subject.isEngine {
+            return subjectOutcome(m, upper: upper, lower: lower, tolerance: tol)
+        }
 
         var checks = [
             m.ledgerPeakBytes.map {
                 Check(
                     name: "ledger peak equals prediction", measuredBytes: $0, boundBytes: predicted, relation: .equal,
                     detail: "\(m.formula) computed from the headers vs the ledger's exact peak")
-            } ?? Check(name: "ledger peak was read", passed: false, measuredBytes: 0, boundBytes: 0, relation: .equal, detail: "the engine reported no ledger peak")
+            }
+                ?? Check(
+                    name: "ledger peak was read", passed: false, measuredBytes: 0, boundBytes: 0, relation: .equal,
+                    detail: "the engine reported no ledger peak")
         ]
         if m.strategy == .mmap {
             checks += mmapChecks(m, upper: upper, tolerance: tol)
@@ -168,8 +210,13 @@ package struct ClaimChecker: Sendable {
         checks += agreementChecks(m)
         if let usage = m.devices { checks += Self.deviceChecks(usage) }
         let failed = checks.filter { !$0.passed }
-        guard failed.isEmpty else { return outcome(.fail, failed.map(\.failureDescription).joined(separator: "; "), checks) }
+        guard failed.isEmpty else {
+            return outcome(.fail, failed.map(\.failureDescription).joined(separator: "; "), checks)
+        }
         let peak = m.peaks[.vmhwm] ?? m.peaks[.rss] ?? 0
-        return outcome(.pass, "every bound held: peak \(ByteSize.binary(peak)) (VmHWM Δ) vs predicted \(ByteSize.binary(predicted)) ± \(ByteSize.binary(tol))", checks)
+        return outcome(
+            .pass,
+            "every bound held: peak \(ByteSize.binary(peak)) (VmHWM Δ) vs predicted \(ByteSize.binary(predicted)) ± \(ByteSize.binary(tol))",
+            checks)
     }
 }

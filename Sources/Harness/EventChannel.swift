@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import OSLayer
 import ResultsFormat
+import Synchronization
 
 /// JSON lines as the child protocol writes them: compact, sorted snake_case keys, one object per line.
 package enum JSONLines {
@@ -29,7 +29,9 @@ package final class ChildEventWriter: Sendable {
 
     /// The writer the protocol's environment names, or nil when the child was started without one.
     package static func fromEnvironment() -> ChildEventWriter? {
-        guard let text = ProcessInfo.processInfo.environment[ChildProtocol.eventsVariable], let fd = Int32(text), fd >= 0 else { return nil }
+        guard let text = ProcessInfo.processInfo.environment[ChildProtocol.eventsVariable], let fd = Int32(text),
+            fd >= 0
+        else { return nil }
         return ChildEventWriter(descriptor: fd)
     }
 
@@ -41,7 +43,8 @@ package final class ChildEventWriter: Sendable {
 
     /// The line the fatal-signal handler writes for `signal`.
     package static func signalLine(_ signal: Int32, name: String) -> [UInt8] {
-        let failure = ChildFailure(kind: .signal, message: "the child received \(name)", signal: signal, signalName: name)
+        let failure = ChildFailure(
+            kind: .signal, message: "the child received \(name)", signal: signal, signalName: name)
         return (try? JSONLines.encode(ChildEvent.failure(failure))) ?? []
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 import Probes
-import Synchronization
 import ResultsFormat
+import Synchronization
 
 /// Measures a child from outside, as the parent can for any process: `/proc/<pid>/status` sampled every
 /// interval (VmRSS, RssAnon, RssFile, VmHWM), `smaps_rollup` (PSS) read at each mark, VmHWM reset with
@@ -45,7 +45,10 @@ package final class ExternalProbe {
         self.pid = pid
         self.checkpointFiles = Set(checkpointFiles.map(MappedFiles.canonicalPath))
         let phase = self.phase
-        sampler = try RSSSampler(interval: interval, pid: pid, rollupEvery: samplePss ? RSSSampler.samples(every: RSSSampler.rollupPeriodSeconds, at: interval) : 0) {
+        sampler = try RSSSampler(
+            interval: interval, pid: pid,
+            rollupEvery: samplePss ? RSSSampler.samples(every: RSSSampler.rollupPeriodSeconds, at: interval) : 0
+        ) {
             (ledgerLiveBytes: nil, phase: phase.value.load(ordering: .relaxed))
         }
     }
@@ -92,7 +95,10 @@ package final class ExternalProbe {
 
     private func closePhase() {
         guard let open = openPhase else { return }
-        phases.append(PhaseRecord(name: open.name, startSeconds: open.start, endSeconds: now, ledgerLiveBytesAtStart: nil, ledgerLiveBytesAtEnd: nil))
+        phases.append(
+            PhaseRecord(
+                name: open.name, startSeconds: open.start, endSeconds: now, ledgerLiveBytesAtStart: nil,
+                ledgerLiveBytesAtEnd: nil))
         openPhase = nil
         phase.value.store(-1, ordering: .relaxed)
     }
@@ -108,7 +114,8 @@ package final class ExternalProbe {
         let last = sampled.samples.last.map { ($0.reading, $0.seconds) }
         return Observation(
             baseline: baseline ?? sampled.samples.first?.reading ?? MemoryReading(), baselineSeconds: baselineSeconds,
-            endOfLoad: endOfLoad?.0, endOfLoadSeconds: endOfLoad?.1, final: final?.0 ?? last?.0, finalSeconds: final?.1 ?? last?.1,
+            endOfLoad: endOfLoad?.0, endOfLoadSeconds: endOfLoad?.1, final: final?.0 ?? last?.0,
+            finalSeconds: final?.1 ?? last?.1,
             phases: phases, sampled: sampled, marked: marked, originSeconds: sampler.startSeconds)
     }
 }

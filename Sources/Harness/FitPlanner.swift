@@ -1,11 +1,11 @@
 import Checkpoint
 import Foundation
 import Loading
-import ResultsFormat
 import Models
+import OSLayer
+import ResultsFormat
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 /// `fit`: every loading path's predicted full-size peak for a model, from its config, a scenario or a
 /// checkpoint's headers — nothing is loaded or generated, so it answers at once.
@@ -64,7 +64,8 @@ package struct FitPlanner {
         if isDirectory.boolValue {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
             let hasWeights = names.contains { $0.hasSuffix(".safetensors") || $0 == ShardIndex.fileName }
-            return !hasWeights && names.contains("config.json") ? .config((path as NSString).appendingPathComponent("config.json")) : .checkpoint
+            return !hasWeights && names.contains("config.json")
+                ? .config((path as NSString).appendingPathComponent("config.json")) : .checkpoint
         }
         guard path.hasSuffix(".json"), !path.hasSuffix(ShardIndex.fileName) else { return .checkpoint }
         // Not JSON: the config reader says so, naming the file.
@@ -75,35 +76,49 @@ package struct FitPlanner {
 
     func scenarioAnswer(_ scenario: Scenario) throws -> Answer {
         let planner = ScalePlanner(scenario: scenario, hostAvailableBytes: memoryBytes)
-        let predictions = try planner.synthetic(scale: 1) != nil ? planner.predictions(scale: 1) : planner.predictions(checkpoint: try existing(scenario))
+        let predictions =
+            try planner.synthetic(scale: 1) != nil
+            ? planner.predictions(scale: 1) : planner.predictions(checkpoint: try existing(scenario))
         let estimates = predictions.map { p in
             FitEstimate(
-                run: p.run.id, strategy: p.run.strategy, processPeakBytes: p.predictedPeakBytes, mappedBytes: p.figures.mappedBytes,
+                run: p.run.id, strategy: p.run.strategy, processPeakBytes: p.predictedPeakBytes,
+                mappedBytes: p.figures.mappedBytes,
                 ranks: ranks ?? p.run.ranks, tolerance: scenario.tolerance, memoryBytes: memoryBytes)
         }
         let modelBytes = predictions.first?.figures.modelBytes ?? 0
-        return Answer(model: "\(scenario.name) at scale 1", modelBytes: modelBytes, estimates: estimates + (try others(scenario)), notes: [])
+        return Answer(
+            model: "\(scenario.name) at scale 1", modelBytes: modelBytes, estimates: estimates + (try others(scenario)),
+            notes: [])
     }
 
     /// The paths at the stored dtype a generated scenario does not run (mmap, say), so that every path is sized.
     func others(_ scenario: Scenario) throws -> [FitEstimate] {
         guard let synthetic = try ScalePlanner(scenario: scenario).synthetic(scale: 1) else { return [] }
-        let figures = MemoryFigures(architecture: synthetic.architecture, storedDType: synthetic.dtype, shardPlan: synthetic.plan, target: synthetic.dtype)
+        let figures = MemoryFigures(
+            architecture: synthetic.architecture, storedDType: synthetic.dtype, shardPlan: synthetic.plan,
+            target: synthetic.dtype)
         let run = Set(scenario.runs.map(\.strategy))
         return Self.storedPaths.filter { !run.contains($0) }.map { estimate($0, figures, target: synthetic.dtype) }
     }
 
     func existing(_ scenario: Scenario) throws -> Checkpoint {
-        guard case .existing(let folder) = scenario.checkpoint else { throw UsageError("\(scenario.file): the scenario has no checkpoint to size") }
+        guard case .existing(let folder) = scenario.checkpoint else {
+            throw UsageError("\(scenario.file): the scenario has no checkpoint to size")
+        }
         return try Checkpoint(path: folder)
     }
 
     func configAnswer(_ config: ModelConfig, file: String) throws -> Answer {
-        guard let stored = try config.dtype() ?? dtype else { throw UsageError("\(file) names no dtype (torch_dtype or dtype); give --dtype") }
-        let synthetic = try SyntheticCheckpoint(config: config, dtype: stored, maxShardSize: Self.defaultShardBytes, seed: 0, scale: 1)
-        let atStored = MemoryFigures(architecture: synthetic.architecture, storedDType: stored, shardPlan: synthetic.plan, target: stored)
+        guard let stored = try config.dtype() ?? dtype else {
+            throw UsageError("\(file) names no dtype (torch_dtype or dtype); give --dtype")
+        }
+        let synthetic = try SyntheticCheckpoint(
+            config: config, dtype: stored, maxShardSize: Self.defaultShardBytes, seed: 0, scale: 1)
+        let atStored = MemoryFigures(
+            architecture: synthetic.architecture, storedDType: stored, shardPlan: synthetic.plan, target: stored)
         let (estimates, notes) = try paths(atStored: atStored, stored: stored) { target in
-            MemoryFigures(architecture: synthetic.architecture, storedDType: stored, shardPlan: synthetic.plan, target: target)
+            MemoryFigures(
+                architecture: synthetic.architecture, storedDType: stored, shardPlan: synthetic.plan, target: target)
         }
         let name = "\(config.modelType ?? "model") (\(file)) in \(stored.torchName), 5 GB shards"
         return Answer(model: name, modelBytes: atStored.modelBytes, estimates: estimates, notes: notes)
@@ -114,7 +129,9 @@ package struct FitPlanner {
         let (estimates, notes) = try paths(atStored: stored.figures, stored: stored.dtype) { target in
             try LoadPlan(checkpoint: checkpoint, requested: target).figures
         }
-        return Answer(model: "\(checkpoint.files.count)-file checkpoint \(path) in \(stored.dtype.torchName)", modelBytes: stored.figures.modelBytes, estimates: estimates, notes: notes)
+        return Answer(
+            model: "\(checkpoint.files.count)-file checkpoint \(path) in \(stored.dtype.torchName)",
+            modelBytes: stored.figures.modelBytes, estimates: estimates, notes: notes)
     }
 
     /// The paths that load the stored dtype as it is, for a config or a checkpoint without a scenario.
@@ -122,9 +139,13 @@ package struct FitPlanner {
 
     /// Every path without a scenario, least need first: ``storedPaths`` at the stored dtype, and dtype-direct and
     /// load-then-cast at `--dtype` (the figures `cast` gives) when it asks for another.
-    func paths(atStored: MemoryFigures, stored: DType, cast: (DType) throws -> MemoryFigures) throws -> ([FitEstimate], [String]) {
+    func paths(atStored: MemoryFigures, stored: DType, cast: (DType) throws -> MemoryFigures) throws -> (
+        [FitEstimate], [String]
+    ) {
         var estimates = Self.storedPaths.map { estimate($0, atStored, target: stored) }
-        var notes = ["device-map is left out: what stays in RAM is what its budgets say (`bigmodel-bench plan --max-memory …`)"]
+        var notes = [
+            "device-map is left out: what stays in RAM is what its budgets say (`bigmodel-bench plan --max-memory …`)"
+        ]
         if let dtype, dtype != stored {
             let figures = try cast(dtype)
             estimates += [StrategyName.dtypeDirect, .loadThenCast].map { estimate($0, figures, target: dtype) }
@@ -136,7 +157,9 @@ package struct FitPlanner {
 
     func estimate(_ strategy: StrategyName, _ figures: MemoryFigures, target: DType) -> FitEstimate {
         let peak = strategy.strategy.predictedPeakBytes(figures)
-        let label = strategy == .dtypeDirect || strategy == .loadThenCast ? "\(strategy.rawValue) → \(target.torchName)" : strategy.rawValue
+        let label =
+            strategy == .dtypeDirect || strategy == .loadThenCast
+            ? "\(strategy.rawValue) → \(target.torchName)" : strategy.rawValue
         return FitEstimate(
             run: label, strategy: strategy, processPeakBytes: peak, mappedBytes: figures.mappedBytes, ranks: ranks ?? 1,
             tolerance: .default, memoryBytes: memoryBytes)

@@ -1,8 +1,8 @@
 import Loading
-import Probes
-import TensorEngine
 import OSLayer
+import Probes
 import ResultsFormat
+import TensorEngine
 
 /// Turns what a measured child did into a run's result and verdict.
 ///
@@ -20,15 +20,20 @@ package struct Judge: Sendable {
         self.subjectTolerance = subjectTolerance
     }
 
-    func checker(for run: Scenario.Run) -> ClaimChecker { ClaimChecker(tolerance: run.subject.isEngine ? tolerance : subjectTolerance) }
+    func checker(for run: Scenario.Run) -> ClaimChecker {
+        ClaimChecker(tolerance: run.subject.isEngine ? tolerance : subjectTolerance)
+    }
 
     /// `prediction` is the parent's prediction of the run (the figures a loader outside this tool is held to).
     package func judge(
-        run: Scenario.Run, repeatIndex: Int, outcome: ChildRunner.Outcome, floor: FloorInfo?, prediction: ScalePlanner.RunPrediction? = nil
+        run: Scenario.Run, repeatIndex: Int, outcome: ChildRunner.Outcome, floor: FloorInfo?,
+        prediction: ScalePlanner.RunPrediction? = nil
     ) -> RunResult {
         var result = RunResult(
-            id: run.id, strategy: run.strategy, dtype: TargetDType(run.dtype), repeatIndex: repeatIndex, verdict: .error, verdictDetail: "",
-            checks: [], formula: run.strategy.strategy.formula, figures: nil, predictedPeakBytes: nil, upperBoundBytes: nil, lowerBoundBytes: nil,
+            id: run.id, strategy: run.strategy, dtype: TargetDType(run.dtype), repeatIndex: repeatIndex,
+            verdict: .error, verdictDetail: "",
+            checks: [], formula: run.strategy.strategy.formula, figures: nil, predictedPeakBytes: nil,
+            upperBoundBytes: nil, lowerBoundBytes: nil,
             toleranceBytes: nil, measurement: nil, exit: RunExit(outcome.exit), seconds: nil, floorMultiple: nil)
         result.subject = run.subject.isEngine ? nil : run.subject
         if let (verdict, reason) = Self.errorReason(outcome, subject: run.subject) {
@@ -37,7 +42,10 @@ package struct Judge: Sendable {
             result.exit.stderrTail = outcome.stderrTail
             return result
         }
-        let measured = run.subject.isEngine ? outcome.measurement : prediction.flatMap { subjectMeasurement(run: run, outcome: outcome, prediction: $0) }
+        let measured =
+            run.subject.isEngine
+            ? outcome.measurement
+            : prediction.flatMap { subjectMeasurement(run: run, outcome: outcome, prediction: $0) }
         guard let measurement = measured else {
             result.verdictDetail = "no prediction to hold the loader's figures to"
             return result
@@ -62,7 +70,9 @@ package struct Judge: Sendable {
     /// The verdict and reason when the run cannot be judged on its measurement, or nil when it can.
     static func errorReason(_ outcome: ChildRunner.Outcome, subject: Subject = .engine) -> (Verdict, String)? {
         if let stop = outcome.stop { return stopReason(stop) }
-        if outcome.failure?.kind == .outOfMemory, let failure = outcome.failure { return (.oom, "the child reported out_of_memory: \(failure.message)") }
+        if outcome.failure?.kind == .outOfMemory, let failure = outcome.failure {
+            return (.oom, "the child reported out_of_memory: \(failure.message)")
+        }
         return failureReason(outcome, subject: subject).map { (.error, $0) }
     }
 
@@ -70,10 +80,18 @@ package struct Judge: Sendable {
         switch stop {
         case .interrupted: return (.error, "interrupted by the user")
         case .stalled(let seconds, let state):
-            return (.error, "watchdog: the child sent nothing for \(Int(seconds)) s" + (state.map { " (it was \($0))" } ?? "") + " and was killed")
-        case .timedOut(let seconds): return (.error, "watchdog: the child ran past its \(Int(seconds)) s limit and was killed")
+            return (
+                .error,
+                "watchdog: the child sent nothing for \(Int(seconds)) s" + (state.map { " (it was \($0))" } ?? "")
+                    + " and was killed"
+            )
+        case .timedOut(let seconds):
+            return (.error, "watchdog: the child ran past its \(Int(seconds)) s limit and was killed")
         case .memoryCap(let reached, let cap):
-            return (.oom, "hit its \(ByteSize.binary(cap)) memory cap: sampled RssAnon reached \(ByteSize.binary(reached)), and the loader was killed")
+            return (
+                .oom,
+                "hit its \(ByteSize.binary(cap)) memory cap: sampled RssAnon reached \(ByteSize.binary(reached)), and the loader was killed"
+            )
         }
     }
 
@@ -88,15 +106,23 @@ package struct Judge: Sendable {
                 + (oomKilled ? " (the kernel's OOM killer: the cgroup's oom_kill count is non-zero)" : "")
         }
         if let failure = outcome.failure {
-            if failure.kind == .signal { return "the child received \(failure.signalName ?? "a fatal signal") and did not survive it cleanly" }
+            if failure.kind == .signal {
+                return "the child received \(failure.signalName ?? "a fatal signal") and did not survive it cleanly"
+            }
             return "the child reported \(failure.kind.rawValue): \(failure.message)"
         }
-        let delivered = subject.isEngine ? outcome.measurement != nil || outcome.floor != nil : outcome.hello == nil || outcome.subjectResult != nil
+        let delivered =
+            subject.isEngine
+            ? outcome.measurement != nil || outcome.floor != nil : outcome.hello == nil || outcome.subjectResult != nil
         if case .exited(let code)? = outcome.exit?.termination, code != 0 {
             if !subject.isEngine { return "the loader exited with status \(code)" }
-            return "the child exited with status \(code)" + (delivered ? " after its measurement" : " and no measurement")
+            return "the child exited with status \(code)"
+                + (delivered ? " after its measurement" : " and no measurement")
         }
-        if !delivered { return subject.isEngine ? "the child exited without sending its measurement" : "the loader exited without sending its result" }
+        if !delivered {
+            return subject.isEngine
+                ? "the child exited without sending its measurement" : "the loader exited without sending its result"
+        }
         return nil
     }
 }
@@ -105,8 +131,10 @@ extension RunExit {
     /// How the child ended, from `wait4`; all absent when it never ran.
     init(_ exit: ChildExit?) {
         self.init(
-            status: nil, signal: nil, signalName: nil, coreDumped: false, rusageMaxRssBytes: exit?.resourceUsage.maxRSSBytes,
-            userSeconds: exit?.resourceUsage.userCPUSeconds, systemSeconds: exit?.resourceUsage.systemCPUSeconds, stderrTail: nil)
+            status: nil, signal: nil, signalName: nil, coreDumped: false,
+            rusageMaxRssBytes: exit?.resourceUsage.maxRSSBytes,
+            userSeconds: exit?.resourceUsage.userCPUSeconds, systemSeconds: exit?.resourceUsage.systemCPUSeconds,
+            stderrTail: nil)
         switch exit?.termination {
         case .exited(let code)?: status = code
         case .signaled(let signal, let core)?:

@@ -1,9 +1,9 @@
 import Checkpoint
 import Foundation
 import Loading
+import OSLayer
 import Probes
 import TensorEngine
-import OSLayer
 
 /// `bench load`: how fast each way of loading one checkpoint runs, against the machine's floor and against
 /// the Python stack, in one run on the same files.
@@ -98,27 +98,39 @@ package struct LoadBenchmark {
         let peers = options.peers ? PeerLoaders.find(python: options.python) : .skipped("--no-peers")
         var cases = [Case(name: "floor", kind: .floor, description: Self.floorDescription, seconds: [])]
         cases += Self.strategies.map { name, dtype in
-            Case(name: name.rawValue + (dtype.map { "→" + $0.torchName } ?? ""), kind: .strategy, description: name.strategy.formula, seconds: [], phases: [:])
+            Case(
+                name: name.rawValue + (dtype.map { "→" + $0.torchName } ?? ""), kind: .strategy,
+                description: name.strategy.formula, seconds: [], phases: [:])
         }
         if case .available(let found) = peers {
-            cases += PeerLoaders.peers.map { Case(name: $0.name, kind: .peer, description: $0.description, seconds: []) }
-            progress("peers: \(found.python) (torch \(found.versions["torch"] ?? "?"), safetensors \(found.versions["safetensors"] ?? "?"))")
+            cases += PeerLoaders.peers.map {
+                Case(name: $0.name, kind: .peer, description: $0.description, seconds: [])
+            }
+            progress(
+                "peers: \(found.python) (torch \(found.versions["torch"] ?? "?"), safetensors \(found.versions["safetensors"] ?? "?"))"
+            )
         }
         for round in 0..<(options.warmupRounds + options.repeats) {
             let warmup = round < options.warmupRounds
             for index in cases.indices {
-                progress(warmup ? "warm-up round (not counted): \(cases[index].name)" : "round \(round - options.warmupRounds + 1)/\(options.repeats): \(cases[index].name)")
+                progress(
+                    warmup
+                        ? "warm-up round (not counted): \(cases[index].name)"
+                        : "round \(round - options.warmupRounds + 1)/\(options.repeats): \(cases[index].name)")
                 var item = cases[index]
                 try measure(&item, checkpoint: checkpoint, peers: peers)
                 if !warmup { cases[index] = item }
             }
         }
         var report = Report(
-            checkpoint: options.checkpoint, tensorBytes: checkpoint.totalSize, files: checkpoint.files.count, repeats: options.repeats,
+            checkpoint: options.checkpoint, tensorBytes: checkpoint.totalSize, files: checkpoint.files.count,
+            repeats: options.repeats,
             warmupRounds: options.warmupRounds, cores: ProcessInfo.processInfo.activeProcessorCount, cases: cases)
         report.firstTouch = firstTouch
         report.freePageReporting = reporting
-        if let before = reporting?.reportedBytes, let after = FreePageReporting.current()?.reportedBytes { report.reportedBytesDuringRun = after - before }
+        if let before = reporting?.reportedBytes, let after = FreePageReporting.current()?.reportedBytes {
+            report.reportedBytesDuringRun = after - before
+        }
         switch peers {
         case .available(let found): report.peerVersions = found.versions
         case .skipped(let why): report.peersSkipped = why
@@ -147,15 +159,23 @@ package struct LoadBenchmark {
             let result = try ReadFloor.measure(paths: checkpoint.files.map(\.path))
             item.seconds.append(result.seconds)
         case .strategy:
-            guard let (name, dtype) = Self.strategies.first(where: { $0.0.rawValue + ($0.1.map { "→" + $0.torchName } ?? "") == item.name }) else { return }
+            guard
+                let (name, dtype) = Self.strategies.first(where: {
+                    $0.0.rawValue + ($0.1.map { "→" + $0.torchName } ?? "") == item.name
+                })
+            else { return }
             try measureStrategy(name, dtype: dtype, into: &item, checkpoint: checkpoint)
         case .peer:
             guard case .available(let found) = peers else { return }
-            item.seconds.append(try PeerLoaders.run(item.name, python: found.python, script: found.script, checkpoint: options.checkpoint))
+            item.seconds.append(
+                try PeerLoaders.run(
+                    item.name, python: found.python, script: found.script, checkpoint: options.checkpoint))
         }
     }
 
-    private func measureStrategy(_ name: StrategyName, dtype: DType?, into item: inout Case, checkpoint: Checkpoint) throws {
+    private func measureStrategy(_ name: StrategyName, dtype: DType?, into item: inout Case, checkpoint: Checkpoint)
+        throws
+    {
         _ = JemallocStats.purgeAll()
         let plan = try LoadPlan(checkpoint: checkpoint, requested: dtype)
         let ledger = MemoryLedger()
@@ -180,6 +200,7 @@ package struct LoadBenchmark {
     package static func median(_ values: [Double]) -> Double {
         guard !values.isEmpty else { return 0 }
         let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
-import TensorEngine
 import OSLayer
 import ResultsFormat
+import TensorEngine
 
 /// A program a subject needs is missing or cannot run; found before anything is measured (exit 69).
 package struct SubjectUnavailable: ReportableError, Equatable {
@@ -26,12 +26,18 @@ package struct LoaderEnvironment: Sendable {
     static let requiredPackages = ["torch", "transformers", "safetensors"]
 
     /// Resolves and checks what `subjects` need. `requested` is `--python`, `scenarioPython` the scenario's key.
-    package static func check(subjects: Set<Subject>, requested: String?, scenarioPython: String?, needsAccelerate: Bool) throws -> LoaderEnvironment {
+    package static func check(
+        subjects: Set<Subject>, requested: String?, scenarioPython: String?, needsAccelerate: Bool
+    ) throws -> LoaderEnvironment {
         for subject in subjects {
             if case .command(let argv) = subject { _ = try program(argv.first ?? "", what: "the loader command") }
         }
-        guard subjects.contains(.transformers) else { return LoaderEnvironment(python: nil, driver: nil, versions: [:]) }
-        let given = requested ?? scenarioPython ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? setupPython ?? "python3"
+        guard subjects.contains(.transformers) else {
+            return LoaderEnvironment(python: nil, driver: nil, versions: [:])
+        }
+        let given =
+            requested ?? scenarioPython ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? setupPython
+            ?? "python3"
         let python = try program(given, what: "the Python interpreter for the transformers subject")
         let driver = try findDriver()
         let packages = requiredPackages + (needsAccelerate ? ["accelerate"] : [])
@@ -42,8 +48,11 @@ package struct LoaderEnvironment: Sendable {
     /// installs the Python stack, when it is there.
     static var setupPython: String? {
         let environment = ProcessInfo.processInfo.environment
-        let venv = environment["BIGMODEL_BENCH_VENV"] ?? (environment["HOME"].map { $0 + "/.cache/bigmodel-bench/python" })
-        guard let path = venv.map({ $0 + "/bin/python" }), FileManager.default.isExecutableFile(atPath: path) else { return nil }
+        let venv =
+            environment["BIGMODEL_BENCH_VENV"] ?? (environment["HOME"].map { $0 + "/.cache/bigmodel-bench/python" })
+        guard let path = venv.map({ $0 + "/bin/python" }), FileManager.default.isExecutableFile(atPath: path) else {
+            return nil
+        }
         return path
     }
 
@@ -59,20 +68,27 @@ package struct LoaderEnvironment: Sendable {
         }
         for candidate in candidates {
             var isDirectory: ObjCBool = false
-            if fm.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue, fm.isExecutableFile(atPath: candidate) {
+            if fm.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue,
+                fm.isExecutableFile(atPath: candidate)
+            {
                 return URL(fileURLWithPath: candidate).standardizedFileURL.path
             }
         }
         throw SubjectUnavailable(
-            name.isEmpty ? "\(what) is empty" : "\(what) '\(name)' was not found or is not executable"
-                + (name.contains("python") ? "; give --python PATH, the scenario's \"python\", or BIGMODEL_BENCH_PYTHON" : ""))
+            name.isEmpty
+                ? "\(what) is empty"
+                : "\(what) '\(name)' was not found or is not executable"
+                    + (name.contains("python")
+                        ? "; give --python PATH, the scenario's \"python\", or BIGMODEL_BENCH_PYTHON" : ""))
     }
 
     /// `python/bigmodel_bench_driver.py` beside the checkout this binary was built in (`BIGMODEL_BENCH_DRIVER`
     /// overrides).
     static func findDriver() throws -> String {
         if let given = ProcessInfo.processInfo.environment["BIGMODEL_BENCH_DRIVER"] {
-            guard FileManager.default.fileExists(atPath: given) else { throw SubjectUnavailable("BIGMODEL_BENCH_DRIVER names \(given), which does not exist") }
+            guard FileManager.default.fileExists(atPath: given) else {
+                throw SubjectUnavailable("BIGMODEL_BENCH_DRIVER names \(given), which does not exist")
+            }
             return given
         }
         return try findScript("bigmodel_bench_driver.py")
@@ -93,13 +109,18 @@ package struct LoaderEnvironment: Sendable {
     /// Imports `packages` in the interpreter and returns their versions; a failure names what is missing and how
     /// to install it.
     static func importCheck(_ python: String, packages: [String]) throws -> [String: String] {
-        let script = "import json, sys\nv = {'python': sys.version.split()[0]}\nfor m in \(packages):\n  try:\n    v[m] = __import__(m).__version__\n  except Exception as e:\n    v[m] = 'MISSING ' + type(e).__name__ + ': ' + str(e).splitlines()[0][:200]\nprint(json.dumps(v))\n"
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bigmodel-bench-check-\(getpid())").path
+        let script =
+            "import json, sys\nv = {'python': sys.version.split()[0]}\nfor m in \(packages):\n  try:\n    v[m] = __import__(m).__version__\n  except Exception as e:\n    v[m] = 'MISSING ' + type(e).__name__ + ': ' + str(e).splitlines()[0][:200]\nprint(json.dumps(v))\n"
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bigmodel-bench-check-\(getpid())")
+            .path
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let output = folder + "/versions.json"
         let child = try ChildProcess.spawn(
-            executable: python, arguments: ["-c", script], environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"],
+            executable: python, arguments: ["-c", script],
+            environment: [
+                "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1",
+            ],
             options: .init(standardInput: .null, standardOutput: .file(output), standardError: .null))
         let exit = try child.wait()
         guard exit.termination == .exited(code: 0), let data = FileManager.default.contents(atPath: output),
@@ -109,7 +130,8 @@ package struct LoaderEnvironment: Sendable {
         guard missing.isEmpty else {
             let why = missing.map { "\($0) (\(versions[$0]?.dropFirst(8) ?? "not reported"))" }.joined(separator: ", ")
             throw SubjectUnavailable(
-                "the transformers subject needs \(missing.joined(separator: ", ")), which \(python) cannot import: \(why); install with: \(python) -m pip install \(missing.joined(separator: " ")) (or run scripts/setup --test, which makes ~/.cache/bigmodel-bench/python)")
+                "the transformers subject needs \(missing.joined(separator: ", ")), which \(python) cannot import: \(why); install with: \(python) -m pip install \(missing.joined(separator: " ")) (or run scripts/setup --test, which makes ~/.cache/bigmodel-bench/python)"
+            )
         }
         return versions
     }

@@ -1,7 +1,7 @@
 import Foundation
 import Loading
-import TensorEngine
 import ResultsFormat
+import TensorEngine
 
 /// The machine-level claims of N ranks loading one checkpoint at once, as on a training node, checked in both
 /// directions where the claim is a high cost:
@@ -29,26 +29,35 @@ package struct MachineJudge: Sendable {
         package var held: MachineReading? = nil
     }
 
-    package func judge(_ claim: MachineClaim, repeatIndex: Int, ranks: [RunResult], series: Series, node: String) -> MachineRun {
+    package func judge(_ claim: MachineClaim, repeatIndex: Int, ranks: [RunResult], series: Series, node: String)
+        -> MachineRun
+    {
         let peaks = Self.peaks(series)
         let held = Self.delta(series.held, over: series.baseline)
         let checks = self.checks(claim, ranks: ranks.count, peaks: peaks, held: held)
         let failed = checks.filter { !$0.passed }
         let rankFailures = ranks.filter { $0.verdict != .pass }
-        var verdict: Verdict = rankFailures.contains { $0.verdict == .error } ? .error : (failed.isEmpty && rankFailures.isEmpty ? .pass : .fail)
+        var verdict: Verdict =
+            rankFailures.contains { $0.verdict == .error }
+            ? .error : (failed.isEmpty && rankFailures.isEmpty ? .pass : .fail)
         if checks.isEmpty, verdict == .pass { verdict = .error }
-        var detail = checks.isEmpty
+        var detail =
+            checks.isEmpty
             ? "no machine figure was sampled, so no machine-level claim could be checked"
             : failed.isEmpty
-            ? "the machine held \(ranks.count) ranks within the claim: Σ RssAnon Δ \(ByteSize.binary(peaks[.sumRssAnon] ?? 0)), Σ Pss Δ \(ByteSize.binary(peaks[.sumPss] ?? 0)), Σ VmRSS Δ \(ByteSize.binary(peaks[.sumRss] ?? 0))"
-            : failed.map(\.failureDescription).joined(separator: "; ")
+                ? "the machine held \(ranks.count) ranks within the claim: Σ RssAnon Δ \(ByteSize.binary(peaks[.sumRssAnon] ?? 0)), Σ Pss Δ \(ByteSize.binary(peaks[.sumPss] ?? 0)), Σ VmRSS Δ \(ByteSize.binary(peaks[.sumRss] ?? 0))"
+                : failed.map(\.failureDescription).joined(separator: "; ")
         if !rankFailures.isEmpty {
-            detail += "; rank\(rankFailures.count == 1 ? "" : "s") \(rankFailures.compactMap { $0.rank.map(String.init) }.joined(separator: ", ")) did not pass on its own"
+            detail +=
+                "; rank\(rankFailures.count == 1 ? "" : "s") \(rankFailures.compactMap { $0.rank.map(String.init) }.joined(separator: ", ")) did not pass on its own"
         }
         return MachineRun(
-            id: claim.id, repeatIndex: repeatIndex, ranks: ranks.count, node: node, verdict: verdict, verdictDetail: detail,
-            checks: checks, predictedRankPeakBytes: claim.predictedPeakBytes, formula: claim.formula, baseline: series.baseline, peaks: peaks,
-            rankPeakBytes: ranks.map { $0.measurement?.peaks[.vmhwm] }, timeline: Self.timeline(series, ranks: ranks.count), method: series.method,
+            id: claim.id, repeatIndex: repeatIndex, ranks: ranks.count, node: node, verdict: verdict,
+            verdictDetail: detail,
+            checks: checks, predictedRankPeakBytes: claim.predictedPeakBytes, formula: claim.formula,
+            baseline: series.baseline, peaks: peaks,
+            rankPeakBytes: ranks.map { $0.measurement?.peaks[.vmhwm] },
+            timeline: Self.timeline(series, ranks: ranks.count), method: series.method,
             held: held)
     }
 
@@ -57,7 +66,9 @@ package struct MachineJudge: Sendable {
         guard let reading else { return nil }
         var delta = MachineReading()
         for figure in MachineFigure.allCases {
-            if let value = reading[figure], let base = baseline[figure] { delta[figure] = figure == .memAvailable ? base - value : value - base }
+            if let value = reading[figure], let base = baseline[figure] {
+                delta[figure] = figure == .memAvailable ? base - value : value - base
+            }
         }
         return delta
     }
@@ -86,25 +97,35 @@ package struct MachineJudge: Sendable {
             let atHold = strategy == .mmap && figure == .sumPss && held?[figure] != nil
             guard let measured = atHold ? held?[figure] : peaks[figure] else { return }
             let verb = relation == .atMost ? "within upper bound" : "reaches lower bound"
-            checks.append(Check(
-                name: "\(figure.title) Δ \(atHold ? "with every model held " : "")\(verb)", measuredBytes: measured, boundBytes: max(0, bound), relation: relation,
-                detail: detail))
+            checks.append(
+                Check(
+                    name: "\(figure.title) Δ \(atHold ? "with every model held " : "")\(verb)", measuredBytes: measured,
+                    boundBytes: max(0, bound), relation: relation,
+                    detail: detail))
         }
         guard strategy == .mmap else {
             add(.sumRssAnon, .atMost, n * (p + tol), "\(n) × (\(claim.formula) + tolerance)")
-            add(.sumPss, .atMost, n * (p + tol), "\(n) × (\(claim.formula) + tolerance): shared pages divided among the ranks")
+            add(
+                .sumPss, .atMost, n * (p + tol),
+                "\(n) × (\(claim.formula) + tolerance): shared pages divided among the ranks")
             if strategy != .deviceMap, let model = claim.modelBytes, let held = held?[.sumRss] {
                 let bound = max(0, n * (model - tolerance.bytes(for: model)))
-                checks.append(Check(
-                    name: "Σ VmRSS Δ with every model held reaches lower bound", measuredBytes: held, boundBytes: bound, relation: .atLeast,
-                    detail: "\(n) models resident at once: \(n) × (M_t − tolerance)"))
+                checks.append(
+                    Check(
+                        name: "Σ VmRSS Δ with every model held reaches lower bound", measuredBytes: held,
+                        boundBytes: bound, relation: .atLeast,
+                        detail: "\(n) models resident at once: \(n) × (M_t − tolerance)"))
             }
             return checks
         }
         let mapped = claim.mappedBytes ?? 0
         let mappedTol = tolerance.bytes(for: mapped)
-        add(.sumRssAnon, .atMost, n * (p + tol), "only the owned bytes are anonymous: \(n) × (\(claim.formula) + tolerance)")
-        add(.sumPss, .atMost, mapped + n * p + mappedTol + n * tol, "one copy of the mapped checkpoint (M_map), shared, plus each rank's owned bytes")
+        add(
+            .sumRssAnon, .atMost, n * (p + tol),
+            "only the owned bytes are anonymous: \(n) × (\(claim.formula) + tolerance)")
+        add(
+            .sumPss, .atMost, mapped + n * p + mappedTol + n * tol,
+            "one copy of the mapped checkpoint (M_map), shared, plus each rank's owned bytes")
         // Below: the owned bytes can be all but nothing, so the tolerance on them does not lower the mapped copy's bound.
         let ownedFloor = n * max(0, p - tol)
         add(.sumPss, .atLeast, mapped - mappedTol + ownedFloor, "the mapped checkpoint is resident once")
@@ -122,12 +143,18 @@ package struct MachineJudge: Sendable {
         // A figure a sample lacks (Σ Pss between rollups, or merged ranks' Pss outside the held moment) keeps its last value.
         var last = series.baseline
         let points = series.samples.map { sample -> [Double] in
-            [sample.seconds] + figures.map { figure in
-                let value = sample.reading[figure] ?? last[figure] ?? 0
-                last[figure] = value
-                let base = series.baseline[figure] ?? 0
-                return Double(figure == .memAvailable ? base - value : value - base)
-            } + (0..<ranks).map { r in Double((r < sample.ranks.count ? sample.ranks[r] ?? 0 : 0) - (r < rankBase.count ? rankBase[r] ?? 0 : 0)) }
+            [sample.seconds]
+                + figures.map { figure in
+                    let value = sample.reading[figure] ?? last[figure] ?? 0
+                    last[figure] = value
+                    let base = series.baseline[figure] ?? 0
+                    return Double(figure == .memAvailable ? base - value : value - base)
+                }
+                + (0..<ranks).map { r in
+                    Double(
+                        (r < sample.ranks.count ? sample.ranks[r] ?? 0 : 0)
+                            - (r < rankBase.count ? rankBase[r] ?? 0 : 0))
+                }
         }
         let bucket = max(1, (points.count + Timeline.maximumPoints - 1) / Timeline.maximumPoints)
         let reduced = stride(from: 0, to: points.count, by: bucket).map { start -> [Double] in
@@ -150,7 +177,10 @@ package struct MachineClaim: Sendable, Equatable {
     /// M_t: what each rank holds once loaded.
     package var modelBytes: Int?
 
-    package init(id: String, strategy: StrategyName, predictedPeakBytes: Int, formula: String, mappedBytes: Int?, modelBytes: Int? = nil) {
+    package init(
+        id: String, strategy: StrategyName, predictedPeakBytes: Int, formula: String, mappedBytes: Int?,
+        modelBytes: Int? = nil
+    ) {
         self.id = id
         self.strategy = strategy
         self.predictedPeakBytes = predictedPeakBytes
@@ -161,7 +191,8 @@ package struct MachineClaim: Sendable, Equatable {
 
     package init(run: Scenario.Run, prediction: ScalePlanner.RunPrediction) {
         self.init(
-            id: run.id, strategy: run.strategy, predictedPeakBytes: prediction.predictedPeakBytes, formula: prediction.formula,
+            id: run.id, strategy: run.strategy, predictedPeakBytes: prediction.predictedPeakBytes,
+            formula: prediction.formula,
             mappedBytes: prediction.figures.mappedBytes, modelBytes: prediction.figures.modelBytes)
     }
 
@@ -169,7 +200,8 @@ package struct MachineClaim: Sendable, Equatable {
     package init?(rank result: RunResult) {
         guard let predicted = result.predictedPeakBytes else { return nil }
         self.init(
-            id: result.id, strategy: result.strategy, predictedPeakBytes: predicted, formula: result.formula, mappedBytes: result.figures?.mappedBytes,
+            id: result.id, strategy: result.strategy, predictedPeakBytes: predicted, formula: result.formula,
+            mappedBytes: result.figures?.mappedBytes,
             modelBytes: result.figures?.modelBytes)
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import Probes
 import OSLayer
+import Probes
 import ResultsFormat
 
 /// Samples the machine while the ranks of a run load: each rank's `/proc/<pid>/status` every sample and its
@@ -42,14 +42,21 @@ final class MachineProbe {
         var perRank: [Int?] = []
         let withRollup = rollup || count % 2 == 0
         count += 1
-        var anon = 0, rss = 0, file = 0, pss = 0, pssAnon = 0, pssFile = 0
+        var anon = 0
+        var rss = 0
+        var file = 0
+        var pss = 0
+        var pssAnon = 0
+        var pssFile = 0
         for (index, pid) in pids.enumerated() {
             let status = try? ProcessMemory.read(pid: pid)
             perRank.append(status?.vmRSSBytes)
             anon += status?.rssAnonBytes ?? 0
             rss += status?.vmRSSBytes ?? 0
             file += status?.rssFileBytes ?? 0
-            if withRollup, let rollup = try? ProcessMemory.smapsRollup(pid: pid) { lastPss[index] = (rollup.pssBytes, rollup.pssAnonBytes, rollup.pssFileBytes) }
+            if withRollup, let rollup = try? ProcessMemory.smapsRollup(pid: pid) {
+                lastPss[index] = (rollup.pssBytes, rollup.pssAnonBytes, rollup.pssFileBytes)
+            }
             if status == nil { lastPss[index] = nil }
             pss += lastPss[index]?.0 ?? 0
             pssAnon += lastPss[index]?.1 ?? 0
@@ -73,7 +80,8 @@ final class MachineProbe {
     func series() -> MachineJudge.Series {
         MachineJudge.Series(
             baseline: baseline ?? MachineReading(), samples: samples.map { ($0.seconds, $0.machine, $0.ranks) },
-            method: "sampled by the parent every 10 ms from the start barrier: each rank's /proc/<pid>/status every sample and smaps_rollup every other one and when every rank held its model (Σ Pss carried between; mmap's Σ Pss claims use the held moment), /proc/meminfo, the cgroup",
+            method:
+                "sampled by the parent every 10 ms from the start barrier: each rank's /proc/<pid>/status every sample and smaps_rollup every other one and when every rank held its model (Σ Pss carried between; mmap's Σ Pss claims use the held moment), /proc/meminfo, the cgroup",
             held: held)
     }
 }

@@ -1,10 +1,10 @@
 import Foundation
 import Loading
+import OSLayer
 import Probes
+import ResultsFormat
 import Synchronization
 import TensorEngine
-import OSLayer
-import ResultsFormat
 
 /// The measured child's side of the protocol: reads the ``ChildRequest`` from standard input, says hello,
 /// keeps a heartbeat going, does the task and replies with its final event — or with a `failure` event before
@@ -16,7 +16,8 @@ package enum MeasuredChild {
     package static func run() throws {
         Descriptor.ignoreBrokenPipes()
         guard let events = ChildEventWriter.fromEnvironment() else {
-            throw UsageError("measure-run is started by `run`: \(ChildProtocol.eventsVariable) names no event descriptor")
+            throw UsageError(
+                "measure-run is started by `run`: \(ChildProtocol.eventsVariable) names no event descriptor")
         }
         try FatalSignalGuard.install(reportingTo: events.fileDescriptor, line: ChildEventWriter.signalLine)
         events.send(.hello(.init(pid: getpid(), subject: "engine", versions: ["bigmodel-bench": ToolVersion.version])))
@@ -44,11 +45,14 @@ package enum MeasuredChild {
             if case .data = Descriptor.read(0, appendingTo: &bytes) { continue }
             break
         }
-        guard bytes.count <= requestLimit else { throw UsageError("the request on standard input is larger than \(requestLimit) bytes") }
+        guard bytes.count <= requestLimit else {
+            throw UsageError("the request on standard input is larger than \(requestLimit) bytes")
+        }
         do {
             let request = try ResultsCodec.decode(ChildRequest.self, from: bytes)
             guard request.protocolVersion == ChildProtocol.version else {
-                throw UsageError("the request speaks protocol \(request.protocolVersion), this child \(ChildProtocol.version)")
+                throw UsageError(
+                    "the request speaks protocol \(request.protocolVersion), this child \(ChildProtocol.version)")
             }
             return request
         } catch let error as UsageError {
@@ -61,14 +65,18 @@ package enum MeasuredChild {
     static func measure(_ request: ChildRequest, events: ChildEventWriter) throws -> RunMeasurement {
         let strategy: any LoadStrategy =
             request.strategy == .deviceMap
-            ? DeviceMapLoad(request: request.placement ?? .cpuOnly, offloadFolder: request.offloadFolder) : request.strategy.strategy
+            ? DeviceMapLoad(request: request.placement ?? .cpuOnly, offloadFolder: request.offloadFolder)
+            : request.strategy.strategy
         var measured = MeasuredLoad(
             checkpointPath: request.checkpoint, strategy: strategy, dtype: request.dtype,
-            sampleInterval: .microseconds(Int64((request.sampleIntervalMilliseconds * 1000).rounded())), ledgerBudget: request.ledgerBudgetBytes,
+            sampleInterval: .microseconds(Int64((request.sampleIntervalMilliseconds * 1000).rounded())),
+            ledgerBudget: request.ledgerBudgetBytes,
             onPhase: { transition in
                 switch transition {
-                case .began(let name, let seconds, let live): events.send(.phaseBegan(.init(name: name, seconds: seconds, ledgerLiveBytes: live)))
-                case .ended(let name, let seconds, let live): events.send(.phaseEnded(.init(name: name, seconds: seconds, ledgerLiveBytes: live)))
+                case .began(let name, let seconds, let live):
+                    events.send(.phaseBegan(.init(name: name, seconds: seconds, ledgerLiveBytes: live)))
+                case .ended(let name, let seconds, let live):
+                    events.send(.phaseEnded(.init(name: name, seconds: seconds, ledgerLiveBytes: live)))
                 }
             },
             ready: {
@@ -91,7 +99,9 @@ package enum MeasuredChild {
     static func waitForStart() throws(ParentGone) { try waitFor(.start) }
 
     static func waitFor(_ command: ControlCommand) throws(ParentGone) {
-        guard let text = ProcessInfo.processInfo.environment[ChildProtocol.controlVariable], let fd = Int32(text) else { return }
+        guard let text = ProcessInfo.processInfo.environment[ChildProtocol.controlVariable], let fd = Int32(text) else {
+            return
+        }
         while let line = Descriptor.readLine(fd) {
             if (try? JSONLines.decode(ControlCommandLine.self, from: line))?.command == command { return }
         }
@@ -118,7 +128,9 @@ package enum MeasuredChild {
         let times = passes.map { ByteSize.fixed($0.seconds, digits: 3) + " s" }.joined(separator: ", ")
         return FloorInfo(
             bytes: best.bytes, seconds: best.seconds, gigabytesPerSecond: best.bytesPerSecond / 1e9,
-            method: "8 MiB preads on 2 MiB boundaries, \(ProcessInfo.processInfo.activeProcessorCount) at once (one per core), into fresh madvise(MADV_HUGEPAGE) buffers, one file at a time, \(cache); fastest of 3 passes (\(times))")
+            method:
+                "8 MiB preads on 2 MiB boundaries, \(ProcessInfo.processInfo.activeProcessorCount) at once (one per core), into fresh madvise(MADV_HUGEPAGE) buffers, one file at a time, \(cache); fastest of 3 passes (\(times))"
+        )
     }
 }
 

@@ -1,11 +1,11 @@
 import Checkpoint
 import Foundation
 import Loading
+import OSLayer
 import Probes
+import ResultsFormat
 import Synchronization
 import TensorEngine
-import OSLayer
-import ResultsFormat
 
 /// One strategy run inside this process with every probe on: the code the measured child executes.
 ///
@@ -31,7 +31,8 @@ package struct MeasuredLoad {
     package var hold: (RunMeasurement) throws -> Void = { _ in }
 
     package init(
-        checkpointPath: String, strategy: any LoadStrategy, dtype: DType?, sampleInterval: Duration = RSSSampler.defaultInterval, ledgerBudget: Int? = nil,
+        checkpointPath: String, strategy: any LoadStrategy, dtype: DType?,
+        sampleInterval: Duration = RSSSampler.defaultInterval, ledgerBudget: Int? = nil,
         onPhase: @escaping @Sendable (PhaseLog.Transition) -> Void = { _ in }, ready: @escaping () throws -> Void = {}
     ) {
         self.checkpointPath = checkpointPath
@@ -67,7 +68,10 @@ package struct MeasuredLoad {
             marks.mark()
             onPhase(transition)
         }
-        let sampler = try RSSSampler(interval: sampleInterval, rollupEvery: samplePss ? RSSSampler.samples(every: RSSSampler.rollupPeriodSeconds, at: sampleInterval) : 0) {
+        let sampler = try RSSSampler(
+            interval: sampleInterval,
+            rollupEvery: samplePss ? RSSSampler.samples(every: RSSSampler.rollupPeriodSeconds, at: sampleInterval) : 0
+        ) {
             (ledgerLiveBytes: ledger.liveBytes, phase: phases.currentPhaseIndex)
         }
         try sampler.start()
@@ -83,8 +87,10 @@ package struct MeasuredLoad {
         let sampled = sampler.stop()
         let end = Self.reading(ledger: ledger, rollup: true)
         var measurement = RunMeasurement(
-            strategy: strategy.name, dtype: plan.dtype, dtypeSource: plan.dtypeSource, figures: plan.figures, formula: strategy.formula,
-            predictedPeakBytes: prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(plan.figures), ledgerPeakBytes: ledger.peakBytes,
+            strategy: strategy.name, dtype: plan.dtype, dtypeSource: plan.dtypeSource, figures: plan.figures,
+            formula: strategy.formula,
+            predictedPeakBytes: prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(plan.figures),
+            ledgerPeakBytes: ledger.peakBytes,
             seconds: outcome.seconds, baseline: baseline, end: end,
             peaks: Self.peaks(sampled: sampled.peaks, end: end, baseline: baseline, ledger: ledger),
             phases: phases.phases.map {
@@ -93,8 +99,11 @@ package struct MeasuredLoad {
                     ledgerLiveBytesAtStart: $0.ledgerLiveBytesAtStart, ledgerLiveBytesAtEnd: $0.ledgerLiveBytesAtEnd)
             },
             sampler: SamplerStats(sampled, loadSeconds: outcome.seconds),
-            timeline: Timeline(samples: sampled.samples, baseline: baseline, columns: Timeline.engineColumns + (samplePss ? Timeline.pssColumns : [])),
-            missingKeys: plan.missingKeys, unexpectedKeys: plan.unexpectedKeys, outOfMemory: outcome.outOfMemory, failure: outcome.failure,
+            timeline: Timeline(
+                samples: sampled.samples, baseline: baseline,
+                columns: Timeline.engineColumns + (samplePss ? Timeline.pssColumns : [])),
+            missingKeys: plan.missingKeys, unexpectedKeys: plan.unexpectedKeys, outOfMemory: outcome.outOfMemory,
+            failure: outcome.failure,
             devices: outcome.devices)
         measurement.mappedBytes = strategy.name == .mmap ? outcome.model?.mappedBytes : nil
         measurement.timelineOriginSeconds = sampler.startSeconds
@@ -105,7 +114,8 @@ package struct MeasuredLoad {
     }
 
     /// Loads, turning a cap that was hit into `outOfMemory` and any other failure into `failure`.
-    func load(_ plan: LoadPlan, prepared: PreparedDeviceMapLoad?, ledger: MemoryLedger, phases: PhaseLog) -> LoadOutcome {
+    func load(_ plan: LoadPlan, prepared: PreparedDeviceMapLoad?, ledger: MemoryLedger, phases: PhaseLog) -> LoadOutcome
+    {
         var outcome = LoadOutcome()
         let start = ContinuousClock.now
         do {
@@ -119,11 +129,13 @@ package struct MeasuredLoad {
         } catch let error as OutOfMemoryError {
             phases.end()
             outcome.outOfMemory = OutOfMemoryInfo(
-                capBytes: error.budgetBytes, reachedBytes: error.liveBytes, requestedBytes: error.requestedBytes, message: error.description)
+                capBytes: error.budgetBytes, reachedBytes: error.liveBytes, requestedBytes: error.requestedBytes,
+                message: error.description)
         } catch let error as AllocationFailure {
             phases.end()
             outcome.outOfMemory = OutOfMemoryInfo(
-                capBytes: ledgerBudget ?? 0, reachedBytes: ledger.liveBytes, requestedBytes: error.requestedBytes, message: error.description)
+                capBytes: ledgerBudget ?? 0, reachedBytes: ledger.liveBytes, requestedBytes: error.requestedBytes,
+                message: error.description)
         } catch {
             phases.end()
             outcome.failure = "\(error)"
@@ -152,7 +164,9 @@ package struct MeasuredLoad {
 
     /// The peaks as deltas over the baseline: each sampled figure's maximum (or its end reading, if higher),
     /// VmHWM against the baseline VmRSS, the ledger's exact peaks.
-    static func peaks(sampled: MemoryReading, end: MemoryReading, baseline: MemoryReading, ledger: MemoryLedger) -> PeakDeltas {
+    static func peaks(sampled: MemoryReading, end: MemoryReading, baseline: MemoryReading, ledger: MemoryLedger)
+        -> PeakDeltas
+    {
         let highest = sampled.maximum(end)
         var peaks = PeakDeltas()
         for figure: MemoryFigure in [.rss, .rssAnon, .rssFile, .jemallocAllocated, .jemallocActive, .jemallocResident] {

@@ -1,6 +1,6 @@
 import Foundation
-import TensorEngine
 import OSLayer
+import TensorEngine
 
 /// The Python stack's loaders that `bench load` times the engine against (`python/bench_peers.py`), each run
 /// in a fresh interpreter and timed inside it around the load alone.
@@ -11,13 +11,24 @@ enum PeerLoaders {
     }
 
     static let peers = [
-        Peer(name: "torch safe_open+clone", description: "safe_open(framework=\"pt\"), get_tensor(name).clone() for every tensor: owned, resident copies"),
-        Peer(name: "load_file+clone", description: "safetensors.torch.load_file per shard, every tensor cloned: owned, resident copies"),
-        Peer(name: "load_file+touch", description: "safetensors.torch.load_file per shard, every page read once: views of the mapped files, like mmap"),
+        Peer(
+            name: "torch safe_open+clone",
+            description:
+                "safe_open(framework=\"pt\"), get_tensor(name).clone() for every tensor: owned, resident copies"),
+        Peer(
+            name: "load_file+clone",
+            description: "safetensors.torch.load_file per shard, every tensor cloned: owned, resident copies"),
+        Peer(
+            name: "load_file+touch",
+            description:
+                "safetensors.torch.load_file per shard, every page read once: views of the mapped files, like mmap"),
     ]
 
     /// The script's name for each peer.
-    static let scriptNames = ["torch safe_open+clone": "safe_open_clone", "load_file+clone": "load_file_clone", "load_file+touch": "load_file_touch"]
+    static let scriptNames = [
+        "torch safe_open+clone": "safe_open_clone", "load_file+clone": "load_file_clone",
+        "load_file+touch": "load_file_touch",
+    ]
 
     struct Found: Sendable {
         var python: String
@@ -32,7 +43,9 @@ enum PeerLoaders {
 
     /// The interpreter and the script, when the interpreter imports torch and safetensors.
     static func find(python requested: String?) -> Availability {
-        let given = requested ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? LoaderEnvironment.setupPython ?? "python3"
+        let given =
+            requested ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? LoaderEnvironment.setupPython
+            ?? "python3"
         do {
             let python = try LoaderEnvironment.program(given, what: "the Python interpreter of the peers")
             let script = try LoaderEnvironment.findScript("bench_peers.py")
@@ -46,12 +59,16 @@ enum PeerLoaders {
     /// Runs one peer once; its seconds as the script measured them.
     static func run(_ name: String, python: String, script: String, checkpoint: String) throws -> Double {
         struct Reply: Decodable { let seconds: Double }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bigmodel-bench-peer-\(getpid())").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bigmodel-bench-peer-\(getpid())")
+            .path
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let output = folder + "/reply.json"
         let log = folder + "/stderr.txt"
-        let environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": NSHomeDirectory(), "PYTHONDONTWRITEBYTECODE": "1"]
+        let environment = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": NSHomeDirectory(),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        ]
         let child = try ChildProcess.spawn(
             executable: python, arguments: [script, checkpoint, scriptNames[name] ?? name], environment: environment,
             options: .init(standardInput: .null, standardOutput: .file(output), standardError: .file(log)))
@@ -59,7 +76,8 @@ enum PeerLoaders {
         guard exit.termination == .exited(code: 0), let data = FileManager.default.contents(atPath: output),
             let reply = try? JSONDecoder().decode(Reply.self, from: data)
         else {
-            let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
+            let tail =
+                (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
             throw FailureMessage("the peer '\(name)' failed (\(exit.termination)): \(tail)", category: .io)
         }
         return reply.seconds

@@ -31,16 +31,21 @@ package struct PlacementSettings: Sendable, Equatable {
 
     /// Reads the settings of the run at `path`; validates them now (with a nominal 1 GB model) so that a bad
     /// key or size fails when the scenario is loaded, not after a checkpoint was generated.
-    static func parse(_ run: OrderedDictionary<String, JSONValue>, file: String, path: String) throws -> PlacementSettings {
+    static func parse(_ run: OrderedDictionary<String, JSONValue>, file: String, path: String) throws
+        -> PlacementSettings
+    {
         var noSplit: [String]?
         if let value = run["no_split"] {
-            guard case .array(let items) = value, let names = Optional(items.compactMap(\.stringValue)), names.count == items.count else {
+            guard case .array(let items) = value, let names = Optional(items.compactMap(\.stringValue)),
+                names.count == items.count
+            else {
                 throw ScenarioError(file: file, path: path + ".no_split", "must be an array of module class names")
             }
             noSplit = names
         }
         let settings = PlacementSettings(
-            deviceMap: run["device_map"] ?? .string("auto"), maxMemory: run["max_memory"], acceleratorMemory: run["accelerator_memory"],
+            deviceMap: run["device_map"] ?? .string("auto"), maxMemory: run["max_memory"],
+            acceleratorMemory: run["accelerator_memory"],
             noSplit: noSplit, file: file, path: path)
         _ = try settings.request(modelBytes: 1_000_000_000, hostAvailableBytes: nil)
         return settings
@@ -49,13 +54,18 @@ package struct PlacementSettings: Sendable, Equatable {
     /// The placement request for a model of `modelBytes` at the target dtype.
     package func request(modelBytes: Int, hostAvailableBytes: Int?) throws -> PlacementRequest {
         let folder = URL(fileURLWithPath: file).deletingLastPathComponent().path
-        let spec = try DeviceMapSpec.parse(json: deviceMap, source: file, path: path + ".device_map", baseFolder: folder)
+        let spec = try DeviceMapSpec.parse(
+            json: deviceMap, source: file, path: path + ".device_map", baseFolder: folder)
         let budgets = try maxMemory.map { value in
-            try DeviceBudgets.parse(json: try Self.resolvePercentages(value, modelBytes: modelBytes, file: file, path: path + ".max_memory"), source: file, path: path + ".max_memory")
+            try DeviceBudgets.parse(
+                json: try Self.resolvePercentages(
+                    value, modelBytes: modelBytes, file: file, path: path + ".max_memory"), source: file,
+                path: path + ".max_memory")
         }
         let accelerators = try acceleratorMemory.map { value in
             try DeviceBudgets.parse(
-                json: try Self.resolvePercentages(value, modelBytes: modelBytes, file: file, path: path + ".accelerator_memory"), source: file,
+                json: try Self.resolvePercentages(
+                    value, modelBytes: modelBytes, file: file, path: path + ".accelerator_memory"), source: file,
                 path: path + ".accelerator_memory", acceleratorsOnly: true)
         }
         return PlacementRequest(
@@ -64,13 +74,15 @@ package struct PlacementSettings: Sendable, Equatable {
     }
 
     /// Replaces `"NN%"` values with that share of `modelBytes` (rounded down); leaves every other value as is.
-    static func resolvePercentages(_ value: JSONValue, modelBytes: Int, file: String, path: String) throws -> JSONValue {
+    static func resolvePercentages(_ value: JSONValue, modelBytes: Int, file: String, path: String) throws -> JSONValue
+    {
         guard case .object(let object) = value else { return value }
         var resolved = OrderedDictionary<String, JSONValue>()
         for (key, entry) in object {
             if case .string(let text) = entry, text.hasSuffix("%") {
                 guard let percent = Double(text.dropLast()), percent >= 0, percent <= 1000 else {
-                    throw ScenarioError(file: file, path: path + "." + key, "'\(text)' is not a percentage such as \"30%\"")
+                    throw ScenarioError(
+                        file: file, path: path + "." + key, "'\(text)' is not a percentage such as \"30%\"")
                 }
                 resolved[key] = JSONValue(Int((Double(modelBytes) * percent / 100).rounded(.down)))
             } else {

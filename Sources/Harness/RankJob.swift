@@ -1,8 +1,8 @@
 import Checkpoint
 import Foundation
-import TensorEngine
 import OSLayer
 import ResultsFormat
+import TensorEngine
 
 /// The ranks of one job on one node, meeting through files: `measure-rank` processes started by torchrun
 /// or `srun` know each other only by the job's key and their rank numbers.
@@ -22,8 +22,11 @@ package struct RankJob: Sendable {
     let notBefore: Double
 
     package static func key(environment: [String: String]) -> String {
-        let key = environment["TORCHELASTIC_RUN_ID"] ?? environment["SLURM_JOB_ID"] ?? environment["BIGMODEL_BENCH_JOB"] ?? "local"
-        return String(key.prefix(64).map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) ? $0 : "_" })
+        let key =
+            environment["TORCHELASTIC_RUN_ID"] ?? environment["SLURM_JOB_ID"] ?? environment["BIGMODEL_BENCH_JOB"]
+            ?? "local"
+        return String(
+            key.prefix(64).map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) ? $0 : "_" })
     }
 
     package init(workDirectory: String, rank: RankInfo, environment: [String: String]) throws {
@@ -34,7 +37,8 @@ package struct RankJob: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
-            throw FileIOError(path: folder, operation: "create the job's barrier folder", reason: error.localizedDescription)
+            throw FileIOError(
+                path: folder, operation: "create the job's barrier folder", reason: error.localizedDescription)
         }
     }
 
@@ -50,7 +54,9 @@ package struct RankJob: Sendable {
     package func allArrived(_ stage: String) -> Bool {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
         let fresh = names.filter { name in
-            guard name.hasPrefix(stage + "-"), let index = Int(name.dropFirst(stage.count + 1)), index < rank.localWorldSize else { return false }
+            guard name.hasPrefix(stage + "-"), let index = Int(name.dropFirst(stage.count + 1)),
+                index < rank.localWorldSize
+            else { return false }
             return (modified(folder + "/" + name) ?? 0) >= notBefore
         }
         return fresh.count >= rank.localWorldSize
@@ -90,4 +96,3 @@ package struct RankJob: Sendable {
         return scale
     }
 }
-

@@ -1,8 +1,8 @@
 import Foundation
-import Probes
-import TensorEngine
 import OSLayer
+import Probes
 import ResultsFormat
+import TensorEngine
 
 /// `merge`: the results files of the ranks of one job (`measure-rank`, one per rank) combined into one results
 /// file per node and one for the job, each run's ranks judged together on their node as `run --ranks` judges
@@ -24,22 +24,29 @@ package enum RankMerge {
 
     /// Merges the rank files (`path`, its results); a usage or data error names the file and the rule broken.
     package static func merge(_ inputs: [(path: String, results: ScenarioResults)]) throws -> Output {
-        guard let first = inputs.first else { throw MergeError("no rank results files to merge", category: .missingInput) }
+        guard let first = inputs.first else {
+            throw MergeError("no rank results files to merge", category: .missingInput)
+        }
         try check(inputs, against: first)
-        let ranks = inputs.flatMap(\.results.runs).sorted { ($0.id, $0.repeatIndex, $0.rank ?? 0) < ($1.id, $1.repeatIndex, $1.rank ?? 0) }
+        let ranks = inputs.flatMap(\.results.runs).sorted {
+            ($0.id, $0.repeatIndex, $0.rank ?? 0) < ($1.id, $1.repeatIndex, $1.rank ?? 0)
+        }
         let tolerances = Tolerances(first.results.scenario)
         var machines: [MachineRun] = []
         let groups = Dictionary(grouping: ranks) { RunKey(id: $0.id, repeatIndex: $0.repeatIndex) }
         for key in groups.keys.sorted(by: { ($0.id, $0.repeatIndex) < ($1.id, $1.repeatIndex) }) {
             let runRanks = groups[key] ?? []
             let missing = missingRanks(runRanks)
-            for (node, nodeRanks) in Dictionary(grouping: runRanks, by: { $0.node ?? "unknown" }).sorted(by: { $0.key < $1.key }) {
+            for (node, nodeRanks) in Dictionary(grouping: runRanks, by: { $0.node ?? "unknown" }).sorted(by: {
+                $0.key < $1.key
+            }) {
                 machines.append(judge(nodeRanks, node: node, missing: missing, tolerance: tolerances.for(nodeRanks[0])))
             }
         }
         var job = combined(inputs.map(\.results), runs: ranks)
         job.machineRuns = machines
-        let nodes = Set(ranks.map { $0.node ?? "unknown" }).sorted().map { node -> (node: String, results: ScenarioResults) in
+        let nodes = Set(ranks.map { $0.node ?? "unknown" }).sorted().map {
+            node -> (node: String, results: ScenarioResults) in
             let own = inputs.filter { $0.results.runs.contains { ($0.node ?? "unknown") == node } }.map(\.results)
             var results = combined(own, runs: ranks.filter { ($0.node ?? "unknown") == node })
             results.machineRuns = machines.filter { $0.node == node }
@@ -64,14 +71,19 @@ package enum RankMerge {
                 absoluteBytes: info.subjectToleranceAbsoluteBytes ?? Subject.loaderTolerance.absoluteBytes)
         }
 
-        func `for`(_ result: RunResult) -> Scenario.Tolerance { (result.subject ?? .engine).isEngine ? engine : subject }
+        func `for`(_ result: RunResult) -> Scenario.Tolerance {
+            (result.subject ?? .engine).isEngine ? engine : subject
+        }
     }
 
     /// Every file holds ranks' results of the same scenario at the same scale, and no rank twice.
-    static func check(_ inputs: [(path: String, results: ScenarioResults)], against first: (path: String, results: ScenarioResults)) throws {
+    static func check(
+        _ inputs: [(path: String, results: ScenarioResults)], against first: (path: String, results: ScenarioResults)
+    ) throws {
         var seen: [String: String] = [:]
         for (path, results) in inputs {
-            if results.scenario.name != first.results.scenario.name || results.scale.chosen != first.results.scale.chosen
+            if results.scenario.name != first.results.scenario.name
+                || results.scale.chosen != first.results.scale.chosen
                 || results.checkpoint.totalSizeBytes != first.results.checkpoint.totalSizeBytes
             {
                 throw MergeError(
@@ -80,7 +92,9 @@ package enum RankMerge {
             }
             for (index, run) in results.runs.enumerated() {
                 guard let rank = run.rank, run.worldSize != nil else {
-                    throw MergeError("\(path): $.runs[\(index)] is not a rank's result (no rank): not written by measure-rank", category: .badData)
+                    throw MergeError(
+                        "\(path): $.runs[\(index)] is not a rank's result (no rank): not written by measure-rank",
+                        category: .badData)
                 }
                 let key = "\(run.id) #\(run.repeatIndex + 1) rank \(rank)"
                 if let other = seen[key] { throw MergeError("\(path): \(key) is also in \(other)", category: .badData) }
@@ -98,15 +112,23 @@ package enum RankMerge {
 
     static func judge(_ ranks: [RunResult], node: String, missing: [Int], tolerance: Scenario.Tolerance) -> MachineRun {
         let first = ranks[0]
-        let claim = MachineClaim(rank: first) ?? MachineClaim(id: first.id, strategy: first.strategy, predictedPeakBytes: 0, formula: first.formula, mappedBytes: nil)
+        let claim =
+            MachineClaim(rank: first)
+            ?? MachineClaim(
+                id: first.id, strategy: first.strategy, predictedPeakBytes: 0, formula: first.formula, mappedBytes: nil)
         let series = series(of: ranks)
         var machine = MachineJudge(tolerance: tolerance).judge(
             claim, repeatIndex: first.repeatIndex, ranks: ranks,
-            series: series ?? MachineJudge.Series(baseline: MachineReading(), samples: [], method: "not computed"), node: node)
+            series: series ?? MachineJudge.Series(baseline: MachineReading(), samples: [], method: "not computed"),
+            node: node)
         var problems: [String] = []
         if MachineClaim(rank: first) == nil { problems.append("the ranks recorded no prediction") }
         if series == nil { problems.append("a rank has no timeline on the node's clock, so no Σ can be formed") }
-        if !missing.isEmpty { problems.append("rank\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) of \(first.worldSize ?? ranks.count) missing from the files") }
+        if !missing.isEmpty {
+            problems.append(
+                "rank\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) of \(first.worldSize ?? ranks.count) missing from the files"
+            )
+        }
         if !problems.isEmpty {
             machine.verdict = machine.verdict == .fail ? .fail : .error
             machine.verdictDetail = problems.joined(separator: "; ") + "; " + machine.verdictDetail
@@ -117,24 +139,36 @@ package enum RankMerge {
     /// The figures a rank's timeline has, with the machine figure their Σ makes. A process's RSS does not
     /// depend on the others, so readings of different moments add up; Pss does (a shared page is divided among
     /// the processes mapping it at that moment), so Σ Pss comes only from ``HeldReading``s.
-    static let summed: [(machine: MachineFigure, rank: MemoryFigure)] = [(.sumRssAnon, .rssAnon), (.sumRss, .rss), (.sumRssFile, .rssFile)]
-    static let heldSums: [(machine: MachineFigure, rank: MemoryFigure)] = [(.sumPss, .pss), (.sumPssAnon, .pssAnon), (.sumPssFile, .pssFile)]
+    static let summed: [(machine: MachineFigure, rank: MemoryFigure)] = [
+        (.sumRssAnon, .rssAnon), (.sumRss, .rss), (.sumRssFile, .rssFile),
+    ]
+    static let heldSums: [(machine: MachineFigure, rank: MemoryFigure)] = [
+        (.sumPss, .pss), (.sumPssAnon, .pssAnon), (.sumPssFile, .pssFile),
+    ]
 
     typealias Sample = (seconds: Double, reading: MachineReading, ranks: [Int?])
 
     /// The Σ series of the ranks' timelines on one clock; nil when a rank has none.
     static func series(of ranks: [RunResult]) -> MachineJudge.Series? {
         let measured = ranks.compactMap { result -> (RunMeasurement, Double)? in
-            guard let m = result.measurement, let origin = m.timelineOriginSeconds, m.timeline.columns.contains(.seconds) else { return nil }
+            guard let m = result.measurement, let origin = m.timelineOriginSeconds,
+                m.timeline.columns.contains(.seconds)
+            else { return nil }
             return (m, origin)
         }
         guard measured.count == ranks.count, let start = measured.map(\.1).min() else { return nil }
-        let figures = summed.filter { pair in measured.allSatisfy { $0.0.baseline[pair.rank] != nil && $0.0.timeline.columns.contains(.figure(pair.rank)) } }
+        let figures = summed.filter { pair in
+            measured.allSatisfy {
+                $0.0.baseline[pair.rank] != nil && $0.0.timeline.columns.contains(.figure(pair.rank))
+            }
+        }
         var baseline = MachineReading()
         for pair in figures { baseline[pair.machine] = measured.reduce(0) { $0 + ($1.0.baseline[pair.rank] ?? 0) } }
         let events = measured.enumerated().flatMap { rank, entry in
             let (m, origin) = entry
-            let columns = ([TimelineColumn.seconds] + figures.map { .figure($0.rank) }).compactMap { m.timeline.columns.firstIndex(of: $0) }
+            let columns = ([TimelineColumn.seconds] + figures.map { .figure($0.rank) }).compactMap {
+                m.timeline.columns.firstIndex(of: $0)
+            }
             return m.timeline.points.filter { $0.count == m.timeline.columns.count }.map { point in
                 (seconds: origin + point[columns[0]] - start, rank: rank, values: columns.dropFirst().map { point[$0] })
             }
@@ -144,27 +178,38 @@ package enum RankMerge {
         var samples = events.map { event -> Sample in
             latest[event.rank] = event.values
             var reading = MachineReading()
-            for (index, pair) in figures.enumerated() { reading[pair.machine] = (baseline[pair.machine] ?? 0) + Int(latest.reduce(0) { $0 + $1[index] }) }
-            let perRank = measured.indices.map { r in rss.map { (measured[r].0.baseline[.rss] ?? 0) + Int(latest[r][$0]) } }
+            for (index, pair) in figures.enumerated() {
+                reading[pair.machine] = (baseline[pair.machine] ?? 0) + Int(latest.reduce(0) { $0 + $1[index] })
+            }
+            let perRank = measured.indices.map { r in
+                rss.map { (measured[r].0.baseline[.rss] ?? 0) + Int(latest[r][$0]) }
+            }
             return (event.seconds, reading, perRank)
         }
         var held: MachineReading?
-        let heldPss = addHeld(measured.map(\.0), start: start, baseline: &baseline, samples: &samples, heldReading: &held)
+        let heldPss = addHeld(
+            measured.map(\.0), start: start, baseline: &baseline, samples: &samples, heldReading: &held)
         return MachineJudge.Series(
             baseline: baseline, samples: samples,
-            method: "Σ RssAnon, VmRSS, RssFile of the ranks' own timelines (each sampled by its rank's probe) on the node's CLOCK_MONOTONIC, every rank's latest sample at each sample of any"
-                + (heldPss ? "; Σ Pss of each rank's smaps_rollup at the moment every rank held its model (Pss of shared pages adds up only at one moment)" : "; no Σ Pss (a rank has no reading taken while all held their models)")
+            method:
+                "Σ RssAnon, VmRSS, RssFile of the ranks' own timelines (each sampled by its rank's probe) on the node's CLOCK_MONOTONIC, every rank's latest sample at each sample of any"
+                + (heldPss
+                    ? "; Σ Pss of each rank's smaps_rollup at the moment every rank held its model (Pss of shared pages adds up only at one moment)"
+                    : "; no Σ Pss (a rank has no reading taken while all held their models)")
                 + "; merged by `merge`", held: held)
     }
 
     /// Σ Pss at the moment all ranks held their models, as one more sample (the RSS figures of the sample
     /// before it carried); false when a rank has no such reading.
     static func addHeld(
-        _ measured: [RunMeasurement], start: Double, baseline: inout MachineReading, samples: inout [Sample], heldReading: inout MachineReading?
+        _ measured: [RunMeasurement], start: Double, baseline: inout MachineReading, samples: inout [Sample],
+        heldReading: inout MachineReading?
     ) -> Bool {
         let held = measured.compactMap(\.held)
         guard held.count == measured.count, let moment = held.map(\.seconds).max() else { return false }
-        let figures = (summed + heldSums).filter { pair in measured.allSatisfy { $0.baseline[pair.rank] != nil && $0.held?.reading[pair.rank] != nil } }
+        let figures = (summed + heldSums).filter { pair in
+            measured.allSatisfy { $0.baseline[pair.rank] != nil && $0.held?.reading[pair.rank] != nil }
+        }
         guard figures.contains(where: { $0.machine == .sumPss }) else { return false }
         let seconds = moment - start
         let index = samples.firstIndex { $0.seconds > seconds } ?? samples.count

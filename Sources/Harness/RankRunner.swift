@@ -1,7 +1,7 @@
 import Foundation
-import TensorEngine
 import OSLayer
 import ResultsFormat
+import TensorEngine
 
 /// `measure-rank`: one rank of a job that torchrun or `srun` started, measured like a rank of `run --ranks`.
 ///
@@ -15,7 +15,8 @@ extension ScenarioRunner {
     /// A runner of the one run `id` (after `options.subjects` made their runs) for a rank of a node with
     /// `localWorldSize` ranks.
     package static func forRank(
-        scenario: Scenario, run id: String, localWorldSize: Int, options: Options, onEvent: @escaping (Event) -> Void = { _ in }
+        scenario: Scenario, run id: String, localWorldSize: Int, options: Options,
+        onEvent: @escaping (Event) -> Void = { _ in }
     ) throws -> ScenarioRunner {
         var options = options
         let selected = try scenario.withSubjects(options.subjects).selecting(run: id).withRanks(localWorldSize)
@@ -32,19 +33,25 @@ extension ScenarioRunner {
     /// Measures the scenario's only run (the caller selects it: ``Scenario/selecting(run:)``) as `rank`, every
     /// repeat; returns the rank's results, also written after each repeat.
     package func runRank(_ rank: RankInfo, environment: [String: String]) throws -> ScenarioResults {
-        guard let run = scenario.runs.first, scenario.runs.count == 1 else { preconditionFailure("runRank needs a scenario of one run") }
+        guard let run = scenario.runs.first, scenario.runs.count == 1 else {
+            preconditionFailure("runRank needs a scenario of one run")
+        }
         let job = try RankJob(workDirectory: options.workDirectory, rank: rank, environment: environment)
         defer { job.leave() }
         let loaders = try checkLoaders()
         let (prepared, system, memoryBytes) = try prepare(share: job.sharedScale)
-        let store = try ResultsStore(path: rankResultsPath(rank, run: run.id), results: initialResults(prepared, system))
+        let store = try ResultsStore(
+            path: rankResultsPath(rank, run: run.id), results: initialResults(prepared, system))
         do {
             let ledgerCap = Self.ledgerCap(memoryBytes: memoryBytes) / rank.localWorldSize
             for repeatIndex in 0..<(options.repeatCount ?? scenario.repeatCount) {
                 if SignalTrap.interrupted { return try store.stop(.interrupted) }
-                let outcome = try measureRank(run, rank: rank, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, loaders: loaders, job: job)
+                let outcome = try measureRank(
+                    run, rank: rank, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap,
+                    loaders: loaders, job: job)
                 var result = Judge(tolerance: scenario.tolerance, subjectTolerance: scenario.subjectTolerance).judge(
-                    run: run, repeatIndex: repeatIndex, outcome: outcome, floor: nil, prediction: prepared.atScale[run.id])
+                    run: run, repeatIndex: repeatIndex, outcome: outcome, floor: nil,
+                    prediction: prepared.atScale[run.id])
                 result.place(rank, node: system.hostname)
                 result.measurement?.held = outcome.held
                 try store.append([result])
@@ -59,17 +66,26 @@ extension ScenarioRunner {
     }
 
     private func measureRank(
-        _ run: Scenario.Run, rank: RankInfo, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, loaders: LoaderEnvironment, job: RankJob
+        _ run: Scenario.Run, rank: RankInfo, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int,
+        loaders: LoaderEnvironment, job: RankJob
     ) throws -> ChildRunner.Outcome {
-        onEvent(.runStarted(index: repeatIndex + 1, count: options.repeatCount ?? scenario.repeatCount, id: run.id, repeatIndex: repeatIndex))
+        onEvent(
+            .runStarted(
+                index: repeatIndex + 1, count: options.repeatCount ?? scenario.repeatCount, id: run.id,
+                repeatIndex: repeatIndex))
         if rank.localRank == 0 { try prepareCache(prepared.shardPaths) }
-        let launch = try rankLaunch(run, rank: rank, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, loaders: loaders)
+        let launch = try rankLaunch(
+            run, rank: rank, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, loaders: loaders)
         let gates = ChildRunner.Gates(
-            allReady: job.gate("ready.\(repeatIndex)"), allReplied: job.gate("replied.\(repeatIndex)"), allHeld: job.gate("held.\(repeatIndex)"))
+            allReady: job.gate("ready.\(repeatIndex)"), allReplied: job.gate("replied.\(repeatIndex)"),
+            allHeld: job.gate("held.\(repeatIndex)"))
         let start = ContinuousClock.now
         return ChildRunner(limits: scenario.limits).run([launch], gates: gates) { [onEvent] _, event in
             if case .phaseBegan(let mark) = event {
-                onEvent(.phase(id: run.id, name: mark.name, ledgerBytes: mark.ledgerLiveBytes, elapsedSeconds: (ContinuousClock.now - start).inSeconds))
+                onEvent(
+                    .phase(
+                        id: run.id, name: mark.name, ledgerBytes: mark.ledgerLiveBytes,
+                        elapsedSeconds: (ContinuousClock.now - start).inSeconds))
             }
         }[0]
     }

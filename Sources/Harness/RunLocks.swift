@@ -1,5 +1,5 @@
-import TensorEngine
 import OSLayer
+import TensorEngine
 
 /// One `run` of a scenario at a time per output folder and per work folder: two would overwrite each other's
 /// results file (`<out>/<name>.json`, rewritten after every run) and the children's event and log files in
@@ -17,10 +17,11 @@ package struct RunLocks {
             let path = folder + "/.\(scenario).lock"
             let (lock, holder) = try acquireOne(path)
             guard let lock else {
-                locks.forEach { $0.release() }
+                for lock in locks { lock.release() }
                 let who = holder.map { "another run (pid \($0))" } ?? "another run"
                 throw FailureMessage(
-                    "\(path): \(who) of scenario '\(scenario)' is using \(folder); wait for it to finish or give another \(option)", category: .io)
+                    "\(path): \(who) of scenario '\(scenario)' is using \(folder); wait for it to finish or give another \(option)",
+                    category: .io)
             }
             locks.append(lock)
         }
@@ -36,5 +37,5 @@ package struct RunLocks {
     }
 
     /// Releases both locks (also on deinit of the last copy of the locks).
-    package func release() { locks.forEach { $0.release() } }
+    package func release() { for lock in locks { lock.release() } }
 }

@@ -2,8 +2,8 @@ import Checkpoint
 import Loading
 import Models
 import Placement
-import TensorEngine
 import ResultsFormat
+import TensorEngine
 
 /// Predicts every run of a scenario at a given scale, and picks the scale `"fit"` asks for.
 ///
@@ -44,7 +44,9 @@ package struct ScalePlanner: Sendable {
     /// The synthetic checkpoint a generated scenario uses at `scale`.
     package func synthetic(scale: Double) throws -> SyntheticCheckpoint? {
         guard case .generated(let dtype, let maxShardSize, let seed) = scenario.checkpoint else { return nil }
-        return try SyntheticCheckpoint(config: scenario.config, dtype: dtype, maxShardSize: maxShardSize, seed: seed, scale: scale, scaling: scenario.resolvedScaling)
+        return try SyntheticCheckpoint(
+            config: scenario.config, dtype: dtype, maxShardSize: maxShardSize, seed: seed, scale: scale,
+            scaling: scenario.resolvedScaling)
     }
 
     /// Every run's prediction at `scale`, computed from the model and the shard plan alone.
@@ -53,18 +55,25 @@ package struct ScalePlanner: Sendable {
         let shardPlan = synthetic.plan
         return try scenario.runs.map { run in
             let target = run.dtype ?? synthetic.dtype
-            let figures = MemoryFigures(architecture: synthetic.architecture, storedDType: synthetic.dtype, shardPlan: shardPlan, target: target)
+            let figures = MemoryFigures(
+                architecture: synthetic.architecture, storedDType: synthetic.dtype, shardPlan: shardPlan, target: target
+            )
             let strategy = run.strategy.strategy
             guard let settings = run.placement else {
                 return RunPrediction(
-                    run: run, dtype: target, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula,
+                    run: run, dtype: target, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures),
+                    formula: strategy.formula,
                     request: nil)
             }
-            let request = try Self.request(settings, run: run, modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
+            let request = try Self.request(
+                settings, run: run, modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
             let placement = try request.place(architecture: synthetic.architecture, dtype: target)
-            let prediction = try DeviceMapPrediction(placement: placement, architecture: synthetic.architecture, storedDType: synthetic.dtype, target: target)
+            let prediction = try DeviceMapPrediction(
+                placement: placement, architecture: synthetic.architecture, storedDType: synthetic.dtype, target: target
+            )
             return RunPrediction(
-                run: run, dtype: target, figures: figures, predictedPeakBytes: prediction.ramPeakBytes, formula: strategy.formula, request: request,
+                run: run, dtype: target, figures: figures, predictedPeakBytes: prediction.ramPeakBytes,
+                formula: strategy.formula, request: request,
                 deviceMap: placement.deviceMap.map { DeviceUsage.MapEntry(module: $0.key, device: $0.value) })
         }
     }
@@ -77,20 +86,26 @@ package struct ScalePlanner: Sendable {
             let figures = plan.figures
             guard let settings = run.placement else {
                 return RunPrediction(
-                    run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula,
+                    run: run, dtype: plan.dtype, figures: figures,
+                    predictedPeakBytes: strategy.predictedPeakBytes(figures), formula: strategy.formula,
                     request: nil)
             }
-            let request = try Self.request(settings, run: run, modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
+            let request = try Self.request(
+                settings, run: run, modelBytes: figures.modelBytes, hostAvailableBytes: hostAvailableBytes)
             let (placement, prediction) = try DeviceMapLoad(request: request).predict(plan)
             return RunPrediction(
-                run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: prediction.ramPeakBytes, formula: strategy.formula,
-                request: request, deviceMap: placement.deviceMap.map { DeviceUsage.MapEntry(module: $0.key, device: $0.value) })
+                run: run, dtype: plan.dtype, figures: figures, predictedPeakBytes: prediction.ramPeakBytes,
+                formula: strategy.formula,
+                request: request,
+                deviceMap: placement.deviceMap.map { DeviceUsage.MapEntry(module: $0.key, device: $0.value) })
         }
     }
 
     /// A device-map run's request; a loader outside this tool has no simulated accelerator, so for it only the
     /// cpu and disk budgets remain.
-    static func request(_ settings: PlacementSettings, run: Scenario.Run, modelBytes: Int, hostAvailableBytes: Int?) throws -> PlacementRequest {
+    static func request(_ settings: PlacementSettings, run: Scenario.Run, modelBytes: Int, hostAvailableBytes: Int?)
+        throws -> PlacementRequest
+    {
         let request = try settings.request(modelBytes: modelBytes, hostAvailableBytes: hostAvailableBytes)
         return run.subject.isEngine ? request : request.withoutAccelerators
     }
@@ -103,17 +118,23 @@ package struct ScalePlanner: Sendable {
         guard p.run.strategy == .mmap, let mapped = p.figures.mappedBytes else {
             return n * (p.predictedPeakBytes + tolerance.bytes(for: p.predictedPeakBytes))
         }
-        return mapped + tolerance.bytes(for: mapped) + n * (p.predictedPeakBytes + tolerance.bytes(for: p.predictedPeakBytes))
+        return mapped + tolerance.bytes(for: mapped) + n
+            * (p.predictedPeakBytes + tolerance.bytes(for: p.predictedPeakBytes))
     }
 
     /// The candidate scales, largest first.
-    package static let grid: [Double] = (1...100).reversed().map { Double($0) / 100 } + (1...9).reversed().map { Double($0) / 1000 }
+    package static let grid: [Double] =
+        (1...100).reversed().map { Double($0) / 100 } + (1...9).reversed().map { Double($0) / 1000 }
 
     /// Chooses the scale for a generated scenario. `memoryBytes` is what the machine offers (MemAvailable or
     /// the simulated limit); `diskFreeBytes` the space where the checkpoint goes (nil: not checked);
     /// `cachedScales` scales whose checkpoint already exists (they need no disk).
-    package func fit(memoryBytes: Int, diskFreeBytes: Int?, cachedScales: Set<Double> = []) throws -> (scale: Double, reason: String) {
-        let budget = Int(Double(memoryBytes) * Self.safeShare) - Self.processOverheadBytes * (scenario.runs.map(\.ranks).max() ?? 1)
+    package func fit(memoryBytes: Int, diskFreeBytes: Int?, cachedScales: Set<Double> = []) throws -> (
+        scale: Double, reason: String
+    ) {
+        let budget =
+            Int(Double(memoryBytes) * Self.safeShare) - Self.processOverheadBytes
+            * (scenario.runs.map(\.ranks).max() ?? 1)
         for scale in Self.grid {
             let predictions = try predictions(scale: scale)
             let worst = predictions.map(machineBound).max() ?? 0
@@ -130,6 +151,9 @@ package struct ScalePlanner: Sendable {
             return (scale, reason)
         }
         let smallest = Self.grid.last ?? 0.001
-        return (smallest, "nothing fits even at scale \(smallest); runs whose prediction exceeds the machine will be capped and reported as oom")
+        return (
+            smallest,
+            "nothing fits even at scale \(smallest); runs whose prediction exceeds the machine will be capped and reported as oom"
+        )
     }
 }

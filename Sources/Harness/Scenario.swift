@@ -2,11 +2,11 @@ import Checkpoint
 import Foundation
 import Loading
 import Models
+import OSLayer
 import OrderedCollections
+import ResultsFormat
 import StrictJSON
 import TensorEngine
-import OSLayer
-import ResultsFormat
 
 /// A scenario file is invalid: the message names the file, the JSON path and the rule broken.
 package enum ScenarioRule: String, FailureRule {
@@ -120,7 +120,8 @@ package struct Scenario: Sendable {
 
     /// The keys a scenario may have at its top level.
     static let topLevelKeys: Set<String> = [
-        "name", "description", "model", "checkpoint", "scale", "runs", "repeat", "cache", "tolerance", "sample_interval_ms", "run_timeout_s",
+        "name", "description", "model", "checkpoint", "scale", "runs", "repeat", "cache", "tolerance",
+        "sample_interval_ms", "run_timeout_s",
         "stall_timeout_s", "python", "subject_tolerance", "scaling",
     ]
 

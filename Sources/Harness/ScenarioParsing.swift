@@ -2,12 +2,12 @@ import Checkpoint
 import Foundation
 import Loading
 import Models
+import OSLayer
 import OrderedCollections
 import Probes
+import ResultsFormat
 import StrictJSON
 import TensorEngine
-import OSLayer
-import ResultsFormat
 
 /// Reading a scenario file: one function per section, each error naming the file, the JSON path and the rule.
 extension Scenario {
@@ -22,48 +22,68 @@ extension Scenario {
         let root = try v.object(document, "$", allowed: topLevelKeys)
         let name = try v.string(root["name"], "$.name", required: true) ?? ""
         guard Self.isFileSafe(name, extra: "") else {
-            throw ScenarioError(file: file, path: "$.name", "must be 1–100 ASCII letters, digits, '-', '_' or '.', not starting with '.' (it names the report files)")
+            throw ScenarioError(
+                file: file, path: "$.name",
+                "must be 1–100 ASCII letters, digits, '-', '_' or '.', not starting with '.' (it names the report files)"
+            )
         }
         var (checkpoint, defaultDType) = try parseCheckpoint(root, v)
         let config = try parseModel(root, checkpoint: checkpoint, v)
-        if defaultDType, case .generated(_, let shard, let seed) = checkpoint, let configDType = try? config.dtype(), configDType.isConvertible {
+        if defaultDType, case .generated(_, let shard, let seed) = checkpoint, let configDType = try? config.dtype(),
+            configDType.isConvertible
+        {
             checkpoint = .generated(dtype: configDType, maxShardSize: shard, seed: seed)
         }
         let scale = try parseScale(root["scale"], checkpoint: checkpoint, v)
         let interval = try parseInterval(root["sample_interval_ms"], v)
         var scenario = Scenario(
-            file: file, name: name, description: try v.string(root["description"], "$.description", required: false) ?? "", config: config,
+            file: file, name: name,
+            description: try v.string(root["description"], "$.description", required: false) ?? "", config: config,
             checkpoint: checkpoint, scale: scale, runs: try parseRuns(root["runs"], v),
-            repeatCount: try v.integer(root["repeat"], "$.repeat", range: 1...100) ?? 1, cache: try parseCache(root["cache"], v),
-            tolerance: try parseTolerance(root["tolerance"], v, at: "$.tolerance"), sampleIntervalMilliseconds: interval ?? RSSSampler.defaultInterval / .milliseconds(1),
+            repeatCount: try v.integer(root["repeat"], "$.repeat", range: 1...100) ?? 1,
+            cache: try parseCache(root["cache"], v),
+            tolerance: try parseTolerance(root["tolerance"], v, at: "$.tolerance"),
+            sampleIntervalMilliseconds: interval ?? RSSSampler.defaultInterval / .milliseconds(1),
             limits: try parseLimits(root, v))
         scenario.outsideProbeIntervalMilliseconds = interval ?? 1
         scenario.python = try v.string(root["python"], "$.python", required: false)
         if let text = try v.string(root["scaling"], "$.scaling", required: false) {
-            guard let scaling = SyntheticCheckpoint.Scaling(rawValue: text) else { throw v.fail("$.scaling", "must be \"rows\" or \"layers\", not \"\(text)\"") }
+            guard let scaling = SyntheticCheckpoint.Scaling(rawValue: text) else {
+                throw v.fail("$.scaling", "must be \"rows\" or \"layers\", not \"\(text)\"")
+            }
             scenario.scaling = scaling
         }
         if root["subject_tolerance"] != nil {
-            scenario.subjectTolerance = try parseTolerance(root["subject_tolerance"], v, at: "$.subject_tolerance", base: Subject.loaderTolerance)
+            scenario.subjectTolerance = try parseTolerance(
+                root["subject_tolerance"], v, at: "$.subject_tolerance", base: Subject.loaderTolerance)
         }
         return scenario
     }
 
     /// `$.checkpoint`: how to generate it, or the path of an existing one. Also says whether the dtype was left
     /// to default (then the config's dtype is used, once the config is read).
-    static func parseCheckpoint(_ root: OrderedDictionary<String, JSONValue>, _ v: Validator) throws -> (CheckpointSource, Bool) {
-        let object = try v.object(v.required(root["checkpoint"], "$.checkpoint"), "$.checkpoint", allowed: ["dtype", "max_shard_size", "seed", "path"])
+    static func parseCheckpoint(_ root: OrderedDictionary<String, JSONValue>, _ v: Validator) throws -> (
+        CheckpointSource, Bool
+    ) {
+        let object = try v.object(
+            v.required(root["checkpoint"], "$.checkpoint"), "$.checkpoint",
+            allowed: ["dtype", "max_shard_size", "seed", "path"])
         if let pathValue = object["path"] {
             for key in ["dtype", "max_shard_size", "seed"] where object[key] != nil {
-                throw v.fail("$.checkpoint.\(key)", "cannot be combined with $.checkpoint.path (an existing checkpoint is used as it is)")
+                throw v.fail(
+                    "$.checkpoint.\(key)",
+                    "cannot be combined with $.checkpoint.path (an existing checkpoint is used as it is)")
             }
-            guard let relative = pathValue.stringValue, !relative.isEmpty else { throw v.fail("$.checkpoint.path", "must be a non-empty string") }
+            guard let relative = pathValue.stringValue, !relative.isEmpty else {
+                throw v.fail("$.checkpoint.path", "must be a non-empty string")
+            }
             return (.existing(path: resolve(relative, against: v.file)), false)
         }
         // No dtype: the config's, resolved once the config is read (float32 when it has none).
         let dtype = try v.dtype(object["dtype"], "$.checkpoint.dtype") ?? .f32
         guard dtype.isConvertible else {
-            throw v.fail("$.checkpoint.dtype", "\(dtype.torchName) is not a floating dtype (\(DType.convertibleTorchNames))")
+            throw v.fail(
+                "$.checkpoint.dtype", "\(dtype.torchName) is not a floating dtype (\(DType.convertibleTorchNames))")
         }
         let shard = try v.size(object["max_shard_size"], "$.checkpoint.max_shard_size") ?? 5_000_000_000
         let seed = try v.integer(object["seed"], "$.checkpoint.seed", range: 0...Int.max) ?? 0
@@ -71,21 +91,26 @@ extension Scenario {
     }
 
     /// `$.model`: required to generate a checkpoint; for an existing one, its own config.json is used.
-    static func parseModel(_ root: OrderedDictionary<String, JSONValue>, checkpoint: CheckpointSource, _ v: Validator) throws -> ModelConfig {
+    static func parseModel(_ root: OrderedDictionary<String, JSONValue>, checkpoint: CheckpointSource, _ v: Validator)
+        throws -> ModelConfig
+    {
         let config: ModelConfig
         if let modelValue = root["model"] {
             let model = try v.object(modelValue, "$.model", allowed: ["config"])
             config = try parseConfig(try v.required(model["config"], "$.model.config"), v)
         } else if case .existing(let folder) = checkpoint {
             let configPath = folder + "/config.json"
-            config = FileManager.default.fileExists(atPath: configPath) ? try ModelConfig.load(path: configPath) : ModelConfig(path: configPath, fields: [:])
+            config =
+                FileManager.default.fileExists(atPath: configPath)
+                ? try ModelConfig.load(path: configPath) : ModelConfig(path: configPath, fields: [:])
         } else {
             throw v.fail("$.model", "is required to generate a checkpoint")
         }
         if case .generated = checkpoint, !ModelArchitecture.knownModelTypes.contains(config.modelType ?? "") {
             throw v.fail(
                 "$.model.config.model_type",
-                "'\(config.modelType ?? "(missing)")' is not an architecture this tool can generate (\(ModelArchitecture.knownModelTypes.joined(separator: ", ")))")
+                "'\(config.modelType ?? "(missing)")' is not an architecture this tool can generate (\(ModelArchitecture.knownModelTypes.joined(separator: ", ")))"
+            )
         }
         do {
             _ = try ModelArchitecture.fromConfig(config)
@@ -110,7 +135,8 @@ extension Scenario {
                 throw v.fail("$.model.config", error.description)
             }
         default:
-            throw v.fail("$.model.config", "must be a config object or the path of a config.json, not \(value.typeName)")
+            throw v.fail(
+                "$.model.config", "must be a config object or the path of a config.json, not \(value.typeName)")
         }
     }
 
@@ -122,7 +148,8 @@ extension Scenario {
         case .some(.number(let n)) where n.doubleValue > 0 && n.doubleValue <= 1:
             scale = .fixed(n.doubleValue)
         case .some(let other):
-            throw v.fail("$.scale", "must be \"fit\" or a number in (0, 1], not \(other.numberValue?.literal ?? other.typeName)")
+            throw v.fail(
+                "$.scale", "must be \"fit\" or a number in (0, 1], not \(other.numberValue?.literal ?? other.typeName)")
         }
         if case .existing = checkpoint, case .fixed(let f) = scale, f != 1 {
             throw v.fail("$.scale", "an existing checkpoint ($.checkpoint.path) cannot be scaled; use 1 or \"fit\"")
@@ -138,14 +165,18 @@ extension Scenario {
         var ids = Set<String>()
         for (i, runValue) in runValues.enumerated() {
             let run = try parseRun(runValue, at: "$.runs[\(i)]", v)
-            guard ids.insert(run.id).inserted else { throw v.fail("$.runs[\(i)]", "run id '\(run.id)' is used twice; give one of them an \"id\"") }
+            guard ids.insert(run.id).inserted else {
+                throw v.fail("$.runs[\(i)]", "run id '\(run.id)' is used twice; give one of them an \"id\"")
+            }
             runs.append(run)
         }
         return runs
     }
 
     static func parseRun(_ value: JSONValue, at: String, _ v: Validator) throws -> Run {
-        let run = try v.object(value, at, allowed: Set(["id", "strategy", "dtype", "subject", "touch", "ranks"]).union(PlacementSettings.keys))
+        let run = try v.object(
+            value, at,
+            allowed: Set(["id", "strategy", "dtype", "subject", "touch", "ranks"]).union(PlacementSettings.keys))
         let strategyName = try v.string(run["strategy"], at + ".strategy", required: true) ?? ""
         guard let strategy = StrategyName(rawValue: strategyName) else {
             throw v.fail(at + ".strategy", "unknown strategy '\(strategyName)'; known: \(StrategyName.names)")
@@ -161,9 +192,14 @@ extension Scenario {
             throw v.fail(at + ".dtype", "\(dtype.torchName) is not a floating dtype (\(DType.convertibleTorchNames))")
         }
         let subject = try parseSubject(run["subject"], at: at + ".subject", v)
-        let id = try v.string(run["id"], at + ".id", required: false) ?? Run.defaultID(strategy: strategy, dtype: dtype, subject: subject)
+        let id =
+            try v.string(run["id"], at + ".id", required: false)
+            ?? Run.defaultID(strategy: strategy, dtype: dtype, subject: subject)
         guard Self.isFileSafe(id, extra: "@") else {
-            throw v.fail(at + ".id", "must be 1–100 ASCII letters, digits, '-', '_', '.' or '@', not starting with '.' (it names the run's chart and log files)")
+            throw v.fail(
+                at + ".id",
+                "must be 1–100 ASCII letters, digits, '-', '_', '.' or '@', not starting with '.' (it names the run's chart and log files)"
+            )
         }
         var parsed = Run(id: id, strategy: strategy, dtype: dtype, placement: placement, subject: subject)
         switch run["touch"] {
@@ -179,7 +215,9 @@ extension Scenario {
     /// starting with `.` (no `/`, NUL, `..` or hidden file). Scenario names and run ids become file names.
     static func isFileSafe(_ text: String, extra: String) -> Bool {
         (1...100).contains(text.utf8.count) && !text.hasPrefix(".")
-            && text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.\(extra)".unicodeScalars.contains($0)) }
+            && text.unicodeScalars.allSatisfy {
+                $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.\(extra)".unicodeScalars.contains($0))
+            }
     }
 
     /// `"engine"`, `"transformers"`, or `{"command": ["prog", "arg", …]}`.
@@ -189,12 +227,20 @@ extension Scenario {
         case .some(.string("transformers")): return .transformers
         case .some(.object(let object)):
             _ = try v.object(.object(object), at, allowed: ["command"])
-            guard case .array(let items)? = object["command"], !items.isEmpty, items.allSatisfy({ $0.stringValue != nil }) else {
-                throw v.fail(at + ".command", "must be a non-empty array of strings: the program and its arguments, e.g. [\"python3\", \"loader.py\", \"{checkpoint}\"]")
+            guard case .array(let items)? = object["command"], !items.isEmpty,
+                items.allSatisfy({ $0.stringValue != nil })
+            else {
+                throw v.fail(
+                    at + ".command",
+                    "must be a non-empty array of strings: the program and its arguments, e.g. [\"python3\", \"loader.py\", \"{checkpoint}\"]"
+                )
             }
             return .command(items.compactMap(\.stringValue))
         case .some(let other):
-            throw v.fail(at, "must be \"engine\", \"transformers\" or {\"command\": [...]}, not \(other.stringValue.map { "\"\($0)\"" } ?? other.typeName)")
+            throw v.fail(
+                at,
+                "must be \"engine\", \"transformers\" or {\"command\": [...]}, not \(other.stringValue.map { "\"\($0)\"" } ?? other.typeName)"
+            )
         }
     }
 
@@ -202,14 +248,18 @@ extension Scenario {
         switch value {
         case nil: return .warm
         case .some(.string(let text)):
-            guard let mode = CacheMode(rawValue: text) else { throw v.fail("$.cache", "must be \"warm\" or \"cold\", not \"\(text)\"") }
+            guard let mode = CacheMode(rawValue: text) else {
+                throw v.fail("$.cache", "must be \"warm\" or \"cold\", not \"\(text)\"")
+            }
             return mode
         case .some(let other):
             throw v.fail("$.cache", "must be \"warm\" or \"cold\", not \(other.typeName)")
         }
     }
 
-    static func parseTolerance(_ value: JSONValue?, _ v: Validator, at: String, base: Tolerance = .default) throws -> Tolerance {
+    static func parseTolerance(_ value: JSONValue?, _ v: Validator, at: String, base: Tolerance = .default) throws
+        -> Tolerance
+    {
         var tolerance = base
         guard let value else { return tolerance }
         let object = try v.object(value, at, allowed: ["relative", "absolute"])
@@ -219,7 +269,9 @@ extension Scenario {
             }
             tolerance.relative = r
         }
-        if let absolute = try v.size(object["absolute"], at + ".absolute", allowZero: true) { tolerance.absoluteBytes = absolute }
+        if let absolute = try v.size(object["absolute"], at + ".absolute", allowZero: true) {
+            tolerance.absoluteBytes = absolute
+        }
         return tolerance
     }
 
@@ -257,7 +309,8 @@ struct Validator {
         return value
     }
 
-    func object(_ value: JSONValue, _ path: String, allowed: Set<String>) throws -> OrderedDictionary<String, JSONValue> {
+    func object(_ value: JSONValue, _ path: String, allowed: Set<String>) throws -> OrderedDictionary<String, JSONValue>
+    {
         guard case .object(let object) = value else { throw fail(path, "must be an object, not \(value.typeName)") }
         for key in object.keys where !allowed.contains(key) {
             throw fail(path + "." + key, "unknown key; allowed here: \(allowed.sorted().joined(separator: ", "))")
@@ -279,14 +332,20 @@ struct Validator {
         guard case .number(let number) = value, let int = number.intValue else {
             throw fail(path, "must be an integer, not \(value.numberValue?.literal ?? value.typeName)")
         }
-        guard range.contains(int) else { throw fail(path, "must be in \(range.lowerBound)…\(range.upperBound), not \(int)") }
+        guard range.contains(int) else {
+            throw fail(path, "must be in \(range.lowerBound)…\(range.upperBound), not \(int)")
+        }
         return int
     }
 
     func dtype(_ value: JSONValue?, _ path: String) throws -> DType? {
         guard let value else { return nil }
-        guard case .string(let name) = value else { throw fail(path, "must be a dtype name such as \"bfloat16\", not \(value.typeName)") }
-        guard let dtype = DType(torchName: name) else { throw fail(path, "unknown dtype '\(name)' (use \(DType.convertibleTorchNames))") }
+        guard case .string(let name) = value else {
+            throw fail(path, "must be a dtype name such as \"bfloat16\", not \(value.typeName)")
+        }
+        guard let dtype = DType(torchName: name) else {
+            throw fail(path, "unknown dtype '\(name)' (use \(DType.convertibleTorchNames))")
+        }
         return dtype
     }
 

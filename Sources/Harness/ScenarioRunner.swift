@@ -1,10 +1,10 @@
 import Checkpoint
 import Foundation
 import Loading
-import Probes
-import TensorEngine
 import OSLayer
+import Probes
 import ResultsFormat
+import TensorEngine
 
 /// Runs a scenario: prepares the checkpoint (``CheckpointPreparation``), measures the floor, then runs every
 /// strategy × repeat in a fresh child process of this executable (``ChildRunner``), judges each as it
@@ -32,7 +32,8 @@ package final class ScenarioRunner {
         package var ranks: Int? = nil
 
         package init(
-            scale: Scenario.ScaleRequest? = nil, only: Set<String>? = nil, repeatCount: Int? = nil, outputDirectory: String,
+            scale: Scenario.ScaleRequest? = nil, only: Set<String>? = nil, repeatCount: Int? = nil,
+            outputDirectory: String,
             memoryLimit: Int? = nil, workDirectory: String, executable: String
         ) {
             self.scale = scale
@@ -83,14 +84,17 @@ package final class ScenarioRunner {
     package var childEnvironment: [String: String] {
         let parent = ProcessInfo.processInfo.environment
         return [
-            "PATH": parent["PATH"] ?? "/usr/bin:/bin", "HOME": parent["HOME"] ?? "/", "LANG": "C.UTF-8", "MALLOC_CONF": Self.childMallocConf,
+            "PATH": parent["PATH"] ?? "/usr/bin:/bin", "HOME": parent["HOME"] ?? "/", "LANG": "C.UTF-8",
+            "MALLOC_CONF": Self.childMallocConf,
             "SWIFT_BACKTRACE": "enable=no",
         ]
     }
 
     /// The runs `--only` selects, each with its repeat indices, in order.
     package var plannedRuns: [(run: Scenario.Run, repeatIndex: Int)] {
-        let runs = scenario.runs.filter { run in options.only.map { $0.contains(run.id) || $0.contains(run.strategy.rawValue) } ?? true }
+        let runs = scenario.runs.filter { run in
+            options.only.map { $0.contains(run.id) || $0.contains(run.strategy.rawValue) } ?? true
+        }
         let repeats = options.repeatCount ?? scenario.repeatCount
         return runs.flatMap { run in (0..<repeats).map { (run, $0) } }
     }
@@ -99,11 +103,13 @@ package final class ScenarioRunner {
     /// nothing would otherwise measure nothing and exit 0).
     package func checkSelection() throws(UsageError) {
         guard let only = options.only else { return }
-        let unmatched = only.filter { name in !scenario.runs.contains { $0.id == name || $0.strategy.rawValue == name } }
+        let unmatched = only.filter { name in !scenario.runs.contains { $0.id == name || $0.strategy.rawValue == name }
+        }
         guard !unmatched.isEmpty else { return }
         throw UsageError(
             "--only \(unmatched.sorted().joined(separator: ",")) matches no run of \(scenario.name); its runs: "
-                + scenario.runs.map(\.id).joined(separator: ", ") + " (or a strategy: \(Set(scenario.runs.map(\.strategy.rawValue)).sorted().joined(separator: ", ")))")
+                + scenario.runs.map(\.id).joined(separator: ", ")
+                + " (or a strategy: \(Set(scenario.runs.map(\.strategy.rawValue)).sorted().joined(separator: ", ")))")
     }
 
     /// Runs everything; returns the results (also written to `resultsPath` after each run).
@@ -115,7 +121,8 @@ package final class ScenarioRunner {
         let (prepared, system, memoryBytes) = try prepare()
         let store = try ResultsStore(path: resultsPath, results: initialResults(prepared, system))
         do {
-            return try measure(prepared, store: store, ledgerCap: Self.ledgerCap(memoryBytes: memoryBytes), loaders: loaders)
+            return try measure(
+                prepared, store: store, ledgerCap: Self.ledgerCap(memoryBytes: memoryBytes), loaders: loaders)
         } catch {
             _ = try? store.stop(.error)
             throw error
@@ -131,7 +138,8 @@ package final class ScenarioRunner {
                 throw FileIOError(path: folder, operation: "create folder", reason: FoundationErrorText.cause(error))
             }
         }
-        return try RunLocks.acquire(scenario: scenario.name, outputDirectory: options.outputDirectory, runsFolder: runsFolder)
+        return try RunLocks.acquire(
+            scenario: scenario.name, outputDirectory: options.outputDirectory, runsFolder: runsFolder)
     }
 
     /// The interpreter and packages every planned loader needs (exit 69 when one is missing).
@@ -155,11 +163,15 @@ package final class ScenarioRunner {
         let prepared = try CheckpointPreparation(
             scenario: scenario, scaleOverride: options.scale, memoryBytes: memoryBytes, hostAvailableBytes: available,
             diskFreeBytes: system.disk?.availableBytes, workDirectory: options.workDirectory
-        ).prepare(progress: { [onEvent] in onEvent(.generating(done: $0, total: $1)) }, note: { onEvent(.note($0)) }, share: share)
+        ).prepare(
+            progress: { [onEvent] in onEvent(.generating(done: $0, total: $1)) }, note: { onEvent(.note($0)) },
+            share: share)
         return (prepared, system, memoryBytes)
     }
 
-    private func measure(_ prepared: PreparedScenario, store: ResultsStore, ledgerCap: Int, loaders: LoaderEnvironment) throws -> ScenarioResults {
+    private func measure(_ prepared: PreparedScenario, store: ResultsStore, ledgerCap: Int, loaders: LoaderEnvironment)
+        throws -> ScenarioResults
+    {
         let children = ChildRunner(limits: scenario.limits)
         let judge = Judge(tolerance: scenario.tolerance, subjectTolerance: scenario.subjectTolerance)
         try prepareCache(prepared.shardPaths)
@@ -168,7 +180,10 @@ package final class ScenarioRunner {
         if floor.stop == .interrupted { return try store.stop(.interrupted) }
         if let info = floor.floor {
             try store.setFloor(info)
-            onEvent(.note("floor: \(ByteSize.decimal(info.bytes)) read in \(ByteSize.fixed(info.seconds, digits: 2)) s (\(ByteSize.fixed(info.gigabytesPerSecond, digits: 2)) GB/s, \(info.method))"))
+            onEvent(
+                .note(
+                    "floor: \(ByteSize.decimal(info.bytes)) read in \(ByteSize.fixed(info.seconds, digits: 2)) s (\(ByteSize.fixed(info.gigabytesPerSecond, digits: 2)) GB/s, \(info.method))"
+                ))
         }
         let planned = plannedRuns
         for (index, (run, repeatIndex)) in planned.enumerated() {
@@ -177,21 +192,29 @@ package final class ScenarioRunner {
             try prepareCache(prepared.shardPaths)
             // N ranks share the machine: each gets its share of the cap.
             let (outcomes, machine) = try measureRun(
-                run, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap / run.ranks, children: children, loaders: loaders)
+                run, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap / run.ranks, children: children,
+                loaders: loaders)
             // A run cut short by the user did not finish: it is not recorded (README, "Exit statuses"); the
             // results keep only what completed, and say why they stop.
             if outcomes.contains(where: { $0.stop == .interrupted }) { return try store.stop(.interrupted) }
             let prediction = prepared.atScale[run.id]
             let node = SystemInfo.current().hostname
             let results = outcomes.enumerated().map { rank, outcome in
-                var result = judge.judge(run: run, repeatIndex: repeatIndex, outcome: outcome, floor: store.results.floor, prediction: prediction)
-                if run.ranks > 1 { result.place(RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks), node: node) }
+                var result = judge.judge(
+                    run: run, repeatIndex: repeatIndex, outcome: outcome, floor: store.results.floor,
+                    prediction: prediction)
+                if run.ranks > 1 {
+                    result.place(
+                        RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks),
+                        node: node)
+                }
                 return result
             }
             let machineRun = machine.flatMap { machine in
                 prediction.map {
                     MachineJudge(tolerance: scenario.tolerance(for: run)).judge(
-                        MachineClaim(run: run, prediction: $0), repeatIndex: repeatIndex, ranks: results, series: machine.series(), node: node)
+                        MachineClaim(run: run, prediction: $0), repeatIndex: repeatIndex, ranks: results,
+                        series: machine.series(), node: node)
                 }
             }
             try store.append(results, machine: machineRun)
@@ -202,11 +225,14 @@ package final class ScenarioRunner {
     }
 
     private func measureRun(
-        _ run: Scenario.Run, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, children: ChildRunner, loaders: LoaderEnvironment
+        _ run: Scenario.Run, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, children: ChildRunner,
+        loaders: LoaderEnvironment
     ) throws -> ([ChildRunner.Outcome], MachineProbe?) {
         let launches = try (0..<run.ranks).map { rank in
             try rankLaunch(
-                run, rank: run.ranks > 1 ? RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks) : nil,
+                run,
+                rank: run.ranks > 1
+                    ? RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks) : nil,
                 repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, loaders: loaders)
         }
         let machine = run.ranks > 1 ? MachineProbe() : nil
@@ -214,7 +240,10 @@ package final class ScenarioRunner {
         let outcomes = children.run(launches, machine: machine) { [onEvent] rank, event in
             if case .phaseBegan(let mark) = event {
                 let id = run.ranks > 1 ? "\(run.id) r\(rank)" : run.id
-                onEvent(.phase(id: id, name: mark.name, ledgerBytes: mark.ledgerLiveBytes, elapsedSeconds: (ContinuousClock.now - start).inSeconds))
+                onEvent(
+                    .phase(
+                        id: id, name: mark.name, ledgerBytes: mark.ledgerLiveBytes,
+                        elapsedSeconds: (ContinuousClock.now - start).inSeconds))
             }
         }
         return (outcomes, machine)
@@ -222,13 +251,16 @@ package final class ScenarioRunner {
 
     /// One rank's child (`rank` nil: the run's only process).
     func rankLaunch(
-        _ run: Scenario.Run, rank: RankInfo?, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int, loaders: LoaderEnvironment
+        _ run: Scenario.Run, rank: RankInfo?, repeatIndex: Int, prepared: PreparedScenario, ledgerCap: Int,
+        loaders: LoaderEnvironment
     ) throws -> ChildRunner.Launch {
         let suffix = "\(run.id)-\(repeatIndex + 1)" + (rank.map { "-r\($0.rank)" } ?? "")
         let config = prepared.folder + "/config.json"
         var request = ChildRequest(
-            task: .load, checkpoint: prepared.folder, files: prepared.shardPaths, strategy: run.strategy, dtype: run.dtype,
-            sampleIntervalMilliseconds: scenario.sampleIntervalMilliseconds, ledgerBudgetBytes: ledgerCap, subject: run.subject, touch: run.touch,
+            task: .load, checkpoint: prepared.folder, files: prepared.shardPaths, strategy: run.strategy,
+            dtype: run.dtype,
+            sampleIntervalMilliseconds: scenario.sampleIntervalMilliseconds, ledgerBudgetBytes: ledgerCap,
+            subject: run.subject, touch: run.touch,
             config: FileManager.default.fileExists(atPath: config) ? config : nil)
         request.rank = rank
         request.samplePss = rank != nil
@@ -249,30 +281,37 @@ package final class ScenarioRunner {
     }
 
     private func floorRequest(_ prepared: PreparedScenario) -> ChildRequest {
-        ChildRequest(task: .floor, checkpoint: prepared.folder, files: prepared.shardPaths, coldCache: scenario.cache == .cold)
+        ChildRequest(
+            task: .floor, checkpoint: prepared.folder, files: prepared.shardPaths, coldCache: scenario.cache == .cold)
     }
 
     private func launch(_ request: ChildRequest, stem: String, cleanup: [String] = []) -> ChildRunner.Launch {
         ChildRunner.Launch(
-            request: request, executable: options.executable, arguments: ["measure-run"], environment: childEnvironment, logPath: stem + ".log",
+            request: request, executable: options.executable, arguments: ["measure-run"], environment: childEnvironment,
+            logPath: stem + ".log",
             requestPath: stem + ".request.json", cleanupPaths: cleanup)
     }
 
     /// A loader outside this tool runs its own program, measured from outside, under a memory cap on its
     /// sampled VmRSS (it has no ledger to refuse an allocation).
-    private func configure(_ launch: inout ChildRunner.Launch, for run: Scenario.Run, loaders: LoaderEnvironment, ledgerCap: Int) throws {
+    private func configure(
+        _ launch: inout ChildRunner.Launch, for run: Scenario.Run, loaders: LoaderEnvironment, ledgerCap: Int
+    ) throws {
         switch run.subject {
         case .engine:
             return
         case .transformers:
-            guard let python = loaders.python, let driver = loaders.driver else { throw SubjectUnavailable("the transformers subject was not checked") }
+            guard let python = loaders.python, let driver = loaders.driver else {
+                throw SubjectUnavailable("the transformers subject was not checked")
+            }
             launch.executable = python
             launch.arguments = [driver]
         case .command(let argv):
             launch.speaksProtocol = false
             launch.executable = try LoaderEnvironment.program(argv[0], what: "the loader command")
             launch.arguments = Subject.expand(
-                Array(argv.dropFirst()), checkpoint: launch.request.checkpoint, dtype: run.dtype, config: launch.request.config ?? "",
+                Array(argv.dropFirst()), checkpoint: launch.request.checkpoint, dtype: run.dtype,
+                config: launch.request.config ?? "",
                 offload: launch.request.offloadFolder)
         }
         launch.environment.merge(Self.pythonEnvironment) { _, new in new }
@@ -281,7 +320,9 @@ package final class ScenarioRunner {
     }
 
     /// For Python loaders: no bytecode written beside the driver, no network, output unbuffered.
-    static let pythonEnvironment = ["PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"]
+    static let pythonEnvironment = [
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    ]
 
     /// Applies the scenario's cache mode to the shard files before a measured child starts.
     func prepareCache(_ paths: [String]) throws {

@@ -1,6 +1,6 @@
 import Loading
-import TensorEngine
 import ResultsFormat
+import TensorEngine
 
 /// The claims on a loader measured from outside (transformers, a command): the same formula from the same
 /// headers, bounded on RssAnon and on VmHWM (anon + file) separately, so that "only the model", held as
@@ -25,13 +25,19 @@ extension ClaimChecker {
         if let check = deviceMapCheck(m) { checks.append(check) }
         let failed = checks.filter { !$0.passed }
         let outcome = { (verdict: Verdict, detail: String) in
-            Outcome(verdict: verdict, detail: detail, checks: checks, upperBoundBytes: upper, lowerBoundBytes: lower, toleranceBytes: tol)
+            Outcome(
+                verdict: verdict, detail: detail, checks: checks, upperBoundBytes: upper, lowerBoundBytes: lower,
+                toleranceBytes: tol)
         }
         let held = Self.residencySentence(m, tolerance: tol)
-        guard failed.isEmpty else { return outcome(.fail, failed.map(\.failureDescription).joined(separator: "; ") + "; " + held) }
+        guard failed.isEmpty else {
+            return outcome(.fail, failed.map(\.failureDescription).joined(separator: "; ") + "; " + held)
+        }
         let code = m.codePagesBytes.map { " less \(ByteSize.binary($0)) of code pages" } ?? ""
         return outcome(
-            .pass, "every bound held: peak \(ByteSize.binary(peaks[.vmhwm] ?? 0)) (VmHWM Δ\(code)) vs predicted \(ByteSize.binary(m.predictedPeakBytes)) ± \(ByteSize.binary(tol)); " + held)
+            .pass,
+            "every bound held: peak \(ByteSize.binary(peaks[.vmhwm] ?? 0)) (VmHWM Δ\(code)) vs predicted \(ByteSize.binary(m.predictedPeakBytes)) ± \(ByteSize.binary(tol)); "
+                + held)
     }
 
     /// `hf_device_map` against the expected map (the modules that differ; 0 when equal).
@@ -42,7 +48,9 @@ extension ClaimChecker {
         let differing = Set(mine.keys).union(theirs.keys).filter { mine[$0] != theirs[$0] }
         return Check(
             name: "hf_device_map equals plan's", measuredBytes: differing.count, boundBytes: 0, relation: .equal,
-            detail: differing.isEmpty ? "\(actual.count) modules, each on the device plan gives it" : "modules placed differently: \(differing.sorted().prefix(5).joined(separator: ", "))")
+            detail: differing.isEmpty
+                ? "\(actual.count) modules, each on the device plan gives it"
+                : "modules placed differently: \(differing.sorted().prefix(5).joined(separator: ", "))")
     }
 
     /// Where the loader held the claimed bytes.
@@ -57,13 +65,16 @@ extension ClaimChecker {
 
     static func residencySentence(_ m: RunMeasurement, tolerance: Int) -> String {
         let anon = ByteSize.binary(m.peaks[.rssAnon] ?? 0)
-        let mapped = m.end[.rssFileCheckpoint].map { " (\(ByteSize.binary($0)) of it the checkpoint's, by smaps)" } ?? ""
+        let mapped =
+            m.end[.rssFileCheckpoint].map { " (\(ByteSize.binary($0)) of it the checkpoint's, by smaps)" } ?? ""
         let file = ByteSize.binary(m.peaks[.rssFile] ?? 0) + mapped
         switch residency(m, tolerance: tolerance) {
         case .anonymous: return "held as the loader's own memory (RssAnon Δ \(anon))"
-        case .filePages: return "held only as file pages: RssAnon Δ \(anon), the mapped checkpoint's pages RssFile Δ \(file)"
+        case .filePages:
+            return "held only as file pages: RssAnon Δ \(anon), the mapped checkpoint's pages RssFile Δ \(file)"
         case .mixed: return "held partly as file pages: RssAnon Δ \(anon), RssFile Δ \(file)"
-        case .notResident: return "never all resident at once (RssAnon Δ \(anon), RssFile Δ \(file)): the weights stayed lazily mapped"
+        case .notResident:
+            return "never all resident at once (RssAnon Δ \(anon), RssFile Δ \(file)): the weights stayed lazily mapped"
         }
     }
 }

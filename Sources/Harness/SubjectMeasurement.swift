@@ -1,30 +1,39 @@
 import Foundation
 import Loading
-import Probes
-import TensorEngine
 import OSLayer
+import Probes
 import ResultsFormat
+import TensorEngine
 
 /// The measurement of a loader outside this tool, assembled by the parent from what its probe saw and
 /// what the loader reported: the same figures and formula as the engine's run (from the headers), the
 /// kernel's figures as deltas over the baseline, no ledger, no jemalloc.
 extension Judge {
-    func subjectMeasurement(run: Scenario.Run, outcome: ChildRunner.Outcome, prediction: ScalePlanner.RunPrediction) -> RunMeasurement? {
+    func subjectMeasurement(run: Scenario.Run, outcome: ChildRunner.Outcome, prediction: ScalePlanner.RunPrediction)
+        -> RunMeasurement?
+    {
         guard let seen = outcome.observation else { return nil }
         let result = outcome.subjectResult
         let samples = seen.sampled.samples.filter { $0.seconds >= seen.baselineSeconds }
         let loadSamples = samples.filter { $0.seconds <= (seen.endOfLoadSeconds ?? .infinity) }
         let final = seen.final ?? samples.last?.reading ?? seen.baseline
-        let loadSeconds = result?.loadSeconds ?? (seen.endOfLoadSeconds ?? seen.finalSeconds ?? 0) - seen.baselineSeconds
+        let loadSeconds =
+            result?.loadSeconds ?? (seen.endOfLoadSeconds ?? seen.finalSeconds ?? 0) - seen.baselineSeconds
         var m = RunMeasurement(
             strategy: run.strategy, dtype: result?.dtype.flatMap { DType(torchName: $0) } ?? prediction.dtype,
-            dtypeSource: run.dtype == nil ? .config : .requested, figures: prediction.figures, formula: prediction.formula,
-            predictedPeakBytes: prediction.predictedPeakBytes, ledgerPeakBytes: nil, seconds: loadSeconds, baseline: seen.baseline, end: final,
-            peaks: Self.kernelPeaks(samples, marks: [seen.endOfLoad, final].compactMap { $0 }, baseline: seen.baseline),
+            dtypeSource: run.dtype == nil ? .config : .requested, figures: prediction.figures,
+            formula: prediction.formula,
+            predictedPeakBytes: prediction.predictedPeakBytes, ledgerPeakBytes: nil, seconds: loadSeconds,
+            baseline: seen.baseline, end: final,
+            peaks: Self.kernelPeaks(
+                samples, marks: [seen.endOfLoad, final].compactMap { $0 }, baseline: seen.baseline),
             phases: seen.phases, sampler: SamplerStats(seen.sampled, loadSeconds: loadSeconds),
             timeline: Timeline(
-                samples: samples, baseline: seen.baseline, columns: Timeline.kernelColumns + (outcome.observation?.sampled.samples.first?.reading[.pss] != nil ? Timeline.pssColumns : [])),
-            missingKeys: result?.missingKeys ?? [], unexpectedKeys: result?.unexpectedKeys ?? [], outOfMemory: nil, failure: nil, devices: nil)
+                samples: samples, baseline: seen.baseline,
+                columns: Timeline.kernelColumns
+                    + (outcome.observation?.sampled.samples.first?.reading[.pss] != nil ? Timeline.pssColumns : [])),
+            missingKeys: result?.missingKeys ?? [], unexpectedKeys: result?.unexpectedKeys ?? [], outOfMemory: nil,
+            failure: nil, devices: nil)
         m.subject = run.subject
         m.timelineOriginSeconds = seen.originSeconds
         if let endOfLoad = seen.endOfLoad {
@@ -38,7 +47,8 @@ extension Judge {
         m.notes = result?.notes.flatMap { $0.isEmpty ? nil : $0 }
         m.peakSource = Self.peakSource(seen, exit: outcome.exit)
         m.codePagesBytes = Self.codePages(baseline: seen.baseline, final: final)
-        m.residency = ClaimChecker.residency(m, tolerance: checker(for: run).tolerance.bytes(for: prediction.predictedPeakBytes))
+        m.residency = ClaimChecker.residency(
+            m, tolerance: checker(for: run).tolerance.bytes(for: prediction.predictedPeakBytes))
         return m
     }
 
@@ -57,7 +67,8 @@ extension Judge {
     /// Growth of the file pages that are not the checkpoint's, from the baseline to the end (nil when smaps was
     /// not read at both).
     static func codePages(baseline: MemoryReading, final: MemoryReading) -> Int? {
-        guard let fileBefore = baseline[.rssFile], let checkpointBefore = baseline[.rssFileCheckpoint], let fileAfter = final[.rssFile],
+        guard let fileBefore = baseline[.rssFile], let checkpointBefore = baseline[.rssFileCheckpoint],
+            let fileAfter = final[.rssFile],
             let checkpointAfter = final[.rssFileCheckpoint]
         else { return nil }
         return max(0, (fileAfter - checkpointAfter) - (fileBefore - checkpointBefore))
@@ -71,9 +82,15 @@ extension Judge {
 
     static func peakSource(_ seen: ExternalProbe.Observation, exit: ChildExit?) -> String {
         if seen.marked && seen.final != nil {
-            return "VmHWM read from /proc/PID/status while the loader waited to exit (reset with clear_refs at its baseline, after its imports)"
+            return
+                "VmHWM read from /proc/PID/status while the loader waited to exit (reset with clear_refs at its baseline, after its imports)"
         }
-        let rusage = exit.map { " wait4's ru_maxrss, \(ByteSize.binary($0.resourceUsage.maxRSSBytes)), also counts the parent's pages the child mapped until exec: an upper bound, not used." } ?? ""
-        return "the last VmHWM sampled before the program exited (it does not speak the protocol: no baseline after its imports, and growth after the last sample, within one interval, is not seen);" + rusage
+        let rusage =
+            exit.map {
+                " wait4's ru_maxrss, \(ByteSize.binary($0.resourceUsage.maxRSSBytes)), also counts the parent's pages the child mapped until exec: an upper bound, not used."
+            } ?? ""
+        return
+            "the last VmHWM sampled before the program exited (it does not speak the protocol: no baseline after its imports, and growth after the last sample, within one interval, is not seen);"
+            + rusage
     }
 }

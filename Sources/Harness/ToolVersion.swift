@@ -35,7 +35,10 @@ package enum ToolVersion {
     }
 
     static func resolveHead(gitFolder: String) -> String? {
-        guard let head = try? String(contentsOfFile: gitFolder + "/HEAD", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
+        guard
+            let head = try? String(contentsOfFile: gitFolder + "/HEAD", encoding: .utf8).trimmingCharacters(
+                in: .whitespacesAndNewlines)
+        else { return nil }
         guard head.hasPrefix("ref: ") else { return head.count == 40 ? head : nil }
         let ref = String(head.dropFirst(5))
         if let direct = try? String(contentsOfFile: gitFolder + "/" + ref, encoding: .utf8) {

@@ -1,11 +1,11 @@
 import Checkpoint
 import Foundation
 import Models
+import OSLayer
 import OrderedCollections
 import Placement
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 /// `from_pretrained(device_map=…)`: the model placed across simulated accelerators, cpu and disk within
 /// budgets (accelerate's rules, module `Placement`), then loaded the low-memory way, each parameter read
@@ -60,7 +60,8 @@ package struct DeviceMapLoad: LoadStrategy {
                 category: .usage)
         }
         return PreparedDeviceMapLoad(
-            placement: placement, prediction: prediction, capacities: request.acceleratorCapacities, offloadFolder: offloadFolder)
+            placement: placement, prediction: prediction, capacities: request.acceleratorCapacities,
+            offloadFolder: offloadFolder)
     }
 
     package func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
@@ -79,7 +80,9 @@ package struct PreparedDeviceMapLoad: LoadStrategy {
     package let capacities: [Int: Int]
     package let offloadFolder: String?
 
-    package init(placement: DevicePlacement, prediction: DeviceMapPrediction, capacities: [Int: Int], offloadFolder: String?) {
+    package init(
+        placement: DevicePlacement, prediction: DeviceMapPrediction, capacities: [Int: Int], offloadFolder: String?
+    ) {
         self.placement = placement
         self.prediction = prediction
         self.capacities = capacities
@@ -122,7 +125,8 @@ package struct PreparedDeviceMapLoad: LoadStrategy {
         phases.end()
         session.staging = nil
         let report = DevicePlacementReport(
-            placement: placement, prediction: prediction, ledger: ledger, pools: session.pools.values.sorted { $0.index < $1.index },
+            placement: placement, prediction: prediction, ledger: ledger,
+            pools: session.pools.values.sorted { $0.index < $1.index },
             offload: session.offload.summary)
         return DeviceMapLoadResult(model: LoadedModel(tensors: session.model), report: report)
     }
@@ -146,25 +150,38 @@ final class DeviceMapSession {
         self.ledger = ledger
         for (index, capacity) in load.capacities.sorted(by: { $0.key < $1.key }) {
             guard let allocator = HostAllocator.makeArena(), let arena = allocator.arena else {
-                throw LoadError(.arenaUnavailable, source: "device map", "jemalloc did not create an arena for accelerator \(index) (arenas.create failed)")
+                throw LoadError(
+                    .arenaUnavailable, source: "device map",
+                    "jemalloc did not create an arena for accelerator \(index) (arenas.create failed)")
             }
             pools[index] = AcceleratorPool(index: index, allocator: allocator, arena: arena, capacityBytes: capacity)
             ledger.setBudget(capacity, for: .accelerator(index))
         }
         let prediction = load.prediction
         routes = Dictionary(prediction.devices.map { ($0.name, $0.device) }, uniquingKeysWith: { first, _ in first })
-        offloadRoutes = Dictionary(prediction.offloads.map { ($0.name, $0.offload) }, uniquingKeysWith: { first, _ in first })
+        offloadRoutes = Dictionary(
+            prediction.offloads.map { ($0.name, $0.offload) }, uniquingKeysWith: { first, _ in first })
         offload = OffloadWriter(folder: load.offloadFolder)
-        if prediction.needsOffloadFolder || (load.offloadFolder != nil && !prediction.offloads.isEmpty) { try offload.createFolder() }
-        for parameter in plan.parameters { model[parameter.name] = Tensor.meta(dtype: parameter.dtype, shape: parameter.shape) }
-        staging = prediction.stagingBytes > 0 ? try TensorStorage.allocate(byteCount: prediction.stagingBytes, device: .cpu, ledger: ledger) : nil
+        if prediction.needsOffloadFolder || (load.offloadFolder != nil && !prediction.offloads.isEmpty) {
+            try offload.createFolder()
+        }
+        for parameter in plan.parameters {
+            model[parameter.name] = Tensor.meta(dtype: parameter.dtype, shape: parameter.shape)
+        }
+        staging =
+            prediction.stagingBytes > 0
+            ? try TensorStorage.allocate(byteCount: prediction.stagingBytes, device: .cpu, ledger: ledger) : nil
     }
 
-    var stagingBytes: UnsafeMutableRawBufferPointer { staging?.mutableBytes ?? UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+    var stagingBytes: UnsafeMutableRawBufferPointer {
+        staging?.mutableBytes ?? UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    }
 
     func device(_ parameter: LoadPlan.Parameter) throws -> Device {
         guard let device = routes[parameter.name] else {
-            throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' has no device in the placement")
+            throw LoadError(
+                .unplacedParameter, source: "device map", "parameter '\(parameter.name)' has no device in the placement"
+            )
         }
         return device
     }
@@ -174,9 +191,12 @@ final class DeviceMapSession {
             return try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, device: .cpu, ledger: ledger)
         }
         guard var pool = pools[index] else {
-            throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' is placed on accelerator \(index), which has no pool")
+            throw LoadError(
+                .unplacedParameter, source: "device map",
+                "parameter '\(parameter.name)' is placed on accelerator \(index), which has no pool")
         }
-        let tensor = try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, device: device, ledger: ledger, allocator: pool.allocator)
+        let tensor = try Tensor.empty(
+            dtype: parameter.dtype, shape: parameter.shape, device: device, ledger: ledger, allocator: pool.allocator)
         pool.allocatedSizeClassBytes += pool.allocator.usableSize(tensor.byteCount)
         pools[index] = pool
         return tensor
@@ -185,16 +205,20 @@ final class DeviceMapSession {
     /// Every parameter stored in one shard, in data order (sequential reads): to its device, or to disk.
     func loadShard(_ fileIndex: Int) throws {
         let file = plan.checkpoint.files[fileIndex]
-        let parameters = plan.parameters.filter { $0.source?.fileIndex == fileIndex }.sorted { ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0) }
+        let parameters = plan.parameters.filter { $0.source?.fileIndex == fileIndex }.sorted {
+            ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0)
+        }
         for parameter in parameters {
             guard let stored = parameter.source?.tensor else { continue }
             let target = try device(parameter)
             if target == .disk {
                 if offloadRoutes[parameter.name] == .referenced {
-                    model[parameter.name] = Tensor(dtype: parameter.dtype, shape: parameter.shape, storage: try file.map(stored, device: .disk))
+                    model[parameter.name] = Tensor(
+                        dtype: parameter.dtype, shape: parameter.shape, storage: try file.map(stored, device: .disk))
                     offload.reference(parameter, file: file.path, storedName: stored.name)
                 } else {
-                    model[parameter.name] = try offload.writeConverted(parameter, stored: stored, from: file, staging: stagingBytes)
+                    model[parameter.name] = try offload.writeConverted(
+                        parameter, stored: stored, from: file, staging: stagingBytes)
                 }
                 continue
             }
@@ -259,7 +283,9 @@ struct OffloadWriter {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
-                throw FileIOError(path: folder, operation: "create the offload folder", reason: "a file is in the way (it is not a folder)")
+                throw FileIOError(
+                    path: folder, operation: "create the offload folder",
+                    reason: "a file is in the way (it is not a folder)")
             }
             return
         }
@@ -267,7 +293,8 @@ struct OffloadWriter {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             createdFolder = true
         } catch {
-            throw FileIOError(path: folder, operation: "create the offload folder", reason: FoundationErrorText.cause(error))
+            throw FileIOError(
+                path: folder, operation: "create the offload folder", reason: FoundationErrorText.cause(error))
         }
     }
 
@@ -276,7 +303,9 @@ struct OffloadWriter {
     func datPath(_ name: String) throws -> String {
         guard let folder else { preconditionFailure("writing offloaded weights needs a folder (checked in prepare)") }
         guard !name.isEmpty, !name.hasPrefix("."), !name.contains("/"), !name.contains("\0") else {
-            throw LoadError(.unsafeOffloadName, source: "device map", "tensor name '\(name)' cannot be an offload file name (<name>.dat in \(folder))")
+            throw LoadError(
+                .unsafeOffloadName, source: "device map",
+                "tensor name '\(name)' cannot be an offload file name (<name>.dat in \(folder))")
         }
         return (folder.hasSuffix("/") ? folder : folder + "/") + name + ".dat"
     }
@@ -284,7 +313,8 @@ struct OffloadWriter {
     /// Records an in-place reference into the checkpoint (transformers' offload index for safetensors).
     mutating func reference(_ parameter: LoadPlan.Parameter, file: String, storedName: String) {
         index[parameter.name] = .object([
-            "safetensors_file": .string(file), "weight_name": .string(storedName), "dtype": .string(parameter.dtype.torchName),
+            "safetensors_file": .string(file), "weight_name": .string(storedName),
+            "dtype": .string(parameter.dtype.torchName),
         ])
         referenced.insert(parameter.name)
         referencedBytes += parameter.byteCount
@@ -293,7 +323,8 @@ struct OffloadWriter {
     /// Converts a stored tensor chunk by chunk (source chunk and converted chunk side by side in `staging`)
     /// into `<name>.dat`, and maps the result.
     mutating func writeConverted(
-        _ parameter: LoadPlan.Parameter, stored: StoredTensor, from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer
+        _ parameter: LoadPlan.Parameter, stored: StoredTensor, from file: SafetensorsFile,
+        staging: UnsafeMutableRawBufferPointer
     ) throws -> Tensor {
         guard let sourceWidth = stored.dtype.byteWidth, let targetWidth = parameter.dtype.byteWidth else {
             preconditionFailure("sub-byte dtypes never convert")
@@ -306,9 +337,11 @@ struct OffloadWriter {
             while element < count {
                 let n = min(perChunk, count - element)
                 let source = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(n * sourceWidth)])
-                let converted = UnsafeMutableRawBufferPointer(rebasing: staging[(n * sourceWidth)..<(n * (sourceWidth + targetWidth))])
+                let converted = UnsafeMutableRawBufferPointer(
+                    rebasing: staging[(n * sourceWidth)..<(n * (sourceWidth + targetWidth))])
                 try file.read(stored, range: (element * sourceWidth)..<((element + n) * sourceWidth), into: source)
-                DTypeConversion.convert(UnsafeRawBufferPointer(source), from: stored.dtype, into: converted, to: parameter.dtype)
+                DTypeConversion.convert(
+                    UnsafeRawBufferPointer(source), from: stored.dtype, into: converted, to: parameter.dtype)
                 try out.write(UnsafeRawBufferPointer(converted))
                 element += n
             }
@@ -316,10 +349,14 @@ struct OffloadWriter {
     }
 
     /// Writes a missing parameter's initial values (as a fresh model has them) chunk by chunk into `<name>.dat`.
-    mutating func writeInitialized(_ parameter: LoadPlan.Parameter, plan: LoadPlan, staging: UnsafeMutableRawBufferPointer) throws -> Tensor {
+    mutating func writeInitialized(
+        _ parameter: LoadPlan.Parameter, plan: LoadPlan, staging: UnsafeMutableRawBufferPointer
+    ) throws -> Tensor {
         let spec = TensorSpec(name: parameter.name, dtype: parameter.dtype, shape: parameter.shape)
         let source = SyntheticSource(
-            parameters: plan.parameters.map { ParameterSpec(name: $0.name, shape: $0.shape, initialization: $0.initialization) },
+            parameters: plan.parameters.map {
+                ParameterSpec(name: $0.name, shape: $0.shape, initialization: $0.initialization)
+            },
             initializerRange: plan.architecture.initializerRange, dtype: parameter.dtype, seed: ModelInitializer.seed)
         let width = parameter.dtype.byteWidth ?? 1
         let total = parameter.byteCount
@@ -346,12 +383,17 @@ struct OffloadWriter {
         let file = try AtomicFile(path: path)
         try body(file)
         try file.commit(sync: false)
-        index[parameter.name] = .object(["dtype": .string(parameter.dtype.torchName), "shape": .array(parameter.shape.map { JSONValue($0) })])
+        index[parameter.name] = .object([
+            "dtype": .string(parameter.dtype.torchName), "shape": .array(parameter.shape.map { JSONValue($0) }),
+        ])
         writtenFiles.append((parameter.name + ".dat", parameter.byteCount))
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw FileIOError(path: path, operation: "open", reason: String(cString: strerror(errno))) }
+        guard descriptor >= 0 else {
+            throw FileIOError(path: path, operation: "open", reason: String(cString: strerror(errno)))
+        }
         defer { close(descriptor) }
-        let storage = try TensorStorage.mapFile(descriptor: descriptor, offset: 0, length: parameter.byteCount, device: .disk)
+        let storage = try TensorStorage.mapFile(
+            descriptor: descriptor, offset: 0, length: parameter.byteCount, device: .disk)
         return Tensor(dtype: parameter.dtype, shape: parameter.shape, storage: storage)
     }
 
@@ -374,13 +416,16 @@ struct OffloadWriter {
 
     func writeIndex() throws {
         guard let folder else { return }
-        try AtomicFile.write(indexBytes, to: (folder.hasSuffix("/") ? folder : folder + "/") + "index.json", sync: false)
+        try AtomicFile.write(
+            indexBytes, to: (folder.hasSuffix("/") ? folder : folder + "/") + "index.json", sync: false)
     }
 
     /// Removes every `.dat` this writer wrote (a failed load leaves nothing in the offload folder).
     func removeWritten() {
         guard let folder else { return }
-        for file in writtenFiles { try? FileManager.default.removeItem(atPath: (folder.hasSuffix("/") ? folder : folder + "/") + file.name) }
+        for file in writtenFiles {
+            try? FileManager.default.removeItem(atPath: (folder.hasSuffix("/") ? folder : folder + "/") + file.name)
+        }
         if createdFolder { rmdir(folder) }  // only when empty: nothing of the user's is removed
     }
 

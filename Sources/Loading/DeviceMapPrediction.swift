@@ -65,7 +65,9 @@ package struct DeviceMapPrediction: Sendable, Equatable {
 
     /// Predicts a load of `parameters` into `placement`. Throws when the placement leaves a parameter without a
     /// device (a validated placement never does).
-    package init(placement: DevicePlacement, parameters: [Parameter], stagingCap: Int = LoadPlan.stagingCap) throws(LoadError) {
+    package init(placement: DevicePlacement, parameters: [Parameter], stagingCap: Int = LoadPlan.stagingCap)
+        throws(LoadError)
+    {
         var devices: [(name: String, device: Device)] = []
         var bytes: [Device: Int] = [:]
         var offloads: [(name: String, offload: Offload)] = []
@@ -75,7 +77,9 @@ package struct DeviceMapPrediction: Sendable, Equatable {
         var largestDiskNeed = 0
         for parameter in parameters {
             guard let device = placement.device(of: parameter.name) else {
-                throw LoadError(.unplacedParameter, source: "device map", "parameter '\(parameter.name)' has no device in the placement")
+                throw LoadError(
+                    .unplacedParameter, source: "device map",
+                    "parameter '\(parameter.name)' has no device in the placement")
             }
             devices.append((parameter.name, device))
             bytes[device, default: 0] += parameter.byteCount
@@ -86,7 +90,9 @@ package struct DeviceMapPrediction: Sendable, Equatable {
                 } else {
                     offloads.append((parameter.name, .written))
                     written += parameter.byteCount
-                    largestDiskNeed = max(largestDiskNeed, (parameter.converts ? parameter.storedByteCount ?? 0 : 0) + parameter.byteCount)
+                    largestDiskNeed = max(
+                        largestDiskNeed, (parameter.converts ? parameter.storedByteCount ?? 0 : 0) + parameter.byteCount
+                    )
                 }
             } else if parameter.converts {
                 largestRAMSource = max(largestRAMSource, parameter.storedByteCount ?? 0)
@@ -107,18 +113,23 @@ package struct DeviceMapPrediction: Sendable, Equatable {
         try self.init(
             placement: placement,
             parameters: plan.parameters.map {
-                Parameter(name: $0.name, byteCount: $0.byteCount, dtype: $0.dtype, storedDType: $0.source?.tensor.dtype, storedByteCount: $0.source?.tensor.byteCount)
+                Parameter(
+                    name: $0.name, byteCount: $0.byteCount, dtype: $0.dtype, storedDType: $0.source?.tensor.dtype,
+                    storedByteCount: $0.source?.tensor.byteCount)
             })
     }
 
     /// The prediction for the checkpoint `save_pretrained` would write for `architecture` in `storedDType`,
     /// loaded at `target` (no files needed: for predicting full-size runs).
-    package init(placement: DevicePlacement, architecture: ModelArchitecture, storedDType: DType, target: DType) throws(LoadError) {
+    package init(placement: DevicePlacement, architecture: ModelArchitecture, storedDType: DType, target: DType)
+        throws(LoadError)
+    {
         try self.init(
             placement: placement,
             parameters: architecture.parameters.map {
                 Parameter(
-                    name: $0.name, byteCount: Tensor.byteCount(dtype: target, shape: $0.shape), dtype: target, storedDType: storedDType,
+                    name: $0.name, byteCount: Tensor.byteCount(dtype: target, shape: $0.shape), dtype: target,
+                    storedDType: storedDType,
                     storedByteCount: Tensor.byteCount(dtype: storedDType, shape: $0.shape))
             })
     }
@@ -141,8 +152,10 @@ package struct DeviceMapPrediction: Sendable, Equatable {
     package var needsOffloadFolder: Bool { offloads.contains { $0.offload == .written } }
 
     package static func == (lhs: DeviceMapPrediction, rhs: DeviceMapPrediction) -> Bool {
-        lhs.devices.elementsEqual(rhs.devices) { $0.name == $1.name && $0.device == $1.device } && lhs.parameterBytes == rhs.parameterBytes
-            && lhs.stagingBytes == rhs.stagingBytes && lhs.offloads.elementsEqual(rhs.offloads) { $0.name == $1.name && $0.offload == $1.offload }
+        lhs.devices.elementsEqual(rhs.devices) { $0.name == $1.name && $0.device == $1.device }
+            && lhs.parameterBytes == rhs.parameterBytes
+            && lhs.stagingBytes == rhs.stagingBytes
+            && lhs.offloads.elementsEqual(rhs.offloads) { $0.name == $1.name && $0.offload == $1.offload }
             && lhs.writtenBytes == rhs.writtenBytes && lhs.referencedBytes == rhs.referencedBytes
     }
 }

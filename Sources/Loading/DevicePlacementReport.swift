@@ -30,7 +30,8 @@ package struct OffloadSummary: Sendable, Equatable {
             "folder": folder.map { .string($0) } ?? .null,
             "index_written": .bool(indexWritten),
             "written_bytes": JSONValue(writtenBytes),
-            "written_files": .array(writtenFiles.map { .object(["name": .string($0.name), "bytes": JSONValue($0.bytes)]) }),
+            "written_files": .array(
+                writtenFiles.map { .object(["name": .string($0.name), "bytes": JSONValue($0.bytes)]) }),
             "referenced_bytes": JSONValue(referencedBytes),
             "referenced_tensors": .array(referencedTensors.map { .string($0) }),
         ])
@@ -112,9 +113,13 @@ package struct DevicePlacementReport: Sendable, Equatable {
     package func figures(for device: Device) -> DeviceFigures? { devices.first { $0.device == device } }
 
     /// The report of a load into `placement` just measured by `ledger`; arena statistics are read now.
-    package init(placement: DevicePlacement, prediction: DeviceMapPrediction, ledger: MemoryLedger, pools: [AcceleratorPool], offload: OffloadSummary) {
+    package init(
+        placement: DevicePlacement, prediction: DeviceMapPrediction, ledger: MemoryLedger, pools: [AcceleratorPool],
+        offload: OffloadSummary
+    ) {
         let stats = JemallocStats()
-        var devices = Set(placement.devices.map(\.device)).union(prediction.parameterBytes.keys).union(pools.map { .accelerator($0.index) })
+        var devices = Set(placement.devices.map(\.device)).union(prediction.parameterBytes.keys).union(
+            pools.map { .accelerator($0.index) })
         devices.insert(.cpu)
         self.devices = devices.sorted().map { device in
             let share = placement.share(of: device)
@@ -122,8 +127,11 @@ package struct DevicePlacementReport: Sendable, Equatable {
             if case .accelerator(let index) = device { pool = pools.first { $0.index == index } }
             return DeviceFigures(
                 device: device, budgetBytes: share?.budgetBytes, placementBudgetBytes: share?.placementBudgetBytes,
-                capacityBytes: pool?.capacityBytes ?? share?.capacityBytes, placedBytes: prediction.parameterBytes[device] ?? 0,
-                stagingBytes: device == .cpu ? prediction.stagingBytes : 0, predictedPeakBytes: prediction.peakBytes(on: device), ledgerLiveBytes: device == .disk ? 0 : ledger.liveBytes(on: device),
+                capacityBytes: pool?.capacityBytes ?? share?.capacityBytes,
+                placedBytes: prediction.parameterBytes[device] ?? 0,
+                stagingBytes: device == .cpu ? prediction.stagingBytes : 0,
+                predictedPeakBytes: prediction.peakBytes(on: device),
+                ledgerLiveBytes: device == .disk ? 0 : ledger.liveBytes(on: device),
                 ledgerPeakBytes: device == .disk ? 0 : ledger.peakBytes(on: device), arena: pool?.arena,
                 arenaAllocatedBytes: pool.flatMap { stats?.arenaStats(arena: $0.arena).allocatedBytes },
                 arenaExpectedBytes: pool?.allocatedSizeClassBytes)

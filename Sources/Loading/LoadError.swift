@@ -1,5 +1,5 @@
-import TensorEngine
 import OSLayer
+import TensorEngine
 
 /// Why a checkpoint cannot be loaded into the model:
 ///
@@ -12,7 +12,8 @@ import OSLayer
 /// - `ArenaUnavailable`: jemalloc would not create an arena for a simulated accelerator;
 /// - `UnsafeOffloadName`: a disk-placed tensor's name cannot be a file name in the offload folder.
 package enum LoadRule: FailureRule {
-    case keyMismatch, shapeMismatch, dtypeMismatch, invalidTargetDType, noDType, unplacedParameter, arenaUnavailable, unsafeOffloadName
+    case keyMismatch, shapeMismatch, dtypeMismatch, invalidTargetDType, noDType, unplacedParameter, arenaUnavailable,
+        unsafeOffloadName
 
     /// The case's name, capitalised, as torch spells the word: `DTypeMismatch`.
     package var ruleName: String? {

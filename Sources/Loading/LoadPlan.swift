@@ -66,7 +66,8 @@ package struct LoadPlan: Sendable {
         if let configPath = checkpoint.configPath {
             let config = try ModelConfig.load(path: configPath)
             configDType = try config.dtype()
-            architecture = try ModelArchitecture.fromConfig(config)?.scaled(by: SyntheticCheckpoint.recordedScale(in: config))
+            architecture = try ModelArchitecture.fromConfig(config)?.scaled(
+                by: SyntheticCheckpoint.recordedScale(in: config))
         }
         let model = architecture ?? ModelArchitecture.fromCheckpoint(checkpoint)
 
@@ -75,7 +76,10 @@ package struct LoadPlan: Sendable {
         let dtypeSource: DTypeSource
         if let requested {
             guard requested.isConvertible else {
-                throw LoadError(.invalidTargetDType, path: checkpoint.path, "--dtype \(requested.torchName) is not a floating point dtype; use one of \(DType.convertibleTorchNames)")
+                throw LoadError(
+                    .invalidTargetDType, path: checkpoint.path,
+                    "--dtype \(requested.torchName) is not a floating point dtype; use one of \(DType.convertibleTorchNames)"
+                )
             }
             (dtype, dtypeSource) = (requested, .requested)
         } else if let configDType, configDType.isConvertible {
@@ -83,7 +87,9 @@ package struct LoadPlan: Sendable {
         } else if let first = checkpoint.tensors.values.first(where: { $0.tensor.dtype.isConvertible }) {
             (dtype, dtypeSource) = (first.tensor.dtype, .firstFloatingTensor)
         } else {
-            throw LoadError(.noDType, path: checkpoint.path, "no --dtype, no dtype in config.json and no floating tensor in the checkpoint")
+            throw LoadError(
+                .noDType, path: checkpoint.path,
+                "no --dtype, no dtype in config.json and no floating tensor in the checkpoint")
         }
 
         var parameters: [Parameter] = []
@@ -94,7 +100,8 @@ package struct LoadPlan: Sendable {
                 guard location.tensor.shape == spec.shape else {
                     throw LoadError(
                         .shapeMismatch, path: checkpoint.file(of: location).path,
-                        "tensor '\(spec.name)' has shape \(location.tensor.shape) but the model's parameter is \(spec.shape)")
+                        "tensor '\(spec.name)' has shape \(location.tensor.shape) but the model's parameter is \(spec.shape)"
+                    )
                 }
             } else {
                 missing.append(spec.name)
@@ -109,11 +116,15 @@ package struct LoadPlan: Sendable {
                 if let stored, !stored.isConvertible, let location {
                     throw LoadError(
                         .dtypeMismatch, path: checkpoint.file(of: location).path,
-                        "tensor '\(spec.name)' is \(stored) but the model's parameter is floating (\(dtype.torchName)); only F16, BF16, F32 and F64 convert")
+                        "tensor '\(spec.name)' is \(stored) but the model's parameter is floating (\(dtype.torchName)); only F16, BF16, F32 and F64 convert"
+                    )
                 }
                 parameterDType = dtype
             }
-            parameters.append(Parameter(name: spec.name, shape: spec.shape, dtype: parameterDType, initialization: spec.initialization, source: location))
+            parameters.append(
+                Parameter(
+                    name: spec.name, shape: spec.shape, dtype: parameterDType, initialization: spec.initialization,
+                    source: location))
         }
         let modelNames = Set(model.parameters.map(\.name)).union(model.tiedAliases.keys)
         self.checkpoint = checkpoint

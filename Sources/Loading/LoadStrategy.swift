@@ -1,5 +1,5 @@
-import Foundation
 import Checkpoint
+import Foundation
 import OrderedCollections
 import TensorEngine
 
@@ -65,7 +65,9 @@ func copyOrConvert(_ source: UnsafeRawBufferPointer, from sourceDType: DType, in
 }
 
 /// Reads stored tensors whole into owned memory: a state dict, as `load_state_dict` builds one.
-func readStateDict(_ locations: [Checkpoint.Location], from checkpoint: Checkpoint, ledger: MemoryLedger) throws -> [String: Tensor] {
+func readStateDict(_ locations: [Checkpoint.Location], from checkpoint: Checkpoint, ledger: MemoryLedger) throws
+    -> [String: Tensor]
+{
     var stateDict: [String: Tensor] = [:]
     // In file and data order: each file read front to back, as `load_file` does, as one stream of pieces
     // every core takes from (ShardStream).
@@ -85,7 +87,9 @@ func readStateDict(_ locations: [Checkpoint.Location], from checkpoint: Checkpoi
 
 /// A model whose every parameter is allocated and randomly initialised (missing keys included), tied weights
 /// tied: the first step (phase `init`) of the naive and sharded paths, which build the model before loading.
-func initializedModel(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> OrderedDictionary<String, Tensor> {
+func initializedModel(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> OrderedDictionary<
+    String, Tensor
+> {
     phases.begin("init")
     let initializer = ModelInitializer(plan: plan, ledger: ledger)
     var tensors = OrderedDictionary<String, Tensor>()
@@ -104,7 +108,9 @@ func tie(_ tensors: inout OrderedDictionary<String, Tensor>, _ plan: LoadPlan) {
 /// Copies each state-dict tensor the model wants into its parameter.
 func copyStateDict(_ stateDict: [String: Tensor], into model: OrderedDictionary<String, Tensor>, _ plan: LoadPlan) {
     for parameter in plan.parameters {
-        guard let source = parameter.source, let loaded = stateDict[source.tensor.name], let target = model[parameter.name] else { continue }
+        guard let source = parameter.source, let loaded = stateDict[source.tensor.name],
+            let target = model[parameter.name]
+        else { continue }
         copyOrConvert(loaded.storage.bytes, from: loaded.dtype, into: target)
     }
 }

@@ -33,7 +33,9 @@ package struct LoadThenCast: LoadStrategy {
         let initializer = ModelInitializer(plan: plan, ledger: ledger)
         var model = OrderedDictionary<String, Tensor>()
         let float32 = plan.parameters.map { p in
-            LoadPlan.Parameter(name: p.name, shape: p.shape, dtype: p.dtype.isConvertible ? .f32 : p.dtype, initialization: p.initialization, source: p.source)
+            LoadPlan.Parameter(
+                name: p.name, shape: p.shape, dtype: p.dtype.isConvertible ? .f32 : p.dtype,
+                initialization: p.initialization, source: p.source)
         }
         for parameter in float32 {
             model[parameter.name] =

@@ -16,7 +16,9 @@ package struct LoadedModel: Sendable {
     package var mappedBytes: Int {
         var seen = Set<ObjectIdentifier>()
         return tensors.values.reduce(0) { total, tensor in
-            guard tensor.storage.kind == .fileWindow, tensor.storage.device != .disk, seen.insert(ObjectIdentifier(tensor.storage)).inserted else { return total }
+            guard tensor.storage.kind == .fileWindow, tensor.storage.device != .disk,
+                seen.insert(ObjectIdentifier(tensor.storage)).inserted
+            else { return total }
             return total + tensor.byteCount
         }
     }
@@ -64,7 +66,9 @@ final class ModelInitializer {
     private func source(for dtype: DType) -> SyntheticSource {
         if let cached = sources[dtype] { return cached }
         let made = SyntheticSource(
-            parameters: plan.parameters.map { ParameterSpec(name: $0.name, shape: $0.shape, initialization: $0.initialization) },
+            parameters: plan.parameters.map {
+                ParameterSpec(name: $0.name, shape: $0.shape, initialization: $0.initialization)
+            },
             initializerRange: plan.architecture.initializerRange, dtype: dtype, seed: Self.seed)
         sources[dtype] = made
         return made

@@ -34,7 +34,9 @@ package struct MemoryFigures: Sendable, Equatable, Codable {
         /// True when the checkpoint stores it in the target dtype, so the mmap strategy can map it.
         package let isMappable: Bool
 
-        package init(byteCount: Int, float32ByteCount: Int, isCast: Bool, convertedSourceBytes: Int?, isMappable: Bool = false) {
+        package init(
+            byteCount: Int, float32ByteCount: Int, isCast: Bool, convertedSourceBytes: Int?, isMappable: Bool = false
+        ) {
             self.byteCount = byteCount
             self.float32ByteCount = float32ByteCount
             self.isCast = isCast
@@ -43,7 +45,9 @@ package struct MemoryFigures: Sendable, Equatable, Codable {
         }
     }
 
-    package init(parameters: [Parameter], checkpointBytes: Int, largestShardBytes: Int, stagingCap: Int = LoadPlan.stagingCap) {
+    package init(
+        parameters: [Parameter], checkpointBytes: Int, largestShardBytes: Int, stagingCap: Int = LoadPlan.stagingCap
+    ) {
         modelBytes = parameters.reduce(0) { $0 + $1.byteCount }
         model32Bytes = parameters.reduce(0) { $0 + $1.float32ByteCount }
         self.checkpointBytes = checkpointBytes
@@ -72,8 +76,10 @@ package struct MemoryFigures: Sendable, Equatable, Codable {
         self.init(
             parameters: plan.parameters.map { p in
                 Parameter(
-                    byteCount: p.byteCount, float32ByteCount: p.float32ByteCount, isCast: p.dtype.isConvertible && p.dtype != .f32,
-                    convertedSourceBytes: p.needsConversion ? p.source?.tensor.byteCount : nil, isMappable: p.source != nil && !p.needsConversion)
+                    byteCount: p.byteCount, float32ByteCount: p.float32ByteCount,
+                    isCast: p.dtype.isConvertible && p.dtype != .f32,
+                    convertedSourceBytes: p.needsConversion ? p.source?.tensor.byteCount : nil,
+                    isMappable: p.source != nil && !p.needsConversion)
             },
             checkpointBytes: plan.checkpointBytes, largestShardBytes: plan.largestShardBytes)
     }
@@ -84,9 +90,13 @@ package struct MemoryFigures: Sendable, Equatable, Codable {
         let parameters = architecture.parameters.map { p -> Parameter in
             let bytes = Tensor.byteCount(dtype: target, shape: p.shape)
             return Parameter(
-                byteCount: bytes, float32ByteCount: Tensor.byteCount(dtype: .f32, shape: p.shape), isCast: target != .f32,
-                convertedSourceBytes: storedDType == target ? nil : Tensor.byteCount(dtype: storedDType, shape: p.shape), isMappable: storedDType == target)
+                byteCount: bytes, float32ByteCount: Tensor.byteCount(dtype: .f32, shape: p.shape),
+                isCast: target != .f32,
+                convertedSourceBytes: storedDType == target
+                    ? nil : Tensor.byteCount(dtype: storedDType, shape: p.shape), isMappable: storedDType == target)
         }
-        self.init(parameters: parameters, checkpointBytes: shardPlan.totalSize, largestShardBytes: shardPlan.largestShardBytes)
+        self.init(
+            parameters: parameters, checkpointBytes: shardPlan.totalSize, largestShardBytes: shardPlan.largestShardBytes
+        )
     }
 }

@@ -19,18 +19,24 @@ package struct MmapLoad: LoadStrategy {
     package func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
         phases.begin("skeleton")
         var model = OrderedDictionary<String, Tensor>()
-        for parameter in plan.parameters { model[parameter.name] = Tensor.meta(dtype: parameter.dtype, shape: parameter.shape) }
+        for parameter in plan.parameters {
+            model[parameter.name] = Tensor.meta(dtype: parameter.dtype, shape: parameter.shape)
+        }
         let stagingBytes = plan.figures.stagingBytes
-        let staging: TensorStorage? = stagingBytes > 0 ? try TensorStorage.allocate(byteCount: stagingBytes, ledger: ledger) : nil
+        let staging: TensorStorage? =
+            stagingBytes > 0 ? try TensorStorage.allocate(byteCount: stagingBytes, ledger: ledger) : nil
         let files = plan.checkpoint.files
         for (fileIndex, file) in files.enumerated() {
             phases.begin("map shard \(fileIndex + 1)/\(files.count)")
-            let parameters = plan.parameters.filter { $0.source?.fileIndex == fileIndex }.sorted { ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0) }
+            let parameters = plan.parameters.filter { $0.source?.fileIndex == fileIndex }.sorted {
+                ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0)
+            }
             var converting: [ShardStream.Item] = []
             for parameter in parameters {
                 guard let stored = parameter.source?.tensor else { continue }
                 if stored.dtype == parameter.dtype {
-                    model[parameter.name] = Tensor(dtype: parameter.dtype, shape: parameter.shape, storage: try file.map(stored))
+                    model[parameter.name] = Tensor(
+                        dtype: parameter.dtype, shape: parameter.shape, storage: try file.map(stored))
                 } else if staging != nil {
                     let tensor = try Tensor.empty(dtype: parameter.dtype, shape: parameter.shape, ledger: ledger)
                     converting.append(ShardStream.Item(stored: stored, tensor: tensor))
@@ -42,7 +48,9 @@ package struct MmapLoad: LoadStrategy {
         if !plan.missingKeys.isEmpty {
             phases.begin("materialize missing")
             let initializer = ModelInitializer(plan: plan, ledger: ledger)
-            for parameter in plan.parameters where parameter.source == nil { model[parameter.name] = try initializer.materialize(parameter) }
+            for parameter in plan.parameters where parameter.source == nil {
+                model[parameter.name] = try initializer.materialize(parameter)
+            }
         }
         tie(&model, plan)
         withExtendedLifetime(staging) {}
@@ -62,7 +70,9 @@ package struct MmapLoad: LoadStrategy {
         var pieces: [UnsafeRawBufferPointer] = []
         for tensor in tensors where tensor.storage.kind == .fileWindow {
             let bytes = tensor.storage.bytes
-            for start in stride(from: 0, to: bytes.count, by: piece) { pieces.append(UnsafeRawBufferPointer(rebasing: bytes[start..<min(bytes.count, start + piece)])) }
+            for start in stride(from: 0, to: bytes.count, by: piece) {
+                pieces.append(UnsafeRawBufferPointer(rebasing: bytes[start..<min(bytes.count, start + piece)]))
+            }
         }
         let shared = DisjointAccess(pieces)
         let sums = Mutex<UInt8>(0)
@@ -80,7 +90,8 @@ package struct MmapLoad: LoadStrategy {
     /// After the touch: a mapped tensor whose file shrank read zeros where it faulted; refuse the load.
     static func checkIntact(_ model: OrderedDictionary<String, Tensor>, _ plan: LoadPlan) throws {
         for parameter in plan.parameters {
-            guard let source = parameter.source, let tensor = model[parameter.name], tensor.storage.kind == .fileWindow else { continue }
+            guard let source = parameter.source, let tensor = model[parameter.name], tensor.storage.kind == .fileWindow
+            else { continue }
             try plan.checkpoint.files[source.fileIndex].checkIntact(tensor.storage, of: source.tensor)
         }
     }

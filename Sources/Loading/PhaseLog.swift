@@ -1,6 +1,6 @@
+import OSLayer
 import Synchronization
 import TensorEngine
-import OSLayer
 
 /// The named phases of a load (`init`, `read shard 2/4`, `cast`, …), each closed with the ledger's live bytes,
 /// and the index of the current phase for a sampler thread to tag its samples with.
@@ -34,7 +34,9 @@ package final class PhaseLog: Sendable {
     private let observer: (@Sendable (Transition) -> Void)?
 
     /// `observer` is called on the loading thread at every transition, after the log is updated.
-    package init(ledger: MemoryLedger, start: ContinuousClock.Instant = .now, observer: (@Sendable (Transition) -> Void)? = nil) {
+    package init(
+        ledger: MemoryLedger, start: ContinuousClock.Instant = .now, observer: (@Sendable (Transition) -> Void)? = nil
+    ) {
         self.ledger = ledger
         self.clockStart = start
         self.observer = observer
@@ -58,7 +60,10 @@ package final class PhaseLog: Sendable {
         let closed: String? = state.withLock { s in
             let closed = s.open?.name
             if let open = s.open {
-                s.phases.append(Phase(name: open.name, startSeconds: open.start, endSeconds: now, ledgerLiveBytesAtStart: open.liveAtStart, ledgerLiveBytesAtEnd: live))
+                s.phases.append(
+                    Phase(
+                        name: open.name, startSeconds: open.start, endSeconds: now,
+                        ledgerLiveBytesAtStart: open.liveAtStart, ledgerLiveBytesAtEnd: live))
             }
             s.open = name.map { Open(name: $0, start: now, liveAtStart: live) }
             currentIndex.store(name == nil ? -1 : s.phases.count, ordering: .relaxed)

@@ -45,7 +45,9 @@ struct ShardStream {
         let shared = DisjointAccess((items, staging))
         let run: @Sendable (Int) -> Void = { worker in
             let (items, staging) = shared.value
-            let own = staging.map { UnsafeMutableRawBufferPointer(rebasing: $0[(worker * slice)..<((worker + 1) * slice)]) }
+            let own = staging.map {
+                UnsafeMutableRawBufferPointer(rebasing: $0[(worker * slice)..<((worker + 1) * slice)])
+            }
             while true {
                 let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard index < pieces.count, failure.withLock({ $0 == nil }) else { return }
@@ -65,7 +67,10 @@ struct ShardStream {
     }
 
     /// One tensor, converted through `staging` (the device-map path, which places tensors one at a time).
-    static func convert(_ stored: StoredTensor, from file: SafetensorsFile, through staging: UnsafeMutableRawBufferPointer, into tensor: Tensor) throws {
+    static func convert(
+        _ stored: StoredTensor, from file: SafetensorsFile, through staging: UnsafeMutableRawBufferPointer,
+        into tensor: Tensor
+    ) throws {
         try load([Item(stored: stored, tensor: tensor)], from: file, staging: staging)
     }
 
@@ -80,18 +85,25 @@ struct ShardStream {
             if item.stored.dtype != item.tensor.dtype, let width = item.stored.dtype.byteWidth {
                 size = max(width, min(conversionPieceBytes, sliceBytes) / width * width)
             }
-            for start in stride(from: 0, to: total, by: size) { pieces.append(Piece(item: index, range: start..<min(total, start + size))) }
+            for start in stride(from: 0, to: total, by: size) {
+                pieces.append(Piece(item: index, range: start..<min(total, start + size)))
+            }
         }
         return pieces
     }
 
-    private static func fill(_ piece: Piece, of item: Item, from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?) throws {
+    private static func fill(
+        _ piece: Piece, of item: Item, from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?
+    ) throws {
         let destination = item.tensor.storage.mutableBytes
         if item.stored.dtype == item.tensor.dtype {
-            try file.read(item.stored, range: piece.range, into: UnsafeMutableRawBufferPointer(rebasing: destination[piece.range]), parallel: false)
+            try file.read(
+                item.stored, range: piece.range,
+                into: UnsafeMutableRawBufferPointer(rebasing: destination[piece.range]), parallel: false)
             return
         }
-        guard let staging, let sourceWidth = item.stored.dtype.byteWidth, let targetWidth = item.tensor.dtype.byteWidth else {
+        guard let staging, let sourceWidth = item.stored.dtype.byteWidth, let targetWidth = item.tensor.dtype.byteWidth
+        else {
             preconditionFailure("a converting tensor needs staging and whole-byte dtypes")
         }
         let source = UnsafeMutableRawBufferPointer(rebasing: staging[0..<piece.range.count])
@@ -100,6 +112,7 @@ struct ShardStream {
         let count = piece.range.count / sourceWidth * targetWidth
         DTypeConversion.convert(
             UnsafeRawBufferPointer(source), from: item.stored.dtype,
-            into: UnsafeMutableRawBufferPointer(rebasing: destination[first..<(first + count)]), to: item.tensor.dtype, threads: 1)
+            into: UnsafeMutableRawBufferPointer(rebasing: destination[first..<(first + count)]), to: item.tensor.dtype,
+            threads: 1)
     }
 }

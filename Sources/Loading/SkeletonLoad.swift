@@ -24,9 +24,12 @@ package struct SkeletonLoad: LoadStrategy {
         phases.begin("skeleton")
         // The meta model: shapes and dtypes, no bytes.
         var model = OrderedDictionary<String, Tensor>()
-        for parameter in plan.parameters { model[parameter.name] = Tensor.meta(dtype: parameter.dtype, shape: parameter.shape) }
+        for parameter in plan.parameters {
+            model[parameter.name] = Tensor.meta(dtype: parameter.dtype, shape: parameter.shape)
+        }
         let stagingBytes = plan.figures.stagingBytes
-        let staging: TensorStorage? = stagingBytes > 0 ? try TensorStorage.allocate(byteCount: stagingBytes, ledger: ledger) : nil
+        let staging: TensorStorage? =
+            stagingBytes > 0 ? try TensorStorage.allocate(byteCount: stagingBytes, ledger: ledger) : nil
 
         let checkpoint = plan.checkpoint
         let byFile = Dictionary(grouping: plan.parameters.filter { $0.source != nil }) { $0.source?.fileIndex ?? -1 }
@@ -34,7 +37,9 @@ package struct SkeletonLoad: LoadStrategy {
             phases.begin("load shard \(fileIndex + 1)/\(checkpoint.files.count)")
             let file = checkpoint.files[fileIndex]
             // Data order within the file: sequential reads.
-            let parameters = (byFile[fileIndex] ?? []).sorted { ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0) }
+            let parameters = (byFile[fileIndex] ?? []).sorted {
+                ($0.source?.tensor.begin ?? 0) < ($1.source?.tensor.begin ?? 0)
+            }
             // Every tensor of the shard allocated, then read as one stream (ShardStream): the ledger reaches
             // the same peak, M_t + staging, at the end of the last shard.
             var items: [ShardStream.Item] = []

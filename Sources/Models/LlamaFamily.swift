@@ -37,7 +37,8 @@ enum LlamaFamily {
             "gelu": "GELUActivation", "gelu_10": "ClippedGELUActivation", "gelu_fast": "FastGELUActivation",
             "gelu_new": "NewGELUActivation", "gelu_python": "GELUActivation", "gelu_pytorch_tanh": "GELUTanh",
             "gelu_python_tanh": "GELUTanh", "gelu_accurate": "AccurateGELUActivation", "hardswish": "Hardswish",
-            "laplace": "LaplaceActivation", "leaky_relu": "LeakyReLU", "linear": "LinearActivation", "mish": "MishActivation",
+            "laplace": "LaplaceActivation", "leaky_relu": "LeakyReLU", "linear": "LinearActivation",
+            "mish": "MishActivation",
             "quick_gelu": "QuickGELUActivation", "relu": "ReLU", "relu2": "ReLUSquaredActivation", "relu6": "ReLU6",
             "sigmoid": "Sigmoid", "silu": "SiLUActivation", "sqrtsoftplus": "SqrtSoftplusActivation", "swish": "SiLU",
             "tanh": "Tanh", "prelu": "PReLU", "xielu": "XIELUActivation",
@@ -50,20 +51,24 @@ enum LlamaFamily {
         case "gemma":
             return Family(
                 classPrefix: "Gemma", tiesByDefault: true, normInit: 0.0,
-                qkvBias: { try $0.bool("attention_bias", default: false) }, outputBias: { try $0.bool("attention_bias", default: false) },
+                qkvBias: { try $0.bool("attention_bias", default: false) },
+                outputBias: { try $0.bool("attention_bias", default: false) },
                 mlpBias: { _ in false }, defaultActivation: "gelu_pytorch_tanh", scaledEmbedding: true)
         case "qwen2":
             return Family(
-                classPrefix: "Qwen2", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in true }, outputBias: { _ in false }, mlpBias: { _ in false },
+                classPrefix: "Qwen2", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in true },
+                outputBias: { _ in false }, mlpBias: { _ in false },
                 defaultActivation: "silu", scaledEmbedding: false)
         case "mistral":
             return Family(
-                classPrefix: "Mistral", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in false }, outputBias: { _ in false }, mlpBias: { _ in false },
+                classPrefix: "Mistral", tiesByDefault: false, normInit: 1.0, qkvBias: { _ in false },
+                outputBias: { _ in false }, mlpBias: { _ in false },
                 defaultActivation: "silu", scaledEmbedding: false)
         default:
             return Family(
                 classPrefix: "Llama", tiesByDefault: false, normInit: 1.0,
-                qkvBias: { try $0.bool("attention_bias", default: false) }, outputBias: { try $0.bool("attention_bias", default: false) },
+                qkvBias: { try $0.bool("attention_bias", default: false) },
+                outputBias: { try $0.bool("attention_bias", default: false) },
                 mlpBias: { try $0.bool("mlp_bias", default: false) }, defaultActivation: "silu", scaledEmbedding: false)
         }
     }
@@ -96,12 +101,16 @@ enum LlamaFamily {
                 headDim = explicit
             } else {
                 guard hidden % heads == 0 else {
-                    throw ModelConfigError(path: config.path, field: "head_dim", "missing, and hidden_size \(hidden) is not divisible by num_attention_heads \(heads)")
+                    throw ModelConfigError(
+                        path: config.path, field: "head_dim",
+                        "missing, and hidden_size \(hidden) is not divisible by num_attention_heads \(heads)")
                 }
                 headDim = hidden / heads
             }
             guard layers <= 10_000 else {
-                throw ModelConfigError(path: config.path, field: "num_hidden_layers", "is \(layers); more than 10,000 layers is not a real model")
+                throw ModelConfigError(
+                    path: config.path, field: "num_hidden_layers",
+                    "is \(layers); more than 10,000 layers is not a real model")
             }
             tied = try config.bool("tie_word_embeddings", default: family.tiesByDefault)
             std = try config.positiveDouble("initializer_range", default: 0.02)
@@ -110,7 +119,8 @@ enum LlamaFamily {
             qkvBias = try family.qkvBias(config)
             outputBias = try family.outputBias(config)
             mlpBias = try family.mlpBias(config)
-            activation = LlamaFamily.activationClass(config.fields["hidden_act"]?.stringValue ?? family.defaultActivation)
+            activation = LlamaFamily.activationClass(
+                config.fields["hidden_act"]?.stringValue ?? family.defaultActivation)
         }
     }
 
@@ -137,15 +147,22 @@ enum LlamaFamily {
         }
 
         func norm(_ name: String) -> ModuleNode {
-            ModuleNode(name: name, className: family.classPrefix + "RMSNorm", parameters: [parameter(name + ".weight", [d.hidden], .constant(family.normInit))])
+            ModuleNode(
+                name: name, className: family.classPrefix + "RMSNorm",
+                parameters: [parameter(name + ".weight", [d.hidden], .constant(family.normInit))])
         }
 
         /// Gemma's scaled embedding also registers `embed_scale` (a scalar, non-persistent, in the model's dtype).
         func embedding() -> ModuleNode {
             ModuleNode(
-                name: "model.embed_tokens", className: family.scaledEmbedding ? family.classPrefix + "TextScaledWordEmbedding" : "Embedding",
-                parameters: [parameter("model.embed_tokens.weight", [d.vocab, d.hidden], .normal(std: d.std, zeroRow: d.padding))],
-                buffers: family.scaledEmbedding ? [ModuleTensor(name: "model.embed_tokens.embed_scale", shape: [], persistent: false)] : [])
+                name: "model.embed_tokens",
+                className: family.scaledEmbedding ? family.classPrefix + "TextScaledWordEmbedding" : "Embedding",
+                parameters: [
+                    parameter(
+                        "model.embed_tokens.weight", [d.vocab, d.hidden], .normal(std: d.std, zeroRow: d.padding))
+                ],
+                buffers: family.scaledEmbedding
+                    ? [ModuleTensor(name: "model.embed_tokens.embed_scale", shape: [], persistent: false)] : [])
         }
 
         func layer(_ i: Int) -> ModuleNode {
@@ -168,7 +185,9 @@ enum LlamaFamily {
                 ])
             return ModuleNode(
                 name: prefix, className: family.classPrefix + "DecoderLayer",
-                children: [attention, mlp, norm(prefix + ".input_layernorm"), norm(prefix + ".post_attention_layernorm")])
+                children: [
+                    attention, mlp, norm(prefix + ".input_layernorm"), norm(prefix + ".post_attention_layernorm"),
+                ])
         }
 
         /// Non-persistent float32 buffers: never saved, but accelerate counts them when sizing modules.
@@ -176,8 +195,11 @@ enum LlamaFamily {
             ModuleNode(
                 name: "model.rotary_emb", className: family.classPrefix + "RotaryEmbedding",
                 buffers: [
-                    ModuleTensor(name: "model.rotary_emb.inv_freq", shape: [d.headDim / 2], fixedDType: .f32, persistent: false),
-                    ModuleTensor(name: "model.rotary_emb.original_inv_freq", shape: [d.headDim / 2], fixedDType: .f32, persistent: false),
+                    ModuleTensor(
+                        name: "model.rotary_emb.inv_freq", shape: [d.headDim / 2], fixedDType: .f32, persistent: false),
+                    ModuleTensor(
+                        name: "model.rotary_emb.original_inv_freq", shape: [d.headDim / 2], fixedDType: .f32,
+                        persistent: false),
                 ])
         }
     }
@@ -194,16 +216,22 @@ enum LlamaFamily {
         let lmHead: ModuleNode
         if d.tied {
             tiedAliases["lm_head.weight"] = "model.embed_tokens.weight"
-            lmHead = ModuleNode(name: "lm_head", className: "Linear", parameters: [ModuleTensor(name: "lm_head.weight", shape: [d.vocab, d.hidden])])
+            lmHead = ModuleNode(
+                name: "lm_head", className: "Linear",
+                parameters: [ModuleTensor(name: "lm_head.weight", shape: [d.vocab, d.hidden])])
         } else {
             lmHead = builder.linear("lm_head", out: d.vocab, in: d.hidden, bias: false)
         }
         let model = ModuleNode(
             name: "model", className: family.classPrefix + "Model",
-            children: [embedding, ModuleNode(name: "model.layers", className: "ModuleList", children: layers), finalNorm, rotary])
+            children: [
+                embedding, ModuleNode(name: "model.layers", className: "ModuleList", children: layers), finalNorm,
+                rotary,
+            ])
         let root = ModuleNode(name: "", className: family.classPrefix + "ForCausalLM", children: [model, lmHead])
         return ModelArchitecture(
-            modelType: modelType, className: family.classPrefix + "ForCausalLM", parameters: builder.parameters, tiedAliases: tiedAliases,
+            modelType: modelType, className: family.classPrefix + "ForCausalLM", parameters: builder.parameters,
+            tiedAliases: tiedAliases,
             root: root, noSplitClasses: [family.classPrefix + "DecoderLayer"], initializerRange: d.std)
     }
 }

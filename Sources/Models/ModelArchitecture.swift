@@ -49,7 +49,8 @@ package struct ModelArchitecture: Sendable {
     package static let knownModelTypes = ["llama", "mistral", "gemma", "qwen2"]
 
     package init(
-        modelType: String, className: String, parameters: [ParameterSpec], tiedAliases: OrderedDictionary<String, String>,
+        modelType: String, className: String, parameters: [ParameterSpec],
+        tiedAliases: OrderedDictionary<String, String>,
         root: ModuleNode, noSplitClasses: [String], initializerRange: Double
     ) {
         self.modelType = modelType
@@ -81,14 +82,20 @@ package struct ModelArchitecture: Sendable {
     func checkSize(config: ModelConfig) throws(ModelConfigError) {
         var total = 0
         for parameter in parameters {
-            guard let elements = TensorEngine.elementCount(of: parameter.shape), elements <= Self.maximumFloat64Bytes / 8 else {
+            guard let elements = TensorEngine.elementCount(of: parameter.shape),
+                elements <= Self.maximumFloat64Bytes / 8
+            else {
                 throw ModelConfigError(
                     path: config.path, field: nil,
-                    "tensor \(parameter.name) of shape \(parameter.shape) has more elements than this tool can size (the config's dimensions are too large)")
+                    "tensor \(parameter.name) of shape \(parameter.shape) has more elements than this tool can size (the config's dimensions are too large)"
+                )
             }
             let (sum, overflow) = total.addingReportingOverflow(elements * 8)
             guard !overflow, sum <= Self.maximumFloat64Bytes else {
-                throw ModelConfigError(path: config.path, field: nil, "the model's tensors total more than \(Self.maximumFloat64Bytes) bytes at float64 (the config's dimensions are too large)")
+                throw ModelConfigError(
+                    path: config.path, field: nil,
+                    "the model's tensors total more than \(Self.maximumFloat64Bytes) bytes at float64 (the config's dimensions are too large)"
+                )
             }
             total = sum
         }
@@ -98,7 +105,8 @@ package struct ModelArchitecture: Sendable {
     /// architectures. Every tensor is a parameter; the module tree follows the dotted names.
     package static func fromCheckpoint(_ checkpoint: Checkpoint, initializerRange: Double = 0.02) -> ModelArchitecture {
         let parameters = checkpoint.specs.map { spec in
-            ParameterSpec(name: spec.name, shape: spec.shape, initialization: .normal(std: initializerRange, zeroRow: nil))
+            ParameterSpec(
+                name: spec.name, shape: spec.shape, initialization: .normal(std: initializerRange, zeroRow: nil))
         }
         return ModelArchitecture(
             modelType: "checkpoint", className: "Module", parameters: parameters, tiedAliases: [:],
@@ -126,7 +134,8 @@ package struct ModelArchitecture: Sendable {
         }
         let root = self.root.mapShapes { tensor in tensor.persistent ? scale(tensor.shape) : tensor.shape }
         return ModelArchitecture(
-            modelType: modelType, className: className, parameters: scaledParameters, tiedAliases: tiedAliases, root: root,
+            modelType: modelType, className: className, parameters: scaledParameters, tiedAliases: tiedAliases,
+            root: root,
             noSplitClasses: noSplitClasses, initializerRange: initializerRange)
     }
 
@@ -161,7 +170,9 @@ enum ModuleTreeBuilder {
             var parameters: [ModuleTensor] = []
             init(name: String) { self.name = name }
             func node() -> ModuleNode {
-                ModuleNode(name: name, className: "Module", children: children.values.map { $0.node() }, parameters: parameters)
+                ModuleNode(
+                    name: name, className: "Module", children: children.values.map { $0.node() }, parameters: parameters
+                )
             }
         }
         let root = Builder(name: "")

@@ -1,8 +1,8 @@
 import Checkpoint
+import OSLayer
 import OrderedCollections
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 /// A config.json is missing a field the architecture needs, or a field has the wrong type or value.
 package enum ConfigRule: String, FailureRule {
@@ -65,7 +65,8 @@ package struct ModelConfig: Sendable {
         for key in ["dtype", "torch_dtype"] {
             guard let value = fields[key], !value.isNull else { continue }
             guard case .string(let name) = value else {
-                throw ModelConfigError(path: path, field: key, "is \(value.typeName), not a dtype name such as \"bfloat16\"")
+                throw ModelConfigError(
+                    path: path, field: key, "is \(value.typeName), not a dtype name such as \"bfloat16\"")
             }
             if name == "auto" { continue }
             guard let dtype = DType(torchName: name) else {
@@ -86,13 +87,17 @@ package struct ModelConfig: Sendable {
             throw ModelConfigError(path: path, field: key, "missing; the \(modelType ?? "model") architecture needs it")
         }
         guard case .number(let number) = value, let int = number.intValue else {
-            throw ModelConfigError(path: path, field: key, "is \(value.typeName == "a number" ? "not an integer" : value.typeName); expected a positive integer")
+            throw ModelConfigError(
+                path: path, field: key,
+                "is \(value.typeName == "a number" ? "not an integer" : value.typeName); expected a positive integer")
         }
         guard int > 0 else { throw ModelConfigError(path: path, field: key, "is \(int); expected a positive integer") }
         // 2^31: a product of two dimensions (heads × head_dim) still fits in Int; the model's total is checked
         // after it is built (ModelArchitecture.checkSize).
         guard int <= Self.maximumDimension else {
-            throw ModelConfigError(path: path, field: key, "is \(int), larger than any model dimension this tool accepts (\(Self.maximumDimension) = 2^31)")
+            throw ModelConfigError(
+                path: path, field: key,
+                "is \(int), larger than any model dimension this tool accepts (\(Self.maximumDimension) = 2^31)")
         }
         return int
     }

@@ -34,7 +34,10 @@ package struct ModuleNode: Sendable, Hashable {
     /// Buffers registered directly on this module.
     package var buffers: [ModuleTensor]
 
-    package init(name: String, className: String, children: [ModuleNode] = [], parameters: [ModuleTensor] = [], buffers: [ModuleTensor] = []) {
+    package init(
+        name: String, className: String, children: [ModuleNode] = [], parameters: [ModuleTensor] = [],
+        buffers: [ModuleTensor] = []
+    ) {
         self.name = name
         self.className = className
         self.children = children
@@ -72,7 +75,11 @@ package struct ModuleNode: Sendable, Hashable {
         ModuleNode(
             name: name, className: className,
             children: children.map { $0.mapShapes(transform) },
-            parameters: parameters.map { ModuleTensor(name: $0.name, shape: transform($0), fixedDType: $0.fixedDType, persistent: $0.persistent) },
-            buffers: buffers.map { ModuleTensor(name: $0.name, shape: transform($0), fixedDType: $0.fixedDType, persistent: $0.persistent) })
+            parameters: parameters.map {
+                ModuleTensor(name: $0.name, shape: transform($0), fixedDType: $0.fixedDType, persistent: $0.persistent)
+            },
+            buffers: buffers.map {
+                ModuleTensor(name: $0.name, shape: transform($0), fixedDType: $0.fixedDType, persistent: $0.persistent)
+            })
     }
 }

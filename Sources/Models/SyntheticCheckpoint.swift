@@ -1,10 +1,10 @@
 import Checkpoint
 import Dispatch
 import Foundation
+import OSLayer
 import OrderedCollections
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 /// A Hugging Face–compatible checkpoint of a model with synthetic weights: the same file names, index,
 /// tensor order and bytes-per-shard `save_pretrained` would write for that model, dtype and shard size.
@@ -39,18 +39,22 @@ package struct SyntheticCheckpoint: Sendable {
     package let scaling: Scaling
 
     /// `maxShardSize` is the full-size limit; it is multiplied by `scale` like every tensor.
-    package init(config: ModelConfig, dtype: DType, maxShardSize: Int, seed: UInt64, scale: Double, scaling: Scaling = .rows) throws {
+    package init(
+        config: ModelConfig, dtype: DType, maxShardSize: Int, seed: UInt64, scale: Double, scaling: Scaling = .rows
+    ) throws {
         guard scale > 0 && scale <= 1 && scale.isFinite else {
             throw UsageError("--scale \(scale) is outside (0, 1]")
         }
         guard dtype.isConvertible else {
-            throw UsageError("--dtype \(dtype.torchName) is not a floating dtype; use one of \(DType.convertibleTorchNames)")
+            throw UsageError(
+                "--dtype \(dtype.torchName) is not a floating dtype; use one of \(DType.convertibleTorchNames)")
         }
         let config = scaling == .layers && scale < 1 ? try Self.withFewerLayers(config, scale: scale) : config
         guard let architecture = try ModelArchitecture.fromConfig(config) else {
             throw ModelConfigError(
                 path: config.path, field: "model_type",
-                "'\(config.modelType ?? "(missing)")' is not an architecture this tool can generate; known: \(ModelArchitecture.knownModelTypes.joined(separator: ", "))")
+                "'\(config.modelType ?? "(missing)")' is not an architecture this tool can generate; known: \(ModelArchitecture.knownModelTypes.joined(separator: ", "))"
+            )
         }
         self.config = config
         self.scaling = scaling
@@ -63,7 +67,9 @@ package struct SyntheticCheckpoint: Sendable {
 
     /// The shard plan: the model's stored parameters in registration order, split as `save_pretrained` splits.
     package var plan: ShardPlan {
-        ShardPlan(tensors: architecture.tensorSpecs(dtype: dtype), maxShardSize: maxShardSize, totalParameters: architecture.parameterCount)
+        ShardPlan(
+            tensors: architecture.tensorSpecs(dtype: dtype), maxShardSize: maxShardSize,
+            totalParameters: architecture.parameterCount)
     }
 
     /// The config.json to write: the input config with its dtype set and, when scaled, a `bigmodel_bench`
@@ -72,23 +78,29 @@ package struct SyntheticCheckpoint: Sendable {
         var object = config.fields
         Resharder.setDType(&object, to: dtype)
         if scale < 1 {
-            object[Self.provenanceKey] = .object(["scale": JSONValue(scale), "seed": JSONValue(seed), "scaling": .string(scaling.rawValue)])
+            object[Self.provenanceKey] = .object([
+                "scale": JSONValue(scale), "seed": JSONValue(seed), "scaling": .string(scaling.rawValue),
+            ])
         }
         return JSONWriter.pythonSorted.bytes(.object(object)) + [0x0A]
     }
 
     /// Writes the folder: shards, index (when more than one shard) and config.json.
     @discardableResult
-    package func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }) throws -> CheckpointWriter.Summary {
+    package func write(to folder: String, progress: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false })
+        throws -> CheckpointWriter.Summary
+    {
         let source = SyntheticSource(architecture: architecture, dtype: dtype, seed: seed)
         return try CheckpointWriter(plan: plan).write(
-            to: folder, source: source, extraFiles: [("config.json", configBytes())], progress: progress, isCancelled: isCancelled)
+            to: folder, source: source, extraFiles: [("config.json", configBytes())], progress: progress,
+            isCancelled: isCancelled)
     }
 
     /// Reads the row scale a checkpoint was generated at from its config (1 when not recorded, and for a
     /// checkpoint scaled by layers, whose config.json already describes its shapes).
     package static func recordedScale(in config: ModelConfig) -> Double {
-        guard let provenance = config.fields[provenanceKey], provenance["scaling"]?.stringValue != Scaling.layers.rawValue,
+        guard let provenance = config.fields[provenanceKey],
+            provenance["scaling"]?.stringValue != Scaling.layers.rawValue,
             let scale = provenance["scale"]?.numberValue?.doubleValue, scale > 0, scale <= 1
         else { return 1 }
         return scale
@@ -111,12 +123,20 @@ package final class SyntheticSource: TensorByteSource, @unchecked Sendable {
     private let table: NormalTable
     private let threads: Int
 
-    package convenience init(architecture: ModelArchitecture, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        self.init(parameters: architecture.parameters, initializerRange: architecture.initializerRange, dtype: dtype, seed: seed, threads: threads)
+    package convenience init(
+        architecture: ModelArchitecture, dtype: DType, seed: UInt64,
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) {
+        self.init(
+            parameters: architecture.parameters, initializerRange: architecture.initializerRange, dtype: dtype,
+            seed: seed, threads: threads)
     }
 
     /// A source for `parameters` (the standard deviation of `.normal` inits comes from `initializerRange`).
-    package init(parameters: [ParameterSpec], initializerRange: Double, dtype: DType, seed: UInt64, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    package init(
+        parameters: [ParameterSpec], initializerRange: Double, dtype: DType, seed: UInt64,
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) {
         self.parameters = Dictionary(parameters.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.dtype = dtype
         self.seed = seed
@@ -143,8 +163,10 @@ package final class SyntheticSource: TensorByteSource, @unchecked Sendable {
                 parallelRanges(count: count, workers: threads, minimumPerWorker: 1 << 19) { range in
                     let (tableBytes, destination) = shared.value
                     SyntheticSource.fillNormal(
-                        table: tableBytes, width: width, seed: tensorSeed, firstElement: firstElement + range.lowerBound, count: range.count,
-                        into: UnsafeMutableRawBufferPointer(rebasing: destination[(range.lowerBound * width)..<(range.upperBound * width)]))
+                        table: tableBytes, width: width, seed: tensorSeed,
+                        firstElement: firstElement + range.lowerBound, count: range.count,
+                        into: UnsafeMutableRawBufferPointer(
+                            rebasing: destination[(range.lowerBound * width)..<(range.upperBound * width)]))
                 }
             }
             let columns = tensor.shape.dropFirst().reduce(1, *)
@@ -153,8 +175,10 @@ package final class SyntheticSource: TensorByteSource, @unchecked Sendable {
                 let lo = max(rowStart, firstElement)
                 let hi = min(rowStart + columns, firstElement + count)
                 if lo < hi {
-                    UnsafeMutableRawBufferPointer(rebasing: destination[((lo - firstElement) * width)..<((hi - firstElement) * width)])
-                        .initializeMemory(as: UInt8.self, repeating: 0)
+                    UnsafeMutableRawBufferPointer(
+                        rebasing: destination[((lo - firstElement) * width)..<((hi - firstElement) * width)]
+                    )
+                    .initializeMemory(as: UInt8.self, repeating: 0)
                 }
             }
         }
@@ -163,7 +187,9 @@ package final class SyntheticSource: TensorByteSource, @unchecked Sendable {
     private func fillConstant(_ value: Double, width: Int, into destination: UnsafeMutableRawBufferPointer) {
         var element = [UInt8](repeating: 0, count: width)
         withUnsafeBytes(of: value) { source in
-            element.withUnsafeMutableBytes { DTypeConversion.convert(source, from: .f64, into: $0, to: dtype, threads: 1) }
+            element.withUnsafeMutableBytes {
+                DTypeConversion.convert(source, from: .f64, into: $0, to: dtype, threads: 1)
+            }
         }
         if element.allSatisfy({ $0 == 0 }) {
             destination.initializeMemory(as: UInt8.self, repeating: 0)
@@ -178,12 +204,22 @@ package final class SyntheticSource: TensorByteSource, @unchecked Sendable {
 
     /// Element i takes bits 16·(i mod 4) … of `mix(seed + i/4)`: four values per 64-bit hash.
     private static func fillNormal(
-        table: UnsafeRawBufferPointer, width: Int, seed: UInt64, firstElement: Int, count: Int, into destination: UnsafeMutableRawBufferPointer
+        table: UnsafeRawBufferPointer, width: Int, seed: UInt64, firstElement: Int, count: Int,
+        into destination: UnsafeMutableRawBufferPointer
     ) {
         switch width {
-        case 2: emit(table.bindMemory(to: UInt16.self), destination.bindMemory(to: UInt16.self), seed: seed, firstElement: firstElement, count: count)
-        case 4: emit(table.bindMemory(to: UInt32.self), destination.bindMemory(to: UInt32.self), seed: seed, firstElement: firstElement, count: count)
-        default: emit(table.bindMemory(to: UInt64.self), destination.bindMemory(to: UInt64.self), seed: seed, firstElement: firstElement, count: count)
+        case 2:
+            emit(
+                table.bindMemory(to: UInt16.self), destination.bindMemory(to: UInt16.self), seed: seed,
+                firstElement: firstElement, count: count)
+        case 4:
+            emit(
+                table.bindMemory(to: UInt32.self), destination.bindMemory(to: UInt32.self), seed: seed,
+                firstElement: firstElement, count: count)
+        default:
+            emit(
+                table.bindMemory(to: UInt64.self), destination.bindMemory(to: UInt64.self), seed: seed,
+                firstElement: firstElement, count: count)
         }
     }
 
@@ -191,7 +227,8 @@ package final class SyntheticSource: TensorByteSource, @unchecked Sendable {
     /// whole blocks of four values per hash, a tail.
     @inline(__always)
     private static func emit<T: FixedWidthInteger>(
-        _ values: UnsafeBufferPointer<T>, _ out: UnsafeMutableBufferPointer<T>, seed: UInt64, firstElement: Int, count: Int
+        _ values: UnsafeBufferPointer<T>, _ out: UnsafeMutableBufferPointer<T>, seed: UInt64, firstElement: Int,
+        count: Int
     ) {
         @inline(__always) func single(_ element: Int) -> T {
             let hash = mix(seed &+ UInt64(element >> 2)) >> UInt64(16 * (element & 3))

@@ -1,3 +1,4 @@
+import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -25,7 +26,9 @@ package final class AtomicFile {
                 FilePath(temporaryPath), .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
                 permissions: [.ownerReadWrite, .groupRead, .otherRead])
         } catch {
-            throw FileIOError(path: path, operation: "create", reason: "\(error)", isMissing: (error as? Errno) == .noSuchFileOrDirectory)
+            throw FileIOError(
+                path: path, operation: "create", reason: "\(error)",
+                isMissing: (error as? Errno) == .noSuchFileOrDirectory)
         }
     }
 
@@ -94,8 +97,6 @@ package final class AtomicFile {
     private static let serial = SerialCounter()
     private static func nextSerial() -> Int { serial.next() }
 }
-
-import Synchronization
 
 private final class SerialCounter: Sendable {
     private let value = Atomic<Int>(0)

@@ -101,14 +101,17 @@ package final class ChildProcess: Sendable {
         environment: [String: String],
         options: Options = Options()
     ) throws(SystemCallError) -> ChildProcess {
-        for (key, value) in environment where key.isEmpty || key.contains("=") || key.contains("\0") || value.contains("\0") {
+        for (key, value) in environment
+        where key.isEmpty || key.contains("=") || key.contains("\0") || value.contains("\0") {
             throw SystemCallError(call: "spawn", subject: "environment variable \(key)", errno: .invalidArgument)
         }
         for argument in arguments where argument.contains("\0") {
             throw SystemCallError(call: "spawn", subject: "argument \(argument)", errno: .invalidArgument)
         }
         for (target, _) in options.descriptors where target < 3 || target >= ChildProcess.firstStagingDescriptor {
-            throw SystemCallError(call: "spawn", subject: "descriptor \(target) (the child's extra descriptors are 3…63)", errno: .invalidArgument)
+            throw SystemCallError(
+                call: "spawn", subject: "descriptor \(target) (the child's extra descriptors are 3…63)",
+                errno: .invalidArgument)
         }
         let argv = CStringArray([executable] + arguments)
         let envp = CStringArray(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
@@ -247,7 +250,8 @@ package final class ChildProcess: Sendable {
 
     /// What failed in the child before `execve` succeeded.
     private enum ForkStage: Int32 {
-        case dup2 = 1, deathSignal, parentGone, execve
+        case dup2 = 1
+        case deathSignal, parentGone, execve
 
         var call: String {
             switch self {
@@ -290,7 +294,10 @@ package final class ChildProcess: Sendable {
         func closeAll() { for fd in descriptors { close(fd) } }
     }
 
-    private static func makePlan(path: UnsafeMutablePointer<CChar>, argv: CStringArray, envp: CStringArray, options: Options, files: inout OpenedFiles)
+    private static func makePlan(
+        path: UnsafeMutablePointer<CChar>, argv: CStringArray, envp: CStringArray, options: Options,
+        files: inout OpenedFiles
+    )
         throws(SystemCallError) -> ForkPlan
     {
         var plan = ForkPlan(path: path, argv: argv.pointers, envp: envp.pointers)

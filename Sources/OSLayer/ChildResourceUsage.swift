@@ -19,7 +19,10 @@ package struct ChildResourceUsage: Sendable, Equatable {
     /// `ru_minflt`: page faults served without I/O.
     package var minorPageFaults: Int
 
-    package init(maxRSSBytes: Int, userCPUSeconds: Double, systemCPUSeconds: Double, majorPageFaults: Int = 0, minorPageFaults: Int = 0) {
+    package init(
+        maxRSSBytes: Int, userCPUSeconds: Double, systemCPUSeconds: Double, majorPageFaults: Int = 0,
+        minorPageFaults: Int = 0
+    ) {
         self.maxRSSBytes = maxRSSBytes
         self.userCPUSeconds = userCPUSeconds
         self.systemCPUSeconds = systemCPUSeconds

@@ -64,7 +64,9 @@ package struct RuleViolation<Rule: FailureRule>: ReportableError, Equatable {
     package let detail: String
     package let category: FailureCategory
 
-    package init(_ rule: Rule, source: String, location: String? = nil, _ detail: String, category: FailureCategory? = nil) {
+    package init(
+        _ rule: Rule, source: String, location: String? = nil, _ detail: String, category: FailureCategory? = nil
+    ) {
         self.rule = rule
         self.source = source
         self.location = location

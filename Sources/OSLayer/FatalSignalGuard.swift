@@ -30,22 +30,24 @@ package enum FatalSignalGuard {
         var hasPrevious: Bool
     }
 
-    private static let handler: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = {
-        signal, info, context in
-        guard signal > 0 && signal < 65 else { return }
-        let entry = FatalSignalGuard.table[Int(signal)]
-        if let line = entry.line, FatalSignalGuard.descriptor >= 0 {
-            _ = write(FatalSignalGuard.descriptor, line, entry.length)
+    private static let handler:
+        @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = {
+            signal, info, context in
+            guard signal > 0 && signal < 65 else { return }
+            let entry = FatalSignalGuard.table[Int(signal)]
+            if let line = entry.line, FatalSignalGuard.descriptor >= 0 {
+                _ = write(FatalSignalGuard.descriptor, line, entry.length)
+            }
+            chainAndDie(signal, info, context, previous: entry.hasPrevious ? entry.previous : nil)
         }
-        chainAndDie(signal, info, context, previous: entry.hasPrevious ? entry.previous : nil)
-    }
 
     /// What a fatal signal does without this process's handler in front: the handler installed before runs
     /// (when there was one, and it was not `SIG_DFL` or `SIG_IGN`), then the default disposition is restored,
     /// the signal unblocked and raised again, so the process dies by it. Async-signal-safe (no locks, no
     /// allocation); shared by ``FatalSignalGuard`` and ``FileWindowGuard``.
     static func chainAndDie(
-        _ signal: Int32, _ info: UnsafeMutablePointer<siginfo_t>?, _ context: UnsafeMutableRawPointer?, previous: sigaction?
+        _ signal: Int32, _ info: UnsafeMutablePointer<siginfo_t>?, _ context: UnsafeMutableRawPointer?,
+        previous: sigaction?
     ) {
         if let old = previous {
             if old.sa_flags & SA_SIGINFO != 0, let action = old.__sigaction_handler.sa_sigaction {
@@ -70,7 +72,8 @@ package enum FatalSignalGuard {
 
     /// Installs the guard; `line(signal, name)` gives the bytes to write for each signal (a newline-terminated
     /// JSON event, say). Call once, early, from one thread.
-    package static func install(reportingTo descriptor: Int32, line: (Int32, String) -> [UInt8]) throws(SystemCallError) {
+    package static func install(reportingTo descriptor: Int32, line: (Int32, String) -> [UInt8]) throws(SystemCallError)
+    {
         table.initialize(repeating: Entry(line: nil, length: 0, previous: sigaction(), hasPrevious: false), count: 65)
         Self.descriptor = descriptor
         for signal in signals {
@@ -82,7 +85,9 @@ package enum FatalSignalGuard {
             action.sa_flags = SA_SIGINFO | SA_ONSTACK
             sigemptyset(&action.sa_mask)
             var old = sigaction()
-            guard sigaction(signal, &action, &old) == 0 else { throw .current("sigaction", ChildTermination.signalName(signal)) }
+            guard sigaction(signal, &action, &old) == 0 else {
+                throw .current("sigaction", ChildTermination.signalName(signal))
+            }
             table[Int(signal)] = Entry(line: buffer.baseAddress, length: bytes.count, previous: old, hasPrevious: true)
         }
     }

@@ -9,7 +9,9 @@ package final class FileLock {
 
     /// Opens (creating) `path` and takes the lock, polling every 50 ms (`flock(LOCK_EX | LOCK_NB)`) so that
     /// `isCancelled` can end the wait; nil when cancelled.
-    package static func acquire(_ path: String, isCancelled: () -> Bool = { false }) throws(SystemCallError) -> FileLock? {
+    package static func acquire(_ path: String, isCancelled: () -> Bool = { false }) throws(SystemCallError)
+        -> FileLock?
+    {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .current("open", path) }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
@@ -54,7 +56,9 @@ package final class FileLock {
             }
             var opened = stat()
             var current = stat()
-            guard fstat(fd, &opened) == 0, stat(path, &current) == 0, opened.st_ino == current.st_ino, opened.st_dev == current.st_dev else {
+            guard fstat(fd, &opened) == 0, stat(path, &current) == 0, opened.st_ino == current.st_ino,
+                opened.st_dev == current.st_dev
+            else {
                 close(fd)
                 continue
             }

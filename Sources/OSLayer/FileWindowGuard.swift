@@ -1,9 +1,10 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
 
 /// Turns a read of a file window whose file shrank from a crash into a reportable error.
 ///
@@ -104,18 +105,21 @@ package enum FileWindowGuard {
         return nil
     }
 
-    private static let handler: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = {
-        signal, info, context in
-        if let info, let address = faultAddress(info), let slot = FileWindowGuard.slot(containing: address) {
-            let page = address - address % FileWindowGuard.pageSize
-            let zero = mmap(UnsafeMutableRawPointer(bitPattern: page), FileWindowGuard.pageSize, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
-            if zero != MAP_FAILED {
-                FileWindowGuard.faults[slot].store(1, ordering: .releasing)
-                return
+    private static let handler:
+        @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = {
+            signal, info, context in
+            if let info, let address = faultAddress(info), let slot = FileWindowGuard.slot(containing: address) {
+                let page = address - address % FileWindowGuard.pageSize
+                let zero = mmap(
+                    UnsafeMutableRawPointer(bitPattern: page), FileWindowGuard.pageSize, PROT_READ,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+                if zero != MAP_FAILED {
+                    FileWindowGuard.faults[slot].store(1, ordering: .releasing)
+                    return
+                }
             }
+            FatalSignalGuard.chainAndDie(signal, info, context, previous: FileWindowGuard.previous)
         }
-        FatalSignalGuard.chainAndDie(signal, info, context, previous: FileWindowGuard.previous)
-    }
 
     /// `si_addr` of a fault the kernel raised (not a `kill`: a sent SIGBUS has `si_code` ≤ 0 and no address).
     private static func faultAddress(_ info: UnsafeMutablePointer<siginfo_t>) -> Int? {

@@ -23,10 +23,14 @@ package final class HugePageBuffer {
 
     /// Maps `byteCount` bytes (rounded up to 2 MiB).
     package init(byteCount: Int) throws(SystemCallError) {
-        guard byteCount >= 0 else { throw SystemCallError(call: "mmap", subject: "\(byteCount) bytes", errno: .invalidArgument) }
+        guard byteCount >= 0 else {
+            throw SystemCallError(call: "mmap", subject: "\(byteCount) bytes", errno: .invalidArgument)
+        }
         let huge = Self.hugePageSize
         let (rounded, overflow) = byteCount.addingReportingOverflow(huge - 1)
-        guard !overflow else { throw SystemCallError(call: "mmap", subject: "\(byteCount) bytes", errno: .invalidArgument) }
+        guard !overflow else {
+            throw SystemCallError(call: "mmap", subject: "\(byteCount) bytes", errno: .invalidArgument)
+        }
         let length = max(huge, rounded / huge * huge)
         // Over-map by 2 MiB, then unmap the unaligned head and the tail, leaving a 2 MiB-aligned mapping.
         guard let raw = mmap(nil, length + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
@@ -46,7 +50,9 @@ package final class HugePageBuffer {
     }
 
     /// The first `byteCount` bytes.
-    package var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: baseAddress, count: byteCount) }
+    package var bytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: baseAddress, count: byteCount)
+    }
 
     deinit { munmap(baseAddress, mappedByteCount) }
 }

@@ -41,7 +41,9 @@ package enum Descriptor {
     /// `fcntl(F_SETFL, O_NONBLOCK)`.
     package static func setNonBlocking(_ fd: Int32) throws(SystemCallError) {
         let flags = fcntl(fd, F_GETFL)
-        guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else { throw .current("fcntl(O_NONBLOCK)", "descriptor \(fd)") }
+        guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
+            throw .current("fcntl(O_NONBLOCK)", "descriptor \(fd)")
+        }
     }
 
     /// `write` until every byte is written, retrying `EINTR` and short writes. False when the descriptor
@@ -62,7 +64,8 @@ package enum Descriptor {
     /// One `read` of up to `limit` bytes, appended to `buffer`.
     package static func read(_ fd: Int32, appendingTo buffer: inout [UInt8], limit: Int = 1 << 16) -> ReadResult {
         var chunk = [UInt8](repeating: 0, count: limit)
-        let count = chunk.withUnsafeMutableBytes { raw in retryingOnInterrupt { Glibc.read(fd, raw.baseAddress, limit) } }
+        let count = chunk.withUnsafeMutableBytes { raw in retryingOnInterrupt { Glibc.read(fd, raw.baseAddress, limit) }
+        }
         if count > 0 {
             buffer.append(contentsOf: chunk[0..<count])
             return .data(count)

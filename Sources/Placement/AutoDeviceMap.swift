@@ -34,7 +34,8 @@ package enum AutoDeviceMap {
     /// before this tool puts the keys in module order. `budgets` are in device order (accelerators by index,
     /// then cpu, then disk); `disk` is appended when absent, and never limits.
     static func infer(
-        root: ModuleNode, sizes: ModuleSizes, budgets: [(device: Device, bytes: Double)], noSplit: Set<String>, tiedGroups: [[String]]
+        root: ModuleNode, sizes: ModuleSizes, budgets: [(device: Device, bytes: Double)], noSplit: Set<String>,
+        tiedGroups: [[String]]
     ) -> OrderedDictionary<String, Device> {
         var devices = budgets.map(\.device)
         if !devices.contains(.disk) { devices.append(.disk) }
@@ -43,7 +44,8 @@ package enum AutoDeviceMap {
         // Devices that keep room for the largest layer, so an offloaded layer can be brought back to run.
         let mainDevices: Set<Device> = accelerators.first.map { [$0, .cpu] } ?? [.cpu]
 
-        var treat: [Item] = root.parameters.map(Item.tensor) + root.children.map(Item.module) + root.buffers.map(Item.tensor)
+        var treat: [Item] =
+            root.parameters.map(Item.tensor) + root.children.map(Item.module) + root.buffers.map(Item.tensor)
         var map = OrderedDictionary<String, Device>()
         var current = 0
         var used: [Device: Int] = [:]
@@ -72,7 +74,8 @@ package enum AutoDeviceMap {
                 limit = l - Double(maxLayer)
                 reserved = maxLayer
             }
-            let (sizeWithTies, tiedNames, tiedItems) = Self.sizeWithTies(tiedParameters, moduleSize: moduleSize, sizes: sizes, treat: treat)
+            let (sizeWithTies, tiedNames, tiedItems) = Self.sizeWithTies(
+                tiedParameters, moduleSize: moduleSize, sizes: sizes, treat: treat)
             let usedHere = used[device, default: 0]
 
             // The item and the modules tied to it fit: place them all here.
@@ -87,18 +90,13 @@ package enum AutoDeviceMap {
             }
 
             // The item alone fits: try splitting one of the tied modules instead.
-            if !tiedParameters.isEmpty && Double(usedHere + moduleSize) <= limit {
-                var split = false
-                for (tiedName, tiedItem) in zip(tiedNames, tiedItems) {
-                    guard !tiedItem.children.isEmpty, !noSplit.contains(tiedItem.className),
-                        let index = treat.firstIndex(where: { $0.name == tiedName })
-                    else { continue }
-                    treat = [item] + treat[..<index] + tiedItem.splitItems + treat[(index + 1)...]
-                    (maxLayer, maxLayerNames) = maxLayerSize(treat.filter(\.isModule), sizes: sizes, noSplit: noSplit)
-                    split = true
-                    break
-                }
-                if split { continue }
+            if !tiedParameters.isEmpty && Double(usedHere + moduleSize) <= limit,
+                let replanned = splittingTied(
+                    item, tiedNames: tiedNames, tiedItems: tiedItems, treat: treat, noSplit: noSplit)
+            {
+                treat = replanned
+                (maxLayer, maxLayerNames) = maxLayerSize(treat.filter(\.isModule), sizes: sizes, noSplit: noSplit)
+                continue
             }
 
             // The item itself does not fit: split it when it has children and may be split.
@@ -116,10 +114,27 @@ package enum AutoDeviceMap {
         return clean(map)
     }
 
+    /// The items still to place once the first tied module that may be split is split (the item is tried again
+    /// first): accelerate's answer when an item and its tied modules do not fit but the item alone does. nil when
+    /// no tied module can be split.
+    private static func splittingTied(
+        _ item: Item, tiedNames: [String], tiedItems: [Item], treat: [Item], noSplit: Set<String>
+    ) -> [Item]? {
+        for (tiedName, tiedItem) in zip(tiedNames, tiedItems) {
+            guard !tiedItem.children.isEmpty, !noSplit.contains(tiedItem.className),
+                let index = treat.firstIndex(where: { $0.name == tiedName })
+            else { continue }
+            return [item] + treat[..<index] + tiedItem.splitItems + treat[(index + 1)...]
+        }
+        return nil
+    }
+
     /// `get_module_size_with_ties`: the item's size plus, for each tied parameter outside it, the size of the
     /// listed module holding it minus the parameter's own (counted) size. A tied parameter held by no listed
     /// module is skipped (accelerate raises IndexError there).
-    static func sizeWithTies(_ tiedParameters: [String], moduleSize: Int, sizes: ModuleSizes, treat: [Item]) -> (Int, [String], [Item]) {
+    static func sizeWithTies(_ tiedParameters: [String], moduleSize: Int, sizes: ModuleSizes, treat: [Item]) -> (
+        Int, [String], [Item]
+    ) {
         guard !tiedParameters.isEmpty else { return (moduleSize, [], []) }
         var total = moduleSize
         var names: [String] = []
@@ -180,7 +195,8 @@ package enum AutoDeviceMap {
             var children: [String] = []
             var seen: Set<String> = []
             for key in map.keys where key.hasPrefix(prefix) && key.count > module.count {
-                let child = key.split(separator: ".", omittingEmptySubsequences: false).prefix(depth).joined(separator: ".")
+                let child = key.split(separator: ".", omittingEmptySubsequences: false).prefix(depth).joined(
+                    separator: ".")
                 if seen.insert(child).inserted { children.append(child) }
             }
             for child in children { visit(child) }
@@ -196,7 +212,8 @@ package enum AutoDeviceMap {
     /// `model_bytes // n + int(1.25 × max(first no-split block, mean leaf module))`, the last keeps its budget.
     /// With one accelerator and no budget from the user, it gets 90% of its size.
     static func balanced(
-        _ budgets: [(device: Device, bytes: Double)], userSet: Bool, sizes: ModuleSizes, noSplit: [String], classOf: (String) -> String
+        _ budgets: [(device: Device, bytes: Double)], userSet: Bool, sizes: ModuleSizes, noSplit: [String],
+        classOf: (String) -> String
     ) -> [(device: Device, bytes: Double)] {
         var budgets = budgets
         let count = budgets.filter { $0.device.isAccelerator && $0.bytes > 0 }.count

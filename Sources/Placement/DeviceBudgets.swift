@@ -59,17 +59,23 @@ package struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
     /// Parses the command-line form `KEY=SIZE[,KEY=SIZE…]` (`0=2GiB,1=2GiB,cpu=6GiB`). Errors are usage
     /// errors (exit 64) naming `option`. With `acceleratorsOnly`, only accelerator indices are keys
     /// (`--accelerator-memory`).
-    package static func parse(_ text: String, option: String = "--max-memory", acceleratorsOnly: Bool = false) throws(PlacementError) -> DeviceBudgets {
+    package static func parse(_ text: String, option: String = "--max-memory", acceleratorsOnly: Bool = false)
+        throws(PlacementError) -> DeviceBudgets
+    {
         func fail(_ rule: PlacementRule, _ location: String?, _ detail: String) -> PlacementError {
             PlacementError(rule, source: option, location: location, detail, category: .usage)
         }
         let example = acceleratorsOnly ? "0=16GiB,1=16GiB" : "0=2GiB,1=2GiB,cpu=6GiB"
-        guard !text.isEmpty else { throw fail(.invalidSyntax, nil, "is empty; write KEY=SIZE pairs separated by commas, e.g. \(example)") }
+        guard !text.isEmpty else {
+            throw fail(.invalidSyntax, nil, "is empty; write KEY=SIZE pairs separated by commas, e.g. \(example)")
+        }
         var budgets: [Device: Int] = [:]
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw fail(.invalidSyntax, nil, "'\(item)' is not KEY=SIZE; write KEY=SIZE pairs separated by commas, e.g. \(example)")
+                throw fail(
+                    .invalidSyntax, nil,
+                    "'\(item)' is not KEY=SIZE; write KEY=SIZE pairs separated by commas, e.g. \(example)")
             }
             let key = String(parts[0])
             guard let device = device(forKey: key), !acceleratorsOnly || device.isAccelerator else {
@@ -86,7 +92,9 @@ package struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses the JSON-object form (`{"0": "2GiB", "cpu": 6442450944}`) found at `path` in `source` (a
     /// scenario file). Errors are data errors (exit 65) naming the file and JSON path.
-    package static func parse(json value: JSONValue, source: String, path: String, acceleratorsOnly: Bool = false) throws(PlacementError) -> DeviceBudgets {
+    package static func parse(json value: JSONValue, source: String, path: String, acceleratorsOnly: Bool = false)
+        throws(PlacementError) -> DeviceBudgets
+    {
         guard case .object(let object) = value else {
             throw PlacementError(
                 .invalidSyntax, source: source, location: path,
@@ -96,10 +104,13 @@ package struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
         for (key, entry) in object {
             let location = path + "." + key
             guard let device = device(forKey: key), !acceptsNothingBut(acceleratorsOnly, device) else {
-                throw PlacementError(.unknownBudgetKey, source: source, location: location, acceptedMessage(key, acceleratorsOnly: acceleratorsOnly))
+                throw PlacementError(
+                    .unknownBudgetKey, source: source, location: location,
+                    acceptedMessage(key, acceleratorsOnly: acceleratorsOnly))
             }
             guard budgets[device] == nil else {
-                throw PlacementError(.duplicateDevice, source: source, location: location, "device \(device) is given twice")
+                throw PlacementError(
+                    .duplicateDevice, source: source, location: location, "device \(device) is given twice")
             }
             let bytes: Int?
             switch entry {
@@ -116,7 +127,8 @@ package struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
                 }
                 throw PlacementError(
                     .invalidBudget, source: source, location: location,
-                    "\(shown) is not a size; give a non-negative integer of bytes or a size string such as \"2GiB\" (\(ByteSize.example))")
+                    "\(shown) is not a size; give a non-negative integer of bytes or a size string such as \"2GiB\" (\(ByteSize.example))"
+                )
             }
             budgets[device] = bytes
         }
@@ -139,7 +151,8 @@ package struct DeviceBudgets: Sendable, Equatable, CustomStringConvertible {
         case "cpu": return .cpu
         case "disk": return .disk
         default:
-            guard !key.isEmpty, key.count <= 7, key.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let index = Int(key) else { return nil }
+            guard !key.isEmpty, key.count <= 7, key.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let index = Int(key)
+            else { return nil }
             return .accelerator(index)
         }
     }

@@ -36,20 +36,27 @@ package enum DeviceMapSpec: Sendable, Equatable {
 
     /// The scenario form, at `path` in `source`: a mode string, the path of a map file (relative paths are
     /// taken relative to `baseFolder` when given), or the map itself as an object. Errors exit 65.
-    package static func parse(json value: JSONValue, source: String, path: String, baseFolder: String? = nil) throws -> DeviceMapSpec {
+    package static func parse(json value: JSONValue, source: String, path: String, baseFolder: String? = nil) throws
+        -> DeviceMapSpec
+    {
         switch value {
         case .string(let text):
             if let mode = DeviceMapMode(rawValue: text) { return .mode(mode) }
-            let file = text.hasPrefix("/") || baseFolder == nil ? text : (baseFolder!.hasSuffix("/") ? baseFolder! : baseFolder! + "/") + text
+            let file =
+                text.hasPrefix("/") || baseFolder == nil
+                ? text : (baseFolder!.hasSuffix("/") ? baseFolder! : baseFolder! + "/") + text
             guard FileManager.default.fileExists(atPath: file) else {
-                throw PlacementError(.invalidMode, source: source, location: path, "'\(text)' is neither a mode (\(DeviceMapMode.names)) nor an existing map file")
+                throw PlacementError(
+                    .invalidMode, source: source, location: path,
+                    "'\(text)' is neither a mode (\(DeviceMapMode.names)) nor an existing map file")
             }
             return .user(try UserDeviceMap.load(path: file))
         case .object:
             return .user(try UserDeviceMap.parse(json: value, source: source, path: path))
         default:
             throw PlacementError(
-                .invalidMode, source: source, location: path, "is \(value.typeName); give a mode (\(DeviceMapMode.names)), a map file or a map object")
+                .invalidMode, source: source, location: path,
+                "is \(value.typeName); give a mode (\(DeviceMapMode.names)), a map file or a map object")
         }
     }
 
@@ -79,7 +86,8 @@ package struct PlacementRequest: Sendable, Equatable {
     package var hostAvailableBytes: Int?
 
     package init(
-        deviceMap: DeviceMapSpec, maxMemory: DeviceBudgets? = nil, acceleratorMemory: DeviceBudgets? = nil, noSplit: [String]? = nil,
+        deviceMap: DeviceMapSpec, maxMemory: DeviceBudgets? = nil, acceleratorMemory: DeviceBudgets? = nil,
+        noSplit: [String]? = nil,
         hostAvailableBytes: Int? = nil
     ) {
         self.deviceMap = deviceMap
@@ -95,8 +103,12 @@ package struct PlacementRequest: Sendable, Equatable {
     /// The same request with no accelerator: only the cpu and disk budgets (a loader that has no simulated
     /// accelerators, on a machine without GPUs).
     package var withoutAccelerators: PlacementRequest {
-        let cpuAndDisk = maxMemory.map { DeviceBudgets(entries: $0.entries.filter { $0.device == .cpu || $0.device == .disk }) }.flatMap { $0.isEmpty ? nil : $0 }
-        return PlacementRequest(deviceMap: deviceMap, maxMemory: cpuAndDisk, acceleratorMemory: nil, noSplit: noSplit, hostAvailableBytes: hostAvailableBytes)
+        let cpuAndDisk = maxMemory.map {
+            DeviceBudgets(entries: $0.entries.filter { $0.device == .cpu || $0.device == .disk })
+        }.flatMap { $0.isEmpty ? nil : $0 }
+        return PlacementRequest(
+            deviceMap: deviceMap, maxMemory: cpuAndDisk, acceleratorMemory: nil, noSplit: noSplit,
+            hostAvailableBytes: hostAvailableBytes)
     }
 
     /// The accelerator indices this request knows.
@@ -115,7 +127,9 @@ package struct PlacementRequest: Sendable, Equatable {
 
     /// Places `architecture`'s modules at `dtype`. `parameterDTypes` overrides the dtype of individual
     /// parameters (integer tensors of a checkpoint-derived architecture keep theirs).
-    package func place(architecture: ModelArchitecture, dtype: DType, parameterDTypes: [String: DType] = [:]) throws(PlacementError) -> DevicePlacement {
+    package func place(architecture: ModelArchitecture, dtype: DType, parameterDTypes: [String: DType] = [:])
+        throws(PlacementError) -> DevicePlacement
+    {
         try checkAcceleratorKeys()
         let model = PlacedModel(architecture: architecture, dtype: dtype, parameterDTypes: parameterDTypes)
         let noSplit = self.noSplit ?? architecture.noSplitClasses
@@ -126,8 +140,13 @@ package struct PlacementRequest: Sendable, Equatable {
         case .mode(let mode):
             let budgets = automaticBudgets(mode: mode, model: model, noSplit: noSplit)
             placementBudgets = budgets
-            let raw = AutoDeviceMap.infer(root: model.root, sizes: model.sizes, budgets: budgets, noSplit: Set(noSplit), tiedGroups: model.tiedGroups)
-            map = OrderedDictionary(uniqueKeysWithValues: raw.sorted { model.tree.rank($0.key) < model.tree.rank($1.key) }.map { ($0.key, $0.value) })
+            let raw = AutoDeviceMap.infer(
+                root: model.root, sizes: model.sizes, budgets: budgets, noSplit: Set(noSplit),
+                tiedGroups: model.tiedGroups)
+            map = OrderedDictionary(
+                uniqueKeysWithValues: raw.sorted { model.tree.rank($0.key) < model.tree.rank($1.key) }.map {
+                    ($0.key, $0.value)
+                })
         case .user(let user):
             warnings += try check(user, model: model)
             map = user.entries
@@ -135,9 +154,11 @@ package struct PlacementRequest: Sendable, Equatable {
         let (tensorDevices, deviceWarnings) = model.tensorDevices(map)
         warnings += deviceWarnings
         return DevicePlacement(
-            mode: deviceMap.name, dtype: dtype, deviceMap: map, maxMemory: maxMemory, placementBudgets: placementBudgets,
+            mode: deviceMap.name, dtype: dtype, deviceMap: map, maxMemory: maxMemory,
+            placementBudgets: placementBudgets,
             noSplitClasses: noSplit, sizes: model.sizes, tensorDevices: tensorDevices, tiedGroups: model.tiedGroups,
-            devices: shares(map: map, tensorDevices: tensorDevices, placementBudgets: placementBudgets, model: model), warnings: warnings)
+            devices: shares(map: map, tensorDevices: tensorDevices, placementBudgets: placementBudgets, model: model),
+            warnings: warnings)
     }
 
     /// `--max-memory` may name only accelerators `--accelerator-memory` defines.
@@ -146,13 +167,16 @@ package struct PlacementRequest: Sendable, Equatable {
         for index in maxMemory.acceleratorIndices where acceleratorMemory[.accelerator(index)] == nil {
             throw PlacementError(
                 .unknownDevice, source: "--max-memory", location: String(index),
-                "accelerator \(index) does not exist; --accelerator-memory defines \(acceleratorMemory.acceleratorIndices.map(String.init).joined(separator: ", "))")
+                "accelerator \(index) does not exist; --accelerator-memory defines \(acceleratorMemory.acceleratorIndices.map(String.init).joined(separator: ", "))"
+            )
         }
     }
 
     /// The budgets `auto`, `balanced` and `sequential` place with: the user's, else each accelerator's size and
     /// the host's available memory for cpu; balanced as accelerate balances them except for `sequential`.
-    func automaticBudgets(mode: DeviceMapMode, model: PlacedModel, noSplit: [String]) -> [(device: Device, bytes: Double)] {
+    func automaticBudgets(mode: DeviceMapMode, model: PlacedModel, noSplit: [String]) -> [(
+        device: Device, bytes: Double
+    )] {
         var budgets: [(device: Device, bytes: Double)]
         if let maxMemory {
             budgets = maxMemory.entries.map { ($0.device, Double($0.bytes)) }
@@ -161,7 +185,8 @@ package struct PlacementRequest: Sendable, Equatable {
             budgets.append((.cpu, Double(hostAvailableBytes ?? Self.unlimited)))
         }
         guard mode != .sequential else { return budgets }
-        return AutoDeviceMap.balanced(budgets, userSet: maxMemory != nil, sizes: model.sizes, noSplit: noSplit, classOf: model.tree.className)
+        return AutoDeviceMap.balanced(
+            budgets, userSet: maxMemory != nil, sizes: model.sizes, noSplit: noSplit, classOf: model.tree.className)
     }
 
     /// A user map must use existing accelerators and give every state-dict tensor a device; keys that match
@@ -170,10 +195,13 @@ package struct PlacementRequest: Sendable, Equatable {
         let known = Set(acceleratorIndices)
         for (key, device) in user.entries {
             if case .accelerator(let index) = device, !known.contains(index) {
-                let defined = known.isEmpty
+                let defined =
+                    known.isEmpty
                     ? "this run defines no accelerator (give --accelerator-memory or --max-memory with accelerator indices)"
                     : "the accelerators are \(known.sorted().map(String.init).joined(separator: ", "))"
-                throw PlacementError(.unknownDevice, source: user.source, location: key.isEmpty ? "\"\"" : key, "accelerator \(index) does not exist; \(defined)")
+                throw PlacementError(
+                    .unknownDevice, source: user.source, location: key.isEmpty ? "\"\"" : key,
+                    "accelerator \(index) does not exist; \(defined)")
             }
         }
         let stateDict = model.root.allParameters.map(\.name) + model.root.allBuffers.filter(\.persistent).map(\.name)
@@ -181,15 +209,18 @@ package struct PlacementRequest: Sendable, Equatable {
         if !unmapped.isEmpty {
             throw PlacementError(
                 .unmappedParameters, source: user.source,
-                "the map gives no device for \(unmapped.count) parameter\(unmapped.count == 1 ? "" : "s"): \(unmapped.joined(separator: ", "))")
+                "the map gives no device for \(unmapped.count) parameter\(unmapped.count == 1 ? "" : "s"): \(unmapped.joined(separator: ", "))"
+            )
         }
         let unknownKeys = user.entries.keys.filter { !$0.isEmpty && !model.tree.contains($0) }
-        return unknownKeys.isEmpty ? [] : ["\(user.source): keys matching no module of the model: \(unknownKeys.joined(separator: ", "))"]
+        return unknownKeys.isEmpty
+            ? [] : ["\(user.source): keys matching no module of the model: \(unknownKeys.joined(separator: ", "))"]
     }
 
     /// Bytes per device, accelerate's sizes, for every device the map, the budgets or the user name.
     func shares(
-        map: OrderedDictionary<String, Device>, tensorDevices: OrderedDictionary<String, Device>, placementBudgets: [(device: Device, bytes: Double)]?,
+        map: OrderedDictionary<String, Device>, tensorDevices: OrderedDictionary<String, Device>,
+        placementBudgets: [(device: Device, bytes: Double)]?,
         model: PlacedModel
     ) -> [DeviceShare] {
         var parameterBytes: [Device: Int] = [:]
@@ -211,10 +242,13 @@ package struct PlacementRequest: Sendable, Equatable {
             var capacity: Int?
             if case .accelerator(let index) = device { capacity = capacities[index] }
             // The stand-in for "no limit" (no budget and no host figure) is shown as none.
-            let placementBudget = placementBudgets?.first { $0.device == device && $0.bytes < Double(Self.unlimited) }.map { Int($0.bytes.rounded(.down)) }
+            let placementBudget = placementBudgets?.first { $0.device == device && $0.bytes < Double(Self.unlimited) }
+                .map { Int($0.bytes.rounded(.down)) }
             return DeviceShare(
-                device: device, budgetBytes: maxMemory?[device], placementBudgetBytes: device == .disk ? nil : placementBudget,
-                capacityBytes: capacity, parameterBytes: parameterBytes[device] ?? 0, bufferBytes: bufferBytes[device] ?? 0)
+                device: device, budgetBytes: maxMemory?[device],
+                placementBudgetBytes: device == .disk ? nil : placementBudget,
+                capacityBytes: capacity, parameterBytes: parameterBytes[device] ?? 0,
+                bufferBytes: bufferBytes[device] ?? 0)
         }
     }
 
@@ -295,9 +329,14 @@ package struct DevicePlacement: Sendable {
             "no_split_module_classes": .array(noSplitClasses.map { .string($0) }),
             "max_memory": maxMemory?.json ?? .null,
         ]
-        object["placement_max_memory"] = placementBudgets.map { budgets in
-            .object(.init(uniqueKeysWithValues: budgets.map { ($0.device.description, JSONValue(Int($0.bytes.rounded(.down)))) }))
-        } ?? .null
+        object["placement_max_memory"] =
+            placementBudgets.map { budgets in
+                .object(
+                    .init(
+                        uniqueKeysWithValues: budgets.map {
+                            ($0.device.description, JSONValue(Int($0.bytes.rounded(.down))))
+                        }))
+            } ?? .null
         object["device_map"] = .object(.init(uniqueKeysWithValues: deviceMap.map { ($0.key, $0.value.json) }))
         object["devices"] = .array(devices.map(\.json))
         object["warnings"] = .array(warnings.map { .string($0) })
@@ -350,8 +389,11 @@ struct PlacedModel {
 
     init(architecture: ModelArchitecture, dtype: DType, parameterDTypes: [String: DType]) {
         root = architecture.root
-        aliases = Dictionary(architecture.tiedAliases.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
-        sizes = ModuleSizes(root: root, dtype: dtype, tiedAliases: aliases) { tensor in parameterDTypes[tensor.name] ?? tensor.fixedDType ?? dtype }
+        aliases = Dictionary(
+            architecture.tiedAliases.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        sizes = ModuleSizes(root: root, dtype: dtype, tiedAliases: aliases) { tensor in
+            parameterDTypes[tensor.name] ?? tensor.fixedDType ?? dtype
+        }
         tiedGroups = TiedParameters.groups(root: root, tiedAliases: aliases)
         tree = TreeIndex(root)
     }
@@ -367,13 +409,20 @@ struct PlacedModel {
             if let device = resolver.device(for: tensor.name) { devices[tensor.name] = device }
         }
         for buffer in root.allBuffers {
-            if let device = resolver.device(for: buffer.name) { devices[buffer.name] = device } else { unplacedBuffers.append(buffer.name) }
+            if let device = resolver.device(for: buffer.name) {
+                devices[buffer.name] = device
+            } else {
+                unplacedBuffers.append(buffer.name)
+            }
         }
         for group in tiedGroups where Set(group.compactMap { devices[$0] }).count > 1 {
-            let loaded = group.first { !TiedParameters.duplicateNames(root: root, tiedAliases: aliases).contains($0) } ?? group[0]
+            let loaded =
+                group.first { !TiedParameters.duplicateNames(root: root, tiedAliases: aliases).contains($0) }
+                ?? group[0]
             warnings.append(
                 "tied parameters are on different devices: "
-                    + group.map { "\($0) on \(devices[$0].map(String.init(describing:)) ?? "none")" }.joined(separator: ", ")
+                    + group.map { "\($0) on \(devices[$0].map(String.init(describing:)) ?? "none")" }.joined(
+                        separator: ", ")
                     + "; they share one weight, which is loaded where \(loaded) goes")
         }
         if !unplacedBuffers.isEmpty {

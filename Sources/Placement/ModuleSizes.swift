@@ -31,7 +31,9 @@ package struct ModuleSizes: Sendable, Equatable {
     /// Sizes of `root`'s tensors at `dtype`. `ownDType` gives a tensor's dtype in the model as built (default:
     /// its fixed dtype, else `dtype` — the model is built in the target dtype); `tiedAliases` maps each alias
     /// parameter to the parameter it shares storage with.
-    package init(root: ModuleNode, dtype: DType, tiedAliases: [String: String] = [:], ownDType: ((ModuleTensor) -> DType)? = nil) {
+    package init(
+        root: ModuleNode, dtype: DType, tiedAliases: [String: String] = [:], ownDType: ((ModuleTensor) -> DType)? = nil
+    ) {
         let own = ownDType ?? { $0.fixedDType ?? dtype }
         var bytes: [String: Int] = [:]
         var buffers: [String: Int] = [:]
@@ -100,7 +102,9 @@ package enum TiedParameters {
         for (alias, target) in tiedAliases {
             members[target, default: [target]].insert(alias)
         }
-        let position = Dictionary(root.allParameters.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first })
+        let position = Dictionary(
+            root.allParameters.enumerated().map { ($0.element.name, $0.offset) },
+            uniquingKeysWith: { first, _ in first })
         func rank(_ group: Set<String>) -> Int { group.compactMap { position[$0] }.min() ?? Int.max }
         return members.values.sorted { rank($0) < rank($1) }.map { group in
             group.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
@@ -110,7 +114,9 @@ package enum TiedParameters {
     /// The names `named_parameters()` skips because an earlier-registered name holds the same weight.
     static func duplicateNames(root: ModuleNode, tiedAliases: [String: String]) -> Set<String> {
         guard !tiedAliases.isEmpty else { return [] }
-        let position = Dictionary(root.allParameters.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { first, _ in first })
+        let position = Dictionary(
+            root.allParameters.enumerated().map { ($0.element.name, $0.offset) },
+            uniquingKeysWith: { first, _ in first })
         var skipped: Set<String> = []
         for group in groups(root: root, tiedAliases: tiedAliases) {
             let kept = group.min { (position[$0] ?? Int.max) < (position[$1] ?? Int.max) }

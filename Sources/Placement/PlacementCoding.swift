@@ -20,26 +20,34 @@ extension PlacementRequest: Codable {
         let deviceMap: DeviceMapSpec
         if let mode = try? container.decode(String.self, forKey: .deviceMap) {
             guard let parsed = DeviceMapMode(rawValue: mode) else {
-                throw DecodingError.dataCorruptedError(forKey: .deviceMap, in: container, debugDescription: "'\(mode)' is not a device_map mode (\(DeviceMapMode.names))")
+                throw DecodingError.dataCorruptedError(
+                    forKey: .deviceMap, in: container,
+                    debugDescription: "'\(mode)' is not a device_map mode (\(DeviceMapMode.names))")
             }
             deviceMap = .mode(parsed)
         } else {
             let entries = try container.decode([String: Device].self, forKey: .deviceMap)
-            deviceMap = .user(UserDeviceMap(OrderedDictionary(uniqueKeysWithValues: entries.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }), source: "device_map"))
+            deviceMap = .user(
+                UserDeviceMap(
+                    OrderedDictionary(
+                        uniqueKeysWithValues: entries.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }),
+                    source: "device_map"))
         }
         func budgets(_ key: CodingKeys) throws -> DeviceBudgets? {
             guard let values = try container.decodeIfPresent([String: Int].self, forKey: key) else { return nil }
             var budgets: [Device: Int] = [:]
             for (name, bytes) in values {
                 guard let device = Device(parsing: name), bytes >= 0 else {
-                    throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "'\(name)': \(bytes) is not a device budget")
+                    throw DecodingError.dataCorruptedError(
+                        forKey: key, in: container, debugDescription: "'\(name)': \(bytes) is not a device budget")
                 }
                 budgets[device] = bytes
             }
             return DeviceBudgets(budgets)
         }
         self.init(
-            deviceMap: deviceMap, maxMemory: try budgets(.maxMemory), acceleratorMemory: try budgets(.acceleratorMemory),
+            deviceMap: deviceMap, maxMemory: try budgets(.maxMemory),
+            acceleratorMemory: try budgets(.acceleratorMemory),
             noSplit: try container.decodeIfPresent([String].self, forKey: .noSplit),
             hostAvailableBytes: try container.decodeIfPresent(Int.self, forKey: .hostAvailableBytes))
     }
@@ -48,7 +56,9 @@ extension PlacementRequest: Codable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         switch deviceMap {
         case .mode(let mode): try container.encode(mode.rawValue, forKey: .deviceMap)
-        case .user(let map): try container.encode(Dictionary(uniqueKeysWithValues: map.entries.map { ($0.key, $0.value) }), forKey: .deviceMap)
+        case .user(let map):
+            try container.encode(
+                Dictionary(uniqueKeysWithValues: map.entries.map { ($0.key, $0.value) }), forKey: .deviceMap)
         }
         func budgets(_ budgets: DeviceBudgets?) -> [String: Int]? {
             budgets.map { Dictionary(uniqueKeysWithValues: $0.entries.map { ($0.device.description, $0.bytes) }) }

@@ -1,5 +1,5 @@
-import TensorEngine
 import OSLayer
+import TensorEngine
 
 /// The rules a device budget, device map or placement request can break:
 ///
@@ -16,7 +16,8 @@ import OSLayer
 /// Category: usage (exit 64) for command-line syntax — the raising site says so — and bad data (65) for files
 /// and scenario JSON, for maps that leave parameters without a device, and for devices that do not exist.
 package enum PlacementRule: FailureRule, CaseIterable {
-    case unknownBudgetKey, invalidBudget, duplicateDevice, invalidSyntax, invalidDeviceMap, unknownDevice, unmappedParameters
+    case unknownBudgetKey, invalidBudget, duplicateDevice, invalidSyntax, invalidDeviceMap, unknownDevice,
+        unmappedParameters
     case offloadFolderRequired, invalidMode
 
     package var category: FailureCategory { .badData }

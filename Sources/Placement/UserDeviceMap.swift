@@ -25,13 +25,16 @@ package struct UserDeviceMap: Sendable, Equatable {
     package static func load(path: String) throws -> UserDeviceMap {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw PlacementError(.invalidMode, source: "--device-map", location: path, "no such file; give auto, balanced, sequential or a JSON map file", category: .missingInput)
+            throw PlacementError(
+                .invalidMode, source: "--device-map", location: path,
+                "no such file; give auto, balanced, sequential or a JSON map file", category: .missingInput)
         }
         guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else {
             throw PlacementError(.invalidDeviceMap, source: path, "cannot be read as a file", category: .missingInput)
         }
         guard data.count <= 64 << 20 else {
-            throw PlacementError(.invalidDeviceMap, source: path, "is larger than 64 MiB; a device map is a small JSON object")
+            throw PlacementError(
+                .invalidDeviceMap, source: path, "is larger than 64 MiB; a device map is a small JSON object")
         }
         let bytes = [UInt8](data)
         let value: JSONValue
@@ -44,11 +47,14 @@ package struct UserDeviceMap: Sendable, Equatable {
     }
 
     /// Validates a map given as JSON (a file's content or a scenario's `device_map` object) at `path` in `source`.
-    package static func parse(json value: JSONValue, source: String, path: String = "$") throws(PlacementError) -> UserDeviceMap {
+    package static func parse(json value: JSONValue, source: String, path: String = "$") throws(PlacementError)
+        -> UserDeviceMap
+    {
         guard case .object(let object) = value else {
             throw PlacementError(
                 .invalidDeviceMap, source: source, location: path,
-                "is \(value.typeName), expected an object of module names to devices, e.g. {\"model.embed_tokens\": 0, \"\": \"cpu\"}")
+                "is \(value.typeName), expected an object of module names to devices, e.g. {\"model.embed_tokens\": 0, \"\": \"cpu\"}"
+            )
         }
         var entries = OrderedDictionary<String, Device>()
         for (key, entry) in object {

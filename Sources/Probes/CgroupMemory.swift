@@ -59,14 +59,17 @@ package struct CgroupMemory: Sendable, Equatable {
         let mounts = readTextFile("/proc/self/mountinfo").map(parseMountinfo) ?? []
         let membership = parseProcCgroup(cgroupText)
         if let path = membership.v1MemoryPath {
-            let mount = mounts.first { $0.fileSystemType == "cgroup" && $0.superOptions.contains("memory") }
-                ?? CgroupMount(root: "/", mountPoint: "/sys/fs/cgroup/memory", fileSystemType: "cgroup",
-                               superOptions: ["memory"])
+            let mount =
+                mounts.first { $0.fileSystemType == "cgroup" && $0.superOptions.contains("memory") }
+                ?? CgroupMount(
+                    root: "/", mountPoint: "/sys/fs/cgroup/memory", fileSystemType: "cgroup",
+                    superOptions: ["memory"])
             let (directory, source) = resolve(path: path, mount: mount, probeFile: "memory.usage_in_bytes")
             return read(version: .v1, cgroupPath: path, directory: directory, pathSource: source)
         }
         if let path = membership.v2Path {
-            let mount = mounts.first { $0.fileSystemType == "cgroup2" }
+            let mount =
+                mounts.first { $0.fileSystemType == "cgroup2" }
                 ?? CgroupMount(root: "/", mountPoint: "/sys/fs/cgroup", fileSystemType: "cgroup2", superOptions: [])
             let (directory, source) = resolve(path: path, mount: mount, probeFile: "memory.current")
             guard access(directory + "/memory.current", F_OK) == 0 || access(directory + "/memory.max", F_OK) == 0
@@ -181,10 +184,11 @@ package struct CgroupMemory: Sendable, Equatable {
             guard let dash = fields.firstIndex(of: "-"), dash >= 5, fields.count >= dash + 4 else { continue }
             let type = fields[dash + 1]
             guard type == "cgroup" || type == "cgroup2" else { continue }
-            mounts.append(CgroupMount(
-                root: fields[3], mountPoint: fields[4], fileSystemType: type,
-                superOptions: fields[dash + 3].split(separator: ",").map(String.init)
-            ))
+            mounts.append(
+                CgroupMount(
+                    root: fields[3], mountPoint: fields[4], fileSystemType: type,
+                    superOptions: fields[dash + 3].split(separator: ",").map(String.init)
+                ))
         }
         return mounts
     }

@@ -17,7 +17,8 @@ package struct FreePageReporting: Sendable, Equatable, Codable {
         guard balloonOffersReporting() else { return nil }
         let parameters = "/sys/module/page_reporting/parameters/"
         func number(_ name: String) -> Int? { readTextFile(parameters + name).flatMap { Int($0.trimmingBlanks()) } }
-        return FreePageReporting(order: number("page_reporting_order"), reportedBytes: number("reported_kib").map { $0 &* 1024 })
+        return FreePageReporting(
+            order: number("page_reporting_order"), reportedBytes: number("reported_kib").map { $0 &* 1024 })
     }
 
     /// The kernel prints a virtio device's feature bits as a string of '0'/'1', bit 0 first.

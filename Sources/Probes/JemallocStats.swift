@@ -236,7 +236,10 @@ package struct JemallocStats: Sendable {
         var zero = 0
         var ok = true
         let count: UInt32 = read("arenas.narenas") ?? 0
-        let names = (0..<count).flatMap { ["arena.\($0).dirty_decay_ms", "arena.\($0).muzzy_decay_ms"] } + ["arenas.dirty_decay_ms", "arenas.muzzy_decay_ms"]
+        let names =
+            (0..<count).flatMap { ["arena.\($0).dirty_decay_ms", "arena.\($0).muzzy_decay_ms"] } + [
+                "arenas.dirty_decay_ms", "arenas.muzzy_decay_ms",
+            ]
         for name in names where mallctl(name, nil, nil, &zero, MemoryLayout<Int>.size) != 0 { ok = false }
         return ok
     }
@@ -324,7 +327,9 @@ package struct JemallocStats: Sendable {
         freeFunction(block)
         if loaded { purgeAll() }
         if let threadBefore, let threadAfter { check.threadAllocatedDeltaBytes = threadAfter - threadBefore }
-        if let allocatedBefore, let allocatedDuring { check.statsAllocatedDeltaBytes = allocatedDuring - allocatedBefore }
+        if let allocatedBefore, let allocatedDuring {
+            check.statsAllocatedDeltaBytes = allocatedDuring - allocatedBefore
+        }
         return check
     }
 

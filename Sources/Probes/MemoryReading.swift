@@ -196,7 +196,9 @@ extension MemoryReading: Codable {
     /// out exactly as named, and come back (converted from snake case or not) matched in snake case.
     package static func camel(_ snake: String) -> String {
         let parts = snake.split(separator: "_")
-        return parts.enumerated().map { $0.offset == 0 ? String($0.element) : $0.element.prefix(1).uppercased() + $0.element.dropFirst() }.joined()
+        return parts.enumerated().map {
+            $0.offset == 0 ? String($0.element) : $0.element.prefix(1).uppercased() + $0.element.dropFirst()
+        }.joined()
     }
 
     package static func snake(_ key: String) -> String {

@@ -1,5 +1,5 @@
-import SystemPackage
 import OSLayer
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +18,9 @@ package enum PageCache {
         if fdatasync(descriptor.rawValue) != 0 {
             let error = Glibc.errno
             // Special files and some file systems cannot sync; eviction may still work.
-            if error != EINVAL && error != EROFS { throw SystemCallError(call: "fdatasync", subject: path, errno: .init(rawValue: error)) }
+            if error != EINVAL && error != EROFS {
+                throw SystemCallError(call: "fdatasync", subject: path, errno: .init(rawValue: error))
+            }
         }
         let status = posix_fadvise(descriptor.rawValue, 0, 0, POSIX_FADV_DONTNEED)
         guard status == 0 else {

@@ -1,5 +1,5 @@
-import SystemPackage
 import OSLayer
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc

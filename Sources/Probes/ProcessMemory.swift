@@ -1,5 +1,5 @@
-import SystemPackage
 import OSLayer
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -50,7 +50,8 @@ package struct ProcessMemory: Sendable, Equatable {
 
     /// The `status` keys read, and where each goes.
     static let fields: [(key: StaticString, path: any WritableKeyPath<ProcessMemory, Int?> & Sendable)] = [
-        ("VmRSS", \.vmRSSBytes), ("RssAnon", \.rssAnonBytes), ("RssFile", \.rssFileBytes), ("RssShmem", \.rssShmemBytes),
+        ("VmRSS", \.vmRSSBytes), ("RssAnon", \.rssAnonBytes), ("RssFile", \.rssFileBytes),
+        ("RssShmem", \.rssShmemBytes),
         ("VmHWM", \.vmHWMBytes), ("VmPeak", \.vmPeakBytes), ("VmSize", \.vmSizeBytes),
     ]
 
@@ -113,7 +114,9 @@ package final class ProcessMemoryReader {
     /// Opens `/proc/self/<source>` (pid nil) or `/proc/<pid>/<source>`.
     package init(pid: pid_t? = nil, source: Source = .status) throws(SystemCallError) {
         self.source = source
-        file = try ProcFileReader(path: ProcessMemory.procPath(pid: pid, file: source == .status ? "status" : "statm"), initialCapacity: source == .status ? 8192 : 256)
+        file = try ProcFileReader(
+            path: ProcessMemory.procPath(pid: pid, file: source == .status ? "status" : "statm"),
+            initialCapacity: source == .status ? 8192 : 256)
     }
 
     /// One fresh snapshot of the file (`pread` from offset 0).
@@ -149,7 +152,8 @@ extension ProcessMemory {
         if let value = current, numbers.count < 3 { numbers.append(value) }
         var memory = ProcessMemory()
         guard numbers.count >= 3, numbers[2] <= numbers[1], numbers[1] <= Int.max / pageBytes else { return memory }
-        memory.vmSizeBytes = numbers[0].multipliedReportingOverflow(by: pageBytes).overflow ? nil : numbers[0] * pageBytes
+        memory.vmSizeBytes =
+            numbers[0].multipliedReportingOverflow(by: pageBytes).overflow ? nil : numbers[0] * pageBytes
         memory.vmRSSBytes = numbers[1] * pageBytes
         memory.rssFileBytes = numbers[2] * pageBytes
         memory.rssAnonBytes = (numbers[1] - numbers[2]) * pageBytes

@@ -32,7 +32,8 @@ extension RSSSampler {
         let bucketSize = (samples.count + maxPoints - 1) / maxPoints
         return stride(from: 0, to: samples.count, by: bucketSize).map { start in
             let bucket = samples[start..<min(start + bucketSize, samples.count)]
-            return MemorySample(seconds: samples[start].seconds, reading: peaks(bucket), phase: bucket.map(\.phase).max() ?? -1)
+            return MemorySample(
+                seconds: samples[start].seconds, reading: peaks(bucket), phase: bucket.map(\.phase).max() ?? -1)
         }
     }
 }

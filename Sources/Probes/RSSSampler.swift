@@ -1,5 +1,5 @@
-import Synchronization
 import OSLayer
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -214,19 +214,22 @@ package final class RSSSampler: Sendable {
             state.startSeconds = MonotonicClock.monotonicSeconds()
             // Written once now, not reserved: a first touch of a page here can cost milliseconds (a VM that
             // backs guest memory lazily), and would otherwise fall inside a sample during the load.
-            state.samples = Array(repeating: MemorySample(seconds: 0, reading: MemoryReading(), phase: -1), count: reserve)
+            state.samples = Array(
+                repeating: MemorySample(seconds: 0, reading: MemoryReading(), phase: -1), count: reserve)
             state.samples.removeAll(keepingCapacity: true)
             return false
         }
         if alreadyStarted { return }
         var thread = pthread_t()
         let retained = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(&thread, nil, { raw in
-            guard let raw else { return nil }
-            let sampler = Unmanaged<RSSSampler>.fromOpaque(raw).takeRetainedValue()
-            sampler.run()
-            return nil
-        }, retained)
+        let status = pthread_create(
+            &thread, nil,
+            { raw in
+                guard let raw else { return nil }
+                let sampler = Unmanaged<RSSSampler>.fromOpaque(raw).takeRetainedValue()
+                sampler.run()
+                return nil
+            }, retained)
         guard status == 0 else {
             Unmanaged<RSSSampler>.fromOpaque(retained).release()
             state.withLock { $0.started = false }
@@ -283,7 +286,9 @@ package final class RSSSampler: Sendable {
     /// rollup is too costly to read on the caller's thread). Does nothing before ``start()`` or after ``stop()``.
     package func mark() {
         let begin = MonotonicClock.monotonicSeconds()
-        guard let startSeconds = state.withLock({ $0.started && $0.result == nil ? $0.startSeconds : nil }) else { return }
+        guard let startSeconds = state.withLock({ $0.started && $0.result == nil ? $0.startSeconds : nil }) else {
+            return
+        }
         let reading = markProbes.withLock { probes -> MemoryReading? in
             if probes == nil { probes = MarkProbes(pid: pid) }
             return probes?.reading()
@@ -297,7 +302,9 @@ package final class RSSSampler: Sendable {
             guard var reading, state.result == nil else { return }
             reading[.ledgerLive] = ledger
             if let last = state.samples.last {
-                for figure: MemoryFigure in [.pss, .pssAnon, .pssFile] where reading[figure] == nil { reading[figure] = last.reading[figure] }
+                for figure: MemoryFigure in [.pss, .pssAnon, .pssFile] where reading[figure] == nil {
+                    reading[figure] = last.reading[figure]
+                }
                 if last.seconds > begin - startSeconds { state.markedOutOfOrder = true }
             }
             let sample = MemorySample(seconds: begin - startSeconds, reading: reading, phase: phase)
@@ -332,7 +339,8 @@ package final class RSSSampler: Sendable {
 
     /// One sample: the status file, jemalloc (this process only), the rollup's PSS when due, the caller's context.
     private func takeSample(
-        at seconds: Double, reader: ProcessMemoryReader?, jemalloc: JemallocStats?, rollup: inout SmapsRollup?, lastJemalloc: inout JemallocGlobalStats?, index: Int
+        at seconds: Double, reader: ProcessMemoryReader?, jemalloc: JemallocStats?, rollup: inout SmapsRollup?,
+        lastJemalloc: inout JemallocGlobalStats?, index: Int
     ) -> MemorySample? {
         guard let status = try? reader?.read() else { return nil }
         if rollupEvery > 0 && index % rollupEvery == 0 { rollup = (try? ProcessMemory.smapsRollup(pid: pid)) ?? rollup }
@@ -374,7 +382,8 @@ package final class RSSSampler: Sendable {
             let stopping = stopRequested.load(ordering: .acquiring)
             let begin = MonotonicClock.monotonicSeconds()
             if let sample = takeSample(
-                at: begin - startSeconds, reader: reader, jemalloc: jemalloc, rollup: &rollup, lastJemalloc: &lastJemalloc, index: tally.count)
+                at: begin - startSeconds, reader: reader, jemalloc: jemalloc, rollup: &rollup,
+                lastJemalloc: &lastJemalloc, index: tally.count)
             {
                 store(sample)
             } else {

@@ -1,8 +1,8 @@
 import Dispatch
 import Foundation
+import OSLayer
 import Synchronization
 import SystemPackage
-import OSLayer
 
 #if canImport(Glibc)
 import Glibc
@@ -49,7 +49,9 @@ package enum ReadFloor {
 
     /// Reads the file's chunks into `buffer`, `threads` at a time; returns the bytes read (less than `size` when
     /// the file shrank meanwhile).
-    static func read(_ descriptor: FileDescriptor, path: String, size: Int, into buffer: HugePageBuffer, chunk: Int, threads: Int) throws(SystemCallError) -> Int {
+    static func read(
+        _ descriptor: FileDescriptor, path: String, size: Int, into buffer: HugePageBuffer, chunk: Int, threads: Int
+    ) throws(SystemCallError) -> Int {
         let chunks = (size + chunk - 1) / chunk
         let base = UInt(bitPattern: buffer.baseAddress)
         let outcome = Mutex<(bytes: Int, error: SystemCallError?)>((0, nil))
@@ -57,12 +59,15 @@ package enum ReadFloor {
             let offset = index * chunk
             let count = min(chunk, size - offset)
             // The address travels as an integer: each chunk is its own disjoint window of the buffer.
-            let window = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: base + UInt(offset)), count: count)
+            let window = UnsafeMutableRawBufferPointer(
+                start: UnsafeMutableRawPointer(bitPattern: base + UInt(offset)), count: count)
             var done = 0
             do throws(SystemCallError) {
                 while done < count {
                     let got = try withSystemCall("pread", path) {
-                        try descriptor.read(fromAbsoluteOffset: Int64(offset + done), into: UnsafeMutableRawBufferPointer(rebasing: window[done...]))
+                        try descriptor.read(
+                            fromAbsoluteOffset: Int64(offset + done),
+                            into: UnsafeMutableRawBufferPointer(rebasing: window[done...]))
                     }
                     if got == 0 { break }
                     done += got

@@ -25,14 +25,17 @@ package struct SmapsRollup: Sendable, Equatable {
     package static func parse(bytes: UnsafeRawBufferPointer) -> SmapsRollup {
         var rollup = SmapsRollup()
         ProcParse.forEachField(in: bytes) { key, rest in
-            if let field = fields.first(where: { ProcParse.equals(key, $0.key) }) { rollup[keyPath: field.path] = ProcParse.sizeValue(rest) }
+            if let field = fields.first(where: { ProcParse.equals(key, $0.key) }) {
+                rollup[keyPath: field.path] = ProcParse.sizeValue(rest)
+            }
         }
         return rollup
     }
 
     /// The `smaps_rollup` keys read, and where each goes.
     static let fields: [(key: StaticString, path: any WritableKeyPath<SmapsRollup, Int?> & Sendable)] = [
-        ("Rss", \.rssBytes), ("Pss", \.pssBytes), ("Pss_Anon", \.pssAnonBytes), ("Pss_File", \.pssFileBytes), ("Pss_Shmem", \.pssShmemBytes),
+        ("Rss", \.rssBytes), ("Pss", \.pssBytes), ("Pss_Anon", \.pssAnonBytes), ("Pss_File", \.pssFileBytes),
+        ("Pss_Shmem", \.pssShmemBytes),
         ("Anonymous", \.anonymousBytes), ("AnonHugePages", \.anonHugePagesBytes),
     ]
 

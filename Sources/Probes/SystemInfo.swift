@@ -1,4 +1,5 @@
 import OSLayer
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,5 @@
-import ResultsFormat
 import OrderedCollections
+import ResultsFormat
 import StrictJSON
 
 /// The benchmark-tracking formats `report` exports: one series per run and figure, smaller is better.
@@ -35,7 +35,8 @@ package enum BenchmarkExports {
         var extra: String {
             let names = verdicts.map(\.rawValue).joined(separator: ", ")
             let repeats = verdicts.count > 1 ? "\(verdicts.count) repeats, median; " : ""
-            return repeats + "verdict\(verdicts.count > 1 ? "s" : ""): \(names)" + (flagged ? "; a run without figures is exported as a value that fails the series" : "")
+            return repeats + "verdict\(verdicts.count > 1 ? "s" : ""): \(names)"
+                + (flagged ? "; a run without figures is exported as a value that fails the series" : "")
         }
 
         func json(_ v: Double) -> JSONValue { isInteger ? JSONValue(Int(v.rounded())) : JSONValue(v) }
@@ -58,7 +59,9 @@ package enum BenchmarkExports {
             return (2 * Double(max(bound, 1)), true)
         case .seconds:
             let longest = results.runs.compactMap(\.seconds).max()
-            guard let limit = results.scenario.runTimeoutSeconds ?? longest.map({ 2 * max($0, 0.001) }) else { return nil }
+            guard let limit = results.scenario.runTimeoutSeconds ?? longest.map({ 2 * max($0, 0.001) }) else {
+                return nil
+            }
             return (limit, true)
         }
     }
@@ -67,9 +70,12 @@ package enum BenchmarkExports {
         let values = runs.compactMap { value(metric, $0, results) }
         guard !values.isEmpty else { return nil }
         let sorted = values.map(\.0).sorted()
-        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let median =
+            sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         return Point(
-            value: median, lower: sorted[0], upper: sorted[sorted.count - 1], isInteger: metric.unit == .bytes, verdicts: runs.map(\.verdict),
+            value: median, lower: sorted[0], upper: sorted[sorted.count - 1], isInteger: metric.unit == .bytes,
+            verdicts: runs.map(\.verdict),
             flagged: values.contains { $0.flagged })
     }
 

@@ -1,5 +1,5 @@
-import ResultsFormat
 import OrderedCollections
+import ResultsFormat
 import StrictJSON
 import TensorEngine
 
@@ -32,8 +32,10 @@ package struct Comparison: Sendable {
         package static let defaultAbsoluteSeconds = 0.1
 
         package init(
-            relativeThreshold: Double = Options.defaultRelativeThreshold, absoluteBytes: Int = Options.defaultAbsoluteBytes,
-            absoluteSeconds: Double = Options.defaultAbsoluteSeconds, metrics: [String] = Metric.names, gateTimes: Bool = false, force: Bool = false
+            relativeThreshold: Double = Options.defaultRelativeThreshold,
+            absoluteBytes: Int = Options.defaultAbsoluteBytes,
+            absoluteSeconds: Double = Options.defaultAbsoluteSeconds, metrics: [String] = Metric.names,
+            gateTimes: Bool = false, force: Bool = false
         ) {
             self.relativeThreshold = relativeThreshold
             self.absoluteBytes = absoluteBytes
@@ -125,7 +127,10 @@ package struct Comparison: Sendable {
         return regressions.isEmpty ? .success : .regression
     }
 
-    package init(baseline: ScenarioResults, baselinePath: String, current: ScenarioResults, currentPath: String, options: Options = Options()) {
+    package init(
+        baseline: ScenarioResults, baselinePath: String, current: ScenarioResults, currentPath: String,
+        options: Options = Options()
+    ) {
         self.baseline = baseline
         self.current = current
         self.baselinePath = baselinePath
@@ -133,33 +138,54 @@ package struct Comparison: Sendable {
         self.options = options
 
         var mismatches: [Difference] = []
-        func mismatch(_ field: String, _ b: String, _ c: String) { if b != c { mismatches.append(Difference(field: field, baseline: b, current: c)) } }
+        func mismatch(_ field: String, _ b: String, _ c: String) {
+            if b != c { mismatches.append(Difference(field: field, baseline: b, current: c)) }
+        }
         mismatch("scenario", baseline.scenario.name, current.scenario.name)
-        mismatch("scale", Format.trimmed(baseline.scale.chosen, maxDigits: 9), Format.trimmed(current.scale.chosen, maxDigits: 9))
+        mismatch(
+            "scale", Format.trimmed(baseline.scale.chosen, maxDigits: 9),
+            Format.trimmed(current.scale.chosen, maxDigits: 9))
         mismatch("checkpoint dtype", baseline.checkpoint.dtype ?? "-", current.checkpoint.dtype ?? "-")
         mismatch("checkpoint files", String(baseline.checkpoint.files), String(current.checkpoint.files))
-        mismatch("checkpoint bytes", String(baseline.checkpoint.totalSizeBytes), String(current.checkpoint.totalSizeBytes))
-        mismatch("largest shard bytes", String(baseline.checkpoint.largestShardBytes), String(current.checkpoint.largestShardBytes))
+        mismatch(
+            "checkpoint bytes", String(baseline.checkpoint.totalSizeBytes), String(current.checkpoint.totalSizeBytes))
+        mismatch(
+            "largest shard bytes", String(baseline.checkpoint.largestShardBytes),
+            String(current.checkpoint.largestShardBytes))
         self.mismatches = mismatches
 
         let machine = MachineMatch(baseline: baseline, current: current)
         machineDifferences = machine.differences
 
         var notes = machine.notes
-        func note(_ what: String, _ b: String, _ c: String) { if b != c { notes.append("\(what): \(b) (baseline) vs \(c) (current)") } }
+        func note(_ what: String, _ b: String, _ c: String) {
+            if b != c { notes.append("\(what): \(b) (baseline) vs \(c) (current)") }
+        }
         note("build configuration", baseline.tool.buildConfiguration, current.tool.buildConfiguration)
         note("tool version", baseline.tool.version, current.tool.version)
         note("commit", baseline.tool.gitCommit ?? "unknown", current.tool.gitCommit ?? "unknown")
         note(
-            "tolerance", "\(Format.trimmed(baseline.scenario.toleranceRelative * 100))% + \(Format.size(baseline.scenario.toleranceAbsoluteBytes))",
-            "\(Format.trimmed(current.scenario.toleranceRelative * 100))% + \(Format.size(current.scenario.toleranceAbsoluteBytes))")
-        note("sample interval", "\(Format.trimmed(baseline.scenario.sampleIntervalSeconds * 1000)) ms", "\(Format.trimmed(current.scenario.sampleIntervalSeconds * 1000)) ms")
-        note("memory limit", baseline.scenario.memoryLimitBytes.map(Format.size) ?? "none", current.scenario.memoryLimitBytes.map(Format.size) ?? "none")
-        if !baseline.complete { notes.append("the baseline is incomplete (\(baseline.stoppedReason?.rawValue ?? "stopped early"))") }
-        if !current.complete { notes.append("the current results are incomplete (\(current.stoppedReason?.rawValue ?? "stopped early"))") }
+            "tolerance",
+            "\(Format.trimmed(baseline.scenario.toleranceRelative * 100))% + \(Format.size(baseline.scenario.toleranceAbsoluteBytes))",
+            "\(Format.trimmed(current.scenario.toleranceRelative * 100))% + \(Format.size(current.scenario.toleranceAbsoluteBytes))"
+        )
+        note(
+            "sample interval", "\(Format.trimmed(baseline.scenario.sampleIntervalSeconds * 1000)) ms",
+            "\(Format.trimmed(current.scenario.sampleIntervalSeconds * 1000)) ms")
+        note(
+            "memory limit", baseline.scenario.memoryLimitBytes.map(Format.size) ?? "none",
+            current.scenario.memoryLimitBytes.map(Format.size) ?? "none")
+        if !baseline.complete {
+            notes.append("the baseline is incomplete (\(baseline.stoppedReason?.rawValue ?? "stopped early"))")
+        }
+        if !current.complete {
+            notes.append("the current results are incomplete (\(current.stoppedReason?.rawValue ?? "stopped early"))")
+        }
         self.notes = notes
 
-        rows = Self.rows(baseline: baseline, current: current, options: options, comparable: mismatches.isEmpty, memoryGated: machine.differences.isEmpty || options.force)
+        rows = Self.rows(
+            baseline: baseline, current: current, options: options, comparable: mismatches.isEmpty,
+            memoryGated: machine.differences.isEmpty || options.force)
     }
 
     static let severity: [Verdict: Int] = [.pass: 0, .fail: 1, .oom: 2, .error: 3]
@@ -171,11 +197,15 @@ package struct Comparison: Sendable {
         switch kind {
         case .exact: return asFiles
         case .memory: return memoryGated ? asFiles : otherMachine
-        case .time: return !gateTimes ? (false, "not gated: times gate only with --gate-times") : memoryGated ? asFiles : otherMachine
+        case .time:
+            return !gateTimes
+                ? (false, "not gated: times gate only with --gate-times") : memoryGated ? asFiles : otherMachine
         }
     }
 
-    static func rows(baseline: ScenarioResults, current: ScenarioResults, options: Options, comparable: Bool, memoryGated: Bool) -> [Row] {
+    static func rows(
+        baseline: ScenarioResults, current: ScenarioResults, options: Options, comparable: Bool, memoryGated: Bool
+    ) -> [Row] {
         guard baseline.scenario.name == current.scenario.name else { return [] }
         let repeats = max(baseline.scenario.repeatCount, current.scenario.repeatCount)
         struct Key: Hashable {
@@ -193,8 +223,11 @@ package struct Comparison: Sendable {
             let label = Format.runLabel(b, repeatCount: repeats)
             guard let c = currentRuns[key] else {
                 rows.append(
-                    Row(run: label, figure: "verdict", title: "verdict", unit: nil, baseline: .verdict(b.verdict), current: nil,
-                        status: comparable ? .missing : .notCompared, gated: comparable, note: "the run is missing from the current results"))
+                    Row(
+                        run: label, figure: "verdict", title: "verdict", unit: nil, baseline: .verdict(b.verdict),
+                        current: nil,
+                        status: comparable ? .missing : .notCompared, gated: comparable,
+                        note: "the run is missing from the current results"))
                 continue
             }
             let verdictStatus: Status
@@ -202,13 +235,16 @@ package struct Comparison: Sendable {
             let sc = severity[c.verdict] ?? 3
             verdictStatus = !comparable ? .notCompared : sc > sb ? .regression : sc < sb ? .improvement : .unchanged
             rows.append(
-                Row(run: label, figure: "verdict", title: "verdict", unit: nil, baseline: .verdict(b.verdict), current: .verdict(c.verdict),
+                Row(
+                    run: label, figure: "verdict", title: "verdict", unit: nil, baseline: .verdict(b.verdict),
+                    current: .verdict(c.verdict),
                     status: verdictStatus, gated: comparable, note: nil))
             for metric in metrics {
                 let bv = metric.value(b)
                 let cv = metric.value(c)
                 if bv == nil && cv == nil { continue }
-                var (gated, note) = Self.gating(metric.kind, comparable: comparable, memoryGated: memoryGated, gateTimes: options.gateTimes)
+                var (gated, note) = Self.gating(
+                    metric.kind, comparable: comparable, memoryGated: memoryGated, gateTimes: options.gateTimes)
                 let status: Status
                 if !comparable {
                     status = .notCompared
@@ -227,13 +263,17 @@ package struct Comparison: Sendable {
                     status = .new
                 }
                 rows.append(
-                    Row(run: label, figure: metric.name, title: metric.title, unit: metric.unit, baseline: bv.map { .quantity($0) },
+                    Row(
+                        run: label, figure: metric.name, title: metric.title, unit: metric.unit,
+                        baseline: bv.map { .quantity($0) },
                         current: cv.map { .quantity($0) }, status: status, gated: gated, note: note))
             }
         }
         for c in current.runs where !seen.contains(Key(id: c.id, repeatIndex: c.repeatIndex)) {
             rows.append(
-                Row(run: Format.runLabel(c, repeatCount: repeats), figure: "verdict", title: "verdict", unit: nil, baseline: nil, current: .verdict(c.verdict),
+                Row(
+                    run: Format.runLabel(c, repeatCount: repeats), figure: "verdict", title: "verdict", unit: nil,
+                    baseline: nil, current: .verdict(c.verdict),
                     status: comparable ? .new : .notCompared, gated: false, note: "the run is not in the baseline"))
         }
         return rows
@@ -291,9 +331,12 @@ package struct Comparison: Sendable {
 
     var rulesText: String {
         let rel = Format.trimmed(options.relativeThreshold * 100)
-        return "ledger figures are exact (any increase regresses); VmHWM, RSS and jemalloc figures regress when the increase exceeds both "
+        return
+            "ledger figures are exact (any increase regresses); VmHWM, RSS and jemalloc figures regress when the increase exceeds both "
             + "\(rel)% of the baseline and \(Format.size(options.absoluteBytes)); times "
-            + (options.gateTimes ? "regress past both \(rel)% and \(Format.trimmed(options.absoluteSeconds)) s" : "are not gated (--gate-times)")
+            + (options.gateTimes
+                ? "regress past both \(rel)% and \(Format.trimmed(options.absoluteSeconds)) s"
+                : "are not gated (--gate-times)")
             + "; a missing run or a worse verdict (pass < fail < oom < error) regresses"
     }
 
@@ -306,20 +349,24 @@ package struct Comparison: Sendable {
     /// The human report: header, warnings, a GitHub-flavoured markdown table (it reads in a terminal and
     /// renders in a job summary), and the result line.
     package func render() -> String {
-        var out = "## bigmodel-bench compare: \(baseline.scenario.name == current.scenario.name ? baseline.scenario.name : "\(baseline.scenario.name) vs \(current.scenario.name)")\n\n"
+        var out =
+            "## bigmodel-bench compare: \(baseline.scenario.name == current.scenario.name ? baseline.scenario.name : "\(baseline.scenario.name) vs \(current.scenario.name)")\n\n"
         out += "**Result:** " + summaryLine + "\n\n"
         out += "- baseline: \(Self.describe(baseline, path: baselinePath))\n"
         out += "- current: \(Self.describe(current, path: currentPath))\n"
         out += "- rules: \(rulesText)\n\n"
         if !mismatches.isEmpty {
             out += "> **NOT COMPARABLE: \(mismatches.map(\.field).joined(separator: ", ")) differ.** "
-            out += mismatches.map { "\($0.field): \($0.baseline) (baseline) vs \($0.current) (current)" }.joined(separator: "; ")
+            out += mismatches.map { "\($0.field): \($0.baseline) (baseline) vs \($0.current) (current)" }.joined(
+                separator: "; ")
             out += ". Nothing is gated; exit 5. Make a baseline from a run of the same scenario at the same scale.\n\n"
         }
         if !machineDifferences.isEmpty {
             out += "> **DIFFERENT MACHINES:** "
-            out += machineDifferences.map { "\($0.field): \($0.baseline) (baseline) vs \($0.current) (current)" }.joined(separator: "; ")
-            out += options.force
+            out += machineDifferences.map { "\($0.field): \($0.baseline) (baseline) vs \($0.current) (current)" }
+                .joined(separator: "; ")
+            out +=
+                options.force
                 ? ". Gating every figure anyway (--force).\n\n"
                 : ". VmHWM, RSS, jemalloc and time figures are shown but not gated (--force gates them); ledger figures, verdicts and missing runs are still gated.\n\n"
         }
@@ -334,8 +381,10 @@ package struct Comparison: Sendable {
                 ])
             }
             out += Format.markdownTable(table, rightAligned: [2, 3, 4, 5]) + "\n"
-            out += "Sizes in binary units (1 MiB = 2^20 bytes). Figures: ledger_peak_bytes = the engine's exact peak; vmhwm_delta_bytes = "
-            out += "VmHWM minus baseline VmRSS; *_peak_delta_bytes = sampled maximum minus baseline; seconds = the load's wall time.\n\n"
+            out +=
+                "Sizes in binary units (1 MiB = 2^20 bytes). Figures: ledger_peak_bytes = the engine's exact peak; vmhwm_delta_bytes = "
+            out +=
+                "VmHWM minus baseline VmRSS; *_peak_delta_bytes = sampled maximum minus baseline; seconds = the load's wall time.\n\n"
         }
         out += "**Result:** " + summaryLine + "\n"
         return out
@@ -344,7 +393,8 @@ package struct Comparison: Sendable {
     /// One line: the outcome and, for regressions, which run and figure.
     package var summaryLine: String {
         if !comparable {
-            return "baseline mismatch (\(mismatches.map { "\($0.field) \($0.baseline) vs \($0.current)" }.joined(separator: ", "))): exit 5"
+            return
+                "baseline mismatch (\(mismatches.map { "\($0.field) \($0.baseline) vs \($0.current)" }.joined(separator: ", "))): exit 5"
         }
         let regressions = self.regressions
         if regressions.isEmpty {
@@ -353,13 +403,15 @@ package struct Comparison: Sendable {
         }
         let list = regressions.map { row -> String in
             if row.figure == "verdict" {
-                return row.current == nil ? "\(row.run) missing" : "\(row.run) verdict \(Self.text(row.baseline)) → \(Self.text(row.current))"
+                return row.current == nil
+                    ? "\(row.run) missing" : "\(row.run) verdict \(Self.text(row.baseline)) → \(Self.text(row.current))"
             }
             if row.status == .missing { return "\(row.run) \(row.figure) missing" }
             let percent = row.changeFraction.map { ", \(Format.signedPercent($0))" } ?? ""
             return "\(row.run) \(row.figure) \(Self.changeText(row.change))\(percent)"
         }
-        return "\(regressions.count) regression\(regressions.count == 1 ? "" : "s"): \(list.joined(separator: "; ")): exit 2"
+        return
+            "\(regressions.count) regression\(regressions.count == 1 ? "" : "s"): \(list.joined(separator: "; ")): exit 2"
     }
 
     // MARK: - JSON
@@ -388,7 +440,10 @@ package struct Comparison: Sendable {
     }
 
     static func differences(_ list: [Difference]) -> JSONValue {
-        .array(list.map { .object(["field": .string($0.field), "baseline": .string($0.baseline), "current": .string($0.current)]) })
+        .array(
+            list.map {
+                .object(["field": .string($0.field), "baseline": .string($0.baseline), "current": .string($0.current)])
+            })
     }
 
     /// `compare --json`: the schema is `Reports/schema/compare.schema.json`.
@@ -410,25 +465,26 @@ package struct Comparison: Sendable {
         o["machine_differences"] = Self.differences(machineDifferences)
         o["memory_gated"] = .bool(memoryGated)
         o["notes"] = .array(notes.map { .string($0) })
-        o["rows"] = .array(rows.map { row in
-            var r = OrderedDictionary<String, JSONValue>()
-            r["run"] = .string(row.run)
-            r["figure"] = .string(row.figure)
-            r["unit"] = row.unit.map { .string($0.rawValue) } ?? .null
-            r["baseline"] = Self.json(row.baseline) ?? .null
-            r["current"] = Self.json(row.current) ?? .null
-            switch row.change {
-            case .bytes(let b)?: r["change"] = JSONValue(b)
-            case .seconds(let s)?: r["change"] = JSONValue(s)
-            case nil: r["change"] = .null
-            }
-            r["change_fraction"] = row.changeFraction.map { JSONValue($0) } ?? .null
-            r["status"] = .string(row.status.rawValue)
-            r["gated"] = .bool(row.gated)
-            r["regression"] = .bool(row.isRegression)
-            r["note"] = row.note.map { .string($0) } ?? .null
-            return .object(r)
-        })
+        o["rows"] = .array(
+            rows.map { row in
+                var r = OrderedDictionary<String, JSONValue>()
+                r["run"] = .string(row.run)
+                r["figure"] = .string(row.figure)
+                r["unit"] = row.unit.map { .string($0.rawValue) } ?? .null
+                r["baseline"] = Self.json(row.baseline) ?? .null
+                r["current"] = Self.json(row.current) ?? .null
+                switch row.change {
+                case .bytes(let b)?: r["change"] = JSONValue(b)
+                case .seconds(let s)?: r["change"] = JSONValue(s)
+                case nil: r["change"] = .null
+                }
+                r["change_fraction"] = row.changeFraction.map { JSONValue($0) } ?? .null
+                r["status"] = .string(row.status.rawValue)
+                r["gated"] = .bool(row.gated)
+                r["regression"] = .bool(row.isRegression)
+                r["note"] = row.note.map { .string($0) } ?? .null
+                return .object(r)
+            })
         o["regressions"] = JSONValue(regressions.count)
         o["improvements"] = JSONValue(improvements.count)
         o["summary"] = .string(summaryLine)

@@ -1,5 +1,5 @@
-import ResultsFormat
 import Loading
+import ResultsFormat
 import TensorEngine
 
 /// The report's opening: whether the claims held (and which failed, by how much), the cheapest path in memory
@@ -18,12 +18,24 @@ enum Conclusion {
     static func claims(_ r: ScenarioResults) -> String {
         let machines = r.machineRuns ?? []
         let total = r.runs.count + machines.count
-        let failed = r.runs.filter { $0.verdict != .pass }.map { (Format.runLabel($0, repeatCount: r.scenario.repeatCount) + ($0.rank.map { " rank \($0)" } ?? ""), $0.verdict, $0.verdictDetail) }
-            + machines.filter { $0.verdict != .pass }.map { ("\($0.id) × \($0.ranks) ranks on \($0.node)", $0.verdict, $0.verdictDetail) }
-        let incomplete = r.complete ? "" : " (the scenario stopped early: \(r.stoppedReason?.rawValue ?? "incomplete"); only the runs measured are counted)"
+        let failed =
+            r.runs.filter { $0.verdict != .pass }.map {
+                (
+                    Format.runLabel($0, repeatCount: r.scenario.repeatCount) + ($0.rank.map { " rank \($0)" } ?? ""),
+                    $0.verdict, $0.verdictDetail
+                )
+            }
+            + machines.filter { $0.verdict != .pass }.map {
+                ("\($0.id) × \($0.ranks) ranks on \($0.node)", $0.verdict, $0.verdictDetail)
+            }
+        let incomplete =
+            r.complete
+            ? ""
+            : " (the scenario stopped early: \(r.stoppedReason?.rawValue ?? "incomplete"); only the runs measured are counted)"
         if total == 0 { return "**Nothing was measured**\(incomplete)." }
         if failed.isEmpty {
-            return "**All \(total) claim\(total == 1 ? "" : "s") held**\(incomplete): every run's measured peaks were within its predicted bounds, both ways, and the probes agreed."
+            return
+                "**All \(total) claim\(total == 1 ? "" : "s") held**\(incomplete): every run's measured peaks were within its predicted bounds, both ways, and the probes agreed."
         }
         let list = failed.map { "**\($0.0)** \($0.1.rawValue) — \(firstClause($0.2))" }.joined(separator: "; ")
         return "**\(failed.count) of \(total) claim\(total == 1 ? "" : "s") did not hold**\(incomplete): \(list)."
@@ -41,12 +53,17 @@ enum Conclusion {
         let passed = r.runs.filter { $0.verdict == .pass }
         func peak(_ run: RunResult) -> Int? { run.measurement?.peaks[.vmhwm] ?? run.measurement?.peaks[.rss] }
         let holding = passed.filter { $0.strategy != .deviceMap }
-        guard let (lowest, lowestPeak) = holding.compactMap({ run in peak(run).map { (run, $0) } }).min(by: { $0.1 < $1.1 }) else { return nil }
+        guard
+            let (lowest, lowestPeak) = holding.compactMap({ run in peak(run).map { (run, $0) } }).min(by: {
+                $0.1 < $1.1
+            })
+        else { return nil }
         var text = "Lowest peak holding the whole model: **\(lowest.id)** (VmHWM Δ \(Format.size(lowestPeak)))"
         let timed = holding.compactMap { run in run.seconds.map { (run, $0) } }
         if let (fastest, seconds) = timed.min(by: { $0.1 < $1.1 }) {
             text += "; fastest: **\(fastest.id)** (\(Format.seconds(seconds, digits: 2)) s"
-            text += (fastest.floorMultiple.map { ", \(ByteSize.fixed($0, digits: 1))× the read floor's time" } ?? "") + ")"
+            text +=
+                (fastest.floorMultiple.map { ", \(ByteSize.fixed($0, digits: 1))× the read floor's time" } ?? "") + ")"
         }
         text += ", among the runs that passed."
         if let map = passed.first(where: { $0.strategy == .deviceMap }), let mapPeak = peak(map) {
@@ -63,16 +80,23 @@ enum Conclusion {
         guard !estimates.isEmpty else { return "" }
         let modelBytes = r.fullSizePredictions.first?.figures.modelBytes ?? r.runs.first?.figures?.modelBytes
         let weights = modelBytes.map { ": \(Format.size($0)) of weights" } ?? ""
-        let size = r.fullSizePredictions.isEmpty ? "the checkpoint as measured\(weights)" : "full size (scale 1\(weights))"
-        var md = "At \(size), with \(Format.size(memory)) available (MemAvailable at the start; MemTotal \(Format.size(r.environment.memTotalBytes))):\n\n"
+        let size =
+            r.fullSizePredictions.isEmpty ? "the checkpoint as measured\(weights)" : "full size (scale 1\(weights))"
+        var md =
+            "At \(size), with \(Format.size(memory)) available (MemAvailable at the start; MemTotal \(Format.size(r.environment.memTotalBytes))):\n\n"
         for status in [FitEstimate.Status.fits, .tight, .doesNotFit] {
             let group = estimates.filter { $0.status == status }.sorted { $0.needBytes < $1.needBytes }
             guard !group.isEmpty else { continue }
-            let label = status == .fits ? "fit" : status == .tight ? "tight (fits, but not with the tolerance)" : "do not fit"
-            md += "- \(label): " + group.map { "\($0.run) \(Format.size($0.needBytes))\($0.ranks > 1 ? " (\($0.ranks) ranks)" : "")" }.joined(separator: ", ") + "\n"
+            let label =
+                status == .fits ? "fit" : status == .tight ? "tight (fits, but not with the tolerance)" : "do not fit"
+            md +=
+                "- \(label): "
+                + group.map { "\($0.run) \(Format.size($0.needBytes))\($0.ranks > 1 ? " (\($0.ranks) ranks)" : "")" }
+                .joined(separator: ", ") + "\n"
         }
         if let pick = FitEstimate.pick(estimates) {
-            md += "\nPick: **\(pick.run)**, \(Format.size(pick.needBytes)) predicted, \(Format.size(pick.headroomBytes)) to spare.\n\n"
+            md +=
+                "\nPick: **\(pick.run)**, \(Format.size(pick.needBytes)) predicted, \(Format.size(pick.headroomBytes)) to spare.\n\n"
         } else {
             md += "\nNo path fits this machine at this size.\n\n"
         }
@@ -83,12 +107,17 @@ enum Conclusion {
         let ranks = Dictionary((r.machineRuns ?? []).map { ($0.id, $0.ranks) }, uniquingKeysWith: max)
         let predictions: [(String, StrategyName, Int, MemoryFigures?)] =
             r.fullSizePredictions.isEmpty
-            ? r.runs.filter { $0.repeatIndex == 0 && ($0.rank ?? 0) == 0 }.compactMap { run in run.predictedPeakBytes.map { (run.id, run.strategy, $0, run.figures) } }
+            ? r.runs.filter { $0.repeatIndex == 0 && ($0.rank ?? 0) == 0 }.compactMap { run in
+                run.predictedPeakBytes.map { (run.id, run.strategy, $0, run.figures) }
+            }
             : r.fullSizePredictions.map { ($0.run, $0.strategy, $0.predictedPeakBytes, $0.figures) }
         return predictions.map { run, strategy, peak, figures in
             FitEstimate(
-                run: run, strategy: strategy, processPeakBytes: peak, mappedBytes: figures?.mappedBytes, ranks: ranks[run] ?? 1,
-                tolerance: ClaimTolerance(relative: r.scenario.toleranceRelative, absoluteBytes: r.scenario.toleranceAbsoluteBytes), memoryBytes: memory)
+                run: run, strategy: strategy, processPeakBytes: peak, mappedBytes: figures?.mappedBytes,
+                ranks: ranks[run] ?? 1,
+                tolerance: ClaimTolerance(
+                    relative: r.scenario.toleranceRelative, absoluteBytes: r.scenario.toleranceAbsoluteBytes),
+                memoryBytes: memory)
         }
     }
 }

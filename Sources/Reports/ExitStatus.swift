@@ -1,6 +1,6 @@
+import OSLayer
 import ResultsFormat
 import TensorEngine
-import OSLayer
 
 /// The process exit statuses bigmodel-bench documents (README, "Exit statuses"). The 64+ codes follow BSD
 /// sysexits so shell scripts can tell bad usage from bad data from a broken disk.

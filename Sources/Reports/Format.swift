@@ -80,9 +80,13 @@ package enum Format {
             return "| " + parts.joined(separator: " | ") + " |"
         }
         var out = line(escaped[0]) + "\n"
-        out += "|" + (0..<header.count).map { i in
-            rightAligned.contains(i) ? " " + String(repeating: "-", count: widths[i] - 1) + ": " : " " + String(repeating: "-", count: widths[i]) + " "
-        }.joined(separator: "|") + "|\n"
+        out +=
+            "|"
+            + (0..<header.count).map { i in
+                rightAligned.contains(i)
+                    ? " " + String(repeating: "-", count: widths[i] - 1) + ": "
+                    : " " + String(repeating: "-", count: widths[i]) + " "
+            }.joined(separator: "|") + "|\n"
         for row in escaped.dropFirst() { out += line(row) + "\n" }
         return out
     }

@@ -1,5 +1,5 @@
-import ResultsFormat
 import Loading
+import ResultsFormat
 import TensorEngine
 
 /// The section that sets the loaders side by side: per strategy (and dtype), the engine's exact ideal and
@@ -22,9 +22,12 @@ extension MarkdownReport {
         let groups = loaderGroups(r)
         guard !groups.isEmpty else { return "" }
         var md = "## Loaders side by side\n\n"
-        md += "Each claim measured on the engine (bigmodel-bench's exact implementation of the path, with a ledger) and on the real loader "
-        md += "(measured from outside through `/proc`: it has no ledger and no jemalloc figures). VmHWM Δ for a loader is the kernel's peak "
-        md += "less its own code pages paged in during the load (from `smaps`); RSS anon / file are sampled peaks above its baseline, taken after its imports.\n\n"
+        md +=
+            "Each claim measured on the engine (bigmodel-bench's exact implementation of the path, with a ledger) and on the real loader "
+        md +=
+            "(measured from outside through `/proc`: it has no ledger and no jemalloc figures). VmHWM Δ for a loader is the kernel's peak "
+        md +=
+            "less its own code pages paged in during the load (from `smaps`); RSS anon / file are sampled peaks above its baseline, taken after its imports.\n\n"
         var rows = [["claim", "loader", "predicted", "VmHWM Δ", "RSS anon / file Δ", "seconds", "verdict"]]
         var sentences: [String] = []
         for group in groups {
@@ -32,8 +35,10 @@ extension MarkdownReport {
                 let m = run.measurement
                 let hwm = m.map { $0.judgedPeaks[.vmhwm] } ?? nil
                 rows.append([
-                    "\(run.strategy.rawValue) → \(run.dtype)", run.loader.name, Format.size(run.predictedPeakBytes), Format.size(hwm),
-                    "\(Format.size(m?.peaks[.rssAnon])) / \(Format.size(m?.peaks[.rssFile]))", run.seconds.map { Format.seconds($0, digits: 2) } ?? "-",
+                    "\(run.strategy.rawValue) → \(run.dtype)", run.loader.name, Format.size(run.predictedPeakBytes),
+                    Format.size(hwm),
+                    "\(Format.size(m?.peaks[.rssAnon])) / \(Format.size(m?.peaks[.rssFile]))",
+                    run.seconds.map { Format.seconds($0, digits: 2) } ?? "-",
                     "**\(run.verdict.rawValue)**",
                 ])
                 sentences.append("- **\(run.id)**: " + loaderSentence(run))
@@ -47,9 +52,11 @@ extension MarkdownReport {
     /// Held, failed by how much, or held only as file pages — in one sentence.
     static func loaderSentence(_ run: RunResult) -> String {
         guard let m = run.measurement else { return "\(run.verdict.rawValue): \(run.verdictDetail)" }
-        let versions = m.subjectVersions.map { v in
-            ["transformers", "torch", "safetensors"].compactMap { name in v[name].map { "\(name) \($0)" } }.joined(separator: ", ")
-        }.map { $0.isEmpty ? "" : " (\($0))" } ?? ""
+        let versions =
+            m.subjectVersions.map { v in
+                ["transformers", "torch", "safetensors"].compactMap { name in v[name].map { "\(name) \($0)" } }.joined(
+                    separator: ", ")
+            }.map { $0.isEmpty ? "" : " (\($0))" } ?? ""
         switch run.verdict {
         case .pass:
             let held = m.residency.map { residencyPhrase($0) } ?? "held"

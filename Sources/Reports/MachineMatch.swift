@@ -26,7 +26,9 @@ package struct MachineMatch: Sendable {
         func differ(_ field: String, _ x: String, _ y: String) {
             if x != y { differences.append(Comparison.Difference(field: field, baseline: x, current: y)) }
         }
-        func note(_ field: String, _ x: String, _ y: String) { if x != y { notes.append("\(field): \(x) (baseline) vs \(y) (current)") } }
+        func note(_ field: String, _ x: String, _ y: String) {
+            if x != y { notes.append("\(field): \(x) (baseline) vs \(y) (current)") }
+        }
         let bk = Kernel(b.kernel)
         let ck = Kernel(c.kernel)
         differ("architecture", bk.architecture, ck.architecture)
@@ -35,9 +37,14 @@ package struct MachineMatch: Sendable {
         differ("CPU model", b.cpuModel, c.cpuModel)
         differ("logical CPUs", String(b.logicalCpus), String(c.logicalCpus))
         if Double(abs(b.memTotalBytes - c.memTotalBytes)) > Self.memTotalTolerance * Double(b.memTotalBytes) {
-            differences.append(Comparison.Difference(field: "memory (MemTotal)", baseline: Format.size(b.memTotalBytes), current: Format.size(c.memTotalBytes)))
+            differences.append(
+                Comparison.Difference(
+                    field: "memory (MemTotal)", baseline: Format.size(b.memTotalBytes),
+                    current: Format.size(c.memTotalBytes)))
         } else if b.memTotalBytes != c.memTotalBytes {
-            notes.append("MemTotal: \(Format.size(b.memTotalBytes)) (baseline) vs \(Format.size(c.memTotalBytes)) (current), within \(Format.trimmed(Self.memTotalTolerance * 100))%")
+            notes.append(
+                "MemTotal: \(Format.size(b.memTotalBytes)) (baseline) vs \(Format.size(c.memTotalBytes)) (current), within \(Format.trimmed(Self.memTotalTolerance * 100))%"
+            )
         }
         differ("page size", String(b.pageSizeBytes), String(c.pageSizeBytes))
         differ("transparent huge pages", b.transparentHugePages, c.transparentHugePages)

@@ -1,7 +1,7 @@
 import Foundation
-import ResultsFormat
 import Loading
 import Probes
+import ResultsFormat
 import TensorEngine
 
 /// A rendered report: the markdown and the SVG files it references by relative path.
@@ -52,7 +52,9 @@ package enum MarkdownReport {
 
         var machineCharts: [String] = []
         for machine in results.machineRuns ?? [] {
-            let file = chartName("machine-" + Format.fileSafe(machine.id) + (results.scenario.repeatCount > 1 ? "-\(machine.repeatIndex + 1)" : ""))
+            let file = chartName(
+                "machine-" + Format.fileSafe(machine.id)
+                    + (results.scenario.repeatCount > 1 ? "-\(machine.repeatIndex + 1)" : ""))
             charts.append(.init(name: file, contents: MachineChart.svg(results: results, machine: machine)))
             machineCharts.append(file)
         }
@@ -75,12 +77,17 @@ package enum MarkdownReport {
     /// Renders and writes the report into `folder`: the markdown (as `markdownName`, default `<scenario>.md`)
     /// and every chart beside it. Returns the paths written.
     @discardableResult
-    package static func write(_ results: ScenarioResults, resultsPath: String, folder: String, markdownName: String? = nil) throws(ReportError) -> [String] {
+    package static func write(
+        _ results: ScenarioResults, resultsPath: String, folder: String, markdownName: String? = nil
+    ) throws(ReportError) -> [String] {
         let link = relativeLink(from: folder, to: resultsPath)
         var report = render(results, resultsLink: link)
         if let markdownName { report.markdownName = markdownName }
         let base = folder.hasSuffix("/") ? folder : folder + "/"
-        let files = report.charts.map { (path: base + $0.name, bytes: Array($0.contents.utf8)) } + [(path: base + report.markdownName, bytes: Array(report.markdown.utf8))]
+        let files =
+            report.charts.map { (path: base + $0.name, bytes: Array($0.contents.utf8)) } + [
+                (path: base + report.markdownName, bytes: Array(report.markdown.utf8))
+            ]
         try ResultsFile.writeAll(files)
         return [base + report.markdownName] + report.charts.map { base + $0.name }
     }
@@ -97,15 +104,21 @@ package enum MarkdownReport {
 
     static func header(_ r: ScenarioResults, resultsLink: String) -> String {
         var md = ""
-        if !r.scenario.description.isEmpty { md += "> \(r.scenario.description.replacingOccurrences(of: "\n", with: " "))\n\n" }
+        if !r.scenario.description.isEmpty {
+            md += "> \(r.scenario.description.replacingOccurrences(of: "\n", with: " "))\n\n"
+        }
         let finished = r.finishedAt.map { ", finished \($0)" } ?? ""
-        md += "Scenario \(Format.code(r.scenario.file)) · results [\(Format.code(resultsLink))](\(linkTarget(resultsLink))) (schema version \(r.schemaVersion))"
+        md +=
+            "Scenario \(Format.code(r.scenario.file)) · results [\(Format.code(resultsLink))](\(linkTarget(resultsLink))) (schema version \(r.schemaVersion))"
         md += " · started \(r.startedAt)\(finished) · \(r.runs.count) run\(r.runs.count == 1 ? "" : "s") recorded.\n\n"
         if !r.complete {
-            md += "> **Incomplete:** the scenario stopped early (\(r.stoppedReason?.rawValue ?? "no reason recorded")); only the runs below were measured.\n\n"
+            md +=
+                "> **Incomplete:** the scenario stopped early (\(r.stoppedReason?.rawValue ?? "no reason recorded")); only the runs below were measured.\n\n"
         }
-        md += "Sizes are binary (1 MiB = 2^20 bytes, 1 GiB = 2^30 bytes) unless written MB or GB (decimal: 10^6, 10^9 bytes). "
-        md += "Every Δ is a peak minus the measured child's own reading just before its load started; the results file has every figure in bytes.\n\n"
+        md +=
+            "Sizes are binary (1 MiB = 2^20 bytes, 1 GiB = 2^30 bytes) unless written MB or GB (decimal: 10^6, 10^9 bytes). "
+        md +=
+            "Every Δ is a peak minus the measured child's own reading just before its load started; the results file has every figure in bytes.\n\n"
         return md
     }
 
@@ -125,9 +138,11 @@ package enum MarkdownReport {
         for run in r.runs {
             let m = run.measurement
             rows.append([
-                Format.runLabel(run, repeatCount: r.scenario.repeatCount) + (run.rank.map { " r\($0)" } ?? ""), "**\(run.verdict.rawValue)**",
+                Format.runLabel(run, repeatCount: r.scenario.repeatCount) + (run.rank.map { " r\($0)" } ?? ""),
+                "**\(run.verdict.rawValue)**",
                 Format.size(run.predictedPeakBytes), Format.size(m?.peaks[.vmhwm]), Format.size(m?.peaks[.rssAnon]),
-                run.seconds.map { Format.seconds($0, digits: 2) } ?? "-", run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-",
+                run.seconds.map { Format.seconds($0, digits: 2) } ?? "-",
+                run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-",
             ])
         }
         return Format.markdownTable(rows, rightAligned: [2, 3, 4, 5, 6]) + "\n"
@@ -137,10 +152,13 @@ package enum MarkdownReport {
         var md = "## Summary\n\n"
         md += compactSummary(r)
         md += "\n<details><summary>Every figure of every run</summary>\n\n"
-        var rows = [[
-            "run", "strategy → dtype", "verdict", "predicted peak (formula)", "allowed range", "ledger peak", "VmHWM Δ", "RSS anon peak Δ",
-            "RSS file peak Δ", "jemalloc allocated peak Δ", "load seconds", "× floor",
-        ]]
+        var rows = [
+            [
+                "run", "strategy → dtype", "verdict", "predicted peak (formula)", "allowed range", "ledger peak",
+                "VmHWM Δ", "RSS anon peak Δ",
+                "RSS file peak Δ", "jemalloc allocated peak Δ", "load seconds", "× floor",
+            ]
+        ]
         for run in r.runs {
             let m = run.measurement
             rows.append([
@@ -160,60 +178,95 @@ package enum MarkdownReport {
         }
         md += Format.markdownTable(rows, rightAligned: [5, 6, 7, 8, 9, 10, 11])
         md += "\n</details>\n\n"
-        md += "Verdicts: **pass** every claimed bound held and the probes agreed; **fail** a bound did not hold or the probes disagreed; "
-        md += "**oom** the run hit its memory cap (the ledger budget) instead of the kernel's OOM killer; **error** the run died or could not be measured.\n\n"
+        md +=
+            "Verdicts: **pass** every claimed bound held and the probes agreed; **fail** a bound did not hold or the probes disagreed; "
+        md +=
+            "**oom** the run hit its memory cap (the ledger budget) instead of the kernel's OOM killer; **error** the run died or could not be measured.\n\n"
         for run in r.runs {
-            md += "- **\(Format.runLabel(run, repeatCount: r.scenario.repeatCount))** (\(run.verdict.rawValue)): \(run.verdictDetail.replacingOccurrences(of: "\n", with: " "))\n"
+            md +=
+                "- **\(Format.runLabel(run, repeatCount: r.scenario.repeatCount))** (\(run.verdict.rawValue)): \(run.verdictDetail.replacingOccurrences(of: "\n", with: " "))\n"
         }
         md += "\n![\(r.scenario.name): measured peaks against predicted bounds](\(linkTarget(peaksChart)))\n\n"
-        md += "*Bars: each run's VmHWM Δ, RSS anon peak Δ, jemalloc allocated peak Δ, the ledger peak at jemalloc's size classes and the exact "
-        md += "ledger peak; red line: the predicted peak; red band: the allowed range of VmHWM and RSS. jemalloc counts every allocation at its "
-        md += "size class (a 2.1 MiB tensor takes 2.5 MiB), so its bar is compared with the grey size-class bar, not with the red band: a green "
+        md +=
+            "*Bars: each run's VmHWM Δ, RSS anon peak Δ, jemalloc allocated peak Δ, the ledger peak at jemalloc's size classes and the exact "
+        md +=
+            "ledger peak; red line: the predicted peak; red band: the allowed range of VmHWM and RSS. jemalloc counts every allocation at its "
+        md +=
+            "size class (a 2.1 MiB tensor takes 2.5 MiB), so its bar is compared with the grey size-class bar, not with the red band: a green "
         md += "bar past the band is not a failure.*\n\n"
         return md
     }
 
     static func environment(_ r: ScenarioResults) -> String {
-        let e = r.environment
         var md = "## What was run, and where\n\n"
         var rows = [["item", "value"]]
+        rows += machineRows(r.environment)
+        rows += runRows(r)
+        md += Format.markdownTable(rows)
+        md += "\n"
+        return md
+    }
+
+    /// The machine the runs measured: hardware, kernel, memory settings, allocator and the children's environment.
+    static func machineRows(_ e: EnvironmentInfo) -> [[String]] {
+        var rows: [[String]] = []
         rows.append([
             "machine",
             "\(Format.code(e.hostname)): \(e.cpuModel), \(e.logicalCpus) logical CPU\(e.logicalCpus == 1 ? "" : "s"); "
                 + "MemTotal \(Format.sizeBoth(e.memTotalBytes)), MemAvailable at start \(Format.size(e.memAvailableBytes)); "
-                + (e.swapTotalBytes == 0 ? "no swap" : "swap \(Format.size(e.swapTotalBytes))") + "; page size \(e.pageSizeBytes) bytes",
+                + (e.swapTotalBytes == 0 ? "no swap" : "swap \(Format.size(e.swapTotalBytes))")
+                + "; page size \(e.pageSizeBytes) bytes",
         ])
         rows.append(["kernel", e.kernel])
-        rows.append(["transparent huge pages", "enabled \(Format.code(e.transparentHugePages)), defrag \(Format.code(e.transparentHugePagesDefrag))"])
         rows.append([
-            "cgroup", (e.cgroup.map(Format.code) ?? "none detected") + "; memory limit " + (e.cgroupMemoryLimitBytes.map(Format.size) ?? "none"),
+            "transparent huge pages",
+            "enabled \(Format.code(e.transparentHugePages)), defrag \(Format.code(e.transparentHugePagesDefrag))",
+        ])
+        rows.append([
+            "cgroup",
+            (e.cgroup.map(Format.code) ?? "none detected") + "; memory limit "
+                + (e.cgroupMemoryLimitBytes.map(Format.size) ?? "none"),
         ])
         rows.append(["allocator", "\(e.allocator), linked into every measured child (it serves all of malloc)"])
         rows.append(["MALLOC_CONF (measured children)", Format.code(e.mallocConf)])
         rows.append([
             "jemalloc options (read back)",
-            e.jemallocOptions.keys.sorted().map { Format.code("\($0)=\(e.jemallocOptions[$0] ?? "")") }.joined(separator: ", "),
+            e.jemallocOptions.keys.sorted().map { Format.code("\($0)=\(e.jemallocOptions[$0] ?? "")") }.joined(
+                separator: ", "),
         ])
         rows.append([
             "child environment",
-            e.childEnvironment.keys.sorted().map { key in key == "PATH" ? "PATH (as inherited)" : Format.code("\(key)=\(e.childEnvironment[key] ?? "")") }
-                .joined(separator: ", "),
+            e.childEnvironment.keys.sorted().map { key in
+                key == "PATH" ? "PATH (as inherited)" : Format.code("\(key)=\(e.childEnvironment[key] ?? "")")
+            }
+            .joined(separator: ", "),
         ])
+        return rows
+    }
+
+    /// What was run: the scale, the checkpoint, the scenario's settings, the floor and the tool.
+    static func runRows(_ r: ScenarioResults) -> [[String]] {
+        var rows: [[String]] = []
         let s = r.scale
         rows.append([
             "scale",
             "**\(Format.trimmed(s.chosen))** (requested \(Format.code(s.requested))): \(s.reason). Memory budget \(Format.size(s.memoryBudgetBytes)) "
-                + "(\(Format.trimmed(s.safeShare * 100))% of the memory offered)" + (s.diskFreeBytes.map { "; disk free \(Format.sizeBoth($0))" } ?? ""),
+                + "(\(Format.trimmed(s.safeShare * 100))% of the memory offered)"
+                + (s.diskFreeBytes.map { "; disk free \(Format.sizeBoth($0))" } ?? ""),
         ])
         let c = r.checkpoint
         var checkpoint = c.generated ? "synthetic, generated by bigmodel-bench" : "existing checkpoint"
         if let seed = c.seed { checkpoint += " (seed \(seed))" }
         if let dtype = c.dtype { checkpoint += ", \(dtype)" }
-        checkpoint += "; \(c.files) file\(c.files == 1 ? "" : "s"), \(Format.grouped(c.totalSizeBytes)) bytes (\(Format.sizeBoth(c.totalSizeBytes)))"
+        checkpoint +=
+            "; \(c.files) file\(c.files == 1 ? "" : "s"), \(Format.grouped(c.totalSizeBytes)) bytes (\(Format.sizeBoth(c.totalSizeBytes)))"
         checkpoint += ", largest shard \(Format.sizeBoth(c.largestShardBytes))"
         if let max = c.maxShardSizeBytes { checkpoint += ", max_shard_size \(ByteSize.decimal(max)) at this scale" }
         if c.generated {
-            checkpoint += c.reused ? "; reused from the cache" : "; generated" + (c.generationSeconds.map { " in \(Format.seconds($0, digits: 2)) s" } ?? "")
+            checkpoint +=
+                c.reused
+                ? "; reused from the cache"
+                : "; generated" + (c.generationSeconds.map { " in \(Format.seconds($0, digits: 2)) s" } ?? "")
         }
         checkpoint += "; \(Format.code(c.path))"
         rows.append(["checkpoint", checkpoint])
@@ -225,7 +278,9 @@ package enum MarkdownReport {
                     ? "(shards evicted from the page cache with POSIX_FADV_DONTNEED before each run)"
                     : "(shards made resident in the page cache before each run)")
                 + "; repeat \(sc.repeatCount); sample interval \(Format.trimmed(sc.sampleIntervalSeconds * 1000)) ms"
-                + (sc.outsideProbeIntervalSeconds.map { " (loaders measured from outside: \(Format.trimmed($0 * 1000)) ms)" } ?? "") + "; "
+                + (sc.outsideProbeIntervalSeconds.map {
+                    " (loaders measured from outside: \(Format.trimmed($0 * 1000)) ms)"
+                } ?? "") + "; "
                 + "tolerance \(Format.trimmed(sc.toleranceRelative * 100))% + \(Format.size(sc.toleranceAbsoluteBytes))"
                 + (sc.memoryLimitBytes.map { "; simulated machine memory (--memory-limit) \(Format.size($0))" } ?? ""),
         ])
@@ -240,11 +295,10 @@ package enum MarkdownReport {
         let t = r.tool
         rows.append([
             "tool",
-            "\(t.name) \(t.version)" + (t.gitCommit.map { ", commit \(Format.code($0))" } ?? "") + ", \(t.swiftVersion), \(t.buildConfiguration) build",
+            "\(t.name) \(t.version)" + (t.gitCommit.map { ", commit \(Format.code($0))" } ?? "")
+                + ", \(t.swiftVersion), \(t.buildConfiguration) build",
         ])
-        md += Format.markdownTable(rows)
-        md += "\n"
-        return md
+        return rows
     }
 
     static func runsSection(_ r: ScenarioResults, charts: [String?]) -> String {
@@ -266,9 +320,13 @@ package enum MarkdownReport {
             if !run.checks.isEmpty {
                 var rows = [["check", "measured", "relation", "bound", "result", "what"]]
                 for c in run.checks {
-                    let measured = c.relation == .equal ? "\(Format.grouped(c.measuredBytes)) B" : Format.size(c.measuredBytes)
+                    let measured =
+                        c.relation == .equal ? "\(Format.grouped(c.measuredBytes)) B" : Format.size(c.measuredBytes)
                     let bound = c.relation == .equal ? "\(Format.grouped(c.boundBytes)) B" : Format.size(c.boundBytes)
-                    rows.append([c.name, measured, c.relation == .within ? "≤ (allowed gap)" : c.relation.rawValue, bound, c.passed ? "pass" : "**FAIL**", c.detail])
+                    rows.append([
+                        c.name, measured, c.relation == .within ? "≤ (allowed gap)" : c.relation.rawValue, bound,
+                        c.passed ? "pass" : "**FAIL**", c.detail,
+                    ])
                 }
                 md += Format.markdownTable(rows, rightAligned: [1, 3]) + "\n"
             }
@@ -277,7 +335,8 @@ package enum MarkdownReport {
                     var rows = [["#", "phase", "start s", "end s", "ledger live at start", "ledger live at end"]]
                     for (i, p) in m.phases.enumerated() {
                         rows.append([
-                            String(i + 1), p.name, Format.seconds(p.startSeconds), Format.seconds(p.endSeconds), Format.size(p.ledgerLiveBytesAtStart),
+                            String(i + 1), p.name, Format.seconds(p.startSeconds), Format.seconds(p.endSeconds),
+                            Format.size(p.ledgerLiveBytesAtStart),
                             Format.size(p.ledgerLiveBytesAtEnd),
                         ])
                     }
@@ -288,16 +347,28 @@ package enum MarkdownReport {
                 md += snapshots(m)
                 if let usage = m.devices { md += devicesSection(usage) }
                 let s = m.sampler
-                md += "Sampler: \(s.samples) samples at a mean interval of \(Format.seconds(s.achievedMeanIntervalSeconds * 1000)) ms "
-                md += "(requested \(Format.trimmed(s.requestedIntervalSeconds * 1000)) ms), \(s.droppedSamples) dropped; one sample took "
-                md += "\(Format.seconds(s.meanSampleSeconds * 1000)) ms on average, \(Format.seconds(s.maxSampleSeconds * 1000)) ms at most; "
-                md += "the sampler thread used \(Format.seconds(s.cpuSeconds)) s of CPU (\(ByteSize.fixed(s.cpuShareOfLoad * 100, digits: 1))% of the load's wall time).\n\n"
-                if !m.missingKeys.isEmpty { md += "Missing keys (initialised, not loaded): \(m.missingKeys.map(Format.code).joined(separator: ", "))\n\n" }
-                if !m.unexpectedKeys.isEmpty { md += "Unexpected keys (ignored): \(m.unexpectedKeys.map(Format.code).joined(separator: ", "))\n\n" }
-                if let oom = m.outOfMemory {
-                    md += "Stopped at its memory cap: \(Format.size(oom.reachedBytes)) live of a \(Format.size(oom.capBytes)) cap when \(Format.size(oom.requestedBytes)) more were asked for (\(oom.message)).\n\n"
+                md +=
+                    "Sampler: \(s.samples) samples at a mean interval of \(Format.seconds(s.achievedMeanIntervalSeconds * 1000)) ms "
+                md +=
+                    "(requested \(Format.trimmed(s.requestedIntervalSeconds * 1000)) ms), \(s.droppedSamples) dropped; one sample took "
+                md +=
+                    "\(Format.seconds(s.meanSampleSeconds * 1000)) ms on average, \(Format.seconds(s.maxSampleSeconds * 1000)) ms at most; "
+                md +=
+                    "the sampler thread used \(Format.seconds(s.cpuSeconds)) s of CPU (\(ByteSize.fixed(s.cpuShareOfLoad * 100, digits: 1))% of the load's wall time).\n\n"
+                if !m.missingKeys.isEmpty {
+                    md +=
+                        "Missing keys (initialised, not loaded): \(m.missingKeys.map(Format.code).joined(separator: ", "))\n\n"
                 }
-                if let failure = m.failure { md += "The load failed: \(failure.replacingOccurrences(of: "\n", with: " "))\n\n" }
+                if !m.unexpectedKeys.isEmpty {
+                    md += "Unexpected keys (ignored): \(m.unexpectedKeys.map(Format.code).joined(separator: ", "))\n\n"
+                }
+                if let oom = m.outOfMemory {
+                    md +=
+                        "Stopped at its memory cap: \(Format.size(oom.reachedBytes)) live of a \(Format.size(oom.capBytes)) cap when \(Format.size(oom.requestedBytes)) more were asked for (\(oom.message)).\n\n"
+                }
+                if let failure = m.failure {
+                    md += "The load failed: \(failure.replacingOccurrences(of: "\n", with: " "))\n\n"
+                }
             }
             md += exitLine(run.exit)
         }
@@ -314,17 +385,31 @@ package enum MarkdownReport {
     /// A loader measured from outside: what it runs on, how its peak was read, end of load against after the touch.
     static func loaderDetails(_ m: RunMeasurement) -> String {
         var md = "Measured from outside (no ledger, no jemalloc: those figures are absent). "
-        if let versions = m.subjectVersions { md += "Runs on " + versions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ". " }
+        if let versions = m.subjectVersions {
+            md +=
+                "Runs on " + versions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                + ". "
+        }
         if let source = m.peakSource { md += "Peak: \(source). " }
-        if let code = m.codePagesBytes { md += "Its own code and library pages grew by \(Format.size(code)) during the load (smaps): VmHWM Δ \(Format.size(m.peaks[.vmhwm])) less that is \(Format.size(m.judgedPeaks[.vmhwm])), the figure the claims read. " }
+        if let code = m.codePagesBytes {
+            md +=
+                "Its own code and library pages grew by \(Format.size(code)) during the load (smaps): VmHWM Δ \(Format.size(m.peaks[.vmhwm])) less that is \(Format.size(m.judgedPeaks[.vmhwm])), the figure the claims read. "
+        }
         md += "\n\n"
         if let load = m.loadPeaks {
-            md += "At the end of the load: RSS anon Δ \(Format.size(load[.rssAnon])), RSS file Δ \(Format.size(load[.rssFile])), VmHWM Δ \(Format.size(load[.vmhwm]))"
-            md += m.touchSeconds.map { "; after the touch (every parameter read once, \(Format.seconds($0)) s): RSS anon Δ \(Format.size(m.peaks[.rssAnon])), RSS file Δ \(Format.size(m.peaks[.rssFile])), VmHWM Δ \(Format.size(m.peaks[.vmhwm]))" } ?? ""
+            md +=
+                "At the end of the load: RSS anon Δ \(Format.size(load[.rssAnon])), RSS file Δ \(Format.size(load[.rssFile])), VmHWM Δ \(Format.size(load[.vmhwm]))"
+            md +=
+                m.touchSeconds.map {
+                    "; after the touch (every parameter read once, \(Format.seconds($0)) s): RSS anon Δ \(Format.size(m.peaks[.rssAnon])), RSS file Δ \(Format.size(m.peaks[.rssFile])), VmHWM Δ \(Format.size(m.peaks[.vmhwm]))"
+                } ?? ""
             md += ".\n\n"
         }
         if let map = m.hfDeviceMap {
-            md += "`hf_device_map` (transformers): " + map.prefix(8).map { "\(Format.code($0.module.isEmpty ? "\"\"" : $0.module)) → \($0.device)" }.joined(separator: ", ")
+            md +=
+                "`hf_device_map` (transformers): "
+                + map.prefix(8).map { "\(Format.code($0.module.isEmpty ? "\"\"" : $0.module)) → \($0.device)" }.joined(
+                    separator: ", ")
             md += map.count > 8 ? " … (\(map.count) modules)" : ""
             md += m.planDeviceMap.map { " · `plan` gives \($0.count) module\($0.count == 1 ? "" : "s")" } ?? ""
             md += ".\n\n"
@@ -335,16 +420,26 @@ package enum MarkdownReport {
 
     /// A device-map run: each device's budget, share and peaks, and the `hf_device_map`.
     static func devicesSection(_ u: DeviceUsage) -> String {
-        var md = "Placement (`device_map=\"\(u.mode)\"`, accelerate's rules): accelerators are simulated as memory pools in host RAM, each with "
-        md += "its own jemalloc arena; disk weights stay in files (\(u.offloadReferencedTensors) referenced in place in the checkpoint, "
+        var md =
+            "Placement (`device_map=\"\(u.mode)\"`, accelerate's rules): accelerators are simulated as memory pools in host RAM, each with "
+        md +=
+            "its own jemalloc arena; disk weights stay in files (\(u.offloadReferencedTensors) referenced in place in the checkpoint, "
         md += "\(u.offloadWrittenFiles) written to the offload folder, \(Format.size(u.offloadWrittenBytes))).\n\n"
-        var rows = [["device", "budget (max_memory)", "placed", "share of model", "staging", "predicted peak", "ledger peak", "jemalloc arena allocated"]]
+        var rows = [
+            [
+                "device", "budget (max_memory)", "placed", "share of model", "staging", "predicted peak", "ledger peak",
+                "jemalloc arena allocated",
+            ]
+        ]
         for d in u.devices {
             let share = u.modelBytes > 0 ? Double(d.placedBytes) / Double(u.modelBytes) * 100 : 0
             rows.append([
-                d.device.description, d.budgetBytes.map(Format.size) ?? (d.capacityBytes.map { "capacity " + Format.size($0) } ?? "-"), Format.size(d.placedBytes),
+                d.device.description,
+                d.budgetBytes.map(Format.size) ?? (d.capacityBytes.map { "capacity " + Format.size($0) } ?? "-"),
+                Format.size(d.placedBytes),
                 ByteSize.fixed(share, digits: 1) + "%", d.stagingBytes > 0 ? Format.size(d.stagingBytes) : "-",
-                d.device == .disk ? "(not RAM)" : Format.size(d.predictedPeakBytes), d.device == .disk ? "-" : Format.size(d.ledgerPeakBytes),
+                d.device == .disk ? "(not RAM)" : Format.size(d.predictedPeakBytes),
+                d.device == .disk ? "-" : Format.size(d.ledgerPeakBytes),
                 d.arenaAllocatedBytes.map(Format.size) ?? "-",
             ])
         }
@@ -357,10 +452,15 @@ package enum MarkdownReport {
                 groups.append((entry.device, [entry.module]))
             }
         }
-        md += "`hf_device_map`: " + groups.map { group in
-            let names = group.modules.count > 3 ? "\(Format.code(group.modules[0])) … \(Format.code(group.modules[group.modules.count - 1])) (\(group.modules.count) modules)" : group.modules.map(Format.code).joined(separator: ", ")
-            return "\(names) → \(group.device)"
-        }.joined(separator: "; ") + "\n\n"
+        md +=
+            "`hf_device_map`: "
+            + groups.map { group in
+                let names =
+                    group.modules.count > 3
+                    ? "\(Format.code(group.modules[0])) … \(Format.code(group.modules[group.modules.count - 1])) (\(group.modules.count) modules)"
+                    : group.modules.map(Format.code).joined(separator: ", ")
+                return "\(names) → \(group.device)"
+            }.joined(separator: "; ") + "\n\n"
         return md
     }
 
@@ -385,9 +485,15 @@ package enum MarkdownReport {
     static func exitLine(_ exit: RunExit) -> String {
         var parts: [String] = []
         if let status = exit.status { parts.append("exit status \(status)") }
-        if let signal = exit.signalName ?? exit.signal.map({ "signal \($0)" }) { parts.append("killed by \(signal)" + (exit.coreDumped ? " (core dumped)" : "")) }
-        if let u = exit.userSeconds, let s = exit.systemSeconds { parts.append("CPU \(Format.seconds(u)) s user + \(Format.seconds(s)) s system") }
-        if let rss = exit.rusageMaxRssBytes { parts.append("ru_maxrss \(Format.size(rss)) (inflated by the exec pitfall: reference only)") }
+        if let signal = exit.signalName ?? exit.signal.map({ "signal \($0)" }) {
+            parts.append("killed by \(signal)" + (exit.coreDumped ? " (core dumped)" : ""))
+        }
+        if let u = exit.userSeconds, let s = exit.systemSeconds {
+            parts.append("CPU \(Format.seconds(u)) s user + \(Format.seconds(s)) s system")
+        }
+        if let rss = exit.rusageMaxRssBytes {
+            parts.append("ru_maxrss \(Format.size(rss)) (inflated by the exec pitfall: reference only)")
+        }
         var md = "Child process: \(parts.joined(separator: "; ")).\n\n"
         if let tail = exit.stderrTail, !tail.isEmpty {
             md += "Last lines of its stderr:\n\n```text\n\(tail.replacingOccurrences(of: "```", with: "'''"))\n```\n\n"
@@ -409,7 +515,8 @@ package enum MarkdownReport {
     }
 
     static func figureRow(_ f: MemoryFigures) -> [String] {
-        [f.modelBytes, f.checkpointBytes, f.model32Bytes, f.largestShardBytes, f.largestTensorBytes, f.stagingBytes].map(Format.size)
+        [f.modelBytes, f.checkpointBytes, f.model32Bytes, f.largestShardBytes, f.largestTensorBytes, f.stagingBytes]
+            .map(Format.size)
     }
 
     static func predictions(_ r: ScenarioResults) -> String {
@@ -417,7 +524,10 @@ package enum MarkdownReport {
         var rows = [["run", "formula", "M_t", "M_ck", "M_32", "S", "T_t", "staging", "predicted peak"]]
         for run in r.runs {
             guard let f = run.figures else { continue }
-            rows.append([Format.runLabel(run, repeatCount: r.scenario.repeatCount), run.formula] + figureRow(f) + [run.predictedPeakBytes.map(Format.size) ?? "-"])
+            rows.append(
+                [Format.runLabel(run, repeatCount: r.scenario.repeatCount), run.formula] + figureRow(f) + [
+                    run.predictedPeakBytes.map(Format.size) ?? "-"
+                ])
         }
         if rows.count > 1 {
             md += "At the measured scale (\(Format.trimmed(r.scale.chosen))), from the checkpoint's headers:\n\n"
@@ -425,12 +535,21 @@ package enum MarkdownReport {
         }
         if r.scale.chosen != 1 && !r.fullSizePredictions.isEmpty {
             md += "### At full size (scale 1)\n\n"
-            md += "This run was scaled to \(Format.trimmed(r.scale.chosen)) (\(r.scale.reason)). The same formulas, applied to the model and "
+            md +=
+                "This run was scaled to \(Format.trimmed(r.scale.chosen)) (\(r.scale.reason)). The same formulas, applied to the model and "
             md += "shard plan at full size, predict:\n\n"
-            var full = [["run", "strategy", "formula", "M_t", "M_ck", "M_32", "S", "T_t", "staging", "predicted peak", "upper bound (+ tolerance)"]]
+            var full = [
+                [
+                    "run", "strategy", "formula", "M_t", "M_ck", "M_32", "S", "T_t", "staging", "predicted peak",
+                    "upper bound (+ tolerance)",
+                ]
+            ]
             for p in r.fullSizePredictions {
                 let upper = p.predictedPeakBytes + toleranceBytes(r.scenario, predicted: p.predictedPeakBytes)
-                full.append([p.run, p.strategy.rawValue, p.formula] + figureRow(p.figures) + [Format.sizeBoth(p.predictedPeakBytes), Format.size(upper)])
+                full.append(
+                    [p.run, p.strategy.rawValue, p.formula] + figureRow(p.figures) + [
+                        Format.sizeBoth(p.predictedPeakBytes), Format.size(upper),
+                    ])
             }
             md += Format.markdownTable(full, rightAligned: Set(3...10)) + "\n"
         }
@@ -440,28 +559,50 @@ package enum MarkdownReport {
 
     static func method(_ r: ScenarioResults) -> String {
         let interval = Format.trimmed(r.scenario.sampleIntervalSeconds * 1000)
-        let tolerance = "⌈predicted × \(Format.trimmed(r.scenario.toleranceRelative))⌉ + \(Format.grouped(r.scenario.toleranceAbsoluteBytes)) bytes (\(Format.size(r.scenario.toleranceAbsoluteBytes)))"
+        let tolerance =
+            "⌈predicted × \(Format.trimmed(r.scenario.toleranceRelative))⌉ + \(Format.grouped(r.scenario.toleranceAbsoluteBytes)) bytes (\(Format.size(r.scenario.toleranceAbsoluteBytes)))"
         var md = "## Method\n\n"
-        md += "Each run is a fresh child process of bigmodel-bench with a fixed environment (\(Format.code("MALLOC_CONF=\(r.environment.mallocConf)")): "
-        md += "freed pages go back to the kernel at once, so RSS after a free is honest). In the child, a sampler thread starts first; then jemalloc's "
-        md += "thread cache is flushed and its arenas purged, VmHWM is reset by writing 5 to `/proc/self/clear_refs`, and after a 10 ms settle the "
-        md += "**baseline** is read. Only then does the load start; the **end** reading is taken after the load with the model still alive.\n\n"
-        md += "- **ledger peak**: the engine's exact count of bytes owned by tensors at its highest (every tensor allocation goes through the ledger); not sampled, exact to the byte. It must equal the prediction.\n"
-        md += "- **predicted peak**: the strategy's formula evaluated on figures computed from the checkpoint's headers (table above).\n"
-        md += "- **VmHWM Δ**: `/proc/self/status` VmHWM read at the end, minus VmRSS at the baseline. The kernel keeps this high-water mark itself, so no sampling gap can miss a spike; it counts anonymous, file and shared pages.\n"
-        md += "- **RSS anon / RSS file peak Δ**: the maximum of RssAnon / RssFile (`/proc/self/statm`) over the samples and the end reading, minus the baseline reading. "
-        md += "Samples are taken every \(interval) ms by the sampler thread (the achieved interval is given per run) and at each **mark**: the load takes one more reading on its own thread at every phase transition and at the first free after the ledger's peak rose by \(RSSSampler.markPeakStepBytes >> 20) MiB, before that free, so a peak of owned memory is read whatever the interval.\n"
-        md += "- **jemalloc allocated peak Δ**: jemalloc's `stats.allocated` (bytes in live allocations) after writing `epoch` to refresh the statistics, read at each mark and every \(Format.trimmed(RSSSampler.jemallocPeriodSeconds * 1000)) ms by the sampler thread, maximum minus baseline.\n"
-        md += "- **timeline**: the samples downsampled to at most 2000 points keeping each bucket's maxima; every column is a delta over the baseline except ledger live (absolute, 0 at baseline).\n"
-        md += "- **tolerance**: \(tolerance); upper bound = predicted + tolerance; lower bound = max(0, predicted − tolerance), checked only for naive and load-then-cast, whose claim is a high cost (a probe that misses memory must fail).\n"
-        md += "- **checks**: ledger peak = prediction; VmHWM Δ and RSS anon peak Δ ≤ upper bound (and ≥ lower bound where there is one); "
-        md += "|RSS anon peak Δ − ledger peak| and |jemalloc allocated peak Δ − ledger peak at jemalloc size classes| each within ⌈ledger peak × \(Format.trimmed(r.scenario.toleranceRelative))⌉ + \(Format.size(r.scenario.toleranceAbsoluteBytes)). Any failed check makes the verdict fail.\n"
+        md +=
+            "Each run is a fresh child process of bigmodel-bench with a fixed environment (\(Format.code("MALLOC_CONF=\(r.environment.mallocConf)")): "
+        md +=
+            "freed pages go back to the kernel at once, so RSS after a free is honest). In the child, a sampler thread starts first; then jemalloc's "
+        md +=
+            "thread cache is flushed and its arenas purged, VmHWM is reset by writing 5 to `/proc/self/clear_refs`, and after a 10 ms settle the "
+        md +=
+            "**baseline** is read. Only then does the load start; the **end** reading is taken after the load with the model still alive.\n\n"
+        md +=
+            "- **ledger peak**: the engine's exact count of bytes owned by tensors at its highest (every tensor allocation goes through the ledger); not sampled, exact to the byte. It must equal the prediction.\n"
+        md +=
+            "- **predicted peak**: the strategy's formula evaluated on figures computed from the checkpoint's headers (table above).\n"
+        md +=
+            "- **VmHWM Δ**: `/proc/self/status` VmHWM read at the end, minus VmRSS at the baseline. The kernel keeps this high-water mark itself, so no sampling gap can miss a spike; it counts anonymous, file and shared pages.\n"
+        md +=
+            "- **RSS anon / RSS file peak Δ**: the maximum of RssAnon / RssFile (`/proc/self/statm`) over the samples and the end reading, minus the baseline reading. "
+        md +=
+            "Samples are taken every \(interval) ms by the sampler thread (the achieved interval is given per run) and at each **mark**: the load takes one more reading on its own thread at every phase transition and at the first free after the ledger's peak rose by \(RSSSampler.markPeakStepBytes >> 20) MiB, before that free, so a peak of owned memory is read whatever the interval.\n"
+        md +=
+            "- **jemalloc allocated peak Δ**: jemalloc's `stats.allocated` (bytes in live allocations) after writing `epoch` to refresh the statistics, read at each mark and every \(Format.trimmed(RSSSampler.jemallocPeriodSeconds * 1000)) ms by the sampler thread, maximum minus baseline.\n"
+        md +=
+            "- **timeline**: the samples downsampled to at most 2000 points keeping each bucket's maxima; every column is a delta over the baseline except ledger live (absolute, 0 at baseline).\n"
+        md +=
+            "- **tolerance**: \(tolerance); upper bound = predicted + tolerance; lower bound = max(0, predicted − tolerance), checked only for naive and load-then-cast, whose claim is a high cost (a probe that misses memory must fail).\n"
+        md +=
+            "- **checks**: ledger peak = prediction; VmHWM Δ and RSS anon peak Δ ≤ upper bound (and ≥ lower bound where there is one); "
+        md +=
+            "|RSS anon peak Δ − ledger peak| and |jemalloc allocated peak Δ − ledger peak at jemalloc size classes| each within ⌈ledger peak × \(Format.trimmed(r.scenario.toleranceRelative))⌉ + \(Format.size(r.scenario.toleranceAbsoluteBytes)). Any failed check makes the verdict fail.\n"
         if let floor = r.floor {
-            md += "- **floor**: the same checkpoint bytes read into fresh memory the fastest plain way (\(floor.method)) in a child of its own; × floor = a run's load seconds / the floor's \(Format.seconds(floor.seconds)) s.\n"
+            md +=
+                "- **floor**: the same checkpoint bytes read into fresh memory the fastest plain way (\(floor.method)) in a child of its own; × floor = a run's load seconds / the floor's \(Format.seconds(floor.seconds)) s.\n"
         }
-        md += "- **load seconds**: wall-clock time of the load inside the child (monotonic clock), excluding process start and the baseline.\n"
-        md += "- **cache**: `\(r.scenario.cache)`: " + (r.scenario.cache == .cold ? "before each run the shards are evicted from the page cache (POSIX_FADV_DONTNEED), so every read comes from the disk.\n" : "before each run the shards are made resident in the page cache, so reads come from the page cache rather than the disk.\n")
-        md += "- **ru_maxrss** (per run, reference only): from wait4; Linux folds the parent's peak into it at exec, so it is never used for a verdict.\n"
+        md +=
+            "- **load seconds**: wall-clock time of the load inside the child (monotonic clock), excluding process start and the baseline.\n"
+        md +=
+            "- **cache**: `\(r.scenario.cache)`: "
+            + (r.scenario.cache == .cold
+                ? "before each run the shards are evicted from the page cache (POSIX_FADV_DONTNEED), so every read comes from the disk.\n"
+                : "before each run the shards are made resident in the page cache, so reads come from the page cache rather than the disk.\n")
+        md +=
+            "- **ru_maxrss** (per run, reference only): from wait4; Linux folds the parent's peak into it at exec, so it is never used for a verdict.\n"
         return md
     }
 }

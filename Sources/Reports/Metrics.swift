@@ -51,16 +51,20 @@ package struct Metric: Sendable {
     /// Every tracked figure, in the order tables show them.
     package static let all: [Metric] = [
         Metric(
-            name: "ledger_peak_bytes", title: "ledger peak", source: "runs[].measurement.ledger_peak_bytes", kind: .exact, unit: .bytes,
+            name: "ledger_peak_bytes", title: "ledger peak", source: "runs[].measurement.ledger_peak_bytes",
+            kind: .exact, unit: .bytes,
             extract: { $0.measurement?.ledgerPeakBytes.map { .bytes($0) } }),
         Metric(
-            name: "vmhwm_delta_bytes", title: "VmHWM Δ", source: "runs[].measurement.peaks.vmhwm_delta_bytes", kind: .memory, unit: .bytes,
+            name: "vmhwm_delta_bytes", title: "VmHWM Δ", source: "runs[].measurement.peaks.vmhwm_delta_bytes",
+            kind: .memory, unit: .bytes,
             extract: { $0.measurement?.peaks[.vmhwm].map { .bytes($0) } }),
         Metric(
-            name: "rss_anon_peak_delta_bytes", title: "RSS anon peak Δ", source: "runs[].measurement.peaks.rss_anon_delta_bytes", kind: .memory,
+            name: "rss_anon_peak_delta_bytes", title: "RSS anon peak Δ",
+            source: "runs[].measurement.peaks.rss_anon_delta_bytes", kind: .memory,
             unit: .bytes, extract: { $0.measurement?.peaks[.rssAnon].map { .bytes($0) } }),
         Metric(
-            name: "rss_file_peak_delta_bytes", title: "RSS file peak Δ", source: "runs[].measurement.peaks.rss_file_delta_bytes", kind: .memory,
+            name: "rss_file_peak_delta_bytes", title: "RSS file peak Δ",
+            source: "runs[].measurement.peaks.rss_file_delta_bytes", kind: .memory,
             unit: .bytes, extract: { $0.measurement?.peaks[.rssFile].map { .bytes($0) } }),
         Metric(
             name: "jemalloc_allocated_peak_delta_bytes", title: "jemalloc allocated peak Δ",

@@ -14,33 +14,45 @@ package enum PeaksChart {
     }
 
     static let bars: [Bar] = [
-        Bar(label: "VmHWM Δ (kernel high-water mark − baseline VmRSS)", colour: Style.purple, value: { $0.peaks[.vmhwm] }),
+        Bar(
+            label: "VmHWM Δ (kernel high-water mark − baseline VmRSS)", colour: Style.purple,
+            value: { $0.peaks[.vmhwm] }),
         Bar(label: "RSS anon peak Δ (sampled)", colour: Style.blue, value: { $0.peaks[.rssAnon] }),
         Bar(label: "jemalloc allocated peak Δ (sampled)", colour: Style.green, value: { $0.peaks[.jemallocAllocated] }),
         // jemalloc counts whole size classes, so its bar is judged against this one, not against the red band.
-        Bar(label: "ledger peak at jemalloc size classes (jemalloc's bound)", colour: Style.grey, value: { $0.peaks[.ledgerSizeClass] }),
+        Bar(
+            label: "ledger peak at jemalloc size classes (jemalloc's bound)", colour: Style.grey,
+            value: { $0.peaks[.ledgerSizeClass] }),
         Bar(label: "ledger peak (exact)", colour: Style.ink, value: { $0.ledgerPeakBytes }),
     ]
 
     package static func svg(results: ScenarioResults) -> String {
         var body = SVGDocument(width: width, height: 0)
         let runs = results.runs
-        let labels = runs.map { "\(Format.runLabel($0, repeatCount: results.scenario.repeatCount)) (\($0.verdict.rawValue))" }
+        let labels = runs.map {
+            "\(Format.runLabel($0, repeatCount: results.scenario.repeatCount)) (\($0.verdict.rawValue))"
+        }
         let plotLeft = max(140, (labels.map { Style.textWidth($0) }.max() ?? 0) + 24)
         let plotRight = width - 32
         let plotWidth = plotRight - plotLeft
 
         var high = 1.0
         for run in runs {
-            for value in [run.predictedPeakBytes, run.upperBoundBytes] { if let value { high = max(high, Double(value)) } }
+            for value in [run.predictedPeakBytes, run.upperBoundBytes] {
+                if let value { high = max(high, Double(value)) }
+            }
             if let m = run.measurement { for bar in bars { if let v = bar.value(m) { high = max(high, Double(v)) } } }
         }
         var low = 0.0
-        for run in runs { if let m = run.measurement { for bar in bars { if let v = bar.value(m) { low = min(low, Double(v)) } } } }
+        for run in runs {
+            if let m = run.measurement { for bar in bars { if let v = bar.value(m) { low = min(low, Double(v)) } } }
+        }
         if low > -0.02 * high { low = 0 }
         let unit = ByteUnit.forMaximum(high)
         let axis = Axis.nice(low: low / unit.bytes, high: high / unit.bytes, target: 8)
-        let xScale = { (bytes: Double) -> Double in plotLeft + (bytes / unit.bytes - axis.minimum) / (axis.maximum - axis.minimum) * plotWidth }
+        let xScale = { (bytes: Double) -> Double in
+            plotLeft + (bytes / unit.bytes - axis.minimum) / (axis.maximum - axis.minimum) * plotWidth
+        }
 
         var y = legend(&body, results: results)
         let barHeight = 9.0
@@ -51,7 +63,9 @@ package enum PeaksChart {
         let plotBottom = plotTop + Double(max(runs.count, 1)) * groupHeight
         y = plotBottom
 
-        body.rect(x: plotLeft, y: plotTop, width: plotWidth, height: plotBottom - plotTop, [("id", "plot-area"), ("fill", "#ffffff")])
+        body.rect(
+            x: plotLeft, y: plotTop, width: plotWidth, height: plotBottom - plotTop,
+            [("id", "plot-area"), ("fill", "#ffffff")])
         for tick in axis.ticks {
             let tx = xScale(tick * unit.bytes)
             body.line(x1: tx, y1: plotTop, x2: tx, y2: plotBottom, [("stroke", Style.grid), ("stroke-width", "0.8")])
@@ -59,23 +73,31 @@ package enum PeaksChart {
             body.text("\(axis.label(tick)) \(unit.name)", x: tx, y: plotBottom + 18, anchor: .middle)
         }
         for (index, run) in runs.enumerated() {
-            group(&body, run: run, label: labels[index], index: index, top: plotTop + Double(index) * groupHeight, height: groupHeight, plotLeft: plotLeft, xScale: xScale)
+            group(
+                &body, run: run, label: labels[index], index: index, top: plotTop + Double(index) * groupHeight,
+                height: groupHeight, plotLeft: plotLeft, xScale: xScale)
         }
         body.line(x1: plotLeft, y1: plotTop, x2: plotLeft, y2: plotBottom, [("stroke", Style.axis)])
         body.line(x1: plotLeft, y1: plotBottom, x2: plotRight, y2: plotBottom, [("stroke", Style.axis)])
-        body.text("bytes, \(unit.name) (\(unit.definition))", x: plotLeft + plotWidth / 2, y: plotBottom + 38, anchor: .middle, fill: Style.muted)
+        body.text(
+            "bytes, \(unit.name) (\(unit.definition))", x: plotLeft + plotWidth / 2, y: plotBottom + 38,
+            anchor: .middle, fill: Style.muted)
         let height = (plotBottom + 56).rounded(.up)
         var document = SVGDocument(width: width, height: height)
         for line in body.body { document.raw(line) }
         return document.render(
             title: "\(results.scenario.name): measured peaks against predicted bounds",
-            description: "For each run: VmHWM delta, RSS anon peak delta, jemalloc allocated peak delta and ledger peak as bars; the predicted peak as a line; the allowed range as a band.")
+            description:
+                "For each run: VmHWM delta, RSS anon peak delta, jemalloc allocated peak delta and ledger peak as bars; the predicted peak as a line; the allowed range as a band."
+        )
     }
 
     /// The title and the legend; returns the y below them.
     static func legend(_ body: inout SVGDocument, results: ScenarioResults) -> Double {
         var y = 28.0
-        body.text("\(results.scenario.name): measured peaks against each run's predicted bound", x: 24, y: y, size: 16, weight: "bold")
+        body.text(
+            "\(results.scenario.name): measured peaks against each run's predicted bound", x: 24, y: y, size: 16,
+            weight: "bold")
         y += 20
         body.text(
             "scale \(Format.trimmed(results.scale.chosen)) · Δ = bytes above the measured child's pre-load baseline · the ledger peak is absolute",
@@ -92,15 +114,25 @@ package enum PeaksChart {
         entries.append((.predicted, "predicted peak (the strategy's formula)"))
         entries.append((.band, "allowed range: predicted ± tolerance (lower bound only for naive, load-then-cast)"))
         let swatchWidth = 24.0
-        let layout = ColumnLayout(entryWidths: entries.map { swatchWidth + 8 + Style.textWidth($0.1) }, width: width - 48)
+        let layout = ColumnLayout(
+            entryWidths: entries.map { swatchWidth + 8 + Style.textWidth($0.1) }, width: width - 48)
         for (i, entry) in entries.enumerated() {
             let (column, row) = layout.position(i)
             let x = 24 + Double(column) * layout.columnWidth
             let cy = y + Double(row) * 18 + 9
             switch entry.0 {
             case .bar(let colour): body.rect(x: x, y: cy - 5, width: swatchWidth, height: 10, [("fill", colour)])
-            case .predicted: body.line(x1: x + swatchWidth / 2, y1: cy - 8, x2: x + swatchWidth / 2, y2: cy + 8, [("stroke", Style.bound), ("stroke-width", "2.5")])
-            case .band: body.rect(x: x, y: cy - 7, width: swatchWidth, height: 14, [("fill", Style.bound), ("fill-opacity", "0.12"), ("stroke", Style.bound), ("stroke-width", "0.8"), ("stroke-dasharray", "3 2")])
+            case .predicted:
+                body.line(
+                    x1: x + swatchWidth / 2, y1: cy - 8, x2: x + swatchWidth / 2, y2: cy + 8,
+                    [("stroke", Style.bound), ("stroke-width", "2.5")])
+            case .band:
+                body.rect(
+                    x: x, y: cy - 7, width: swatchWidth, height: 14,
+                    [
+                        ("fill", Style.bound), ("fill-opacity", "0.12"), ("stroke", Style.bound),
+                        ("stroke-width", "0.8"), ("stroke-dasharray", "3 2"),
+                    ])
             }
             body.text(entry.1, x: x + swatchWidth + 8, y: cy + 4)
         }
@@ -110,7 +142,8 @@ package enum PeaksChart {
 
     /// One run's row: its label, its allowed range, a bar per figure, its prediction.
     static func group(
-        _ body: inout SVGDocument, run: RunResult, label: String, index: Int, top: Double, height groupHeight: Double, plotLeft: Double,
+        _ body: inout SVGDocument, run: RunResult, label: String, index: Int, top: Double, height groupHeight: Double,
+        plotLeft: Double,
         xScale: (Double) -> Double
     ) {
         let barHeight = 9.0
@@ -123,7 +156,12 @@ package enum PeaksChart {
         if let upper = run.upperBoundBytes {
             let from = xScale(Double(run.lowerBoundBytes ?? run.predictedPeakBytes ?? 0))
             let to = xScale(Double(upper))
-            body.rect(x: from, y: top + 3, width: to - from, height: groupHeight - 6, [("fill", Style.bound), ("fill-opacity", "0.12"), ("stroke", Style.bound), ("stroke-width", "0.8"), ("stroke-dasharray", "3 2")])
+            body.rect(
+                x: from, y: top + 3, width: to - from, height: groupHeight - 6,
+                [
+                    ("fill", Style.bound), ("fill-opacity", "0.12"), ("stroke", Style.bound), ("stroke-width", "0.8"),
+                    ("stroke-dasharray", "3 2"),
+                ])
         }
         if let m = run.measurement {
             for (b, bar) in bars.enumerated() {
@@ -134,11 +172,15 @@ package enum PeaksChart {
                 body.rect(x: min(x0, x1), y: by, width: abs(x1 - x0), height: barHeight, [("fill", bar.colour)])
             }
         } else {
-            body.text("no measurement: \(run.verdict.rawValue)", x: xScale(0) + 8, y: top + groupHeight / 2 + 4, fill: Style.muted)
+            body.text(
+                "no measurement: \(run.verdict.rawValue)", x: xScale(0) + 8, y: top + groupHeight / 2 + 4,
+                fill: Style.muted)
         }
         if let predicted = run.predictedPeakBytes {
             let px = xScale(Double(predicted))
-            body.line(x1: px, y1: top + 2, x2: px, y2: top + groupHeight - 2, [("stroke", Style.bound), ("stroke-width", "2.5"), ("data-run", run.id)])
+            body.line(
+                x1: px, y1: top + 2, x2: px, y2: top + groupHeight - 2,
+                [("stroke", Style.bound), ("stroke-width", "2.5"), ("data-run", run.id)])
         }
     }
 }

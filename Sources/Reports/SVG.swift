@@ -36,11 +36,15 @@ struct SVGDocument {
     mutating func raw(_ line: String) { body.append(line) }
 
     mutating func rect(x: Double, y: Double, width: Double, height: Double, _ extra: [(String, String)] = []) {
-        body.append("<rect x=\"\(Self.n(x))\" y=\"\(Self.n(y))\" width=\"\(Self.n(max(0, width)))\" height=\"\(Self.n(max(0, height)))\"\(Self.attributes(extra))/>")
+        body.append(
+            "<rect x=\"\(Self.n(x))\" y=\"\(Self.n(y))\" width=\"\(Self.n(max(0, width)))\" height=\"\(Self.n(max(0, height)))\"\(Self.attributes(extra))/>"
+        )
     }
 
     mutating func line(x1: Double, y1: Double, x2: Double, y2: Double, _ extra: [(String, String)] = []) {
-        body.append("<line x1=\"\(Self.n(x1))\" y1=\"\(Self.n(y1))\" x2=\"\(Self.n(x2))\" y2=\"\(Self.n(y2))\"\(Self.attributes(extra))/>")
+        body.append(
+            "<line x1=\"\(Self.n(x1))\" y1=\"\(Self.n(y1))\" x2=\"\(Self.n(x2))\" y2=\"\(Self.n(y2))\"\(Self.attributes(extra))/>"
+        )
     }
 
     enum Anchor: String {
@@ -48,7 +52,8 @@ struct SVGDocument {
     }
 
     mutating func text(
-        _ content: String, x: Double, y: Double, size: Double = Style.fontSize, anchor: Anchor = .start, weight: String? = nil,
+        _ content: String, x: Double, y: Double, size: Double = Style.fontSize, anchor: Anchor = .start,
+        weight: String? = nil,
         fill: String = Style.ink, rotate: Double? = nil, _ extra: [(String, String)] = []
     ) {
         var attrs: [(String, String)] = [("font-size", Self.n(size))]
@@ -57,7 +62,8 @@ struct SVGDocument {
         if fill != Style.ink { attrs.append(("fill", fill)) }
         if let rotate { attrs.append(("transform", "rotate(\(Self.n(rotate)) \(Self.n(x)) \(Self.n(y)))")) }
         attrs += extra
-        body.append("<text x=\"\(Self.n(x))\" y=\"\(Self.n(y))\"\(Self.attributes(attrs))>\(Self.escape(content))</text>")
+        body.append(
+            "<text x=\"\(Self.n(x))\" y=\"\(Self.n(y))\"\(Self.attributes(attrs))>\(Self.escape(content))</text>")
     }
 
     /// A polyline as a path (`M x,y L x,y …`).
@@ -71,8 +77,10 @@ struct SVGDocument {
     /// The whole document: an opaque white background first, so it reads the same in dark mode.
     func render(title: String, description: String) -> String {
         var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Self.n(width))\" height=\"\(Self.n(height))\" viewBox=\"0 0 \(Self.n(width)) \(Self.n(height))\""
-        out += " font-family=\"\(Style.fontFamily)\" font-size=\"\(Self.n(Style.fontSize))\" fill=\"\(Style.ink)\" role=\"img\">\n"
+        out +=
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Self.n(width))\" height=\"\(Self.n(height))\" viewBox=\"0 0 \(Self.n(width)) \(Self.n(height))\""
+        out +=
+            " font-family=\"\(Style.fontFamily)\" font-size=\"\(Self.n(Style.fontSize))\" fill=\"\(Style.ink)\" role=\"img\">\n"
         out += "<title>\(Self.escape(title))</title>\n<desc>\(Self.escape(description))</desc>\n"
         out += "<rect x=\"0\" y=\"0\" width=\"\(Self.n(width))\" height=\"\(Self.n(height))\" fill=\"#ffffff\"/>\n"
         for line in body { out += line + "\n" }
@@ -105,7 +113,8 @@ enum Style {
         var units = 0.0
         for c in text {
             switch c {
-            case "i", "l", "j", "'", "|", ".", ",", ":", ";", "!", "I", " ", "(", ")", "[", "]", "f", "t", "r": units += 0.40
+            case "i", "l", "j", "'", "|", ".", ",", ":", ";", "!", "I", " ", "(", ")", "[", "]", "f", "t", "r":
+                units += 0.40
             case "m", "w", "M", "W", "—", "%", "@": units += 0.95
             case "A"..."Z", "Δ", "≤", "≥", "±", "–", "→", "×": units += 0.75
             default: units += 0.64

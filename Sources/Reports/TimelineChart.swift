@@ -1,5 +1,5 @@
-import ResultsFormat
 import Probes
+import ResultsFormat
 import TensorEngine
 
 /// The chart of one run's memory over time: RSS anon, RSS file and jemalloc allocated (deltas over the
@@ -52,7 +52,9 @@ package struct TimelineChart {
         self.m = m
         label = Format.runLabel(run, repeatCount: results.scenario.repeatCount)
         series = Self.series(m)
-        var high = Double([m.predictedPeakBytes, run.upperBoundBytes ?? 0, m.peaks[.vmhwm] ?? 0, m.outOfMemory?.capBytes ?? 0].max() ?? 0)
+        var high = Double(
+            [m.predictedPeakBytes, run.upperBoundBytes ?? 0, m.peaks[.vmhwm] ?? 0, m.outOfMemory?.capBytes ?? 0].max()
+                ?? 0)
         var low = 0.0
         for s in series {
             for (_, v) in s.points {
@@ -70,16 +72,28 @@ package struct TimelineChart {
     }
 
     static func series(_ m: RunMeasurement) -> [Series] {
-        func make(_ figure: MemoryFigure, _ label: String, _ colour: String, dash: String?, width: Double, peak: Int?) -> Series {
-            Series(column: .figure(figure), label: label, colour: colour, dash: dash, strokeWidth: width, peak: peak,
+        func make(_ figure: MemoryFigure, _ label: String, _ colour: String, dash: String?, width: Double, peak: Int?)
+            -> Series
+        {
+            Series(
+                column: .figure(figure), label: label, colour: colour, dash: dash, strokeWidth: width, peak: peak,
                 points: m.timeline.series(.figure(figure)).map { ($0.seconds, $0.value) })
         }
         return [
-            make(.rssAnon, "RSS anon Δ (sampled RssAnon − baseline), peak \(Format.size(m.peaks[.rssAnon]))", Style.blue, dash: nil, width: 2, peak: m.peaks[.rssAnon]),
-            make(.rssFile, "RSS file Δ (sampled RssFile − baseline), peak \(Format.size(m.peaks[.rssFile]))", Style.orange, dash: nil, width: 1.5, peak: m.peaks[.rssFile]),
-            make(.jemallocAllocated, "jemalloc allocated Δ (stats.allocated − baseline), peak \(Format.size(m.peaks[.jemallocAllocated]))", Style.green, dash: "7 4",
+            make(
+                .rssAnon, "RSS anon Δ (sampled RssAnon − baseline), peak \(Format.size(m.peaks[.rssAnon]))", Style.blue,
+                dash: nil, width: 2, peak: m.peaks[.rssAnon]),
+            make(
+                .rssFile, "RSS file Δ (sampled RssFile − baseline), peak \(Format.size(m.peaks[.rssFile]))",
+                Style.orange, dash: nil, width: 1.5, peak: m.peaks[.rssFile]),
+            make(
+                .jemallocAllocated,
+                "jemalloc allocated Δ (stats.allocated − baseline), peak \(Format.size(m.peaks[.jemallocAllocated]))",
+                Style.green, dash: "7 4",
                 width: 1.6, peak: m.peaks[.jemallocAllocated]),
-            make(.ledgerLive, "ledger live (the engine's exact owned bytes), peak \(Format.size(m.ledgerPeakBytes))", Style.ink, dash: "2 3", width: 1.8,
+            make(
+                .ledgerLive, "ledger live (the engine's exact owned bytes), peak \(Format.size(m.ledgerPeakBytes))",
+                Style.ink, dash: "2 3", width: 1.8,
                 peak: m.ledgerPeakBytes),
         ].filter { !$0.points.isEmpty }
     }
@@ -108,25 +122,39 @@ package struct TimelineChart {
         for line in svg.body { document.raw(line) }
         return document.render(
             title: "\(results.scenario.name) \(label): memory over time",
-            description: "RSS anon, RSS file and jemalloc allocated bytes above the pre-load baseline and the ledger's live bytes, sampled every \(Format.trimmed(results.scenario.sampleIntervalSeconds * 1000)) ms; predicted peak \(m.predictedPeakBytes) bytes (\(m.formula)).")
+            description:
+                "RSS anon, RSS file and jemalloc allocated bytes above the pre-load baseline and the ledger's live bytes, sampled every \(Format.trimmed(results.scenario.sampleIntervalSeconds * 1000)) ms; predicted peak \(m.predictedPeakBytes) bytes (\(m.formula))."
+        )
     }
 
     func legendEntries() -> [(Swatch, String)] {
-        var entries: [(Swatch, String)] = series.map { (.line(colour: $0.colour, dash: $0.dash, width: $0.strokeWidth), $0.label) }
-        entries.append((.line(colour: Style.bound, dash: "9 4", width: 1.6), "predicted peak \(Format.size(m.predictedPeakBytes)) = \(m.formula)"))
+        var entries: [(Swatch, String)] = series.map {
+            (.line(colour: $0.colour, dash: $0.dash, width: $0.strokeWidth), $0.label)
+        }
+        entries.append(
+            (
+                .line(colour: Style.bound, dash: "9 4", width: 1.6),
+                "predicted peak \(Format.size(m.predictedPeakBytes)) = \(m.formula)"
+            ))
         if let upper = run.upperBoundBytes {
             let tolerance = run.toleranceBytes.map { Format.size($0) } ?? Format.size(upper - m.predictedPeakBytes)
             if let lower = run.lowerBoundBytes {
-                entries.append((.band, "allowed range \(Format.size(lower)) – \(Format.size(upper)) (predicted ± \(tolerance))"))
+                entries.append(
+                    (.band, "allowed range \(Format.size(lower)) – \(Format.size(upper)) (predicted ± \(tolerance))"))
             } else {
                 entries.append((.band, "allowed up to \(Format.size(upper)) (upper bound: predicted + \(tolerance))"))
             }
         }
         if let vmhwm = m.peaks[.vmhwm] {
-            entries.append((.marker, "VmHWM Δ \(Format.size(vmhwm)): the kernel's peak (when it happened is not recorded)"))
+            entries.append(
+                (.marker, "VmHWM Δ \(Format.size(vmhwm)): the kernel's peak (when it happened is not recorded)"))
         }
         if let cap = m.outOfMemory?.capBytes {
-            entries.append((.line(colour: Style.purple, dash: "10 3 2 3", width: 1.6), "ledger cap \(Format.size(cap)): the run stopped here (oom)"))
+            entries.append(
+                (
+                    .line(colour: Style.purple, dash: "10 3 2 3", width: 1.6),
+                    "ledger cap \(Format.size(cap)): the run stopped here (oom)"
+                ))
         }
         return entries
     }
@@ -135,7 +163,8 @@ package struct TimelineChart {
     mutating func legend(top: Double) -> Double {
         let entries = legendEntries()
         let swatchWidth = 30.0
-        let layout = ColumnLayout(entryWidths: entries.map { swatchWidth + 8 + Style.textWidth($0.1) }, width: plotWidth)
+        let layout = ColumnLayout(
+            entryWidths: entries.map { swatchWidth + 8 + Style.textWidth($0.1) }, width: plotWidth)
         let rowHeight = 18.0
         for (i, entry) in entries.enumerated() {
             let (column, row) = layout.position(i)
@@ -147,7 +176,12 @@ package struct TimelineChart {
                 if let dash { attrs.append(("stroke-dasharray", dash)) }
                 svg.line(x1: x, y1: cy, x2: x + swatchWidth, y2: cy, attrs)
             case .band:
-                svg.rect(x: x, y: cy - 6, width: swatchWidth, height: 12, [("fill", Style.bound), ("fill-opacity", "0.10"), ("stroke", Style.bound), ("stroke-width", "0.8"), ("stroke-dasharray", "3 2")])
+                svg.rect(
+                    x: x, y: cy - 6, width: swatchWidth, height: 12,
+                    [
+                        ("fill", Style.bound), ("fill-opacity", "0.10"), ("stroke", Style.bound),
+                        ("stroke-width", "0.8"), ("stroke-dasharray", "3 2"),
+                    ])
             case .marker:
                 svg.raw(Self.triangle(tipX: x + swatchWidth / 2 - 5, y: cy))
             }
@@ -167,7 +201,9 @@ package struct TimelineChart {
         var labelX = centres
         for row in 0..<rowCount {
             let members = Array(stride(from: row, to: m.phases.count, by: rowCount))
-            let placed = Self.spread(members.map { centres[$0] }, widths: members.map { widths[$0] }, low: plotLeft, high: plotLeft + plotWidth)
+            let placed = Self.spread(
+                members.map { centres[$0] }, widths: members.map { widths[$0] }, low: plotLeft,
+                high: plotLeft + plotWidth)
             for (k, index) in members.enumerated() { labelX[index] = placed[k] }
         }
         if !m.phases.isEmpty {
@@ -178,26 +214,37 @@ package struct TimelineChart {
 
     /// The plot area, the phase bands and their labels, the grid and the tick labels.
     mutating func plotArea(top: Double, bottom: Double, stripTop: Double, rowCount: Int, labelX: [Double]) {
-        svg.rect(x: plotLeft, y: top, width: plotWidth, height: Self.plotHeight, [("id", "plot-area"), ("fill", "#ffffff"), ("stroke", "none")])
+        svg.rect(
+            x: plotLeft, y: top, width: plotWidth, height: Self.plotHeight,
+            [("id", "plot-area"), ("fill", "#ffffff"), ("stroke", "none")])
         for (i, phase) in m.phases.enumerated() {
             let x0 = xScale(phase.startSeconds)
             let x1 = xScale(phase.endSeconds)
-            svg.rect(x: x0, y: top, width: x1 - x0, height: Self.plotHeight, [("fill", i % 2 == 0 ? "#eeeeee" : "#f7f7f7")])
+            svg.rect(
+                x: x0, y: top, width: x1 - x0, height: Self.plotHeight, [("fill", i % 2 == 0 ? "#eeeeee" : "#f7f7f7")])
             svg.line(x1: x0, y1: top, x2: x0, y2: bottom, [("stroke", "#b5b5b5"), ("stroke-width", "0.8")])
             let labelY = stripTop + Double(i % max(rowCount, 1)) * 15 + 11
             svg.text(String(i + 1), x: labelX[i], y: labelY, size: 11, anchor: .middle, fill: Style.muted)
             let leaderTop = stripTop + Double(rowCount) * 15 - 1
             if i % max(rowCount, 1) == rowCount - 1 || rowCount == 1 {
-                svg.line(x1: labelX[i], y1: labelY + 3, x2: labelX[i], y2: leaderTop, [("stroke", "#9a9a9a"), ("stroke-width", "0.8")])
+                svg.line(
+                    x1: labelX[i], y1: labelY + 3, x2: labelX[i], y2: leaderTop,
+                    [("stroke", "#9a9a9a"), ("stroke-width", "0.8")])
             }
-            svg.line(x1: labelX[i], y1: leaderTop, x2: xScale((phase.startSeconds + phase.endSeconds) / 2), y2: top, [("stroke", "#9a9a9a"), ("stroke-width", "0.8")])
+            svg.line(
+                x1: labelX[i], y1: leaderTop, x2: xScale((phase.startSeconds + phase.endSeconds) / 2), y2: top,
+                [("stroke", "#9a9a9a"), ("stroke-width", "0.8")])
         }
         if let last = m.phases.last {
-            svg.line(x1: xScale(last.endSeconds), y1: top, x2: xScale(last.endSeconds), y2: bottom, [("stroke", "#b5b5b5"), ("stroke-width", "0.8")])
+            svg.line(
+                x1: xScale(last.endSeconds), y1: top, x2: xScale(last.endSeconds), y2: bottom,
+                [("stroke", "#b5b5b5"), ("stroke-width", "0.8")])
         }
         for tick in yAxis.ticks {
             let ty = yScale(tick * unit.bytes, bottom: bottom)
-            svg.line(x1: plotLeft, y1: ty, x2: plotLeft + plotWidth, y2: ty, [("stroke", Style.grid), ("stroke-width", "0.8")])
+            svg.line(
+                x1: plotLeft, y1: ty, x2: plotLeft + plotWidth, y2: ty,
+                [("stroke", Style.grid), ("stroke-width", "0.8")])
             svg.line(x1: plotLeft - 5, y1: ty, x2: plotLeft, y2: ty, [("stroke", Style.axis)])
             svg.text("\(yAxis.label(tick)) \(unit.name)", x: plotLeft - 8, y: ty + 4, anchor: .end)
         }
@@ -210,35 +257,61 @@ package struct TimelineChart {
     /// Bounds, then the data (clipped to the plot), then the axes and their titles on top.
     mutating func boundsAndData(top: Double, bottom: Double) {
         let n = SVGDocument.n
-        svg.raw("<clipPath id=\"plot-clip\"><rect x=\"\(n(plotLeft))\" y=\"\(n(top))\" width=\"\(n(plotWidth))\" height=\"\(n(Self.plotHeight))\"/></clipPath>")
+        svg.raw(
+            "<clipPath id=\"plot-clip\"><rect x=\"\(n(plotLeft))\" y=\"\(n(top))\" width=\"\(n(plotWidth))\" height=\"\(n(Self.plotHeight))\"/></clipPath>"
+        )
         let right = plotLeft + plotWidth
         if let upper = run.upperBoundBytes {
             let bandLow = yScale(Double(run.lowerBoundBytes ?? m.predictedPeakBytes), bottom: bottom)
             let bandHigh = yScale(Double(upper), bottom: bottom)
-            svg.rect(x: plotLeft, y: bandHigh, width: plotWidth, height: bandLow - bandHigh, [("id", "allowed-range"), ("fill", Style.bound), ("fill-opacity", "0.08")])
-            svg.line(x1: plotLeft, y1: bandHigh, x2: right, y2: bandHigh, [("id", "upper-bound"), ("stroke", Style.bound), ("stroke-width", "0.8"), ("stroke-dasharray", "3 2")])
+            svg.rect(
+                x: plotLeft, y: bandHigh, width: plotWidth, height: bandLow - bandHigh,
+                [("id", "allowed-range"), ("fill", Style.bound), ("fill-opacity", "0.08")])
+            svg.line(
+                x1: plotLeft, y1: bandHigh, x2: right, y2: bandHigh,
+                [("id", "upper-bound"), ("stroke", Style.bound), ("stroke-width", "0.8"), ("stroke-dasharray", "3 2")])
             if run.lowerBoundBytes != nil {
-                svg.line(x1: plotLeft, y1: bandLow, x2: right, y2: bandLow, [("id", "lower-bound"), ("stroke", Style.bound), ("stroke-width", "0.8"), ("stroke-dasharray", "3 2")])
+                svg.line(
+                    x1: plotLeft, y1: bandLow, x2: right, y2: bandLow,
+                    [
+                        ("id", "lower-bound"), ("stroke", Style.bound), ("stroke-width", "0.8"),
+                        ("stroke-dasharray", "3 2"),
+                    ])
             }
         }
         if let cap = m.outOfMemory?.capBytes {
             let cy = yScale(Double(cap), bottom: bottom)
-            svg.line(x1: plotLeft, y1: cy, x2: right, y2: cy, [("id", "ledger-cap"), ("stroke", Style.purple), ("stroke-width", "1.6"), ("stroke-dasharray", "10 3 2 3")])
+            svg.line(
+                x1: plotLeft, y1: cy, x2: right, y2: cy,
+                [
+                    ("id", "ledger-cap"), ("stroke", Style.purple), ("stroke-width", "1.6"),
+                    ("stroke-dasharray", "10 3 2 3"),
+                ])
         }
         for s in series {
-            var attrs = [("stroke", s.colour), ("stroke-width", n(s.strokeWidth)), ("stroke-linejoin", "round"), ("clip-path", "url(#plot-clip)")]
+            var attrs = [
+                ("stroke", s.colour), ("stroke-width", n(s.strokeWidth)), ("stroke-linejoin", "round"),
+                ("clip-path", "url(#plot-clip)"),
+            ]
             if let dash = s.dash { attrs.append(("stroke-dasharray", dash)) }
             attrs.append(("data-series", s.column.description))
             svg.path(Self.simplify(s.points).map { (xScale($0.0), yScale($0.1, bottom: bottom)) }, attrs)
         }
         let py = yScale(Double(m.predictedPeakBytes), bottom: bottom)
-        svg.line(x1: plotLeft, y1: py, x2: right, y2: py, [("id", "predicted-peak"), ("stroke", Style.bound), ("stroke-width", "1.6"), ("stroke-dasharray", "9 4")])
-        if let vmhwm = m.peaks[.vmhwm] { svg.raw(Self.triangle(tipX: right, y: yScale(Double(vmhwm), bottom: bottom), id: "vmhwm-marker")) }
+        svg.line(
+            x1: plotLeft, y1: py, x2: right, y2: py,
+            [("id", "predicted-peak"), ("stroke", Style.bound), ("stroke-width", "1.6"), ("stroke-dasharray", "9 4")])
+        if let vmhwm = m.peaks[.vmhwm] {
+            svg.raw(Self.triangle(tipX: right, y: yScale(Double(vmhwm), bottom: bottom), id: "vmhwm-marker"))
+        }
         svg.line(x1: plotLeft, y1: top, x2: plotLeft, y2: bottom, [("stroke", Style.axis)])
         svg.line(x1: plotLeft, y1: bottom, x2: right, y2: bottom, [("stroke", Style.axis)])
-        svg.text("seconds since the measured child's sampler started", x: plotLeft + plotWidth / 2, y: bottom + 38, anchor: .middle, fill: Style.muted)
         svg.text(
-            "bytes above baseline, \(unit.name) (\(unit.definition))", x: 16, y: top + Self.plotHeight / 2, anchor: .middle, fill: Style.muted, rotate: -90)
+            "seconds since the measured child's sampler started", x: plotLeft + plotWidth / 2, y: bottom + 38,
+            anchor: .middle, fill: Style.muted)
+        svg.text(
+            "bytes above baseline, \(unit.name) (\(unit.definition))", x: 16, y: top + Self.plotHeight / 2,
+            anchor: .middle, fill: Style.muted, rotate: -90)
     }
 
     /// The phases, listed below the plot; returns the y below the list.
@@ -249,12 +322,14 @@ package struct TimelineChart {
         bottom += 6
         let texts = m.phases.enumerated().map { i, p in
             "\(i + 1)  \(p.name): \(Format.seconds(p.startSeconds))–\(Format.seconds(p.endSeconds)) s"
-                + (p.ledgerLiveBytesAtStart == nil ? "" : ", ledger \(Format.size(p.ledgerLiveBytesAtStart)) → \(Format.size(p.ledgerLiveBytesAtEnd))")
+                + (p.ledgerLiveBytesAtStart == nil
+                    ? "" : ", ledger \(Format.size(p.ledgerLiveBytesAtStart)) → \(Format.size(p.ledgerLiveBytesAtEnd))")
         }
         let layout = ColumnLayout(entryWidths: texts.map { Style.textWidth($0, size: 11) }, width: plotWidth)
         for (i, text) in texts.enumerated() {
             let (column, row) = layout.position(i)
-            svg.text(text, x: plotLeft + Double(column) * layout.columnWidth, y: bottom + 14 + Double(row) * 16, size: 11)
+            svg.text(
+                text, x: plotLeft + Double(column) * layout.columnWidth, y: bottom + 14 + Double(row) * 16, size: 11)
         }
         return bottom + Double(layout.rows) * 16
     }
@@ -270,7 +345,11 @@ package struct TimelineChart {
         // Right to left: pull back inside the right edge.
         let last = x.count - 1
         x[last] = min(x[last], high - widths[last] / 2)
-        if last > 0 { for i in stride(from: last - 1, through: 0, by: -1) { x[i] = min(x[i], x[i + 1] - (widths[i] + widths[i + 1]) / 2) } }
+        if last > 0 {
+            for i in stride(from: last - 1, through: 0, by: -1) {
+                x[i] = min(x[i], x[i + 1] - (widths[i] + widths[i + 1]) / 2)
+            }
+        }
         return x
     }
 
@@ -278,7 +357,8 @@ package struct TimelineChart {
     static func triangle(tipX: Double, y: Double, id: String? = nil) -> String {
         let n = SVGDocument.n
         let idAttr = id.map { " id=\"\($0)\"" } ?? ""
-        return "<path\(idAttr) d=\"M\(n(tipX)),\(n(y)) L\(n(tipX + 10)),\(n(y - 6)) L\(n(tipX + 10)),\(n(y + 6)) Z\" fill=\"\(Style.purple)\" stroke=\"\(Style.ink)\" stroke-width=\"0.6\"/>"
+        return
+            "<path\(idAttr) d=\"M\(n(tipX)),\(n(y)) L\(n(tipX + 10)),\(n(y - 6)) L\(n(tipX + 10)),\(n(y + 6)) Z\" fill=\"\(Style.purple)\" stroke=\"\(Style.ink)\" stroke-width=\"0.6\"/>"
     }
 
     /// Drops points in the middle of flat runs (same value before and after): the line drawn is identical.

@@ -83,8 +83,10 @@ package struct DeviceUsage: Codable, Sendable, Equatable {
         deviceMap = report.deviceMap.map { MapEntry(module: $0.key, device: $0.value) }
         devices = report.devices.map { d in
             DeviceFigures(
-                device: d.device, budgetBytes: d.budgetBytes, placementBudgetBytes: d.placementBudgetBytes, capacityBytes: d.capacityBytes,
-                placedBytes: d.placedBytes, stagingBytes: d.stagingBytes, predictedPeakBytes: d.predictedPeakBytes, ledgerPeakBytes: d.ledgerPeakBytes,
+                device: d.device, budgetBytes: d.budgetBytes, placementBudgetBytes: d.placementBudgetBytes,
+                capacityBytes: d.capacityBytes,
+                placedBytes: d.placedBytes, stagingBytes: d.stagingBytes, predictedPeakBytes: d.predictedPeakBytes,
+                ledgerPeakBytes: d.ledgerPeakBytes,
                 arenaAllocatedBytes: d.arenaAllocatedBytes, arenaExpectedBytes: d.arenaExpectedBytes)
         }
         modelBytes = report.modelBytes

@@ -30,7 +30,10 @@ package struct FitEstimate: Sendable, Equatable {
     package let memoryBytes: Int
 
     /// The tolerance is taken on what the ranks need together, as the machine claims are.
-    package init(run: String, strategy: StrategyName, processPeakBytes: Int, mappedBytes: Int?, ranks: Int, tolerance: ClaimTolerance, memoryBytes: Int) {
+    package init(
+        run: String, strategy: StrategyName, processPeakBytes: Int, mappedBytes: Int?, ranks: Int,
+        tolerance: ClaimTolerance, memoryBytes: Int
+    ) {
         self.run = run
         self.strategy = strategy
         self.ranks = max(ranks, 1)

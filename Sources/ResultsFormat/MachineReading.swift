@@ -1,6 +1,6 @@
 import Foundation
-import Probes
 import OSLayer
+import Probes
 
 /// A figure of the whole machine while N ranks load, each named for exactly what it is.
 package enum MachineFigure: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
@@ -57,14 +57,18 @@ package struct MachineReading: Codable, Sendable, Equatable {
         let container = try decoder.container(keyedBy: Key.self)
         for figure in MachineFigure.allCases {
             let name = figure.rawValue + "_bytes"
-            if let key = container.allKeys.first(where: { MemoryReading.snake($0.stringValue) == name }) { values[figure] = try container.decode(Int.self, forKey: key) }
+            if let key = container.allKeys.first(where: { MemoryReading.snake($0.stringValue) == name }) {
+                values[figure] = try container.decode(Int.self, forKey: key)
+            }
         }
     }
 
     package func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         for figure in MachineFigure.allCases {
-            if let value = values[figure] { try container.encode(value, forKey: Key(stringValue: MemoryReading.camel(figure.rawValue + "_bytes"))) }
+            if let value = values[figure] {
+                try container.encode(value, forKey: Key(stringValue: MemoryReading.camel(figure.rawValue + "_bytes")))
+            }
         }
     }
 }

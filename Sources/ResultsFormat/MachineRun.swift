@@ -27,7 +27,8 @@ package enum MachineColumn: Sendable, Hashable, Codable, CustomStringConvertible
         } else if let figure = MachineFigure(rawValue: name) {
             self = .figure(figure)
         } else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown machine timeline column '\(name)'")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "unknown machine timeline column '\(name)'")
         }
     }
 

@@ -36,8 +36,10 @@ package struct ScenarioResults: Codable, Sendable, Equatable {
     package var finishedAt: String?
 
     package init(
-        tool: ToolInfo, scenario: ScenarioInfo, environment: EnvironmentInfo, scale: ScaleInfo, checkpoint: CheckpointInfo,
-        floor: FloorInfo?, fullSizePredictions: [Prediction], runs: [RunResult], complete: Bool, stoppedReason: StopReason?,
+        tool: ToolInfo, scenario: ScenarioInfo, environment: EnvironmentInfo, scale: ScaleInfo,
+        checkpoint: CheckpointInfo,
+        floor: FloorInfo?, fullSizePredictions: [Prediction], runs: [RunResult], complete: Bool,
+        stoppedReason: StopReason?,
         startedAt: String, finishedAt: String?
     ) {
         self.schemaVersion = Self.currentSchemaVersion
@@ -348,10 +350,14 @@ package struct Check: Codable, Sendable, Equatable {
 
     /// A check whose `passed` follows from the relation.
     package init(name: String, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
-        self.init(name: name, passed: relation.holds(measuredBytes, boundBytes), measuredBytes: measuredBytes, boundBytes: boundBytes, relation: relation, detail: detail)
+        self.init(
+            name: name, passed: relation.holds(measuredBytes, boundBytes), measuredBytes: measuredBytes,
+            boundBytes: boundBytes, relation: relation, detail: detail)
     }
 
-    package init(name: String, passed: Bool, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
+    package init(
+        name: String, passed: Bool, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String
+    ) {
         self.name = name
         self.passed = passed
         self.measuredBytes = measuredBytes
@@ -514,10 +520,17 @@ extension Check {
     package var failureDescription: String {
         let by = abs(measuredBytes - boundBytes)
         switch relation {
-        case .atMost: return "\(name) failed: \(ByteSize.binary(measuredBytes)) exceeds \(ByteSize.binary(boundBytes)) by \(ByteSize.binary(by))"
-        case .atLeast: return "\(name) failed: \(ByteSize.binary(measuredBytes)) is \(ByteSize.binary(by)) below \(ByteSize.binary(boundBytes))"
-        case .equal: return "\(name) failed: \(measuredBytes) bytes vs \(boundBytes) predicted (off by \(measuredBytes - boundBytes))"
-        case .within: return "\(name) failed: differ by \(ByteSize.binary(measuredBytes)), allowed \(ByteSize.binary(boundBytes))"
+        case .atMost:
+            return
+                "\(name) failed: \(ByteSize.binary(measuredBytes)) exceeds \(ByteSize.binary(boundBytes)) by \(ByteSize.binary(by))"
+        case .atLeast:
+            return
+                "\(name) failed: \(ByteSize.binary(measuredBytes)) is \(ByteSize.binary(by)) below \(ByteSize.binary(boundBytes))"
+        case .equal:
+            return
+                "\(name) failed: \(measuredBytes) bytes vs \(boundBytes) predicted (off by \(measuredBytes - boundBytes))"
+        case .within:
+            return "\(name) failed: differ by \(ByteSize.binary(measuredBytes)), allowed \(ByteSize.binary(boundBytes))"
         }
     }
 }

@@ -1,8 +1,8 @@
-import Foundation
 import Checkpoint
+import Foundation
+import OSLayer
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 /// Why a results file could not be used, with the exit status the CLI documents for it.
 package typealias ReportError = FailureMessage
@@ -16,7 +16,9 @@ package enum ResultsFile {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ReportError("\(path): no such results file", category: .missingInput)
         }
-        guard !isDirectory.boolValue else { throw ReportError("\(path): is a folder, not a results file", category: .missingInput) }
+        guard !isDirectory.boolValue else {
+            throw ReportError("\(path): is a folder, not a results file", category: .missingInput)
+        }
         let bytes: [UInt8]
         do {
             bytes = try UntrustedFile.readSmall(path, limit: maximumFileBytes)
@@ -38,7 +40,8 @@ package enum ResultsFile {
         do {
             version = try ResultsCodec.decoder.decode(Versioned.self, from: data).schemaVersion
         } catch {
-            throw ReportError("\(file): not a results file (not a JSON object: \(Self.describe(error)))", category: .badData)
+            throw ReportError(
+                "\(file): not a results file (not a JSON object: \(Self.describe(error)))", category: .badData)
         }
         guard let version else {
             throw ReportError("\(file): not a results file ($.schema_version is missing)", category: .badData)
@@ -54,10 +57,14 @@ package enum ResultsFile {
             results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: data)
         } catch {
             let described = Self.describe(error)
-            throw ReportError("\(file): not a valid results file: \(described == "not valid JSON" ? Self.explainCorrupt(data) : described)", category: .badData)
+            throw ReportError(
+                "\(file): not a valid results file: \(described == "not valid JSON" ? Self.explainCorrupt(data) : described)",
+                category: .badData)
         }
         if let (path, value) = negativeByteCount(results) {
-            throw ReportError("\(file): not a valid results file: \(path) is \(value); a byte count is never negative", category: .badData)
+            throw ReportError(
+                "\(file): not a valid results file: \(path) is \(value); a byte count is never negative",
+                category: .badData)
         }
         return results
     }
@@ -66,13 +73,17 @@ package enum ResultsFile {
     /// slightly negative; sizes, predictions, bounds and ledger peaks may not.
     static func negativeByteCount(_ r: ScenarioResults) -> (String, Int)? {
         var counts: [(String, Int?)] = [
-            ("$.checkpoint.total_size_bytes", r.checkpoint.totalSizeBytes), ("$.checkpoint.largest_shard_bytes", r.checkpoint.largestShardBytes),
-            ("$.environment.mem_total_bytes", r.environment.memTotalBytes), ("$.environment.mem_available_bytes", r.environment.memAvailableBytes),
+            ("$.checkpoint.total_size_bytes", r.checkpoint.totalSizeBytes),
+            ("$.checkpoint.largest_shard_bytes", r.checkpoint.largestShardBytes),
+            ("$.environment.mem_total_bytes", r.environment.memTotalBytes),
+            ("$.environment.mem_available_bytes", r.environment.memAvailableBytes),
         ]
         for (i, run) in r.runs.enumerated() {
             counts += [
-                ("$.runs[\(i)].predicted_peak_bytes", run.predictedPeakBytes), ("$.runs[\(i)].upper_bound_bytes", run.upperBoundBytes),
-                ("$.runs[\(i)].lower_bound_bytes", run.lowerBoundBytes), ("$.runs[\(i)].measurement.ledger_peak_bytes", run.measurement?.ledgerPeakBytes),
+                ("$.runs[\(i)].predicted_peak_bytes", run.predictedPeakBytes),
+                ("$.runs[\(i)].upper_bound_bytes", run.upperBoundBytes),
+                ("$.runs[\(i)].lower_bound_bytes", run.lowerBoundBytes),
+                ("$.runs[\(i)].measurement.ledger_peak_bytes", run.measurement?.ledgerPeakBytes),
                 ("$.runs[\(i)].measurement.predicted_peak_bytes", run.measurement?.predictedPeakBytes),
             ]
         }
@@ -94,7 +105,8 @@ package enum ResultsFile {
         case .typeMismatch(_, let context)?: return "\(path(context.codingPath)): \(context.debugDescription)"
         case .valueNotFound(_, let context)?: return "\(path(context.codingPath)) is null"
         case .dataCorrupted(let context)?:
-            return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
+            return context.codingPath.isEmpty
+                ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
         default: return "\(error)"
         }
     }
@@ -114,7 +126,8 @@ package enum ResultsFile {
         func walk(_ value: JSONValue, _ path: String, key: String) {
             switch value {
             case .object(let members): for (k, v) in members where fractional == nil { walk(v, path + "." + k, key: k) }
-            case .array(let items): for (i, v) in items.enumerated() where fractional == nil { walk(v, path + "[\(i)]", key: key) }
+            case .array(let items):
+                for (i, v) in items.enumerated() where fractional == nil { walk(v, path + "[\(i)]", key: key) }
             case .number(let n) where n.intValue == nil:
                 if key.hasSuffix("bytes"), fractional == nil { fractional = (path, n.literal) }
                 if n.isIntegerLiteral, outOfRange == nil { outOfRange = (path, n.literal) }
@@ -122,8 +135,12 @@ package enum ResultsFile {
             }
         }
         walk(document, "$", key: "")
-        if let (path, literal) = fractional { return "\(path) is \(literal); a byte count is a whole number of bytes that fits in 64 bits" }
-        if let (path, literal) = outOfRange { return "\(path) is \(literal), beyond the 64-bit integers results files hold" }
+        if let (path, literal) = fractional {
+            return "\(path) is \(literal); a byte count is a whole number of bytes that fits in 64 bits"
+        }
+        if let (path, literal) = outOfRange {
+            return "\(path) is \(literal), beyond the 64-bit integers results files hold"
+        }
         return "a value does not fit its field (Foundation's decoder names none)"
     }
 
@@ -151,7 +168,7 @@ package enum ResultsFile {
     /// temporary file, so a report is never left without its charts or charts without their report.
     package static func writeAll(_ files: [(path: String, bytes: [UInt8])]) throws(ReportError) {
         var staged: [AtomicFile] = []
-        defer { staged.forEach { $0.abort() } }
+        defer { for file in staged { file.abort() } }
         for file in files {
             try prepareFolder(of: file.path)
             do {
@@ -176,10 +193,14 @@ package enum ResultsFile {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var ancestor = URL(fileURLWithPath: folder)
         var isDirectory: ObjCBool = false
-        while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory), ancestor.pathComponents.count > 1 {
+        while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory),
+            ancestor.pathComponents.count > 1
+        {
             ancestor.deleteLastPathComponent()
         }
-        guard isDirectory.boolValue else { throw ReportError("\(path): cannot write: \(ancestor.path) is a file, not a folder", category: .io) }
+        guard isDirectory.boolValue else {
+            throw ReportError("\(path): cannot write: \(ancestor.path) is a file, not a folder", category: .io)
+        }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {

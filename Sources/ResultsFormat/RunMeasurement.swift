@@ -281,7 +281,8 @@ package enum TimelineColumn: Sendable, Hashable, Codable, CustomStringConvertibl
         case "phase": self = .phase
         default:
             guard let figure = MemoryFigure(name: name) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown timeline column '\(name)'")
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "unknown timeline column '\(name)'")
             }
             self = .figure(figure)
         }
@@ -305,12 +306,16 @@ package struct Timeline: Codable, Sendable, Equatable {
     package static let pssColumns: [TimelineColumn] = [.figure(.pss), .figure(.pssAnon), .figure(.pssFile)]
 
     /// The columns of a loader measured from outside: seconds, VmRSS, RssAnon, RssFile (deltas), the phase.
-    package static let kernelColumns: [TimelineColumn] = [.seconds, .figure(.rss), .figure(.rssAnon), .figure(.rssFile), .phase]
+    package static let kernelColumns: [TimelineColumn] = [
+        .seconds, .figure(.rss), .figure(.rssAnon), .figure(.rssFile), .phase,
+    ]
 
     /// The columns of an engine run: seconds, VmRSS, RssAnon, RssFile, jemalloc allocated / active / resident
     /// (deltas over the baseline), the ledger's live bytes (absolute), the phase.
     package static let engineColumns: [TimelineColumn] =
-        [.seconds] + ([.rss, .rssAnon, .rssFile, .jemallocAllocated, .jemallocActive, .jemallocResident, .ledgerLive] as [MemoryFigure]).map { TimelineColumn.figure($0) }
+        [.seconds]
+        + ([.rss, .rssAnon, .rssFile, .jemallocAllocated, .jemallocActive, .jemallocResident, .ledgerLive]
+        as [MemoryFigure]).map { TimelineColumn.figure($0) }
         + [.phase]
 
     package init(columns: [TimelineColumn], points: [[Double]]) {

@@ -38,7 +38,8 @@ package enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
             switch name {
             case "engine": self = .engine
             case "transformers": self = .transformers
-            default: throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown subject '\(name)'")
+            default:
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown subject '\(name)'")
             }
             return
         }
@@ -59,7 +60,9 @@ package enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
     package static let loaderTolerance = ClaimTolerance(relative: 0.10, absoluteBytes: 128 << 20)
 
     /// `argv` with the placeholders replaced.
-    package static func expand(_ argv: [String], checkpoint: String, dtype: DType?, config: String, offload: String?) -> [String] {
+    package static func expand(_ argv: [String], checkpoint: String, dtype: DType?, config: String, offload: String?)
+        -> [String]
+    {
         argv.map {
             $0.replacingOccurrences(of: "{checkpoint}", with: checkpoint)
                 .replacingOccurrences(of: "{dtype}", with: dtype?.torchName ?? "auto")

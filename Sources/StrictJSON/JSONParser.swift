@@ -155,7 +155,8 @@ private struct Cursor {
             skipWhitespace()
             let value = try parseValue(depth: depth)
             if object.updateValue(value, forKey: key) != nil, rejectDuplicates {
-                throw JSONParseError(rule: .duplicateKey, offset: keyOffset, detail: "\"\(key)\"", key: key, depth: depth)
+                throw JSONParseError(
+                    rule: .duplicateKey, offset: keyOffset, detail: "\"\(key)\"", key: key, depth: depth)
             }
             skipWhitespace()
             guard let next = peek() else { throw fail(.unexpectedEnd) }

@@ -1,4 +1,5 @@
 import OSLayer
+
 /// Size strings: the one grammar bigmodel-bench accepts wherever a size is given
 /// (`--max-shard-size`, `--memory-limit`, `--max-memory`, scenario files).
 ///

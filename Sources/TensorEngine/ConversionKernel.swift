@@ -62,7 +62,8 @@ enum ConversionKernel: Sendable {
         switch self {
         case .copyBytes: return 1
         case .float16ToFloat32, .float16ToBFloat16, .float16ToFloat64,
-            .bfloat16ToFloat32, .bfloat16ToFloat16, .bfloat16ToFloat64: return 2
+            .bfloat16ToFloat32, .bfloat16ToFloat16, .bfloat16ToFloat64:
+            return 2
         case .float32ToBFloat16, .float32ToFloat16, .float32ToFloat64: return 4
         case .float64ToFloat32, .float64ToFloat16, .float64ToBFloat16: return 8
         }
@@ -73,7 +74,8 @@ enum ConversionKernel: Sendable {
         switch self {
         case .copyBytes: return 1
         case .float32ToBFloat16, .float32ToFloat16, .float16ToBFloat16,
-            .bfloat16ToFloat16, .float64ToFloat16, .float64ToBFloat16: return 2
+            .bfloat16ToFloat16, .float64ToFloat16, .float64ToBFloat16:
+            return 2
         case .float16ToFloat32, .bfloat16ToFloat32, .float64ToFloat32: return 4
         case .float32ToFloat64, .float16ToFloat64, .bfloat16ToFloat64: return 8
         }
@@ -168,8 +170,12 @@ enum ConversionKernel: Sendable {
             var done = 0
             while done < count {
                 let blockCount = min(stagingCount, count - done)
-                map(source + done * MemoryLayout<Source>.stride, UnsafeMutableRawPointer(stagingStart), blockCount, first)
-                map(UnsafeRawPointer(stagingStart), destination + done * MemoryLayout<Destination>.stride, blockCount, second)
+                map(
+                    source + done * MemoryLayout<Source>.stride, UnsafeMutableRawPointer(stagingStart), blockCount,
+                    first)
+                map(
+                    UnsafeRawPointer(stagingStart), destination + done * MemoryLayout<Destination>.stride, blockCount,
+                    second)
                 done += blockCount
             }
         }

@@ -176,7 +176,8 @@ extension DType: Codable {
         let container = try decoder.singleValueContainer()
         let name = try container.decode(String.self)
         guard let dtype = DType(torchName: name) ?? DType(rawValue: name) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(name)' is not a dtype name such as \"bfloat16\"")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "'\(name)' is not a dtype name such as \"bfloat16\"")
         }
         self = dtype
     }

@@ -25,10 +25,14 @@ package enum Device: Hashable, Sendable, Comparable, CustomStringConvertible {
         case "disk": self = .disk
         default:
             var digits = Substring(text)
-            if let colon = text.firstIndex(of: ":"), ["cuda", "xpu", "npu", "mps", "mlu", "musa"].contains(String(text[..<colon])) {
+            if let colon = text.firstIndex(of: ":"),
+                ["cuda", "xpu", "npu", "mps", "mlu", "musa"].contains(String(text[..<colon]))
+            {
                 digits = text[text.index(after: colon)...]
             }
-            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let index = Int(digits), index < 1 << 20 else {
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let index = Int(digits),
+                index < 1 << 20
+            else {
                 return nil
             }
             self = .accelerator(index)
@@ -53,7 +57,9 @@ extension Device: Codable {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
         guard let device = Device(parsing: text) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not a device (an accelerator index, \"cpu\" or \"disk\")")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "'\(text)' is not a device (an accelerator index, \"cpu\" or \"disk\")"
+            )
         }
         self = device
     }

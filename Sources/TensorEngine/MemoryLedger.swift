@@ -1,5 +1,5 @@
-import Synchronization
 import OSLayer
+import Synchronization
 
 /// A device ran out of its budget: the simulated equivalent of CUDA's "out of memory", or the cap the
 /// harness puts on a run whose prediction exceeds the machine.
@@ -72,10 +72,12 @@ package final class MemoryLedger: Sendable {
         let failure: OutOfMemoryError? = state.withLock { s in
             var figures = s.devices[device] ?? DeviceFigures(liveBytes: 0, peakBytes: 0, budgetBytes: nil)
             if let budget = figures.budgetBytes, figures.liveBytes + bytes > budget {
-                return OutOfMemoryError(device: device, requestedBytes: bytes, liveBytes: figures.liveBytes, budgetBytes: budget)
+                return OutOfMemoryError(
+                    device: device, requestedBytes: bytes, liveBytes: figures.liveBytes, budgetBytes: budget)
             }
             if device.isResidentInRAM, let budget = s.totalBudget, s.liveBytes + bytes > budget {
-                return OutOfMemoryError(device: device, requestedBytes: bytes, liveBytes: s.liveBytes, budgetBytes: budget)
+                return OutOfMemoryError(
+                    device: device, requestedBytes: bytes, liveBytes: s.liveBytes, budgetBytes: budget)
             }
             figures.liveBytes += bytes
             figures.peakBytes = max(figures.peakBytes, figures.liveBytes)

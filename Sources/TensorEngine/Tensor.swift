@@ -18,7 +18,9 @@ package struct Tensor: Sendable {
 
     /// A storage-less tensor: the meta skeleton.
     package static func meta(dtype: DType, shape: [Int], device: Device = .cpu) -> Tensor {
-        Tensor(dtype: dtype, shape: shape, storage: .meta(byteCount: byteCount(dtype: dtype, shape: shape), device: device))
+        Tensor(
+            dtype: dtype, shape: shape, storage: .meta(byteCount: byteCount(dtype: dtype, shape: shape), device: device)
+        )
     }
 
     /// An owned, uninitialised tensor accounted in `ledger`.

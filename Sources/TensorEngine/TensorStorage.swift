@@ -74,13 +74,16 @@ package final class TensorStorage: @unchecked Sendable {
         let classBytes = allocator.usableSize(byteCount)
         try ledger.allocate(byteCount, on: device, allocatorBytes: classBytes)
         guard byteCount > 0 else {
-            return TensorStorage(kind: .owned, byteCount: 0, device: device, pointer: nil, release: .allocator(allocator, ledger))
+            return TensorStorage(
+                kind: .owned, byteCount: 0, device: device, pointer: nil, release: .allocator(allocator, ledger))
         }
         guard let pointer = allocator.allocate(byteCount) else {
             ledger.release(byteCount, on: device, allocatorBytes: classBytes)
             throw AllocationFailure(requestedBytes: byteCount, device: device)
         }
-        return TensorStorage(kind: .owned, byteCount: byteCount, device: device, pointer: pointer, release: .allocator(allocator, ledger))
+        return TensorStorage(
+            kind: .owned, byteCount: byteCount, device: device, pointer: pointer, release: .allocator(allocator, ledger)
+        )
     }
 
     /// A storage with no bytes: the meta device.
@@ -91,7 +94,9 @@ package final class TensorStorage: @unchecked Sendable {
     /// Maps `length` bytes of the open file `fd` starting at `offset`, read-only (`mmap(PROT_READ, MAP_PRIVATE)`).
     /// `populate` faults the whole window in at once (`MAP_POPULATE` on Linux), for a caller about to read every
     /// byte; without it pages become resident only as they are touched (an offloaded weight read on access).
-    package static func mapFile(descriptor fd: Int32, offset: Int, length: Int, device: Device = .cpu, populate: Bool = false) throws -> TensorStorage {
+    package static func mapFile(
+        descriptor fd: Int32, offset: Int, length: Int, device: Device = .cpu, populate: Bool = false
+    ) throws -> TensorStorage {
         precondition(offset >= 0 && length >= 0)
         guard length > 0 else {
             return TensorStorage(kind: .fileWindow, byteCount: 0, device: device, pointer: nil, release: .none)
@@ -115,7 +120,9 @@ package final class TensorStorage: @unchecked Sendable {
             munmap(base, mapLength)
             throw FileWindowError(errno: EMFILE, offset: offset, length: length)
         }
-        return TensorStorage(kind: .fileWindow, byteCount: length, device: device, pointer: base + delta, release: .unmap(base, mapLength, guardSlot: slot))
+        return TensorStorage(
+            kind: .fileWindow, byteCount: length, device: device, pointer: base + delta,
+            release: .unmap(base, mapLength, guardSlot: slot))
     }
 
     /// True when a read of this file window touched a page past its file's end (the file shrank after it was
@@ -146,7 +153,10 @@ package struct FileWindowError: ReportableError, Equatable {
     package let offset: Int
     package let length: Int
     package var description: String {
-        if errno == EMFILE { return "mmap of \(length) bytes at offset \(offset) refused: more than \(FileWindowGuard.capacity) file windows are mapped at once" }
+        if errno == EMFILE {
+            return
+                "mmap of \(length) bytes at offset \(offset) refused: more than \(FileWindowGuard.capacity) file windows are mapped at once"
+        }
         return "mmap of \(length) bytes at offset \(offset) failed: \(String(cString: strerror(errno)))"
     }
     package var category: FailureCategory { .io }

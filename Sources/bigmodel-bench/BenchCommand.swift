@@ -1,6 +1,6 @@
 import ArgumentParser
-import TensorEngine
 import OSLayer
+import TensorEngine
 
 /// `bigmodel-bench bench …`: micro-benchmarks whose figures go into the report by hand, kept apart from the
 /// memory measurements so they never run as part of one.
@@ -58,19 +58,25 @@ struct BenchConvertCommand: ParsableCommand {
         for copy in 0..<2 {
             let range = (copy * byteCount / 2)..<((copy + 1) * byteCount / 2)
             DTypeConversion.convert(
-                floatSource.bytes, from: .f32, into: UnsafeMutableRawBufferPointer(rebasing: bfloatBytes[range]), to: .bf16)
+                floatSource.bytes, from: .f32, into: UnsafeMutableRawBufferPointer(rebasing: bfloatBytes[range]),
+                to: .bf16)
         }
         // Fault the destination's pages in now, so no timed run pays for first touch.
         destination.mutableBytes.initializeMemory(as: UInt8.self, repeating: 0)
 
-        print("bench convert: \(ByteSize.binary(byteCount)) of source per run, median of \(repeatCount) runs, "
-            + "\(threadCount) thread(s) vs 1 thread")
-        print("GB/s = (source bytes read + destination bytes written) / seconds, decimal GB (10^9 bytes); "
-            + "'of memcpy' = GB/s relative to the memcpy floor (F32 → F32, i.e. memcpy in the same chunks and threads)")
+        print(
+            "bench convert: \(ByteSize.binary(byteCount)) of source per run, median of \(repeatCount) runs, "
+                + "\(threadCount) thread(s) vs 1 thread")
+        print(
+            "GB/s = (source bytes read + destination bytes written) / seconds, decimal GB (10^9 bytes); "
+                + "'of memcpy' = GB/s relative to the memcpy floor (F32 → F32, i.e. memcpy in the same chunks and threads)"
+        )
         print(BenchmarkRow.header)
 
-        let memcpyRow = measure(name: "memcpy floor", sourceBytes: byteCount, destinationBytes: byteCount,
-                                threads: threadCount, floor: nil) { threads in
+        let memcpyRow = measure(
+            name: "memcpy floor", sourceBytes: byteCount, destinationBytes: byteCount,
+            threads: threadCount, floor: nil
+        ) { threads in
             DTypeConversion.convert(
                 floatSource.bytes, from: .f32,
                 into: UnsafeMutableRawBufferPointer(rebasing: destination.mutableBytes[0..<byteCount]), to: .f32,
@@ -86,8 +92,10 @@ struct BenchConvertCommand: ParsableCommand {
             let elements = byteCount / (from.byteWidth ?? 1)
             let written = elements * (to.byteWidth ?? 1)
             let output = UnsafeMutableRawBufferPointer(rebasing: destination.mutableBytes[0..<written])
-            let row = measure(name: "\(from) → \(to)", sourceBytes: byteCount, destinationBytes: written,
-                              threads: threadCount, floor: memcpyRow.bytesPerSecond) { threads in
+            let row = measure(
+                name: "\(from) → \(to)", sourceBytes: byteCount, destinationBytes: written,
+                threads: threadCount, floor: memcpyRow.bytesPerSecond
+            ) { threads in
                 DTypeConversion.convert(source.bytes, from: from, into: output, to: to, threads: threads)
             }
             print(row.line)
@@ -129,7 +137,8 @@ private struct BenchmarkRow {
 
     var bytesPerSecond: Double { Double(movedBytes) / seconds }
 
-    static let header = pad("direction", 14) + pad("median s", 11) + pad("GB/s", 8) + pad("1-thread s", 12)
+    static let header =
+        pad("direction", 14) + pad("median s", 11) + pad("GB/s", 8) + pad("1-thread s", 12)
         + pad("1-thread GB/s", 15) + pad("speed-up", 10) + "of memcpy"
 
     var line: String {

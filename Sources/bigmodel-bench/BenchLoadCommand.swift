@@ -2,8 +2,8 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 import Harness
-import ResultsFormat
 import Models
+import ResultsFormat
 import TensorEngine
 
 /// `bigmodel-bench bench load`: the floor, every strategy and the Python stack's loaders on one checkpoint,
@@ -11,7 +11,8 @@ import TensorEngine
 struct BenchLoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
-        abstract: "Times the read floor, every loading strategy and torch/safetensors on one checkpoint, with the ratios.",
+        abstract:
+            "Times the read floor, every loading strategy and torch/safetensors on one checkpoint, with the ratios.",
         discussion: """
             GB/s is the checkpoint's tensor bytes over a case's seconds (decimal GB). '× floor' is a case's GB/s over the \
             floor's; '× torch' is torch safe_open+clone's median seconds over the case's (2.0× = twice as fast). \
@@ -28,7 +29,9 @@ struct BenchLoadCommand: ParsableCommand {
     @Option(help: "An existing checkpoint (folder, index or .safetensors file) to time.")
     var checkpoint: String?
 
-    @Option(help: "Without --checkpoint: the generated checkpoint's approximate tensor bytes. (default: 1GB)", transform: SizeArgument.parse)
+    @Option(
+        help: "Without --checkpoint: the generated checkpoint's approximate tensor bytes. (default: 1GB)",
+        transform: SizeArgument.parse)
     var size: SizeArgument = SizeArgument(argument: "1GB")!
 
     @Option(name: .customLong("repeat"), help: "Rounds: every case runs once per round; medians over the rounds.")
@@ -54,9 +57,13 @@ struct BenchLoadCommand: ParsableCommand {
         try reportingErrors {
             let generated = checkpoint == nil ? try BenchCheckpoint.generate(size: size.bytes, workDir: workDir) : nil
             defer { if let generated { try? FileManager.default.removeItem(atPath: generated) } }
-            let options = LoadBenchmark.Options(checkpoint: checkpoint ?? generated ?? "", repeats: repeatCount, python: python, peers: !noPeers)
+            let options = LoadBenchmark.Options(
+                checkpoint: checkpoint ?? generated ?? "", repeats: repeatCount, python: python, peers: !noPeers)
             let report = try LoadBenchmark(options: options).run(progress: { printProgress("bench load: " + $0) })
-            print(json ? String(decoding: try ResultsCodec.encode(report), as: UTF8.self) : LoadBenchmarkTable.render(report), terminator: "")
+            print(
+                json
+                    ? String(decoding: try ResultsCodec.encode(report), as: UTF8.self)
+                    : LoadBenchmarkTable.render(report), terminator: "")
         }
     }
 }
@@ -64,19 +71,22 @@ struct BenchLoadCommand: ParsableCommand {
 /// The checkpoint `bench load` generates when none is given.
 enum BenchCheckpoint {
     /// Llama-3-8B's shape (meta-llama/Meta-Llama-3-8B config.json), bfloat16.
-    static let config = #"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 128256, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "initializer_range": 0.02}"#
+    static let config =
+        #"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 128256, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "initializer_range": 0.02}"#
 
     static func generate(size: Int, workDir: String) throws -> String {
         let config = try ModelConfig.parse(Array(config.utf8), path: "Llama-3-8B")
         let full = try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: 1)
         let scale = min(1, Double(size) / Double(full.plan.totalSize))
-        let synthetic = try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: scale)
+        let synthetic = try SyntheticCheckpoint(
+            config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: scale)
         let folder = workDir + "/llama3-8b-x\(ByteSize.fixed(scale, digits: 4))-\(getpid())"
         try? FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         try FreeSpace.require(synthetic.plan.totalSize * 2, at: workDir)
         let written = try synthetic.write(to: folder)
         printProgress(
-            "bench load: generated Llama-3-8B's shape at scale \(ByteSize.fixed(scale, digits: 4)) (\(ByteSize.decimal(written.tensorBytes))) in \(ByteSize.fixed(written.seconds, digits: 2)) s")
+            "bench load: generated Llama-3-8B's shape at scale \(ByteSize.fixed(scale, digits: 4)) (\(ByteSize.decimal(written.tensorBytes))) in \(ByteSize.fixed(written.seconds, digits: 2)) s"
+        )
         return folder
     }
 }
@@ -96,11 +106,15 @@ enum LoadBenchmarkTable {
                 median > 0 ? ByteSize.fixed(gb / median, digits: 2) : "-",
                 median > 0 && floor > 0 ? ByteSize.fixed(floor / median, digits: 2) + "×" : "-",
                 median > 0 ? torch.map { ByteSize.fixed($0 / median, digits: 2) + "×" } ?? "-" : "-",
-                c.ledgerPeakBytes.map { ByteSize.binary($0) + ($0 == c.predictedPeakBytes ? " (= formula)" : " (≠ formula)") } ?? "-",
+                c.ledgerPeakBytes.map {
+                    ByteSize.binary($0) + ($0 == c.predictedPeakBytes ? " (= formula)" : " (≠ formula)")
+                } ?? "-",
             ])
         }
-        var out = "bench load: \(report.checkpoint): \(report.tensorBytes) tensor bytes (\(ByteSize.decimal(report.tensorBytes))) in \(report.files) file(s), "
-        out += "\(report.cores) cores, medians of \(report.repeats) interleaved rounds after \(report.warmupRounds) uncounted\n"
+        var out =
+            "bench load: \(report.checkpoint): \(report.tensorBytes) tensor bytes (\(ByteSize.decimal(report.tensorBytes))) in \(report.files) file(s), "
+        out +=
+            "\(report.cores) cores, medians of \(report.repeats) interleaved rounds after \(report.warmupRounds) uncounted\n"
         out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 6])
         out += phaseLines(report, gigabytes: gb)
         out += firstTouchLines(report)
@@ -113,9 +127,12 @@ enum LoadBenchmarkTable {
     static func firstTouchLines(_ report: LoadBenchmark.Report) -> String {
         var out = ""
         if let touch = report.firstTouch, let first = touch.bytesPerSecond(pass: 0) {
-            out += "first touch (before the rounds): \(ByteSize.decimal(touch.bytes)) of fresh madvise(MADV_HUGEPAGE) memory, naive's peak, "
+            out +=
+                "first touch (before the rounds): \(ByteSize.decimal(touch.bytes)) of fresh madvise(MADV_HUGEPAGE) memory, naive's peak, "
             out += "written on every core at \(ByteSize.fixed(first / 1e9, digits: 2)) GB/s"
-            if let again = touch.bytesPerSecond(pass: 1) { out += "; again at once \(ByteSize.fixed(again / 1e9, digits: 2)) GB/s" }
+            if let again = touch.bytesPerSecond(pass: 1) {
+                out += "; again at once \(ByteSize.fixed(again / 1e9, digits: 2)) GB/s"
+            }
             out += " — no phase that fills fresh memory beats it\n"
         }
         if let reporting = report.freePageReporting {
@@ -142,7 +159,8 @@ enum LoadBenchmarkTable {
                 let bytes = key == "init" ? Double(c.modelBytes ?? 0) / 1e9 : gigabytes
                 let what = key == "init" ? "random init of the model (M_t written)" : key
                 let rate = bytes / max(median, 1e-9)
-                out += "  \(c.name) \(what): median \(ByteSize.fixed(median, digits: 3)) s, \(ByteSize.fixed(rate, digits: 2)) GB/s"
+                out +=
+                    "  \(c.name) \(what): median \(ByteSize.fixed(median, digits: 3)) s, \(ByteSize.fixed(rate, digits: 2)) GB/s"
                 if floor > 0 { out += ", \(ByteSize.fixed(rate / floor, digits: 2))× floor" }
                 if let touch = touch { out += ", \(ByteSize.fixed(rate / touch, digits: 2))× first touch" }
                 out += "\n"

@@ -62,7 +62,9 @@ struct SubjectsArgument: ExpressibleByArgument, Sendable {
     let subjects: [Subject]
 
     init?(argument: String) {
-        let names = argument.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let names = argument.split(separator: ",", omittingEmptySubsequences: false).map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
         let subjects = names.compactMap { name -> Subject? in
             switch name {
             case "engine": .engine
@@ -77,7 +79,9 @@ struct SubjectsArgument: ExpressibleByArgument, Sendable {
     static func parse(_ text: String) throws -> SubjectsArgument {
         guard let subjects = SubjectsArgument(argument: text) else {
             throw ArgumentValueError(
-                reason: "takes \(names.joined(separator: " and/or ")), comma-separated (a command subject is given in the scenario)")
+                reason:
+                    "takes \(names.joined(separator: " and/or ")), comma-separated (a command subject is given in the scenario)"
+            )
         }
         return subjects
     }

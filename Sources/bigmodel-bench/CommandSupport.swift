@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
+import OSLayer
 import Reports
 import TensorEngine
-import OSLayer
 
 /// Runs a command body, turning every `ReportableError` into one line on stderr and its documented exit
 /// status (README, "Exit statuses"). Errors of other kinds are I/O failures as far as the user can tell.
@@ -51,7 +51,9 @@ extension DTypeArgument {
     /// The dtype as a cast target; an integer or exotic type is a usage error (exit 64).
     func castTarget(option: String = "--dtype") throws -> DType {
         guard dtype.isConvertible else {
-            throw UsageError("\(option) \(dtype.torchName) is not a floating dtype the engine converts to; use one of \(DType.convertibleTorchNames)")
+            throw UsageError(
+                "\(option) \(dtype.torchName) is not a floating dtype the engine converts to; use one of \(DType.convertibleTorchNames)"
+            )
         }
         return dtype
     }

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 import Harness
-import ResultsFormat
-import Reports
-import TensorEngine
 import OSLayer
+import Reports
+import ResultsFormat
+import TensorEngine
 
 /// `bigmodel-bench compare BASELINE.json CURRENT.json`: every figure of every run against the baseline, and
 /// an exit status a CI gate can use.
@@ -42,7 +42,9 @@ struct CompareCommand: ParsableCommand {
         let status = try reportingErrors { () -> ExitStatus in
             let options = try thresholds.resolved()
             let currentResults = try ResultsFile.load(path: current)
-            return try CompareOptions.compare(baselinePath: baseline, current: currentResults, currentPath: current, options: options, json: json, toStandardError: false)
+            return try CompareOptions.compare(
+                baselinePath: baseline, current: currentResults, currentPath: current, options: options, json: json,
+                toStandardError: false)
         }
         if status != .success { throw ExitCode(status.rawValue) }
     }
@@ -56,7 +58,8 @@ struct CompareOptions: ParsableArguments {
     var threshold: PercentArgument = PercentArgument(argument: "5%")!
 
     @Option(
-        help: "Absolute threshold for VmHWM/RSS/jemalloc figures: a size such as 16MiB (both thresholds must be exceeded).",
+        help:
+            "Absolute threshold for VmHWM/RSS/jemalloc figures: a size such as 16MiB (both thresholds must be exceeded).",
         transform: SizeArgument.parseThreshold)
     var absolute: SizeArgument = SizeArgument(argument: "16MiB")!
 
@@ -73,31 +76,41 @@ struct CompareOptions: ParsableArguments {
     var force = false
 
     func resolved() throws(UsageError) -> Comparison.Options {
-        guard absoluteSeconds >= 0, absoluteSeconds.isFinite else { throw UsageError("--absolute-seconds must be a number of seconds ≥ 0") }
+        guard absoluteSeconds >= 0, absoluteSeconds.isFinite else {
+            throw UsageError("--absolute-seconds must be a number of seconds ≥ 0")
+        }
         var names = Metric.names
         if let metrics {
             names = metrics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             for name in names where Metric.named(name) == nil {
-                throw UsageError("unknown figure '\(name)' in --metrics; known: \(Metric.names.joined(separator: ", "))")
+                throw UsageError(
+                    "unknown figure '\(name)' in --metrics; known: \(Metric.names.joined(separator: ", "))")
             }
-            guard !names.isEmpty else { throw UsageError("--metrics needs at least one figure: \(Metric.names.joined(separator: ", "))") }
+            guard !names.isEmpty else {
+                throw UsageError("--metrics needs at least one figure: \(Metric.names.joined(separator: ", "))")
+            }
         }
         return Comparison.Options(
-            relativeThreshold: threshold.fraction, absoluteBytes: absolute.bytes, absoluteSeconds: absoluteSeconds, metrics: names, gateTimes: gateTimes, force: force)
+            relativeThreshold: threshold.fraction, absoluteBytes: absolute.bytes, absoluteSeconds: absoluteSeconds,
+            metrics: names, gateTimes: gateTimes, force: force)
     }
 
     /// Loads the baseline (every failure is exit 5), compares, prints, and returns the exit status.
     static func compare(
-        baselinePath: String, current: ScenarioResults, currentPath: String, options: Comparison.Options, json: Bool, toStandardError: Bool
+        baselinePath: String, current: ScenarioResults, currentPath: String, options: Comparison.Options, json: Bool,
+        toStandardError: Bool
     ) throws -> ExitStatus {
         let baseline: ScenarioResults
         do {
             baseline = try ResultsFile.load(path: baselinePath)
         } catch {
-            let hint = error.category == .missingInput ? " (to make one: copy a results file of this scenario there)" : ""
+            let hint =
+                error.category == .missingInput ? " (to make one: copy a results file of this scenario there)" : ""
             throw ReportError("baseline \(error.message)\(hint)", category: .notComparable)
         }
-        let comparison = Comparison(baseline: baseline, baselinePath: baselinePath, current: current, currentPath: currentPath, options: options)
+        let comparison = Comparison(
+            baseline: baseline, baselinePath: baselinePath, current: current, currentPath: currentPath, options: options
+        )
         let text = json ? BenchmarkExports.text(comparison.json()) : comparison.render()
         if toStandardError {
             FileHandle.standardError.write(Data(text.utf8))

@@ -1,16 +1,17 @@
 import ArgumentParser
 import Harness
-import ResultsFormat
 import OrderedCollections
 import Probes
 import Reports
+import ResultsFormat
 import StrictJSON
 import TensorEngine
 
 struct FitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fit",
-        abstract: "Does the model fit? Every loading path's predicted peak at full size against a machine's memory, at once.",
+        abstract:
+            "Does the model fit? Every loading path's predicted peak at full size against a machine's memory, at once.",
         discussion: """
             From a config.json, a scenario or a checkpoint's headers (nothing is loaded). A path fits when its \
             predicted peak (× ranks; mmap's mapped pages once) plus the default tolerance (3% + 32 MiB) is at most \
@@ -23,13 +24,19 @@ struct FitCommand: ParsableCommand {
               bigmodel-bench fit ./checkpoint --json
             """)
 
-    @Argument(help: "A config.json (or a folder holding only one), a scenario file, or a checkpoint (folder, index or .safetensors).", completion: .file())
+    @Argument(
+        help:
+            "A config.json (or a folder holding only one), a scenario file, or a checkpoint (folder, index or .safetensors).",
+        completion: .file())
     var path: String
 
-    @Option(help: "The machine's memory for the load (default: this machine's MemAvailable).", transform: SizeArgument.parse)
+    @Option(
+        help: "The machine's memory for the load (default: this machine's MemAvailable).", transform: SizeArgument.parse
+    )
     var memory: SizeArgument?
 
-    @Option(help: "The dtype to load into (dtype-direct and load-then-cast are sized when it differs from the stored one).")
+    @Option(
+        help: "The dtype to load into (dtype-direct and load-then-cast are sized when it differs from the stored one).")
     var dtype: DTypeArgument?
 
     @Option(help: "Processes loading at once on the node, as torchrun's ranks (default: 1, or the scenario's).")
@@ -45,9 +52,14 @@ struct FitCommand: ParsableCommand {
     func run() throws {
         let memoryBytes = memory?.bytes ?? SystemInfo.current().memAvailableBytes ?? 0
         let answer = try reportingErrors {
-            try FitPlanner(path: PathResolver.resolve(path), dtype: try dtype?.castTarget(), ranks: ranks, memoryBytes: memoryBytes).answer()
+            try FitPlanner(
+                path: PathResolver.resolve(path), dtype: try dtype?.castTarget(), ranks: ranks, memoryBytes: memoryBytes
+            ).answer()
         }
-        print(json ? JSONWriter.pretty.string(FitReport.json(answer, memoryBytes: memoryBytes)) : FitReport.text(answer, memoryBytes: memoryBytes), terminator: json ? "\n" : "")
+        print(
+            json
+                ? JSONWriter.pretty.string(FitReport.json(answer, memoryBytes: memoryBytes))
+                : FitReport.text(answer, memoryBytes: memoryBytes), terminator: json ? "\n" : "")
         if FitEstimate.pick(answer.estimates) == nil { throw ExitCode(ExitStatus.claimFailed.rawValue) }
     }
 }
@@ -55,20 +67,28 @@ struct FitCommand: ParsableCommand {
 /// `fit`'s table and JSON.
 enum FitReport {
     static func text(_ answer: FitPlanner.Answer, memoryBytes: Int) -> String {
-        var out = "\(answer.model): \(ByteSize.binary(answer.modelBytes)) of weights (\(ByteSize.decimal(answer.modelBytes))); memory \(ByteSize.binary(memoryBytes))\n\n"
+        var out =
+            "\(answer.model): \(ByteSize.binary(answer.modelBytes)) of weights (\(ByteSize.decimal(answer.modelBytes))); memory \(ByteSize.binary(memoryBytes))\n\n"
         var rows = [["path", "ranks", "peak per process", "needs", "headroom", "verdict"]]
         for e in answer.estimates {
-            rows.append([e.run, String(e.ranks), ByteSize.binary(e.processPeakBytes), ByteSize.binary(e.needBytes), signed(e.headroomBytes), e.statusText])
+            rows.append([
+                e.run, String(e.ranks), ByteSize.binary(e.processPeakBytes), ByteSize.binary(e.needBytes),
+                signed(e.headroomBytes), e.statusText,
+            ])
         }
         out += TextTable.render(rows, rightAligned: [1, 2, 3, 4])
         if let pick = FitEstimate.pick(answer.estimates) {
-            out += "\npick: \(pick.run), \(ByteSize.binary(pick.needBytes)) predicted, \(ByteSize.binary(pick.headroomBytes)) to spare"
-            out += pick.status == .tight ? " (tight: not with the tolerance of \(ByteSize.binary(pick.toleranceBytes)))\n" : "\n"
+            out +=
+                "\npick: \(pick.run), \(ByteSize.binary(pick.needBytes)) predicted, \(ByteSize.binary(pick.headroomBytes)) to spare"
+            out +=
+                pick.status == .tight
+                ? " (tight: not with the tolerance of \(ByteSize.binary(pick.toleranceBytes)))\n" : "\n"
         } else {
             out += "\nno path fits in \(ByteSize.binary(memoryBytes))\n"
         }
         for note in answer.notes { out += "note: \(note)\n" }
-        out += "peak per process: its ledger formula (mmap: the bytes it owns; its mapped pages are the page cache's, counted once in needs); "
+        out +=
+            "peak per process: its ledger formula (mmap: the bytes it owns; its mapped pages are the page cache's, counted once in needs); "
         out += "needs: × ranks; fits: needs + tolerance (3% + 32 MiB) ≤ memory; tight: only needs ≤ memory\n"
         return out
     }
@@ -81,13 +101,15 @@ enum FitReport {
         o["model"] = .string(answer.model)
         o["model_bytes"] = JSONValue(answer.modelBytes)
         o["memory_bytes"] = JSONValue(memoryBytes)
-        o["paths"] = .array(answer.estimates.map { e in
-            .object([
-                "path": .string(e.run), "strategy": .string(e.strategy.rawValue), "ranks": JSONValue(e.ranks),
-                "predicted_peak_bytes": JSONValue(e.processPeakBytes), "need_bytes": JSONValue(e.needBytes), "tolerance_bytes": JSONValue(e.toleranceBytes),
-                "headroom_bytes": JSONValue(e.headroomBytes), "status": .string(e.status.rawValue),
-            ])
-        })
+        o["paths"] = .array(
+            answer.estimates.map { e in
+                .object([
+                    "path": .string(e.run), "strategy": .string(e.strategy.rawValue), "ranks": JSONValue(e.ranks),
+                    "predicted_peak_bytes": JSONValue(e.processPeakBytes), "need_bytes": JSONValue(e.needBytes),
+                    "tolerance_bytes": JSONValue(e.toleranceBytes),
+                    "headroom_bytes": JSONValue(e.headroomBytes), "status": .string(e.status.rawValue),
+                ])
+            })
         o["pick"] = FitEstimate.pick(answer.estimates).map { .string($0.run) } ?? .null
         o["notes"] = .array(answer.notes.map { .string($0) })
         return .object(o)

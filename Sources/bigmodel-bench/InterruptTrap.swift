@@ -1,6 +1,6 @@
 import Foundation
-import TensorEngine
 import OSLayer
+import TensorEngine
 
 /// Ctrl-C for long writes: installs Probes' signal trap so SIGINT/SIGTERM set a flag that loops poll,
 /// letting them stop cleanly and remove partial output instead of dying mid-file.
@@ -30,7 +30,9 @@ final class ProgressLine {
         let seconds = (ContinuousClock.now - start).inSeconds
         if stderrIsTerminal {
             let eta = fraction > 0 ? seconds / fraction - seconds : 0
-            printInPlace("\(label): \(ByteSize.fixed(fraction * 100, digits: 1))% of \(ByteSize.binary(total)), ETA \(ByteSize.fixed(eta, digits: 0)) s")
+            printInPlace(
+                "\(label): \(ByteSize.fixed(fraction * 100, digits: 1))% of \(ByteSize.binary(total)), ETA \(ByteSize.fixed(eta, digits: 0)) s"
+            )
         } else if decile != lastDecile {
             lastDecile = decile
             printProgress("\(label): \(decile * 10)% of \(ByteSize.binary(total))")

@@ -2,17 +2,18 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 import Loading
+import OSLayer
 import OrderedCollections
 import Placement
 import Probes
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 struct LoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
-        abstract: "Load a checkpoint into its model with one strategy, in this process, and report the ledger's exact peak.",
+        abstract:
+            "Load a checkpoint into its model with one strategy, in this process, and report the ledger's exact peak.",
         discussion: """
             Strategies and the ledger peak each must reach exactly (M_t model bytes at the target dtype, M_ck checkpoint \
             tensor bytes, M_32 model bytes in float32, S largest shard, T_t largest parameter at the target dtype):
@@ -34,10 +35,15 @@ struct LoadCommand: ParsableCommand {
     @Argument(help: "A checkpoint folder or .safetensors file.", completion: .file())
     var path: String
 
-    @Option(help: "How to load it: one of \(StrategyName.names).", completion: .list(StrategyName.allCases.map(\.rawValue)), transform: StrategyName.parseNamed)
+    @Option(
+        help: "How to load it: one of \(StrategyName.names).", completion: .list(StrategyName.allCases.map(\.rawValue)),
+        transform: StrategyName.parseNamed)
     var strategy: StrategyName
 
-    @Option(help: "Target dtype (float16, bfloat16, float32, float64); default auto (config dtype, else the first floating tensor).")
+    @Option(
+        help:
+            "Target dtype (float16, bfloat16, float32, float64); default auto (config dtype, else the first floating tensor)."
+    )
     var dtype: DTypeArgument?
 
     @Flag(help: "Fail (exit 65) when the checkpoint lacks model keys or has unexpected ones, before loading anything.")
@@ -52,21 +58,27 @@ struct LoadCommand: ParsableCommand {
     @OptionGroup(title: "device-map strategy")
     var placement: DeviceMapOptions
 
-    @Option(help: "device-map: the folder for weights placed on disk that must be written (<name>.dat + index.json), as accelerate's offload_folder.")
+    @Option(
+        help:
+            "device-map: the folder for weights placed on disk that must be written (<name>.dat + index.json), as accelerate's offload_folder."
+    )
     var offloadFolder: String?
 
     func run() throws {
         try reportingErrors {
             let name = strategy
             if name != .deviceMap && (placement.isGiven || offloadFolder != nil) {
-                throw UsageError("--device-map, --max-memory, --accelerator-memory, --no-split and --offload-folder apply only to --strategy device-map")
+                throw UsageError(
+                    "--device-map, --max-memory, --accelerator-memory, --no-split and --offload-folder apply only to --strategy device-map"
+                )
             }
             let target = try dtype?.castTarget()
             let checkpoint = try Checkpoint(path: path)
             let plan = try LoadPlan(checkpoint: checkpoint, requested: target)
             if strict { try plan.checkStrict() }
             // device-map: placed and predicted before anything is loaded.
-            let prepared = name == .deviceMap
+            let prepared =
+                name == .deviceMap
                 ? try DeviceMapLoad(request: try placement.request(), offloadFolder: offloadFolder).prepare(plan) : nil
             for warning in prepared?.placement.warnings ?? [] { printWarning(warning) }
             let strategy: any LoadStrategy = prepared ?? name.strategy
@@ -89,7 +101,8 @@ struct LoadCommand: ParsableCommand {
             let tensorDigests = digests ? model.digests() : []
             let predicted = strategy.predictedPeakBytes(figures)
             var report = Self.report(
-                strategy: name, plan: plan, figures: figures, predicted: predicted, ledger: ledger, phases: phases.phases, seconds: seconds,
+                strategy: name, plan: plan, figures: figures, predicted: predicted, ledger: ledger,
+                phases: phases.phases, seconds: seconds,
                 before: before, after: after, digests: digests ? tensorDigests : nil)
             if let placementReport, case .object(var object) = report {
                 object["device_placement"] = placementReport.json
@@ -99,15 +112,20 @@ struct LoadCommand: ParsableCommand {
             if json {
                 print(JSONWriter.pretty.string(report))
             } else {
-                print(Self.text(name, plan: plan, figures: figures, predicted: predicted, ledger: ledger, phases: phases.phases, seconds: seconds, after: after, digests: digests ? tensorDigests : nil), terminator: "")
+                print(
+                    Self.text(
+                        name, plan: plan, figures: figures, predicted: predicted, ledger: ledger, phases: phases.phases,
+                        seconds: seconds, after: after, digests: digests ? tensorDigests : nil), terminator: "")
                 if let placementReport { print(Self.text(placementReport), terminator: "") }
             }
         }
     }
 
     static func report(
-        strategy: StrategyName, plan: LoadPlan, figures: MemoryFigures, predicted: Int, ledger: MemoryLedger, phases: [PhaseLog.Phase], seconds: Double,
-        before: ProcessMemory?, after: ProcessMemory?, digests: [(name: String, dtype: DType, shape: [Int], sha256: String)]?
+        strategy: StrategyName, plan: LoadPlan, figures: MemoryFigures, predicted: Int, ledger: MemoryLedger,
+        phases: [PhaseLog.Phase], seconds: Double,
+        before: ProcessMemory?, after: ProcessMemory?,
+        digests: [(name: String, dtype: DType, shape: [Int], sha256: String)]?
     ) -> JSONValue {
         var object: OrderedDictionary<String, JSONValue> = [
             "strategy": .string(strategy.rawValue),
@@ -122,13 +140,14 @@ struct LoadCommand: ParsableCommand {
             "staging_bytes": JSONValue(figures.stagingBytes),
             "predicted_peak_bytes": JSONValue(predicted),
             "ledger_peak_bytes": JSONValue(ledger.peakBytes),
-            "phases": .array(phases.map { phase in
-                .object([
-                    "name": .string(phase.name),
-                    "seconds": JSONValue(phase.endSeconds - phase.startSeconds),
-                    "ledger_live_bytes": JSONValue(phase.ledgerLiveBytesAtEnd),
-                ])
-            }),
+            "phases": .array(
+                phases.map { phase in
+                    .object([
+                        "name": .string(phase.name),
+                        "seconds": JSONValue(phase.endSeconds - phase.startSeconds),
+                        "ledger_live_bytes": JSONValue(phase.ledgerLiveBytesAtEnd),
+                    ])
+                }),
             "seconds": JSONValue(seconds),
             "missing_keys": .array(plan.missingKeys.map { .string($0) }),
             "unexpected_keys": .array(plan.unexpectedKeys.map { .string($0) }),
@@ -137,30 +156,42 @@ struct LoadCommand: ParsableCommand {
                 "vmrss_before_bytes": before?.vmRSSBytes.map { JSONValue($0) } ?? .null,
                 "rss_anon_end_bytes": after?.rssAnonBytes.map { JSONValue($0) } ?? .null,
                 "rss_file_end_bytes": after?.rssFileBytes.map { JSONValue($0) } ?? .null,
-                "note": .string("VmHWM after a reset via /proc/self/clear_refs at start; in-process, not isolated: use `run` for verdicts"),
+                "note": .string(
+                    "VmHWM after a reset via /proc/self/clear_refs at start; in-process, not isolated: use `run` for verdicts"
+                ),
             ]),
         ]
         if let digests {
-            object["tensors"] = .array(digests.map { d in
-                .object([
-                    "name": .string(d.name), "dtype": .string(d.dtype.safetensorsName), "shape": .array(d.shape.map { JSONValue($0) }),
-                    "sha256": .string(d.sha256),
-                ])
-            })
+            object["tensors"] = .array(
+                digests.map { d in
+                    .object([
+                        "name": .string(d.name), "dtype": .string(d.dtype.safetensorsName),
+                        "shape": .array(d.shape.map { JSONValue($0) }),
+                        "sha256": .string(d.sha256),
+                    ])
+                })
         }
         return .object(object)
     }
 
     /// The per-device table of a device-map load.
     static func text(_ report: DevicePlacementReport) -> String {
-        var rows = [["device", "budget", "capacity", "placed", "predicted peak", "ledger peak", "arena allocated", "within budget"]]
+        var rows = [
+            [
+                "device", "budget", "capacity", "placed", "predicted peak", "ledger peak", "arena allocated",
+                "within budget",
+            ]
+        ]
         for d in report.devices {
             rows.append([
-                d.device.description, d.budgetBytes.map(String.init) ?? "-", d.capacityBytes.map(String.init) ?? "-", String(d.placedBytes),
-                String(d.predictedPeakBytes), String(d.ledgerPeakBytes), d.arenaAllocatedBytes.map(String.init) ?? "-", d.withinBudget ? "yes" : "NO",
+                d.device.description, d.budgetBytes.map(String.init) ?? "-", d.capacityBytes.map(String.init) ?? "-",
+                String(d.placedBytes),
+                String(d.predictedPeakBytes), String(d.ledgerPeakBytes), d.arenaAllocatedBytes.map(String.init) ?? "-",
+                d.withinBudget ? "yes" : "NO",
             ])
         }
-        var out = "\ndevice map (\(report.mode)): \(report.deviceMap.count) entries; staging \(report.stagingBytes) bytes on cpu\n"
+        var out =
+            "\ndevice map (\(report.mode)): \(report.deviceMap.count) entries; staging \(report.stagingBytes) bytes on cpu\n"
         out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 6])
         let offload = report.offload
         if offload.writtenBytes > 0 || offload.referencedBytes > 0 {
@@ -172,25 +203,41 @@ struct LoadCommand: ParsableCommand {
     }
 
     static func text(
-        _ strategy: StrategyName, plan: LoadPlan, figures: MemoryFigures, predicted: Int, ledger: MemoryLedger, phases: [PhaseLog.Phase], seconds: Double,
+        _ strategy: StrategyName, plan: LoadPlan, figures: MemoryFigures, predicted: Int, ledger: MemoryLedger,
+        phases: [PhaseLog.Phase], seconds: Double,
         after: ProcessMemory?, digests: [(name: String, dtype: DType, shape: [Int], sha256: String)]?
     ) -> String {
-        var out = "\(strategy.rawValue) → \(plan.dtype.torchName) (\(plan.dtypeSource)) in \(ByteSize.fixed(seconds, digits: 3)) s\n"
-        out += "predicted ledger peak  \(predicted) bytes (\(ByteSize.binary(predicted))) = \(strategy.strategy.formula)\n"
-        out += "measured ledger peak   \(ledger.peakBytes) bytes (\(ByteSize.binary(ledger.peakBytes))) \(ledger.peakBytes == predicted ? "= predicted" : "≠ predicted")\n"
-        out += "  M_t \(figures.modelBytes)  M_ck \(figures.checkpointBytes)  M_32 \(figures.model32Bytes)  S \(figures.largestShardBytes)  T_t \(figures.largestTensorBytes)  staging \(figures.stagingBytes)\n"
+        var out =
+            "\(strategy.rawValue) → \(plan.dtype.torchName) (\(plan.dtypeSource)) in \(ByteSize.fixed(seconds, digits: 3)) s\n"
+        out +=
+            "predicted ledger peak  \(predicted) bytes (\(ByteSize.binary(predicted))) = \(strategy.strategy.formula)\n"
+        out +=
+            "measured ledger peak   \(ledger.peakBytes) bytes (\(ByteSize.binary(ledger.peakBytes))) \(ledger.peakBytes == predicted ? "= predicted" : "≠ predicted")\n"
+        out +=
+            "  M_t \(figures.modelBytes)  M_ck \(figures.checkpointBytes)  M_32 \(figures.model32Bytes)  S \(figures.largestShardBytes)  T_t \(figures.largestTensorBytes)  staging \(figures.stagingBytes)\n"
         if let after {
-            out += "process VmHWM \(ByteSize.binary(after.vmHWMBytes ?? 0)), at end RssAnon \(ByteSize.binary(after.rssAnonBytes ?? 0)), RssFile \(ByteSize.binary(after.rssFileBytes ?? 0))\n"
+            out +=
+                "process VmHWM \(ByteSize.binary(after.vmHWMBytes ?? 0)), at end RssAnon \(ByteSize.binary(after.rssAnonBytes ?? 0)), RssFile \(ByteSize.binary(after.rssFileBytes ?? 0))\n"
         }
-        if !plan.missingKeys.isEmpty { out += "missing keys (initialised): \(plan.missingKeys.joined(separator: ", "))\n" }
-        if !plan.unexpectedKeys.isEmpty { out += "unexpected keys (ignored): \(plan.unexpectedKeys.joined(separator: ", "))\n" }
+        if !plan.missingKeys.isEmpty {
+            out += "missing keys (initialised): \(plan.missingKeys.joined(separator: ", "))\n"
+        }
+        if !plan.unexpectedKeys.isEmpty {
+            out += "unexpected keys (ignored): \(plan.unexpectedKeys.joined(separator: ", "))\n"
+        }
         var rows = [["phase", "seconds", "ledger live at end"]]
         for phase in phases {
-            rows.append([phase.name, ByteSize.fixed(phase.endSeconds - phase.startSeconds, digits: 3), ByteSize.binary(phase.ledgerLiveBytesAtEnd)])
+            rows.append([
+                phase.name, ByteSize.fixed(phase.endSeconds - phase.startSeconds, digits: 3),
+                ByteSize.binary(phase.ledgerLiveBytesAtEnd),
+            ])
         }
         out += TextTable.render(rows, rightAligned: [1, 2])
         if let digests {
-            out += "\n" + TextTable.render([["tensor", "dtype", "sha256"]] + digests.map { [$0.name, $0.dtype.safetensorsName, $0.sha256] })
+            out +=
+                "\n"
+                + TextTable.render(
+                    [["tensor", "dtype", "sha256"]] + digests.map { [$0.name, $0.dtype.safetensorsName, $0.sha256] })
         }
         return out
     }

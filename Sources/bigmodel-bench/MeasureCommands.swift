@@ -6,7 +6,8 @@ import ResultsFormat
 /// (docs/child-protocol.md) on the descriptors the environment names. Not for direct use.
 struct MeasureRunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "measure-run", abstract: "(internal) The measured child of `run`: one request on stdin, events on the protocol's descriptor.",
+        commandName: "measure-run",
+        abstract: "(internal) The measured child of `run`: one request on stdin, events on the protocol's descriptor.",
         shouldDisplay: false)
 
     func run() throws {

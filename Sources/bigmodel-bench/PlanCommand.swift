@@ -3,33 +3,40 @@ import Checkpoint
 import Foundation
 import Loading
 import Models
+import OSLayer
 import Placement
 import Probes
 import StrictJSON
 import TensorEngine
-import OSLayer
 
 /// The device-map options `plan` and `load --strategy device-map` share.
 struct DeviceMapOptions: ParsableArguments {
     @Option(
         name: .customLong("device-map"),
-        help: "auto, balanced (both: accelerate's balanced budgets, then its placement), sequential (budgets as given), or a JSON map file {\"module\": device, …}.",
+        help:
+            "auto, balanced (both: accelerate's balanced budgets, then its placement), sequential (budgets as given), or a JSON map file {\"module\": device, …}.",
         completion: .list(["auto", "balanced", "sequential"]))
     var deviceMap: String?
 
     @Option(
         name: .customLong("max-memory"),
-        help: "Budgets per device, accelerate's max_memory: KEY=SIZE pairs, keys accelerator indices, cpu, disk (e.g. 0=2GiB,1=2GiB,cpu=6GiB). Default: each simulated accelerator's size and the RAM available now for cpu.")
+        help:
+            "Budgets per device, accelerate's max_memory: KEY=SIZE pairs, keys accelerator indices, cpu, disk (e.g. 0=2GiB,1=2GiB,cpu=6GiB). Default: each simulated accelerator's size and the RAM available now for cpu."
+    )
     var maxMemory: String?
 
     @Option(
         name: .customLong("accelerator-memory"),
-        help: "The simulated accelerators and their sizes (e.g. 0=16GiB,1=16GiB): there is no GPU, each is a memory pool in host RAM with this hard capacity. Default: the accelerators of --max-memory, each as large as its budget.")
+        help:
+            "The simulated accelerators and their sizes (e.g. 0=16GiB,1=16GiB): there is no GPU, each is a memory pool in host RAM with this hard capacity. Default: the accelerators of --max-memory, each as large as its budget."
+    )
     var acceleratorMemory: String?
 
     @Option(
         name: .customLong("no-split"), parsing: .upToNextOption,
-        help: "Module classes never split across devices (accelerate's no_split_module_classes); default the model's decoder layer; 'none' for none.")
+        help:
+            "Module classes never split across devices (accelerate's no_split_module_classes); default the model's decoder layer; 'none' for none."
+    )
     var noSplit: [String] = []
 
     var isGiven: Bool { deviceMap != nil || maxMemory != nil || acceleratorMemory != nil || !noSplit.isEmpty }
@@ -37,7 +44,9 @@ struct DeviceMapOptions: ParsableArguments {
     /// The request these options describe (`--device-map` defaults to `auto`).
     func request() throws -> PlacementRequest {
         let spec = try DeviceMapSpec.parse(deviceMap ?? "auto")
-        let budgets = try maxMemory.map { text throws(PlacementError) in try DeviceBudgets.parse(text, option: "--max-memory") }
+        let budgets = try maxMemory.map { text throws(PlacementError) in
+            try DeviceBudgets.parse(text, option: "--max-memory")
+        }
         let accelerators = try acceleratorMemory.map { text throws(PlacementError) in
             try DeviceBudgets.parse(text, option: "--accelerator-memory", acceleratorsOnly: true)
         }
@@ -64,12 +73,17 @@ struct PlanCommand: ParsableCommand {
               bigmodel-bench plan /tmp/model --device-map auto --max-memory 0=2GiB,cpu=6GiB
             """)
 
-    @Argument(help: "A checkpoint folder, a .safetensors file or index, or a folder holding only config.json.", completion: .file())
+    @Argument(
+        help: "A checkpoint folder, a .safetensors file or index, or a folder holding only config.json.",
+        completion: .file())
     var path: String
 
     @OptionGroup var placement: DeviceMapOptions
 
-    @Option(help: "Target dtype (float16, bfloat16, float32, float64); default the config's dtype (else the first floating tensor).")
+    @Option(
+        help:
+            "Target dtype (float16, bfloat16, float32, float64); default the config's dtype (else the first floating tensor)."
+    )
     var dtype: DTypeArgument?
 
     @Flag(help: "Print one JSON object.")
@@ -80,7 +94,8 @@ struct PlanCommand: ParsableCommand {
             let request = try placement.request()
             let target = try dtype?.castTarget()
             let (architecture, modelDType, parameterDTypes) = try Self.model(at: path, requested: target)
-            let result = try request.place(architecture: architecture, dtype: modelDType, parameterDTypes: parameterDTypes)
+            let result = try request.place(
+                architecture: architecture, dtype: modelDType, parameterDTypes: parameterDTypes)
             if json {
                 print(JSONWriter.pretty.string(result.json))
             } else {
@@ -101,27 +116,37 @@ struct PlanCommand: ParsableCommand {
             && FileManager.default.fileExists(atPath: configPath)
         {
             let config = try ModelConfig.load(path: configPath)
-            guard let architecture = try ModelArchitecture.fromConfig(config)?.scaled(by: SyntheticCheckpoint.recordedScale(in: config)) else {
+            guard
+                let architecture = try ModelArchitecture.fromConfig(config)?.scaled(
+                    by: SyntheticCheckpoint.recordedScale(in: config))
+            else {
                 throw ModelConfigError(
                     path: configPath, field: "model_type",
-                    "'\(config.modelType ?? "(missing)")' is not an architecture this tool knows (\(ModelArchitecture.knownModelTypes.joined(separator: ", "))); give a checkpoint folder instead")
+                    "'\(config.modelType ?? "(missing)")' is not an architecture this tool knows (\(ModelArchitecture.knownModelTypes.joined(separator: ", "))); give a checkpoint folder instead"
+                )
             }
             guard let dtype = try requested ?? config.dtype() else {
                 throw UsageError("\(configPath) names no dtype; give --dtype")
             }
             guard dtype.isConvertible else {
-                throw ModelConfigError(path: configPath, field: "dtype", "\(dtype.torchName) is not a floating point dtype; give --dtype")
+                throw ModelConfigError(
+                    path: configPath, field: "dtype", "\(dtype.torchName) is not a floating point dtype; give --dtype")
             }
             return (architecture, dtype, [:])
         }
         let plan = try LoadPlan(checkpoint: try Checkpoint(path: path), requested: requested)
-        return (plan.architecture, plan.dtype, Dictionary(plan.parameters.map { ($0.name, $0.dtype) }, uniquingKeysWith: { first, _ in first }))
+        return (
+            plan.architecture, plan.dtype,
+            Dictionary(plan.parameters.map { ($0.name, $0.dtype) }, uniquingKeysWith: { first, _ in first })
+        )
     }
 
     static func text(_ placement: DevicePlacement, architecture: ModelArchitecture) -> String {
         var out = "device map (\(placement.mode)) for \(architecture.className) at \(placement.dtype.torchName)\n"
-        out += "model bytes \(placement.modelBytes) (\(ByteSize.binary(placement.modelBytes))): accelerate's count, parameters at the dtype (tied weights once), buffers at min(dtype, own)\n"
-        out += "no-split classes: \(placement.noSplitClasses.isEmpty ? "(none)" : placement.noSplitClasses.joined(separator: ", "))\n\n"
+        out +=
+            "model bytes \(placement.modelBytes) (\(ByteSize.binary(placement.modelBytes))): accelerate's count, parameters at the dtype (tied weights once), buffers at min(dtype, own)\n"
+        out +=
+            "no-split classes: \(placement.noSplitClasses.isEmpty ? "(none)" : placement.noSplitClasses.joined(separator: ", "))\n\n"
         var rows = [["module", "device", "bytes"]]
         for (name, device) in placement.deviceMap {
             rows.append([name.isEmpty ? "\"\"" : name, device.description, String(placement.sizes[name])])
@@ -132,8 +157,10 @@ struct PlanCommand: ParsableCommand {
         for share in placement.devices {
             let percent = placement.modelBytes > 0 ? Double(share.placedBytes) * 100 / Double(placement.modelBytes) : 0
             devices.append([
-                share.device.description, share.budgetBytes.map(String.init) ?? "-", share.placementBudgetBytes.map(String.init) ?? "-",
-                String(share.placedBytes), String(share.parameterBytes), String(share.bufferBytes), ByteSize.fixed(percent, digits: 1) + "%",
+                share.device.description, share.budgetBytes.map(String.init) ?? "-",
+                share.placementBudgetBytes.map(String.init) ?? "-",
+                String(share.placedBytes), String(share.parameterBytes), String(share.bufferBytes),
+                ByteSize.fixed(percent, digits: 1) + "%",
             ])
         }
         out += TextTable.render(devices, rightAligned: [1, 2, 3, 4, 5, 6])

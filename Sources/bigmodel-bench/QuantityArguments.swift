@@ -30,7 +30,9 @@ struct SizeArgument: ExpressibleByArgument, Sendable, CustomStringConvertible {
     static func parseThreshold(_ text: String) throws -> SizeArgument { try parse(text, minimum: 0) }
 
     private static func parse(_ text: String, minimum: Int) throws -> SizeArgument {
-        guard let bytes = ByteSize.parseOrNil(text) else { throw ArgumentValueError(reason: "not a size; \(ByteSize.example)") }
+        guard let bytes = ByteSize.parseOrNil(text) else {
+            throw ArgumentValueError(reason: "not a size; \(ByteSize.example)")
+        }
         guard bytes >= minimum else {
             throw ArgumentValueError(reason: "a size must be more than \(minimum - 1) bytes; \(ByteSize.example)")
         }

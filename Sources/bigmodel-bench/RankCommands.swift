@@ -1,17 +1,18 @@
 import ArgumentParser
 import Foundation
 import Harness
-import ResultsFormat
-import Reports
-import TensorEngine
 import OSLayer
+import Reports
+import ResultsFormat
+import TensorEngine
 
 /// One rank of a job started by torchrun or srun (`torchrun --nproc-per-node 8 --no-python bigmodel-bench
 /// measure-rank …`): measured as a rank of `run --ranks`, its results in its own file for `merge`.
 struct MeasureRankCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "measure-rank",
-        abstract: "Measure the one rank that RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE describe (as torchrun or srun set them).",
+        abstract:
+            "Measure the one rank that RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE describe (as torchrun or srun set them).",
         discussion: """
             The node's ranks meet through files under WORK-DIR/ranks/<job> (the job: TORCHELASTIC_RUN_ID, SLURM_JOB_ID or \
             BIGMODEL_BENCH_JOB): they start loading together and hold their models until all have loaded. Writes \
@@ -24,7 +25,11 @@ struct MeasureRankCommand: ParsableCommand {
     @Argument(help: "A scenario file.")
     var scenario: String
 
-    @Option(name: [.customLong("run"), .customLong("run-id")], help: "The run to measure (its id; with --subject, e.g. naive@transformers). Under torchrun write --run-id: its argument parser takes --run for its own --run-path.")
+    @Option(
+        name: [.customLong("run"), .customLong("run-id")],
+        help:
+            "The run to measure (its id; with --subject, e.g. naive@transformers). Under torchrun write --run-id: its argument parser takes --run for its own --run-path."
+    )
     var runID: String
 
     @Option(name: .customLong("out"), help: "Folder for the rank's results file.")
@@ -42,13 +47,18 @@ struct MeasureRankCommand: ParsableCommand {
     private func measure() throws -> ScenarioResults {
         let environment = ProcessInfo.processInfo.environment
         guard let rank = RankInfo.fromEnvironment(environment) else {
-            throw UsageError("measure-rank needs RANK and WORLD_SIZE (and LOCAL_RANK, LOCAL_WORLD_SIZE) as torchrun or srun set them")
+            throw UsageError(
+                "measure-rank needs RANK and WORLD_SIZE (and LOCAL_RANK, LOCAL_WORLD_SIZE) as torchrun or srun set them"
+            )
         }
         let loaded = try Scenario.load(path: PathResolver.resolve(scenario))
         try SignalTrap.install()
-        let options = scenarioOptions.runnerOptions(outputDirectory: out, executable: try ChildProcess.currentExecutablePath())
+        let options = scenarioOptions.runnerOptions(
+            outputDirectory: out, executable: try ChildProcess.currentExecutablePath())
         let console = RunConsole(prefix: "rank \(rank.rank): ")
-        let runner = try ScenarioRunner.forRank(scenario: loaded, run: runID, localWorldSize: rank.localWorldSize, options: options, onEvent: console.handle)
+        let runner = try ScenarioRunner.forRank(
+            scenario: loaded, run: runID, localWorldSize: rank.localWorldSize, options: options, onEvent: console.handle
+        )
         let results = try runner.runRank(rank, environment: environment)
         console.finish()
         printProgress("rank \(rank.rank): results: \(runner.rankResultsPath(rank, run: runner.scenario.runs[0].id))")
@@ -60,7 +70,8 @@ struct MeasureRankCommand: ParsableCommand {
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
-        abstract: "Combine the rank files of measure-rank: one results file per node and one for the job, with the machine-level claims.",
+        abstract:
+            "Combine the rank files of measure-rank: one results file per node and one for the job, with the machine-level claims.",
         discussion: """
             Reads every DIR/<scenario>-<run>-rank<R>.json and writes OUT/<scenario>.json (the job), \
             OUT/<scenario>-node-<hostname>.json (each node) and the job's markdown report OUT/<scenario>.md. \
@@ -87,13 +98,15 @@ struct MergeCommand: ParsableCommand {
         let merged = try RankMerge.merge(inputs)
         let name = merged.job.scenario.name
         for (node, results) in merged.nodes {
-            try ResultsFile.write(ResultsFile.encode(results), to: folder + "/\(name)-node-\(RankFiles.safe(node)).json")
+            try ResultsFile.write(
+                ResultsFile.encode(results), to: folder + "/\(name)-node-\(RankFiles.safe(node)).json")
         }
         let jobPath = folder + "/\(name).json"
         try ResultsFile.write(ResultsFile.encode(merged.job), to: jobPath)
         let written = try MarkdownReport.write(merged.job, resultsPath: jobPath, folder: folder)
         print(SummaryTable.render(merged.job), terminator: "")
-        printProgress("merged \(inputs.count) rank file(s) of \(merged.nodes.count) node(s): \(jobPath); report \(written[0])")
+        printProgress(
+            "merged \(inputs.count) rank file(s) of \(merged.nodes.count) node(s): \(jobPath); report \(written[0])")
         return merged.job
     }
 }
@@ -106,7 +119,9 @@ enum RankFiles {
         }
         let files = names.filter(isRankFile).sorted().map { directory + "/" + $0 }
         guard !files.isEmpty else {
-            throw ReportError("\(directory): no rank results files (<scenario>-<run>-rank<R>.json, written by measure-rank)", category: .missingInput)
+            throw ReportError(
+                "\(directory): no rank results files (<scenario>-<run>-rank<R>.json, written by measure-rank)",
+                category: .missingInput)
         }
         return try files.map { ($0, try ResultsFile.load(path: $0)) }
     }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import Harness
-import ResultsFormat
 import Reports
+import ResultsFormat
 import TensorEngine
 
 /// `bigmodel-bench report RESULTS.json`: re-renders a results file as markdown with charts, normalised JSON,
@@ -10,7 +10,8 @@ import TensorEngine
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Render a results file: markdown with SVG charts, normalised JSON, github-benchmark or Bencher (BMF) JSON.",
+        abstract:
+            "Render a results file: markdown with SVG charts, normalised JSON, github-benchmark or Bencher (BMF) JSON.",
         discussion: """
             markdown (default) writes <scenario>.md and its SVG charts next to the results file, or into --out \
             (a folder, or a path ending in .md; '-' prints the markdown alone). json re-emits the results normalised \
@@ -39,15 +40,20 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "markdown, json, github-benchmark, bmf or summary (the table run prints).")
     var format: OutputFormat = .markdown
 
-    @Option(name: .customLong("out"), help: "Where to write: a file, a folder (markdown), or '-' for stdout.", completion: .file())
+    @Option(
+        name: .customLong("out"), help: "Where to write: a file, a folder (markdown), or '-' for stdout.",
+        completion: .file())
     var out: String?
 
-    @Option(help: "github-benchmark and bmf: only these figures, comma-separated: \(Metric.names.joined(separator: ", ")).")
+    @Option(
+        help: "github-benchmark and bmf: only these figures, comma-separated: \(Metric.names.joined(separator: ", ")).")
     var metrics: String?
 
     func validate() throws {
         if let metrics, Self.metrics(metrics) == nil {
-            throw ValidationError("--metrics takes figures from \(Metric.names.joined(separator: ", ")), comma-separated, not '\(metrics)'")
+            throw ValidationError(
+                "--metrics takes figures from \(Metric.names.joined(separator: ", ")), comma-separated, not '\(metrics)'"
+            )
         }
     }
 
@@ -89,14 +95,17 @@ struct ReportCommand: ParsableCommand {
         if out == "-" {
             let report = MarkdownReport.render(loaded, resultsLink: results)
             print(report.markdown, terminator: "")
-            printProgress("markdown only: the \(report.charts.count) chart(s) it references were not written (use --out DIR)")
+            printProgress(
+                "markdown only: the \(report.charts.count) chart(s) it references were not written (use --out DIR)")
             return
         }
         let folder: String
         var name: String? = nil
         if let out {
             var isDirectory: ObjCBool = false
-            if out.hasSuffix(".md") && !(FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) && isDirectory.boolValue) {
+            if out.hasSuffix(".md")
+                && !(FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) && isDirectory.boolValue)
+            {
                 let url = URL(fileURLWithPath: out)
                 folder = url.deletingLastPathComponent().path
                 name = url.lastPathComponent

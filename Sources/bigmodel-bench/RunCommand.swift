@@ -2,16 +2,17 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 import Harness
-import ResultsFormat
 import Loading
-import Reports
-import TensorEngine
 import OSLayer
+import Reports
+import ResultsFormat
+import TensorEngine
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a scenario: every strategy in its own measured process, each claim checked against what the OS saw.",
+        abstract:
+            "Run a scenario: every strategy in its own measured process, each claim checked against what the OS saw.",
         discussion: """
             Writes DIR/<scenario>.json after every completed run (atomically), so an interrupt loses nothing measured, \
             and at the end the markdown report DIR/<scenario>.md with its SVG charts. With --baseline FILE the results \
@@ -25,7 +26,10 @@ struct RunCommand: ParsableCommand {
               bigmodel-bench run scenarios/gemma7b.json --only low-memory,sharded --ranks 4
             """)
 
-    @Argument(help: "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist).", completion: .file(extensions: ["json"]))
+    @Argument(
+        help:
+            "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist).",
+        completion: .file(extensions: ["json"]))
     var scenario: String
 
     @OptionGroup var scenarioOptions: ScenarioOptions
@@ -42,13 +46,19 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print the results JSON on stdout instead of the summary table.")
     var json = false
 
-    @Option(help: "Load every run with N processes at once, as N ranks on a training node (machine-level figures and claims).")
+    @Option(
+        help:
+            "Load every run with N processes at once, as N ranks on a training node (machine-level figures and claims)."
+    )
     var ranks: Int?
 
     @Option(help: "Compare the results with this baseline results file at the end (as `compare` does).")
     var baseline: String?
 
-    @Option(help: ArgumentHelp("Save the results as a baseline file for later --baseline comparisons (only when every run completed).", valueName: "file"), completion: .file(extensions: ["json"]))
+    @Option(
+        help: ArgumentHelp(
+            "Save the results as a baseline file for later --baseline comparisons (only when every run completed).",
+            valueName: "file"), completion: .file(extensions: ["json"]))
     var saveBaseline: String?
 
     @OptionGroup(title: "Comparison with --baseline")
@@ -68,10 +78,13 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let (results, resultsPath) = try reportingErrors { try runScenario() }
         let report = writeReport(results, resultsPath: resultsPath)
-        print(json ? String(decoding: try ResultsCodec.encode(results), as: UTF8.self) : SummaryTable.render(results), terminator: "")
+        print(
+            json ? String(decoding: try ResultsCodec.encode(results), as: UTF8.self) : SummaryTable.render(results),
+            terminator: "")
         let comparison = compareWithBaseline(results, resultsPath: resultsPath)
         let saved = saveAsBaseline(results)
-        let status = ExitStatus.forRun(results: results, comparison: comparison, report: saved == .success ? report : saved)
+        let status = ExitStatus.forRun(
+            results: results, comparison: comparison, report: saved == .success ? report : saved)
         if status != .success { throw ExitCode(status.rawValue) }
     }
 
@@ -108,7 +121,8 @@ struct RunCommand: ParsableCommand {
     private func saveAsBaseline(_ results: ScenarioResults) -> ExitStatus {
         guard let saveBaseline else { return .success }
         guard results.complete else {
-            printWarning("not saved as a baseline: the run stopped early (\(results.stoppedReason?.rawValue ?? "incomplete"))")
+            printWarning(
+                "not saved as a baseline: the run stopped early (\(results.stoppedReason?.rawValue ?? "incomplete"))")
             return .success
         }
         do {
@@ -126,7 +140,8 @@ struct RunCommand: ParsableCommand {
         if !json { print("") }
         do {
             return try CompareOptions.compare(
-                baselinePath: baseline, current: results, currentPath: resultsPath, options: try comparison.resolved(), json: false, toStandardError: json)
+                baselinePath: baseline, current: results, currentPath: resultsPath, options: try comparison.resolved(),
+                json: false, toStandardError: json)
         } catch let error as any ReportableError {
             printError(error.description)
             return ExitStatus(error.category)
@@ -162,7 +177,9 @@ final class RunConsole {
         case .generating(let done, let total):
             let decile = total > 0 ? done * 10 / total : 10
             if redraws {
-                status("generating checkpoint: \(ByteSize.fixed(Double(done) * 100 / Double(max(total, 1)), digits: 1))% of \(ByteSize.decimal(total))")
+                status(
+                    "generating checkpoint: \(ByteSize.fixed(Double(done) * 100 / Double(max(total, 1)), digits: 1))% of \(ByteSize.decimal(total))"
+                )
             } else if decile != lastGenerationDecile {
                 lastGenerationDecile = decile
                 line("generating checkpoint: \(decile * 10)% of \(ByteSize.decimal(total))")
@@ -170,14 +187,21 @@ final class RunConsole {
         case .runStarted(let index, let count, let id, let repeatIndex):
             runStart = .now
             remaining = count - index
-            let eta = runSeconds.isEmpty ? "" : ", ETA \(ByteSize.fixed(runSeconds.reduce(0, +) / Double(runSeconds.count) * Double(remaining + 1), digits: 0)) s"
+            let eta =
+                runSeconds.isEmpty
+                ? ""
+                : ", ETA \(ByteSize.fixed(runSeconds.reduce(0, +) / Double(runSeconds.count) * Double(remaining + 1), digits: 0)) s"
             line("[\(index)/\(count)] \(id)\(repeatIndex > 0 ? " (repeat \(repeatIndex + 1))" : "")\(eta)")
         case .phase(let id, let name, let bytes, let elapsed):
-            let text = "  \(id): \(name)" + (bytes.map { " · ledger \(ByteSize.binary($0))" } ?? "") + " · \(ByteSize.fixed(elapsed, digits: 1)) s"
+            let text =
+                "  \(id): \(name)" + (bytes.map { " · ledger \(ByteSize.binary($0))" } ?? "")
+                + " · \(ByteSize.fixed(elapsed, digits: 1)) s"
             if redraws { status(text) } else { line(text) }
         case .runFinished(let result):
             runSeconds.append((ContinuousClock.now - runStart).inSeconds)
-            line("  \(result.id)\(result.rank.map { " r\($0)" } ?? ""): \(result.verdict.rawValue) — \(result.verdictDetail)")
+            line(
+                "  \(result.id)\(result.rank.map { " r\($0)" } ?? ""): \(result.verdict.rawValue) — \(result.verdictDetail)"
+            )
         case .machineFinished(let machine):
             line("  \(machine.id) × \(machine.ranks) ranks: \(machine.verdict.rawValue) — \(machine.verdictDetail)")
         }
@@ -210,10 +234,17 @@ enum SummaryTable {
         var rows =
             narrow
             ? [["run", "predicted", "VmHWM Δ", "verdict", "seconds", "× floor"]]
-            : [["run", "predicted", "RSS peak Δ anon / file", "VmHWM Δ", "jemalloc peak Δ", "ledger peak", "verdict", "seconds", "× floor"]]
+            : [
+                [
+                    "run", "predicted", "RSS peak Δ anon / file", "VmHWM Δ", "jemalloc peak Δ", "ledger peak",
+                    "verdict", "seconds", "× floor",
+                ]
+            ]
         for run in results.runs {
             let m = run.measurement
-            let label = run.id + (results.scenario.repeatCount > 1 ? " #\(run.repeatIndex + 1)" : "") + (run.rank.map { " r\($0)" } ?? "")
+            let label =
+                run.id + (results.scenario.repeatCount > 1 ? " #\(run.repeatIndex + 1)" : "")
+                + (run.rank.map { " r\($0)" } ?? "")
             let predicted = run.predictedPeakBytes.map { ByteSize.binary($0) } ?? "-"
             let seconds = run.seconds.map { ByteSize.fixed($0, digits: 2) } ?? "-"
             let floor = run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-"
@@ -221,17 +252,21 @@ enum SummaryTable {
                 narrow
                     ? [label, predicted, size(m?.peaks[.vmhwm]), run.verdict.rawValue, seconds, floor]
                     : [
-                        label, predicted, "\(size(m?.peaks[.rssAnon])) / \(size(m?.peaks[.rssFile]))", size(m?.peaks[.vmhwm]),
-                        size(m?.peaks[.jemallocAllocated]), size(m?.ledgerPeakBytes), run.verdict.rawValue, seconds, floor,
+                        label, predicted, "\(size(m?.peaks[.rssAnon])) / \(size(m?.peaks[.rssFile]))",
+                        size(m?.peaks[.vmhwm]),
+                        size(m?.peaks[.jemallocAllocated]), size(m?.ledgerPeakBytes), run.verdict.rawValue, seconds,
+                        floor,
                     ])
         }
         let verdictColumn = narrow ? 3 : 6
-        var out = "\n\(results.scenario.name) at scale \(results.scale.chosen) (\(results.checkpoint.totalSizeBytes) checkpoint bytes, \(ByteSize.decimal(results.checkpoint.totalSizeBytes)))\n"
+        var out =
+            "\n\(results.scenario.name) at scale \(results.scale.chosen) (\(results.checkpoint.totalSizeBytes) checkpoint bytes, \(ByteSize.decimal(results.checkpoint.totalSizeBytes)))\n"
         out += TextTable.render(rows, rightAligned: narrow ? [1, 2, 4, 5] : [1, 2, 3, 4, 5, 7, 8]) { _, column, cell in
             column == verdictColumn ? VerdictColour.paint(cell) : cell
         }
         out += machineTable(results.machineRuns ?? [])
-        out += "sizes in GiB/MiB (binary); Δ = peak minus the child's baseline before the load; predicted = the strategy's ledger formula\n"
+        out +=
+            "sizes in GiB/MiB (binary); Δ = peak minus the child's baseline before the load; predicted = the strategy's ledger formula\n"
         return out
     }
 
@@ -241,10 +276,12 @@ enum SummaryTable {
         var rows = [["machine", "ranks", "node", "Σ VmRSS Δ", "Σ RssAnon Δ", "Σ Pss Δ", "Σ Pss Δ held", "verdict"]]
         for m in machines {
             rows.append([
-                m.id, String(m.ranks), m.node, size(m.peaks[.sumRss]), size(m.peaks[.sumRssAnon]), size(m.peaks[.sumPss]), size(m.held?[.sumPss]),
+                m.id, String(m.ranks), m.node, size(m.peaks[.sumRss]), size(m.peaks[.sumRssAnon]),
+                size(m.peaks[.sumPss]), size(m.held?[.sumPss]),
                 m.verdict.rawValue,
             ])
         }
-        return "\n" + TextTable.render(rows, rightAligned: [1, 3, 4, 5, 6]) + "Σ … Δ: the largest sum of the ranks' figures over their baselines; held: at the moment every rank held its model\n"
+        return "\n" + TextTable.render(rows, rightAligned: [1, 3, 4, 5, 6])
+            + "Σ … Δ: the largest sum of the ranks' figures over their baselines; held: at the moment every rank held its model\n"
     }
 }

@@ -9,15 +9,21 @@ struct ScenarioOptions: ParsableArguments {
     @Option(name: .customLong("repeat"), help: "Repeat each run N times (1…100).")
     var repeatCount: Int?
 
-    @Option(help: "Cache folder for generated checkpoints, run logs and the ranks' barrier files (shared by a node's ranks).")
+    @Option(
+        help:
+            "Cache folder for generated checkpoints, run logs and the ranks' barrier files (shared by a node's ranks).")
     var workDir: String = ".bigmodel-bench"
 
     @Option(
-        help: "Measure every run with these loaders, comma-separated: engine, transformers (e.g. engine,transformers: side by side).",
+        help:
+            "Measure every run with these loaders, comma-separated: engine, transformers (e.g. engine,transformers: side by side).",
         transform: SubjectsArgument.parse)
     var subject: SubjectsArgument?
 
-    @Option(help: "The Python interpreter of the transformers subject (default: the scenario's \"python\", else $BIGMODEL_BENCH_PYTHON, else the venv scripts/setup --test makes, else python3).")
+    @Option(
+        help:
+            "The Python interpreter of the transformers subject (default: the scenario's \"python\", else $BIGMODEL_BENCH_PYTHON, else the venv scripts/setup --test makes, else python3)."
+    )
     var python: String?
 
     func validate() throws {
@@ -25,9 +31,11 @@ struct ScenarioOptions: ParsableArguments {
     }
 
     /// The runner's options for results written to `outputDirectory` by children started from `executable`.
-    func runnerOptions(outputDirectory: String, executable: String, only: Set<String>? = nil) -> ScenarioRunner.Options {
+    func runnerOptions(outputDirectory: String, executable: String, only: Set<String>? = nil) -> ScenarioRunner.Options
+    {
         var options = ScenarioRunner.Options(
-            scale: scale?.request, only: only, repeatCount: repeatCount, outputDirectory: outputDirectory, workDirectory: workDir,
+            scale: scale?.request, only: only, repeatCount: repeatCount, outputDirectory: outputDirectory,
+            workDirectory: workDir,
             executable: executable)
         options.subjects = subject?.subjects
         options.python = python

@@ -7,7 +7,9 @@ import OSLayer
 enum TextTable {
     /// `style`, when given, decorates each padded body cell (row index from 1, column index) after the layout,
     /// so escape sequences never count toward a column's width.
-    static func render(_ rows: [[String]], rightAligned: Set<Int> = [], style: ((Int, Int, String) -> String)? = nil) -> String {
+    static func render(_ rows: [[String]], rightAligned: Set<Int> = [], style: ((Int, Int, String) -> String)? = nil)
+        -> String
+    {
         guard let header = rows.first else { return "" }
         var widths = Array(repeating: 0, count: header.count)
         for row in rows {

@@ -5,7 +5,8 @@ import TensorEngine
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Run every check on a checkpoint and read every byte; print ok and the totals, or the first error (exit 65).",
+        abstract:
+            "Run every check on a checkpoint and read every byte; print ok and the totals, or the first error (exit 65).",
         discussion: "Examples: bigmodel-bench verify /tmp/model")
 
     @Argument(help: "A .safetensors file, a model.safetensors.index.json, or a checkpoint folder.", completion: .file())
@@ -18,7 +19,8 @@ struct VerifyCommand: ParsableCommand {
             for warning in checkpoint.warnings { printWarning(warning) }
             print(
                 "ok: \(checkpoint.files.count) file(s), \(checkpoint.tensors.count) tensors, \(checkpoint.totalParameters) parameters, "
-                    + "\(bytes) tensor bytes read (\(ByteSize.binary(bytes))), largest shard \(checkpoint.largestShardBytes) bytes")
+                    + "\(bytes) tensor bytes read (\(ByteSize.binary(bytes))), largest shard \(checkpoint.largestShardBytes) bytes"
+            )
         }
     }
 }

@@ -1,7 +1,7 @@
 import Testing
 
-@testable import TensorEngine
 @testable import OSLayer
+@testable import TensorEngine
 
 @Suite("ByteSize")
 struct ByteSizeTests {

@@ -16,13 +16,16 @@ private let llamaShardsAt200KB: [[String]] = [
         "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.o_proj.weight",
     ],  // 180,224 bytes; + gate (49,152) would exceed 200,000
     [
-        "model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight",
+        "model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.mlp.down_proj.weight",
         "model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
-        "model.layers.1.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.v_proj.weight",
+        "model.layers.1.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight",
+        "model.layers.1.self_attn.v_proj.weight",
         "model.layers.1.self_attn.o_proj.weight",
     ],  // 197,120 bytes
     [
-        "model.layers.1.mlp.gate_proj.weight", "model.layers.1.mlp.up_proj.weight", "model.layers.1.mlp.down_proj.weight",
+        "model.layers.1.mlp.gate_proj.weight", "model.layers.1.mlp.up_proj.weight",
+        "model.layers.1.mlp.down_proj.weight",
         "model.layers.1.input_layernorm.weight", "model.layers.1.post_attention_layernorm.weight", "model.norm.weight",
     ],  // 148,224 bytes; + lm_head (131,072) would exceed
     ["lm_head.weight"],  // 131,072 bytes
@@ -54,7 +57,9 @@ struct CLITests {
     /// round, each strategy's ledger peak its formula's bytes, the first touch of naive's peak (M_t + M_ck).
     @Test func benchLoadTimesEveryCaseOnTheFixture() throws {
         let path = FixturePaths.path("gemma-tiny-bf16-sharded")
-        let result = try Executable.run(["bench", "load", "--checkpoint", path, "--repeat", "2", "--no-peers", "--json"])
+        let result = try Executable.run([
+            "bench", "load", "--checkpoint", path, "--repeat", "2", "--no-peers", "--json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONParser().parse(Array(result.stdout.utf8))
         #expect(report["tensor_bytes"]?.numberValue?.intValue == 369_280)
@@ -64,15 +69,22 @@ struct CLITests {
         #expect(report["first_touch"]?["bytes"]?.numberValue?.intValue == 738_560)
         #expect(report["first_touch"]?["seconds"]?.arrayValue?.count == 2)
         let cases = report["cases"]?.arrayValue ?? []
-        #expect(cases.map { $0["name"]?.stringValue } == ["floor", "naive", "sharded", "low-memory", "dtype-direct→float16", "load-then-cast→float16", "mmap"])
-        #expect(cases.map { $0["ledger_peak_bytes"]?.numberValue?.intValue } == [nil, 738_560, 500_352, 369_280, 500_352, 869_632, 0])
+        #expect(
+            cases.map { $0["name"]?.stringValue } == [
+                "floor", "naive", "sharded", "low-memory", "dtype-direct→float16", "load-then-cast→float16", "mmap",
+            ])
+        #expect(
+            cases.map { $0["ledger_peak_bytes"]?.numberValue?.intValue } == [
+                nil, 738_560, 500_352, 369_280, 500_352, 869_632, 0,
+            ])
         #expect(cases.allSatisfy { $0["seconds"]?.arrayValue?.count == 2 })
         #expect(cases.allSatisfy { $0["ledger_peak_bytes"] == $0["predicted_peak_bytes"] })
 
         let table = try Executable.run(["bench", "load", "--checkpoint", path, "--repeat", "1", "--no-peers"])
         #expect(table.status == 0, "\(table.stderr)")
         #expect(table.stdout.contains("369280 tensor bytes (369.28 KB) in 4 file(s)"))
-        #expect(table.stdout.contains("first touch (before the rounds): 738.56 KB of fresh madvise(MADV_HUGEPAGE) memory"))
+        #expect(
+            table.stdout.contains("first touch (before the rounds): 738.56 KB of fresh madvise(MADV_HUGEPAGE) memory"))
         #expect(table.stdout.contains("naive read checkpoint: median "))
         #expect(table.stdout.contains("× first touch"))
     }
@@ -103,7 +115,8 @@ struct CLITests {
         #expect(help.contains("Largest shard in tensor bytes at full size. (default: 5GB)"), "\(help)")
         #expect(!help.contains("SizeArgument"))
         let run = words(try Executable.run(["run", "--help"]).stdout)
-        #expect(run.contains("Folder for the results. (default: Reports)") && !run.contains("(default Reports/)"), "\(run)")
+        #expect(
+            run.contains("Folder for the results. (default: Reports)") && !run.contains("(default Reports/)"), "\(run)")
     }
 
     /// `fit` at 16, 24 and 80 GiB for gemma7b (17.08 GB of bfloat16 weights in 4 shards of ≤ 5 GB): the
@@ -114,8 +127,12 @@ struct CLITests {
         // do not fit; device-map fits only by leaving weights on disk, so it is not the pick while another path loads.
         let small = try Executable.run(["fit", scenario, "--memory", "16GiB"])
         #expect(small.status == 0, "\(small.stdout)\(small.stderr)")
-        #expect(small.stdout.contains("pick: low-memory, 15.90 GiB predicted, 99.67 MiB to spare (tight"), "\(small.stdout)")
-        #expect(small.stdout.contains("naive                       1         31.81 GiB  31.81 GiB  −15.81 GiB  does not fit"))
+        #expect(
+            small.stdout.contains("pick: low-memory, 15.90 GiB predicted, 99.67 MiB to spare (tight"), "\(small.stdout)"
+        )
+        #expect(
+            small.stdout.contains(
+                "naive                       1         31.81 GiB  31.81 GiB  −15.81 GiB  does not fit"))
         let none = try Executable.run(["fit", scenario, "--memory", "4GiB"])
         #expect(none.status == 1)
         #expect(none.stdout.contains("no path fits in 4.00 GiB"), "\(none.stdout)")
@@ -123,14 +140,21 @@ struct CLITests {
         #expect(medium.status == 0, "\(medium.stderr)")
         let answer = try parseJSON(medium.stdout)
         let paths = try #require(answer["paths"]?.arrayValue)
-        let status = Dictionary(uniqueKeysWithValues: paths.compactMap { p in p["path"]?.stringValue.map { ($0, p["status"]?.stringValue ?? "") } })
+        let status = Dictionary(
+            uniqueKeysWithValues: paths.compactMap { p in
+                p["path"]?.stringValue.map { ($0, p["status"]?.stringValue ?? "") }
+            })
         #expect(status["naive"] == "does_not_fit")
         #expect(status["low-memory"] == "fits")
         #expect(answer["pick"]?.stringValue == "low-memory")
         let model = try #require(answer["model_bytes"]?.numberValue?.intValue)
-        let low = try #require(paths.first { $0["path"]?.stringValue == "low-memory" }?["predicted_peak_bytes"]?.numberValue?.intValue)
-        let naive = try #require(paths.first { $0["path"]?.stringValue == "naive" }?["predicted_peak_bytes"]?.numberValue?.intValue)
-        #expect(model == 17_075_361_792 && naive == 2 * model && low >= model && low < model + (64 << 20), "\(model) \(naive) \(low)")
+        let low = try #require(
+            paths.first { $0["path"]?.stringValue == "low-memory" }?["predicted_peak_bytes"]?.numberValue?.intValue)
+        let naive = try #require(
+            paths.first { $0["path"]?.stringValue == "naive" }?["predicted_peak_bytes"]?.numberValue?.intValue)
+        #expect(
+            model == 17_075_361_792 && naive == 2 * model && low >= model && low < model + (64 << 20),
+            "\(model) \(naive) \(low)")
         let large = try Executable.run(["fit", scenario, "--memory", "80GiB"])
         #expect(large.status == 0)
         #expect(!large.stdout.contains("does not fit"), "\(large.stdout)")
@@ -143,7 +167,9 @@ struct CLITests {
         for command in ["inspect", "verify"] {
             let result = try Executable.run([command, "/nonexistent-cptests/model"])
             #expect(result.status == 66)
-            #expect(result.stderr == "bigmodel-bench: error: /nonexistent-cptests/model: open failed: no such file or directory\n")
+            #expect(
+                result.stderr
+                    == "bigmodel-bench: error: /nonexistent-cptests/model: open failed: no such file or directory\n")
         }
         let out = try TemporaryFolder("cli")
         defer { out.remove() }
@@ -178,18 +204,33 @@ struct CLITests {
         #expect(strategy.status == 64)
         #expect(
             strategy.stderrLines.first
-                == "Error: The value 'fast' is invalid for '--strategy <strategy>': use one of naive, sharded, low-memory, dtype-direct, load-then-cast, device-map, mmap")
-        let scaling = try Executable.run(["generate", "--config", llama + "/config.json", "--scaling", "cols", "--dry-run"])
+                == "Error: The value 'fast' is invalid for '--strategy <strategy>': use one of naive, sharded, low-memory, dtype-direct, load-then-cast, device-map, mmap"
+        )
+        let scaling = try Executable.run([
+            "generate", "--config", llama + "/config.json", "--scaling", "cols", "--dry-run",
+        ])
         #expect(scaling.status == 64)
-        #expect(scaling.stderrLines.first == "Error: The value 'cols' is invalid for '--scaling <scaling>': use one of rows, layers")
+        #expect(
+            scaling.stderrLines.first
+                == "Error: The value 'cols' is invalid for '--scaling <scaling>': use one of rows, layers")
         let scenario = FixturePaths.repository + "/Scenarios/smoke.json"
         for (arguments, line) in [
-            (["run", scenario, "--scale", "0"], "Error: The value '0' is invalid for '--scale <scale>': a scale is a number in (0, 1] or 'fit'"),
-            (["measure-rank", scenario, "--run-id", "naive", "--out", "x", "--subject", "engine,torch"],
-             "Error: The value 'engine,torch' is invalid for '--subject <subject>': takes engine and/or transformers, comma-separated (a command subject is given in the scenario)"),
-            (["compare", scenario, scenario, "--threshold=-1%"], "Error: The value '-1%' is invalid for '--threshold <threshold>': use a percentage such as 5% or 2.5"),
-            (["compare", scenario, scenario, "--absolute", "lots"],
-             "Error: The value 'lots' is invalid for '--absolute <absolute>': not a size; use a number of bytes or a size such as 5GB, 1.5GiB or 500MB"),
+            (
+                ["run", scenario, "--scale", "0"],
+                "Error: The value '0' is invalid for '--scale <scale>': a scale is a number in (0, 1] or 'fit'"
+            ),
+            (
+                ["measure-rank", scenario, "--run-id", "naive", "--out", "x", "--subject", "engine,torch"],
+                "Error: The value 'engine,torch' is invalid for '--subject <subject>': takes engine and/or transformers, comma-separated (a command subject is given in the scenario)"
+            ),
+            (
+                ["compare", scenario, scenario, "--threshold=-1%"],
+                "Error: The value '-1%' is invalid for '--threshold <threshold>': use a percentage such as 5% or 2.5"
+            ),
+            (
+                ["compare", scenario, scenario, "--absolute", "lots"],
+                "Error: The value 'lots' is invalid for '--absolute <absolute>': not a size; use a number of bytes or a size such as 5GB, 1.5GiB or 500MB"
+            ),
         ] {
             let result = try Executable.run(arguments)
             #expect(result.status == 64, "\(arguments)")
@@ -215,7 +256,8 @@ struct CLITests {
         let tensors = try #require(json["tensors"]?.arrayValue)
         #expect(tensors.count == 20)
         #expect(tensors.allSatisfy { $0["sha256"] == nil })
-        let expected = Dictionary(uniqueKeysWithValues: try expectedTensors("gemma-tiny-bf16-sharded").map { ($0.name, $0) })
+        let expected = Dictionary(
+            uniqueKeysWithValues: try expectedTensors("gemma-tiny-bf16-sharded").map { ($0.name, $0) })
         for tensor in tensors {
             let name = try #require(tensor["name"]?.stringValue)
             let want = try #require(expected[name])
@@ -258,17 +300,27 @@ struct CLITests {
         let verify = try Executable.run(["verify", gemma])
         #expect(verify.status == 0)
         #expect(verify.stderr == "")
-        #expect(verify.stdout == "ok: 4 file(s), 20 tensors, 184640 parameters, 369280 tensor bytes read (360.63 KiB), largest shard 131072 bytes\n")
+        #expect(
+            verify.stdout
+                == "ok: 4 file(s), 20 tensors, 184640 parameters, 369280 tensor bytes read (360.63 KiB), largest shard 131072 bytes\n"
+        )
     }
 
     @Test func verifyWarnsAboutWrongTotalSize() throws {
         let folder = try TemporaryFolder("cli")
         defer { folder.remove() }
-        try writeSafetensors([(TensorSpec(name: "a", dtype: .f32, shape: [2]), float32Bytes([1, 2]))], metadata: ["format": "pt"], to: folder.file("model-00001-of-00001.safetensors"))
-        try folder.write(ShardIndex.fileName, text: #"{"metadata": {"total_size": 9}, "weight_map": {"a": "model-00001-of-00001.safetensors"}}"#)
+        try writeSafetensors(
+            [(TensorSpec(name: "a", dtype: .f32, shape: [2]), float32Bytes([1, 2]))], metadata: ["format": "pt"],
+            to: folder.file("model-00001-of-00001.safetensors"))
+        try folder.write(
+            ShardIndex.fileName,
+            text: #"{"metadata": {"total_size": 9}, "weight_map": {"a": "model-00001-of-00001.safetensors"}}"#)
         let result = try Executable.run(["verify", folder.path])
         #expect(result.status == 0)
-        #expect(result.stderr == "bigmodel-bench: warning: model.safetensors.index.json: metadata.total_size is 9 but the shards hold 8 tensor bytes\n")
+        #expect(
+            result.stderr
+                == "bigmodel-bench: warning: model.safetensors.index.json: metadata.total_size is 9 but the shards hold 8 tensor bytes\n"
+        )
     }
 
     /// Checks a resharded folder against the source fixture's expected.json: every tensor's bytes are the
@@ -301,10 +353,12 @@ struct CLITests {
         #expect(result.stdout.hasPrefix("wrote 8 file(s) to \(out): 656640 tensor bytes in "))
         // Only the destination is left beside it: no staging folder.
         #expect(try parent.contents() == ["llama-200KB"])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == [
-            "config.json", "expected.json", "generation_config.json", "model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
-            "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors", "model.safetensors.index.json",
-        ])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: out).sorted() == [
+                "config.json", "expected.json", "generation_config.json", "model-00001-of-00004.safetensors",
+                "model-00002-of-00004.safetensors",
+                "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors", "model.safetensors.index.json",
+            ])
 
         let checkpoint = try checkResharded(out, source: "llama-tiny-f32-single")
         #expect(checkpoint.format == .sharded)
@@ -339,17 +393,22 @@ struct CLITests {
         defer { parent.remove() }
         // Regression: "--out DIR/" used to stage inside DIR, then remove DIR with the staged files (exit 74).
         let new = parent.file("new") + "/"
-        let first = try Executable.run(["reshard", FixturePaths.path("dtypes/dtypes.safetensors"), "--out", new, "--max-shard-size", "1KB"])
+        let first = try Executable.run([
+            "reshard", FixturePaths.path("dtypes/dtypes.safetensors"), "--out", new, "--max-shard-size", "1KB",
+        ])
         #expect(first.status == 0, "\(first.stderr)")
         try FileManager.default.createDirectory(atPath: parent.file("empty"), withIntermediateDirectories: false)
-        let second = try Executable.run(["reshard", FixturePaths.path("dtypes/dtypes.safetensors"), "--out", parent.file("empty") + "//"])
+        let second = try Executable.run([
+            "reshard", FixturePaths.path("dtypes/dtypes.safetensors"), "--out", parent.file("empty") + "//",
+        ])
         #expect(second.status == 0, "\(second.stderr)")
         #expect(try parent.contents() == ["empty", "new"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.file("empty")) == ["model.safetensors"])
         #expect(try checkResharded(parent.file("new"), source: "dtypes").files.count == 5)
         // "--out ." from inside an empty folder: it used to stage inside ".", remove it, and fail (exit 74).
         try FileManager.default.createDirectory(atPath: parent.file("here"), withIntermediateDirectories: false)
-        let dot = try Executable.run(["reshard", FixturePaths.path("dtypes/dtypes.safetensors"), "--out", "."], in: parent.file("here"))
+        let dot = try Executable.run(
+            ["reshard", FixturePaths.path("dtypes/dtypes.safetensors"), "--out", "."], in: parent.file("here"))
         #expect(dot.status == 0, "\(dot.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.file("here")) == ["model.safetensors"])
         #expect(try parent.contents() == ["empty", "here", "new"])  // no staging folder left anywhere
@@ -362,29 +421,39 @@ struct CLITests {
         let parent = try TemporaryFolder("cli-reshard")
         defer { parent.remove() }
         let out = parent.file("dtypes-1KB")
-        let result = try Executable.run(["reshard", FixturePaths.path("dtypes/dtypes.safetensors"), "--out", out, "--max-shard-size", "1KB"])
+        let result = try Executable.run([
+            "reshard", FixturePaths.path("dtypes/dtypes.safetensors"), "--out", out, "--max-shard-size", "1KB",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let checkpoint = try checkResharded(out, source: "dtypes")
         // Source data order (no config.json, so no model order): i64 40, f64 4096, empty 0, f32 2048,
         // scalar 4, i32 64, bf16 1024, f16 1024, i16 48, f8_e4m3 128, f8_e5m2 128, i8 15, u8 7, bool 9, with a
         // maximum of 1,000: f64, f32, bf16 and f16 exceed it and get shards of their own, emitted at once;
         // everything else fits in the one shard still being filled (443 bytes), which comes last.
-        let groups = ShardPlan.split(sizes: [40, 4096, 0, 2048, 4, 64, 1024, 1024, 48, 128, 128, 15, 7, 9], maxShardSize: 1000)
+        let groups = ShardPlan.split(
+            sizes: [40, 4096, 0, 2048, 4, 64, 1024, 1024, 48, 128, 128, 15, 7, 9], maxShardSize: 1000)
         #expect(groups == [[1], [3], [6], [7], [0, 2, 4, 5, 8, 9, 10, 11, 12, 13]])
         #expect(checkpoint.files.map(\.header.dataByteCount) == [4096, 2048, 1024, 1024, 443])
-        #expect(checkpoint.files.map { Set($0.tensors.keys) } == [
-            ["f64"], ["f32"], ["bf16"], ["f16"], ["i64", "empty", "scalar", "i32", "i16", "f8_e4m3", "f8_e5m2", "i8", "u8", "bool"],
-        ])
+        #expect(
+            checkpoint.files.map { Set($0.tensors.keys) } == [
+                ["f64"], ["f32"], ["bf16"], ["f16"],
+                ["i64", "empty", "scalar", "i32", "i16", "f8_e4m3", "f8_e5m2", "i8", "u8", "bool"],
+            ])
         #expect(checkpoint.largestShardBytes == 4096)
         // A single-file source with no config.json beside it: no companion files.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out).filter { !$0.hasSuffix(".safetensors") } == [ShardIndex.fileName])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: out).filter { !$0.hasSuffix(".safetensors") } == [
+                ShardIndex.fileName
+            ])
     }
 
     @Test func reshardIntoNonEmptyFolderIsRefused() throws {
         let out = try TemporaryFolder("cli-reshard")
         defer { out.remove() }
         try out.write("keep.txt", text: "do not touch")
-        let result = try Executable.run(["reshard", FixturePaths.path("llama-tiny-f32-single"), "--out", out.path, "--max-shard-size", "200KB"])
+        let result = try Executable.run([
+            "reshard", FixturePaths.path("llama-tiny-f32-single"), "--out", out.path, "--max-shard-size", "200KB",
+        ])
         #expect(result.status == 64)
         #expect(result.stderrLines.count == 1)
         #expect(result.stderr.contains("already exists and is not an empty folder"))
@@ -398,7 +467,9 @@ struct CLITests {
         // No staging folder was left beside the destination.
         let parent = URL(fileURLWithPath: out.path).deletingLastPathComponent().path
         let base = URL(fileURLWithPath: out.path).lastPathComponent
-        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix(".\(base).partial") } == [])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix(".\(base).partial") }
+                == [])
     }
 
     @Test func reshardGemmaToOneFile() throws {
@@ -417,13 +488,18 @@ struct CLITests {
         let second = try Executable.run(["reshard", out, "--out", again, "--max-shard-size", "100KB"])
         #expect(second.status == 0, "\(second.stderr)")
         for name in ShardPlan.fileNames(count: 4) + [ShardIndex.fileName, "config.json", "generation_config.json"] {
-            #expect(try fileBytes(again + "/" + name) == fileBytes(FixturePaths.path("gemma-tiny-bf16-sharded/" + name)), "\(name)")
+            #expect(
+                try fileBytes(again + "/" + name) == fileBytes(FixturePaths.path("gemma-tiny-bf16-sharded/" + name)),
+                "\(name)")
         }
     }
 
     /// Loads every file `reshard` wrote with the reference implementation (Python safetensors 0.8) and
     /// compares each tensor's bytes with the source's digests.
-    @Test(.enabled(if: PythonSafetensors.available, "python3 with safetensors + numpy is needed for the interop check; skipped otherwise"))
+    @Test(
+        .enabled(
+            if: PythonSafetensors.available,
+            "python3 with safetensors + numpy is needed for the interop check; skipped otherwise"))
     func pythonLoadsReshardedFiles() throws {
         let parent = try TemporaryFolder("cli-python")
         defer { parent.remove() }
@@ -475,7 +551,8 @@ struct CLITests {
                 let got = try #require(loaded[tensor.name], "\(fixture): \(tensor.name)")
                 #expect(got["sha256"]?.stringValue == tensor.sha256, "\(tensor.name)")
                 #expect(got["dtype"]?.stringValue == tensor.dtype, "\(tensor.name)")
-                #expect(got["shape"]?.arrayValue?.compactMap { $0.numberValue?.intValue } == tensor.shape, "\(tensor.name)")
+                #expect(
+                    got["shape"]?.arrayValue?.compactMap { $0.numberValue?.intValue } == tensor.shape, "\(tensor.name)")
                 if tensor.dtype != "BF16" && !tensor.dtype.hasPrefix("F8") {
                     #expect(got["numpy"] == .bool(true), "\(tensor.name) checked through numpy")
                 }

@@ -2,8 +2,8 @@ import Foundation
 import Testing
 
 @testable import Harness
-@testable import ResultsFormat
 @testable import Reports
+@testable import ResultsFormat
 @testable import StrictJSON
 
 @Suite("Report charts")
@@ -30,10 +30,13 @@ struct ChartTests {
             #expect(root.attributes["viewBox"] == "0 0 \(SVGDocument.n(width)) \(SVGDocument.n(height))")
             // The first drawn element is a white rectangle over the whole image (legible in dark mode).
             let background = try #require(xml.elements.first { $0.name == "rect" })
-            #expect(background.attributes["fill"] == "#ffffff" && background.number("width") == width && background.number("height") == height)
+            #expect(
+                background.attributes["fill"] == "#ffffff" && background.number("width") == width
+                    && background.number("height") == height)
             #expect(xml.elements.contains { $0.name == "title" && !$0.text.isEmpty })
             // Axis labels state the unit.
-            #expect(xml.elements.contains { $0.name == "text" && $0.text.contains("MiB (1 MiB = 2^20 bytes)") }, "\(name)")
+            #expect(
+                xml.elements.contains { $0.name == "text" && $0.text.contains("MiB (1 MiB = 2^20 bytes)") }, "\(name)")
         }
     }
 
@@ -48,7 +51,9 @@ struct ChartTests {
         #expect(height == TimelineChart.plotHeight)
         // The largest figure drawn is the upper bound, 489366447 B = 466.70 MiB, so the axis runs 0 – 500 MiB in
         // 100 MiB steps; the prediction, 442535936 B, sits at 1 − 442535936 / 524288000 of the height from the top.
-        let ticks = xml.elements.filter { $0.name == "text" && $0.attributes["text-anchor"] == "end" && $0.text.hasSuffix(" MiB") }.map(\.text)
+        let ticks = xml.elements.filter {
+            $0.name == "text" && $0.attributes["text-anchor"] == "end" && $0.text.hasSuffix(" MiB")
+        }.map(\.text)
         #expect(ticks == ["0 MiB", "100 MiB", "200 MiB", "300 MiB", "400 MiB", "500 MiB"])
         let line = try #require(xml.first(id: "predicted-peak"))
         let expected = top + height * (1 - 442_535_936.0 / 524_288_000.0)
@@ -100,7 +105,9 @@ struct ChartTests {
             for j in boxes.indices where j > i {
                 let a = boxes[i]
                 let b = boxes[j]
-                if a.1 < b.1 + b.3 && b.1 < a.1 + a.3 && a.2 < b.2 + b.4 && b.2 < a.2 + a.4 { found.append("'\(a.0)' / '\(b.0)'") }
+                if a.1 < b.1 + b.3 && b.1 < a.1 + a.3 && a.2 < b.2 + b.4 && b.2 < a.2 + a.4 {
+                    found.append("'\(a.0)' / '\(b.0)'")
+                }
             }
         }
         return found
@@ -115,7 +122,9 @@ struct ChartTests {
             let boxes = Self.textBoxes(xml)
             #expect(Self.overlaps(boxes).isEmpty, "\(name): \(Self.overlaps(boxes))")
             for box in boxes {
-                #expect(box.1 >= 0 && box.1 + box.3 <= width + 0.5 && box.2 >= 0 && box.2 + box.4 <= height, "\(name): '\(box.0)' outside the image")
+                #expect(
+                    box.1 >= 0 && box.1 + box.3 <= width + 0.5 && box.2 >= 0 && box.2 + box.4 <= height,
+                    "\(name): '\(box.0)' outside the image")
             }
         }
     }
@@ -128,7 +137,9 @@ struct ChartTests {
         m.phases = (0..<40).map { i in
             let start = i == 0 ? 0.01 : 1.0 + Double(i) * 0.002
             let end = i == 0 ? 1.002 : start + 0.002
-            return PhaseRecord(name: "phase number \(i + 1) with a long name", startSeconds: start, endSeconds: end, ledgerLiveBytesAtStart: 0, ledgerLiveBytesAtEnd: 1 << 20)
+            return PhaseRecord(
+                name: "phase number \(i + 1) with a long name", startSeconds: start, endSeconds: end,
+                ledgerLiveBytesAtStart: 0, ledgerLiveBytesAtEnd: 1 << 20)
         }
         run.measurement = m
         results.runs = [run]
@@ -140,7 +151,10 @@ struct ChartTests {
         // Every phase is labelled and listed.
         for i in 1...40 {
             #expect(xml.elements.contains { $0.name == "text" && $0.text == String(i) })
-            #expect(xml.elements.contains { $0.name == "text" && $0.text.hasPrefix("\(i)  phase number \(i) with a long name:") })
+            #expect(
+                xml.elements.contains {
+                    $0.name == "text" && $0.text.hasPrefix("\(i)  phase number \(i) with a long name:")
+                })
         }
     }
 

@@ -3,22 +3,28 @@ import OrderedCollections
 import Testing
 
 @testable import Checkpoint
+@testable import OSLayer
 @testable import StrictJSON
 @testable import TensorEngine
-@testable import OSLayer
 
 /// Writes a shard holding F32 tensors `names`, each [2] = 8 bytes.
 @discardableResult
-private func writeShard(_ folder: TemporaryFolder, _ file: String, _ names: [String], metadata: OrderedDictionary<String, String>? = ["format": "pt"]) throws -> String {
+private func writeShard(
+    _ folder: TemporaryFolder, _ file: String, _ names: [String],
+    metadata: OrderedDictionary<String, String>? = ["format": "pt"]
+) throws -> String {
     let path = folder.file(file)
-    try writeSafetensors(names.map { (TensorSpec(name: $0, dtype: .f32, shape: [2]), float32Bytes([1, 2])) }, metadata: metadata, to: path)
+    try writeSafetensors(
+        names.map { (TensorSpec(name: $0, dtype: .f32, shape: [2]), float32Bytes([1, 2])) }, metadata: metadata,
+        to: path)
     return path
 }
 
 private func writeIndex(_ folder: TemporaryFolder, _ map: [(String, String)], totalSize: Int? = nil) throws {
     let entries = map.map { "\"\($0.0)\": \"\($0.1)\"" }.joined(separator: ", ")
     let size = totalSize ?? map.count * 8
-    try folder.write(ShardIndex.fileName, text: "{\"metadata\": {\"total_size\": \(size)}, \"weight_map\": {\(entries)}}")
+    try folder.write(
+        ShardIndex.fileName, text: "{\"metadata\": {\"total_size\": \(size)}, \"weight_map\": {\(entries)}}")
 }
 
 private func checkpointError(_ path: String) throws -> CheckpointError {
@@ -130,7 +136,8 @@ struct CheckpointFolderTests {
         let target = try writeShard(outside, "real.safetensors", ["a"])
         let folder = try TemporaryFolder("ckpt")
         defer { folder.remove() }
-        try FileManager.default.createSymbolicLink(atPath: folder.file("model-00001-of-00001.safetensors"), withDestinationPath: target)
+        try FileManager.default.createSymbolicLink(
+            atPath: folder.file("model-00001-of-00001.safetensors"), withDestinationPath: target)
         try writeIndex(folder, [("a", "model-00001-of-00001.safetensors")])
         let error = try checkpointError(folder.path)
         #expect(error.rule == .shardOutsideFolder)
@@ -140,9 +147,11 @@ struct CheckpointFolderTests {
         try FileManager.default.removeItem(atPath: folder.file("model-00001-of-00001.safetensors"))
         try FileManager.default.createDirectory(atPath: folder.file("blobs"), withIntermediateDirectories: true)
         try writeShard(folder, "blobs/abc123", ["a"])
-        try FileManager.default.createSymbolicLink(atPath: folder.file("model-00001-of-00001.safetensors"), withDestinationPath: "blobs/abc123")
+        try FileManager.default.createSymbolicLink(
+            atPath: folder.file("model-00001-of-00001.safetensors"), withDestinationPath: "blobs/abc123")
         #expect(try Checkpoint(path: folder.path).tensors.count == 1)
-        try FileManager.default.createSymbolicLink(atPath: outside.file("link-to-ckpt"), withDestinationPath: folder.path)
+        try FileManager.default.createSymbolicLink(
+            atPath: outside.file("link-to-ckpt"), withDestinationPath: folder.path)
         #expect(try Checkpoint(path: outside.file("link-to-ckpt")).tensors.count == 1)
 
         // A sibling folder whose name extends the checkpoint's is still outside ("/x/ckpt" vs "/x/ckpt-2").
@@ -151,7 +160,8 @@ struct CheckpointFolderTests {
         defer { try? FileManager.default.removeItem(atPath: sibling) }
         try FileManager.default.moveItem(atPath: folder.file("blobs/abc123"), toPath: sibling + "/abc123")
         try FileManager.default.removeItem(atPath: folder.file("model-00001-of-00001.safetensors"))
-        try FileManager.default.createSymbolicLink(atPath: folder.file("model-00001-of-00001.safetensors"), withDestinationPath: sibling + "/abc123")
+        try FileManager.default.createSymbolicLink(
+            atPath: folder.file("model-00001-of-00001.safetensors"), withDestinationPath: sibling + "/abc123")
         #expect(try checkpointError(folder.path).rule == .shardOutsideFolder)
     }
 
@@ -224,13 +234,20 @@ struct CheckpointFolderTests {
         defer { folder.remove() }
         try writeShard(folder, "model-00001-of-00002.safetensors", ["a"])
         try writeShard(folder, "model-00002-of-00002.safetensors", ["b"])
-        try writeIndex(folder, [("a", "model-00001-of-00002.safetensors"), ("b", "model-00002-of-00002.safetensors")], totalSize: 999)
+        try writeIndex(
+            folder, [("a", "model-00001-of-00002.safetensors"), ("b", "model-00002-of-00002.safetensors")],
+            totalSize: 999)
         let checkpoint = try Checkpoint(path: folder.path)
-        #expect(checkpoint.warnings == ["model.safetensors.index.json: metadata.total_size is 999 but the shards hold 16 tensor bytes"])
+        #expect(
+            checkpoint.warnings == [
+                "model.safetensors.index.json: metadata.total_size is 999 but the shards hold 16 tensor bytes"
+            ])
         #expect(checkpoint.totalSize == 16)
         #expect(checkpoint.largestShardBytes == 8)
         // The right figure gives no warning.
-        try writeIndex(folder, [("a", "model-00001-of-00002.safetensors"), ("b", "model-00002-of-00002.safetensors")], totalSize: 16)
+        try writeIndex(
+            folder, [("a", "model-00001-of-00002.safetensors"), ("b", "model-00002-of-00002.safetensors")],
+            totalSize: 16)
         #expect(try Checkpoint(path: folder.path).warnings == [])
     }
 

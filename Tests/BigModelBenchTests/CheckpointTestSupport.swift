@@ -63,7 +63,8 @@ func safetensorsBytes(header: String, dataCount: Int) -> [UInt8] {
 
 /// Validates whole-file bytes in memory exactly as `SafetensorsFile(path:)` does (steps 1–3 on the prefix,
 /// then 4–10 on the N header bytes).
-func parseSafetensors(_ bytes: [UInt8], file: String = "mem.safetensors") throws(SafetensorsError) -> SafetensorsHeader {
+func parseSafetensors(_ bytes: [UInt8], file: String = "mem.safetensors") throws(SafetensorsError) -> SafetensorsHeader
+{
     let n = try SafetensorsHeader.headerByteCount(prefix: bytes.prefix(8), fileSize: bytes.count, file: file)
     return try SafetensorsHeader.parse(headerBytes: Array(bytes[8..<(8 + n)]), fileSize: bytes.count, file: file)
 }
@@ -80,7 +81,9 @@ func inMemoryRule(_ bytes: [UInt8]) -> SafetensorsRule? {
 
 /// The rule `SafetensorsFile(path:)` reports for these bytes written to a file, or nil when it opens.
 /// Any error other than `SafetensorsError` is recorded as an issue.
-func fileRule(_ bytes: [UInt8], in folder: TemporaryFolder, name: String = "case.safetensors") throws -> SafetensorsRule? {
+func fileRule(_ bytes: [UInt8], in folder: TemporaryFolder, name: String = "case.safetensors") throws
+    -> SafetensorsRule?
+{
     let path = try folder.write(name, bytes)
     do {
         _ = try SafetensorsFile(path: path)
@@ -180,7 +183,8 @@ enum Executable {
     /// Starts the tool in the background, its output discarded: for a test that signals it or races it.
     static func start(_ arguments: [String]) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(path, "bigmodel-bench was not found beside the test binary"))
+        process.executableURL = URL(
+            fileURLWithPath: try #require(path, "bigmodel-bench was not found beside the test binary"))
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -189,14 +193,17 @@ enum Executable {
     }
 
     /// Runs the tool with `arguments`, stdout and stderr captured through files (no pipe can fill up).
-    static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+    static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws
+        -> ProcessResult
+    {
         try runTogether([(arguments, environment)], in: directory)[0]
     }
 
     /// Starts one process of the tool per invocation (`environment` added to this process's), the next
     /// `stagger` seconds after the previous, and waits for all: the ranks of one job, as a launcher starts them.
     static func runTogether(
-        _ invocations: [(arguments: [String], environment: [String: String])], stagger: Double = 0, in directory: String? = nil
+        _ invocations: [(arguments: [String], environment: [String: String])], stagger: Double = 0,
+        in directory: String? = nil
     ) throws -> [ProcessResult] {
         let tool = try #require(path, "bigmodel-bench was not found beside the test binary")
         let scratch = try TemporaryFolder("cli-io")
@@ -214,7 +221,9 @@ enum Executable {
             process.executableURL = URL(fileURLWithPath: tool)
             process.arguments = invocation.arguments
             if !invocation.environment.isEmpty {
-                process.environment = ProcessInfo.processInfo.environment.merging(invocation.environment) { _, new in new }
+                process.environment = ProcessInfo.processInfo.environment.merging(invocation.environment) { _, new in
+                    new
+                }
             }
             if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
             process.standardOutput = out
@@ -243,7 +252,9 @@ func runTool(_ executable: String, _ arguments: [String]) -> ProcessResult? {
     let errPath = scratch.file("stderr")
     _ = FileManager.default.createFile(atPath: outPath, contents: nil)
     _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-    guard let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath) else { return nil }
+    guard let out = FileHandle(forWritingAtPath: outPath), let err = FileHandle(forWritingAtPath: errPath) else {
+        return nil
+    }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [executable] + arguments

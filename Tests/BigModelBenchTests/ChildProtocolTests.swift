@@ -2,12 +2,12 @@ import Foundation
 import Testing
 
 @testable import Harness
-@testable import ResultsFormat
 @testable import Loading
+@testable import OSLayer
 @testable import Placement
 @testable import Probes
+@testable import ResultsFormat
 @testable import TensorEngine
-@testable import OSLayer
 
 #if canImport(Glibc)
 import Glibc
@@ -19,9 +19,11 @@ import Glibc
     @Test func requestRoundTrip() throws {
         let placement = PlacementRequest(
             deviceMap: .mode(.auto), maxMemory: DeviceBudgets([.accelerator(0): 1 << 30, .cpu: 2 << 30]),
-            acceleratorMemory: DeviceBudgets([.accelerator(0): 1 << 30]), noSplit: ["LlamaDecoderLayer"], hostAvailableBytes: 123)
+            acceleratorMemory: DeviceBudgets([.accelerator(0): 1 << 30]), noSplit: ["LlamaDecoderLayer"],
+            hostAvailableBytes: 123)
         let request = ChildRequest(
-            task: .load, checkpoint: "/models/x", files: ["/models/x/model.safetensors"], strategy: .deviceMap, dtype: .f16,
+            task: .load, checkpoint: "/models/x", files: ["/models/x/model.safetensors"], strategy: .deviceMap,
+            dtype: .f16,
             sampleIntervalMilliseconds: 0.5, ledgerBudgetBytes: 42, placement: placement, offloadFolder: "/tmp/off")
         let bytes = try ResultsCodec.encode(request)
         #expect(try ResultsCodec.decode(ChildRequest.self, from: bytes) == request)
@@ -32,17 +34,22 @@ import Glibc
         #expect(text.contains(#""device_map" : "auto""#))
         #expect(text.contains(#""dtype" : "float16""#))
         #expect(text.contains(#""protocol_version" : 1"#))
-        let userMap = PlacementRequest(deviceMap: .user(UserDeviceMap(["model.embed_tokens": .accelerator(0), "": .cpu])))
+        let userMap = PlacementRequest(
+            deviceMap: .user(UserDeviceMap(["model.embed_tokens": .accelerator(0), "": .cpu])))
         let mapped = try ResultsCodec.decode(PlacementRequest.self, from: try ResultsCodec.encode(userMap))
-        #expect(mapped.deviceMap == .user(UserDeviceMap(["": .cpu, "model.embed_tokens": .accelerator(0)], source: "device_map")))
+        #expect(
+            mapped.deviceMap
+                == .user(UserDeviceMap(["": .cpu, "model.embed_tokens": .accelerator(0)], source: "device_map")))
     }
 
     @Test func everyEventRoundTrips() throws {
         let events: [ChildEvent] = [
             .hello(.init(pid: 7, subject: "engine", versions: ["bigmodel-bench": "0.1.0"])), .ready,
-            .phaseBegan(.init(name: "init", seconds: 0.25, ledgerLiveBytes: 0)), .phaseEnded(.init(name: "init", seconds: 1.5, ledgerLiveBytes: nil)),
+            .phaseBegan(.init(name: "init", seconds: 0.25, ledgerLiveBytes: 0)),
+            .phaseEnded(.init(name: "init", seconds: 1.5, ledgerLiveBytes: nil)),
             .heartbeat, .floor(FloorInfo(bytes: 10, seconds: 1, gigabytesPerSecond: 1e-8, method: "m")),
-            .failure(ChildFailure(kind: .signal, message: "the child received SIGSEGV", signal: 11, signalName: "SIGSEGV")),
+            .failure(
+                ChildFailure(kind: .signal, message: "the child received SIGSEGV", signal: 11, signalName: "SIGSEGV")),
             .measurement(MemoryMeasuringTests.ClaimTests.measurement(predicted: 100, ledger: 100)),
         ]
         for event in events {
@@ -53,12 +60,17 @@ import Glibc
         }
         #expect(String(decoding: try JSONLines.encode(ChildEvent.ready), as: UTF8.self) == "{\"event\":\"ready\"}\n")
         #expect(
-            String(decoding: try JSONLines.encode(ChildEvent.phaseBegan(.init(name: "a", seconds: 1, ledgerLiveBytes: 2))), as: UTF8.self)
+            String(
+                decoding: try JSONLines.encode(ChildEvent.phaseBegan(.init(name: "a", seconds: 1, ledgerLiveBytes: 2))),
+                as: UTF8.self)
                 == "{\"event\":\"phase_began\",\"ledger_live_bytes\":2,\"name\":\"a\",\"seconds\":1}\n")
         // The line the fatal-signal handler writes is an error event naming the signal.
         let line = ChildEventWriter.signalLine(SIGBUS, name: "SIGBUS")
-        #expect(try JSONLines.decode(ChildEvent.self, from: Array(line.dropLast()))
-            == .failure(ChildFailure(kind: .signal, message: "the child received SIGBUS", signal: SIGBUS, signalName: "SIGBUS")))
+        #expect(
+            try JSONLines.decode(ChildEvent.self, from: Array(line.dropLast()))
+                == .failure(
+                    ChildFailure(
+                        kind: .signal, message: "the child received SIGBUS", signal: SIGBUS, signalName: "SIGBUS")))
     }
 
     @Test func lineReaderHandlesPartialJunkAndHugeLines() throws {
@@ -78,7 +90,9 @@ import Glibc
     @Test func judgeNamesEveryWayAChildCanFail() {
         let judge = Judge(tolerance: .default)
         let run = Scenario.Run(id: "naive", strategy: .naive, dtype: nil, placement: nil)
-        let ok = ChildExit(termination: .exited(code: 0), resourceUsage: ChildResourceUsage(maxRSSBytes: 0, userCPUSeconds: 0, systemCPUSeconds: 0))
+        let ok = ChildExit(
+            termination: .exited(code: 0),
+            resourceUsage: ChildResourceUsage(maxRSSBytes: 0, userCPUSeconds: 0, systemCPUSeconds: 0))
         func verdict(_ change: (inout ChildRunner.Outcome) -> Void) -> (Verdict, String) {
             var outcome = ChildRunner.Outcome()
             outcome.exit = ok
@@ -88,18 +102,29 @@ import Glibc
             return (result.verdict, result.verdictDetail)
         }
         #expect(verdict { _ in }.0 == .pass)
-        #expect(verdict { $0.stop = .stalled(seconds: 60, state: "stopped (SIGSTOP?)") }
-            == (.error, "watchdog: the child sent nothing for 60 s (it was stopped (SIGSTOP?)) and was killed"))
-        #expect(verdict { $0.stop = .timedOut(seconds: 600) } == (.error, "watchdog: the child ran past its 600 s limit and was killed"))
+        #expect(
+            verdict { $0.stop = .stalled(seconds: 60, state: "stopped (SIGSTOP?)") }
+                == (.error, "watchdog: the child sent nothing for 60 s (it was stopped (SIGSTOP?)) and was killed"))
+        #expect(
+            verdict { $0.stop = .timedOut(seconds: 600) } == (
+                .error, "watchdog: the child ran past its 600 s limit and was killed"
+            ))
         #expect(verdict { $0.stop = .interrupted } == (.error, "interrupted by the user"))
         // Died by a signal even after sending its measurement: error.
-        #expect(verdict { $0.exit?.termination = .signaled(signal: SIGSEGV, coreDumped: false) }.1 == "the child died of SIGSEGV")
-        #expect(verdict { $0.failure = ChildFailure(kind: .signal, message: "m", signal: 11, signalName: "SIGSEGV") }
-            == (.error, "the child received SIGSEGV and did not survive it cleanly"))
-        #expect(verdict { $0.failure = ChildFailure(kind: .badData, message: "x.safetensors: HeaderTooSmall: …") }
-            == (.error, "the child reported bad_data: x.safetensors: HeaderTooSmall: …"))
+        #expect(
+            verdict { $0.exit?.termination = .signaled(signal: SIGSEGV, coreDumped: false) }.1
+                == "the child died of SIGSEGV")
+        #expect(
+            verdict { $0.failure = ChildFailure(kind: .signal, message: "m", signal: 11, signalName: "SIGSEGV") }
+                == (.error, "the child received SIGSEGV and did not survive it cleanly"))
+        #expect(
+            verdict { $0.failure = ChildFailure(kind: .badData, message: "x.safetensors: HeaderTooSmall: …") }
+                == (.error, "the child reported bad_data: x.safetensors: HeaderTooSmall: …"))
         #expect(verdict { $0.failure = ChildFailure(kind: .outOfMemory, message: "out of memory") }.0 == .oom)
-        #expect(verdict { $0.exit?.termination = .exited(code: 1) } == (.error, "the child exited with status 1 after its measurement"))
+        #expect(
+            verdict { $0.exit?.termination = .exited(code: 1) } == (
+                .error, "the child exited with status 1 after its measurement"
+            ))
         #expect(verdict { $0.measurement = nil } == (.error, "the child exited without sending its measurement"))
         #expect(verdict { $0.spawnError = "posix" } == (.error, "the child could not be started: posix"))
     }
@@ -144,7 +169,9 @@ import Glibc
     }
 
     static func parentPid(of pid: pid_t) -> pid_t? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         return fields.count > 1 ? pid_t(fields[1]) : nil
     }
@@ -155,10 +182,13 @@ import Glibc
         return state.code == "Z" || state.code == "X"
     }
 
-    static func results(_ path: String, where condition: (ScenarioResults) -> Bool, seconds: Double = 120) -> ScenarioResults? {
+    static func results(_ path: String, where condition: (ScenarioResults) -> Bool, seconds: Double = 120)
+        -> ScenarioResults?
+    {
         let deadline = MonotonicClock.monotonicSeconds() + seconds
         while MonotonicClock.monotonicSeconds() < deadline {
-            if let data = FileManager.default.contents(atPath: path), let results = try? ResultsCodec.decoder.decode(ScenarioResults.self, from: data),
+            if let data = FileManager.default.contents(atPath: path),
+                let results = try? ResultsCodec.decoder.decode(ScenarioResults.self, from: data),
                 condition(results)
             {
                 return results
@@ -176,8 +206,12 @@ import Glibc
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         let deadline = MonotonicClock.monotonicSeconds() + 2
-        while !Self.isGone(child) && MonotonicClock.monotonicSeconds() < deadline { MonotonicClock.sleep(seconds: 0.01) }
-        #expect(Self.isGone(child), "child \(child) still \(ProcessState.read(pid: child)?.description ?? "?") 2 s after its parent was killed")
+        while !Self.isGone(child) && MonotonicClock.monotonicSeconds() < deadline {
+            MonotonicClock.sleep(seconds: 0.01)
+        }
+        #expect(
+            Self.isGone(child),
+            "child \(child) still \(ProcessState.read(pid: child)?.description ?? "?") 2 s after its parent was killed")
     }
 
     @Test func stoppedChildIsAnErrorByTheWatchdog() throws {
@@ -191,7 +225,9 @@ import Glibc
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
         let failed = try #require(results.runs.first { $0.verdict == .error })
-        #expect(failed.verdictDetail == "watchdog: the child sent nothing for 1 s (it was stopped (SIGSTOP?)) and was killed")
+        #expect(
+            failed.verdictDetail
+                == "watchdog: the child sent nothing for 1 s (it was stopped (SIGSTOP?)) and was killed")
         #expect(failed.exit.signalName == "SIGKILL")
         #expect(Self.isGone(child))
         #expect(process.terminationStatus == 130)

@@ -2,16 +2,20 @@ import Foundation
 import Testing
 
 @testable import Harness
-@testable import ResultsFormat
 @testable import Probes
 @testable import Reports
+@testable import ResultsFormat
 @testable import StrictJSON
 @testable import TensorEngine
 
 @Suite("Compare")
 struct CompareTests {
-    static func compare(_ baseline: ScenarioResults, _ current: ScenarioResults, _ options: Comparison.Options = .init()) -> Comparison {
-        Comparison(baseline: baseline, baselinePath: "baseline.json", current: current, currentPath: "current.json", options: options)
+    static func compare(
+        _ baseline: ScenarioResults, _ current: ScenarioResults, _ options: Comparison.Options = .init()
+    ) -> Comparison {
+        Comparison(
+            baseline: baseline, baselinePath: "baseline.json", current: current, currentPath: "current.json",
+            options: options)
     }
 
     static func scaled(_ value: Int, by factor: Double) -> Int { Int((Double(value) * factor).rounded()) }
@@ -43,11 +47,20 @@ struct CompareTests {
     @Test func raisedPeaksAreRegressionsNamingRunAndFigure() throws {
         let c = Self.compare(try ReportFixtures.load(ReportFixtures.smoke), try Self.raisedNaive())
         #expect(c.exitStatus == .regression)
-        #expect(c.regressions.map { "\($0.run) \($0.figure)" } == ["naive vmhwm_delta_bytes", "naive rss_anon_peak_delta_bytes"])
+        #expect(
+            c.regressions.map { "\($0.run) \($0.figure)" } == [
+                "naive vmhwm_delta_bytes", "naive rss_anon_peak_delta_bytes",
+            ])
         // 444645376 × 0.2 = 88929075 B (rounded) = 84.81 MiB.
-        #expect(c.summaryLine == "2 regressions: naive vmhwm_delta_bytes +84.81 MiB, +20.0%; naive rss_anon_peak_delta_bytes +84.65 MiB, +20.0%: exit 2")
+        #expect(
+            c.summaryLine
+                == "2 regressions: naive vmhwm_delta_bytes +84.81 MiB, +20.0%; naive rss_anon_peak_delta_bytes +84.65 MiB, +20.0%: exit 2"
+        )
         let rows = markdownTableRows(c.render())
-        #expect(rows.contains(["naive", "vmhwm_delta_bytes", "424.05 MiB", "508.86 MiB", "+84.81 MiB", "+20.0%", "**REGRESSION**"]))
+        #expect(
+            rows.contains([
+                "naive", "vmhwm_delta_bytes", "424.05 MiB", "508.86 MiB", "+84.81 MiB", "+20.0%", "**REGRESSION**",
+            ]))
         #expect(rows.contains(["naive", "ledger_peak_bytes", "422.04 MiB", "422.04 MiB", "0 B", "0.0%", "unchanged"]))
     }
 
@@ -69,14 +82,25 @@ struct CompareTests {
         let o = Comparison.Options()  // 5% and 16 MiB
         let mib = 1 << 20
         // 400 MiB baseline: 5% = 20 MiB is the binding threshold.
-        #expect(Comparison.judge(.memory, baseline: .bytes(400 * mib), current: .bytes(420 * mib), options: o) == .unchanged)
-        #expect(Comparison.judge(.memory, baseline: .bytes(400 * mib), current: .bytes(420 * mib + 1), options: o) == .regression)
+        #expect(
+            Comparison.judge(.memory, baseline: .bytes(400 * mib), current: .bytes(420 * mib), options: o) == .unchanged
+        )
+        #expect(
+            Comparison.judge(.memory, baseline: .bytes(400 * mib), current: .bytes(420 * mib + 1), options: o)
+                == .regression)
         // 100 MiB baseline: 16 MiB is the binding threshold (5% = 5 MiB).
-        #expect(Comparison.judge(.memory, baseline: .bytes(100 * mib), current: .bytes(116 * mib), options: o) == .unchanged)
-        #expect(Comparison.judge(.memory, baseline: .bytes(100 * mib), current: .bytes(116 * mib + 1), options: o) == .regression)
-        #expect(Comparison.judge(.memory, baseline: .bytes(100 * mib), current: .bytes(84 * mib - 1), options: o) == .improvement)
+        #expect(
+            Comparison.judge(.memory, baseline: .bytes(100 * mib), current: .bytes(116 * mib), options: o) == .unchanged
+        )
+        #expect(
+            Comparison.judge(.memory, baseline: .bytes(100 * mib), current: .bytes(116 * mib + 1), options: o)
+                == .regression)
+        #expect(
+            Comparison.judge(.memory, baseline: .bytes(100 * mib), current: .bytes(84 * mib - 1), options: o)
+                == .improvement)
         // A baseline of 0 (RSS file Δ can be): the absolute threshold alone.
-        #expect(Comparison.judge(.memory, baseline: .bytes(0), current: .bytes(16 * mib + 1), options: o) == .regression)
+        #expect(
+            Comparison.judge(.memory, baseline: .bytes(0), current: .bytes(16 * mib + 1), options: o) == .regression)
         // Ledger: any byte.
         #expect(Comparison.judge(.exact, baseline: .bytes(100), current: .bytes(101), options: o) == .regression)
         #expect(Comparison.judge(.exact, baseline: .bytes(100), current: .bytes(100), options: o) == .unchanged)
@@ -148,7 +172,10 @@ struct CompareTests {
         let c = Self.compare(baseline, current)
         #expect(c.machineDifferences.map(\.field) == ["CPU model", "memory (MemTotal)"])
         let text = c.render()
-        #expect(text.contains("> **DIFFERENT MACHINES:** CPU model: AMD EPYC (baseline) vs Intel Xeon (current); memory (MemTotal): 23.54 GiB (baseline) vs 16.00 GiB (current)."))
+        #expect(
+            text.contains(
+                "> **DIFFERENT MACHINES:** CPU model: AMD EPYC (baseline) vs Intel Xeon (current); memory (MemTotal): 23.54 GiB (baseline) vs 16.00 GiB (current)."
+            ))
         #expect(c.exitStatus == .success)
         let row = try #require(c.rows.first { $0.run == "naive" && $0.figure == "vmhwm_delta_bytes" })
         #expect(row.status == .regression && !row.gated)
@@ -187,12 +214,15 @@ struct CompareTests {
         #expect(c.notes.contains { $0.hasPrefix("kernel build: ") })
         #expect(c.exitStatus == .regression)
         #expect(c.regressions.map { "\($0.run) \($0.figure)" } == ["naive rss_anon_peak_delta_bytes"])
-        #expect(c.render().hasPrefix("## bigmodel-bench compare: smoke\n\n**Result:** 1 regression: naive rss_anon_peak_delta_bytes +"))
+        #expect(
+            c.render().hasPrefix(
+                "## bigmodel-bench compare: smoke\n\n**Result:** 1 regression: naive rss_anon_peak_delta_bytes +"))
         // Every run that holds a model: +20% of its RSS anon peak is past both thresholds.
         for run in baseline.runs where (run.measurement?.peaks[.rssAnon] ?? 0) >= 160 << 20 {
             var raised = baseline
             let j = try #require(raised.runs.firstIndex { $0.id == run.id })
-            raised.runs[j].measurement?.peaks[.rssAnon] = Self.scaled(try #require(run.measurement?.peaks[.rssAnon]), by: 1.2)
+            raised.runs[j].measurement?.peaks[.rssAnon] = Self.scaled(
+                try #require(run.measurement?.peaks[.rssAnon]), by: 1.2)
             #expect(Self.compare(baseline, raised, ci).exitStatus == .regression, "\(run.id)")
         }
     }
@@ -206,7 +236,8 @@ struct CompareTests {
             return Self.compare(baseline, current).machineDifferences.map(\.field)
         }
         #expect(fields { $0.kernel = "Linux 6.19.2 x86_64" } == ["kernel series"])
-        #expect(fields { $0.kernel = $0.kernel.replacingOccurrences(of: "x86_64", with: "aarch64") } == ["architecture"])
+        #expect(
+            fields { $0.kernel = $0.kernel.replacingOccurrences(of: "x86_64", with: "aarch64") } == ["architecture"])
         #expect(fields { $0.transparentHugePages = "always" } == ["transparent huge pages"])
         #expect(fields { $0.logicalCpus = 4 } == ["logical CPUs"])
         #expect(fields { $0.memTotalBytes = $0.memTotalBytes / 100 * 96 } == ["memory (MemTotal)"])
@@ -238,7 +269,9 @@ struct CompareTests {
     }
 
     @Test func metricsOptionRestrictsTheFigures() throws {
-        let c = Self.compare(try ReportFixtures.load(ReportFixtures.smoke), try Self.raisedNaive(), Comparison.Options(metrics: ["ledger_peak_bytes"]))
+        let c = Self.compare(
+            try ReportFixtures.load(ReportFixtures.smoke), try Self.raisedNaive(),
+            Comparison.Options(metrics: ["ledger_peak_bytes"]))
         #expect(c.exitStatus == .success)
         #expect(Set(c.rows.map(\.figure)) == ["verdict", "ledger_peak_bytes"])
     }
@@ -257,17 +290,29 @@ struct CompareTests {
         let raised = try ReportFixtures.write(try Self.raisedNaive(), to: folder, as: "raised.json")
         let regression = try Executable.run(["compare", x, raised])
         #expect(regression.status == 2)
-        #expect(markdownTableRows(regression.stdout).contains(["naive", "vmhwm_delta_bytes", "424.05 MiB", "508.86 MiB", "+84.81 MiB", "+20.0%", "**REGRESSION**"]))
-        #expect(markdownTableRows(regression.stdout).contains(["naive", "rss_anon_peak_delta_bytes", "423.25 MiB", "507.90 MiB", "+84.65 MiB", "+20.0%", "**REGRESSION**"]))
+        #expect(
+            markdownTableRows(regression.stdout).contains([
+                "naive", "vmhwm_delta_bytes", "424.05 MiB", "508.86 MiB", "+84.81 MiB", "+20.0%", "**REGRESSION**",
+            ]))
+        #expect(
+            markdownTableRows(regression.stdout).contains([
+                "naive", "rss_anon_peak_delta_bytes", "423.25 MiB", "507.90 MiB", "+84.65 MiB", "+20.0%",
+                "**REGRESSION**",
+            ]))
         #expect(regression.stderrLines.count == 1)
-        #expect(regression.stderr.contains("regression: 2 regressions: naive vmhwm_delta_bytes +84.81 MiB, +20.0%; naive rss_anon_peak_delta_bytes"))
+        #expect(
+            regression.stderr.contains(
+                "regression: 2 regressions: naive vmhwm_delta_bytes +84.81 MiB, +20.0%; naive rss_anon_peak_delta_bytes"
+            ))
         // Looser thresholds let it through.
         #expect(try Executable.run(["compare", x, raised, "--threshold", "25%"]).status == 0)
         #expect(try Executable.run(["compare", x, raised, "--absolute", "100MiB"]).status == 0)
 
         var plusOne = try ReportFixtures.load(ReportFixtures.smoke)
         plusOne.runs[0].measurement?.ledgerPeakBytes! += 1
-        let ledger = try Executable.run(["compare", x, try ReportFixtures.write(plusOne, to: folder, as: "ledger.json")])
+        let ledger = try Executable.run([
+            "compare", x, try ReportFixtures.write(plusOne, to: folder, as: "ledger.json"),
+        ])
         #expect(ledger.status == 2)
         #expect(ledger.stdout.contains("naive ledger_peak_bytes +1 B"))
 
@@ -288,7 +333,10 @@ struct CompareTests {
         let movedPath = try ReportFixtures.write(moved, to: folder, as: "moved.json")
         let machines = try Executable.run(["compare", x, movedPath])
         #expect(machines.status == 0)
-        #expect(machines.stdout.contains("**DIFFERENT MACHINES:** kernel series: Linux 6.18 (baseline) vs Linux 5.15 (current)"), "\(machines.stdout)")
+        #expect(
+            machines.stdout.contains(
+                "**DIFFERENT MACHINES:** kernel series: Linux 6.18 (baseline) vs Linux 5.15 (current)"),
+            "\(machines.stdout)")
         #expect(try Executable.run(["compare", x, movedPath, "--force"]).status == 2)
 
         #expect(try Executable.run(["compare", x, folder.file("no-current.json")]).status == 66)
@@ -339,16 +387,21 @@ struct CompareAfterRunTests {
         #expect(first.status == 0, "\(first.stderr)")
         let results = folder.file("first/tiny.json")
         // The report is written next to the results, charts beside it, and the results validate.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("first")).sorted() == [
-            "tiny-low-memory.svg", "tiny-naive.svg", "tiny-peaks.svg", "tiny.json", "tiny.md",
-        ])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: folder.file("first")).sorted() == [
+                "tiny-low-memory.svg", "tiny-naive.svg", "tiny-peaks.svg", "tiny.json", "tiny.md",
+            ])
         #expect(try ReportFixtures.schema("results.schema.json").validate(try parseJSON(try fileText(results))) == [])
         #expect(try fileText(folder.file("first/tiny.md")).contains("![naive: memory over time](tiny-naive.svg)"))
         // `report` re-renders exactly what `run` wrote.
         let again = try Executable.run(["report", results, "--out", folder.file("again")])
         #expect(again.status == 0)
-        #expect(try fileText(folder.file("again/tiny.md")).replacingOccurrences(of: "](" + results + ")", with: "](tiny.json)")
-            .replacingOccurrences(of: "`" + results + "`", with: "`tiny.json`") == (try fileText(folder.file("first/tiny.md"))))
+        #expect(
+            try fileText(folder.file("again/tiny.md")).replacingOccurrences(
+                of: "](" + results + ")", with: "](tiny.json)"
+            )
+            .replacingOccurrences(of: "`" + results + "`", with: "`tiny.json`")
+                == (try fileText(folder.file("first/tiny.md"))))
 
         let same = try run("second", ["--baseline", results])
         #expect(same.status == 0, "\(same.stdout)\(same.stderr)")
@@ -368,7 +421,8 @@ struct CompareAfterRunTests {
 
         var other = try ResultsFile.load(path: results)
         other.scenario.name = "other"
-        let mismatch = try run("fifth", ["--baseline", try ReportFixtures.write(other, to: folder, as: "other.json"), "--json"])
+        let mismatch = try run(
+            "fifth", ["--baseline", try ReportFixtures.write(other, to: folder, as: "other.json"), "--json"])
         #expect(mismatch.status == 5)
         // With --json, stdout stays the results file and the comparison goes to stderr.
         #expect(try ReportFixtures.schema("results.schema.json").validate(try parseJSON(mismatch.stdout)) == [])

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TensorEngine
 
 // MARK: - Helpers
@@ -10,7 +11,8 @@ private func convert<Source: FixedWidthInteger, Destination: FixedWidthInteger>(
     var output = [Destination](repeating: 0, count: input.count)
     input.withUnsafeBytes { sourceBytes in
         output.withUnsafeMutableBytes { destinationBytes in
-            DTypeConversion.convert(sourceBytes, from: source, into: destinationBytes, to: destination, threads: threads)
+            DTypeConversion.convert(
+                sourceBytes, from: source, into: destinationBytes, to: destination, threads: threads)
         }
     }
     return output
@@ -62,7 +64,8 @@ private func convertBytes(_ input: [UInt8], from source: DType, to destination: 
     var output = [UInt8](repeating: 0xA5, count: count)
     input.withUnsafeBytes { sourceBytes in
         output.withUnsafeMutableBytes { destinationBytes in
-            DTypeConversion.convert(sourceBytes, from: source, into: destinationBytes, to: destination, threads: threads)
+            DTypeConversion.convert(
+                sourceBytes, from: source, into: destinationBytes, to: destination, threads: threads)
         }
     }
     return output
@@ -160,203 +163,215 @@ struct ConversionTests {
 
     @Test("F32 → BF16: round to nearest even at bit 16, overflow to inf, every NaN → 0xFFFF")
     func float32ToBFloat16Bits() {
-        expectBits([
-            0x3F80_0000: 0x3F80,  // 1.0
-            0x3F80_8000: 0x3F80,  // 1 + 2^-8: halfway, ties to even (down)
-            0x3F81_8000: 0x3F82,  // 1 + 3·2^-8: halfway, ties to even (up)
-            0x3F80_8001: 0x3F81,  // just above halfway
-            0x3F80_7FFF: 0x3F80,  // just below halfway
-            0x8000_0000: 0x8000,  // -0
-            0x0000_0000: 0x0000,  // +0
-            0x0000_0001: 0x0000,  // smallest f32 subnormal rounds to +0
-            0x0001_8000: 0x0002,  // subnormal halfway, ties to even (up)
-            0x007F_FFFF: 0x0080,  // largest f32 subnormal rounds up to the smallest normal
-            0x7F7F_FFFF: 0x7F80,  // FLT_MAX overflows to +inf
-            0xFF7F_FFFF: 0xFF80,  // -FLT_MAX overflows to -inf
-            0x7F80_0000: 0x7F80,  // +inf
-            0xFF80_0000: 0xFF80,  // -inf
-            0x7FC0_0000: 0xFFFF,  // quiet NaN
-            0xFFC0_0000: 0xFFFF,  // negative quiet NaN
-            0x7F80_0001: 0xFFFF,  // signalling NaN
-            0x7FFF_FFFF: 0xFFFF,  // NaN whose rounding would carry out of the exponent
-        ] as KeyValuePairs<UInt32, UInt16>, from: .f32, to: .bf16)
+        expectBits(
+            [
+                0x3F80_0000: 0x3F80,  // 1.0
+                0x3F80_8000: 0x3F80,  // 1 + 2^-8: halfway, ties to even (down)
+                0x3F81_8000: 0x3F82,  // 1 + 3·2^-8: halfway, ties to even (up)
+                0x3F80_8001: 0x3F81,  // just above halfway
+                0x3F80_7FFF: 0x3F80,  // just below halfway
+                0x8000_0000: 0x8000,  // -0
+                0x0000_0000: 0x0000,  // +0
+                0x0000_0001: 0x0000,  // smallest f32 subnormal rounds to +0
+                0x0001_8000: 0x0002,  // subnormal halfway, ties to even (up)
+                0x007F_FFFF: 0x0080,  // largest f32 subnormal rounds up to the smallest normal
+                0x7F7F_FFFF: 0x7F80,  // FLT_MAX overflows to +inf
+                0xFF7F_FFFF: 0xFF80,  // -FLT_MAX overflows to -inf
+                0x7F80_0000: 0x7F80,  // +inf
+                0xFF80_0000: 0xFF80,  // -inf
+                0x7FC0_0000: 0xFFFF,  // quiet NaN
+                0xFFC0_0000: 0xFFFF,  // negative quiet NaN
+                0x7F80_0001: 0xFFFF,  // signalling NaN
+                0x7FFF_FFFF: 0xFFFF,  // NaN whose rounding would carry out of the exponent
+            ] as KeyValuePairs<UInt32, UInt16>, from: .f32, to: .bf16)
     }
 
     @Test("F32 → F16: RNE, 65520 → inf, correctly rounded subnormals, F16C NaN payloads")
     func float32ToFloat16Bits() {
-        expectBits([
-            0x3F80_0000: 0x3C00,  // 1.0
-            0x477F_E000: 0x7BFF,  // 65504, the largest half
-            0x477F_EFFF: 0x7BFF,  // just below 65520 still rounds down to 65504
-            0x477F_F000: 0x7C00,  // 65520 is halfway to 65536 and ties to even: +inf
-            0xC77F_F000: 0xFC00,  // -65520 → -inf
-            0x7F7F_FFFF: 0x7C00,  // FLT_MAX → +inf
-            0x3F80_1000: 0x3C00,  // 1 + 2^-11: halfway, ties to even (down)
-            0x3F80_3000: 0x3C02,  // 1 + 3·2^-11: halfway, ties to even (up)
-            0x3880_0000: 0x0400,  // 2^-14, the smallest normal half
-            0x387F_FFFF: 0x0400,  // just below 2^-14 rounds up into the normals
-            0x3380_0000: 0x0001,  // 2^-24, the smallest subnormal half
-            0x3300_0000: 0x0000,  // 2^-25: halfway between 0 and 2^-24, ties to even (0)
-            0x3300_0001: 0x0001,  // just above 2^-25
-            0x33C0_0000: 0x0002,  // 3·2^-25: halfway between 1 and 2 ulps, ties to even (2)
-            0x2EDB_E6FF: 0x0000,  // 1e-10 underflows to +0
-            0xAEDB_E6FF: 0x8000,  // -1e-10 underflows to -0
-            0x8000_0000: 0x8000,  // -0
-            0x7F80_0000: 0x7C00,  // +inf
-            0xFF80_0000: 0xFC00,  // -inf
-            0x7FC0_0000: 0x7E00,  // quiet NaN
-            0xFFC0_0000: 0xFE00,  // negative quiet NaN keeps its sign
-            0x7F80_0001: 0x7E00,  // signalling NaN: payload below bit 13 is lost, quiet bit set
-            0x7FFF_E000: 0x7FFF,  // top 10 payload bits kept
-            0xFFFF_0000: 0xFFF8,  // sign | 0x7C00 | 0x0200 | mantissa >> 13
-        ] as KeyValuePairs<UInt32, UInt16>, from: .f32, to: .f16)
+        expectBits(
+            [
+                0x3F80_0000: 0x3C00,  // 1.0
+                0x477F_E000: 0x7BFF,  // 65504, the largest half
+                0x477F_EFFF: 0x7BFF,  // just below 65520 still rounds down to 65504
+                0x477F_F000: 0x7C00,  // 65520 is halfway to 65536 and ties to even: +inf
+                0xC77F_F000: 0xFC00,  // -65520 → -inf
+                0x7F7F_FFFF: 0x7C00,  // FLT_MAX → +inf
+                0x3F80_1000: 0x3C00,  // 1 + 2^-11: halfway, ties to even (down)
+                0x3F80_3000: 0x3C02,  // 1 + 3·2^-11: halfway, ties to even (up)
+                0x3880_0000: 0x0400,  // 2^-14, the smallest normal half
+                0x387F_FFFF: 0x0400,  // just below 2^-14 rounds up into the normals
+                0x3380_0000: 0x0001,  // 2^-24, the smallest subnormal half
+                0x3300_0000: 0x0000,  // 2^-25: halfway between 0 and 2^-24, ties to even (0)
+                0x3300_0001: 0x0001,  // just above 2^-25
+                0x33C0_0000: 0x0002,  // 3·2^-25: halfway between 1 and 2 ulps, ties to even (2)
+                0x2EDB_E6FF: 0x0000,  // 1e-10 underflows to +0
+                0xAEDB_E6FF: 0x8000,  // -1e-10 underflows to -0
+                0x8000_0000: 0x8000,  // -0
+                0x7F80_0000: 0x7C00,  // +inf
+                0xFF80_0000: 0xFC00,  // -inf
+                0x7FC0_0000: 0x7E00,  // quiet NaN
+                0xFFC0_0000: 0xFE00,  // negative quiet NaN keeps its sign
+                0x7F80_0001: 0x7E00,  // signalling NaN: payload below bit 13 is lost, quiet bit set
+                0x7FFF_E000: 0x7FFF,  // top 10 payload bits kept
+                0xFFFF_0000: 0xFFF8,  // sign | 0x7C00 | 0x0200 | mantissa >> 13
+            ] as KeyValuePairs<UInt32, UInt16>, from: .f32, to: .f16)
     }
 
     @Test("F32 → F64: exact; NaN payload kept with the quiet bit set")
     func float32ToFloat64Bits() {
-        expectBits([
-            0x3F80_0000: 0x3FF0_0000_0000_0000,  // 1.0
-            0x0000_0001: 0x36A0_0000_0000_0000,  // 2^-149 becomes a normal double
-            0x8000_0000: 0x8000_0000_0000_0000,  // -0
-            0xFF80_0000: 0xFFF0_0000_0000_0000,  // -inf
-            0x7FC0_0000: 0x7FF8_0000_0000_0000,  // quiet NaN
-            0x7F80_0001: 0x7FF8_0000_2000_0000,  // signalling NaN: quieted, payload shifted by 29
-        ] as KeyValuePairs<UInt32, UInt64>, from: .f32, to: .f64)
+        expectBits(
+            [
+                0x3F80_0000: 0x3FF0_0000_0000_0000,  // 1.0
+                0x0000_0001: 0x36A0_0000_0000_0000,  // 2^-149 becomes a normal double
+                0x8000_0000: 0x8000_0000_0000_0000,  // -0
+                0xFF80_0000: 0xFFF0_0000_0000_0000,  // -inf
+                0x7FC0_0000: 0x7FF8_0000_0000_0000,  // quiet NaN
+                0x7F80_0001: 0x7FF8_0000_2000_0000,  // signalling NaN: quieted, payload shifted by 29
+            ] as KeyValuePairs<UInt32, UInt64>, from: .f32, to: .f64)
     }
 
     @Test("F16 → F32: exact, subnormals normalised, NaN quieted with payload")
     func float16ToFloat32Bits() {
-        expectBits([
-            0x3C00: 0x3F80_0000,  // 1.0
-            0x0001: 0x3380_0000,  // 2^-24
-            0x8001: 0xB380_0000,  // -2^-24
-            0x03FF: 0x387F_C000,  // largest subnormal, 1023·2^-24
-            0x0400: 0x3880_0000,  // 2^-14
-            0x7BFF: 0x477F_E000,  // 65504
-            0x8000: 0x8000_0000,  // -0
-            0x7C00: 0x7F80_0000,  // +inf
-            0xFC00: 0xFF80_0000,  // -inf
-            0x7E00: 0x7FC0_0000,  // quiet NaN
-            0xFE00: 0xFFC0_0000,  // negative quiet NaN
-            0x7C01: 0x7FC0_2000,  // signalling NaN: quieted, payload shifted by 13
-            0x7DFF: 0x7FFF_E000,
-        ] as KeyValuePairs<UInt16, UInt32>, from: .f16, to: .f32)
+        expectBits(
+            [
+                0x3C00: 0x3F80_0000,  // 1.0
+                0x0001: 0x3380_0000,  // 2^-24
+                0x8001: 0xB380_0000,  // -2^-24
+                0x03FF: 0x387F_C000,  // largest subnormal, 1023·2^-24
+                0x0400: 0x3880_0000,  // 2^-14
+                0x7BFF: 0x477F_E000,  // 65504
+                0x8000: 0x8000_0000,  // -0
+                0x7C00: 0x7F80_0000,  // +inf
+                0xFC00: 0xFF80_0000,  // -inf
+                0x7E00: 0x7FC0_0000,  // quiet NaN
+                0xFE00: 0xFFC0_0000,  // negative quiet NaN
+                0x7C01: 0x7FC0_2000,  // signalling NaN: quieted, payload shifted by 13
+                0x7DFF: 0x7FFF_E000,
+            ] as KeyValuePairs<UInt16, UInt32>, from: .f16, to: .f32)
     }
 
     @Test("F16 → BF16: exact widening then RNE; every NaN → 0x7FC0 (torch's scalar path drops the sign)")
     func float16ToBFloat16Bits() {
-        expectBits([
-            0x3C00: 0x3F80,  // 1.0
-            0x3C04: 0x3F80,  // 1 + 2^-8: halfway, ties to even (down)
-            0x3C0C: 0x3F82,  // 1 + 3·2^-8: halfway, ties to even (up)
-            0x3C05: 0x3F81,  // 1 + 5·2^-10: above halfway
-            0x0001: 0x3380,  // 2^-24 is a normal bfloat16
-            0x7BFF: 0x4780,  // 65504 rounds up to 65536
-            0x8000: 0x8000,  // -0
-            0x7C00: 0x7F80,  // +inf
-            0xFC00: 0xFF80,  // -inf
-            0x7E00: 0x7FC0,  // quiet NaN
-            0xFE00: 0x7FC0,  // negative NaN loses its sign
-            0x7C01: 0x7FC0,  // signalling NaN
-        ] as KeyValuePairs<UInt16, UInt16>, from: .f16, to: .bf16)
+        expectBits(
+            [
+                0x3C00: 0x3F80,  // 1.0
+                0x3C04: 0x3F80,  // 1 + 2^-8: halfway, ties to even (down)
+                0x3C0C: 0x3F82,  // 1 + 3·2^-8: halfway, ties to even (up)
+                0x3C05: 0x3F81,  // 1 + 5·2^-10: above halfway
+                0x0001: 0x3380,  // 2^-24 is a normal bfloat16
+                0x7BFF: 0x4780,  // 65504 rounds up to 65536
+                0x8000: 0x8000,  // -0
+                0x7C00: 0x7F80,  // +inf
+                0xFC00: 0xFF80,  // -inf
+                0x7E00: 0x7FC0,  // quiet NaN
+                0xFE00: 0x7FC0,  // negative NaN loses its sign
+                0x7C01: 0x7FC0,  // signalling NaN
+            ] as KeyValuePairs<UInt16, UInt16>, from: .f16, to: .bf16)
     }
 
     @Test("F16 → F64: exact; NaN quieted with payload")
     func float16ToFloat64Bits() {
-        expectBits([
-            0x3C00: 0x3FF0_0000_0000_0000,  // 1.0
-            0x0001: 0x3E70_0000_0000_0000,  // 2^-24
-            0x8000: 0x8000_0000_0000_0000,  // -0
-            0x7C00: 0x7FF0_0000_0000_0000,  // +inf
-            0x7E00: 0x7FF8_0000_0000_0000,  // quiet NaN
-            0x7C01: 0x7FF8_0400_0000_0000,  // signalling NaN: quieted, payload shifted by 42
-        ] as KeyValuePairs<UInt16, UInt64>, from: .f16, to: .f64)
+        expectBits(
+            [
+                0x3C00: 0x3FF0_0000_0000_0000,  // 1.0
+                0x0001: 0x3E70_0000_0000_0000,  // 2^-24
+                0x8000: 0x8000_0000_0000_0000,  // -0
+                0x7C00: 0x7FF0_0000_0000_0000,  // +inf
+                0x7E00: 0x7FF8_0000_0000_0000,  // quiet NaN
+                0x7C01: 0x7FF8_0400_0000_0000,  // signalling NaN: quieted, payload shifted by 42
+            ] as KeyValuePairs<UInt16, UInt64>, from: .f16, to: .f64)
     }
 
     @Test("BF16 → F32: a 16-bit shift, even for a signalling NaN (torch does not quiet it)")
     func bfloat16ToFloat32Bits() {
-        expectBits([
-            0x3F80: 0x3F80_0000,  // 1.0
-            0x0001: 0x0001_0000,  // subnormal stays subnormal
-            0x8000: 0x8000_0000,  // -0
-            0xFF80: 0xFF80_0000,  // -inf
-            0xFFFF: 0xFFFF_0000,  // NaN
-            0x7F81: 0x7F81_0000,  // signalling NaN stays signalling
-        ] as KeyValuePairs<UInt16, UInt32>, from: .bf16, to: .f32)
+        expectBits(
+            [
+                0x3F80: 0x3F80_0000,  // 1.0
+                0x0001: 0x0001_0000,  // subnormal stays subnormal
+                0x8000: 0x8000_0000,  // -0
+                0xFF80: 0xFF80_0000,  // -inf
+                0xFFFF: 0xFFFF_0000,  // NaN
+                0x7F81: 0x7F81_0000,  // signalling NaN stays signalling
+            ] as KeyValuePairs<UInt16, UInt32>, from: .bf16, to: .f32)
     }
 
     @Test("BF16 → F16: through F32, then F16C semantics (0xFFFF → 0xFFF8)")
     func bfloat16ToFloat16Bits() {
-        expectBits([
-            0x3F80: 0x3C00,  // 1.0
-            0x3F81: 0x3C08,  // 1 + 2^-7 is exact in half
-            0x477F: 0x7BF8,  // 65280
-            0x4780: 0x7C00,  // 65536 overflows to +inf
-            0x3380: 0x0001,  // 2^-24
-            0x3300: 0x0000,  // 2^-25: halfway, ties to even (0)
-            0x3340: 0x0001,  // 1.5·2^-25: above halfway
-            0x8000: 0x8000,  // -0
-            0xFF80: 0xFC00,  // -inf
-            0x7FC0: 0x7E00,  // quiet NaN
-            0xFFFF: 0xFFF8,  // NaN torch's F32 → BF16 produces: sign | 0x7E00 | 0x3F8
-            0x7F81: 0x7E08,  // signalling NaN: quieted, top payload bits kept
-        ] as KeyValuePairs<UInt16, UInt16>, from: .bf16, to: .f16)
+        expectBits(
+            [
+                0x3F80: 0x3C00,  // 1.0
+                0x3F81: 0x3C08,  // 1 + 2^-7 is exact in half
+                0x477F: 0x7BF8,  // 65280
+                0x4780: 0x7C00,  // 65536 overflows to +inf
+                0x3380: 0x0001,  // 2^-24
+                0x3300: 0x0000,  // 2^-25: halfway, ties to even (0)
+                0x3340: 0x0001,  // 1.5·2^-25: above halfway
+                0x8000: 0x8000,  // -0
+                0xFF80: 0xFC00,  // -inf
+                0x7FC0: 0x7E00,  // quiet NaN
+                0xFFFF: 0xFFF8,  // NaN torch's F32 → BF16 produces: sign | 0x7E00 | 0x3F8
+                0x7F81: 0x7E08,  // signalling NaN: quieted, top payload bits kept
+            ] as KeyValuePairs<UInt16, UInt16>, from: .bf16, to: .f16)
     }
 
     @Test("BF16 → F64: exact; NaN quieted with payload")
     func bfloat16ToFloat64Bits() {
-        expectBits([
-            0x3F80: 0x3FF0_0000_0000_0000,  // 1.0
-            0x8000: 0x8000_0000_0000_0000,  // -0
-            0x7F80: 0x7FF0_0000_0000_0000,  // +inf
-            0xFFFF: 0xFFFF_E000_0000_0000,  // NaN, payload 0x7F shifted into place
-            0x7F81: 0x7FF8_2000_0000_0000,  // signalling NaN: quieted, payload shifted by 29
-        ] as KeyValuePairs<UInt16, UInt64>, from: .bf16, to: .f64)
+        expectBits(
+            [
+                0x3F80: 0x3FF0_0000_0000_0000,  // 1.0
+                0x8000: 0x8000_0000_0000_0000,  // -0
+                0x7F80: 0x7FF0_0000_0000_0000,  // +inf
+                0xFFFF: 0xFFFF_E000_0000_0000,  // NaN, payload 0x7F shifted into place
+                0x7F81: 0x7FF8_2000_0000_0000,  // signalling NaN: quieted, payload shifted by 29
+            ] as KeyValuePairs<UInt16, UInt64>, from: .bf16, to: .f64)
     }
 
     @Test("F64 → F32: hardware RNE, overflow to inf, underflow to 0, NaN quieted")
     func float64ToFloat32Bits() {
-        expectBits([
-            0x3FF0_0000_0000_0000: 0x3F80_0000,  // 1.0
-            0x3FF0_0000_1000_0000: 0x3F80_0000,  // 1 + 2^-24: halfway, ties to even (down)
-            0x3FF0_0000_3000_0000: 0x3F80_0002,  // 1 + 3·2^-24: halfway, ties to even (up)
-            0x7FEF_FFFF_FFFF_FFFF: 0x7F80_0000,  // DBL_MAX → +inf
-            0x36A0_0000_0000_0000: 0x0000_0001,  // 2^-149, the smallest float subnormal
-            0x3690_0000_0000_0000: 0x0000_0000,  // 2^-150: halfway, ties to even (0)
-            0x8000_0000_0000_0000: 0x8000_0000,  // -0
-            0xFFF0_0000_0000_0000: 0xFF80_0000,  // -inf
-            0x7FF8_0000_0000_0000: 0x7FC0_0000,  // quiet NaN
-            0xFFF8_0000_0000_0000: 0xFFC0_0000,  // negative quiet NaN
-            0x7FF0_0000_0000_0001: 0x7FC0_0000,  // signalling NaN: low payload lost, quieted
-        ] as KeyValuePairs<UInt64, UInt32>, from: .f64, to: .f32)
+        expectBits(
+            [
+                0x3FF0_0000_0000_0000: 0x3F80_0000,  // 1.0
+                0x3FF0_0000_1000_0000: 0x3F80_0000,  // 1 + 2^-24: halfway, ties to even (down)
+                0x3FF0_0000_3000_0000: 0x3F80_0002,  // 1 + 3·2^-24: halfway, ties to even (up)
+                0x7FEF_FFFF_FFFF_FFFF: 0x7F80_0000,  // DBL_MAX → +inf
+                0x36A0_0000_0000_0000: 0x0000_0001,  // 2^-149, the smallest float subnormal
+                0x3690_0000_0000_0000: 0x0000_0000,  // 2^-150: halfway, ties to even (0)
+                0x8000_0000_0000_0000: 0x8000_0000,  // -0
+                0xFFF0_0000_0000_0000: 0xFF80_0000,  // -inf
+                0x7FF8_0000_0000_0000: 0x7FC0_0000,  // quiet NaN
+                0xFFF8_0000_0000_0000: 0xFFC0_0000,  // negative quiet NaN
+                0x7FF0_0000_0000_0001: 0x7FC0_0000,  // signalling NaN: low payload lost, quieted
+            ] as KeyValuePairs<UInt64, UInt32>, from: .f64, to: .f32)
     }
 
     @Test("F64 → F16: rounded to F32 first, as torch does (double rounding)")
     func float64ToFloat16Bits() {
-        expectBits([
-            0x3FF0_0000_0000_0000: 0x3C00,  // 1.0
-            0x40EF_FE00_0000_0000: 0x7C00,  // 65520 → +inf
-            0x40EF_FC00_0000_0000: 0x7BFF,  // 65504
-            0x3FF0_0200_0000_1000: 0x3C00,  // 1 + 2^-11 + 2^-40: F32 rounds it to the tie 1 + 2^-11, then even
-            0x3E70_0000_0000_0000: 0x0001,  // 2^-24
-            0x8000_0000_0000_0000: 0x8000,  // -0
-            0x7FF0_0000_0000_0000: 0x7C00,  // +inf
-            0x7FF8_0000_0000_0000: 0x7E00,  // quiet NaN
-        ] as KeyValuePairs<UInt64, UInt16>, from: .f64, to: .f16)
+        expectBits(
+            [
+                0x3FF0_0000_0000_0000: 0x3C00,  // 1.0
+                0x40EF_FE00_0000_0000: 0x7C00,  // 65520 → +inf
+                0x40EF_FC00_0000_0000: 0x7BFF,  // 65504
+                0x3FF0_0200_0000_1000: 0x3C00,  // 1 + 2^-11 + 2^-40: F32 rounds it to the tie 1 + 2^-11, then even
+                0x3E70_0000_0000_0000: 0x0001,  // 2^-24
+                0x8000_0000_0000_0000: 0x8000,  // -0
+                0x7FF0_0000_0000_0000: 0x7C00,  // +inf
+                0x7FF8_0000_0000_0000: 0x7E00,  // quiet NaN
+            ] as KeyValuePairs<UInt64, UInt16>, from: .f64, to: .f16)
     }
 
     @Test("F64 → BF16: rounded to F32 first (double rounding); NaN → 0xFFFF")
     func float64ToBFloat16Bits() {
-        expectBits([
-            0x3FF0_0000_0000_0000: 0x3F80,  // 1.0
-            0x3FF0_1000_0000_0000: 0x3F80,  // 1 + 2^-8: halfway, ties to even (down)
-            0x3FF0_3000_0000_0000: 0x3F82,  // 1 + 3·2^-8: halfway, ties to even (up)
-            0x3FF0_1000_0000_1000: 0x3F80,  // 1 + 2^-8 + 2^-40: F32 rounds it to the tie, then even
-            0x7FEF_FFFF_FFFF_FFFF: 0x7F80,  // DBL_MAX → +inf
-            0x8000_0000_0000_0000: 0x8000,  // -0
-            0x7FF8_0000_0000_0000: 0xFFFF,  // quiet NaN
-            0xFFF8_0000_0000_0000: 0xFFFF,  // negative quiet NaN
-        ] as KeyValuePairs<UInt64, UInt16>, from: .f64, to: .bf16)
+        expectBits(
+            [
+                0x3FF0_0000_0000_0000: 0x3F80,  // 1.0
+                0x3FF0_1000_0000_0000: 0x3F80,  // 1 + 2^-8: halfway, ties to even (down)
+                0x3FF0_3000_0000_0000: 0x3F82,  // 1 + 3·2^-8: halfway, ties to even (up)
+                0x3FF0_1000_0000_1000: 0x3F80,  // 1 + 2^-8 + 2^-40: F32 rounds it to the tie, then even
+                0x7FEF_FFFF_FFFF_FFFF: 0x7F80,  // DBL_MAX → +inf
+                0x8000_0000_0000_0000: 0x8000,  // -0
+                0x7FF8_0000_0000_0000: 0xFFFF,  // quiet NaN
+                0xFFF8_0000_0000_0000: 0xFFFF,  // negative quiet NaN
+            ] as KeyValuePairs<UInt64, UInt16>, from: .f64, to: .bf16)
     }
 
     @Test("Same type on both sides copies every byte, NaN payloads included")
@@ -375,7 +390,9 @@ struct ConversionTests {
 
     // MARK: - Exhaustive and independent cross-checks
 
-    @Test("Every F16 bit pattern: F16 → F32/F64 equal Swift's Float(Float16); F16 → BF16 is RNE of that (NaN → 0x7FC0); F16 → F32 → F16 restores it")
+    @Test(
+        "Every F16 bit pattern: F16 → F32/F64 equal Swift's Float(Float16); F16 → BF16 is RNE of that (NaN → 0x7FC0); F16 → F32 → F16 restores it"
+    )
     func float16ExhaustiveChecks() {
         let halves = (0...UInt16.max).map { $0 }
         let floats = convert(halves, from: .f16, to: .f32, as: UInt32.self)
@@ -385,11 +402,13 @@ struct ConversionTests {
         var mismatches = 0
         for half in halves {
             let isNaN = half & 0x7FFF > 0x7C00
-            let expectedFloat = isNaN
+            let expectedFloat =
+                isNaN
                 ? (UInt32(half & 0x8000) << 16) | 0x7FC0_0000 | (UInt32(half & 0x03FF) << 13)
                 : Float(Float16(bitPattern: half)).bitPattern
             let expectedDouble = Double(Float(bitPattern: expectedFloat)).bitPattern
-            let expectedBFloat: UInt16 = isNaN
+            let expectedBFloat: UInt16 =
+                isNaN
                 ? 0x7FC0
                 : UInt16(truncatingIfNeeded: (expectedFloat + 0x7FFF + ((expectedFloat >> 16) & 1)) >> 16)
             let expectedBack = isNaN ? half | 0x0200 : half
@@ -411,12 +430,14 @@ struct ConversionTests {
     func bfloat16ExhaustiveChecks() {
         let bfloats = (0...UInt16.max).map { $0 }
         let halves = convert(bfloats, from: .bf16, to: .f16, as: UInt16.self)
-        let back = convert(convert(bfloats, from: .bf16, to: .f32, as: UInt32.self), from: .f32, to: .bf16, as: UInt16.self)
+        let back = convert(
+            convert(bfloats, from: .bf16, to: .f32, as: UInt32.self), from: .f32, to: .bf16, as: UInt16.self)
         var mismatches = 0
         for bfloat in bfloats {
             let wide = UInt32(bfloat) << 16
             let isNaN = bfloat & 0x7FFF > 0x7F80
-            let expectedHalf = isNaN
+            let expectedHalf =
+                isNaN
                 ? UInt16(truncatingIfNeeded: (wide >> 16) & 0x8000 | 0x7E00 | (wide >> 13) & 0x03FF)
                 : Float16(Float(bitPattern: wide)).bitPattern
             let expectedBack: UInt16 = isNaN ? 0xFFFF : bfloat
@@ -424,7 +445,9 @@ struct ConversionTests {
             if halves[index] != expectedHalf || back[index] != expectedBack {
                 mismatches += 1
                 if mismatches <= 5 {
-                    Issue.record("\(hex(bfloat)): F16 \(hex(halves[index])) expected \(hex(expectedHalf)), back \(hex(back[index]))")
+                    Issue.record(
+                        "\(hex(bfloat)): F16 \(hex(halves[index])) expected \(hex(expectedHalf)), back \(hex(back[index]))"
+                    )
                 }
             }
         }
@@ -449,7 +472,9 @@ struct ConversionTests {
             let expected = Float16(Float(bitPattern: bits)).bitPattern
             if halves[index] != expected {
                 mismatches += 1
-                if mismatches <= 5 { Issue.record("\(hex(bits)) gave \(hex(halves[index])), expected \(hex(expected))") }
+                if mismatches <= 5 {
+                    Issue.record("\(hex(bits)) gave \(hex(halves[index])), expected \(hex(expected))")
+                }
             }
         }
         #expect(mismatches == 0)
@@ -479,7 +504,9 @@ struct ConversionTests {
         }
     }
 
-    @Test("A long buffer (across kernel staging blocks) converts exactly as each element converted alone, every direction")
+    @Test(
+        "A long buffer (across kernel staging blocks) converts exactly as each element converted alone, every direction"
+    )
     func longBufferMatchesElementByElement() {
         for (source, destination) in allDirections {
             let sourceWidth = source.byteWidth ?? 1
@@ -499,7 +526,8 @@ struct ConversionTests {
         }
     }
 
-    @Test("At the real chunk size (1 MiB), 2.5 chunks + 7 elements: threaded == single-threaded == per-element reference")
+    @Test(
+        "At the real chunk size (1 MiB), 2.5 chunks + 7 elements: threaded == single-threaded == per-element reference")
     func threadedMatchesSingleThreadedAtRealChunkSize() {
         #expect(DTypeConversion.chunkByteCount == 1 << 20)
         // F32 → BF16: the source is the wider side, 262_144 elements a chunk.
@@ -558,8 +586,12 @@ struct ConversionTests {
     func supportedDirections() {
         for source in DType.allCases {
             for destination in DType.allCases {
-                let expected = source == destination || (convertibleTypes.contains(source) && convertibleTypes.contains(destination))
-                #expect(DTypeConversion.isSupported(from: source, to: destination) == expected, "\(source) → \(destination)")
+                let expected =
+                    source == destination
+                    || (convertibleTypes.contains(source) && convertibleTypes.contains(destination))
+                #expect(
+                    DTypeConversion.isSupported(from: source, to: destination) == expected, "\(source) → \(destination)"
+                )
             }
         }
         #expect(!DTypeConversion.isSupported(from: .f32, to: .i64))
@@ -575,7 +607,9 @@ struct ConversionTests {
     static func convert(_ kernel: ConversionKernel, _ source: [UInt8], count: Int, hardware: Bool) -> [UInt16] {
         var out = [UInt16](repeating: 0, count: count)
         source.withUnsafeBytes { input in
-            out.withUnsafeMutableBytes { kernel.run(source: input.baseAddress!, destination: $0.baseAddress!, count: count, hardware: hardware) }
+            out.withUnsafeMutableBytes {
+                kernel.run(source: input.baseAddress!, destination: $0.baseAddress!, count: count, hardware: hardware)
+            }
         }
         return out
     }
@@ -592,9 +626,14 @@ struct ConversionTests {
     @Test(.enabled(if: ConversionKernel.hardwareHalf, "this CPU has no F16C: only the Swift kernels run"))
     func float32EdgesAndRandomPatternsConvertToTheSameHalf() {
         var patterns: [UInt32] = []
-        let mantissas: [UInt32] = [0, 1, 0xFFF, 0x1000, 0x1001, 0x1FFF, 0x2000, 0x2001, 0x3FFF, 0x7F_E000, 0x7F_EFFF, 0x7F_F000, 0x7F_FFFF, 0x40_0000, 0x40_1000]
+        let mantissas: [UInt32] = [
+            0, 1, 0xFFF, 0x1000, 0x1001, 0x1FFF, 0x2000, 0x2001, 0x3FFF, 0x7F_E000, 0x7F_EFFF, 0x7F_F000, 0x7F_FFFF,
+            0x40_0000, 0x40_1000,
+        ]
         for sign: UInt32 in [0, 0x8000_0000] {
-            for exponent: UInt32 in 0...255 { for mantissa in mantissas { patterns.append(sign | exponent << 23 | mantissa) } }
+            for exponent: UInt32 in 0...255 {
+                for mantissa in mantissas { patterns.append(sign | exponent << 23 | mantissa) }
+            }
         }
         var rng = SplitMix64(seed: 0xF16C)
         for _ in 0..<1_000_000 { patterns.append(UInt32(truncatingIfNeeded: rng.next())) }

@@ -30,11 +30,13 @@ struct AccelerateCase: Sendable, CustomTestStringConvertible {
 
     static func load(_ file: String) -> [AccelerateCase] {
         let path = FixturePaths.path("device-maps/" + file)
-        guard let data = FileManager.default.contents(atPath: path), let document = try? JSONParser().parse([UInt8](data)),
+        guard let data = FileManager.default.contents(atPath: path),
+            let document = try? JSONParser().parse([UInt8](data)),
             let cases = document["cases"]?.arrayValue
         else { return [] }
         return cases.enumerated().compactMap { index, value in
-            guard let model = value["model"]?.stringValue, let dtypeName = value["dtype"]?.stringValue, let dtype = DType(torchName: dtypeName),
+            guard let model = value["model"]?.stringValue, let dtypeName = value["dtype"]?.stringValue,
+                let dtype = DType(torchName: dtypeName),
                 let modeName = value["mode"]?.stringValue, let mode = DeviceMapMode(rawValue: modeName),
                 let modelBytes = value["model_bytes"]?.numberValue?.intValue, let map = value["device_map"]?.objectValue
             else { return nil }
@@ -46,13 +48,16 @@ struct AccelerateCase: Sendable, CustomTestStringConvertible {
             for (key, device) in map { deviceMap[key] = UserDeviceMap.device(from: device) }
             var balanced: [String: Double]?
             if let object = value["balanced_max_memory"]?.objectValue {
-                balanced = Dictionary(uniqueKeysWithValues: object.map { ($0.key, $0.value.numberValue?.doubleValue ?? .nan) })
+                balanced = Dictionary(
+                    uniqueKeysWithValues: object.map { ($0.key, $0.value.numberValue?.doubleValue ?? .nan) })
             }
             return AccelerateCase(
-                file: file, index: index, name: value["name"]?.stringValue ?? "\(model) \(dtypeName) \(modeName)", model: model, dtype: dtype,
+                file: file, index: index, name: value["name"]?.stringValue ?? "\(model) \(dtypeName) \(modeName)",
+                model: model, dtype: dtype,
                 mode: mode, maxMemory: budgets("max_memory"), acceleratorMemory: budgets("accelerator_memory"),
                 cpuAvailable: value["cpu_available"]?.numberValue?.intValue, balancedMaxMemory: balanced,
-                noSplit: value["no_split_module_classes"]?.arrayValue?.compactMap(\.stringValue) ?? [], modelBytes: modelBytes, deviceMap: deviceMap)
+                noSplit: value["no_split_module_classes"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                modelBytes: modelBytes, deviceMap: deviceMap)
         }
     }
 
@@ -66,7 +71,8 @@ struct AccelerateCase: Sendable, CustomTestStringConvertible {
 
     func place() throws -> DevicePlacement {
         let request = PlacementRequest(
-            deviceMap: .mode(mode), maxMemory: maxMemory, acceleratorMemory: acceleratorMemory, noSplit: noSplit, hostAvailableBytes: cpuAvailable)
+            deviceMap: .mode(mode), maxMemory: maxMemory, acceleratorMemory: acceleratorMemory, noSplit: noSplit,
+            hostAvailableBytes: cpuAvailable)
         return try request.place(architecture: try architecture(), dtype: dtype)
     }
 }
@@ -96,7 +102,8 @@ struct DeviceMapFixtureTests {
         #expect(placement.modelBytes == c.modelBytes)
         #expect(Dictionary(uniqueKeysWithValues: placement.deviceMap.map { ($0.key, $0.value) }) == c.deviceMap)
         if let expected = c.balancedMaxMemory {
-            let got = Dictionary(uniqueKeysWithValues: (placement.placementBudgets ?? []).map { ($0.device.description, $0.bytes) })
+            let got = Dictionary(
+                uniqueKeysWithValues: (placement.placementBudgets ?? []).map { ($0.device.description, $0.bytes) })
             #expect(got == expected)
         }
         // The map covers every parameter, and the per-device shares add up to the model.
@@ -113,9 +120,9 @@ struct DeviceMapFixtureTests {
         var order: [String: Int] = [:]
         func visit(_ node: ModuleNode) {
             order[node.name] = order.count
-            node.parameters.forEach { order[$0.name] = order.count }
-            node.children.forEach(visit)
-            node.buffers.forEach { order[$0.name] = order.count }
+            for parameter in node.parameters { order[parameter.name] = order.count }
+            for child in node.children { visit(child) }
+            for buffer in node.buffers { order[buffer.name] = order.count }
         }
         visit(root)
         return order
@@ -145,7 +152,10 @@ struct DeviceMapFixtureTests {
         #expect(sizes["lm_head"] == 0)
         #expect(sizes["model.embed_tokens"] == 131072 * 2 + 2)
         #expect(!sizes.countedTensors.contains("lm_head.weight"))
-        #expect(TiedParameters.groups(root: architecture.root, tiedAliases: aliases) == [["lm_head.weight", "model.embed_tokens.weight"]])
-        #expect(ModuleSizes(root: architecture.root, dtype: .f32, tiedAliases: aliases).total == 10037892)
+        #expect(
+            TiedParameters.groups(root: architecture.root, tiedAliases: aliases) == [
+                ["lm_head.weight", "model.embed_tokens.weight"]
+            ])
+        #expect(ModuleSizes(root: architecture.root, dtype: .f32, tiedAliases: aliases).total == 10_037_892)
     }
 }

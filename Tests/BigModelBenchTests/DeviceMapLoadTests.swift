@@ -19,7 +19,8 @@ struct DeviceMapLoadTests {
     static func checkpoint(_ model: String, dtype: DType, maxShardSize: Int = 2_000_000) throws -> TemporaryFolder {
         let folder = try TemporaryFolder("devmap-\(model)")
         let config = try ModelConfig.load(path: FixturePaths.path("device-maps/\(model)/config.json"))
-        try SyntheticCheckpoint(config: config, dtype: dtype, maxShardSize: maxShardSize, seed: 7, scale: 1).write(to: folder.path)
+        try SyntheticCheckpoint(config: config, dtype: dtype, maxShardSize: maxShardSize, seed: 7, scale: 1).write(
+            to: folder.path)
         return folder
     }
 
@@ -52,10 +53,16 @@ struct DeviceMapLoadTests {
         let offload = try TemporaryFolder("devmap-offload")
         defer { offload.remove() }
         let plan = try LoadPlan(checkpoint: try Checkpoint(path: folder.path), requested: .f16)
-        let request = PlacementRequest(deviceMap: .mode(.sequential), maxMemory: DeviceBudgets([.accelerator(0): 2_493_600, .cpu: 1_496_160]))
+        let request = PlacementRequest(
+            deviceMap: .mode(.sequential), maxMemory: DeviceBudgets([.accelerator(0): 2_493_600, .cpu: 1_496_160]))
         let prepared = try DeviceMapLoad(request: request, offloadFolder: offload.path + "/weights").prepare(plan)
-        let pinned = try #require(AccelerateCase.pinned.first { $0.model == "llama-deep" && $0.dtype == .f16 && $0.maxMemory?[.accelerator(0)] == 2_493_600 })
-        #expect(Dictionary(uniqueKeysWithValues: prepared.placement.deviceMap.map { ($0.key, $0.value) }) == pinned.deviceMap)
+        let pinned = try #require(
+            AccelerateCase.pinned.first {
+                $0.model == "llama-deep" && $0.dtype == .f16 && $0.maxMemory?[.accelerator(0)] == 2_493_600
+            })
+        #expect(
+            Dictionary(uniqueKeysWithValues: prepared.placement.deviceMap.map { ($0.key, $0.value) })
+                == pinned.deviceMap)
 
         let layer16 = Self.layerElements * 2
         let accelerator = Self.embedElements * 2 + 5 * layer16  // 2,099,712
@@ -141,7 +148,9 @@ struct DeviceMapLoadTests {
         #expect(try offload.contents() == ["index.json"])
 
         var entries: [String] = []
-        let names = plan.parameters.map(\.name).sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
+        let names = plan.parameters.map(\.name).sorted {
+            $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars)
+        }
         func entry(_ name: String, stored: String) throws -> String {
             let location = try #require(checkpoint.tensors[stored])
             return "  \"\(name)\": {\n    \"safetensors_file\": \"\(checkpoint.files[location.fileIndex].path)\",\n"
@@ -149,7 +158,9 @@ struct DeviceMapLoadTests {
         }
         for name in names { entries.append(try entry(name, stored: name)) }
         entries.append(try entry("lm_head.weight", stored: "model.embed_tokens.weight"))
-        #expect(String(decoding: try fileBytes(offload.file("index.json")), as: UTF8.self) == "{\n" + entries.joined(separator: ",\n") + "\n}")
+        #expect(
+            String(decoding: try fileBytes(offload.file("index.json")), as: UTF8.self) == "{\n"
+                + entries.joined(separator: ",\n") + "\n}")
         #expect(result.report.offload.referencedBytes == plan.figures.modelBytes)
         #expect(result.report.offload.writtenFiles.isEmpty)
 
@@ -168,7 +179,8 @@ struct DeviceMapLoadTests {
         defer { folder.remove() }
         let plan = try LoadPlan(checkpoint: try Checkpoint(path: folder.path), requested: nil)
         let everything = DeviceMapSpec.user(UserDeviceMap(["": .accelerator(0)], source: "map.json"))
-        let small = PlacementRequest(deviceMap: everything, maxMemory: DeviceBudgets([.accelerator(0): 1_000_000, .cpu: 1 << 30]))
+        let small = PlacementRequest(
+            deviceMap: everything, maxMemory: DeviceBudgets([.accelerator(0): 1_000_000, .cpu: 1 << 30]))
         let prepared = try DeviceMapLoad(request: small).prepare(plan)
         #expect(prepared.prediction.peakBytes(on: .accelerator(0)) == plan.figures.modelBytes)
         let ledger = MemoryLedger()
@@ -176,16 +188,19 @@ struct DeviceMapLoadTests {
             _ = try prepared.load(plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
         } throws: { error in
             guard let oom = error as? OutOfMemoryError else { return false }
-            return oom.device == .accelerator(0) && oom.budgetBytes == 1_000_000 && oom.liveBytes + oom.requestedBytes > 1_000_000
+            return oom.device == .accelerator(0) && oom.budgetBytes == 1_000_000
+                && oom.liveBytes + oom.requestedBytes > 1_000_000
                 && oom.liveBytes <= 1_000_000
         }
         #expect(ledger.peakBytes(on: .accelerator(0)) <= 1_000_000)
         #expect(ledger.peakBytes(on: .accelerator(0)) > 0)
 
         let large = PlacementRequest(
-            deviceMap: everything, maxMemory: DeviceBudgets([.accelerator(0): 1_000_000]), acceleratorMemory: DeviceBudgets([.accelerator(0): 20_000_000]))
+            deviceMap: everything, maxMemory: DeviceBudgets([.accelerator(0): 1_000_000]),
+            acceleratorMemory: DeviceBudgets([.accelerator(0): 20_000_000]))
         let ledger2 = MemoryLedger()
-        let loaded = try DeviceMapLoad(request: large).prepare(plan).loadReporting(plan, ledger: ledger2, phases: PhaseLog(ledger: ledger2))
+        let loaded = try DeviceMapLoad(request: large).prepare(plan).loadReporting(
+            plan, ledger: ledger2, phases: PhaseLog(ledger: ledger2))
         #expect(ledger2.peakBytes(on: .accelerator(0)) == plan.figures.modelBytes)
         let figures = try #require(loaded.report.figures(for: .accelerator(0)))
         #expect(figures.capacityBytes == 20_000_000 && figures.budgetBytes == 1_000_000 && !figures.withinBudget)
@@ -202,13 +217,16 @@ struct DeviceMapLoadTests {
             tensors.append((location.tensor.spec, try readAll(source.files[location.fileIndex], location.tensor)))
         }
         try withArrays(tensors.map(\.bytes)) { buffers in
-            try SafetensorsWriter.write(Array(zip(tensors.map(\.spec), buffers)), metadata: ["format": "pt"], to: folder.file("model.safetensors"))
+            try SafetensorsWriter.write(
+                Array(zip(tensors.map(\.spec), buffers)), metadata: ["format": "pt"],
+                to: folder.file("model.safetensors"))
         }
         _ = try folder.write("config.json", try fileBytes(FixturePaths.path("llama-tiny-f32-single/config.json")))
         let plan = try LoadPlan(checkpoint: try Checkpoint(path: folder.path), requested: nil)
         #expect(plan.missingKeys == ["model.norm.weight"])
         let map = UserDeviceMap(["": .cpu, "model.norm": .disk], source: "map.json")
-        let load = DeviceMapLoad(request: PlacementRequest(deviceMap: .user(map)), offloadFolder: folder.file("offload"))
+        let load = DeviceMapLoad(
+            request: PlacementRequest(deviceMap: .user(map)), offloadFolder: folder.file("offload"))
         let prepared = try load.prepare(plan)
         #expect(prepared.prediction.stagingBytes == 256)  // the 64 float32 ones, written through staging
         let ledger = MemoryLedger()
@@ -217,7 +235,9 @@ struct DeviceMapLoadTests {
         let ones = Array(repeating: [0x00, 0x00, 0x80, 0x3F] as [UInt8], count: 64).flatMap { $0 }
         #expect(try fileBytes(folder.file("offload/model.norm.weight.dat")) == ones)
         #expect(Array(try #require(result.model.tensors["model.norm.weight"]).storage.bytes) == ones)
-        #expect(String(decoding: try fileBytes(folder.file("offload/index.json")), as: UTF8.self) == Self.datIndexText([("model.norm.weight", "float32", [64])]))
+        #expect(
+            String(decoding: try fileBytes(folder.file("offload/index.json")), as: UTF8.self)
+                == Self.datIndexText([("model.norm.weight", "float32", [64])]))
 
         // Without a folder, the load is refused before anything is read.
         #expect(throws: PlacementError.self) { try DeviceMapLoad(request: load.request).prepare(plan) }
@@ -226,10 +246,14 @@ struct DeviceMapLoadTests {
         let generated = try Self.checkpoint("qwen2-bias", dtype: .bf16)
         defer { generated.remove() }
         let qwen = try LoadPlan(checkpoint: try Checkpoint(path: generated.path), requested: .f32)
-        let qwenPlacement = try PlacementRequest(deviceMap: .mode(.auto), maxMemory: DeviceBudgets([.accelerator(0): 1_500_000, .accelerator(1): 1_500_000, .cpu: 2_000_000]))
-            .place(architecture: qwen.architecture, dtype: .f32)
+        let qwenPlacement = try PlacementRequest(
+            deviceMap: .mode(.auto),
+            maxMemory: DeviceBudgets([.accelerator(0): 1_500_000, .accelerator(1): 1_500_000, .cpu: 2_000_000])
+        )
+        .place(architecture: qwen.architecture, dtype: .f32)
         let fromPlan = try DeviceMapPrediction(plan: qwen, placement: qwenPlacement)
-        let fromArchitecture = try DeviceMapPrediction(placement: qwenPlacement, architecture: qwen.architecture, storedDType: .bf16, target: .f32)
+        let fromArchitecture = try DeviceMapPrediction(
+            placement: qwenPlacement, architecture: qwen.architecture, storedDType: .bf16, target: .f32)
         #expect(fromPlan == fromArchitecture)
         #expect(fromPlan.parameterBytes.values.reduce(0, +) == qwen.figures.modelBytes)
         #expect(Set(fromPlan.parameterBytes.keys) == [.accelerator(0), .accelerator(1), .cpu, .disk])
@@ -242,13 +266,15 @@ struct DeviceMapLoadTests {
         defer { folder.remove() }
         let spec = TensorSpec(name: "../escape", dtype: .f32, shape: [4])
         try withArrays([[UInt8](repeating: 0, count: 16)]) { buffers in
-            try SafetensorsWriter.write([(spec, buffers[0])], metadata: ["format": "pt"], to: folder.file("model.safetensors"))
+            try SafetensorsWriter.write(
+                [(spec, buffers[0])], metadata: ["format": "pt"], to: folder.file("model.safetensors"))
         }
         let plan = try LoadPlan(checkpoint: try Checkpoint(path: folder.path), requested: .f16)
         let request = PlacementRequest(deviceMap: .user(UserDeviceMap(["": .disk])))
         let ledger = MemoryLedger()
         #expect {
-            _ = try DeviceMapLoad(request: request, offloadFolder: folder.file("offload")).load(plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
+            _ = try DeviceMapLoad(request: request, offloadFolder: folder.file("offload")).load(
+                plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
         } throws: { error in
             (error as? LoadError)?.rule == .unsafeOffloadName && (error as? LoadError)?.category == .badData
         }

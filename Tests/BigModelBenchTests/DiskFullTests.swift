@@ -11,13 +11,17 @@ import Glibc
 @Suite(.serialized, .enabled(if: SmallDisk.canMount, "needs root to mount a tmpfs (run as root to test full disks)"))
 struct DiskFullTests {
     /// A 154 MB checkpoint (vocabulary 150,000, untied): about 20 shards of 8 MB, a second of writing.
-    static var mediumConfig: String { tinyModelConfig.replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 150000"#) }
+    static var mediumConfig: String {
+        tinyModelConfig.replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 150000"#)
+    }
 
     /// What the free-space check asks of a disk for `config` at 8 MB shards: total_size + (shards + 2) MiB,
     /// from `generate --dry-run`.
     static func neededBytes(_ config: String) throws -> Int {
         let dry = try Executable.run(["generate", "--config", config, "--dry-run", "--max-shard-size", "8MB"])
-        let total = try #require(dry.stdout.split(separator: "\n").first { $0.hasPrefix("total_size ") }?.split(separator: " ")[1]).description
+        let total = try #require(
+            dry.stdout.split(separator: "\n").first { $0.hasPrefix("total_size ") }?.split(separator: " ")[1]
+        ).description
         let shards = dry.stdout.split(separator: "\n").filter { $0.hasPrefix("model-") }.count
         return (try #require(Int(total))) + (shards + 2) << 20 + (1 << 20)
     }
@@ -29,10 +33,14 @@ struct DiskFullTests {
         let config = try folder.write("config.json", text: Self.mediumConfig)
         let disk = try SmallDisk(at: folder.file("disk"), bytes: try Self.neededBytes(config))
         defer { disk.unmount() }
-        let result = try disk.fillingWhileRunning(["generate", "--config", config, "--out", disk.path + "/out", "--max-shard-size", "8MB"])
+        let result = try disk.fillingWhileRunning([
+            "generate", "--config", config, "--out", disk.path + "/out", "--max-shard-size", "8MB",
+        ])
         #expect(result.status == 74, "\(result.stderr)")
         #expect(result.stderrLines.filter { !$0.hasPrefix("generate: ") }.count == 1, "\(result.stderr)")
-        #expect(result.stderr.contains("No space left on device") || result.stderr.contains("no space left on device"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("No space left on device") || result.stderr.contains("no space left on device"),
+            "\(result.stderr)")
         #expect(try disk.contents() == [SmallDisk.fillerName])
     }
 
@@ -41,11 +49,15 @@ struct DiskFullTests {
         let folder = try TemporaryFolder("diskfull")
         defer { folder.remove() }
         let config = try folder.write("config.json", text: Self.mediumConfig)
-        #expect(try Executable.run(["generate", "--config", config, "--out", folder.file("src"), "--max-shard-size", "8MB"]).status == 0)
+        #expect(
+            try Executable.run(["generate", "--config", config, "--out", folder.file("src"), "--max-shard-size", "8MB"])
+                .status == 0)
         // float32 doubles the bytes; the same shard count plus two.
         let disk = try SmallDisk(at: folder.file("disk"), bytes: 2 * (try Self.neededBytes(config)) + (4 << 20))
         defer { disk.unmount() }
-        let result = try disk.fillingWhileRunning(["reshard", folder.file("src"), "--out", disk.path + "/dst", "--dtype", "float32"])
+        let result = try disk.fillingWhileRunning([
+            "reshard", folder.file("src"), "--out", disk.path + "/dst", "--dtype", "float32",
+        ])
         #expect(result.status == 74, "\(result.stderr)")
         #expect(result.stderr.lowercased().contains("no space left on device"), "\(result.stderr)")
         #expect(try disk.contents() == [SmallDisk.fillerName])
@@ -57,7 +69,9 @@ struct DiskFullTests {
         defer { whole.remove() }
         let results = FixturePaths.path("results/smoke.json")
         #expect(try Executable.run(["report", results, "--out", whole.path]).status == 0)
-        let bytes = try whole.contents().reduce(0) { $0 + ((try FileManager.default.attributesOfItem(atPath: whole.file($1))[.size] as? Int) ?? 0) }
+        let bytes = try whole.contents().reduce(0) {
+            $0 + ((try FileManager.default.attributesOfItem(atPath: whole.file($1))[.size] as? Int) ?? 0)
+        }
         let disk = try SmallDisk(at: whole.file("disk"), bytes: (bytes / 2) & ~4095)
         defer { disk.unmount() }
         let result = try Executable.run(["report", results, "--out", disk.path])
@@ -72,16 +86,22 @@ struct DiskFullTests {
         let folder = try TemporaryFolder("offloadfull")
         defer { folder.remove() }
         let config = try folder.write("config.json", text: tinyModelConfig)
-        #expect(try Executable.run(["generate", "--config", config, "--out", folder.file("ck"), "--max-shard-size", "4MB"]).status == 0)
+        #expect(
+            try Executable.run(["generate", "--config", config, "--out", folder.file("ck"), "--max-shard-size", "4MB"])
+                .status == 0)
         let disk = try SmallDisk(at: folder.file("disk"), bytes: 3 << 20)
         defer { disk.unmount() }
         let offload = disk.path + "/offload"
         let result = try Executable.run([
-            "load", folder.file("ck"), "--strategy", "device-map", "--device-map", "auto", "--max-memory", "0=1MB,cpu=1MB", "--dtype", "float16",
+            "load", folder.file("ck"), "--strategy", "device-map", "--device-map", "auto", "--max-memory",
+            "0=1MB,cpu=1MB", "--dtype", "float16",
             "--offload-folder", offload,
         ])
         #expect(result.status == 74, "\(result.stderr)")
-        #expect(result.stderrLines == ["bigmodel-bench: error: \(offload)/model.embed_tokens.weight.dat: write failed: No space left on device"])
+        #expect(
+            result.stderrLines == [
+                "bigmodel-bench: error: \(offload)/model.embed_tokens.weight.dat: write failed: No space left on device"
+            ])
         #expect(try disk.contents().isEmpty)
     }
 
@@ -90,21 +110,33 @@ struct DiskFullTests {
         let folder = try TemporaryFolder("readonly")
         defer { folder.remove() }
         let config = try folder.write("config.json", text: tinyModelConfig)
-        #expect(try Executable.run(["generate", "--config", config, "--out", folder.file("ck"), "--max-shard-size", "4MB"]).status == 0)
+        #expect(
+            try Executable.run(["generate", "--config", config, "--out", folder.file("ck"), "--max-shard-size", "4MB"])
+                .status == 0)
         let disk = try SmallDisk(at: folder.file("disk"), bytes: 64 << 20, readOnly: true)
         defer { disk.unmount() }
         try FaultTests.refused(
-            ["run", FixturePaths.repository + "/Scenarios/smoke.json", "--out", disk.path + "/reports", "--work-dir", folder.file("work")], status: 74,
+            [
+                "run", FixturePaths.repository + "/Scenarios/smoke.json", "--out", disk.path + "/reports", "--work-dir",
+                folder.file("work"),
+            ], status: 74,
             message: "\(disk.path)/reports: create folder failed: read-only file system")
         try FaultTests.refused(
             ["generate", "--config", config, "--out", disk.path + "/out"], status: 74,
             message: "\(disk.path)/out: write failed: \(disk.path) is on a read-only file system")
         try FaultTests.refused(
-            ["load", folder.file("ck"), "--strategy", "device-map", "--device-map", "auto", "--max-memory", "0=1MB,cpu=1MB", "--offload-folder", disk.path + "/off"],
+            [
+                "load", folder.file("ck"), "--strategy", "device-map", "--device-map", "auto", "--max-memory",
+                "0=1MB,cpu=1MB", "--offload-folder", disk.path + "/off",
+            ],
             status: 74, message: "\(disk.path)/off: create the offload folder failed: read-only file system")
         try FaultTests.refused(
-            ["load", folder.file("ck"), "--strategy", "device-map", "--device-map", "auto", "--max-memory", "0=1MB,cpu=1MB", "--offload-folder", config],
-            status: 74, message: "\(config): create the offload folder failed: a file is in the way (it is not a folder)")
+            [
+                "load", folder.file("ck"), "--strategy", "device-map", "--device-map", "auto", "--max-memory",
+                "0=1MB,cpu=1MB", "--offload-folder", config,
+            ],
+            status: 74,
+            message: "\(config): create the offload folder failed: a file is in the way (it is not a folder)")
     }
 }
 
@@ -126,7 +158,8 @@ struct SmallDisk {
         self.path = path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         let options = "size=\(max(bytes, 4096))" + (readOnly ? ",ro" : "")
-        guard let result = runTool("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", path]), result.status == 0 else {
+        guard let result = runTool("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", path]), result.status == 0
+        else {
             throw SmallDiskError.mountFailed(path)
         }
     }

@@ -2,8 +2,8 @@ import Foundation
 import Testing
 
 @testable import Harness
-@testable import ResultsFormat
 @testable import Reports
+@testable import ResultsFormat
 @testable import TensorEngine
 
 /// The README's figures are the committed report's: the quoted table is `report --format summary` of
@@ -19,8 +19,12 @@ import Testing
         let quoted = String(readme[start..<end])
         let summary = try Executable.run(["report", Self.root + "/Reports/gemma7b.json", "--format", "summary"])
         #expect(summary.status == 0, "\(summary.stderr)")
-        let table = summary.stdout.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty && !$0.hasPrefix("sizes in") }
-        #expect(quoted == table.joined(separator: "\n") + "\n", "refresh the README with: bigmodel-bench report Reports/gemma7b.json --format summary")
+        let table = summary.stdout.split(separator: "\n", omittingEmptySubsequences: false).filter {
+            !$0.isEmpty && !$0.hasPrefix("sizes in")
+        }
+        #expect(
+            quoted == table.joined(separator: "\n") + "\n",
+            "refresh the README with: bigmodel-bench report Reports/gemma7b.json --format summary")
     }
 
     @Test func readmeFullSizeFiguresAreTheReports() throws {

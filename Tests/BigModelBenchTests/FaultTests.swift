@@ -2,8 +2,8 @@ import Foundation
 import Testing
 
 @testable import Harness
-@testable import ResultsFormat
 @testable import Reports
+@testable import ResultsFormat
 
 #if canImport(Glibc)
 import Glibc
@@ -35,9 +35,13 @@ import Glibc
         try Self.refused(["inspect", weights], status: 65, message: "\(weights): NotARegularFile: it is a FIFO")
         try Self.refused(["verify", weights], status: 65, message: "\(weights): NotARegularFile: it is a FIFO")
         let scenario = try Self.fifo(folder, "scenario.json")
-        try Self.refused(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")], status: 65, message: "\(scenario): NotARegularFile: it is a FIFO")
+        try Self.refused(
+            ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")], status: 65,
+            message: "\(scenario): NotARegularFile: it is a FIFO")
         let config = try Self.fifo(folder, "config.json")
-        try Self.refused(["generate", "--config", config, "--dry-run"], status: 65, message: "\(config): NotARegularFile: it is a FIFO")
+        try Self.refused(
+            ["generate", "--config", config, "--dry-run"], status: 65,
+            message: "\(config): NotARegularFile: it is a FIFO")
         let sharded = folder.file("sharded")
         try FileManager.default.createDirectory(atPath: sharded, withIntermediateDirectories: false)
         let index = try Self.fifo(folder, "sharded/model.safetensors.index.json")
@@ -48,7 +52,9 @@ import Glibc
     @Test func aDirectoryIsNotAScenario() throws {
         let folder = try TemporaryFolder("dirscenario")
         defer { folder.remove() }
-        try Self.refused(["run", folder.path, "--out", folder.file("out")], status: 65, message: "\(folder.path): NotARegularFile: it is a directory")
+        try Self.refused(
+            ["run", folder.path, "--out", folder.file("out")], status: 65,
+            message: "\(folder.path): NotARegularFile: it is a directory")
     }
 
     /// An index over the 16 MiB cap is refused from fstat, before a byte is parsed.
@@ -59,7 +65,9 @@ import Glibc
         #expect(FileManager.default.createFile(atPath: index, contents: nil))
         #expect(truncate(index, 200_000_000) == 0)
         let start = ContinuousClock.now
-        try Self.refused(["inspect", folder.path], status: 65, message: "\(index): TooLarge: 200000000 bytes, more than the 16777216-byte limit")
+        try Self.refused(
+            ["inspect", folder.path], status: 65,
+            message: "\(index): TooLarge: 200000000 bytes, more than the 16777216-byte limit")
         #expect(ContinuousClock.now - start < .seconds(10))
     }
 
@@ -68,21 +76,33 @@ import Glibc
     @Test func configsWhoseSizesOverflowAreRefused() throws {
         let folder = try TemporaryFolder("hugeconfig")
         defer { folder.remove() }
-        let big = try folder.write("big.json", text: tinyModelConfig.replacingOccurrences(of: #""hidden_size": 256"#, with: #""hidden_size": 4294967296"#))
-        try Self.refused(["generate", "--config", big, "--dry-run"], status: 65, message: "field 'hidden_size': is 4294967296, larger than any model dimension this tool accepts (2147483648 = 2^31)")
+        let big = try folder.write(
+            "big.json",
+            text: tinyModelConfig.replacingOccurrences(of: #""hidden_size": 256"#, with: #""hidden_size": 4294967296"#))
+        try Self.refused(
+            ["generate", "--config", big, "--dry-run"], status: 65,
+            message:
+                "field 'hidden_size': is 4294967296, larger than any model dimension this tool accepts (2147483648 = 2^31)"
+        )
         let wide = try folder.write(
             "wide.json",
             text: tinyModelConfig.replacingOccurrences(of: #""hidden_size": 256"#, with: #""hidden_size": 2147483648"#)
                 .replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 2147483648"#))
-        try Self.refused(["generate", "--config", wide, "--dry-run"], status: 65, message: "(the config's dimensions are too large)")
+        try Self.refused(
+            ["generate", "--config", wide, "--dry-run"], status: 65, message: "(the config's dimensions are too large)")
     }
 
     /// A config whose dtype is not floating is refused, not generated as float32 with its config rewritten.
     @Test func anIntegerConfigDTypeIsRefused() throws {
         let folder = try TemporaryFolder("int8config")
         defer { folder.remove() }
-        let config = try folder.write("int8.json", text: tinyModelConfig.replacingOccurrences(of: #""torch_dtype": "bfloat16""#, with: #""torch_dtype": "int8""#))
-        try Self.refused(["generate", "--config", config, "--out", folder.file("out")], status: 65, message: "field 'torch_dtype': is int8, not a floating dtype")
+        let config = try folder.write(
+            "int8.json",
+            text: tinyModelConfig.replacingOccurrences(
+                of: #""torch_dtype": "bfloat16""#, with: #""torch_dtype": "int8""#))
+        try Self.refused(
+            ["generate", "--config", config, "--out", folder.file("out")], status: 65,
+            message: "field 'torch_dtype': is int8, not a floating dtype")
         #expect(!FileManager.default.fileExists(atPath: folder.file("out")))
     }
 
@@ -92,8 +112,11 @@ import Glibc
         defer { folder.remove() }
         let file = try folder.write("file.txt", text: "x")
         let results = ReportFixtures.path(ReportFixtures.smoke)
-        try Self.refused(["report", results, "--out", file + "/sub"], status: 74, message: "\(file)/sub/smoke-peaks.svg: cannot write: \(file) is a file, not a folder")
-        try Self.refused(["report", results, "--out", file], status: 74, message: "\(file)/smoke-peaks.svg: cannot write: ")
+        try Self.refused(
+            ["report", results, "--out", file + "/sub"], status: 74,
+            message: "\(file)/sub/smoke-peaks.svg: cannot write: \(file) is a file, not a folder")
+        try Self.refused(
+            ["report", results, "--out", file], status: 74, message: "\(file)/smoke-peaks.svg: cannot write: ")
         let dump = try Executable.run(["report", results, "--out", file])
         #expect(!dump.stderr.contains("NSCocoaErrorDomain") && !dump.stderr.contains("UserInfo"))
     }
@@ -122,15 +145,28 @@ import Glibc
         results.runs[0].measurement?.ledgerPeakBytes = -5
         let negative = try ReportFixtures.write(results, to: folder, as: "negative.json")
         let baseline = ReportFixtures.path(ReportFixtures.smoke)
-        try Self.refused(["compare", baseline, negative], status: 65, message: "\(negative): not a valid results file: $.runs[0].measurement.ledger_peak_bytes is -5; a byte count is never negative")
+        try Self.refused(
+            ["compare", baseline, negative], status: 65,
+            message:
+                "\(negative): not a valid results file: $.runs[0].measurement.ledger_peak_bytes is -5; a byte count is never negative"
+        )
         let fifo = try Self.fifo(folder, "fifo.json")
         try Self.refused(["compare", baseline, fifo], status: 65, message: "\(fifo): NotARegularFile: it is a FIFO")
         // A byte count that is not a whole number, or beyond 64 bits: Foundation says only "not valid JSON";
         // the message names the field.
         let text = try String(contentsOfFile: negative, encoding: .utf8)
-        for (literal, rule) in [("1.5", "a byte count is a whole number of bytes that fits in 64 bits"), ("18446744073709551616", "a byte count is a whole number of bytes that fits in 64 bits")] {
-            let bad = try folder.write("bad.json", text: text.replacingOccurrences(of: "\"ledger_peak_bytes\" : -5", with: "\"ledger_peak_bytes\" : \(literal)"))
-            try Self.refused(["report", bad, "--out", "-"], status: 65, message: "\(bad): not a valid results file: $.runs[0].measurement.ledger_peak_bytes is \(literal); \(rule)")
+        for (literal, rule) in [
+            ("1.5", "a byte count is a whole number of bytes that fits in 64 bits"),
+            ("18446744073709551616", "a byte count is a whole number of bytes that fits in 64 bits"),
+        ] {
+            let bad = try folder.write(
+                "bad.json",
+                text: text.replacingOccurrences(
+                    of: "\"ledger_peak_bytes\" : -5", with: "\"ledger_peak_bytes\" : \(literal)"))
+            try Self.refused(
+                ["report", bad, "--out", "-"], status: 65,
+                message:
+                    "\(bad): not a valid results file: $.runs[0].measurement.ledger_peak_bytes is \(literal); \(rule)")
         }
     }
 
@@ -145,19 +181,27 @@ import Glibc
         let index = folder.file("model.safetensors.index.json")
         let original = try String(contentsOfFile: index, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: folder.file("sub"), withIntermediateDirectories: false)
-        try original.replacingOccurrences(of: "model-00001-of-00004.safetensors", with: "sub").write(toFile: index, atomically: true, encoding: .utf8)
-        try Self.refused(["inspect", folder.path], status: 65, message: "\(folder.file("sub")): NotARegularFile: it is a directory")
-        try original.replacingOccurrences(of: "model-00001-of-00004.safetensors", with: ".").write(toFile: index, atomically: true, encoding: .utf8)
-        try Self.refused(["inspect", folder.path], status: 65, message: "ShardOutsideFolder: shard '.' names the checkpoint folder itself, not a file in it")
+        try original.replacingOccurrences(of: "model-00001-of-00004.safetensors", with: "sub").write(
+            toFile: index, atomically: true, encoding: .utf8)
+        try Self.refused(
+            ["inspect", folder.path], status: 65, message: "\(folder.file("sub")): NotARegularFile: it is a directory")
+        try original.replacingOccurrences(of: "model-00001-of-00004.safetensors", with: ".").write(
+            toFile: index, atomically: true, encoding: .utf8)
+        try Self.refused(
+            ["inspect", folder.path], status: 65,
+            message: "ShardOutsideFolder: shard '.' names the checkpoint folder itself, not a file in it")
     }
 
     /// 600,000-token vocabulary, untied: 617 MB of bfloat16 in 5 shards of ≤ 8 MB (the embeddings alone): seconds
     /// of writing in a debug build, so a signal lands mid-write.
-    static var bigConfig: String { tinyModelConfig.replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 600000"#) }
+    static var bigConfig: String {
+        tinyModelConfig.replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 600000"#)
+    }
 
     /// Starts the tool, sends `signal` after `delay` seconds, and returns its status and stderr lines (progress
     /// lines left out).
-    static func interrupted(_ arguments: [String], _ signal: Int32, after delay: Double) throws -> (Int32, [Substring]) {
+    static func interrupted(_ arguments: [String], _ signal: Int32, after delay: Double) throws -> (Int32, [Substring])
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try #require(Executable.path))
         process.arguments = arguments
@@ -169,7 +213,10 @@ import Glibc
         kill(process.processIdentifier, signal)
         let text = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        return (process.terminationStatus, text.split(separator: "\n").filter { !$0.hasPrefix("generate: ") && !$0.hasPrefix("reshard: ") })
+        return (
+            process.terminationStatus,
+            text.split(separator: "\n").filter { !$0.hasPrefix("generate: ") && !$0.hasPrefix("reshard: ") }
+        )
     }
 
     /// SIGINT or SIGTERM while `generate` writes a many-shard checkpoint (soon after it starts, and mid-write):
@@ -179,9 +226,12 @@ import Glibc
         let folder = try TemporaryFolder("gensignal")
         defer { folder.remove() }
         let config = try folder.write("config.json", text: Self.bigConfig)
-        let (status, lines) = try Self.interrupted(["generate", "--config", config, "--out", folder.file("out"), "--max-shard-size", "8MB"], signal, after: delay)
+        let (status, lines) = try Self.interrupted(
+            ["generate", "--config", config, "--out", folder.file("out"), "--max-shard-size", "8MB"], signal,
+            after: delay)
         #expect(status == 130, "\(lines)")
-        #expect(lines == ["bigmodel-bench: error: \(folder.file("out")): interrupted; the partial checkpoint was removed"])
+        #expect(
+            lines == ["bigmodel-bench: error: \(folder.file("out")): interrupted; the partial checkpoint was removed"])
         #expect(try folder.contents() == ["config.json"])
     }
 
@@ -191,19 +241,26 @@ import Glibc
         let folder = try TemporaryFolder("reshardsignal")
         defer { folder.remove() }
         let config = try folder.write("config.json", text: Self.bigConfig)
-        #expect(try Executable.run(["generate", "--config", config, "--out", folder.file("src"), "--max-shard-size", "8MB"]).status == 0)
-        let (status, lines) = try Self.interrupted(["reshard", folder.file("src"), "--out", folder.file("dst"), "--dtype", "float32"], signal, after: 0.5)
+        #expect(
+            try Executable.run(["generate", "--config", config, "--out", folder.file("src"), "--max-shard-size", "8MB"])
+                .status == 0)
+        let (status, lines) = try Self.interrupted(
+            ["reshard", folder.file("src"), "--out", folder.file("dst"), "--dtype", "float32"], signal, after: 0.5)
         #expect(status == 130, "\(lines)")
-        #expect(lines == ["bigmodel-bench: error: \(folder.file("dst")): interrupted; the partial checkpoint was removed"])
+        #expect(
+            lines == ["bigmodel-bench: error: \(folder.file("dst")): interrupted; the partial checkpoint was removed"])
         #expect(try folder.contents() == ["config.json", "src"])
     }
 
     /// Run ids become file names: a slash, a NUL, 300 characters or an empty id are refused at the JSON path.
-    @Test(arguments: [#""a/b""#, #""a\u0000b""#, "\"" + String(repeating: "x", count: 300) + "\"", #""""#, #"".hidden""#])
+    @Test(arguments: [
+        #""a/b""#, #""a\u0000b""#, "\"" + String(repeating: "x", count: 300) + "\"", #""""#, #"".hidden""#,
+    ])
     func runIdsMustBeFileNames(_ id: String) throws {
         let folder = try TemporaryFolder("runid")
         defer { folder.remove() }
-        let scenario = try folder.write("tiny.json", text: tinyScenario(runs: #"[{"id": \#(id), "strategy": "naive"}]"#))
+        let scenario = try folder.write(
+            "tiny.json", text: tinyScenario(runs: #"[{"id": \#(id), "strategy": "naive"}]"#))
         try Self.refused(
             ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")], status: 65,
             message: "$.runs[0].id: must be 1–100 ASCII letters, digits, '-', '_', '.' or '@'")
@@ -221,7 +278,9 @@ import Glibc
             message: "$.runs[0].strategy: unknown strategy 'naive\\nmore'")
         let sharded = folder.file("sharded")
         try FileManager.default.createDirectory(atPath: sharded, withIntermediateDirectories: false)
-        _ = try folder.write("sharded/model.safetensors.index.json", text: #"{"metadata": {}, "weight_map": {"w": "a\u0000\u001b[31mb.safetensors"}}"#)
+        _ = try folder.write(
+            "sharded/model.safetensors.index.json",
+            text: #"{"metadata": {}, "weight_map": {"w": "a\u0000\u001b[31mb.safetensors"}}"#)
         let result = try Executable.run(["inspect", sharded])
         #expect(result.status == 65 || result.status == 66, "\(result.stderr)")
         #expect(result.stderrLines.count == 1, "\(result.stderr)")
@@ -235,18 +294,26 @@ import Glibc
         let folder = try TemporaryFolder("concurrent")
         defer { folder.remove() }
         let scenario = try folder.write("tiny.json", text: tinyScenario(extra: #", "repeat": 40"#))
-        let first = try Executable.start(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
+        let first = try Executable.start([
+            "run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"),
+        ])
         defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
         let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: folder.file("out/tiny.json")) { Thread.sleep(forTimeInterval: 0.05) }
+        while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: folder.file("out/tiny.json")) {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         let lock = folder.file("out/.tiny.lock")
         try Self.refused(
             ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work2")], status: 74,
-            message: "\(lock): another run (pid \(first.processIdentifier)) of scenario 'tiny' is using \(folder.file("out")); wait for it to finish or give another --out")
+            message:
+                "\(lock): another run (pid \(first.processIdentifier)) of scenario 'tiny' is using \(folder.file("out")); wait for it to finish or give another --out"
+        )
         let workLock = folder.file("work/runs/.tiny.lock")
         try Self.refused(
             ["run", scenario, "--out", folder.file("out2"), "--work-dir", folder.file("work")], status: 74,
-            message: "\(workLock): another run (pid \(first.processIdentifier)) of scenario 'tiny' is using \(folder.file("work/runs")); wait for it to finish or give another --work-dir")
+            message:
+                "\(workLock): another run (pid \(first.processIdentifier)) of scenario 'tiny' is using \(folder.file("work/runs")); wait for it to finish or give another --work-dir"
+        )
         // The refused run took the --out lock first and gave it back: out2 holds nothing.
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("out2")).isEmpty)
         kill(first.processIdentifier, SIGINT)
@@ -261,11 +328,14 @@ import Glibc
     func signalsWhileRunGeneratesLeaveNothing(_ signal: Int32) throws {
         let folder = try TemporaryFolder("rungen")
         defer { folder.remove() }
-        let scenario = try folder.write("tiny.json", text: tinyScenario().replacingOccurrences(of: tinyModelConfig, with: Self.bigConfig))
-        let (status, lines) = try Self.interrupted(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")], signal, after: 0.5)
+        let scenario = try folder.write(
+            "tiny.json", text: tinyScenario().replacingOccurrences(of: tinyModelConfig, with: Self.bigConfig))
+        let (status, lines) = try Self.interrupted(
+            ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")], signal, after: 0.5)
         #expect(status == 130, "\(lines)")
         let errors = lines.filter { $0.hasPrefix("bigmodel-bench: ") }
-        #expect(errors.count == 1 && errors[0].hasSuffix(": interrupted; the partial checkpoint was removed"), "\(lines)")
+        #expect(
+            errors.count == 1 && errors[0].hasSuffix(": interrupted; the partial checkpoint was removed"), "\(lines)")
         let checkpoints = try FileManager.default.contentsOfDirectory(atPath: folder.file("work/checkpoints"))
         #expect(checkpoints.filter { $0 != ".lock" }.isEmpty, "\(checkpoints)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("out")).isEmpty)
@@ -275,12 +345,16 @@ import Glibc
     /// A bad size option names the rule and shows the grammar (ArgumentParser's usage error, exit 64).
     @Test(arguments: [("0", "a size must be more than 0 bytes"), ("5XB", "not a size")])
     func badSizesSayWhy(_ value: String, _ reason: String) throws {
-        for arguments in [["generate", "--config", "config.json", "--max-shard-size", value], ["run", "smoke.json", "--memory-limit", value]] {
+        for arguments in [
+            ["generate", "--config", "config.json", "--max-shard-size", value],
+            ["run", "smoke.json", "--memory-limit", value],
+        ] {
             let result = try Executable.run(arguments)
             #expect(result.status == 64)
             let option = arguments[arguments.count - 2]
             #expect(
-                result.stderrLines.first == "Error: The value '\(value)' is invalid for '\(option) <\(option.dropFirst(2))>': \(reason); use a number of bytes or a size such as 5GB, 1.5GiB or 500MB",
+                result.stderrLines.first
+                    == "Error: The value '\(value)' is invalid for '\(option) <\(option.dropFirst(2))>': \(reason); use a number of bytes or a size such as 5GB, 1.5GiB or 500MB",
                 "\(result.stderr)")
         }
     }
@@ -292,8 +366,12 @@ import Glibc
         let readme = try folder.write("model.safetensors", text: "# A model\nSee the weights elsewhere.\n")
         try Self.refused(
             ["inspect", readme], status: 65,
-            message: "\(readme): HeaderTooLarge: header length 7306087009985044515 exceeds the limit of 100000000 bytes; the file begins with the text \"# A mode\": not a safetensors file")
+            message:
+                "\(readme): HeaderTooLarge: header length 7306087009985044515 exceeds the limit of 100000000 bytes; the file begins with the text \"# A mode\": not a safetensors file"
+        )
         let pointer = try folder.write("lfs.safetensors", text: "version https://git-lfs.github.com/spec/v1\n")
-        try Self.refused(["inspect", pointer], status: 65, message: "the file begins with the text \"version \": not a safetensors file")
+        try Self.refused(
+            ["inspect", pointer], status: 65,
+            message: "the file begins with the text \"version \": not a safetensors file")
     }
 }

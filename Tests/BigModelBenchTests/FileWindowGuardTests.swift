@@ -3,8 +3,8 @@ import Testing
 
 @testable import Checkpoint
 @testable import Loading
-@testable import TensorEngine
 @testable import OSLayer
+@testable import TensorEngine
 
 #if canImport(Glibc)
 import Glibc
@@ -78,7 +78,10 @@ import Glibc
             #expect(error.category == .io)
             #expect(error.path == file.path)
             #expect(error.operation == "read of the mapped tensor '\(first.name)'")
-            #expect(error.reason == "unexpected end of file (the file shrank after it was opened: \(file.header.dataStart) bytes, the tensor ends at \(file.header.dataStart + first.end))")
+            #expect(
+                error.reason
+                    == "unexpected end of file (the file shrank after it was opened: \(file.header.dataStart) bytes, the tensor ends at \(file.header.dataStart + first.end))"
+            )
         }
     }
 }

@@ -12,5 +12,6 @@ enum FixturePaths {
     static func path(_ relative: String) -> String { root + "/" + relative }
 
     /// The repository's root (where `Scenarios/` is).
-    static let repository: String = URL(fileURLWithPath: root).deletingLastPathComponent().deletingLastPathComponent().path
+    static let repository: String = URL(fileURLWithPath: root).deletingLastPathComponent().deletingLastPathComponent()
+        .path
 }

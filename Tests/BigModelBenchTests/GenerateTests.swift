@@ -4,9 +4,9 @@ import Testing
 @testable import Checkpoint
 @testable import Loading
 @testable import Models
+@testable import OSLayer
 @testable import StrictJSON
 @testable import TensorEngine
-@testable import OSLayer
 
 /// `generate`: the same files, index and weight_map `save_pretrained` writes for a config, dtype and shard size.
 @Suite struct GenerateTests {
@@ -17,7 +17,9 @@ import Testing
         let synthetic = try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 100_000, seed: 7, scale: 1)
         try synthetic.write(to: folder.file("out"))
         // The index is byte-identical: same weight_map, total_size 369280, total_parameters 184640.
-        #expect(try fileBytes(folder.file("out/model.safetensors.index.json")) == fileBytes(FixturePaths.path("gemma-tiny-bf16-sharded/model.safetensors.index.json")))
+        #expect(
+            try fileBytes(folder.file("out/model.safetensors.index.json"))
+                == fileBytes(FixturePaths.path("gemma-tiny-bf16-sharded/model.safetensors.index.json")))
         // Every shard holds the same tensors with the same shapes at the same offsets (headers identical).
         for name in ShardPlan.fileNames(count: 4) {
             let ours = try SafetensorsFile(path: folder.file("out/" + name))
@@ -35,8 +37,12 @@ import Testing
         let folder = try TemporaryFolder("gen-llama")
         defer { folder.remove() }
         let config = try ModelConfig.load(path: FixturePaths.path("llama-tiny-f32-single/config.json"))
-        try SyntheticCheckpoint(config: config, dtype: .f32, maxShardSize: 5_000_000_000, seed: 0, scale: 1).write(to: folder.file("out"))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("out")).sorted() == ["config.json", "model.safetensors"])
+        try SyntheticCheckpoint(config: config, dtype: .f32, maxShardSize: 5_000_000_000, seed: 0, scale: 1).write(
+            to: folder.file("out"))
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: folder.file("out")).sorted() == [
+                "config.json", "model.safetensors",
+            ])
         let ours = try SafetensorsFile(path: folder.file("out/model.safetensors"))
         let theirs = try SafetensorsFile(path: FixturePaths.path("llama-tiny-f32-single/model.safetensors"))
         #expect(ours.header == theirs.header)
@@ -67,7 +73,8 @@ import Testing
         #expect(values[0..<64].allSatisfy { $0 == 0 })
         let rest = values[64...]
         let mean = rest.reduce(0.0) { $0 + Double($1) } / Double(rest.count)
-        let std = (rest.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(rest.count)).squareRoot()
+        let std = (rest.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(rest.count))
+            .squareRoot()
         #expect(abs(mean) < 0.001)
         #expect(abs(std - 0.02) < 0.0005)
         let norm = try #require(a.tensors["model.norm.weight"])
@@ -84,7 +91,10 @@ import Testing
 
     /// The seed document's BioMistral-7B layout: Mistral-7B in float32 with 5GB shards.
     @Test func mistral7bDryRunGivesTheSeedDocumentLayout() throws {
-        let result = try Executable.run(["generate", "--config", Self.mistralConfigPath(), "--dtype", "float32", "--max-shard-size", "5GB", "--dry-run", "--json"])
+        let result = try Executable.run([
+            "generate", "--config", Self.mistralConfigPath(), "--dtype", "float32", "--max-shard-size", "5GB",
+            "--dry-run", "--json",
+        ])
         #expect(result.status == 0)
         let plan = try JSONParser().parse(result.stdout)
         #expect(plan["total_size"]?.numberValue?.intValue == 28_966_928_384)
@@ -92,14 +102,18 @@ import Testing
         let files = try #require(plan["files"]?.arrayValue)
         #expect(files.count == 6)
         #expect(files.first?["name"]?.stringValue == "model-00001-of-00006.safetensors")
-        #expect(files.compactMap { $0["tensor_bytes"]?.numberValue?.intValue } == [4_987_191_296, 4_899_110_912, 4_999_806_976, 4_999_806_976, 4_832_002_048, 4_249_010_176])
+        #expect(
+            files.compactMap { $0["tensor_bytes"]?.numberValue?.intValue } == [
+                4_987_191_296, 4_899_110_912, 4_999_806_976, 4_999_806_976, 4_832_002_048, 4_249_010_176,
+            ])
     }
 
     /// --scale keeps names, layers and shard count; first dimensions become max(1, round(d0·F)).
     @Test func scalingKeepsNamesLayersAndShardCount() throws {
         let config = try Self.gemma7bConfig()
         let full = try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: 1)
-        let half = try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: 0.5)
+        let half = try SyntheticCheckpoint(
+            config: config, dtype: .bf16, maxShardSize: 5_000_000_000, seed: 0, scale: 0.5)
         #expect(full.plan.totalSize == 17_075_361_792)  // 8,537,680,896 parameters, as google/gemma-7b's index says
         #expect(full.plan.shards.count == 4)
         #expect(half.plan.shards.count == 4)
@@ -107,7 +121,8 @@ import Testing
         #expect(half.architecture.parameters.map(\.name) == full.architecture.parameters.map(\.name))
         let embed = try #require(half.architecture.parameters.first)
         #expect(embed.shape == [128_000, 3072])
-        let q = try #require(half.architecture.parameters.first { $0.name == "model.layers.27.self_attn.q_proj.weight" })
+        let q = try #require(
+            half.architecture.parameters.first { $0.name == "model.layers.27.self_attn.q_proj.weight" })
         #expect(q.shape == [2048, 3072])
         // Python's round: half to even (0.5 → 0, 1.5 → 2, 2.5 → 2), never below 1.
         #expect(ModelArchitecture.scaledDimension(5, by: 0.1) == 1)
@@ -120,9 +135,18 @@ import Testing
         let folder = try TemporaryFolder("gen-bad")
         defer { folder.remove() }
         let cases: [(String, String)] = [
-            (#"{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2}"#, "field 'vocab_size': missing"),
-            (#"{"model_type": "llama", "hidden_size": "64", "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 10}"#, "field 'hidden_size': is a string"),
-            (#"{"model_type": "llama", "hidden_size": 64, "intermediate_size": -1, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 10}"#, "field 'intermediate_size': is -1"),
+            (
+                #"{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2}"#,
+                "field 'vocab_size': missing"
+            ),
+            (
+                #"{"model_type": "llama", "hidden_size": "64", "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 10}"#,
+                "field 'hidden_size': is a string"
+            ),
+            (
+                #"{"model_type": "llama", "hidden_size": 64, "intermediate_size": -1, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 10}"#,
+                "field 'intermediate_size': is -1"
+            ),
             (#"{"model_type": "gpt2", "n_embd": 64}"#, "field 'model_type': 'gpt2' is not an architecture"),
             (#"{"model_type": "llama", "torch_dtype": "float17"}"#, "field 'torch_dtype': unknown dtype 'float17'"),
             ("[1, 2]", "not an object"),
@@ -136,7 +160,11 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: folder.file("o\(index)")))
         }
         // An integer dtype is a usage error.
-        let ok = try folder.write("ok.json", text: #"{"model_type": "llama", "hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2, "num_hidden_layers": 1, "vocab_size": 10}"#)
+        let ok = try folder.write(
+            "ok.json",
+            text:
+                #"{"model_type": "llama", "hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2, "num_hidden_layers": 1, "vocab_size": 10}"#
+        )
         let integer = try Executable.run(["generate", "--config", ok, "--out", folder.file("int"), "--dtype", "int8"])
         #expect(integer.status == 64)
     }
@@ -147,7 +175,8 @@ import Testing
         let folder = try TemporaryFolder("reshard-dtype")
         defer { folder.remove() }
         let source = try Checkpoint(path: FixturePaths.path("llama-tiny-f32-single"))
-        let resharder = try Resharder(source: source, maxShardSize: 100_000, dtype: .bf16, order: try ModelOrder.parameterOrder(for: source))
+        let resharder = try Resharder(
+            source: source, maxShardSize: 100_000, dtype: .bf16, order: try ModelOrder.parameterOrder(for: source))
         try resharder.write(to: folder.file("out"))
         let out = try Checkpoint(path: folder.file("out"))
         #expect(out.format == .sharded)
@@ -173,7 +202,9 @@ import Testing
         let folder = try TemporaryFolder("mistral")
         return try folder.write(
             "config.json",
-            text: #"{"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 32000, "tie_word_embeddings": false, "torch_dtype": "bfloat16"}"#)
+            text:
+                #"{"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 32000, "tie_word_embeddings": false, "torch_dtype": "bfloat16"}"#
+        )
     }
 
     static func gemma7bConfig() throws -> ModelConfig {

@@ -3,22 +3,24 @@ import Testing
 
 @testable import Checkpoint
 @testable import Harness
-@testable import ResultsFormat
 @testable import Loading
 @testable import Models
+@testable import OSLayer
 @testable import Probes
+@testable import ResultsFormat
 @testable import StrictJSON
 @testable import TensorEngine
-@testable import OSLayer
 
 /// A tiny Llama-shaped model (about 5.5M parameters, 11 MB in bfloat16): runs take well under a second each.
 let tinyModelConfig = #"""
-{"model_type": "llama", "hidden_size": 256, "intermediate_size": 688, "num_attention_heads": 4, "num_key_value_heads": 2,
- "num_hidden_layers": 2, "vocab_size": 8000, "tie_word_embeddings": false, "torch_dtype": "bfloat16"}
-"""#
+    {"model_type": "llama", "hidden_size": 256, "intermediate_size": 688, "num_attention_heads": 4, "num_key_value_heads": 2,
+     "num_hidden_layers": 2, "vocab_size": 8000, "tie_word_embeddings": false, "torch_dtype": "bfloat16"}
+    """#
 
 /// A scenario file for the tiny model.
-func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}, {"strategy": "low-memory"}]"#, extra: String = "") -> String {
+func tinyScenario(
+    name: String = "tiny", runs: String = #"[{"strategy": "naive"}, {"strategy": "low-memory"}]"#, extra: String = ""
+) -> String {
     #"{"name": "\#(name)", "model": {"config": \#(tinyModelConfig)}, "checkpoint": {"dtype": "bfloat16", "max_shard_size": "4MB"}, "scale": 1, "runs": \#(runs)\#(extra)}"#
 }
 
@@ -30,21 +32,42 @@ func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}
         (tinyScenario(runs: #"[{"strategy": "fast"}]"#), "$.runs[0].strategy", "unknown strategy 'fast'"),
         (tinyScenario(runs: #"[{"strategy": "naive", "dtype": "int8"}]"#), "$.runs[0].dtype", "not a floating dtype"),
         (tinyScenario(runs: #"[{"strategy": "naive", "dtype": 16}]"#), "$.runs[0].dtype", "must be a dtype name"),
-        (tinyScenario(runs: #"[{"strategy": "naive"}, {"strategy": "naive"}]"#), "$.runs[1]", "run id 'naive' is used twice"),
+        (
+            tinyScenario(runs: #"[{"strategy": "naive"}, {"strategy": "naive"}]"#), "$.runs[1]",
+            "run id 'naive' is used twice"
+        ),
         (tinyScenario(runs: #"[{"strategy": "naive", "speed": 1}]"#), "$.runs[0].speed", "unknown key"),
         (tinyScenario(runs: "{}"), "$.runs", "non-empty array"),
-        (tinyScenario(extra: #", "scale": 1.5"#).replacingOccurrences(of: #""scale": 1,"#, with: ""), "$.scale", "(0, 1]"),
+        (
+            tinyScenario(extra: #", "scale": 1.5"#).replacingOccurrences(of: #""scale": 1,"#, with: ""), "$.scale",
+            "(0, 1]"
+        ),
         (tinyScenario(extra: #", "repeat": 0"#), "$.repeat", "must be in 1…100"),
         (tinyScenario(extra: #", "cache": "lukewarm""#), "$.cache", "\"warm\" or \"cold\""),
         (tinyScenario(extra: #", "tolerance": {"relative": 3}"#), "$.tolerance.relative", "[0, 1)"),
         (tinyScenario(extra: #", "tolerance": {"absolute": "lots"}"#), "$.tolerance.absolute", "must be a size"),
         (tinyScenario(extra: #", "sample_interval_ms": 60"#), "$.sample_interval_ms", "[0.1, 50]"),
         (tinyScenario(extra: #", "run_timeout_s": 0"#), "$.run_timeout_s", "must be a number of seconds in [1, 86400]"),
-        (tinyScenario(extra: #", "stall_timeout_s": "soon""#), "$.stall_timeout_s", "must be a number of seconds in [1, 86400]"),
-        (tinyScenario().replacingOccurrences(of: #""vocab_size": 8000, "#, with: ""), "$.model.config.vocab_size", "missing"),
-        (tinyScenario().replacingOccurrences(of: #""model_type": "llama""#, with: #""model_type": "bert""#), "$.model.config.model_type", "'bert'"),
-        (tinyScenario().replacingOccurrences(of: #""max_shard_size": "4MB""#, with: #""max_shard_size": "4 MB""#), "$.checkpoint.max_shard_size", "must be a size"),
-        (tinyScenario().replacingOccurrences(of: #""name": "tiny""#, with: #""name": "a/b""#), "$.name", "must be 1–100 ASCII letters"),
+        (
+            tinyScenario(extra: #", "stall_timeout_s": "soon""#), "$.stall_timeout_s",
+            "must be a number of seconds in [1, 86400]"
+        ),
+        (
+            tinyScenario().replacingOccurrences(of: #""vocab_size": 8000, "#, with: ""), "$.model.config.vocab_size",
+            "missing"
+        ),
+        (
+            tinyScenario().replacingOccurrences(of: #""model_type": "llama""#, with: #""model_type": "bert""#),
+            "$.model.config.model_type", "'bert'"
+        ),
+        (
+            tinyScenario().replacingOccurrences(of: #""max_shard_size": "4MB""#, with: #""max_shard_size": "4 MB""#),
+            "$.checkpoint.max_shard_size", "must be a size"
+        ),
+        (
+            tinyScenario().replacingOccurrences(of: #""name": "tiny""#, with: #""name": "a/b""#), "$.name",
+            "must be 1–100 ASCII letters"
+        ),
         ("[]", "$", "must be an object"),
         ("{", "$", "not valid JSON"),
     ])
@@ -58,7 +81,11 @@ func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}
     }
 
     @Test func validScenarioDefaults() throws {
-        let scenario = try Scenario.parse(Array(tinyScenario(runs: #"[{"strategy": "dtype-direct", "dtype": "float16"}, {"strategy": "naive", "id": "n"}]"#).utf8), file: "s.json")
+        let scenario = try Scenario.parse(
+            Array(
+                tinyScenario(
+                    runs: #"[{"strategy": "dtype-direct", "dtype": "float16"}, {"strategy": "naive", "id": "n"}]"#
+                ).utf8), file: "s.json")
         #expect(scenario.runs.map(\.id) == ["dtype-direct-float16", "n"])
         #expect(scenario.repeatCount == 1)
         #expect(scenario.cache == .warm)
@@ -80,7 +107,10 @@ func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}
     func shippedScenariosAreValid(name: String) throws {
         let scenario = try Scenario.load(path: FixturePaths.root + "/../../Scenarios/\(name).json")
         #expect(scenario.name == name)
-        #expect(Set(scenario.runs.map(\.strategy)).isSuperset(of: [.naive, .sharded, .lowMemory, .loadThenCast, .dtypeDirect]))
+        #expect(
+            Set(scenario.runs.map(\.strategy)).isSuperset(of: [
+                .naive, .sharded, .lowMemory, .loadThenCast, .dtypeDirect,
+            ]))
         #expect(scenario.runs.contains { $0.strategy == .dtypeDirect && $0.dtype == .f16 })
     }
 
@@ -97,16 +127,26 @@ func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}
     @Test func caseInsensitivePaths() throws {
         let folder = try TemporaryFolder("paths")
         defer { folder.remove() }
-        try FileManager.default.createDirectory(atPath: folder.file("Scenarios/Deep"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: folder.file("Scenarios/Deep"), withIntermediateDirectories: true)
         _ = try folder.write("Scenarios/Deep/Gemma7B.json", text: "{}")
-        #expect(PathResolver.resolve(folder.file("scenarios/deep/gemma7b.json")) == folder.file("Scenarios/Deep/Gemma7B.json"))
-        #expect(PathResolver.resolve(folder.file("SCENARIOS/Deep/GEMMA7B.JSON")) == folder.file("Scenarios/Deep/Gemma7B.json"))
+        #expect(
+            PathResolver.resolve(folder.file("scenarios/deep/gemma7b.json"))
+                == folder.file("Scenarios/Deep/Gemma7B.json"))
+        #expect(
+            PathResolver.resolve(folder.file("SCENARIOS/Deep/GEMMA7B.JSON"))
+                == folder.file("Scenarios/Deep/Gemma7B.json"))
         // Exact paths are returned untouched; a missing one is returned as typed (so its error names it).
-        #expect(PathResolver.resolve(folder.file("Scenarios/Deep/Gemma7B.json")) == folder.file("Scenarios/Deep/Gemma7B.json"))
-        #expect(PathResolver.resolve(folder.file("scenarios/deep/llama.json")) == folder.file("scenarios/deep/llama.json"))
+        #expect(
+            PathResolver.resolve(folder.file("Scenarios/Deep/Gemma7B.json"))
+                == folder.file("Scenarios/Deep/Gemma7B.json"))
+        #expect(
+            PathResolver.resolve(folder.file("scenarios/deep/llama.json")) == folder.file("scenarios/deep/llama.json"))
         // Ambiguous: two entries equal ignoring case → no guess.
         _ = try folder.write("Scenarios/Deep/gemma7b.JSON", text: "{}")
-        #expect(PathResolver.resolve(folder.file("scenarios/deep/GEMMA7B.json")) == folder.file("scenarios/deep/GEMMA7B.json"))
+        #expect(
+            PathResolver.resolve(folder.file("scenarios/deep/GEMMA7B.json"))
+                == folder.file("scenarios/deep/GEMMA7B.json"))
         // Relative, from the repository root, as the README's command is typed.
         let root = URL(fileURLWithPath: FixturePaths.root).deletingLastPathComponent().deletingLastPathComponent().path
         let previous = FileManager.default.currentDirectoryPath
@@ -117,118 +157,131 @@ func tinyScenario(name: String = "tiny", runs: String = #"[{"strategy": "naive"}
 }
 
 extension MemoryMeasuringTests {
-/// The bounds must catch a strategy that lies, in both directions.
-@Suite(.serialized) struct ClaimTests {
-    /// `sharded` that also keeps, outside the ledger, a copy of everything it read: the ledger still matches
-    /// the formula, so only the kernel's figures can catch it.
-    struct HiddenCopyLoad: LoadStrategy {
-        var name: StrategyName { .sharded }
-        var formula: String { ShardedLoad().formula }
-        func predictedPeakBytes(_ figures: MemoryFigures) -> Int { ShardedLoad().predictedPeakBytes(figures) }
-        func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
-            let model = try ShardedLoad().load(plan, ledger: ledger, phases: phases)
-            // Two unledgered copies of the model, every page written.
-            let bytes = plan.figures.modelBytes * 2
-            let hidden = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 4096)
-            hidden.initializeMemory(as: UInt8.self, repeating: 1)
-            Thread.sleep(forTimeInterval: 0.05)
-            hidden.deallocate()
-            return model
+    /// The bounds must catch a strategy that lies, in both directions.
+    @Suite(.serialized) struct ClaimTests {
+        /// `sharded` that also keeps, outside the ledger, a copy of everything it read: the ledger still matches
+        /// the formula, so only the kernel's figures can catch it.
+        struct HiddenCopyLoad: LoadStrategy {
+            var name: StrategyName { .sharded }
+            var formula: String { ShardedLoad().formula }
+            func predictedPeakBytes(_ figures: MemoryFigures) -> Int { ShardedLoad().predictedPeakBytes(figures) }
+            func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+                let model = try ShardedLoad().load(plan, ledger: ledger, phases: phases)
+                // Two unledgered copies of the model, every page written.
+                let bytes = plan.figures.modelBytes * 2
+                let hidden = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 4096)
+                hidden.initializeMemory(as: UInt8.self, repeating: 1)
+                Thread.sleep(forTimeInterval: 0.05)
+                hidden.deallocate()
+                return model
+            }
+        }
+
+        /// `low-memory` that keeps a ledgered staging copy it does not declare.
+        struct UndeclaredCopyLoad: LoadStrategy {
+            var name: StrategyName { .lowMemory }
+            var formula: String { "M_t + staging" }
+            func predictedPeakBytes(_ figures: MemoryFigures) -> Int { figures.modelBytes + figures.stagingBytes }
+            func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
+                let extra = try TensorStorage.allocate(byteCount: plan.figures.largestShardBytes, ledger: ledger)
+                extra.mutableBytes.initializeMemory(as: UInt8.self, repeating: 0)
+                return try withExtendedLifetime(extra) {
+                    try SkeletonLoad(name: .lowMemory).load(plan, ledger: ledger, phases: phases)
+                }
+            }
+        }
+
+        static func tinyCheckpoint(_ folder: TemporaryFolder, scale: Double = 1) throws -> String {
+            let config = try ModelConfig.parse(Array(tinyModelConfig.utf8), path: "tiny")
+            // Larger than the tiny scenario (×10 vocabulary and width): 100+ MB, so a hidden copy is far above the noise
+            // other tests running in this process can add.
+            var fields = config.fields
+            fields["vocab_size"] = JSONValue(40000)
+            fields["hidden_size"] = JSONValue(1024)
+            fields["intermediate_size"] = JSONValue(1024)
+            fields["num_attention_heads"] = JSONValue(8)
+            let big = ModelConfig(path: "tiny-x", fields: fields)
+            try SyntheticCheckpoint(config: big, dtype: .bf16, maxShardSize: 40_000_000, seed: 3, scale: scale).write(
+                to: folder.file("ckpt"))
+            return folder.file("ckpt")
+        }
+
+        @Test func hiddenCopyFailsTheUpperBound() throws {
+            let folder = try TemporaryFolder("claims")
+            defer { folder.remove() }
+            let measurement = try MeasuredLoad(
+                checkpointPath: try Self.tinyCheckpoint(folder), strategy: HiddenCopyLoad(), dtype: nil
+            ).run()
+            let outcome = ClaimChecker(tolerance: .default).evaluate(measurement)
+            #expect(outcome.verdict == .fail)
+            #expect(measurement.ledgerPeakBytes == measurement.predictedPeakBytes)
+            let failed = Set(outcome.checks.filter { !$0.passed }.map(\.name))
+            #expect(failed.contains("RSS anon peak delta within upper bound"))
+            #expect(failed.contains("VmHWM delta within upper bound"))
+            #expect(failed.contains("RSS anon agrees with ledger"))
+            #expect(!failed.contains("ledger peak equals prediction"))
+            #expect(outcome.detail.contains("exceeds"))
+        }
+
+        @Test func undeclaredLedgerCopyFailsTheExactCheck() throws {
+            let folder = try TemporaryFolder("claims2")
+            defer { folder.remove() }
+            let measurement = try MeasuredLoad(
+                checkpointPath: try Self.tinyCheckpoint(folder), strategy: UndeclaredCopyLoad(), dtype: nil
+            ).run()
+            let outcome = ClaimChecker(tolerance: .default).evaluate(measurement)
+            #expect(outcome.verdict == .fail)
+            let exact = try #require(outcome.checks.first { $0.name == "ledger peak equals prediction" })
+            #expect(!exact.passed)
+            #expect(exact.measuredBytes - exact.boundBytes == measurement.figures.largestShardBytes)
+        }
+
+        /// A probe that misses memory: the naive path claims two copies; RSS showing one must fail.
+        @Test func missedMemoryFailsTheLowerBound() throws {
+            let predicted = 2_000_000_000
+            var m = Self.measurement(predicted: predicted, ledger: predicted)
+            m.peaks[.rssAnon] = predicted / 2
+            m.peaks[.vmhwm] = predicted / 2
+            let outcome = ClaimChecker(tolerance: .default).evaluate(m)
+            #expect(outcome.verdict == .fail)
+            #expect(outcome.lowerBoundBytes == predicted - 60_000_000 - 33_554_432)
+            #expect(outcome.checks.contains { $0.name == "RSS anon peak delta reaches lower bound" && !$0.passed })
+            // The same figures for low-memory (no lower bound) fail only the agreement check.
+            m.strategy = .lowMemory
+            let lowMemory = ClaimChecker(tolerance: .default).evaluate(m)
+            #expect(lowMemory.checks.filter { !$0.passed }.map(\.name) == ["RSS anon agrees with ledger"])
+        }
+
+        @Test func exactAgreementPasses() throws {
+            let m = Self.measurement(predicted: 1 << 30, ledger: 1 << 30)
+            let outcome = ClaimChecker(tolerance: .default).evaluate(m)
+            #expect(outcome.verdict == .pass)
+            #expect(outcome.upperBoundBytes == (1 << 30) + 32_212_255 + 33_554_432)
+            #expect(outcome.checks.count == 7)
+        }
+
+        static func measurement(predicted: Int, ledger: Int) -> RunMeasurement {
+            let snapshot = MemoryReading([.rss: 0, .rssAnon: 0, .rssFile: 0, .jemallocAllocated: 0, .ledgerLive: 0])
+            let figures = MemoryFigures(parameters: [], checkpointBytes: 0, largestShardBytes: 0)
+            let peaks = PeakDeltas(
+                MemoryReading([
+                    .vmhwm: ledger + 4096, .rss: ledger, .rssAnon: ledger, .rssFile: 0, .jemallocAllocated: ledger,
+                    .jemallocActive: ledger,
+                    .jemallocResident: ledger, .ledgerLive: ledger, .ledgerSizeClass: ledger,
+                ]))
+            return RunMeasurement(
+                strategy: .naive, dtype: .bf16, dtypeSource: .config, figures: figures, formula: "M_t + M_ck",
+                predictedPeakBytes: predicted,
+                ledgerPeakBytes: ledger, seconds: 1, baseline: snapshot, end: snapshot, peaks: peaks,
+                phases: [],
+                sampler: SamplerStats(
+                    requestedIntervalSeconds: 0.001, achievedMeanIntervalSeconds: 0.001, samples: 1000,
+                    droppedSamples: 0, meanSampleSeconds: 0.0001,
+                    maxSampleSeconds: 0.0002, cpuSeconds: 0.1, cpuShareOfLoad: 0.1),
+                timeline: Timeline(columns: Timeline.engineColumns, points: []), missingKeys: [], unexpectedKeys: [],
+                outOfMemory: nil, failure: nil)
         }
     }
-
-    /// `low-memory` that keeps a ledgered staging copy it does not declare.
-    struct UndeclaredCopyLoad: LoadStrategy {
-        var name: StrategyName { .lowMemory }
-        var formula: String { "M_t + staging" }
-        func predictedPeakBytes(_ figures: MemoryFigures) -> Int { figures.modelBytes + figures.stagingBytes }
-        func load(_ plan: LoadPlan, ledger: MemoryLedger, phases: PhaseLog) throws -> LoadedModel {
-            let extra = try TensorStorage.allocate(byteCount: plan.figures.largestShardBytes, ledger: ledger)
-            extra.mutableBytes.initializeMemory(as: UInt8.self, repeating: 0)
-            return try withExtendedLifetime(extra) { try SkeletonLoad(name: .lowMemory).load(plan, ledger: ledger, phases: phases) }
-        }
-    }
-
-    static func tinyCheckpoint(_ folder: TemporaryFolder, scale: Double = 1) throws -> String {
-        let config = try ModelConfig.parse(Array(tinyModelConfig.utf8), path: "tiny")
-        // Larger than the tiny scenario (×10 vocabulary and width): 100+ MB, so a hidden copy is far above the noise
-        // other tests running in this process can add.
-        var fields = config.fields
-        fields["vocab_size"] = JSONValue(40000)
-        fields["hidden_size"] = JSONValue(1024)
-        fields["intermediate_size"] = JSONValue(1024)
-        fields["num_attention_heads"] = JSONValue(8)
-        let big = ModelConfig(path: "tiny-x", fields: fields)
-        try SyntheticCheckpoint(config: big, dtype: .bf16, maxShardSize: 40_000_000, seed: 3, scale: scale).write(to: folder.file("ckpt"))
-        return folder.file("ckpt")
-    }
-
-    @Test func hiddenCopyFailsTheUpperBound() throws {
-        let folder = try TemporaryFolder("claims")
-        defer { folder.remove() }
-        let measurement = try MeasuredLoad(checkpointPath: try Self.tinyCheckpoint(folder), strategy: HiddenCopyLoad(), dtype: nil).run()
-        let outcome = ClaimChecker(tolerance: .default).evaluate(measurement)
-        #expect(outcome.verdict == .fail)
-        #expect(measurement.ledgerPeakBytes == measurement.predictedPeakBytes)
-        let failed = Set(outcome.checks.filter { !$0.passed }.map(\.name))
-        #expect(failed.contains("RSS anon peak delta within upper bound"))
-        #expect(failed.contains("VmHWM delta within upper bound"))
-        #expect(failed.contains("RSS anon agrees with ledger"))
-        #expect(!failed.contains("ledger peak equals prediction"))
-        #expect(outcome.detail.contains("exceeds"))
-    }
-
-    @Test func undeclaredLedgerCopyFailsTheExactCheck() throws {
-        let folder = try TemporaryFolder("claims2")
-        defer { folder.remove() }
-        let measurement = try MeasuredLoad(checkpointPath: try Self.tinyCheckpoint(folder), strategy: UndeclaredCopyLoad(), dtype: nil).run()
-        let outcome = ClaimChecker(tolerance: .default).evaluate(measurement)
-        #expect(outcome.verdict == .fail)
-        let exact = try #require(outcome.checks.first { $0.name == "ledger peak equals prediction" })
-        #expect(!exact.passed)
-        #expect(exact.measuredBytes - exact.boundBytes == measurement.figures.largestShardBytes)
-    }
-
-    /// A probe that misses memory: the naive path claims two copies; RSS showing one must fail.
-    @Test func missedMemoryFailsTheLowerBound() throws {
-        let predicted = 2_000_000_000
-        var m = Self.measurement(predicted: predicted, ledger: predicted)
-        m.peaks[.rssAnon] = predicted / 2
-        m.peaks[.vmhwm] = predicted / 2
-        let outcome = ClaimChecker(tolerance: .default).evaluate(m)
-        #expect(outcome.verdict == .fail)
-        #expect(outcome.lowerBoundBytes == predicted - 60_000_000 - 33_554_432)
-        #expect(outcome.checks.contains { $0.name == "RSS anon peak delta reaches lower bound" && !$0.passed })
-        // The same figures for low-memory (no lower bound) fail only the agreement check.
-        m.strategy = .lowMemory
-        let lowMemory = ClaimChecker(tolerance: .default).evaluate(m)
-        #expect(lowMemory.checks.filter { !$0.passed }.map(\.name) == ["RSS anon agrees with ledger"])
-    }
-
-    @Test func exactAgreementPasses() throws {
-        let m = Self.measurement(predicted: 1 << 30, ledger: 1 << 30)
-        let outcome = ClaimChecker(tolerance: .default).evaluate(m)
-        #expect(outcome.verdict == .pass)
-        #expect(outcome.upperBoundBytes == (1 << 30) + 32_212_255 + 33_554_432)
-        #expect(outcome.checks.count == 7)
-    }
-
-    static func measurement(predicted: Int, ledger: Int) -> RunMeasurement {
-        let snapshot = MemoryReading([.rss: 0, .rssAnon: 0, .rssFile: 0, .jemallocAllocated: 0, .ledgerLive: 0])
-        let figures = MemoryFigures(parameters: [], checkpointBytes: 0, largestShardBytes: 0)
-        let peaks = PeakDeltas(MemoryReading([
-            .vmhwm: ledger + 4096, .rss: ledger, .rssAnon: ledger, .rssFile: 0, .jemallocAllocated: ledger, .jemallocActive: ledger,
-            .jemallocResident: ledger, .ledgerLive: ledger, .ledgerSizeClass: ledger,
-        ]))
-        return RunMeasurement(
-            strategy: .naive, dtype: .bf16, dtypeSource: .config, figures: figures, formula: "M_t + M_ck", predictedPeakBytes: predicted,
-            ledgerPeakBytes: ledger, seconds: 1, baseline: snapshot, end: snapshot, peaks: peaks,
-            phases: [], sampler: SamplerStats(
-                requestedIntervalSeconds: 0.001, achievedMeanIntervalSeconds: 0.001, samples: 1000, droppedSamples: 0, meanSampleSeconds: 0.0001,
-                maxSampleSeconds: 0.0002, cpuSeconds: 0.1, cpuShareOfLoad: 0.1),
-            timeline: Timeline(columns: Timeline.engineColumns, points: []), missingKeys: [], unexpectedKeys: [], outOfMemory: nil, failure: nil)
-    }
-}
 }
 
 /// `run` end to end through the executable: isolated children, verdicts, caps, interrupts.
@@ -242,40 +295,60 @@ extension MemoryMeasuringTests {
         defer { folder.remove() }
         let scenario = try Self.write(
             folder,
-            tinyScenario(runs: #"[{"strategy": "naive"}, {"strategy": "sharded"}, {"strategy": "low-memory"}, {"strategy": "load-then-cast", "dtype": "float16"}, {"strategy": "dtype-direct", "dtype": "float16"}]"#))
-        let result = try Executable.run(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
+            tinyScenario(
+                runs:
+                    #"[{"strategy": "naive"}, {"strategy": "sharded"}, {"strategy": "low-memory"}, {"strategy": "load-then-cast", "dtype": "float16"}, {"strategy": "dtype-direct", "dtype": "float16"}]"#
+            ))
+        let result = try Executable.run([
+            "run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"),
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let data = try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json")))
         let results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: data)
         #expect(results.complete)
         #expect(results.runs.map(\.verdict) == [.pass, .pass, .pass, .pass, .pass])
-        #expect(results.runs.map(\.id) == ["naive", "sharded", "low-memory", "load-then-cast-float16", "dtype-direct-float16"])
+        #expect(
+            results.runs.map(\.id) == [
+                "naive", "sharded", "low-memory", "load-then-cast-float16", "dtype-direct-float16",
+            ])
         for run in results.runs {
             let m = try #require(run.measurement)
             #expect(m.ledgerPeakBytes == m.predictedPeakBytes)
             #expect(m.timeline.points.count <= 2000)
             #expect(m.sampler.samples > 0)
         }
-        #expect(results.environment.childEnvironment["MALLOC_CONF"] == "dirty_decay_ms:0,muzzy_decay_ms:0,background_thread:false")
+        #expect(
+            results.environment.childEnvironment["MALLOC_CONF"]
+                == "dirty_decay_ms:0,muzzy_decay_ms:0,background_thread:false")
         #expect(results.checkpoint.generated)
         #expect(!results.checkpoint.reused)
         #expect(result.stdout.contains("naive"))
         // A second run reuses the cached checkpoint.
         let again = try Executable.run(
-            ["run", scenario, "--out", folder.file("out2"), "--work-dir", folder.file("work"), "--only", "low-memory", "--save-baseline", folder.file("base.json")])
+            [
+                "run", scenario, "--out", folder.file("out2"), "--work-dir", folder.file("work"), "--only",
+                "low-memory", "--save-baseline", folder.file("base.json"),
+            ])
         #expect(again.status == 0)
-        let second = try ResultsCodec.decoder.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out2/tiny.json"))))
+        let second = try ResultsCodec.decoder.decode(
+            ScenarioResults.self,
+            from: try #require(FileManager.default.contents(atPath: folder.file("out2/tiny.json"))))
         #expect(second.checkpoint.reused)
         #expect(second.runs.map(\.id) == ["low-memory"])
         // --save-baseline wrote the same results, which a later run gates against.
-        #expect(FileManager.default.contents(atPath: folder.file("base.json")) == FileManager.default.contents(atPath: folder.file("out2/tiny.json")))
+        #expect(
+            FileManager.default.contents(atPath: folder.file("base.json"))
+                == FileManager.default.contents(atPath: folder.file("out2/tiny.json")))
         #expect(again.stderr.contains("baseline: \(folder.file("base.json"))"))
         // --only that names no run measures nothing: a usage error listing the run ids.
-        let miss = try Executable.run(["run", scenario, "--out", folder.file("out3"), "--work-dir", folder.file("work"), "--only", "naiv"])
+        let miss = try Executable.run([
+            "run", scenario, "--out", folder.file("out3"), "--work-dir", folder.file("work"), "--only", "naiv",
+        ])
         #expect(miss.status == 64)
         #expect(
             miss.stderr.contains(
-                "--only naiv matches no run of tiny; its runs: naive, sharded, low-memory, load-then-cast-float16, dtype-direct-float16 (or a strategy: dtype-direct, load-then-cast, low-memory, naive, sharded)"),
+                "--only naiv matches no run of tiny; its runs: naive, sharded, low-memory, load-then-cast-float16, dtype-direct-float16 (or a strategy: dtype-direct, load-then-cast, low-memory, naive, sharded)"
+            ),
             "\(miss.stderr)")
         #expect(!FileManager.default.fileExists(atPath: folder.file("out3/tiny.json")))
         // A 100-column terminal gets the narrow summary; FORCE_COLOR colours the verdicts (NO_COLOR emptied: the
@@ -285,7 +358,10 @@ extension MemoryMeasuringTests {
             environment: ["COLUMNS": "100", "FORCE_COLOR": "1", "NO_COLOR": ""])
         #expect(narrow.status == 0)
         let header = try #require(narrow.stdout.split(separator: "\n").first { $0.hasPrefix("run") })
-        #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["run", "predicted", "VmHWM", "Δ", "verdict", "seconds", "×", "floor"])
+        #expect(
+            header.split(separator: " ", omittingEmptySubsequences: true) == [
+                "run", "predicted", "VmHWM", "Δ", "verdict", "seconds", "×", "floor",
+            ])
         #expect(narrow.stdout.contains("\u{1B}[32mpass"), "\(narrow.stdout)")
         let plain = try Executable.run(
             ["run", scenario, "--out", folder.file("out5"), "--work-dir", folder.file("work"), "--only", "low-memory"],
@@ -298,13 +374,19 @@ extension MemoryMeasuringTests {
     @Test func deviceMapRunUsesAllThreeTiers() throws {
         let folder = try TemporaryFolder("devmap")
         defer { folder.remove() }
-        let text = tinyScenario(runs: #"[{"strategy": "device-map", "device_map": "auto", "max_memory": {"0": "40%", "cpu": "40%"}}]"#)
-            .replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 2000"#)
-            .replacingOccurrences(of: #""num_hidden_layers": 2"#, with: #""num_hidden_layers": 4"#)
+        let text = tinyScenario(
+            runs: #"[{"strategy": "device-map", "device_map": "auto", "max_memory": {"0": "40%", "cpu": "40%"}}]"#
+        )
+        .replacingOccurrences(of: #""vocab_size": 8000"#, with: #""vocab_size": 2000"#)
+        .replacingOccurrences(of: #""num_hidden_layers": 2"#, with: #""num_hidden_layers": 4"#)
         let scenario = try Self.write(folder, text)
-        let result = try Executable.run(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
+        let result = try Executable.run([
+            "run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"),
+        ])
         #expect(result.status == 0, "\(result.stderr)")
-        let results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json"))))
+        let results = try ResultsCodec.decoder.decode(
+            ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json")))
+        )
         let run = try #require(results.runs.first)
         #expect(run.verdict == .pass, "\(run.verdictDetail)")
         let usage = try #require(run.measurement?.devices)
@@ -325,11 +407,23 @@ extension MemoryMeasuringTests {
 
     @Test func placementKeysAreValidated() throws {
         let cases: [(String, String, String)] = [
-            (#"[{"strategy": "naive", "max_memory": {"0": "1GB"}}]"#, "$.runs[0].max_memory", "applies only to the device-map strategy"),
-            (#"[{"strategy": "device-map", "max_memory": {"gpu": "1GB"}}]"#, "$.runs[0].max_memory.gpu", "UnknownBudgetKey: 'gpu'"),
-            (#"[{"strategy": "device-map", "max_memory": {"0": "lots"}}]"#, "$.runs[0].max_memory.0", "InvalidBudget: \"lots\" is not a size"),
+            (
+                #"[{"strategy": "naive", "max_memory": {"0": "1GB"}}]"#, "$.runs[0].max_memory",
+                "applies only to the device-map strategy"
+            ),
+            (
+                #"[{"strategy": "device-map", "max_memory": {"gpu": "1GB"}}]"#, "$.runs[0].max_memory.gpu",
+                "UnknownBudgetKey: 'gpu'"
+            ),
+            (
+                #"[{"strategy": "device-map", "max_memory": {"0": "lots"}}]"#, "$.runs[0].max_memory.0",
+                "InvalidBudget: \"lots\" is not a size"
+            ),
             (#"[{"strategy": "device-map", "max_memory": {"0": "x%"}}]"#, "$.runs[0].max_memory.0", "percentage"),
-            (#"[{"strategy": "device-map", "device_map": "fastest"}]"#, "$.runs[0].device_map", "InvalidMode: 'fastest'"),
+            (
+                #"[{"strategy": "device-map", "device_map": "fastest"}]"#, "$.runs[0].device_map",
+                "InvalidMode: 'fastest'"
+            ),
             (#"[{"strategy": "device-map", "no_split": "LlamaDecoderLayer"}]"#, "$.runs[0].no_split", "array"),
         ]
         for (runs, path, message) in cases {
@@ -351,9 +445,13 @@ extension MemoryMeasuringTests {
         defer { folder.remove() }
         let scenario = try Self.write(folder, tinyScenario())
         // 32 MiB simulated: each child's ledger cap is 16 MiB; naive needs ~22 MB, low-memory ~11 MB.
-        let result = try Executable.run(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"), "--memory-limit", "32MiB"])
+        let result = try Executable.run([
+            "run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"), "--memory-limit", "32MiB",
+        ])
         #expect(result.status == 1, "\(result.stderr)")
-        let results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json"))))
+        let results = try ResultsCodec.decoder.decode(
+            ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: folder.file("out/tiny.json")))
+        )
         #expect(results.runs.map(\.verdict) == [.oom, .pass])
         let oom = try #require(results.runs.first?.measurement?.outOfMemory)
         #expect(oom.capBytes == 16 << 20)
@@ -367,13 +465,16 @@ extension MemoryMeasuringTests {
         let folder = try TemporaryFolder("interrupt")
         defer { folder.remove() }
         let scenario = try Self.write(folder, tinyScenario(extra: #", "repeat": 50"#))
-        let process = try Executable.start(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
+        let process = try Executable.start([
+            "run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"),
+        ])
         let resultsPath = folder.file("out/tiny.json")
         let deadline = Date().addingTimeInterval(120)
         var completed = 0
         while Date() < deadline {
             if let data = FileManager.default.contents(atPath: resultsPath),
-                let partial = try? ResultsCodec.decoder.decode(ScenarioResults.self, from: data), partial.runs.count >= 2
+                let partial = try? ResultsCodec.decoder.decode(ScenarioResults.self, from: data),
+                partial.runs.count >= 2
             {
                 completed = partial.runs.count
                 break
@@ -384,7 +485,8 @@ extension MemoryMeasuringTests {
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
         #expect(process.terminationStatus == 130)
-        let results = try ResultsCodec.decoder.decode(ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: resultsPath)))
+        let results = try ResultsCodec.decoder.decode(
+            ScenarioResults.self, from: try #require(FileManager.default.contents(atPath: resultsPath)))
         let complete = results.complete
         let reason = results.stoppedReason
         let count = results.runs.count
@@ -395,7 +497,9 @@ extension MemoryMeasuringTests {
         // Every recorded run completed and passed; the one cut short is not recorded.
         #expect(verdicts.allSatisfy { $0 == .pass })
         // No child is left behind, and no temporary results file.
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.file("out")).filter { $0.contains(".tmp-") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.file("out")).filter {
+            $0.contains(".tmp-")
+        }
         #expect(leftovers.isEmpty)
     }
 

@@ -3,12 +3,12 @@ import Testing
 
 @testable import Checkpoint
 @testable import Harness
-@testable import ResultsFormat
 @testable import Models
+@testable import OSLayer
 @testable import Placement
+@testable import ResultsFormat
 @testable import StrictJSON
 @testable import TensorEngine
-@testable import OSLayer
 
 /// A mutation fuzzer for the three JSON inputs a user hands the tool besides safetensors headers: the shard
 /// index (`model.safetensors.index.json`), a model's `config.json`, and a scenario. Starting from valid files
@@ -26,15 +26,21 @@ struct JSONInputFuzzTests {
 
     static let strings: [String] = [
         "\"\"", "\".\"", "\"..\"", "\"../x\"", "\"a/b\"", "\"/etc/passwd\"", "\"\\u0000\"", "\"\\ud800\"", "\"é\"",
-        "\"" + String(repeating: "x", count: 300) + "\"", "\"float16\"", "\"int8\"", "\"bfloat16\"", "\"auto\"", "\"100MB\"",
+        "\"" + String(repeating: "x", count: 300) + "\"", "\"float16\"", "\"int8\"", "\"bfloat16\"", "\"auto\"",
+        "\"100MB\"",
         "\"0\"", "\"5XB\"", "\"naive\"", "\"mmap\"", "\"fit\"", "\"llama\"", "\"gemma\"",
     ]
 
-    static let tokens: [String] = ["{", "}", "[", "]", ",", ":", "\"", "\\", "{}", "[]", "[[[[[[[[", "{\"a\":", "\u{FEFF}", "\u{0}"]
+    static let tokens: [String] = [
+        "{", "}", "[", "]", ",", ":", "\"", "\\", "{}", "[]", "[[[[[[[[", "{\"a\":", "\u{FEFF}", "\u{0}",
+    ]
 
     /// One random mutation of JSON text.
     static func mutate(_ bytes: inout [UInt8], _ rng: inout SplitMix64) {
-        guard !bytes.isEmpty else { return bytes = Array("{}".utf8) }
+        guard !bytes.isEmpty else {
+            bytes = Array("{}".utf8)
+            return
+        }
         let at = Int.random(in: 0..<bytes.count, using: &rng)
         switch Int.random(in: 0..<8, using: &rng) {
         case 0:
@@ -44,7 +50,8 @@ struct JSONInputFuzzTests {
         case 2, 3:  // a number for another value
             replaceValue(&bytes, at: at, with: numbers.randomElement(using: &rng)!, isValue: isNumberStart)
         case 4:  // a string for another string
-            replaceValue(&bytes, at: at, with: strings.randomElement(using: &rng)!, isValue: { $0 == UInt8(ascii: "\"") })
+            replaceValue(
+                &bytes, at: at, with: strings.randomElement(using: &rng)!, isValue: { $0 == UInt8(ascii: "\"") })
         case 5:
             bytes.removeLast(Int.random(in: 0...bytes.count, using: &rng))
         case 6:
@@ -63,23 +70,33 @@ struct JSONInputFuzzTests {
         guard let start = bytes[at...].firstIndex(where: isValue) else { return }
         var end = start + 1
         if bytes[start] == UInt8(ascii: "\"") {
-            while end < bytes.count, bytes[end] != UInt8(ascii: "\"") || bytes[end - 1] == UInt8(ascii: "\\") { end += 1 }
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\"") || bytes[end - 1] == UInt8(ascii: "\\") {
+                end += 1
+            }
             end = min(bytes.count, end + 1)
         } else {
-            while end < bytes.count, (0x30...0x39).contains(bytes[end]) || "eE.+-".utf8.contains(bytes[end]) { end += 1 }
+            while end < bytes.count, (0x30...0x39).contains(bytes[end]) || "eE.+-".utf8.contains(bytes[end]) {
+                end += 1
+            }
         }
         bytes.replaceSubrange(start..<end, with: Array(text.utf8))
     }
 
     /// A refusal must be a bad-data error of one line (a usage or missing-input one for a scenario naming a
     /// file that is not there).
-    static func checkRefusal(_ error: any Error, allowed: Set<FailureCategory>, _ what: String, _ outcomes: inout [String: Int]) {
+    static func checkRefusal(
+        _ error: any Error, allowed: Set<FailureCategory>, _ what: String, _ outcomes: inout [String: Int]
+    ) {
         guard let reportable = error as? any ReportableError else {
             Issue.record("\(what): not a reportable error: \(type(of: error)) \(error)")
             return
         }
-        if !allowed.contains(reportable.category) { Issue.record("\(what): category \(reportable.category) for \(reportable)") }
-        if reportable.description.contains("\n") { Issue.record("\(what): a message of more than one line: \(reportable)") }
+        if !allowed.contains(reportable.category) {
+            Issue.record("\(what): category \(reportable.category) for \(reportable)")
+        }
+        if reportable.description.contains("\n") {
+            Issue.record("\(what): a message of more than one line: \(reportable)")
+        }
         outcomes["\(type(of: error)) \(reportable.category.rawValue)", default: 0] += 1
     }
 
@@ -100,7 +117,9 @@ struct JSONInputFuzzTests {
                 checkRefusal(error, allowed: allowed, "\(label) iteration \(iteration)", &outcomes)
             }
         }
-        print("fuzz \(label): \(iterations) inputs: \(outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+        print(
+            "fuzz \(label): \(iterations) inputs: \(outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))"
+        )
         return outcomes
     }
 
@@ -118,7 +137,10 @@ struct JSONInputFuzzTests {
     }
 
     @Test func mutatedConfigsNeverTrap() throws {
-        let seeds = [try Self.fixtureBytes("gemma-tiny-bf16-sharded/config.json"), try Self.fixtureBytes("llama-tiny-f32-single/config.json")]
+        let seeds = [
+            try Self.fixtureBytes("gemma-tiny-bf16-sharded/config.json"),
+            try Self.fixtureBytes("llama-tiny-f32-single/config.json"),
+        ]
         let outcomes = Self.fuzz(seeds, iterations: 20_000, seed: 0xC0F1, label: "config") { bytes in
             let config = try ModelConfig.parse(bytes, path: "fuzz/config.json")
             guard let architecture = try ModelArchitecture.fromConfig(config) else { return }
@@ -131,9 +153,12 @@ struct JSONInputFuzzTests {
     }
 
     @Test func mutatedScenariosNeverTrap() throws {
-        let scenarios = try FileManager.default.contentsOfDirectory(atPath: FixturePaths.repository + "/Scenarios").sorted().filter { $0.hasSuffix(".json") }
+        let scenarios = try FileManager.default.contentsOfDirectory(atPath: FixturePaths.repository + "/Scenarios")
+            .sorted().filter { $0.hasSuffix(".json") }
         let seeds = try scenarios.map { try fileBytes(FixturePaths.repository + "/Scenarios/" + $0) }
-        let outcomes = Self.fuzz(seeds, iterations: 20_000, seed: 0x5CE7, allowed: [.badData, .missingInput], label: "scenario") { bytes in
+        let outcomes = Self.fuzz(
+            seeds, iterations: 20_000, seed: 0x5CE7, allowed: [.badData, .missingInput], label: "scenario"
+        ) { bytes in
             _ = try Scenario.parse(bytes, file: FixturePaths.repository + "/Scenarios/fuzz.json")
         }
         #expect(outcomes["accepted", default: 0] > 100)

@@ -21,7 +21,9 @@ import Testing
         var storedDType: DType = .f32
 
         init(folder: String) throws {
-            let files = try FileManager.default.contentsOfDirectory(atPath: FixturePaths.path(folder)).filter { $0.hasSuffix(".safetensors") }
+            let files = try FileManager.default.contentsOfDirectory(atPath: FixturePaths.path(folder)).filter {
+                $0.hasSuffix(".safetensors")
+            }
             for name in files {
                 let file = try ConversionFixtureFile(path: FixturePaths.path(folder + "/" + name))
                 var shard = 0
@@ -67,7 +69,9 @@ import Testing
                 out[name] = try #require(value[target.torchName]?.stringValue)
             }
         } else {
-            for (name, value) in try #require(root["tensors"]?.objectValue) { out[name] = try #require(value["sha256"]?.stringValue) }
+            for (name, value) in try #require(root["tensors"]?.objectValue) {
+                out[name] = try #require(value["sha256"]?.stringValue)
+            }
             // Tied names are not stored; they load as the tensor they alias (the fixture README: Gemma's
             // lm_head.weight is model.embed_tokens.weight).
             for alias in root["tied"]?.arrayValue ?? [] where alias.stringValue == "lm_head.weight" {
@@ -90,7 +94,9 @@ import Testing
             let digests = try Self.expectedDigests(model, target: target)
             #expect(loaded.tensors.count == digests.count)
             for (name, tensor) in loaded.tensors {
-                #expect(tensor.sha256() == digests[name], "\(model) \(name) via \(strategy.rawValue) → \(target?.torchName ?? "auto")")
+                #expect(
+                    tensor.sha256() == digests[name],
+                    "\(model) \(name) via \(strategy.rawValue) → \(target?.torchName ?? "auto")")
             }
             withExtendedLifetime(loaded) {}
             // The model's own bytes stay in the ledger; mmap's same-dtype tensors are views of the file instead.
@@ -103,7 +109,9 @@ import Testing
 
     @Test func fixtureFiguresAreTheIssueFormulas() throws {
         // The same figures as literals, so a wrong test reader cannot hide a wrong formula.
-        let gemma = try LoadPlan(checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: nil).figures
+        let gemma = try LoadPlan(
+            checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: nil
+        ).figures
         #expect(gemma.modelBytes == 369_280)
         #expect(gemma.checkpointBytes == 369_280)
         #expect(gemma.largestShardBytes == 131_072)
@@ -111,7 +119,9 @@ import Testing
         #expect(gemma.largestTensorBytes == 131_072)
         #expect(gemma.stagingBytes == 0)
         #expect(gemma.loadThenCastPeakBytes == 869_632)
-        let llama16 = try LoadPlan(checkpoint: try Checkpoint(path: FixturePaths.path("llama-tiny-f32-single")), requested: .f16).figures
+        let llama16 = try LoadPlan(
+            checkpoint: try Checkpoint(path: FixturePaths.path("llama-tiny-f32-single")), requested: .f16
+        ).figures
         #expect(llama16.modelBytes == 328_320)
         #expect(llama16.stagingBytes == 131_072)
         #expect(NaiveLoad().predictedPeakBytes(llama16) == 984_960)
@@ -120,18 +130,24 @@ import Testing
     }
 
     @Test func autoDTypeFollowsConfigThenFirstFloatingTensor() throws {
-        let gemma = try LoadPlan(checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: nil)
+        let gemma = try LoadPlan(
+            checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: nil)
         #expect(gemma.dtype == .bf16)
         #expect(gemma.dtypeSource == .config)
         // A bare file has no config.json: the first floating tensor in data order decides (dtypes: f64 after i64).
-        let bare = try LoadPlan(checkpoint: try Checkpoint(path: FixturePaths.path("dtypes/dtypes.safetensors")), requested: nil)
+        let bare = try LoadPlan(
+            checkpoint: try Checkpoint(path: FixturePaths.path("dtypes/dtypes.safetensors")), requested: nil)
         #expect(bare.dtype == .f64)
         #expect(bare.dtypeSource == .firstFloatingTensor)
-        #expect(throws: LoadError.self) { try LoadPlan(checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: .i32) }
+        #expect(throws: LoadError.self) {
+            try LoadPlan(
+                checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: .i32)
+        }
     }
 
     @Test func gemmaTiesLmHeadToEmbeddingsOnceInTheLedger() throws {
-        let plan = try LoadPlan(checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: nil)
+        let plan = try LoadPlan(
+            checkpoint: try Checkpoint(path: FixturePaths.path("gemma-tiny-bf16-sharded")), requested: nil)
         #expect(plan.tiedAliases == ["lm_head.weight": "model.embed_tokens.weight"])
         #expect(plan.missingKeys.isEmpty)
         #expect(plan.unexpectedKeys.isEmpty)
@@ -154,7 +170,9 @@ import Testing
         }
         tensors.append((TensorSpec(name: "extra.bias", dtype: .f32, shape: [4]), [UInt8](repeating: 0, count: 16)))
         try withArrays(tensors.map(\.bytes)) { buffers in
-            try SafetensorsWriter.write(Array(zip(tensors.map(\.spec), buffers)), metadata: ["format": "pt"], to: folder.file("model.safetensors"))
+            try SafetensorsWriter.write(
+                Array(zip(tensors.map(\.spec), buffers)), metadata: ["format": "pt"],
+                to: folder.file("model.safetensors"))
         }
         _ = try folder.write("config.json", try fileBytes(FixturePaths.path("llama-tiny-f32-single/config.json")))
         let plan = try LoadPlan(checkpoint: try Checkpoint(path: folder.path), requested: nil)
@@ -165,9 +183,12 @@ import Testing
         let model = try SkeletonLoad(name: .lowMemory).load(plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
         // The missing RMSNorm weight is materialised as a fresh model would have it: 64 ones in float32.
         let norm = try #require(model.tensors["model.norm.weight"])
-        #expect(Array(norm.storage.bytes) == Array(repeating: [0x00, 0x00, 0x80, 0x3F] as [UInt8], count: 64).flatMap { $0 })
+        #expect(
+            Array(norm.storage.bytes)
+                == Array(repeating: [0x00, 0x00, 0x80, 0x3F] as [UInt8], count: 64).flatMap { $0 })
         #expect(model.tensors["extra.bias"] == nil)
-        #expect(ledger.peakBytes == 656_640)  // every model parameter once (the norm materialised), the extra tensor never
+        // Every model parameter once (the norm materialised), the extra tensor never.
+        #expect(ledger.peakBytes == 656_640)
     }
 
     @Test func wrongShapeIsRefused() throws {
@@ -178,7 +199,9 @@ import Testing
         fields["vocab_size"] = JSONValue(513)
         config = ModelConfig(path: "config.json", fields: fields)
         _ = try folder.write("config.json", JSONWriter.pythonSorted.bytes(.object(config.fields)))
-        try FileManager.default.copyItem(atPath: FixturePaths.path("llama-tiny-f32-single/model.safetensors"), toPath: folder.file("model.safetensors"))
+        try FileManager.default.copyItem(
+            atPath: FixturePaths.path("llama-tiny-f32-single/model.safetensors"),
+            toPath: folder.file("model.safetensors"))
         #expect {
             _ = try LoadPlan(checkpoint: try Checkpoint(path: folder.path), requested: nil)
         } throws: { error in
@@ -192,13 +215,14 @@ import Testing
 /// Gives `body` stable raw buffers over each array.
 func withArrays<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
     var pointers: [UnsafeMutableRawBufferPointer] = []
-    defer { pointers.forEach { $0.deallocate() } }
+    defer { for pointer in pointers { pointer.deallocate() } }
     for array in arrays {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(array.count, 1), alignment: 16)
         buffer.copyBytes(from: array)
         pointers.append(buffer)
     }
-    return try body(zip(pointers, arrays).map { UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer($0.0)[0..<$0.1.count]) })
+    return try body(
+        zip(pointers, arrays).map { UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer($0.0)[0..<$0.1.count]) })
 }
 
 /// The ledger's exact accounting: live, peak, reset, per device, budgets.
@@ -215,7 +239,9 @@ func withArrays<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throw
         #expect(ledger.peakBytes == 500)
         #expect(ledger.peakBytes(on: .cpu) == 0)
         ledger.setBudget(600, for: .accelerator(0))
-        #expect(throws: OutOfMemoryError(device: .accelerator(0), requestedBytes: 200, liveBytes: 500, budgetBytes: 600)) {
+        #expect(
+            throws: OutOfMemoryError(device: .accelerator(0), requestedBytes: 200, liveBytes: 500, budgetBytes: 600)
+        ) {
             try ledger.allocate(200, on: .accelerator(0))
         }
         try ledger.allocate(4096, on: .disk)
@@ -261,8 +287,10 @@ func withArrays<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throw
         defer { folder.remove() }
         // The tiny Llama with a 20,000-token vocabulary: a 10 MB bfloat16 embedding (40 conversion pieces of
         // 256 KiB, two 8 MiB read pieces), 2 shards.
-        let config = try ModelConfig.parse(Array(tinyModelConfig.replacingOccurrences(of: "8000", with: "20000").utf8), path: "config.json")
-        try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 12_000_000, seed: 3, scale: 1).write(to: folder.path)
+        let config = try ModelConfig.parse(
+            Array(tinyModelConfig.replacingOccurrences(of: "8000", with: "20000").utf8), path: "config.json")
+        try SyntheticCheckpoint(config: config, dtype: .bf16, maxShardSize: 12_000_000, seed: 3, scale: 1).write(
+            to: folder.path)
         let plan = try LoadPlan(checkpoint: try Checkpoint(path: folder.path), requested: target)
         #expect(plan.checkpoint.files.count == 2)
         for strategy in [StrategyName.dtypeDirect, .lowMemory, .mmap] {
@@ -274,10 +302,14 @@ func withArrays<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throw
                 let stored = try readAll(plan.checkpoint.files[source.fileIndex], source.tensor)
                 var expected = [UInt8](repeating: 0, count: parameter.byteCount)
                 stored.withUnsafeBytes { input in
-                    expected.withUnsafeMutableBytes { DTypeConversion.convert(input, from: source.tensor.dtype, into: $0, to: parameter.dtype) }
+                    expected.withUnsafeMutableBytes {
+                        DTypeConversion.convert(input, from: source.tensor.dtype, into: $0, to: parameter.dtype)
+                    }
                 }
                 let loaded = try #require(model.tensors[parameter.name])
-                #expect(Array(loaded.storage.bytes) == expected, "\(strategy.rawValue) \(parameter.name) → \(target.torchName)")
+                #expect(
+                    Array(loaded.storage.bytes) == expected,
+                    "\(strategy.rawValue) \(parameter.name) → \(target.torchName)")
             }
         }
     }

@@ -1,13 +1,14 @@
 import Foundation
 import Testing
+
+@testable import Harness
+@testable import Reports
+@testable import ResultsFormat
+@testable import StrictJSON
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-
-@testable import Harness
-@testable import ResultsFormat
-@testable import Reports
-@testable import StrictJSON
 
 /// Shared helpers of the report, chart, compare and schema tests: the results fixtures (real `run` output,
 /// `Tests/Fixtures/results`), the schemas (`Reports/schema`), and markdown and XML inspection.
@@ -24,7 +25,8 @@ enum ReportFixtures {
 
     static func load(_ name: String) throws -> ScenarioResults { try ResultsFile.load(path: path(name)) }
 
-    static let repositoryRoot = URL(fileURLWithPath: FixturePaths.root).deletingLastPathComponent().deletingLastPathComponent().path
+    static let repositoryRoot = URL(fileURLWithPath: FixturePaths.root).deletingLastPathComponent()
+        .deletingLastPathComponent().path
 
     static func schemaPath(_ name: String) -> String { repositoryRoot + "/Reports/schema/" + name }
 
@@ -93,7 +95,10 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         return collector
     }
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+        attributes: [String: String] = [:]
+    ) {
         elements.append(Element(name: name, attributes: attributes, text: ""))
         open.append(elements.count - 1)
     }

@@ -16,7 +16,8 @@ struct SafetensorsFuzzTests {
         "{", "}", "[", "]", "\"", ",", ":", " ", "\t", "\n", "-", "0", "1", "00", "-0", "1.5", "1e3", "1e400", "-1",
         "18446744073709551615", "18446744073709551616", "9223372036854775807", "9223372036854775808",
         "4611686018427387904", "4294967296", "null", "true", "false", "\"__metadata__\"", "\"dtype\"", "\"shape\"",
-        "\"data_offsets\"", "\"F4\"", "\"F6_E2M3\"", "\"BOOL\"", "\"U64\"", "\"C64\"", "\"x\"", "\\", "\\u0000", "\\ud800",
+        "\"data_offsets\"", "\"F4\"", "\"F6_E2M3\"", "\"BOOL\"", "\"U64\"", "\"C64\"", "\"x\"", "\\", "\\u0000",
+        "\\ud800",
         "\\udc00", "\\ud83d\\ude00", "\\u", "\\x", "é", "\u{0}", "\u{1F}", "[[[[[[[[", "]]]]]]]]", "{\"a\":", "[0,0]",
         "[]", "{}", ",\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
         "\"__metadata__\":{\"format\":\"pt\"},", "\"__metadata__\":null,", "/*", "//", "NaN", "\u{FEFF}",
@@ -37,24 +38,34 @@ struct SafetensorsFuzzTests {
     static func seeds() throws -> [[UInt8]] {
         var seeds: [[UInt8]] = []
         seeds.append(safetensorsBytes(header: "{}      "))
-        seeds.append(safetensorsBytes(header: #"{"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}}"#, data: float32Bytes([0, 1, 2, 3, 4, 5])))
         seeds.append(
             safetensorsBytes(
-                header: #"{"pi":{"dtype":"F64","shape":[],"data_offsets":[0,8]},"empty":{"dtype":"F32","shape":[0,3],"data_offsets":[8,8]},"mask":{"dtype":"BOOL","shape":[3],"data_offsets":[8,11]}}     "#,
+                header: #"{"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}}"#,
+                data: float32Bytes([0, 1, 2, 3, 4, 5])))
+        seeds.append(
+            safetensorsBytes(
+                header:
+                    #"{"pi":{"dtype":"F64","shape":[],"data_offsets":[0,8]},"empty":{"dtype":"F32","shape":[0,3],"data_offsets":[8,8]},"mask":{"dtype":"BOOL","shape":[3],"data_offsets":[8,11]}}     "#,
                 data: [0x18, 0x2d, 0x44, 0x54, 0xfb, 0x21, 0x09, 0x40, 0x01, 0x00, 0x01]))
         let every = ReaderCase.everyDTypeHeader()
         seeds.append(safetensorsBytes(header: every.text, dataCount: every.bytes))
         seeds.append(
             safetensorsBytes(
-                header: #"{"__metadata__":{"format":"pt","k":"v"},"b":{"dtype":"F4","shape":[2,2],"data_offsets":[2,4]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"e":{"dtype":"I64","shape":[0,9],"data_offsets":[4,4]}}"#,
+                header:
+                    #"{"__metadata__":{"format":"pt","k":"v"},"b":{"dtype":"F4","shape":[2,2],"data_offsets":[2,4]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"e":{"dtype":"I64","shape":[0,9],"data_offsets":[4,4]}}"#,
                 dataCount: 4))
         seeds.append(
             safetensorsBytes(
-                header: #"{"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]},"b":{"dtype":"F6_E3M2","shape":[4],"data_offsets":[1,4]}}"#,
+                header:
+                    #"{"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]},"b":{"dtype":"F6_E3M2","shape":[4],"data_offsets":[1,4]}}"#,
                 dataCount: 4))
         // Zero-element tensors with several dimensions: a number spliced into one of them reaches the
         // overflow checks without needing any data bytes.
-        seeds.append(safetensorsBytes(header: #"{"z":{"dtype":"U8","shape":[3,9,0],"data_offsets":[0,0]},"y":{"dtype":"F4","shape":[0,5,7],"data_offsets":[0,0]}}"#))
+        seeds.append(
+            safetensorsBytes(
+                header:
+                    #"{"z":{"dtype":"U8","shape":[3,9,0],"data_offsets":[0,0]},"y":{"dtype":"F4","shape":[0,5,7],"data_offsets":[0,0]}}"#
+            ))
         seeds.append(try fileBytes(FixturePaths.path("dtypes/dtypes.safetensors")))
         for seed in seeds { precondition(inMemoryRule(seed) == nil, "seed must be valid") }
         return seeds
@@ -77,7 +88,8 @@ struct SafetensorsFuzzTests {
         let headerLength = declaredLength(bytes)
         let headerRange = 8..<(8 + headerLength)
         func headerPosition() -> Int {
-            headerRange.isEmpty ? min(8, bytes.count) : Int.random(in: headerRange.lowerBound...headerRange.upperBound, using: &rng)
+            headerRange.isEmpty
+                ? min(8, bytes.count) : Int.random(in: headerRange.lowerBound...headerRange.upperBound, using: &rng)
         }
         switch Int.random(in: 0..<11, using: &rng) {
         case 0:  // flip a byte anywhere
@@ -102,7 +114,9 @@ struct SafetensorsFuzzTests {
             let token = Array(tokens.randomElement(using: &rng)!.utf8)
             let at = headerPosition()
             bytes.insert(contentsOf: token, at: at)
-            if Bool.random(using: &rng) || Bool.random(using: &rng) { setLength(&bytes, UInt64(headerLength + token.count)) }
+            if Bool.random(using: &rng) || Bool.random(using: &rng) {
+                setLength(&bytes, UInt64(headerLength + token.count))
+            }
         case 7:  // replace a run of digits with another number
             let digitPositions = headerRange.filter { (0x30...0x39).contains(bytes[$0]) }
             guard let start = digitPositions.randomElement(using: &rng) else { return }
@@ -140,12 +154,16 @@ struct SafetensorsFuzzTests {
         var expectedBegin = 0
         var names = Set<String>()
         for tensor in header.tensors {
-            if tensor.begin != expectedBegin || tensor.end < tensor.begin { fail("\(tensor.name) does not tile the buffer") }
+            if tensor.begin != expectedBegin || tensor.end < tensor.begin {
+                fail("\(tensor.name) does not tile the buffer")
+            }
             expectedBegin = tensor.end
             if !names.insert(tensor.name).inserted { fail("\(tensor.name) twice") }
             if tensor.name == "__metadata__" { fail("a tensor named __metadata__") }
             // These use Int arithmetic and trap on an unvalidated shape.
-            if tensor.spec.byteCount != tensor.byteCount { fail("\(tensor.name): spec bytes \(tensor.spec.byteCount) ≠ \(tensor.byteCount)") }
+            if tensor.spec.byteCount != tensor.byteCount {
+                fail("\(tensor.name): spec bytes \(tensor.spec.byteCount) ≠ \(tensor.byteCount)")
+            }
             if tensor.spec.elementCount < 0 { fail("\(tensor.name): negative element count") }
         }
     }
@@ -175,10 +193,13 @@ struct SafetensorsFuzzTests {
                 // Accepted tensors can be laid out again by the writer, and that layout reads back.
                 if iteration % 4 == 0 {
                     do {
-                        let layout = try SafetensorsLayout(tensors: header.tensors.map(\.spec), metadata: header.metadata)
+                        let layout = try SafetensorsLayout(
+                            tensors: header.tensors.map(\.spec), metadata: header.metadata)
                         let rewritten = layout.headerBytes + Array(bytes[header.dataStart...])
                         let again = try parseSafetensors(rewritten)
-                        if again.tensors.map(\.spec) != layout.tensors.map(\.spec) { Issue.record("iteration \(iteration): rewrite differs") }
+                        if again.tensors.map(\.spec) != layout.tensors.map(\.spec) {
+                            Issue.record("iteration \(iteration): rewrite differs")
+                        }
                     } catch {
                         Issue.record("iteration \(iteration): rewriting an accepted header failed: \(error)")
                     }
@@ -191,13 +212,18 @@ struct SafetensorsFuzzTests {
             }
         }
         let elapsed = clock.now - start
-        print("fuzz: \(iterations) inputs in \(elapsed): \(outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+        print(
+            "fuzz: \(iterations) inputs in \(elapsed): \(outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))"
+        )
         // The mutations reach every reader rule and still produce valid files: the fuzzer is not stuck in
         // one early check.
-        #expect(Set(outcomes.keys).isSuperset(of: [
-            "accepted", "HeaderTooSmall", "HeaderTooLarge", "InvalidHeaderLength", "InvalidHeader", "InvalidHeaderDeserialization",
-            "DuplicateTensorName", "InvalidOffset", "ValidationOverflow", "MisalignedSlice", "TensorInvalidInfo", "MetadataIncompleteBuffer",
-        ]))
+        #expect(
+            Set(outcomes.keys).isSuperset(of: [
+                "accepted", "HeaderTooSmall", "HeaderTooLarge", "InvalidHeaderLength", "InvalidHeader",
+                "InvalidHeaderDeserialization",
+                "DuplicateTensorName", "InvalidOffset", "ValidationOverflow", "MisalignedSlice", "TensorInvalidInfo",
+                "MetadataIncompleteBuffer",
+            ]))
         #expect(outcomes["accepted", default: 0] >= 500)
     }
 
@@ -212,7 +238,11 @@ struct SafetensorsFuzzTests {
                 let token = Array(Self.tokens.randomElement(using: &rng)!.utf8)
                 switch Int.random(in: 0..<3, using: &rng) {
                 case 0: bytes.insert(contentsOf: token, at: Int.random(in: 0...bytes.count, using: &rng))
-                case 1: if !bytes.isEmpty { bytes[Int.random(in: 0..<bytes.count, using: &rng)] = Self.interestingBytes.randomElement(using: &rng)! }
+                case 1:
+                    if !bytes.isEmpty {
+                        bytes[Int.random(in: 0..<bytes.count, using: &rng)] = Self.interestingBytes.randomElement(
+                            using: &rng)!
+                    }
                 default: bytes.removeLast(Int.random(in: 0...min(bytes.count, 40), using: &rng))
                 }
             }

@@ -2,22 +2,28 @@ import Foundation
 import Testing
 
 @testable import Harness
-@testable import ResultsFormat
 @testable import Reports
+@testable import ResultsFormat
 @testable import StrictJSON
 
 /// True when `python3 -c "import jsonschema"` works; the cross-check is skipped (and says so) otherwise.
 private enum PythonJSONSchema {
     static let available: Bool = {
         let ok = runTool("python3", ["-c", "import jsonschema"])?.status == 0
-        if !ok { print("SchemaTests: SKIPPED the Python jsonschema cross-check: python3 with the jsonschema package is not available") }
+        if !ok {
+            print(
+                "SchemaTests: SKIPPED the Python jsonschema cross-check: python3 with the jsonschema package is not available"
+            )
+        }
         return ok
     }()
 }
 
 @Suite("Results schema")
 struct SchemaTests {
-    static let schemas = ["results.schema.json", "github-benchmark.schema.json", "bmf.schema.json", "compare.schema.json"]
+    static let schemas = [
+        "results.schema.json", "github-benchmark.schema.json", "bmf.schema.json", "compare.schema.json",
+    ]
 
     @Test(arguments: SchemaTests.schemas)
     func validatorImplementsEveryKeywordUsed(schema: String) throws {
@@ -52,11 +58,18 @@ struct SchemaTests {
         results.runs[1].measurement?.timeline.points = Array(repeating: points[0], count: 2001)
         results.runs[1].measurement?.timeline.points[7] = [1]
         let json = try parseJSON(String(decoding: try ResultsFile.encode(results), as: UTF8.self))
-        #expect(validator.validate(json).sorted() == [
-            "$.runs[1].measurement.timeline.points: more than 2000 items", "$.runs[1].measurement.timeline.points[7]: fewer than 2 items",
-        ])
-        let verdict = try parseJSON(try fileText(ReportFixtures.path(ReportFixtures.oom)).replacingOccurrences(of: "\"verdict\" : \"oom\"", with: "\"verdict\" : \"maybe\""))
-        #expect(validator.validate(verdict).allSatisfy { $0.hasSuffix(": \"maybe\" is not one of [\"pass\",\"fail\",\"oom\",\"error\"]") })
+        #expect(
+            validator.validate(json).sorted() == [
+                "$.runs[1].measurement.timeline.points: more than 2000 items",
+                "$.runs[1].measurement.timeline.points[7]: fewer than 2 items",
+            ])
+        let verdict = try parseJSON(
+            try fileText(ReportFixtures.path(ReportFixtures.oom)).replacingOccurrences(
+                of: "\"verdict\" : \"oom\"", with: "\"verdict\" : \"maybe\""))
+        #expect(
+            validator.validate(verdict).allSatisfy {
+                $0.hasSuffix(": \"maybe\" is not one of [\"pass\",\"fail\",\"oom\",\"error\"]")
+            })
         #expect(validator.validate(verdict).count == 2)
     }
 
@@ -65,13 +78,31 @@ struct SchemaTests {
         var all: [(String, String, JSONValue)] = []
         for fixture in ReportFixtures.all {
             let results = try ReportFixtures.load(fixture)
-            all.append(("results.schema.json", "\(fixture) as run wrote it", try parseJSON(try fileText(ReportFixtures.path(fixture)))))
-            all.append(("results.schema.json", "\(fixture) re-encoded", try parseJSON(String(decoding: try ResultsFile.encode(results), as: UTF8.self))))
-            all.append(("github-benchmark.schema.json", fixture, try parseJSON(BenchmarkExports.text(BenchmarkExports.githubBenchmark(results)))))
-            all.append(("bmf.schema.json", fixture, try parseJSON(BenchmarkExports.text(BenchmarkExports.bencherMetricFormat(results)))))
+            all.append(
+                (
+                    "results.schema.json", "\(fixture) as run wrote it",
+                    try parseJSON(try fileText(ReportFixtures.path(fixture)))
+                ))
+            all.append(
+                (
+                    "results.schema.json", "\(fixture) re-encoded",
+                    try parseJSON(String(decoding: try ResultsFile.encode(results), as: UTF8.self))
+                ))
+            all.append(
+                (
+                    "github-benchmark.schema.json", fixture,
+                    try parseJSON(BenchmarkExports.text(BenchmarkExports.githubBenchmark(results)))
+                ))
+            all.append(
+                (
+                    "bmf.schema.json", fixture,
+                    try parseJSON(BenchmarkExports.text(BenchmarkExports.bencherMetricFormat(results)))
+                ))
             let smoke = try ReportFixtures.load(ReportFixtures.smoke)
-            let comparison = Comparison(baseline: smoke, baselinePath: "b.json", current: results, currentPath: "c.json")
-            all.append(("compare.schema.json", "smoke vs \(fixture)", try parseJSON(BenchmarkExports.text(comparison.json()))))
+            let comparison = Comparison(
+                baseline: smoke, baselinePath: "b.json", current: results, currentPath: "c.json")
+            all.append(
+                ("compare.schema.json", "smoke vs \(fixture)", try parseJSON(BenchmarkExports.text(comparison.json()))))
         }
         return all
     }
@@ -86,7 +117,10 @@ struct SchemaTests {
 
     @Test func reportFormatsThroughTheExecutableValidate() throws {
         let path = ReportFixtures.path(ReportFixtures.smoke)
-        for (format, schema) in [("json", "results.schema.json"), ("github-benchmark", "github-benchmark.schema.json"), ("bmf", "bmf.schema.json")] {
+        for (format, schema) in [
+            ("json", "results.schema.json"), ("github-benchmark", "github-benchmark.schema.json"),
+            ("bmf", "bmf.schema.json"),
+        ] {
             let result = try Executable.run(["report", path, "--format", format])
             #expect(result.status == 0)
             #expect(try ReportFixtures.schema(schema).validate(try parseJSON(result.stdout)) == [], "\(format)")

@@ -74,7 +74,9 @@ struct SchemaValidator {
 
     static func typeMatches(_ value: JSONValue, _ type: String) -> Bool {
         switch (type, value) {
-        case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object), ("number", .number): return true
+        case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object),
+            ("number", .number):
+            return true
         case ("integer", .number(let n)):
             let d = n.doubleValue
             return n.isIntegerLiteral || (d.isFinite && d.rounded() == d)
@@ -127,21 +129,35 @@ struct SchemaValidator {
             errors.append("\(path): must equal \(JSONWriter.compact.string(constant))")
         }
         if let options = s["enum"]?.arrayValue, !options.contains(where: { Self.equal(value, $0) }) {
-            errors.append("\(path): \(JSONWriter.compact.string(value)) is not one of \(JSONWriter.compact.string(.array(options)))")
+            errors.append(
+                "\(path): \(JSONWriter.compact.string(value)) is not one of \(JSONWriter.compact.string(.array(options)))"
+            )
         }
         if case .number(let number) = value {
             let d = number.doubleValue
-            if let m = s["minimum"]?.numberValue?.doubleValue, d < m { errors.append("\(path): \(number.literal) < minimum \(m)") }
-            if let m = s["maximum"]?.numberValue?.doubleValue, d > m { errors.append("\(path): \(number.literal) > maximum \(m)") }
-            if let m = s["exclusiveMinimum"]?.numberValue?.doubleValue, d <= m { errors.append("\(path): \(number.literal) ≤ exclusiveMinimum \(m)") }
-            if let m = s["exclusiveMaximum"]?.numberValue?.doubleValue, d >= m { errors.append("\(path): \(number.literal) ≥ exclusiveMaximum \(m)") }
+            if let m = s["minimum"]?.numberValue?.doubleValue, d < m {
+                errors.append("\(path): \(number.literal) < minimum \(m)")
+            }
+            if let m = s["maximum"]?.numberValue?.doubleValue, d > m {
+                errors.append("\(path): \(number.literal) > maximum \(m)")
+            }
+            if let m = s["exclusiveMinimum"]?.numberValue?.doubleValue, d <= m {
+                errors.append("\(path): \(number.literal) ≤ exclusiveMinimum \(m)")
+            }
+            if let m = s["exclusiveMaximum"]?.numberValue?.doubleValue, d >= m {
+                errors.append("\(path): \(number.literal) ≥ exclusiveMaximum \(m)")
+            }
         }
         if case .string(let text) = value {
-            if let m = s["minLength"]?.numberValue?.intValue, text.unicodeScalars.count < m { errors.append("\(path): shorter than \(m)") }
+            if let m = s["minLength"]?.numberValue?.intValue, text.unicodeScalars.count < m {
+                errors.append("\(path): shorter than \(m)")
+            }
             if let pattern = s["pattern"]?.stringValue {
                 if let regex = try? NSRegularExpression(pattern: pattern) {
                     let range = NSRange(text.startIndex..., in: text)
-                    if regex.firstMatch(in: text, range: range) == nil { errors.append("\(path): \"\(text)\" does not match \(pattern)") }
+                    if regex.firstMatch(in: text, range: range) == nil {
+                        errors.append("\(path): \"\(text)\" does not match \(pattern)")
+                    }
                 } else {
                     errors.append("\(path): invalid pattern \(pattern)")
                 }
@@ -151,7 +167,9 @@ struct SchemaValidator {
             for key in s["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where object[key] == nil {
                 errors.append("\(path): required property '\(key)' is missing")
             }
-            if let m = s["minProperties"]?.numberValue?.intValue, object.count < m { errors.append("\(path): fewer than \(m) properties") }
+            if let m = s["minProperties"]?.numberValue?.intValue, object.count < m {
+                errors.append("\(path): fewer than \(m) properties")
+            }
             let properties = s["properties"]?.objectValue ?? [:]
             for (key, item) in object {
                 if let sub = properties[key] {
@@ -166,8 +184,12 @@ struct SchemaValidator {
             }
         }
         if case .array(let items) = value {
-            if let m = s["minItems"]?.numberValue?.intValue, items.count < m { errors.append("\(path): fewer than \(m) items") }
-            if let m = s["maxItems"]?.numberValue?.intValue, items.count > m { errors.append("\(path): more than \(m) items") }
+            if let m = s["minItems"]?.numberValue?.intValue, items.count < m {
+                errors.append("\(path): fewer than \(m) items")
+            }
+            if let m = s["maxItems"]?.numberValue?.intValue, items.count > m {
+                errors.append("\(path): more than \(m) items")
+            }
             let prefix = s["prefixItems"]?.arrayValue ?? []
             for (i, item) in items.enumerated() {
                 if i < prefix.count {

@@ -34,10 +34,11 @@ struct ShardingTests {
 
     @Test func fileNames() {
         #expect(ShardPlan.fileNames(count: 1) == ["model.safetensors"])
-        #expect(ShardPlan.fileNames(count: 4) == [
-            "model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
-            "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors",
-        ])
+        #expect(
+            ShardPlan.fileNames(count: 4) == [
+                "model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
+                "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors",
+            ])
         let six = ShardPlan.fileNames(count: 6)
         #expect(six.count == 6)
         #expect(six.first == "model-00001-of-00006.safetensors")
@@ -53,11 +54,13 @@ struct ShardingTests {
     /// The Gemma fixture's tensors in the model's registration order (embed_tokens; per layer q, k, v, o,
     /// gate, up, down, input_layernorm, post_attention_layernorm; norm), with their fixture specs.
     static func gemmaSpecsInModelOrder() throws -> [TensorSpec] {
-        let expected = Dictionary(uniqueKeysWithValues: try expectedTensors("gemma-tiny-bf16-sharded").map { ($0.name, $0) })
+        let expected = Dictionary(
+            uniqueKeysWithValues: try expectedTensors("gemma-tiny-bf16-sharded").map { ($0.name, $0) })
         var names = ["model.embed_tokens.weight"]
         for layer in 0..<2 {
             for part in [
-                "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
+                "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+                "mlp.up_proj",
                 "mlp.down_proj", "input_layernorm", "post_attention_layernorm",
             ] {
                 names.append("model.layers.\(layer).\(part).weight")
@@ -66,7 +69,8 @@ struct ShardingTests {
         names.append("model.norm.weight")
         return try names.map { name in
             let tensor = try #require(expected[name], "\(name)")
-            return TensorSpec(name: name, dtype: try #require(DType(safetensorsName: tensor.dtype)), shape: tensor.shape)
+            return TensorSpec(
+                name: name, dtype: try #require(DType(safetensorsName: tensor.dtype)), shape: tensor.shape)
         }
     }
 
@@ -85,8 +89,9 @@ struct ShardingTests {
         let fixtureBytes = try fileBytes(FixturePaths.path("gemma-tiny-bf16-sharded/model.safetensors.index.json"))
         let fixture = try ShardIndex.parse(fixtureBytes, path: "index")
         // Same mapping (the fixture lists it sorted, the plan in split order).
-        #expect(Dictionary(uniqueKeysWithValues: plan.weightMap.map { ($0.key, $0.value) })
-            == Dictionary(uniqueKeysWithValues: fixture.weightMap.map { ($0.key, $0.value) }))
+        #expect(
+            Dictionary(uniqueKeysWithValues: plan.weightMap.map { ($0.key, $0.value) })
+                == Dictionary(uniqueKeysWithValues: fixture.weightMap.map { ($0.key, $0.value) }))
         let index = try #require(plan.index)
         #expect(index.serialized() == fixtureBytes)
         #expect(fixtureBytes.last == 0x0A)
@@ -121,12 +126,17 @@ struct ShardingTests {
         #expect(index.serialized() == fixtureBytes)
 
         // Other metadata entries survive, sorted with the rest; older float total_size is accepted when integral.
-        let custom = try ShardIndex.parse(Array(#"{"weight_map":{"b":"s2","a":"s1"},"metadata":{"zeta":[1],"total_size":1.6e1,"alpha":"x"}}"#.utf8), path: "i")
+        let custom = try ShardIndex.parse(
+            Array(#"{"weight_map":{"b":"s2","a":"s1"},"metadata":{"zeta":[1],"total_size":1.6e1,"alpha":"x"}}"#.utf8),
+            path: "i")
         #expect(custom.totalSize == 16)
         #expect(custom.totalParameters == nil)
         #expect(custom.shardFileNames == ["s1", "s2"])
         let text = String(decoding: custom.serialized(), as: UTF8.self)
-        #expect(text == "{\n  \"metadata\": {\n    \"alpha\": \"x\",\n    \"total_size\": 16,\n    \"zeta\": [\n      1\n    ]\n  },\n  \"weight_map\": {\n    \"a\": \"s1\",\n    \"b\": \"s2\"\n  }\n}\n")
+        #expect(
+            text
+                == "{\n  \"metadata\": {\n    \"alpha\": \"x\",\n    \"total_size\": 16,\n    \"zeta\": [\n      1\n    ]\n  },\n  \"weight_map\": {\n    \"a\": \"s1\",\n    \"b\": \"s2\"\n  }\n}\n"
+        )
         // metadata may be absent or null.
         #expect(try ShardIndex.parse(Array(#"{"weight_map":{},"metadata":null}"#.utf8), path: "i").totalSize == nil)
     }
@@ -146,7 +156,9 @@ struct ShardingTests {
         #"{"weight_map":{},}"#,
     ])
     func invalidIndexes(text: String) throws {
-        let error = try #require(throws: CheckpointError.self) { try ShardIndex.parse(Array(text.utf8), path: "bad.index.json") }
+        let error = try #require(throws: CheckpointError.self) {
+            try ShardIndex.parse(Array(text.utf8), path: "bad.index.json")
+        }
         #expect(error.rule == .invalidIndex)
         #expect(error.source == "bad.index.json")
     }

@@ -87,7 +87,8 @@ struct StrictJSONParserTests {
 
     @Test func rejectsNonFiniteAndMalformedNumbers() throws {
         for text in ["NaN", "Infinity", "-Infinity", "+1", ".5"] {
-            #expect(parseError(text)?.rule == .unexpectedCharacter || parseError(text)?.rule == .invalidNumber, "\(text)")
+            #expect(
+                parseError(text)?.rule == .unexpectedCharacter || parseError(text)?.rule == .invalidNumber, "\(text)")
         }
         #expect(parseError("NaN")?.rule == .unexpectedCharacter)
         #expect(parseError("NaN")?.offset == 0)
@@ -192,7 +193,8 @@ struct StrictJSONParserTests {
             #expect(number.uint64Value == nil, "\(literal)")
         }
         #expect(try JSONParser().parse("-1").numberValue?.intValue == -1)
-        #expect(try JSONParser().parse("9007199254740993").numberValue?.uint64Value == 9_007_199_254_740_993)  // 2^53 + 1
+        // 2^53 + 1
+        #expect(try JSONParser().parse("9007199254740993").numberValue?.uint64Value == 9_007_199_254_740_993)
         #expect(try JSONParser().parse("1e-06").numberValue?.literal == "1e-06")
         #expect(try JSONParser().parse("10000.0").numberValue?.literal == "10000.0")
     }
@@ -235,9 +237,15 @@ struct StrictJSONWriterTests {
         // Generated with python3: json.dumps(x, separators=(',', ':'), ensure_ascii=False).encode(), which
         // escapes exactly as serde_json does (0x7F raw, other controls \u00xx lowercase).
         let expected: [UInt8] =
-            Array(#"{"z":[1,{"b":null,"a":true}],"caf"#.utf8) + [0xC3, 0xA9] + Array(#"":""#.utf8) + [0xC3, 0xA9, 0xF0, 0x9F, 0x98, 0x80]
-            + Array(#"","ctl":"\u0000\u0001\u001f"#.utf8) + [0x7F] + Array(#"\t\n\r\b\f\"\\","slash":"a/b","empty_obj":{},"empty_arr":[],"num":[0,-1,1.5,"1e-06"],"B":false,""#.utf8)
-            + [0xEF, 0xBF, 0xBF] + Array(#"":1,""#.utf8) + [0xF0, 0x9F, 0x98, 0x80] + Array(#"":2,"nested":{"inner":{},"list":[[]]}}"#.utf8)
+            Array(#"{"z":[1,{"b":null,"a":true}],"caf"#.utf8) + [0xC3, 0xA9] + Array(#"":""#.utf8) + [
+                0xC3, 0xA9, 0xF0, 0x9F, 0x98, 0x80,
+            ]
+            + Array(#"","ctl":"\u0000\u0001\u001f"#.utf8) + [0x7F]
+            + Array(
+                #"\t\n\r\b\f\"\\","slash":"a/b","empty_obj":{},"empty_arr":[],"num":[0,-1,1.5,"1e-06"],"B":false,""#
+                    .utf8)
+            + [0xEF, 0xBF, 0xBF] + Array(#"":1,""#.utf8) + [0xF0, 0x9F, 0x98, 0x80]
+            + Array(#"":2,"nested":{"inner":{},"list":[[]]}}"#.utf8)
         #expect(JSONWriter.compact.bytes(Self.sample) == expected)
     }
 
