@@ -150,14 +150,64 @@ let package = Package(
             ],
             swiftSettings: strictConcurrency
         ),
-        .testTarget(
-            name: "BigModelBenchTests",
+        // Test support: fixtures' paths, temporary folders, running the tool, the shared tiny scenario, the
+        // memory-measuring suite that serializes tests which read this process's own memory.
+        .target(
+            name: "TestSupport",
             dependencies: [
-                "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes", "ResultsFormat",
-                "Harness", "Reports", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
+                "OSLayer", "TensorEngine", "Checkpoint", "Harness", "Reports", "ResultsFormat", "StrictJSON",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            path: "Tests/TestSupport",
+            swiftSettings: strictConcurrency
+        ),
+        // The engine and what it loads: dtypes, conversion, StrictJSON, safetensors, checkpoints, models,
+        // placement and the loading strategies.
+        .testTarget(
+            name: "EngineTests",
+            dependencies: [
+                "TestSupport", "OSLayer", "TensorEngine", "StrictJSON", "Checkpoint", "Models", "Placement", "Loading",
+                "CJemalloc", .product(name: "OrderedCollections", package: "swift-collections"), "bigmodel-bench",
+            ],
+            path: "Tests/EngineTests",
+            swiftSettings: strictConcurrency
+        ),
+        // The probes and the OS layer: /proc readers, jemalloc, the sampler, floors, child processes, signals.
+        .testTarget(
+            name: "ProbesTests",
+            dependencies: ["TestSupport", "OSLayer", "Probes", "ResultsFormat", "CJemalloc"],
+            path: "Tests/ProbesTests",
+            swiftSettings: strictConcurrency
+        ),
+        // The runner: scenarios, claims and judging, the child protocol, subjects, ranks.
+        .testTarget(
+            name: "HarnessTests",
+            dependencies: [
+                "TestSupport", "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Loading", "Probes",
+                "ResultsFormat", "Harness", "Reports", "StrictJSON", "bigmodel-bench",
+            ],
+            path: "Tests/HarnessTests",
+            swiftSettings: strictConcurrency
+        ),
+        // Results files, reports, charts, exports and comparisons.
+        .testTarget(
+            name: "ReportsTests",
+            dependencies: [
+                "TestSupport", "Probes", "ResultsFormat", "Harness", "Reports", "StrictJSON", "TensorEngine",
                 "bigmodel-bench",
             ],
-            path: "Tests/BigModelBenchTests",
+            path: "Tests/ReportsTests",
+            swiftSettings: strictConcurrency
+        ),
+        // The tool end to end: commands, exit statuses, faults, full disks, hostile inputs, the README's claims.
+        .testTarget(
+            name: "CLITests",
+            dependencies: [
+                "TestSupport", "OSLayer", "TensorEngine", "Checkpoint", "Models", "Placement", "Harness", "Reports",
+                "ResultsFormat", "StrictJSON", .product(name: "OrderedCollections", package: "swift-collections"),
+                "bigmodel-bench",
+            ],
+            path: "Tests/CLITests",
             swiftSettings: strictConcurrency
         ),
     ],
