@@ -1,6 +1,6 @@
 /// Every memory figure this tool reads, each named for exactly what it is and where it comes from: the one
 /// list that samples, snapshots, peaks, deltas, timelines and reports are all made of.
-package enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomStringConvertible {
+package enum MemoryFigure: Int, ReadingFigure, Comparable, CustomStringConvertible {
     /// `VmRSS` of `/proc/<pid>/status`: resident set size (anon + file + shmem).
     case rss
     /// `RssAnon` of `/proc/<pid>/status`: resident anonymous memory (heap, malloc'd tensors).
@@ -88,57 +88,17 @@ package enum MemoryFigure: Int, CaseIterable, Sendable, Comparable, CustomString
     package static func < (lhs: MemoryFigure, rhs: MemoryFigure) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
-/// One reading of any subset of the ``MemoryFigure``s, in bytes. A figure that was not read (no jemalloc in a
-/// Python subject, no ledger, no `smaps_rollup` in a sample) is absent — nil — never 0.
-///
-/// Fixed-size and allocation-free (the sampler stores one per millisecond): the figures sit in one SIMD
-/// vector indexed by ``MemoryFigure/rawValue``, absent ones holding a sentinel.
-package struct MemoryReading: Sendable, Equatable {
-    private static let absent = Int64.min
-    private var values = SIMD16<Int64>(repeating: MemoryReading.absent)
+extension MemoryFigure {
+    package var index: Int { rawValue }
+}
 
-    package init() {}
+/// One reading of a process: any subset of the ``MemoryFigure``s, in bytes.
+package typealias MemoryReading = Reading<MemoryFigure>
 
-    package init(_ figures: [MemoryFigure: Int]) {
-        for (figure, bytes) in figures { self[figure] = bytes }
-    }
-
-    package subscript(figure: MemoryFigure) -> Int? {
-        get {
-            let value = values[figure.rawValue]
-            return value == Self.absent ? nil : Int(value)
-        }
-        set { values[figure.rawValue] = newValue.map { Int64($0) } ?? Self.absent }
-    }
-
-    /// The figures present, in list order.
-    package var figures: [MemoryFigure] { MemoryFigure.allCases.filter { self[$0] != nil } }
-
-    /// Each figure's maximum of the two readings (a figure absent from one is the other's).
-    package func maximum(_ other: MemoryReading) -> MemoryReading {
-        var result = MemoryReading()
-        result.values = pointwiseMax(values, other.values)
-        return result
-    }
-
-    /// Each figure minus `baseline`'s, for the figures present in both.
-    package func delta(over baseline: MemoryReading) -> MemoryReading {
-        var result = MemoryReading()
-        for figure in MemoryFigure.allCases {
-            if let value = self[figure], let base = baseline[figure] { result[figure] = value - base }
-        }
-        return result
-    }
-
-    /// This reading with `other`'s figures filled in where this one lacks them.
-    package func merging(_ other: MemoryReading) -> MemoryReading {
-        var result = self
-        for figure in MemoryFigure.allCases where result[figure] == nil { result[figure] = other[figure] }
-        return result
-    }
-
+extension Reading where Figure == MemoryFigure {
     /// The kernel's figures of a `/proc/<pid>/status` read (and, when given, of `smaps_rollup`).
     package init(status: ProcessMemory, rollup: SmapsRollup? = nil) {
+        self.init()
         self[.rss] = status.vmRSSBytes
         self[.rssAnon] = status.rssAnonBytes
         self[.rssFile] = status.rssFileBytes
@@ -155,57 +115,5 @@ package struct MemoryReading: Sendable, Equatable {
         self[.jemallocResident] = stats.residentBytes
         self[.jemallocMapped] = stats.mappedBytes
         self[.jemallocRetained] = stats.retainedBytes
-    }
-}
-
-extension MemoryReading: Codable {
-    /// Keys `<figure>_bytes` (`rss_anon_bytes`); absent figures are left out.
-    struct Key: CodingKey {
-        let stringValue: String
-        init(stringValue: String) { self.stringValue = stringValue }
-        var intValue: Int? { nil }
-        init?(intValue: Int) { nil }
-    }
-
-    package init(from decoder: any Decoder) throws {
-        try self.init(from: decoder, key: { $0.name + "_bytes" })
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        try encode(to: encoder, key: { $0.name + "_bytes" })
-    }
-
-    /// Decodes the figures found under `key(figure)`. Whatever key strategy the decoder uses, keys are matched
-    /// in snake case, as the results files write them.
-    package init(from decoder: any Decoder, key: (MemoryFigure) -> String) throws {
-        self.init()
-        let container = try decoder.container(keyedBy: Key.self)
-        for figure in MemoryFigure.allCases {
-            let name = key(figure)
-            guard let match = container.allKeys.first(where: { Self.snake($0.stringValue) == name }) else { continue }
-            self[figure] = try container.decodeIfPresent(Int.self, forKey: match)
-        }
-    }
-
-    package func encode(to encoder: any Encoder, key: (MemoryFigure) -> String) throws {
-        var container = encoder.container(keyedBy: Key.self)
-        for figure in figures { try container.encode(self[figure], forKey: Key(stringValue: Self.camel(key(figure)))) }
-    }
-
-    /// The encoders of this tool convert camelCase keys to snake_case: keys go out camel-cased so they come
-    /// out exactly as named, and come back (converted from snake case or not) matched in snake case.
-    package static func camel(_ snake: String) -> String {
-        let parts = snake.split(separator: "_")
-        return parts.enumerated().map {
-            $0.offset == 0 ? String($0.element) : $0.element.prefix(1).uppercased() + $0.element.dropFirst()
-        }.joined()
-    }
-
-    package static func snake(_ key: String) -> String {
-        var out = ""
-        for character in key {
-            if character.isUppercase { out += "_" + character.lowercased() } else { out.append(character) }
-        }
-        return out
     }
 }

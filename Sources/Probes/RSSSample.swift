@@ -22,18 +22,13 @@ extension RSSSampler {
         samples.reduce(MemoryReading()) { $0.maximum($1.reading) }
     }
 
-    /// Reduces `samples` to at most `maxPoints` points without losing peaks: consecutive samples are grouped in
-    /// equal buckets of ⌈count / maxPoints⌉, and each bucket becomes one sample whose every figure (and phase)
-    /// is that bucket's maximum, at the time of the bucket's first sample. So the maximum of every figure over
-    /// the result equals the maximum over the input. Returns the input unchanged when it already has
-    /// ≤ maxPoints samples (or maxPoints < 1).
+    /// Reduces `samples` to at most `maxPoints` by ``Downsampling/bucketMaxima(_:toAtMost:merge:)``: each bucket one
+    /// sample whose every figure (and phase) is the bucket's maximum, at the time of its first sample.
     package static func downsample(_ samples: [MemorySample], toAtMost maxPoints: Int) -> [MemorySample] {
-        guard maxPoints >= 1, samples.count > maxPoints else { return samples }
-        let bucketSize = (samples.count + maxPoints - 1) / maxPoints
-        return stride(from: 0, to: samples.count, by: bucketSize).map { start in
-            let bucket = samples[start..<min(start + bucketSize, samples.count)]
-            return MemorySample(
-                seconds: samples[start].seconds, reading: peaks(bucket), phase: bucket.map(\.phase).max() ?? -1)
+        Downsampling.bucketMaxima(samples, toAtMost: maxPoints) { bucket in
+            MemorySample(
+                seconds: bucket[bucket.startIndex].seconds, reading: peaks(bucket),
+                phase: bucket.map(\.phase).max() ?? -1)
         }
     }
 }

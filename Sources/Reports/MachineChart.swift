@@ -11,12 +11,7 @@ package enum MachineChart {
 
     package static func svg(results: ScenarioResults, machine: MachineRun) -> String {
         let t = machine.timeline
-        func series(_ column: MachineColumn) -> [(Double, Double)] {
-            guard let x = t.columns.firstIndex(of: .seconds), let y = t.columns.firstIndex(of: column) else {
-                return []
-            }
-            return t.points.map { ($0[x], $0[y]) }
-        }
+        func series(_ column: MachineColumn) -> [(Double, Double)] { t.series(column).map { ($0.seconds, $0.value) } }
         let lines: [(MachineColumn, String, String, Double)] = [
             (.figure(.sumRss), "Σ VmRSS Δ of the ranks", Style.blue, 2),
             (.figure(.sumPss), "Σ Pss Δ (shared pages counted once)", Style.green, 2),

@@ -35,40 +35,12 @@ package enum MachineFigure: String, CaseIterable, Sendable, Codable, CustomStrin
     }
 }
 
-/// One reading of the machine (a figure that could not be read is absent); in JSON `<figure>_bytes`.
-package struct MachineReading: Codable, Sendable, Equatable {
-    package var values: [MachineFigure: Int] = [:]
-
-    package init(_ values: [MachineFigure: Int] = [:]) { self.values = values }
-
-    package subscript(figure: MachineFigure) -> Int? {
-        get { values[figure] }
-        set { values[figure] = newValue }
-    }
-
-    struct Key: CodingKey {
-        let stringValue: String
-        init(stringValue: String) { self.stringValue = stringValue }
-        var intValue: Int? { nil }
-        init?(intValue: Int) { nil }
-    }
-
-    package init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: Key.self)
-        for figure in MachineFigure.allCases {
-            let name = figure.rawValue + "_bytes"
-            if let key = container.allKeys.first(where: { MemoryReading.snake($0.stringValue) == name }) {
-                values[figure] = try container.decode(Int.self, forKey: key)
-            }
-        }
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: Key.self)
-        for figure in MachineFigure.allCases {
-            if let value = values[figure] {
-                try container.encode(value, forKey: Key(stringValue: MemoryReading.camel(figure.rawValue + "_bytes")))
-            }
-        }
-    }
+extension MachineFigure: ReadingFigure {
+    package var index: Int { Self.allCases.firstIndex(of: self) ?? 0 }
+    package var name: String { rawValue }
+    /// MemAvailable's cost is its drop.
+    package var fallsWithUse: Bool { self == .memAvailable }
 }
+
+/// One reading of the machine (a figure that could not be read is absent); in JSON `<figure>_bytes`.
+package typealias MachineReading = Reading<MachineFigure>

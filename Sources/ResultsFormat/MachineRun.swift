@@ -99,15 +99,5 @@ package struct MachineRun: Codable, Sendable, Equatable {
     }
 }
 
-package struct MachineTimeline: Codable, Sendable, Equatable {
-    package var columns: [MachineColumn]
-    package var points: [[Double]]
-
-    package init(
-        columns: [MachineColumn],
-        points: [[Double]]
-    ) {
-        self.columns = columns
-        self.points = points
-    }
-}
+/// A machine's timeline: seconds, Σ figures over the baseline, each rank's VmRSS.
+package typealias MachineTimeline = Timeline<MachineColumn>

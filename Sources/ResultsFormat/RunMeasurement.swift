@@ -24,7 +24,7 @@ package struct RunMeasurement: Codable, Sendable, Equatable {
     package var peaks: PeakDeltas
     package var phases: [PhaseRecord]
     package var sampler: SamplerStats
-    package var timeline: Timeline
+    package var timeline: ProcessTimeline
     package var missingKeys: [String]
     package var unexpectedKeys: [String]
     /// Set when the load hit its memory cap instead of finishing.
@@ -76,7 +76,7 @@ package struct RunMeasurement: Codable, Sendable, Equatable {
         peaks: PeakDeltas,
         phases: [PhaseRecord],
         sampler: SamplerStats,
-        timeline: Timeline,
+        timeline: ProcessTimeline,
         missingKeys: [String],
         unexpectedKeys: [String],
         outOfMemory: OutOfMemoryInfo? = nil,
@@ -157,6 +157,27 @@ package struct PeakDeltas: Codable, Sendable, Equatable {
     package var reading: MemoryReading
 
     package init(_ reading: MemoryReading = MemoryReading()) { self.reading = reading }
+
+    /// The figures a loader measured from outside has peaks of: the kernel's VmRSS, RssAnon and RssFile.
+    package static let kernelFigures: [MemoryFigure] = [.rss, .rssAnon, .rssFile]
+    /// An engine run's: the kernel's and jemalloc's allocated, active and resident bytes.
+    package static let engineFigures: [MemoryFigure] =
+        kernelFigures + [.jemallocAllocated, .jemallocActive, .jemallocResident]
+
+    /// A process's peaks over its baseline, the one rule for every loader: each of `figures` at its highest over
+    /// `readings` (samples, marks, the end) less the baseline (``Reading/peakDeltas(_:over:)``), and VmHWM — the
+    /// kernel's own high-water mark — read at `hwmReading` (else the highest read) less the baseline's VmRSS.
+    package init(
+        _ readings: some Sequence<MemoryReading>, hwmReading: MemoryReading?, baseline: MemoryReading,
+        figures: [MemoryFigure]
+    ) {
+        let all = Array(readings)
+        let deltas = MemoryReading.peakDeltas(all, over: baseline)
+        self.init()
+        for figure in figures { self[figure] = deltas[figure] }
+        let highestHWM = all.compactMap { $0[.vmhwm] }.max()
+        if let hwm = hwmReading?[.vmhwm] ?? highestHWM, let rss = baseline[.rss] { self[.vmhwm] = hwm - rss }
+    }
 
     package subscript(figure: MemoryFigure) -> Int? {
         get { reading[figure] }
@@ -296,31 +317,47 @@ package enum TimelineColumn: Sendable, Hashable, Codable, CustomStringConvertibl
 
 /// The samples, downsampled to at most ``maximumPoints`` points keeping each bucket's maxima: typed columns,
 /// each point one value per column.
-package struct Timeline: Codable, Sendable, Equatable {
-    package var columns: [TimelineColumn]
+/// A timeline as the results keep it, for a process (``ProcessTimeline``) or a machine (`MachineTimeline`): named
+/// columns (the first the seconds) and points, downsampled by ``Downsampling`` so no peak is lost.
+package struct Timeline<Column: Codable & Hashable & Sendable>: Codable, Sendable, Equatable {
+    package var columns: [Column]
     package var points: [[Double]]
 
-    package static let maximumPoints = 2000
+    /// The most points a timeline keeps.
+    package static var maximumPoints: Int { 2000 }
 
+    package init(columns: [Column], points: [[Double]]) {
+        self.columns = columns
+        self.points = points
+    }
+
+    /// (seconds, value) of every point for `column`; empty when the timeline has no such column (the seconds are
+    /// the first column).
+    package func series(_ column: Column) -> [(seconds: Double, value: Double)] {
+        guard !columns.isEmpty, let index = columns.firstIndex(of: column) else { return [] }
+        return points.compactMap { p in index < p.count && !p.isEmpty ? (p[0], p[index]) : nil }
+    }
+}
+
+/// A process's timeline: seconds, its figures as deltas over the baseline, the phase.
+package typealias ProcessTimeline = Timeline<TimelineColumn>
+
+extension Timeline where Column == TimelineColumn {
     /// PSS, sampled by a rank of a multi-rank run (deltas over the baseline).
-    package static let pssColumns: [TimelineColumn] = [.figure(.pss), .figure(.pssAnon), .figure(.pssFile)]
+    package static var pssColumns: [TimelineColumn] { [.figure(.pss), .figure(.pssAnon), .figure(.pssFile)] }
 
     /// The columns of a loader measured from outside: seconds, VmRSS, RssAnon, RssFile (deltas), the phase.
-    package static let kernelColumns: [TimelineColumn] = [
-        .seconds, .figure(.rss), .figure(.rssAnon), .figure(.rssFile), .phase,
-    ]
+    package static var kernelColumns: [TimelineColumn] {
+        [.seconds, .figure(.rss), .figure(.rssAnon), .figure(.rssFile), .phase]
+    }
 
     /// The columns of an engine run: seconds, VmRSS, RssAnon, RssFile, jemalloc allocated / active / resident
     /// (deltas over the baseline), the ledger's live bytes (absolute), the phase.
-    package static let engineColumns: [TimelineColumn] =
+    package static var engineColumns: [TimelineColumn] {
         [.seconds]
-        + ([.rss, .rssAnon, .rssFile, .jemallocAllocated, .jemallocActive, .jemallocResident, .ledgerLive]
-        as [MemoryFigure]).map { TimelineColumn.figure($0) }
-        + [.phase]
-
-    package init(columns: [TimelineColumn], points: [[Double]]) {
-        self.columns = columns
-        self.points = points
+            + ([.rss, .rssAnon, .rssFile, .jemallocAllocated, .jemallocActive, .jemallocResident, .ledgerLive]
+            as [MemoryFigure]).map { TimelineColumn.figure($0) }
+            + [.phase]
     }
 
     /// The samples as deltas over `baseline` (the ledger absolute), downsampled, in `columns`.
@@ -336,12 +373,6 @@ package struct Timeline: Codable, Sendable, Equatable {
                 }
             }
         }
-    }
-
-    /// (seconds, value) of every point for `column`; empty when the timeline has no such column.
-    package func series(_ column: TimelineColumn) -> [(seconds: Double, value: Double)] {
-        guard let time = columns.firstIndex(of: .seconds), let index = columns.firstIndex(of: column) else { return [] }
-        return points.compactMap { p in index < p.count && time < p.count ? (p[time], p[index]) : nil }
     }
 }
 

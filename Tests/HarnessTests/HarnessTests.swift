@@ -266,7 +266,8 @@ extension MemoryMeasuringTests {
                     requestedIntervalSeconds: 0.001, achievedMeanIntervalSeconds: 0.001, samples: 1000,
                     droppedSamples: 0, meanSampleSeconds: 0.0001,
                     maxSampleSeconds: 0.0002, cpuSeconds: 0.1, cpuShareOfLoad: 0.1),
-                timeline: Timeline(columns: Timeline.engineColumns, points: []), missingKeys: [], unexpectedKeys: [],
+                timeline: ProcessTimeline(columns: ProcessTimeline.engineColumns, points: []), missingKeys: [],
+                unexpectedKeys: [],
                 outOfMemory: nil, failure: nil)
         }
     }

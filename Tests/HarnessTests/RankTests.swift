@@ -43,7 +43,7 @@ import Testing
         result.figures?.modelBytes = 100 * mib
         var m = try #require(result.measurement)
         m.baseline = MemoryReading([.rss: 50 * mib, .rssAnon: 40 * mib, .rssFile: 10 * mib])
-        m.timeline = Timeline(
+        m.timeline = ProcessTimeline(
             columns: [.seconds, .figure(.rss), .figure(.rssAnon), .figure(.rssFile)],
             points: points.map { [$0.0, Double($0.1 * mib), Double($0.1 * mib), 0] })
         m.timelineOriginSeconds = origin

@@ -263,7 +263,7 @@ import Glibc
                 (loader.peaks[.rssAnon] ?? 0) > 0 && loader.endOfLoad != nil && loader.codePagesBytes != nil
                     && loader.residency != nil)
             #expect(loader.phases.map(\.name).last == "touch")
-            #expect(loader.timeline.columns == Timeline.kernelColumns)
+            #expect(loader.timeline.columns == ProcessTimeline.kernelColumns)
         }
         #expect(results.runs[3].measurement?.dtype == .bf16)
         #expect(results.runs[5].measurement?.dtype == .f16)

@@ -99,9 +99,9 @@ package struct MeasuredLoad {
                     ledgerLiveBytesAtStart: $0.ledgerLiveBytesAtStart, ledgerLiveBytesAtEnd: $0.ledgerLiveBytesAtEnd)
             },
             sampler: SamplerStats(sampled, loadSeconds: outcome.seconds),
-            timeline: Timeline(
+            timeline: ProcessTimeline(
                 samples: sampled.samples, baseline: baseline,
-                columns: Timeline.engineColumns + (samplePss ? Timeline.pssColumns : [])),
+                columns: ProcessTimeline.engineColumns + (samplePss ? ProcessTimeline.pssColumns : [])),
             missingKeys: plan.missingKeys, unexpectedKeys: plan.unexpectedKeys, outOfMemory: outcome.outOfMemory,
             failure: outcome.failure,
             devices: outcome.devices)
@@ -167,12 +167,7 @@ package struct MeasuredLoad {
     static func peaks(sampled: MemoryReading, end: MemoryReading, baseline: MemoryReading, ledger: MemoryLedger)
         -> PeakDeltas
     {
-        let highest = sampled.maximum(end)
-        var peaks = PeakDeltas()
-        for figure: MemoryFigure in [.rss, .rssAnon, .rssFile, .jemallocAllocated, .jemallocActive, .jemallocResident] {
-            if let value = highest[figure], let base = baseline[figure] { peaks[figure] = value - base }
-        }
-        if let hwm = end[.vmhwm], let rss = baseline[.rss] { peaks[.vmhwm] = hwm - rss }
+        var peaks = PeakDeltas([sampled, end], hwmReading: end, baseline: baseline, figures: PeakDeltas.engineFigures)
         peaks[.ledgerLive] = ledger.peakBytes - (baseline[.ledgerLive] ?? 0)
         peaks[.ledgerSizeClass] = ledger.allocatorFigures.peakBytes
         return peaks

@@ -1,5 +1,6 @@
 import Foundation
 import Loading
+import Probes
 import ResultsFormat
 import TensorEngine
 
@@ -61,28 +62,14 @@ package struct MachineJudge: Sendable {
             held: held)
     }
 
-    /// The Σ figures of `reading` over `baseline` (absent where either is).
+    /// The Σ figures of `reading` over `baseline` (absent where either is; MemAvailable as its drop).
     static func delta(_ reading: MachineReading?, over baseline: MachineReading) -> MachineReading? {
-        guard let reading else { return nil }
-        var delta = MachineReading()
-        for figure in MachineFigure.allCases {
-            if let value = reading[figure], let base = baseline[figure] {
-                delta[figure] = figure == .memAvailable ? base - value : value - base
-            }
-        }
-        return delta
+        reading?.delta(over: baseline)
     }
 
     /// Σ figures: maximum minus the baseline; MemAvailable: its largest drop; Cached and the cgroup: growth.
     static func peaks(_ series: Series) -> MachineReading {
-        var peaks = MachineReading()
-        for figure in MachineFigure.allCases {
-            guard let base = series.baseline[figure] else { continue }
-            let values = series.samples.compactMap { $0.reading[figure] }
-            guard !values.isEmpty else { continue }
-            peaks[figure] = figure == .memAvailable ? base - (values.min() ?? base) : (values.max() ?? base) - base
-        }
-        return peaks
+        MachineReading.peakDeltas(series.samples.map(\.reading), over: series.baseline)
     }
 
     func checks(_ claim: MachineClaim, ranks n: Int, peaks: MachineReading, held: MachineReading? = nil) -> [Check] {
@@ -156,12 +143,8 @@ package struct MachineJudge: Sendable {
                             - (r < rankBase.count ? rankBase[r] ?? 0 : 0))
                 }
         }
-        let bucket = max(1, (points.count + Timeline.maximumPoints - 1) / Timeline.maximumPoints)
-        let reduced = stride(from: 0, to: points.count, by: bucket).map { start -> [Double] in
-            let group = points[start..<min(start + bucket, points.count)]
-            return (0..<columns.count).map { c in c == 0 ? group.first![0] : group.map { $0[c] }.max() ?? 0 }
-        }
-        return MachineTimeline(columns: columns, points: reduced)
+        return MachineTimeline(
+            columns: columns, points: Downsampling.bucketMaxima(points, toAtMost: MachineTimeline.maximumPoints))
     }
 }
 

@@ -28,10 +28,11 @@ extension Judge {
             peaks: Self.kernelPeaks(
                 samples, marks: [seen.endOfLoad, final].compactMap { $0 }, baseline: seen.baseline),
             phases: seen.phases, sampler: SamplerStats(seen.sampled, loadSeconds: loadSeconds),
-            timeline: Timeline(
+            timeline: ProcessTimeline(
                 samples: samples, baseline: seen.baseline,
-                columns: Timeline.kernelColumns
-                    + (outcome.observation?.sampled.samples.first?.reading[.pss] != nil ? Timeline.pssColumns : [])),
+                columns: ProcessTimeline.kernelColumns
+                    + (outcome.observation?.sampled.samples.first?.reading[.pss] != nil
+                        ? ProcessTimeline.pssColumns : [])),
             missingKeys: result?.missingKeys ?? [], unexpectedKeys: result?.unexpectedKeys ?? [], outOfMemory: nil,
             failure: nil, devices: nil)
         m.subject = run.subject
@@ -52,16 +53,11 @@ extension Judge {
         return m
     }
 
-    /// Each kernel figure's maximum over the samples and the marked readings, minus the baseline; VmHWM read at
-    /// the last mark against the baseline VmRSS.
+    /// The kernel figures' peaks over the samples and the marked readings; VmHWM read at the last mark.
     static func kernelPeaks(_ samples: [MemorySample], marks: [MemoryReading], baseline: MemoryReading) -> PeakDeltas {
-        let highest = marks.reduce(RSSSampler.peaks(samples)) { $0.maximum($1) }
-        var peaks = PeakDeltas()
-        for figure: MemoryFigure in [.rss, .rssAnon, .rssFile] {
-            if let value = highest[figure], let base = baseline[figure] { peaks[figure] = value - base }
-        }
-        if let hwm = marks.last?[.vmhwm] ?? highest[.vmhwm], let rss = baseline[.rss] { peaks[.vmhwm] = hwm - rss }
-        return peaks
+        PeakDeltas(
+            samples.map(\.reading) + marks, hwmReading: marks.last, baseline: baseline,
+            figures: PeakDeltas.kernelFigures)
     }
 
     /// Growth of the file pages that are not the checkpoint's, from the baseline to the end (nil when smaps was
