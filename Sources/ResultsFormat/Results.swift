@@ -341,29 +341,57 @@ package enum CheckRelation: String, Codable, Sendable {
 
 /// One check of one run: a measured figure against a bound.
 package struct Check: Codable, Sendable, Equatable {
-    package var name: String
+    /// Which claim it verifies; in JSON its name (`"name"`).
+    package var kind: CheckKind
     package var passed: Bool
     package var measuredBytes: Int
     package var boundBytes: Int
     package var relation: CheckRelation
     package var detail: String
 
+    /// The name reports print and results files keep.
+    package var name: String { kind.name }
+
     /// A check whose `passed` follows from the relation.
-    package init(name: String, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
+    package init(_ kind: CheckKind, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String) {
         self.init(
-            name: name, passed: relation.holds(measuredBytes, boundBytes), measuredBytes: measuredBytes,
+            kind, passed: relation.holds(measuredBytes, boundBytes), measuredBytes: measuredBytes,
             boundBytes: boundBytes, relation: relation, detail: detail)
     }
 
     package init(
-        name: String, passed: Bool, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String
+        _ kind: CheckKind, passed: Bool, measuredBytes: Int, boundBytes: Int, relation: CheckRelation, detail: String
     ) {
-        self.name = name
+        self.kind = kind
         self.passed = passed
         self.measuredBytes = measuredBytes
         self.boundBytes = boundBytes
         self.relation = relation
         self.detail = detail
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, passed, measuredBytes, boundBytes, relation, detail
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        kind = CheckKind(name: try container.decode(String.self, forKey: .name))
+        passed = try container.decode(Bool.self, forKey: .passed)
+        measuredBytes = try container.decode(Int.self, forKey: .measuredBytes)
+        boundBytes = try container.decode(Int.self, forKey: .boundBytes)
+        relation = try container.decode(CheckRelation.self, forKey: .relation)
+        detail = try container.decode(String.self, forKey: .detail)
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(passed, forKey: .passed)
+        try container.encode(measuredBytes, forKey: .measuredBytes)
+        try container.encode(boundBytes, forKey: .boundBytes)
+        try container.encode(relation, forKey: .relation)
+        try container.encode(detail, forKey: .detail)
     }
 }
 

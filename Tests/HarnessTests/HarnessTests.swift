@@ -219,7 +219,7 @@ extension MemoryMeasuringTests {
             ).run()
             let outcome = ClaimChecker(tolerance: .default).evaluate(measurement)
             #expect(outcome.verdict == .fail)
-            let exact = try #require(outcome.checks.first { $0.name == "ledger peak equals prediction" })
+            let exact = try #require(outcome.checks.first { $0.kind == .ledgerEqualsPrediction })
             #expect(!exact.passed)
             #expect(exact.measuredBytes - exact.boundBytes == measurement.figures.largestShardBytes)
         }
@@ -233,7 +233,7 @@ extension MemoryMeasuringTests {
             let outcome = ClaimChecker(tolerance: .default).evaluate(m)
             #expect(outcome.verdict == .fail)
             #expect(outcome.lowerBoundBytes == predicted - 60_000_000 - 33_554_432)
-            #expect(outcome.checks.contains { $0.name == "RSS anon peak delta reaches lower bound" && !$0.passed })
+            #expect(outcome.checks.contains { $0.kind == .reachesLowerBound(.rssAnon) && !$0.passed })
             // The same figures for low-memory (no lower bound) fail only the agreement check.
             m.strategy = .lowMemory
             let lowMemory = ClaimChecker(tolerance: .default).evaluate(m)
@@ -385,8 +385,8 @@ extension MemoryMeasuringTests {
         // 40% of the model's parameter bytes at bfloat16, as the scenario asked.
         let modelBytes = try #require(run.figures?.modelBytes)
         #expect(usage.figures(.accelerator(0))?.budgetBytes == modelBytes * 40 / 100)
-        #expect(run.checks.contains { $0.name == "disk holds the rest" && $0.passed })
-        #expect(run.checks.contains { $0.name == "accelerator 0 peak within its budget" && $0.passed })
+        #expect(run.checks.contains { $0.kind == .diskHoldsTheRest && $0.passed })
+        #expect(run.checks.contains { $0.kind == .acceleratorWithinBudget(.accelerator(0)) && $0.passed })
         // bfloat16 checkpoint, bfloat16 target: disk weights are referenced in place, nothing written.
         #expect(usage.offloadWrittenFiles == 0)
         #expect(usage.offloadReferencedBytes == placed[.disk])

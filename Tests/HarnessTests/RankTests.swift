@@ -99,7 +99,7 @@ import Testing
             try #require(MachineClaim(rank: ranks[0])), repeatIndex: 0, ranks: ranks, series: series, node: "n1")
         #expect(machine.held?[.sumRss] == 120 * Self.mib && machine.held?[.sumPss] == 120 * Self.mib)
         let lower = try #require(machine.checks.first { $0.relation == .atLeast })
-        #expect(lower.name == "Σ VmRSS Δ with every model held reaches lower bound")
+        #expect(lower.kind == .machineReachesLowerBound(.sumRss, held: true))
         #expect(
             lower.measuredBytes == 120 * Self.mib
                 && lower.boundBytes == 2 * (100 * Self.mib - 3_145_728 - 32 * Self.mib) && !lower.passed)
@@ -314,7 +314,7 @@ import Testing
         let machine = try #require(results.machineRuns?.first)
         #expect(machine.verdict == .fail)
         let model = try #require(results.runs.first?.measurement?.figures.modelBytes)
-        let anon = try #require(machine.checks.first { $0.name == "Σ RssAnon Δ within upper bound" })
+        let anon = try #require(machine.checks.first { $0.kind == .machineWithinUpperBound(.sumRssAnon, held: false) })
         // Σ Δ is over the machine's baseline, read when both interpreters have started (≈ 16 MiB each of the ranks'
         // own growth is below it), so three copies read as 2.89–2.95 here: 2.8 copies is well above the bound (2.06).
         #expect(!anon.passed && anon.measuredBytes > 3 * model - model / 5, "\(machine.verdictDetail)")

@@ -31,6 +31,38 @@ struct SchemaTests {
         #expect(try ReportFixtures.schema(schema).unsupportedKeywords() == [])
     }
 
+    /// Checks are identified by their kind; the name a results file keeps parses back to the same kind, every
+    /// device and machine figure included, and a name this version does not write is kept as it is.
+    @Test func checkNamesParseBackToTheirKinds() throws {
+        let kinds: [CheckKind] =
+            [
+                .ledgerEqualsPrediction, .ledgerRead, .anonAgreesWithLedger, .jemallocAgreesWithLedger,
+                .cpuShareWithinBudget, .diskHoldsTheRest, .deviceMapEqualsPlan,
+                .deviceLedgerEqualsShare(.cpu), .deviceLedgerEqualsShare(.accelerator(3)),
+                .acceleratorWithinBudget(.accelerator(0)), .arenaAgreesWithLedger(.accelerator(12)),
+            ]
+            + CheckKind.BoundFigure.allCases.flatMap {
+                [.figureRead($0), .withinUpperBound($0), .reachesLowerBound($0)]
+            }
+            + MachineFigure.allCases.flatMap {
+                [.machineWithinUpperBound($0, held: false), .machineReachesLowerBound($0, held: true)]
+            }
+        for kind in kinds {
+            #expect(CheckKind(name: kind.name) == kind, "\(kind.name)")
+        }
+        #expect(
+            CheckKind(name: "Σ VmRSS Δ with every model held reaches lower bound")
+                == .machineReachesLowerBound(.sumRss, held: true))
+        #expect(
+            CheckKind(name: "accelerator cuda:0 peak within its budget")
+                == .unrecognized("accelerator cuda:0 peak within its budget"))
+        let check = Check(.withinUpperBound(.vmhwm), measuredBytes: 5, boundBytes: 4, relation: .atMost, detail: "d")
+        let json = String(decoding: try ResultsCodec.encode(check), as: UTF8.self)
+        #expect(json.contains(#""name" : "VmHWM delta within upper bound""#), "\(json)")
+        #expect(try ResultsCodec.decode(Check.self, from: Array(json.utf8)) == check)
+        #expect(!check.passed)
+    }
+
     @Test func validatorCatchesWhatTheSchemaForbids() throws {
         let validator = try ReportFixtures.schema("results.schema.json")
         let good = try parseJSON(try fileText(ReportFixtures.path(ReportFixtures.oom)))

@@ -40,7 +40,7 @@ package struct ClaimChecker: Sendable {
         for d in usage.devices where d.device != .disk {
             checks.append(
                 Check(
-                    name: "ledger peak on \(d.device) equals its share", measuredBytes: d.ledgerPeakBytes,
+                    .deviceLedgerEqualsShare(d.device), measuredBytes: d.ledgerPeakBytes,
                     boundBytes: d.predictedPeakBytes,
                     relation: .equal,
                     detail: "bytes placed on \(d.device)"
@@ -49,14 +49,14 @@ package struct ClaimChecker: Sendable {
                 if let budget = d.budgetBytes {
                     checks.append(
                         Check(
-                            name: "cpu share within its budget", measuredBytes: d.placedBytes, boundBytes: budget,
+                            .cpuShareWithinBudget, measuredBytes: d.placedBytes, boundBytes: budget,
                             relation: .atMost,
                             detail: "max_memory[cpu]; the staging buffer is reported beside it"))
                 }
             } else if let limit = d.budgetBytes ?? d.capacityBytes {
                 checks.append(
                     Check(
-                        name: "accelerator \(d.device) peak within its budget", measuredBytes: d.ledgerPeakBytes,
+                        .acceleratorWithinBudget(d.device), measuredBytes: d.ledgerPeakBytes,
                         boundBytes: limit, relation: .atMost,
                         detail: d.budgetBytes != nil
                             ? "max_memory[\(d.device)]" : "the simulated accelerator's capacity"))
@@ -64,7 +64,7 @@ package struct ClaimChecker: Sendable {
             if let allocated = d.arenaAllocatedBytes, let expected = d.arenaExpectedBytes {
                 checks.append(
                     Check(
-                        name: "jemalloc arena of \(d.device) agrees with ledger",
+                        .arenaAgreesWithLedger(d.device),
                         measuredBytes: abs(allocated - expected), boundBytes: 1 << 20,
                         relation: .within,
                         detail: "the accelerator's own arena: stats.arenas.<i>.allocated vs the ledger at size classes")
@@ -74,7 +74,7 @@ package struct ClaimChecker: Sendable {
         let disk = usage.figures(.disk)?.placedBytes ?? 0
         checks.append(
             Check(
-                name: "disk holds the rest", measuredBytes: usage.offloadWrittenBytes + usage.offloadReferencedBytes,
+                .diskHoldsTheRest, measuredBytes: usage.offloadWrittenBytes + usage.offloadReferencedBytes,
                 boundBytes: disk, relation: .equal,
                 detail:
                     "\(usage.offloadWrittenFiles) tensors written to the offload folder, \(usage.offloadReferencedTensors) referenced in place"
@@ -84,28 +84,28 @@ package struct ClaimChecker: Sendable {
 
     /// The bounds on the kernel's figures: each under predicted + tolerance; for an expensive claim each also
     /// reaching predicted − tolerance. A figure the probes could not read fails its check (it is never 0).
-    func boundChecks(_ peaks: PeakDeltas, upper: Int, lower: Int?, vmhwmName: String = "VmHWM delta") -> [Check] {
+    func boundChecks(_ peaks: PeakDeltas, upper: Int, lower: Int?, vmhwm: CheckKind.BoundFigure = .vmhwm) -> [Check] {
         var checks: [Check] = []
-        let figures: [(MemoryFigure, String, String)] = [
-            (.vmhwm, vmhwmName, "kernel high-water mark of VmRSS minus baseline VmRSS"),
-            (.rssAnon, "RSS anon peak delta", "sampled maximum of RssAnon minus baseline"),
+        let figures: [(MemoryFigure, CheckKind.BoundFigure, String)] = [
+            (.vmhwm, vmhwm, "kernel high-water mark of VmRSS minus baseline VmRSS"),
+            (.rssAnon, .rssAnon, "sampled maximum of RssAnon minus baseline"),
         ]
         for (figure, name, detail) in figures {
             guard let measured = peaks[figure] else {
                 checks.append(
                     Check(
-                        name: "\(name) was read", passed: false, measuredBytes: 0, boundBytes: 0, relation: .atLeast,
+                        .figureRead(name), passed: false, measuredBytes: 0, boundBytes: 0, relation: .atLeast,
                         detail: "\(figure.title) could not be read"))
                 continue
             }
             checks.append(
                 Check(
-                    name: "\(name) within upper bound", measuredBytes: measured, boundBytes: upper, relation: .atMost,
+                    .withinUpperBound(name), measuredBytes: measured, boundBytes: upper, relation: .atMost,
                     detail: detail))
             if let lower {
                 checks.append(
                     Check(
-                        name: "\(name) reaches lower bound", measuredBytes: measured, boundBytes: lower,
+                        .reachesLowerBound(name), measuredBytes: measured, boundBytes: lower,
                         relation: .atLeast,
                         detail: "the claim is a high cost: a probe that misses memory must fail"))
             }
@@ -122,25 +122,25 @@ package struct ClaimChecker: Sendable {
         if let anon = m.peaks[.rssAnon] {
             checks.append(
                 Check(
-                    name: "RSS anon peak delta within upper bound", measuredBytes: anon, boundBytes: upper,
+                    .withinUpperBound(.rssAnon), measuredBytes: anon, boundBytes: upper,
                     relation: .atMost, detail: "only the owned bytes are anonymous"))
         }
         if let file = m.peaks[.rssFile] {
             checks.append(
                 Check(
-                    name: "RSS file peak delta within upper bound", measuredBytes: file,
+                    .withinUpperBound(.rssFile), measuredBytes: file,
                     boundBytes: mapped + fileTolerance, relation: .atMost,
                     detail: "the mapped tensor bytes (M_map = \(ByteSize.binary(mapped))), read once, plus tolerance"))
             checks.append(
                 Check(
-                    name: "RSS file peak delta reaches lower bound", measuredBytes: file,
+                    .reachesLowerBound(.rssFile), measuredBytes: file,
                     boundBytes: max(0, mapped - fileTolerance), relation: .atLeast,
                     detail: "every mapped page was read: a touch that read nothing must fail"))
         }
         if let hwm = m.peaks[.vmhwm] {
             checks.append(
                 Check(
-                    name: "VmHWM delta within upper bound", measuredBytes: hwm,
+                    .withinUpperBound(.vmhwm), measuredBytes: hwm,
                     boundBytes: upper + mapped + fileTolerance, relation: .atMost,
                     detail: "owned plus mapped bytes: the kernel counts both"))
         }
@@ -155,14 +155,14 @@ package struct ClaimChecker: Sendable {
         if let anon = m.peaks[.rssAnon] {
             checks.append(
                 Check(
-                    name: "RSS anon agrees with ledger", measuredBytes: abs(anon - ledger), boundBytes: allowed,
+                    .anonAgreesWithLedger, measuredBytes: abs(anon - ledger), boundBytes: allowed,
                     relation: .within,
                     detail: "|RSS anon peak delta − ledger peak| = \(ByteSize.binary(abs(anon - ledger)))"))
         }
         if let jemalloc = m.peaks[.jemallocAllocated], let sizeClass = m.peaks[.ledgerSizeClass] {
             checks.append(
                 Check(
-                    name: "jemalloc agrees with ledger", measuredBytes: abs(jemalloc - sizeClass), boundBytes: allowed,
+                    .jemallocAgreesWithLedger, measuredBytes: abs(jemalloc - sizeClass), boundBytes: allowed,
                     relation: .within,
                     detail:
                         "|jemalloc stats.allocated peak delta − ledger peak at jemalloc size classes| = \(ByteSize.binary(abs(jemalloc - sizeClass)))"
@@ -195,11 +195,11 @@ package struct ClaimChecker: Sendable {
         var checks = [
             m.ledgerPeakBytes.map {
                 Check(
-                    name: "ledger peak equals prediction", measuredBytes: $0, boundBytes: predicted, relation: .equal,
+                    .ledgerEqualsPrediction, measuredBytes: $0, boundBytes: predicted, relation: .equal,
                     detail: "\(m.formula) computed from the headers vs the ledger's exact peak")
             }
                 ?? Check(
-                    name: "ledger peak was read", passed: false, measuredBytes: 0, boundBytes: 0, relation: .equal,
+                    .ledgerRead, passed: false, measuredBytes: 0, boundBytes: 0, relation: .equal,
                     detail: "the engine reported no ledger peak")
         ]
         if m.strategy == .mmap {

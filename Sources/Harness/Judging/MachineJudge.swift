@@ -83,10 +83,11 @@ package struct MachineJudge: Sendable {
         func add(_ figure: MachineFigure, _ relation: CheckRelation, _ bound: Int, _ detail: String) {
             let atHold = strategy == .mmap && figure == .sumPss && held?[figure] != nil
             guard let measured = atHold ? held?[figure] : peaks[figure] else { return }
-            let verb = relation == .atMost ? "within upper bound" : "reaches lower bound"
             checks.append(
                 Check(
-                    name: "\(figure.title) Δ \(atHold ? "with every model held " : "")\(verb)", measuredBytes: measured,
+                    relation == .atMost
+                        ? .machineWithinUpperBound(figure, held: atHold)
+                        : .machineReachesLowerBound(figure, held: atHold), measuredBytes: measured,
                     boundBytes: max(0, bound), relation: relation,
                     detail: detail))
         }
@@ -99,7 +100,7 @@ package struct MachineJudge: Sendable {
                 let bound = max(0, n * (model - tolerance.bytes(for: model)))
                 checks.append(
                     Check(
-                        name: "Σ VmRSS Δ with every model held reaches lower bound", measuredBytes: held,
+                        .machineReachesLowerBound(.sumRss, held: true), measuredBytes: held,
                         boundBytes: bound, relation: .atLeast,
                         detail: "\(n) models resident at once: \(n) × (M_t − tolerance)"))
             }

@@ -14,12 +14,12 @@ import TensorEngine
 extension ClaimChecker {
     func subjectOutcome(_ m: RunMeasurement, upper: Int, lower: Int?, tolerance tol: Int) -> Outcome {
         let peaks = m.judgedPeaks
-        let hwmName = m.codePagesBytes == nil ? "VmHWM delta" : "VmHWM delta less code pages"
-        var checks = boundChecks(peaks, upper: upper, lower: nil, vmhwmName: hwmName)
+        let hwmName: CheckKind.BoundFigure = m.codePagesBytes == nil ? .vmhwm : .vmhwmLessCodePages
+        var checks = boundChecks(peaks, upper: upper, lower: nil, vmhwm: hwmName)
         if let lower, let hwm = peaks[.vmhwm] {
             checks.append(
                 Check(
-                    name: "\(hwmName) reaches lower bound", measuredBytes: hwm, boundBytes: lower, relation: .atLeast,
+                    .reachesLowerBound(hwmName), measuredBytes: hwm, boundBytes: lower, relation: .atLeast,
                     detail: "the claim is a high cost: anonymous copies and resident file pages both count"))
         }
         if let check = deviceMapCheck(m) { checks.append(check) }
@@ -47,7 +47,7 @@ extension ClaimChecker {
         let theirs = Dictionary(actual.map { ($0.module, $0.device) }, uniquingKeysWith: { first, _ in first })
         let differing = Set(mine.keys).union(theirs.keys).filter { mine[$0] != theirs[$0] }
         return Check(
-            name: "hf_device_map equals plan's", measuredBytes: differing.count, boundBytes: 0, relation: .equal,
+            .deviceMapEqualsPlan, measuredBytes: differing.count, boundBytes: 0, relation: .equal,
             detail: differing.isEmpty
                 ? "\(actual.count) modules, each on the device plan gives it"
                 : "modules placed differently: \(differing.sorted().prefix(5).joined(separator: ", "))")
