@@ -64,6 +64,20 @@ package struct ChildRequest: Codable, Sendable, Equatable {
     package var rank: RankInfo?
     /// Sample PSS too (a rank of a multi-rank run: the machine's Σ PSS is summed from the ranks).
     package var samplePss = false
+    /// load: the run's prediction, computed once by the parent from the checkpoint it prepared; the child
+    /// records it as it is (nil: the child predicts, as `load` does on its own).
+    package var prediction: ChildPrediction?
+}
+
+/// What the parent predicts a run's peak to be, and by which formula.
+package struct ChildPrediction: Codable, Sendable, Equatable {
+    package var predictedPeakBytes: Int
+    package var formula: String
+
+    package init(predictedPeakBytes: Int, formula: String) {
+        self.predictedPeakBytes = predictedPeakBytes
+        self.formula = formula
+    }
 }
 
 /// A rank as torchrun describes it.

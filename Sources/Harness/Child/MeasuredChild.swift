@@ -84,6 +84,7 @@ package enum MeasuredChild {
                 try waitForStart()
             })
         measured.samplePss = request.samplePss
+        measured.prediction = request.prediction
         if request.rank != nil {
             // A rank keeps its model until the parent says every rank has loaded.
             measured.hold = { measurement in

@@ -26,6 +26,8 @@ package struct MeasuredLoad {
     package let ready: () throws -> Void
     /// Sample PSS too (`smaps_rollup` every tenth sample): a rank of a multi-rank run, whose Σ PSS is summed.
     package var samplePss = false
+    /// The parent's prediction of this run (nil: predicted here from the plan, as `load` does on its own).
+    package var prediction: ChildPrediction?
     /// Called with the measurement while the model is still alive (a rank holds its model until every rank
     /// has loaded, so the machine's Σ is of all models at once).
     package var hold: (RunMeasurement) throws -> Void = { _ in }
@@ -88,8 +90,9 @@ package struct MeasuredLoad {
         let end = Self.reading(ledger: ledger, rollup: true)
         var measurement = RunMeasurement(
             strategy: strategy.name, dtype: plan.dtype, dtypeSource: plan.dtypeSource, figures: plan.figures,
-            formula: strategy.formula,
-            predictedPeakBytes: prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(plan.figures),
+            formula: prediction?.formula ?? strategy.formula,
+            predictedPeakBytes: prediction?.predictedPeakBytes
+                ?? prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(plan.figures),
             ledgerPeakBytes: ledger.peakBytes,
             seconds: outcome.seconds, baseline: baseline, end: end,
             peaks: Self.peaks(sampled: sampled.peaks, end: end, baseline: baseline, ledger: ledger),

@@ -264,6 +264,9 @@ package final class ScenarioRunner {
             config: FileManager.default.fileExists(atPath: config) ? config : nil)
         request.rank = rank
         request.samplePss = rank != nil
+        request.prediction = prepared.atScale[run.id].map {
+            ChildPrediction(predictedPeakBytes: $0.predictedPeakBytes, formula: $0.formula)
+        }
         var cleanup: [String] = []
         if let placement = prepared.atScale[run.id]?.request {
             let offload = options.workDirectory + "/offload/\(scenario.name)-\(suffix)"
