@@ -112,7 +112,7 @@ import Glibc
             run: run, dtype: .bf16, figures: figures, predictedPeakBytes: 200 * mebibyte, formula: "M_t + staging",
             request: nil)
         let result = Judge(tolerance: .default).judge(
-            run: run, repeatIndex: 0, outcome: outcome, floor: nil, prediction: prediction)
+            run: run, repeatIndex: 0, outcome: outcome.assembled(run: run, prediction: prediction), floor: nil)
         let m = try #require(result.measurement)
         #expect(m.ledgerPeakBytes == nil)
         #expect(m.peaks[.jemallocAllocated] == nil)

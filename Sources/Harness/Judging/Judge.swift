@@ -24,11 +24,11 @@ package struct Judge: Sendable {
         ClaimChecker(tolerance: run.subject.isEngine ? tolerance : subjectTolerance)
     }
 
-    /// `prediction` is the parent's prediction of the run (the figures a loader outside this tool is held to).
-    package func judge(
-        run: Scenario.Run, repeatIndex: Int, outcome: ChildRunner.Outcome, floor: FloorInfo?,
-        prediction: ScalePlanner.RunPrediction? = nil
-    ) -> RunResult {
+    /// Judges the run on the outcome's measurement: the engine's own, or a loader's the runner assembled
+    /// (``OutsideMeasurement``).
+    package func judge(run: Scenario.Run, repeatIndex: Int, outcome: ChildRunner.Outcome, floor: FloorInfo?)
+        -> RunResult
+    {
         var result = RunResult(
             id: run.id, strategy: run.strategy, dtype: TargetDType(run.dtype), repeatIndex: repeatIndex,
             verdict: .error, verdictDetail: "",
@@ -42,13 +42,13 @@ package struct Judge: Sendable {
             result.exit.stderrTail = outcome.stderrTail
             return result
         }
-        let measured =
-            run.subject.isEngine
-            ? outcome.measurement
-            : prediction.flatMap { subjectMeasurement(run: run, outcome: outcome, prediction: $0) }
-        guard let measurement = measured else {
+        guard var measurement = outcome.measurement else {
             result.verdictDetail = "no prediction to hold the loader's figures to"
             return result
+        }
+        if !run.subject.isEngine {
+            measurement.residency = ClaimChecker.residency(
+                measurement, tolerance: checker(for: run).tolerance.bytes(for: measurement.predictedPeakBytes))
         }
         let judged = checker(for: run).evaluate(measurement)
         result.dtype = .resolved(measurement.dtype)

@@ -50,8 +50,8 @@ extension ScenarioRunner {
                     run, rank: rank, repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap,
                     loaders: loaders, job: job)
                 var result = Judge(tolerance: scenario.tolerance, subjectTolerance: scenario.subjectTolerance).judge(
-                    run: run, repeatIndex: repeatIndex, outcome: outcome, floor: nil,
-                    prediction: prepared.atScale[run.id])
+                    run: run, repeatIndex: repeatIndex,
+                    outcome: outcome.assembled(run: run, prediction: prepared.atScale[run.id]), floor: nil)
                 result.place(rank, node: system.hostname)
                 result.measurement?.held = outcome.held
                 try store.append([result])

@@ -201,8 +201,8 @@ package final class ScenarioRunner {
             let node = SystemInfo.current().hostname
             let results = outcomes.enumerated().map { rank, outcome in
                 var result = judge.judge(
-                    run: run, repeatIndex: repeatIndex, outcome: outcome, floor: store.results.floor,
-                    prediction: prediction)
+                    run: run, repeatIndex: repeatIndex, outcome: outcome.assembled(run: run, prediction: prediction),
+                    floor: store.results.floor)
                 if run.ranks > 1 {
                     result.place(
                         RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks),

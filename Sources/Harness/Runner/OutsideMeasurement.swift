@@ -5,13 +5,13 @@ import Probes
 import ResultsFormat
 import TensorEngine
 
-/// The measurement of a loader outside this tool, assembled by the parent from what its probe saw and
-/// what the loader reported: the same figures and formula as the engine's run (from the headers), the
-/// kernel's figures as deltas over the baseline, no ledger, no jemalloc.
-extension Judge {
-    func subjectMeasurement(run: Scenario.Run, outcome: ChildRunner.Outcome, prediction: ScalePlanner.RunPrediction)
-        -> RunMeasurement?
-    {
+/// The measurement of a loader outside this tool, assembled by the runner from what its probe saw and what the
+/// loader reported: the same figures and formula as the engine's run (from the headers), the kernel's figures as
+/// deltas over the baseline, no ledger, no jemalloc. The judge then judges it as it judges the engine's.
+package enum OutsideMeasurement {
+    package static func assemble(
+        run: Scenario.Run, outcome: ChildRunner.Outcome, prediction: ScalePlanner.RunPrediction
+    ) -> RunMeasurement? {
         guard let seen = outcome.observation else { return nil }
         let result = outcome.subjectResult
         let samples = seen.sampled.samples.filter { $0.seconds >= seen.baselineSeconds }
@@ -48,8 +48,6 @@ extension Judge {
         m.notes = result?.notes.flatMap { $0.isEmpty ? nil : $0 }
         m.peakSource = Self.peakSource(seen, exit: outcome.exit)
         m.codePagesBytes = Self.codePages(baseline: seen.baseline, final: final)
-        m.residency = ClaimChecker.residency(
-            m, tolerance: checker(for: run).tolerance.bytes(for: prediction.predictedPeakBytes))
         return m
     }
 
@@ -88,5 +86,18 @@ extension Judge {
         return
             "the last VmHWM sampled before the program exited (it does not speak the protocol: no baseline after its imports, and growth after the last sample, within one interval, is not seen);"
             + rusage
+    }
+}
+
+extension ChildRunner.Outcome {
+    /// The outcome with a loader's measurement assembled from what the probe saw (the engine's child sends its
+    /// own); unchanged for the engine or without a prediction.
+    package func assembled(run: Scenario.Run, prediction: ScalePlanner.RunPrediction?) -> ChildRunner.Outcome {
+        guard !run.subject.isEngine else { return self }
+        var outcome = self
+        outcome.measurement = prediction.flatMap {
+            OutsideMeasurement.assemble(run: run, outcome: self, prediction: $0)
+        }
+        return outcome
     }
 }
