@@ -53,13 +53,13 @@ extension MarkdownReport {
     static func loaderSentence(_ run: RunResult) -> String {
         guard let m = run.measurement else { return "\(run.verdict.rawValue): \(run.verdictDetail)" }
         let versions =
-            m.subjectVersions.map { v in
+            m.outside?.subjectVersions.map { v in
                 ["transformers", "torch", "safetensors"].compactMap { name in v[name].map { "\(name) \($0)" } }.joined(
                     separator: ", ")
             }.map { $0.isEmpty ? "" : " (\($0))" } ?? ""
         switch run.verdict {
         case .pass:
-            let held = m.residency.map { residencyPhrase($0) } ?? "held"
+            let held = m.outside?.residency.map { residencyPhrase($0) } ?? "held"
             return "the claim \(held)\(versions)."
         case .fail:
             let failed = run.checks.filter { !$0.passed }.map(\.failureDescription).joined(separator: "; ")

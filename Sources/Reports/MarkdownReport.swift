@@ -167,7 +167,7 @@ package enum MarkdownReport {
                 "**\(run.verdict.rawValue)**",
                 run.predictedPeakBytes.map { "\(Format.size($0)) (\(run.formula))" } ?? "- (\(run.formula))",
                 allowedRange(run),
-                m.map { Format.size($0.ledgerPeakBytes) } ?? "-",
+                m.map { Format.size($0.engine?.ledgerPeakBytes) } ?? "-",
                 Format.size(m?.peaks[.vmhwm]),
                 Format.size(m?.peaks[.rssAnon]),
                 Format.size(m?.peaks[.rssFile]),
@@ -343,9 +343,12 @@ package enum MarkdownReport {
                     md += "Phases (times in seconds since the child's sampler started, as on the chart):\n\n"
                     md += Format.markdownTable(rows, rightAligned: [0, 2, 3, 4, 5]) + "\n"
                 }
-                md += run.loader.isEngine ? enginePeaks(m) : loaderDetails(m)
+                switch m.loader {
+                case .engine: md += enginePeaks(m)
+                case .outside(let outside): md += loaderDetails(m, outside)
+                }
                 md += snapshots(m)
-                if let usage = m.devices { md += devicesSection(usage) }
+                if let usage = m.engine?.devices { md += devicesSection(usage) }
                 let s = m.sampler
                 md +=
                     "Sampler: \(s.samples) samples at a mean interval of \(Format.seconds(s.achievedMeanIntervalSeconds * 1000)) ms "
@@ -383,38 +386,38 @@ package enum MarkdownReport {
     }
 
     /// A loader measured from outside: what it runs on, how its peak was read, end of load against after the touch.
-    static func loaderDetails(_ m: RunMeasurement) -> String {
+    static func loaderDetails(_ m: RunMeasurement, _ outside: RunMeasurement.Outside) -> String {
         var md = "Measured from outside (no ledger, no jemalloc: those figures are absent). "
-        if let versions = m.subjectVersions {
+        if let versions = outside.subjectVersions {
             md +=
                 "Runs on " + versions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 + ". "
         }
-        if let source = m.peakSource { md += "Peak: \(source). " }
-        if let code = m.codePagesBytes {
+        if let source = outside.peakSource { md += "Peak: \(source). " }
+        if let code = outside.codePagesBytes {
             md +=
                 "Its own code and library pages grew by \(Format.size(code)) during the load (smaps): VmHWM Δ \(Format.size(m.peaks[.vmhwm])) less that is \(Format.size(m.judgedPeaks[.vmhwm])), the figure the claims read. "
         }
         md += "\n\n"
-        if let load = m.loadPeaks {
+        if let load = outside.loadPeaks {
             md +=
                 "At the end of the load: RSS anon Δ \(Format.size(load[.rssAnon])), RSS file Δ \(Format.size(load[.rssFile])), VmHWM Δ \(Format.size(load[.vmhwm]))"
             md +=
-                m.touchSeconds.map {
+                outside.touchSeconds.map {
                     "; after the touch (every parameter read once, \(Format.seconds($0)) s): RSS anon Δ \(Format.size(m.peaks[.rssAnon])), RSS file Δ \(Format.size(m.peaks[.rssFile])), VmHWM Δ \(Format.size(m.peaks[.vmhwm]))"
                 } ?? ""
             md += ".\n\n"
         }
-        if let map = m.hfDeviceMap {
+        if let map = outside.hfDeviceMap {
             md +=
                 "`hf_device_map` (transformers): "
                 + map.prefix(8).map { "\(Format.code($0.module.isEmpty ? "\"\"" : $0.module)) → \($0.device)" }.joined(
                     separator: ", ")
             md += map.count > 8 ? " … (\(map.count) modules)" : ""
-            md += m.planDeviceMap.map { " · `plan` gives \($0.count) module\($0.count == 1 ? "" : "s")" } ?? ""
+            md += outside.planDeviceMap.map { " · `plan` gives \($0.count) module\($0.count == 1 ? "" : "s")" } ?? ""
             md += ".\n\n"
         }
-        for note in m.notes ?? [] { md += "Note: \(note)\n\n" }
+        for note in outside.notes ?? [] { md += "Note: \(note)\n\n" }
         return md
     }
 

@@ -53,7 +53,7 @@ package struct Metric: Sendable {
         Metric(
             name: "ledger_peak_bytes", title: "ledger peak", source: "runs[].measurement.ledger_peak_bytes",
             kind: .exact, unit: .bytes,
-            extract: { $0.measurement?.ledgerPeakBytes.map { .bytes($0) } }),
+            extract: { $0.measurement?.engine?.ledgerPeakBytes.map { .bytes($0) } }),
         Metric(
             name: "vmhwm_delta_bytes", title: "VmHWM Δ", source: "runs[].measurement.peaks.vmhwm_delta_bytes",
             kind: .memory, unit: .bytes,

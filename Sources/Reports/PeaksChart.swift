@@ -23,7 +23,7 @@ package enum PeaksChart {
         Bar(
             label: "ledger peak at jemalloc size classes (jemalloc's bound)", colour: Style.grey,
             value: { $0.peaks[.ledgerSizeClass] }),
-        Bar(label: "ledger peak (exact)", colour: Style.ink, value: { $0.ledgerPeakBytes }),
+        Bar(label: "ledger peak (exact)", colour: Style.ink, value: { $0.engine?.ledgerPeakBytes }),
     ]
 
     package static func svg(results: ScenarioResults) -> String {

@@ -92,9 +92,10 @@ package struct TimelineChart {
                 Style.green, dash: "7 4",
                 width: 1.6, peak: m.peaks[.jemallocAllocated]),
             make(
-                .ledgerLive, "ledger live (the engine's exact owned bytes), peak \(Format.size(m.ledgerPeakBytes))",
+                .ledgerLive,
+                "ledger live (the engine's exact owned bytes), peak \(Format.size(m.engine?.ledgerPeakBytes))",
                 Style.ink, dash: "2 3", width: 1.8,
-                peak: m.ledgerPeakBytes),
+                peak: m.engine?.ledgerPeakBytes),
         ].filter { !$0.points.isEmpty }
     }
 

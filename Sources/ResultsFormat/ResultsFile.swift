@@ -83,7 +83,7 @@ package enum ResultsFile {
                 ("$.runs[\(i)].predicted_peak_bytes", run.predictedPeakBytes),
                 ("$.runs[\(i)].upper_bound_bytes", run.upperBoundBytes),
                 ("$.runs[\(i)].lower_bound_bytes", run.lowerBoundBytes),
-                ("$.runs[\(i)].measurement.ledger_peak_bytes", run.measurement?.ledgerPeakBytes),
+                ("$.runs[\(i)].measurement.ledger_peak_bytes", run.measurement?.engine?.ledgerPeakBytes),
                 ("$.runs[\(i)].measurement.predicted_peak_bytes", run.measurement?.predictedPeakBytes),
             ]
         }

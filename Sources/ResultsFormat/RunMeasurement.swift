@@ -2,19 +2,21 @@ import Loading
 import Probes
 import TensorEngine
 
-/// What was measured about one load: the figures predicted, and the memory the ledger, jemalloc and the
-/// kernel saw before, during and after it. For the engine the child measures itself; a loader outside this
-/// tool (transformers, a command) is measured by the parent from `/proc`, and has no ledger or jemalloc
-/// figures — they are absent, never 0.
-package struct RunMeasurement: Codable, Sendable, Equatable {
+/// What was measured about one load: the figures predicted, and the memory the kernel (and, for the engine, its
+/// ledger and jemalloc) saw before, during and after it — the figures every loader has — and then the figures only
+/// its kind of loader has (``Loader``): the engine measures itself in its child; a loader outside this tool
+/// (transformers, a command) is measured by the parent from `/proc`, and has no ledger or jemalloc figures — they
+/// are absent, never 0.
+///
+/// In JSON one flat object, as version 1 and 2 files have it: the loader's own keys beside the shared ones, and
+/// `subject` present only for a loader outside this tool.
+package struct RunMeasurement: Sendable, Equatable {
     package var strategy: StrategyName
     package var dtype: DType
     package var dtypeSource: DTypeSource
     package var figures: MemoryFigures
     package var formula: String
     package var predictedPeakBytes: Int
-    /// The engine's exact peak of owned bytes during the load (absent for loaders measured from outside).
-    package var ledgerPeakBytes: Int?
     /// Wall-clock seconds of the load.
     package var seconds: Double
     /// Before the load started (process up, plan built, sampler running): every probe read once.
@@ -31,71 +33,71 @@ package struct RunMeasurement: Codable, Sendable, Equatable {
     package var outOfMemory: OutOfMemoryInfo?
     /// Set when the load failed for another reason (the message).
     package var failure: String?
-    /// device-map runs: the placement and each device's figures.
-    package var devices: DeviceUsage?
-    /// mmap runs: the bytes the model holds as read-only views of the checkpoint's files (not in the ledger).
-    package var mappedBytes: Int? = nil
     /// `CLOCK_MONOTONIC` seconds at the timeline's zero: the ranks of one node line up on it (`merge`).
-    package var timelineOriginSeconds: Double? = nil
+    package var timelineOriginSeconds: Double?
     /// A rank of `measure-rank`: its reading the moment every rank of its node held its model (`merge` adds
     /// these up into Σ Pss: readings taken at one moment are the only ones whose Pss can be added).
-    package var held: HeldReading? = nil
-    /// Who loaded: absent means the engine (version-1 files).
-    package var subject: Subject?
-    /// Loaders measured from outside: the reading when the load returned (before the touch), and the peaks
-    /// up to then; `end` and `peaks` then cover the touch too.
-    package var endOfLoad: MemoryReading?
-    package var loadPeaks: PeakDeltas?
-    package var touchSeconds: Double?
-    /// What the loader runs on (`python`, `torch`, `transformers`, `safetensors`, …).
-    package var subjectVersions: [String: String]?
-    /// transformers' `hf_device_map`, and the map `plan` computes for the same budgets.
-    package var hfDeviceMap: [DeviceUsage.MapEntry]?
-    package var planDeviceMap: [DeviceUsage.MapEntry]?
-    /// How the claimed bytes were held (anonymous memory, or mapped file pages).
-    package var residency: Residency?
-    /// Loaders measured from outside: how the peak was obtained, in a sentence.
-    package var peakSource: String?
-    /// Loaders measured from outside: how much the file pages that are not the checkpoint's (the loader's code
-    /// and libraries, paged in as the load first runs them) grew from the baseline to the end, by
-    /// `/proc/<pid>/smaps`. VmHWM counts them; the claims take them off, since they are not the load's memory.
-    package var codePagesBytes: Int?
-    package var notes: [String]?
+    package var held: HeldReading?
+    /// What only this kind of loader has.
+    package var loader: Loader
+
+    /// Who measured what beyond the shared figures.
+    package enum Loader: Sendable, Equatable {
+        /// The engine, measured in its own child: its ledger and what it placed and mapped.
+        case engine(Engine)
+        /// A loader outside this tool, measured by the parent from `/proc`.
+        case outside(Outside)
+    }
+
+    /// The engine's own figures.
+    package struct Engine: Codable, Sendable, Equatable {
+        /// The exact peak of owned bytes during the load.
+        package var ledgerPeakBytes: Int?
+        /// device-map runs: the placement and each device's figures.
+        package var devices: DeviceUsage?
+        /// mmap runs: the bytes the model holds as read-only views of the checkpoint's files (not in the ledger).
+        package var mappedBytes: Int?
+
+        package init(ledgerPeakBytes: Int? = nil, devices: DeviceUsage? = nil, mappedBytes: Int? = nil) {
+            self.ledgerPeakBytes = ledgerPeakBytes
+            self.devices = devices
+            self.mappedBytes = mappedBytes
+        }
+    }
+
+    /// A loader's figures, as the parent saw it and as it reported itself.
+    package struct Outside: Codable, Sendable, Equatable {
+        /// Who loaded.
+        package var subject: Subject
+        /// The reading when the load returned (before the touch), and the peaks up to then; `end` and `peaks`
+        /// then cover the touch too.
+        package var endOfLoad: MemoryReading?
+        package var loadPeaks: PeakDeltas?
+        package var touchSeconds: Double?
+        /// What the loader runs on (`python`, `torch`, `transformers`, `safetensors`, …).
+        package var subjectVersions: [String: String]?
+        /// transformers' `hf_device_map`, and the map `plan` computes for the same budgets.
+        package var hfDeviceMap: [DeviceUsage.MapEntry]?
+        package var planDeviceMap: [DeviceUsage.MapEntry]?
+        /// How the claimed bytes were held (anonymous memory, or mapped file pages); set by the judge.
+        package var residency: Residency?
+        /// How the peak was obtained, in a sentence.
+        package var peakSource: String?
+        /// How much the file pages that are not the checkpoint's (the loader's code and libraries, paged in as
+        /// the load first runs them) grew from the baseline to the end, by `/proc/<pid>/smaps`. VmHWM counts them;
+        /// the claims take them off, since they are not the load's memory.
+        package var codePagesBytes: Int?
+        package var notes: [String]?
+
+        package init(subject: Subject) { self.subject = subject }
+    }
 
     package init(
-        strategy: StrategyName,
-        dtype: DType,
-        dtypeSource: DTypeSource,
-        figures: MemoryFigures,
-        formula: String,
-        predictedPeakBytes: Int,
-        ledgerPeakBytes: Int? = nil,
-        seconds: Double,
-        baseline: MemoryReading,
-        end: MemoryReading,
-        peaks: PeakDeltas,
-        phases: [PhaseRecord],
-        sampler: SamplerStats,
-        timeline: ProcessTimeline,
-        missingKeys: [String],
-        unexpectedKeys: [String],
-        outOfMemory: OutOfMemoryInfo? = nil,
-        failure: String? = nil,
-        devices: DeviceUsage? = nil,
-        mappedBytes: Int? = nil,
-        timelineOriginSeconds: Double? = nil,
-        held: HeldReading? = nil,
-        subject: Subject? = nil,
-        endOfLoad: MemoryReading? = nil,
-        loadPeaks: PeakDeltas? = nil,
-        touchSeconds: Double? = nil,
-        subjectVersions: [String: String]? = nil,
-        hfDeviceMap: [DeviceUsage.MapEntry]? = nil,
-        planDeviceMap: [DeviceUsage.MapEntry]? = nil,
-        residency: Residency? = nil,
-        peakSource: String? = nil,
-        codePagesBytes: Int? = nil,
-        notes: [String]? = nil
+        strategy: StrategyName, dtype: DType, dtypeSource: DTypeSource, figures: MemoryFigures, formula: String,
+        predictedPeakBytes: Int, seconds: Double, baseline: MemoryReading, end: MemoryReading, peaks: PeakDeltas,
+        phases: [PhaseRecord], sampler: SamplerStats, timeline: ProcessTimeline, missingKeys: [String],
+        unexpectedKeys: [String], outOfMemory: OutOfMemoryInfo? = nil, failure: String? = nil,
+        timelineOriginSeconds: Double? = nil, held: HeldReading? = nil, loader: Loader = .engine(Engine())
     ) {
         self.strategy = strategy
         self.dtype = dtype
@@ -103,7 +105,6 @@ package struct RunMeasurement: Codable, Sendable, Equatable {
         self.figures = figures
         self.formula = formula
         self.predictedPeakBytes = predictedPeakBytes
-        self.ledgerPeakBytes = ledgerPeakBytes
         self.seconds = seconds
         self.baseline = baseline
         self.end = end
@@ -115,21 +116,85 @@ package struct RunMeasurement: Codable, Sendable, Equatable {
         self.unexpectedKeys = unexpectedKeys
         self.outOfMemory = outOfMemory
         self.failure = failure
-        self.devices = devices
-        self.mappedBytes = mappedBytes
         self.timelineOriginSeconds = timelineOriginSeconds
         self.held = held
-        self.subject = subject
-        self.endOfLoad = endOfLoad
-        self.loadPeaks = loadPeaks
-        self.touchSeconds = touchSeconds
-        self.subjectVersions = subjectVersions
-        self.hfDeviceMap = hfDeviceMap
-        self.planDeviceMap = planDeviceMap
-        self.residency = residency
-        self.peakSource = peakSource
-        self.codePagesBytes = codePagesBytes
-        self.notes = notes
+        self.loader = loader
+    }
+
+    /// The engine's own figures; nil for a loader outside this tool.
+    package var engine: Engine? {
+        get { if case .engine(let engine) = loader { engine } else { nil } }
+        set { if let newValue { loader = .engine(newValue) } }
+    }
+
+    /// A loader's figures; nil for the engine.
+    package var outside: Outside? {
+        get { if case .outside(let outside) = loader { outside } else { nil } }
+        set { if let newValue { loader = .outside(newValue) } }
+    }
+
+    /// Who loaded.
+    package var subject: Subject { outside?.subject ?? .engine }
+}
+
+extension RunMeasurement: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case strategy, dtype, dtypeSource, figures, formula, predictedPeakBytes, seconds, baseline, end, peaks, phases
+        case sampler, timeline, missingKeys, unexpectedKeys, outOfMemory, failure, timelineOriginSeconds, held, subject
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        strategy = try c.decode(StrategyName.self, forKey: .strategy)
+        dtype = try c.decode(DType.self, forKey: .dtype)
+        dtypeSource = try c.decode(DTypeSource.self, forKey: .dtypeSource)
+        figures = try c.decode(MemoryFigures.self, forKey: .figures)
+        formula = try c.decode(String.self, forKey: .formula)
+        predictedPeakBytes = try c.decode(Int.self, forKey: .predictedPeakBytes)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        baseline = try c.decode(MemoryReading.self, forKey: .baseline)
+        end = try c.decode(MemoryReading.self, forKey: .end)
+        peaks = try c.decode(PeakDeltas.self, forKey: .peaks)
+        phases = try c.decode([PhaseRecord].self, forKey: .phases)
+        sampler = try c.decode(SamplerStats.self, forKey: .sampler)
+        timeline = try c.decode(ProcessTimeline.self, forKey: .timeline)
+        missingKeys = try c.decode([String].self, forKey: .missingKeys)
+        unexpectedKeys = try c.decode([String].self, forKey: .unexpectedKeys)
+        outOfMemory = try c.decodeIfPresent(OutOfMemoryInfo.self, forKey: .outOfMemory)
+        failure = try c.decodeIfPresent(String.self, forKey: .failure)
+        timelineOriginSeconds = try c.decodeIfPresent(Double.self, forKey: .timelineOriginSeconds)
+        held = try c.decodeIfPresent(HeldReading.self, forKey: .held)
+        // Absent `subject` means the engine (version-1 files, and every engine run).
+        let subject = try c.decodeIfPresent(Subject.self, forKey: .subject) ?? .engine
+        loader = subject.isEngine ? .engine(try Engine(from: decoder)) : .outside(try Outside(from: decoder))
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(strategy, forKey: .strategy)
+        try c.encode(dtype, forKey: .dtype)
+        try c.encode(dtypeSource, forKey: .dtypeSource)
+        try c.encode(figures, forKey: .figures)
+        try c.encode(formula, forKey: .formula)
+        try c.encode(predictedPeakBytes, forKey: .predictedPeakBytes)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(baseline, forKey: .baseline)
+        try c.encode(end, forKey: .end)
+        try c.encode(peaks, forKey: .peaks)
+        try c.encode(phases, forKey: .phases)
+        try c.encode(sampler, forKey: .sampler)
+        try c.encode(timeline, forKey: .timeline)
+        try c.encode(missingKeys, forKey: .missingKeys)
+        try c.encode(unexpectedKeys, forKey: .unexpectedKeys)
+        try c.encodeIfPresent(outOfMemory, forKey: .outOfMemory)
+        try c.encodeIfPresent(failure, forKey: .failure)
+        try c.encodeIfPresent(timelineOriginSeconds, forKey: .timelineOriginSeconds)
+        try c.encodeIfPresent(held, forKey: .held)
+        // The loader's own keys go into the same object (`subject` among the outside loader's).
+        switch loader {
+        case .engine(let engine): try engine.encode(to: encoder)
+        case .outside(let outside): try outside.encode(to: encoder)
+        }
     }
 }
 
@@ -415,7 +480,7 @@ extension RunMeasurement {
     /// first runs them: not the load's memory; both figures are in the results).
     package var judgedPeaks: PeakDeltas {
         var peaks = self.peaks
-        if let code = codePagesBytes, let hwm = peaks[.vmhwm] { peaks[.vmhwm] = hwm - code }
+        if let code = outside?.codePagesBytes, let hwm = peaks[.vmhwm] { peaks[.vmhwm] = hwm - code }
         return peaks
     }
 }

@@ -254,7 +254,8 @@ enum SummaryTable {
                     : [
                         label, predicted, "\(size(m?.peaks[.rssAnon])) / \(size(m?.peaks[.rssFile]))",
                         size(m?.peaks[.vmhwm]),
-                        size(m?.peaks[.jemallocAllocated]), size(m?.ledgerPeakBytes), run.verdict.rawValue, seconds,
+                        size(m?.peaks[.jemallocAllocated]), size(m?.engine?.ledgerPeakBytes), run.verdict.rawValue,
+                        seconds,
                         floor,
                     ])
         }

@@ -143,7 +143,7 @@ import Glibc
         let folder = try TemporaryFolder("negresults")
         defer { folder.remove() }
         var results = try ReportFixtures.load(ReportFixtures.smoke)
-        results.runs[0].measurement?.ledgerPeakBytes = -5
+        results.runs[0].measurement?.engine?.ledgerPeakBytes = -5
         let negative = try ReportFixtures.write(results, to: folder, as: "negative.json")
         let baseline = ReportFixtures.path(ReportFixtures.smoke)
         try Self.refused(

@@ -202,7 +202,7 @@ extension MemoryMeasuringTests {
             ).run()
             let outcome = ClaimChecker(tolerance: .default).evaluate(measurement)
             #expect(outcome.verdict == .fail)
-            #expect(measurement.ledgerPeakBytes == measurement.predictedPeakBytes)
+            #expect(measurement.engine?.ledgerPeakBytes == measurement.predictedPeakBytes)
             let failed = Set(outcome.checks.filter { !$0.passed }.map(\.name))
             #expect(failed.contains("RSS anon peak delta within upper bound"))
             #expect(failed.contains("VmHWM delta within upper bound"))
@@ -260,7 +260,7 @@ extension MemoryMeasuringTests {
             return RunMeasurement(
                 strategy: .naive, dtype: .bf16, dtypeSource: .config, figures: figures, formula: "M_t + M_ck",
                 predictedPeakBytes: predicted,
-                ledgerPeakBytes: ledger, seconds: 1, baseline: snapshot, end: snapshot, peaks: peaks,
+                seconds: 1, baseline: snapshot, end: snapshot, peaks: peaks,
                 phases: [],
                 sampler: SamplerStats(
                     requestedIntervalSeconds: 0.001, achievedMeanIntervalSeconds: 0.001, samples: 1000,
@@ -268,7 +268,7 @@ extension MemoryMeasuringTests {
                     maxSampleSeconds: 0.0002, cpuSeconds: 0.1, cpuShareOfLoad: 0.1),
                 timeline: ProcessTimeline(columns: ProcessTimeline.engineColumns, points: []), missingKeys: [],
                 unexpectedKeys: [],
-                outOfMemory: nil, failure: nil)
+                outOfMemory: nil, failure: nil, loader: .engine(.init(ledgerPeakBytes: ledger)))
         }
     }
 }
@@ -302,7 +302,7 @@ extension MemoryMeasuringTests {
             ])
         for run in results.runs {
             let m = try #require(run.measurement)
-            #expect(m.ledgerPeakBytes == m.predictedPeakBytes)
+            #expect(m.engine?.ledgerPeakBytes == m.predictedPeakBytes)
             #expect(m.timeline.points.count <= 2000)
             #expect(m.sampler.samples > 0)
         }
@@ -378,7 +378,7 @@ extension MemoryMeasuringTests {
         )
         let run = try #require(results.runs.first)
         #expect(run.verdict == .pass, "\(run.verdictDetail)")
-        let usage = try #require(run.measurement?.devices)
+        let usage = try #require(run.measurement?.engine?.devices)
         let placed = Dictionary(uniqueKeysWithValues: usage.devices.map { ($0.device, $0.placedBytes) })
         #expect((placed[.accelerator(0)] ?? 0) > 0 && (placed[.cpu] ?? 0) > 0 && (placed[.disk] ?? 0) > 0)
         #expect(placed.values.reduce(0, +) == usage.modelBytes)

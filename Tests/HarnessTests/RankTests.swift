@@ -233,7 +233,7 @@ import Testing
         }
         // The mmap ranks share one copy of the mapped checkpoint: Σ Pss about one, Σ VmRSS about two.
         let mmap = try #require(machines.first { $0.id == "mmap" })
-        let mapped = try #require(results.runs.first { $0.id == "mmap" }?.measurement?.mappedBytes)
+        let mapped = try #require(results.runs.first { $0.id == "mmap" }?.measurement?.engine?.mappedBytes)
         #expect(
             abs((mmap.peaks[.sumPss] ?? 0) - mapped) < mapped / 10,
             "Σ Pss Δ \(mmap.peaks[.sumPss] ?? 0) vs M_map \(mapped)")

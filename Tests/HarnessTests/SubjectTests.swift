@@ -114,16 +114,16 @@ import Glibc
         let result = Judge(tolerance: .default).judge(
             run: run, repeatIndex: 0, outcome: outcome.assembled(run: run, prediction: prediction), floor: nil)
         let m = try #require(result.measurement)
-        #expect(m.ledgerPeakBytes == nil)
+        #expect(m.engine == nil)
         #expect(m.peaks[.jemallocAllocated] == nil)
         #expect(m.peaks[.rssAnon] == 15 * mebibyte)  // the sample's 315 over 300
         #expect(m.peaks[.rssFile] == 230 * mebibyte)
         #expect(m.peaks[.vmhwm] == 260 * mebibyte)  // 760 at the end over the baseline's 500
-        #expect(m.loadPeaks?[.vmhwm] == 140 * mebibyte)
+        #expect(m.outside?.loadPeaks?[.vmhwm] == 140 * mebibyte)
         // Non-checkpoint file pages: 200 at the baseline, 230 at the end.
-        #expect(m.codePagesBytes == 30 * mebibyte)
+        #expect(m.outside?.codePagesBytes == 30 * mebibyte)
         #expect(m.judgedPeaks[.vmhwm] == 230 * mebibyte)
-        #expect(m.residency == .filePages)
+        #expect(m.outside?.residency == .filePages)
         #expect(result.verdict == .pass)
         #expect(result.subject == .transformers)
         #expect(
@@ -185,9 +185,9 @@ import Glibc
             ])
         let naive = try #require(results.runs.first?.measurement)
         #expect(naive.predictedPeakBytes == 2 * naive.figures.modelBytes)
-        #expect(naive.ledgerPeakBytes == nil)
-        #expect(naive.residency == .anonymous)
-        #expect(naive.peakSource?.hasPrefix("the last VmHWM sampled before the program exited") == true)
+        #expect(naive.engine == nil)
+        #expect(naive.outside?.residency == .anonymous)
+        #expect(naive.outside?.peakSource?.hasPrefix("the last VmHWM sampled before the program exited") == true)
         #expect(results.schemaVersion == 2)
     }
 
@@ -256,12 +256,13 @@ import Glibc
             #expect(loader.predictedPeakBytes == engine.predictedPeakBytes)
             #expect(loader.figures == engine.figures)
             #expect(
-                loader.ledgerPeakBytes == nil && loader.peaks[.jemallocAllocated] == nil
+                loader.engine == nil && loader.peaks[.jemallocAllocated] == nil
                     && loader.end[.ledgerLive] == nil)
-            #expect(loader.subjectVersions?["transformers"] != nil)
+            #expect(loader.outside?.subjectVersions?["transformers"] != nil)
             #expect(
-                (loader.peaks[.rssAnon] ?? 0) > 0 && loader.endOfLoad != nil && loader.codePagesBytes != nil
-                    && loader.residency != nil)
+                (loader.peaks[.rssAnon] ?? 0) > 0 && loader.outside?.endOfLoad != nil
+                    && loader.outside?.codePagesBytes != nil
+                    && loader.outside?.residency != nil)
             #expect(loader.phases.map(\.name).last == "touch")
             #expect(loader.timeline.columns == ProcessTimeline.kernelColumns)
         }

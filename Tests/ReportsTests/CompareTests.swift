@@ -68,12 +68,12 @@ struct CompareTests {
     @Test func ledgerIsExactToTheByte() throws {
         let baseline = try ReportFixtures.load(ReportFixtures.smoke)
         var current = baseline
-        current.runs[2].measurement?.ledgerPeakBytes! += 1
+        current.runs[2].measurement?.engine?.ledgerPeakBytes! += 1
         let c = Self.compare(baseline, current)
         #expect(c.exitStatus == .regression)
         #expect(c.regressions.map { "\($0.run) \($0.figure)" } == ["low-memory ledger_peak_bytes"])
         #expect(c.summaryLine.contains("low-memory ledger_peak_bytes +1 B"))
-        current.runs[2].measurement?.ledgerPeakBytes! -= 2
+        current.runs[2].measurement?.engine?.ledgerPeakBytes! -= 2
         let better = Self.compare(baseline, current)
         #expect(better.exitStatus == .success)
         #expect(better.improvements.map(\.figure) == ["ledger_peak_bytes"])
@@ -183,7 +183,7 @@ struct CompareTests {
         #expect(Self.compare(baseline, current, Comparison.Options(force: true)).exitStatus == .regression)
 
         // Ledger figures still gate across machines.
-        current.runs[0].measurement?.ledgerPeakBytes! += 1
+        current.runs[0].measurement?.engine?.ledgerPeakBytes! += 1
         #expect(Self.compare(baseline, current).exitStatus == .regression)
 
         // 0.5% less memory is the same machine.
@@ -310,7 +310,7 @@ struct CompareTests {
         #expect(try Executable.run(["compare", x, raised, "--absolute", "100MiB"]).status == 0)
 
         var plusOne = try ReportFixtures.load(ReportFixtures.smoke)
-        plusOne.runs[0].measurement?.ledgerPeakBytes! += 1
+        plusOne.runs[0].measurement?.engine?.ledgerPeakBytes! += 1
         let ledger = try Executable.run([
             "compare", x, try ReportFixtures.write(plusOne, to: folder, as: "ledger.json"),
         ])
@@ -414,7 +414,7 @@ struct CompareAfterRunTests {
         #expect(FileManager.default.fileExists(atPath: folder.file("third/tiny.md")))
 
         var smaller = try ResultsFile.load(path: results)
-        smaller.runs[0].measurement?.ledgerPeakBytes! -= 1
+        smaller.runs[0].measurement?.engine?.ledgerPeakBytes! -= 1
         let smallerPath = try ReportFixtures.write(smaller, to: folder, as: "smaller.json")
         let regression = try run("fourth", ["--baseline", smallerPath])
         #expect(regression.status == 2)

@@ -93,7 +93,6 @@ package struct MeasuredLoad {
             formula: prediction?.formula ?? strategy.formula,
             predictedPeakBytes: prediction?.predictedPeakBytes
                 ?? prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(plan.figures),
-            ledgerPeakBytes: ledger.peakBytes,
             seconds: outcome.seconds, baseline: baseline, end: end,
             peaks: Self.peaks(sampled: sampled.peaks, end: end, baseline: baseline, ledger: ledger),
             phases: phases.phases.map {
@@ -106,10 +105,11 @@ package struct MeasuredLoad {
                 samples: sampled.samples, baseline: baseline,
                 columns: ProcessTimeline.engineColumns + (samplePss ? ProcessTimeline.pssColumns : [])),
             missingKeys: plan.missingKeys, unexpectedKeys: plan.unexpectedKeys, outOfMemory: outcome.outOfMemory,
-            failure: outcome.failure,
-            devices: outcome.devices)
-        measurement.mappedBytes = strategy.name == .mmap ? outcome.model?.mappedBytes : nil
-        measurement.timelineOriginSeconds = sampler.startSeconds
+            failure: outcome.failure, timelineOriginSeconds: sampler.startSeconds,
+            loader: .engine(
+                .init(
+                    ledgerPeakBytes: ledger.peakBytes, devices: outcome.devices,
+                    mappedBytes: strategy.name == .mmap ? outcome.model?.mappedBytes : nil)))
         try hold(measurement)
         withExtendedLifetime(outcome.model) {}
         outcome.model = nil

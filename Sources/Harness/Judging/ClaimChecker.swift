@@ -115,8 +115,8 @@ package struct ClaimChecker: Sendable {
 
     /// mmap: RssAnon holds only the owned bytes (≤ predicted + tolerance), RssFile holds the mapped views —
     /// the mapped tensor bytes within the tolerance either way — and VmHWM both.
-    func mmapChecks(_ m: RunMeasurement, upper: Int, tolerance tol: Int) -> [Check] {
-        let mapped = m.mappedBytes ?? m.figures.mappedBytes ?? 0
+    func mmapChecks(_ m: RunMeasurement, _ engine: RunMeasurement.Engine, upper: Int, tolerance tol: Int) -> [Check] {
+        let mapped = engine.mappedBytes ?? m.figures.mappedBytes ?? 0
         let fileTolerance = tolerance.bytes(for: mapped)
         var checks = [Check]()
         if let anon = m.peaks[.rssAnon] {
@@ -148,8 +148,8 @@ package struct ClaimChecker: Sendable {
     }
 
     /// RSS anon and jemalloc against the ledger (jemalloc at its size classes, which is what it counts).
-    func agreementChecks(_ m: RunMeasurement) -> [Check] {
-        let allowed = tolerance.bytes(for: m.ledgerPeakBytes ?? 0)
+    func agreementChecks(_ m: RunMeasurement, _ engine: RunMeasurement.Engine) -> [Check] {
+        let allowed = tolerance.bytes(for: engine.ledgerPeakBytes ?? 0)
         let ledger = m.peaks[.ledgerLive] ?? 0
         var checks: [Check] = []
         if let anon = m.peaks[.rssAnon] {
@@ -188,12 +188,14 @@ package struct ClaimChecker: Sendable {
             )
         }
         if let failure = m.failure { return outcome(.error, failure) }
-        if let subject = m.subject, !subject.isEngine {
-            return subjectOutcome(m, upper: upper, lower: lower, tolerance: tol)
+        let engine: RunMeasurement.Engine
+        switch m.loader {
+        case .outside(let outside):
+            return subjectOutcome(m, outside, upper: upper, lower: lower, tolerance: tol)
+        case .engine(let figures): engine = figures
         }
-
         var checks = [
-            m.ledgerPeakBytes.map {
+            engine.ledgerPeakBytes.map {
                 Check(
                     .ledgerEqualsPrediction, measuredBytes: $0, boundBytes: predicted, relation: .equal,
                     detail: "\(m.formula) computed from the headers vs the ledger's exact peak")
@@ -203,12 +205,12 @@ package struct ClaimChecker: Sendable {
                     detail: "the engine reported no ledger peak")
         ]
         if m.strategy == .mmap {
-            checks += mmapChecks(m, upper: upper, tolerance: tol)
+            checks += mmapChecks(m, engine, upper: upper, tolerance: tol)
         } else {
             checks += boundChecks(m.peaks, upper: upper, lower: lower)
         }
-        checks += agreementChecks(m)
-        if let usage = m.devices { checks += Self.deviceChecks(usage) }
+        checks += agreementChecks(m, engine)
+        if let usage = engine.devices { checks += Self.deviceChecks(usage) }
         let failed = checks.filter { !$0.passed }
         guard failed.isEmpty else {
             return outcome(.fail, failed.map(\.failureDescription).joined(separator: "; "), checks)

@@ -46,9 +46,10 @@ package struct Judge: Sendable {
             result.verdictDetail = "no prediction to hold the loader's figures to"
             return result
         }
-        if !run.subject.isEngine {
-            measurement.residency = ClaimChecker.residency(
+        if case .outside(var outside) = measurement.loader {
+            outside.residency = ClaimChecker.residency(
                 measurement, tolerance: checker(for: run).tolerance.bytes(for: measurement.predictedPeakBytes))
+            measurement.loader = .outside(outside)
         }
         let judged = checker(for: run).evaluate(measurement)
         result.dtype = .resolved(measurement.dtype)

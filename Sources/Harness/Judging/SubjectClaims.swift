@@ -12,9 +12,11 @@ import TensorEngine
 /// - device-map: transformers' `hf_device_map` equals the one `plan` computes for the same budgets.
 /// There is no ledger and no jemalloc here: no agreement checks.
 extension ClaimChecker {
-    func subjectOutcome(_ m: RunMeasurement, upper: Int, lower: Int?, tolerance tol: Int) -> Outcome {
+    func subjectOutcome(
+        _ m: RunMeasurement, _ outside: RunMeasurement.Outside, upper: Int, lower: Int?, tolerance tol: Int
+    ) -> Outcome {
         let peaks = m.judgedPeaks
-        let hwmName: CheckKind.BoundFigure = m.codePagesBytes == nil ? .vmhwm : .vmhwmLessCodePages
+        let hwmName: CheckKind.BoundFigure = outside.codePagesBytes == nil ? .vmhwm : .vmhwmLessCodePages
         var checks = boundChecks(peaks, upper: upper, lower: nil, vmhwm: hwmName)
         if let lower, let hwm = peaks[.vmhwm] {
             checks.append(
@@ -22,7 +24,7 @@ extension ClaimChecker {
                     .reachesLowerBound(hwmName), measuredBytes: hwm, boundBytes: lower, relation: .atLeast,
                     detail: "the claim is a high cost: anonymous copies and resident file pages both count"))
         }
-        if let check = deviceMapCheck(m) { checks.append(check) }
+        if let check = deviceMapCheck(outside) { checks.append(check) }
         let failed = checks.filter { !$0.passed }
         let outcome = { (verdict: Verdict, detail: String) in
             Outcome(
@@ -33,7 +35,7 @@ extension ClaimChecker {
         guard failed.isEmpty else {
             return outcome(.fail, failed.map(\.failureDescription).joined(separator: "; ") + "; " + held)
         }
-        let code = m.codePagesBytes.map { " less \(ByteSize.binary($0)) of code pages" } ?? ""
+        let code = outside.codePagesBytes.map { " less \(ByteSize.binary($0)) of code pages" } ?? ""
         return outcome(
             .pass,
             "every bound held: peak \(ByteSize.binary(peaks[.vmhwm] ?? 0)) (VmHWM Δ\(code)) vs predicted \(ByteSize.binary(m.predictedPeakBytes)) ± \(ByteSize.binary(tol)); "
@@ -41,8 +43,8 @@ extension ClaimChecker {
     }
 
     /// `hf_device_map` against the expected map (the modules that differ; 0 when equal).
-    func deviceMapCheck(_ m: RunMeasurement) -> Check? {
-        guard let actual = m.hfDeviceMap, let expected = m.planDeviceMap else { return nil }
+    func deviceMapCheck(_ outside: RunMeasurement.Outside) -> Check? {
+        guard let actual = outside.hfDeviceMap, let expected = outside.planDeviceMap else { return nil }
         let mine = Dictionary(expected.map { ($0.module, $0.device) }, uniquingKeysWith: { first, _ in first })
         let theirs = Dictionary(actual.map { ($0.module, $0.device) }, uniquingKeysWith: { first, _ in first })
         let differing = Set(mine.keys).union(theirs.keys).filter { mine[$0] != theirs[$0] }

@@ -23,7 +23,7 @@ package enum OutsideMeasurement {
             strategy: run.strategy, dtype: result?.dtype.flatMap { DType(torchName: $0) } ?? prediction.dtype,
             dtypeSource: run.dtype == nil ? .config : .requested, figures: prediction.figures,
             formula: prediction.formula,
-            predictedPeakBytes: prediction.predictedPeakBytes, ledgerPeakBytes: nil, seconds: loadSeconds,
+            predictedPeakBytes: prediction.predictedPeakBytes, seconds: loadSeconds,
             baseline: seen.baseline, end: final,
             peaks: Self.kernelPeaks(
                 samples, marks: [seen.endOfLoad, final].compactMap { $0 }, baseline: seen.baseline),
@@ -33,21 +33,21 @@ package enum OutsideMeasurement {
                 columns: ProcessTimeline.kernelColumns
                     + (outcome.observation?.sampled.samples.first?.reading[.pss] != nil
                         ? ProcessTimeline.pssColumns : [])),
-            missingKeys: result?.missingKeys ?? [], unexpectedKeys: result?.unexpectedKeys ?? [], outOfMemory: nil,
-            failure: nil, devices: nil)
-        m.subject = run.subject
-        m.timelineOriginSeconds = seen.originSeconds
+            missingKeys: result?.missingKeys ?? [], unexpectedKeys: result?.unexpectedKeys ?? [],
+            timelineOriginSeconds: seen.originSeconds, loader: .outside(RunMeasurement.Outside(subject: run.subject)))
+        var own = RunMeasurement.Outside(subject: run.subject)
         if let endOfLoad = seen.endOfLoad {
-            m.endOfLoad = endOfLoad
-            m.loadPeaks = Self.kernelPeaks(loadSamples, marks: [endOfLoad], baseline: seen.baseline)
+            own.endOfLoad = endOfLoad
+            own.loadPeaks = Self.kernelPeaks(loadSamples, marks: [endOfLoad], baseline: seen.baseline)
         }
-        m.touchSeconds = result?.touchSeconds
-        m.subjectVersions = outcome.hello?.versions
-        m.hfDeviceMap = result?.hfDeviceMap.map(Self.mapEntries)
-        m.planDeviceMap = prediction.deviceMap
-        m.notes = result?.notes.flatMap { $0.isEmpty ? nil : $0 }
-        m.peakSource = Self.peakSource(seen, exit: outcome.exit)
-        m.codePagesBytes = Self.codePages(baseline: seen.baseline, final: final)
+        own.touchSeconds = result?.touchSeconds
+        own.subjectVersions = outcome.hello?.versions
+        own.hfDeviceMap = result?.hfDeviceMap.map(Self.mapEntries)
+        own.planDeviceMap = prediction.deviceMap
+        own.notes = result?.notes.flatMap { $0.isEmpty ? nil : $0 }
+        own.peakSource = Self.peakSource(seen, exit: outcome.exit)
+        own.codePagesBytes = Self.codePages(baseline: seen.baseline, final: final)
+        m.loader = .outside(own)
         return m
     }
 
