@@ -29,8 +29,11 @@ package enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
         return name
     }
 
-    /// True for the subjects that run Python (their default tolerance is wider: the interpreter's own memory).
+    /// True for this tool's own engine; every other subject is a loader measured from outside.
     package var isEngine: Bool { self == .engine }
+
+    /// What a run id carries after its strategy and dtype: nothing for the engine, `@transformers` for a loader.
+    package var runIDSuffix: String { isEngine ? "" : "@" + name }
 
     package init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()

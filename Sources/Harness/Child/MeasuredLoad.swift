@@ -88,7 +88,7 @@ package struct MeasuredLoad {
         Thread.sleep(forTimeInterval: 0.005)
         let sampled = sampler.stop()
         let end = Self.reading(ledger: ledger, rollup: true)
-        var measurement = RunMeasurement(
+        let measurement = RunMeasurement(
             strategy: strategy.name, dtype: plan.dtype, dtypeSource: plan.dtypeSource, figures: plan.figures,
             formula: prediction?.formula ?? strategy.formula,
             predictedPeakBytes: prediction?.predictedPeakBytes

@@ -80,7 +80,7 @@ package struct Scenario: Sendable {
 
         /// The id a run gets when none is given.
         static func defaultID(strategy: StrategyName, dtype: DType?, subject: Subject) -> String {
-            strategy.rawValue + (dtype.map { "-" + $0.torchName } ?? "") + (subject.isEngine ? "" : "@" + subject.name)
+            strategy.rawValue + (dtype.map { "-" + $0.torchName } ?? "") + subject.runIDSuffix
         }
     }
 
@@ -150,7 +150,7 @@ package struct Scenario: Sendable {
                 var measured = run
                 measured.subject = subject
                 let base = run.id.split(separator: "@").first.map(String.init) ?? run.id
-                measured.id = base + (subject.isEngine ? "" : "@" + subject.name)
+                measured.id = base + subject.runIDSuffix
                 return measured
             }
         }
