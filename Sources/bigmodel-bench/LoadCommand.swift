@@ -74,32 +74,24 @@ struct LoadCommand: ParsableCommand {
             }
             let target = try dtype?.castTarget()
             let checkpoint = try Checkpoint(path: path)
-            let plan = try LoadPlan(checkpoint: checkpoint, requested: target)
-            if strict { try plan.checkStrict() }
             // device-map: placed and predicted before anything is loaded.
-            let prepared =
+            let strategy: any LoadStrategy =
                 name == .deviceMap
-                ? try DeviceMapLoad(request: try placement.request(), offloadFolder: offloadFolder).prepare(plan) : nil
-            for warning in prepared?.placement.warnings ?? [] { printWarning(warning) }
-            let strategy: any LoadStrategy = prepared ?? name.strategy
-            let figures = plan.figures
-            let ledger = MemoryLedger()
-            let phases = PhaseLog(ledger: ledger)
+                ? DeviceMapLoad(request: try placement.request(), offloadFolder: offloadFolder) : name.strategy
+            let load = try InProcessLoad(checkpoint: checkpoint, dtype: target, strategy: strategy) { plan in
+                if strict { try plan.checkStrict() }
+            }
+            for warning in load.prepared?.placement.warnings ?? [] { printWarning(warning) }
+            let (plan, figures, ledger, phases) = (load.plan, load.plan.figures, load.ledger, load.phases)
             ProcessMemory.resetPeakRSS()
             let before = try? ProcessMemory.read()
             let start = ContinuousClock.now
-            var placementReport: DevicePlacementReport?
-            let model: LoadedModel
-            if let prepared {
-                let result = try prepared.loadReporting(plan, ledger: ledger, phases: phases)
-                (model, placementReport) = (result.model, result.report)
-            } else {
-                model = try strategy.load(plan, ledger: ledger, phases: phases)
-            }
+            let loaded = try load.run()
+            let (model, placementReport) = (loaded.model, loaded.placement)
             let seconds = (ContinuousClock.now - start).inSeconds
             let after = try? ProcessMemory.read()
             let tensorDigests = digests ? model.digests() : []
-            let predicted = strategy.predictedPeakBytes(figures)
+            let predicted = load.predictedPeakBytes
             var report = Self.report(
                 strategy: name, plan: plan, figures: figures, predicted: predicted, ledger: ledger,
                 phases: phases.phases, seconds: seconds,

@@ -177,14 +177,12 @@ package struct LoadBenchmark {
         throws
     {
         _ = JemallocStats.purgeAll()
-        let plan = try LoadPlan(checkpoint: checkpoint, requested: dtype)
-        let ledger = MemoryLedger()
-        let phases = PhaseLog(ledger: ledger)
+        let load = try InProcessLoad(checkpoint: checkpoint, dtype: dtype, strategy: name.strategy)
         let start = ContinuousClock.now
-        let model = try name.strategy.load(plan, ledger: ledger, phases: phases)
+        let loaded = try load.run()
         item.seconds.append((ContinuousClock.now - start).inSeconds)
-        withExtendedLifetime(model) {}
-        for phase in phases.phases {
+        withExtendedLifetime(loaded) {}
+        for phase in load.phases.phases {
             // Per-shard phases ("read shard 2/4") add up under one name ("read shard").
             let key = phase.name.split(separator: " ").filter { !$0.contains("/") }.joined(separator: " ")
             var list = item.phases?[key] ?? []
@@ -192,9 +190,9 @@ package struct LoadBenchmark {
             list[list.count - 1] += phase.endSeconds - phase.startSeconds
             item.phases?[key] = list
         }
-        item.ledgerPeakBytes = ledger.peakBytes
-        item.predictedPeakBytes = name.strategy.predictedPeakBytes(plan.figures)
-        item.modelBytes = plan.figures.modelBytes
+        item.ledgerPeakBytes = load.ledger.peakBytes
+        item.predictedPeakBytes = load.predictedPeakBytes
+        item.modelBytes = load.plan.figures.modelBytes
     }
 
     package static func median(_ values: [Double]) -> Double {

@@ -59,9 +59,6 @@ package struct MeasuredLoad {
     /// (out of memory, I/O) are recorded in the measurement.
     package func run() throws -> RunMeasurement {
         let checkpoint = try Checkpoint(path: checkpointPath)
-        let plan = try LoadPlan(checkpoint: checkpoint, requested: dtype)
-        // A device-map run is placed now (before the baseline), so its prediction is exact per device.
-        let prepared = try (strategy as? DeviceMapLoad)?.prepare(plan)
         let ledger = MemoryLedger()
         if let ledgerBudget { ledger.setTotalBudget(ledgerBudget) }
         let marks = SamplerMarks()
@@ -70,6 +67,10 @@ package struct MeasuredLoad {
             marks.mark()
             onPhase(transition)
         }
+        // A device-map run is placed now (before the baseline), so its prediction is exact per device.
+        let inProcess = try InProcessLoad(
+            checkpoint: checkpoint, dtype: dtype, strategy: strategy, ledger: ledger, phases: phases)
+        let plan = inProcess.plan
         let sampler = try RSSSampler(
             interval: sampleInterval,
             rollupEvery: samplePss ? RSSSampler.samples(every: RSSSampler.rollupPeriodSeconds, at: sampleInterval) : 0
@@ -84,15 +85,14 @@ package struct MeasuredLoad {
         let phaseOffset = RSSSampler.monotonicSeconds() - sampler.startSeconds - phases.elapsedSeconds
         try ready()
 
-        var outcome = load(plan, prepared: prepared, ledger: ledger, phases: phases)
+        var outcome = load(inProcess)
         Thread.sleep(forTimeInterval: 0.005)
         let sampled = sampler.stop()
         let end = Self.reading(ledger: ledger, rollup: true)
         let measurement = RunMeasurement(
             strategy: strategy.name, dtype: plan.dtype, dtypeSource: plan.dtypeSource, figures: plan.figures,
             formula: prediction?.formula ?? strategy.formula,
-            predictedPeakBytes: prediction?.predictedPeakBytes
-                ?? prepared?.prediction.ramPeakBytes ?? strategy.predictedPeakBytes(plan.figures),
+            predictedPeakBytes: prediction?.predictedPeakBytes ?? inProcess.predictedPeakBytes,
             seconds: outcome.seconds, baseline: baseline, end: end,
             peaks: Self.peaks(sampled: sampled.peaks, end: end, baseline: baseline, ledger: ledger),
             phases: phases.phases.map {
@@ -117,18 +117,14 @@ package struct MeasuredLoad {
     }
 
     /// Loads, turning a cap that was hit into `outOfMemory` and any other failure into `failure`.
-    func load(_ plan: LoadPlan, prepared: PreparedDeviceMapLoad?, ledger: MemoryLedger, phases: PhaseLog) -> LoadOutcome
-    {
+    func load(_ inProcess: InProcessLoad) -> LoadOutcome {
+        let (ledger, phases) = (inProcess.ledger, inProcess.phases)
         var outcome = LoadOutcome()
         let start = ContinuousClock.now
         do {
-            if let prepared {
-                let result = try prepared.loadReporting(plan, ledger: ledger, phases: phases)
-                outcome.model = result.model
-                outcome.devices = DeviceUsage(result.report)
-            } else {
-                outcome.model = try strategy.load(plan, ledger: ledger, phases: phases)
-            }
+            let loaded = try inProcess.run()
+            outcome.model = loaded.model
+            outcome.devices = loaded.placement.map(DeviceUsage.init)
         } catch let error as OutOfMemoryError {
             phases.end()
             outcome.outOfMemory = OutOfMemoryInfo(
