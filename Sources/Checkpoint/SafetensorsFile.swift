@@ -49,9 +49,6 @@ package final class SafetensorsFile: Sendable {
         try? descriptor.close()
     }
 
-    /// The raw file descriptor, for mapping windows of the file (`TensorStorage.mapFile`).
-    package var rawDescriptor: Int32 { descriptor.rawValue }
-
     /// Reads a tensor's bytes (or the `range` of them) with `pread` into `destination`, which must be exactly
     /// that many bytes; `parallel: false` keeps it on the calling thread (a caller that is itself one of
     /// several workers).

@@ -78,8 +78,4 @@ package final class PhaseLog: Sendable {
 
     package var phases: [Phase] { state.withLock { $0.phases } }
 
-    /// Names of every phase begun so far, including the open one, by index.
-    package var phaseNames: [String] {
-        state.withLock { s in s.phases.map(\.name) + (s.open.map { [$0.name] } ?? []) }
-    }
 }

@@ -48,9 +48,6 @@ package struct ModuleNode: Sendable, Hashable {
     /// The name of a child called `local`.
     package func childName(_ local: String) -> String { name.isEmpty ? local : name + "." + local }
 
-    /// The last component of the name ("q_proj"); "" for the root.
-    package var localName: String { name.split(separator: ".").last.map(String.init) ?? "" }
-
     /// Every parameter in this subtree, in `named_parameters()` order (own first, then children's).
     package var allParameters: [ModuleTensor] {
         parameters + children.flatMap(\.allParameters)

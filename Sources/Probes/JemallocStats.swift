@@ -257,12 +257,6 @@ package struct JemallocStats: Sendable {
         return value.map { Int(truncatingIfNeeded: $0) }
     }
 
-    /// `thread.deallocated`: bytes ever freed by jemalloc on the calling thread (monotonic running total).
-    package static func threadDeallocatedBytes() -> Int? {
-        let value: UInt64? = read("thread.deallocated")
-        return value.map { Int(truncatingIfNeeded: $0) }
-    }
-
     /// `thread.peak.read`: the calling thread's high-water mark of (allocated − deallocated) bytes since the
     /// last ``resetThreadPeak()``; about 100 KB accurate, and blind to other threads.
     package static func threadPeakBytes() -> Int? {
@@ -332,10 +326,6 @@ package struct JemallocStats: Sendable {
         }
         return check
     }
-
-    /// Whether jemalloc serves this process's `malloc` (see ``checkActiveAllocator(probeBytes:)``; allocates
-    /// and writes 64 MiB once per call).
-    package static var isActiveAllocator: Bool { checkActiveAllocator().servesMalloc }
 
     // MARK: mallctl plumbing
 

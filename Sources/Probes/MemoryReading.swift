@@ -75,9 +75,6 @@ package enum MemoryFigure: Int, ReadingFigure, Comparable, CustomStringConvertib
         }
     }
 
-    /// True for the figures the kernel reports (they exist for any process, whoever loads).
-    package var isKernelFigure: Bool { self <= .pssFile }
-
     package init?(name: String) {
         guard let figure = Self.allCases.first(where: { $0.name == name }) else { return nil }
         self = figure

@@ -312,9 +312,6 @@ package final class RSSSampler: Sendable {
         }
     }
 
-    /// Samples stored so far.
-    package var storedSampleCount: Int { state.withLock { $0.samples.count } }
-
     /// The most recent sample, if any (for live progress displays and watchdogs).
     package var latestSample: MemorySample? { state.withLock { $0.samples.last } }
 

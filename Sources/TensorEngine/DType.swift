@@ -74,14 +74,6 @@ package enum DType: String, CaseIterable, Sendable, Hashable, CustomStringConver
         }
     }
 
-    /// torch's `is_floating_point()`: true for every float format, false for integers, bool and complex.
-    package var isFloatingPoint: Bool {
-        switch self {
-        case .bool, .u8, .i8, .i16, .u16, .i32, .u32, .i64, .u64, .c64: return false
-        default: return true
-        }
-    }
-
     /// The floating types the engine converts between. Other float formats (F8, F6, F4) are loaded as
     /// stored and never cast: torch itself refuses most arithmetic on them, and no loading path in the
     /// Hugging Face stack upcasts a quantised checkpoint implicitly.

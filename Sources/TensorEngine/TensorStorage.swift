@@ -143,8 +143,6 @@ package final class TensorStorage: @unchecked Sendable {
         return UnsafeMutableRawBufferPointer(start: pointer, count: pointer == nil ? 0 : byteCount)
     }
 
-    /// True when the storage holds (or maps) its bytes; false for meta.
-    package var hasBytes: Bool { kind != .meta }
 }
 
 /// `mmap` of a checkpoint region failed.
