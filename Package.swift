@@ -2,28 +2,29 @@
 //
 // bigmodel-bench: measures what it costs, in memory, to load a big model each way.
 //
-// Module graph (dependencies point one way, toward TensorEngine and, below it, Probes):
+// Module graph (each module uses only modules to its right; the README's "Architecture" says what each holds):
 //
-//   bigmodel-bench (CLI) ─► Reports ─► Harness ─► Loading ─► Models ─► Checkpoint ─► TensorEngine ─► Probes, CJemalloc, CHalfKernels
-//                                        │          ├──────► Placement (device_map: budgets, module sizes, maps) ─► Models
-//                                        └──────────┴──────► Probes (/proc, cgroups, page cache, child processes, pipes,
-//                                                                   signals, jemalloc statistics, the terminal) ─► CJemalloc
+//   bigmodel-bench (CLI) ─► Reports ─► ResultsFormat ─► Loading ─► Placement ─► Models ─► Checkpoint ─► TensorEngine ─► OSLayer
+//          │                             ▲     │            │                                 │              │
+//          └────────► Harness ───────────┘     └─► Probes ◄─┘                                 └─► StrictJSON  └─► CJemalloc, CHalfKernels
+//   Harness (Input, Preparation, Runner, Child, Judging, Ranks, Backends) writes ResultsFormat; Reports reads it and
+//   never Harness. Probes (what is measured) stands on OSLayer and CJemalloc; TensorEngine on OSLayer, not Probes.
 //   StrictJSON is a leaf utility (strict parser + byte-exact writers) used from Checkpoint upward.
 //
 // Which targets touch the operating system, and why (each target below lists what it imports):
-//   - Probes: the measuring and process layer — /proc, /sys (THP, free page reporting) and cgroup files, madvise/fadvise, fork/exec with a
-//     parent-death signal, pipes and poll, signal handlers (fatal signals; SIGBUS on shrunk file windows),
-//     mallctl, isatty and TIOCGWINSZ. Everything the runner and the CLI do to the OS goes through it, each
-//     wrapper naming the call it wraps.
-//   - TensorEngine: TensorStorage maps checkpoint windows with mmap/munmap (a tensor's bytes are the
-//     mapping) and registers each with Probes' FileWindowGuard, whose SIGBUS handler turns a read past the
-//     end of a file that shrank under its mapping into zeros and an error instead of a crash;
-//     ConversionKernel takes memcpy from Glibc, Conversion the processor count from Foundation.
-//   - Checkpoint: SafetensorsFile reads tensors with pread into their destination and AtomicFile writes
-//     with open/fsync/rename — the byte-exact I/O of the format, which is the module's job.
+//   - OSLayer: the operating system, apart from what is measured — fork/exec with a parent-death signal (prctl
+//     and pipe2 from CLinux), pipes and poll, signal handlers (SIGINT/SIGTERM traps; fatal signals; SIGBUS on
+//     shrunk file windows, mapping a zero page over the fault), flock, open/fsync/rename for atomic files,
+//     isatty and TIOCGWINSZ, clock_gettime, mmap/madvise for huge-page buffers. Each wrapper names the call.
+//   - Probes: /proc, /sys (THP, free page reporting) and cgroup files, fadvise for the page cache, mallctl.
+//   - TensorEngine: TensorStorage maps checkpoint windows with mmap/munmap (a tensor's bytes are the mapping)
+//     and registers each with OSLayer's FileWindowGuard; ConversionKernel takes memcpy from Glibc, Conversion
+//     the processor count from Foundation.
+//   - Checkpoint: SafetensorsFile reads tensors with pread into their destination; UntrustedFile opens inputs
+//     O_NONBLOCK and fstats them — the byte-exact I/O of the format, which is the module's job.
 //   - Models: NormalTable takes log() from Glibc (the C math library, no system call).
-//   Harness, Loading, Placement and Reports use Foundation for files and dates only; no target but Probes
-//   and those three lines calls the kernel directly.
+//   Harness, Loading, Placement, ResultsFormat and Reports use Foundation for files and dates only; no other
+//   target calls the kernel directly.
 import PackageDescription
 
 let strictConcurrency: [SwiftSetting] = [
@@ -54,7 +55,7 @@ let package = Package(
         // Hardware binary16 conversion (x86-64 F16C), chosen at run time from cpuid; pure computation, no OS calls.
         // C because Swift has no F16C intrinsics (TensorEngine's ConversionKernel, for F32 → F16 and BF16 → F16).
         .target(name: "CHalfKernels", path: "Sources/CHalfKernels"),
-        // prctl and pipe2, which Glibc's module does not export to Swift (Probes only).
+        // prctl and pipe2, which Glibc's module does not export to Swift (OSLayer only).
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         .target(
             name: "StrictJSON",
