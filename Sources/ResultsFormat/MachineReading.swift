@@ -44,3 +44,21 @@ extension MachineFigure: ReadingFigure {
 
 /// One reading of the machine (a figure that could not be read is absent); in JSON `<figure>_bytes`.
 package typealias MachineReading = Reading<MachineFigure>
+
+/// The machine's series while N ranks load: each sample carries every rank's VmRSS beside the Σ figures.
+package typealias MachineSeries = ReadingSeries<MachineFigure, [Int?]>
+
+/// One sample of the machine: the Σ figures and each rank's VmRSS (nil for a rank whose process is gone).
+package typealias MachineSample = MachineSeries.Sample
+
+extension ReadingSeries.Sample where Extra == [Int?] {
+    package init(seconds: Double, reading: Reading<Figure>, ranks: [Int?]) {
+        self.init(seconds: seconds, reading: reading, extra: ranks)
+    }
+
+    /// Each rank's VmRSS, in rank order.
+    package var ranks: [Int?] {
+        get { extra }
+        set { extra = newValue }
+    }
+}

@@ -229,19 +229,17 @@ package struct PeakDeltas: Codable, Sendable, Equatable {
     package static let engineFigures: [MemoryFigure] =
         kernelFigures + [.jemallocAllocated, .jemallocActive, .jemallocResident]
 
-    /// A process's peaks over its baseline, the one rule for every loader: each of `figures` at its highest over
-    /// `readings` (samples, marks, the end) less the baseline (``Reading/peakDeltas(_:over:)``), and VmHWM — the
-    /// kernel's own high-water mark — read at `hwmReading` (else the highest read) less the baseline's VmRSS.
-    package init(
-        _ readings: some Sequence<MemoryReading>, hwmReading: MemoryReading?, baseline: MemoryReading,
-        figures: [MemoryFigure]
-    ) {
-        let all = Array(readings)
-        let deltas = MemoryReading.peakDeltas(all, over: baseline)
+    /// A process's peaks over its baseline, the one rule for every loader: each of `figures` at its peak over the
+    /// series (``ReadingSeries/peakDeltas``), and VmHWM — the kernel's own high-water mark — read at the last mark
+    /// (else the highest read) less the baseline's VmRSS.
+    package init(_ series: ReadingSeries<MemoryFigure, Int>, figures: [MemoryFigure]) {
+        let deltas = series.peakDeltas
         self.init()
         for figure in figures { self[figure] = deltas[figure] }
-        let highestHWM = all.compactMap { $0[.vmhwm] }.max()
-        if let hwm = hwmReading?[.vmhwm] ?? highestHWM, let rss = baseline[.rss] { self[.vmhwm] = hwm - rss }
+        let highestHWM = (series.samples.map(\.reading) + series.marks).compactMap { $0[.vmhwm] }.max()
+        if let hwm = series.marks.last?[.vmhwm] ?? highestHWM, let rss = series.baseline[.rss] {
+            self[.vmhwm] = hwm - rss
+        }
     }
 
     package subscript(figure: MemoryFigure) -> Int? {

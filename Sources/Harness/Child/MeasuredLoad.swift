@@ -94,7 +94,7 @@ package struct MeasuredLoad {
             formula: prediction?.formula ?? strategy.formula,
             predictedPeakBytes: prediction?.predictedPeakBytes ?? inProcess.predictedPeakBytes,
             seconds: outcome.seconds, baseline: baseline, end: end,
-            peaks: Self.peaks(sampled: sampled.peaks, end: end, baseline: baseline, ledger: ledger),
+            peaks: Self.peaks(sampled: sampled, end: end, baseline: baseline, ledger: ledger),
             phases: phases.phases.map {
                 PhaseRecord(
                     name: $0.name, startSeconds: $0.startSeconds + phaseOffset, endSeconds: $0.endSeconds + phaseOffset,
@@ -161,12 +161,13 @@ package struct MeasuredLoad {
         return reading
     }
 
-    /// The peaks as deltas over the baseline: each sampled figure's maximum (or its end reading, if higher),
-    /// VmHWM against the baseline VmRSS, the ledger's exact peaks.
-    static func peaks(sampled: MemoryReading, end: MemoryReading, baseline: MemoryReading, ledger: MemoryLedger)
+    /// The peaks as deltas over the baseline: each sampled figure's maximum (the sampler's, over every sample
+    /// it took, or the end reading, if higher), VmHWM at the end against the baseline VmRSS, the ledger's exact peaks.
+    static func peaks(sampled: RSSSamplerResult, end: MemoryReading, baseline: MemoryReading, ledger: MemoryLedger)
         -> PeakDeltas
     {
-        var peaks = PeakDeltas([sampled, end], hwmReading: end, baseline: baseline, figures: PeakDeltas.engineFigures)
+        let series = ReadingSeries(baseline: baseline, samples: sampled.samples, marks: [sampled.peaks, end])
+        var peaks = PeakDeltas(series, figures: PeakDeltas.engineFigures)
         peaks[.ledgerLive] = ledger.peakBytes - (baseline[.ledgerLive] ?? 0)
         peaks[.ledgerSizeClass] = ledger.allocatorFigures.peakBytes
         return peaks

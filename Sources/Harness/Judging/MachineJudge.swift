@@ -20,14 +20,22 @@ package struct MachineJudge: Sendable {
 
     package init(tolerance: Scenario.Tolerance) { self.tolerance = tolerance }
 
-    /// A series of machine readings: the baseline at the start barrier, then samples (seconds, reading, each
-    /// rank's VmRSS).
+    /// The machine's readings (the baseline at the start barrier, then samples with each rank's VmRSS), how they
+    /// were obtained, and the reading when every rank held its model.
     package struct Series: Sendable {
-        package var baseline: MachineReading
-        package var samples: [(seconds: Double, reading: MachineReading, ranks: [Int?])]
+        package var readings: MachineSeries
         package var method: String
         /// The reading when every rank held its model (nil when none was taken).
-        package var held: MachineReading? = nil
+        package var held: MachineReading?
+
+        package init(baseline: MachineReading, samples: [MachineSample], method: String, held: MachineReading? = nil) {
+            readings = MachineSeries(baseline: baseline, samples: samples)
+            self.method = method
+            self.held = held
+        }
+
+        package var baseline: MachineReading { readings.baseline }
+        package var samples: [MachineSample] { readings.samples }
     }
 
     package func judge(_ claim: MachineClaim, repeatIndex: Int, ranks: [RunResult], series: Series, node: String)
@@ -69,7 +77,7 @@ package struct MachineJudge: Sendable {
 
     /// Σ figures: maximum minus the baseline; MemAvailable: its largest drop; Cached and the cgroup: growth.
     static func peaks(_ series: Series) -> MachineReading {
-        MachineReading.peakDeltas(series.samples.map(\.reading), over: series.baseline)
+        series.readings.peakDeltas
     }
 
     func checks(_ claim: MachineClaim, ranks n: Int, peaks: MachineReading, held: MachineReading? = nil) -> [Check] {

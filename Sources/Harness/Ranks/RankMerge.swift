@@ -146,7 +146,7 @@ package enum RankMerge {
         (.sumPss, .pss), (.sumPssAnon, .pssAnon), (.sumPssFile, .pssFile),
     ]
 
-    typealias Sample = (seconds: Double, reading: MachineReading, ranks: [Int?])
+    typealias Sample = MachineSample
 
     /// The Σ series of the ranks' timelines on one clock; nil when a rank has none.
     static func series(of ranks: [RunResult]) -> MachineJudge.Series? {
@@ -184,7 +184,7 @@ package enum RankMerge {
             let perRank = measured.indices.map { r in
                 rss.map { (measured[r].0.baseline[.rss] ?? 0) + Int(latest[r][$0]) }
             }
-            return (event.seconds, reading, perRank)
+            return Sample(seconds: event.seconds, reading: reading, ranks: perRank)
         }
         var held: MachineReading?
         let heldPss = addHeld(
@@ -213,7 +213,7 @@ package enum RankMerge {
         guard figures.contains(where: { $0.machine == .sumPss }) else { return false }
         let seconds = moment - start
         let index = samples.firstIndex { $0.seconds > seconds } ?? samples.count
-        var sample: Sample = index > 0 ? samples[index - 1] : (seconds, MachineReading(), [])
+        var sample = index > 0 ? samples[index - 1] : Sample(seconds: seconds, reading: MachineReading(), ranks: [])
         sample.seconds = seconds
         for pair in figures {
             baseline[pair.machine] = measured.reduce(0) { $0 + ($1.baseline[pair.rank] ?? 0) }

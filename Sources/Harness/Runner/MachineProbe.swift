@@ -7,19 +7,12 @@ import ResultsFormat
 /// `smaps_rollup` every other one, `/proc/meminfo` and the cgroup. Driven by the child runner's loop (every 10 ms
 /// while ranks run), so the Σ of a sample is of readings taken together.
 final class MachineProbe {
-    struct Sample {
-        var seconds: Double
-        var machine: MachineReading
-        /// Each rank's VmRSS, for the chart (nil when its process is gone).
-        var ranks: [Int?]
-    }
-
     static let interval = 0.01
     private let cgroup = CgroupMemory.current()
     private var pids: [pid_t] = []
     private var start = 0.0
     private var lastPss: [Int: (Int?, Int?, Int?)] = [:]
-    private(set) var samples: [Sample] = []
+    private(set) var samples: [MachineSample] = []
     private(set) var baseline: MachineReading?
     /// The sample taken when every rank held its model.
     private var held: MachineReading?
@@ -30,7 +23,7 @@ final class MachineProbe {
         self.pids = pids
         start = MonotonicClock.monotonicSeconds()
         sample()
-        baseline = samples.last?.machine
+        baseline = samples.last?.reading
     }
 
     var started: Bool { baseline != nil }
@@ -72,14 +65,15 @@ final class MachineProbe {
         reading[.memAvailable] = memory.availableBytes
         reading[.cached] = memory.cachedBytes
         reading[.cgroupUsage] = cgroup?.refreshed().usageBytes
-        samples.append(Sample(seconds: MonotonicClock.monotonicSeconds() - start, machine: reading, ranks: perRank))
+        samples.append(
+            MachineSample(seconds: MonotonicClock.monotonicSeconds() - start, reading: reading, ranks: perRank))
         if rollup { held = reading }
     }
 
     /// What was sampled, for the machine judge.
     func series() -> MachineJudge.Series {
         MachineJudge.Series(
-            baseline: baseline ?? MachineReading(), samples: samples.map { ($0.seconds, $0.machine, $0.ranks) },
+            baseline: baseline ?? MachineReading(), samples: samples,
             method:
                 "sampled by the parent every 10 ms from the start barrier: each rank's /proc/<pid>/status every sample and smaps_rollup every other one and when every rank held its model (Σ Pss carried between; mmap's Σ Pss claims use the held moment), /proc/meminfo, the cgroup",
             held: held)

@@ -54,8 +54,7 @@ package enum OutsideMeasurement {
     /// The kernel figures' peaks over the samples and the marked readings; VmHWM read at the last mark.
     static func kernelPeaks(_ samples: [MemorySample], marks: [MemoryReading], baseline: MemoryReading) -> PeakDeltas {
         PeakDeltas(
-            samples.map(\.reading) + marks, hwmReading: marks.last, baseline: baseline,
-            figures: PeakDeltas.kernelFigures)
+            ReadingSeries(baseline: baseline, samples: samples, marks: marks), figures: PeakDeltas.kernelFigures)
     }
 
     /// Growth of the file pages that are not the checkpoint's, from the baseline to the end (nil when smaps was
