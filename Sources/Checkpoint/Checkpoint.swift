@@ -36,7 +36,12 @@ package final class Checkpoint: Sendable {
     /// Every tensor, in shard order and within a shard in data order.
     package let tensors: OrderedDictionary<String, Location>
     /// Oddities that do not stop a load (e.g. an index `total_size` that disagrees with the shards).
-    package let warnings: [String]
+    /// What transformers tolerates in this folder but a checkpoint that is exactly what it claims does not have:
+    /// `inspect` and `load` print each as a warning, `verify` refuses the folder with the first (exit 65).
+    package let inconsistencies: [CheckpointError]
+
+    /// The inconsistencies as warning lines.
+    package var warnings: [String] { inconsistencies.map(\.description) }
 
     /// The formats transformers accepts in `__metadata__.format`.
     package static let acceptedFormats: Set<String> = ["pt", "tf", "flax", "mlx"]
@@ -48,7 +53,7 @@ package final class Checkpoint: Sendable {
             throw FileIOError(path: path, operation: "open", reason: "no such file or directory", isMissing: true)
         }
         self.path = path
-        var warnings: [String] = []
+        var inconsistencies: [CheckpointError] = []
         if isDirectory.boolValue {
             folder = path
             // transformers looks for model.safetensors before the index; so does this reader.
@@ -58,6 +63,9 @@ package final class Checkpoint: Sendable {
                 fileNames = ["model.safetensors"]
                 files = [try SafetensorsFile(path: Checkpoint.join(path, "model.safetensors"))]
                 format = .single
+                if FileManager.default.fileExists(atPath: indexPath) {
+                    inconsistencies.append(Checkpoint.indexBesideSingleFile(indexPath))
+                }
             } else if FileManager.default.fileExists(atPath: indexPath) {
                 (index, fileNames, files) = try Checkpoint.openSharded(folder: path, indexPath: indexPath)
                 format = .sharded
@@ -109,13 +117,15 @@ package final class Checkpoint: Sendable {
             }
             let dataBytes = tensors.values.reduce(0) { $0 + $1.tensor.byteCount }
             if let declared = index.totalSize, declared != dataBytes {
-                warnings.append(
-                    "\(ShardIndex.fileName): metadata.total_size is \(declared) but the shards hold \(dataBytes) tensor bytes"
-                )
+                inconsistencies.append(
+                    CheckpointError(
+                        .totalSizeMismatch, source: ShardIndex.fileName,
+                        "metadata.total_size is \(declared) but the shards hold \(dataBytes) tensor bytes"))
             }
+            inconsistencies += Checkpoint.unlistedShards(folder: folder, named: Set(fileNames))
         }
         self.tensors = tensors
-        self.warnings = warnings
+        self.inconsistencies = inconsistencies
     }
 
     private static func openSharded(folder: String, indexPath: String) throws -> (
@@ -156,6 +166,40 @@ package final class Checkpoint: Sendable {
             files.append(try SafetensorsFile(path: shardPath))
         }
         return (index, names, files)
+    }
+
+    /// `model.safetensors` and an index in one folder: the index is never read by transformers; say whether it
+    /// would even parse.
+    private static func indexBesideSingleFile(_ indexPath: String) -> CheckpointError {
+        let parsed = Result { try ShardIndex.parse(try readSmallFile(indexPath, limit: ShardIndex.maximumFileBytes), path: indexPath) }
+        let state: String
+        switch parsed {
+        case .success(let index): state = "names \(index.shardFileNames.count) shard file(s)"
+        case .failure(let error): state = "does not parse (\(error))"
+        }
+        return CheckpointError(
+            .indexBesideSingleFile, source: indexPath,
+            "model.safetensors is beside it, so transformers loads model.safetensors and never reads this index, which \(state)")
+    }
+
+    /// Files named as transformers names shards (`model-00002-of-00004.safetensors`) that the index does not name.
+    private static func unlistedShards(folder: String, named: Set<String>) -> [CheckpointError] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return entries.sorted().filter { isShardName($0) && !named.contains($0) }.map {
+            CheckpointError(
+                .unlistedShard, source: join(folder, $0),
+                "a shard file by its name that \(ShardIndex.fileName) does not name: no load reads it")
+        }
+    }
+
+    /// `model-<5 digits>-of-<5 digits>.safetensors`, as `save_pretrained` names shards.
+    static func isShardName(_ name: String) -> Bool {
+        let pattern = name.split(separator: "-")
+        guard pattern.count == 4, pattern[0] == "model", pattern[2] == "of", name.hasSuffix(".safetensors") else {
+            return false
+        }
+        let last = pattern[3].dropLast(".safetensors".count)
+        return [pattern[1], last].allSatisfy { $0.count == 5 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
     }
 
     /// `realpath(3)`: the canonical absolute path with links resolved, or nil.

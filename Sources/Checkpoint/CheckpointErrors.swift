@@ -39,10 +39,19 @@ package typealias SafetensorsError = RuleViolation<SafetensorsRule>
 /// - `ShardOutsideFolder`: a shard name is absolute, contains `..`, or resolves (through links) outside the folder;
 /// - `TensorNotInShard`: the index maps a tensor to a shard that does not contain it;
 /// - `TensorNotInIndex`: a shard holds a tensor the index does not map to that shard;
-/// - `UnsupportedFormat`: `__metadata__.format` is not one transformers loads (pt, tf, flax, mlx).
+/// - `UnsupportedFormat`: `__metadata__.format` is not one transformers loads (pt, tf, flax, mlx);
+///
+/// and what transformers tolerates but a checkpoint that is exactly what it claims does not have (`inspect` and
+/// `load` warn, `verify` refuses, exit 65 — ``Checkpoint/inconsistencies``):
+///
+/// - `IndexBesideSingleFile`: `model.safetensors` and an index in one folder (transformers loads the file and
+///   never reads the index, which may not even parse);
+/// - `TotalSizeMismatch`: the index's `metadata.total_size` is not the shards' tensor bytes;
+/// - `UnlistedShard`: a `model-0000i-of-0000N.safetensors` file the index does not name.
 package enum CheckpointRule: FailureRule, CaseIterable {
     case noCheckpoint, invalidIndex, missingShard, shardOutsideFolder, tensorNotInShard, tensorNotInIndex,
         unsupportedFormat
+    case indexBesideSingleFile, totalSizeMismatch, unlistedShard
 
     package var category: FailureCategory { .badData }
     package static var locationKind: String? { "tensor" }

@@ -74,6 +74,7 @@ struct LoadCommand: ParsableCommand {
             }
             let target = try dtype?.castTarget()
             let checkpoint = try Checkpoint(path: path)
+            for warning in checkpoint.warnings { printWarning(warning) }
             // device-map: placed and predicted before anything is loaded.
             let strategy: any LoadStrategy =
                 name == .deviceMap

@@ -26,8 +26,17 @@ struct ScenarioOptions: ParsableArguments {
     )
     var python: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "How long ranks that came wait at the start barrier for the rest before the run is an error naming them (default: the scenario's rendezvous_timeout_s, else 300).",
+            valueName: "seconds"))
+    var rendezvousTimeout: Double?
+
     func validate() throws {
         if let repeatCount, repeatCount < 1 || repeatCount > 100 { throw ValidationError("--repeat must be in 1…100") }
+        if let rendezvousTimeout, !(1...86_400).contains(rendezvousTimeout) {
+            throw ValidationError("--rendezvous-timeout must be a number of seconds in [1, 86400]")
+        }
     }
 
     /// The runner's options for results written to `outputDirectory` by children started from `executable`.
@@ -39,6 +48,7 @@ struct ScenarioOptions: ParsableArguments {
             executable: executable)
         options.subjects = subject?.subjects
         options.python = python
+        options.rendezvousTimeout = rendezvousTimeout
         return options
     }
 }

@@ -15,8 +15,10 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let checkpoint = try Checkpoint(path: path)
+            // verify asks whether the checkpoint is exactly what it claims: what `inspect` and `load` only warn about
+            // is a failure here (README, "Checkpoints: what the reader enforces").
+            if let first = checkpoint.inconsistencies.first { throw first }
             let bytes = try checkpoint.verify()
-            for warning in checkpoint.warnings { printWarning(warning) }
             print(
                 "ok: \(checkpoint.files.count) file(s), \(checkpoint.tensors.count) tensors, \(checkpoint.totalParameters) parameters, "
                     + "\(bytes) tensor bytes read (\(ByteSize.binary(bytes))), largest shard \(checkpoint.largestShardBytes) bytes"

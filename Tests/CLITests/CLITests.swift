@@ -307,21 +307,54 @@ struct CLITests {
         )
     }
 
-    @Test func verifyWarnsAboutWrongTotalSize() throws {
+    /// What transformers tolerates in a folder, `inspect` and `load` warn about and `verify` refuses (65): a
+    /// `total_size` that disagrees with the shards, an index beside `model.safetensors` (here one that does not
+    /// parse), a shard-named file the index does not name. Nothing is written.
+    @Test func verifyRefusesInconsistentFolders() throws {
         let folder = try TemporaryFolder("cli")
         defer { folder.remove() }
-        try writeSafetensors(
-            [(TensorSpec(name: "a", dtype: .f32, shape: [2]), float32Bytes([1, 2]))], metadata: ["format": "pt"],
-            to: folder.file("model-00001-of-00001.safetensors"))
-        try folder.write(
-            ShardIndex.fileName,
-            text: #"{"metadata": {"total_size": 9}, "weight_map": {"a": "model-00001-of-00001.safetensors"}}"#)
-        let result = try Executable.run(["verify", folder.path])
-        #expect(result.status == 0)
-        #expect(
-            result.stderr
-                == "bigmodel-bench: warning: model.safetensors.index.json: metadata.total_size is 9 but the shards hold 8 tensor bytes\n"
-        )
+        func shard(_ name: String, in dir: String) throws {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try writeSafetensors(
+                [(TensorSpec(name: "a", dtype: .f32, shape: [2]), float32Bytes([1, 2]))], metadata: ["format": "pt"],
+                to: dir + "/" + name)
+        }
+        let index = #"{"metadata": {"total_size": 8}, "weight_map": {"a": "model-00001-of-00001.safetensors"}}"#
+        let total = folder.file("total")
+        try shard("model-00001-of-00001.safetensors", in: total)
+        try index.replacingOccurrences(of: "8}", with: "9}").write(
+            toFile: total + "/" + ShardIndex.fileName, atomically: true, encoding: .utf8)
+        let beside = folder.file("beside")
+        try shard("model.safetensors", in: beside)
+        try "{not json".write(toFile: beside + "/" + ShardIndex.fileName, atomically: true, encoding: .utf8)
+        let stray = folder.file("stray")
+        try shard("model-00001-of-00001.safetensors", in: stray)
+        try shard("model-00002-of-00002.safetensors", in: stray)
+        try index.write(toFile: stray + "/" + ShardIndex.fileName, atomically: true, encoding: .utf8)
+        let cases = [
+            (total, "model.safetensors.index.json: TotalSizeMismatch: metadata.total_size is 9 but the shards hold 8 tensor bytes"),
+            (beside, beside + "/model.safetensors.index.json: IndexBesideSingleFile: model.safetensors is beside it, so transformers loads model.safetensors and never reads this index, which does not parse ("),
+            (stray, stray + "/model-00002-of-00002.safetensors: UnlistedShard: a shard file by its name that model.safetensors.index.json does not name: no load reads it"),
+        ]
+        for (path, line) in cases {
+            let before = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
+            let verify = try Executable.run(["verify", path])
+            #expect(verify.status == 65, "\(path): \(verify.stderr)")
+            #expect(verify.stderrLines.count == 1)
+            #expect(verify.stderr.hasPrefix("bigmodel-bench: error: " + line), "\(verify.stderr)")
+            #expect(verify.stdout.isEmpty)
+            let inspect = try Executable.run(["inspect", path])
+            #expect(inspect.status == 0, "\(inspect.stderr)")
+            #expect(inspect.stderr.hasPrefix("bigmodel-bench: warning: " + line), "\(inspect.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: path).sorted() == before)
+        }
+        // The consistent folder passes.
+        let good = folder.file("good")
+        try shard("model-00001-of-00001.safetensors", in: good)
+        try index.write(toFile: good + "/" + ShardIndex.fileName, atomically: true, encoding: .utf8)
+        let ok = try Executable.run(["verify", good])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stderr.isEmpty)
     }
 
     /// Checks a resharded folder against the source fixture's expected.json: every tensor's bytes are the

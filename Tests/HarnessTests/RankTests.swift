@@ -169,6 +169,38 @@ import Testing
         ]) { _, new in new }
     }
 
+    /// Rank 0 of a job of two whose rank 1 never comes: it says whom it waits for after 3 s and every 5 s after, and at the
+    /// rendezvous timeout (20 s here) its result is `error` naming rank 1, its barrier files are gone, exit 3.
+    @Test func aLoneRankTimesOutNamingTheRankThatNeverCame() throws {
+        let folder = try TemporaryFolder("lonerank")
+        defer { folder.remove() }
+        let scenario = try folder.write(
+            "tiny.json", text: tinyScenario(extra: #", "rendezvous_timeout_s": 600"#))
+        let work = folder.file("work")
+        let job = "lone-\(getpid())"
+        let started = Date()
+        let lone = try Executable.run(
+            [
+                "measure-rank", scenario, "--run", "naive", "--out", folder.file("ranks"), "--work-dir", work,
+                "--rendezvous-timeout", "20",
+            ],
+            environment: Self.torchrunVariables(0, of: 2, job: job))
+        let seconds = Date().timeIntervalSince(started)
+        #expect(lone.status == 3, "\(lone.stderr)")
+        #expect(seconds >= 20 && seconds < 60, "\(seconds) s")
+        let waiting = lone.stderrLines.filter { $0.contains("waiting at the start barrier") }
+        #expect(waiting.first == "rank 0: waiting at the start barrier for local rank 1 of 2: 3 s of 20 s")
+        #expect(waiting.count >= 4, "\(lone.stderr)")  // at 3, 8, 13, 18 s
+        let results = try Self.load(folder.file("ranks/tiny-naive-rank0.json"))
+        let run = try #require(results.runs.first)
+        #expect(run.verdict == .error)
+        #expect(
+            run.verdictDetail
+                == "rendezvous: local rank 1 of 2 never reached the start barrier within 20 s (rendezvous_timeout_s)")
+        #expect(results.complete)
+        #expect(!FileManager.default.fileExists(atPath: work + "/ranks/\(job)"), "the barrier files are cleaned")
+    }
+
     @Test func measureRankAndMergeGiveTheVerdictsOfRunRanks() throws {
         let folder = try TemporaryFolder("ranks")
         defer { folder.remove() }

@@ -43,7 +43,8 @@ extension RuleViolation where Rule == ScenarioRule {
 ///   "tolerance": {"relative": 0.03, "absolute": "32MiB"},
 ///   "sample_interval_ms": 1,
 ///   "run_timeout_s": 600,                            // a child running longer is killed (verdict error)
-///   "stall_timeout_s": 60                            // a child silent this long is killed (verdict error)
+///   "stall_timeout_s": 60,                           // a child silent this long is killed (verdict error)
+///   "rendezvous_timeout_s": 300                      // ranks that came wait this long for the rest (error)
 /// }
 /// ```
 /// Paths inside a scenario are relative to the scenario file's folder.
@@ -104,8 +105,8 @@ package struct Scenario: Sendable {
     /// else 1 ms): such a loader has no marks, so its RSS anon/file peaks are only as fine as this period, and
     /// the cost falls on the parent, not on the process measured.
     package var outsideProbeIntervalMilliseconds: Double = 1
-    /// The watchdog's limits for every child (`run_timeout_s`, `stall_timeout_s`).
-    package let limits: ChildRunner.Limits
+    /// The watchdog's limits for every child (`run_timeout_s`, `stall_timeout_s`, `rendezvous_timeout_s`).
+    package var limits: ChildRunner.Limits
     /// The Python interpreter for the transformers subject (`"python"`); nil: `--python`, the environment, python3.
     package var python: String? = nil
     /// The tolerance of claims on loaders outside this tool (`"subject_tolerance"`, default 10% + 128 MiB).
@@ -122,13 +123,21 @@ package struct Scenario: Sendable {
     static let topLevelKeys: Set<String> = [
         "name", "description", "model", "checkpoint", "scale", "runs", "repeat", "cache", "tolerance",
         "sample_interval_ms", "run_timeout_s",
-        "stall_timeout_s", "python", "subject_tolerance", "scaling",
+        "stall_timeout_s", "rendezvous_timeout_s", "python", "subject_tolerance", "scaling",
     ]
 
     /// The tolerance a run's claims are held to: the scenario's for the engine, `subject_tolerance` for others.
     package func tolerance(for run: Run) -> Tolerance { run.subject.isEngine ? tolerance : subjectTolerance }
 
     /// The scenario with every run loaded by `ranks` processes at once (`run --ranks N`).
+    /// The scenario with the start barrier's limit replaced (`--rendezvous-timeout`).
+    package func withRendezvousTimeout(_ seconds: Double?) -> Scenario {
+        guard let seconds else { return self }
+        var copy = self
+        copy.limits.rendezvousSeconds = seconds
+        return copy
+    }
+
     package func withRanks(_ ranks: Int?) -> Scenario {
         guard let ranks else { return self }
         var copy = self

@@ -294,7 +294,9 @@ extension Scenario {
         }
         return ChildRunner.Limits(
             wallSeconds: try seconds("run_timeout_s", default: ChildRunner.Limits.default.wallSeconds),
-            stallSeconds: try seconds("stall_timeout_s", default: ChildRunner.Limits.default.stallSeconds))
+            stallSeconds: try seconds("stall_timeout_s", default: ChildRunner.Limits.default.stallSeconds),
+            rendezvousSeconds: try seconds(
+                "rendezvous_timeout_s", default: ChildRunner.Limits.default.rendezvousSeconds))
     }
 }
 

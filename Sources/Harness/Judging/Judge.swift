@@ -88,6 +88,12 @@ package struct Judge: Sendable {
             )
         case .timedOut(let seconds):
             return (.error, "watchdog: the child ran past its \(Int(seconds)) s limit and was killed")
+        case .rendezvousTimedOut(let seconds, let missing, let total):
+            let names = missing.map(String.init).joined(separator: ", ")
+            return (
+                .error,
+                "rendezvous: local rank\(missing.count == 1 ? "" : "s") \(names) of \(total) never reached the start barrier within \(Int(seconds.rounded())) s (rendezvous_timeout_s)"
+            )
         case .memoryCap(let reached, let cap):
             return (
                 .oom,

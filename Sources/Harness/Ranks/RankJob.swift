@@ -50,20 +50,43 @@ package struct RankJob: Sendable {
         }
     }
 
-    /// All the node's ranks reached `stage`.
-    package func allArrived(_ stage: String) -> Bool {
+    /// The node's local ranks that reached `stage` (this job's files only).
+    func arrived(_ stage: String) -> Set<Int> {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        let fresh = names.filter { name in
-            guard name.hasPrefix(stage + "-"), let index = Int(name.dropFirst(stage.count + 1)),
-                index < rank.localWorldSize
-            else { return false }
-            return (modified(folder + "/" + name) ?? 0) >= notBefore
-        }
-        return fresh.count >= rank.localWorldSize
+        return Set(
+            names.compactMap { name -> Int? in
+                guard name.hasPrefix(stage + "-"), let index = Int(name.dropFirst(stage.count + 1)),
+                    index >= 0, index < rank.localWorldSize, (modified(folder + "/" + name) ?? 0) >= notBefore
+                else { return nil }
+                return index
+            })
     }
 
+    /// All the node's ranks reached `stage`.
+    package func allArrived(_ stage: String) -> Bool { arrived(stage).count >= rank.localWorldSize }
+
     package func gate(_ stage: String) -> ChildRunner.Gate {
-        ChildRunner.Gate(arrive: { arrive(stage) }, isOpen: { allArrived(stage) })
+        ChildRunner.Gate(
+            arrive: { arrive(stage) }, isOpen: { allArrived(stage) },
+            missing: {
+                let came = arrived(stage)
+                return (0..<rank.localWorldSize).filter { !came.contains($0) }
+            })
+    }
+
+    /// The rendezvous failed: this rank's barrier files go, and the job's folder with them when no other rank of
+    /// this job left a file there (a rank that comes later starts a rendezvous of its own).
+    package func abandon() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        for name in names where name.hasSuffix("-\(rank.localRank)") {
+            try? FileManager.default.removeItem(atPath: folder + "/" + name)
+        }
+        guard let lock = try? FileLock.acquire(folder + "/.lock", isCancelled: { false }) else { return }
+        defer { lock.release() }
+        let others = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter {
+            $0.contains("-") && !$0.hasPrefix(".") && (modified(folder + "/" + $0) ?? 0) >= notBefore
+        }
+        if others.isEmpty { try? FileManager.default.removeItem(atPath: folder) }
     }
 
     /// This rank is past every barrier; the last to leave removes the job's folder.

@@ -37,7 +37,8 @@ extension ScenarioRunner {
             preconditionFailure("runRank needs a scenario of one run")
         }
         let job = try RankJob(workDirectory: options.workDirectory, rank: rank, environment: environment)
-        defer { job.leave() }
+        var abandoned = false
+        defer { abandoned ? job.abandon() : job.leave() }
         let loaders = try checkLoaders()
         let (prepared, system, memoryBytes) = try prepare(share: job.sharedScale)
         let store = try ResultsStore(
@@ -57,6 +58,12 @@ extension ScenarioRunner {
                 try store.append([result])
                 onEvent(.runFinished(result))
                 if outcome.stop == .interrupted { return try store.stop(.interrupted) }
+                if case .rendezvousTimedOut = outcome.stop {
+                    // The job is broken: later repeats would wait for the same ranks again.
+                    abandoned = true
+                    let repeats = options.repeatCount ?? scenario.repeatCount
+                    return repeatIndex + 1 < repeats ? try store.stop(.error) : try store.finish()
+                }
             }
             return try store.finish()
         } catch {
@@ -80,7 +87,9 @@ extension ScenarioRunner {
             allReady: job.gate("ready.\(repeatIndex)"), allReplied: job.gate("replied.\(repeatIndex)"),
             allHeld: job.gate("held.\(repeatIndex)"))
         let start = ContinuousClock.now
-        return ChildRunner(limits: scenario.limits).run([launch], gates: gates) { [onEvent] _, event in
+        var runner = ChildRunner(limits: scenario.limits)
+        runner.onRendezvousWait = rendezvousNotice()
+        return runner.run([launch], gates: gates) { [onEvent] _, event in
             if case .phaseBegan(let mark) = event {
                 onEvent(
                     .phase(

@@ -7,13 +7,24 @@ import ResultsFormat
 /// process group, dying with the parent), relays their events, holds them at the start barrier until every one
 /// is at its baseline, watches them (a child silent for ``Limits/stallSeconds`` or running past
 /// ``Limits/wallSeconds`` is killed), ends them on Ctrl-C, reaps them and removes what they leave.
-package struct ChildRunner: Sendable {
+package struct ChildRunner {
     /// The watchdog's limits.
     package struct Limits: Sendable, Equatable {
         /// Wall time a child may run in all.
         package var wallSeconds: Double
         /// Time a child may go without sending any event (it sends a heartbeat every half second).
         package var stallSeconds: Double
+        /// Time the ranks that came may wait at the start barrier for those that did not (`rendezvous_timeout_s`,
+        /// `--rendezvous-timeout`). 300 s: time for a slow node to start its ranks and generate or read the
+        /// checkpoint's headers, and half the run limit, so that a rank that never comes is named as such
+        /// before the watchdog's wall-time limit ends the waiting ones for a reason of its own.
+        package var rendezvousSeconds: Double = 300
+
+        package init(wallSeconds: Double, stallSeconds: Double, rendezvousSeconds: Double = 300) {
+            self.wallSeconds = wallSeconds
+            self.stallSeconds = stallSeconds
+            self.rendezvousSeconds = rendezvousSeconds
+        }
 
         package static let `default` = Limits(wallSeconds: 600, stallSeconds: 60)
     }
@@ -66,15 +77,19 @@ package struct ChildRunner: Sendable {
         }
     }
 
-    /// One barrier: `arrive` (called every loop once this runner's children are there; it must be idempotent)
-    /// and `isOpen`.
+    /// One barrier: `arrive` (called every loop once this runner's children are there; it must be idempotent),
+    /// `isOpen`, and which ranks it still waits for.
     package struct Gate {
         package let arrive: () -> Void
         package let isOpen: () -> Bool
+        package let missing: () -> [Int]
 
-        package init(arrive: @escaping () -> Void, isOpen: @escaping () -> Bool) {
+        package init(
+            arrive: @escaping () -> Void, isOpen: @escaping () -> Bool, missing: @escaping () -> [Int] = { [] }
+        ) {
             self.arrive = arrive
             self.isOpen = isOpen
+            self.missing = missing
         }
     }
 
@@ -88,6 +103,8 @@ package struct ChildRunner: Sendable {
         case timedOut(seconds: Double)
         /// Measured from outside, its sampled RssAnon passed the run's memory cap.
         case memoryCap(reachedBytes: Int, capBytes: Int)
+        /// The ranks that came waited this long at the start barrier for `missing` (local ranks), which never came.
+        case rendezvousTimedOut(seconds: Double, missing: [Int], of: Int)
     }
 
     /// What one child said and how it ended.
@@ -115,6 +132,9 @@ package struct ChildRunner: Sendable {
     }
 
     package let limits: Limits
+    /// Told every 5 s while ready ranks wait at the start barrier: which local ranks are missing, of how many, and
+    /// for how long.
+    package var onRendezvousWait: (_ missing: [Int], _ of: Int, _ seconds: Double) -> Void = { _, _, _ in }
 
     package init(limits: Limits = .default) {
         self.limits = limits
@@ -134,6 +154,7 @@ package struct ChildRunner: Sendable {
         var heldRead = false
         var exitSent = false
         var lastSample = 0.0
+        var rendezvous = Rendezvous(limit: limits.rendezvousSeconds)
         while sessions.contains(where: { !$0.isFinished }) {
             let open = sessions.filter { !$0.isFinished }.map(\.eventsDescriptor)
             let readable = Descriptor.waitReadable(open, seconds: machine == nil ? 0.05 : MachineProbe.interval)
@@ -144,6 +165,9 @@ package struct ChildRunner: Sendable {
                 startSent = true
                 machine?.begin(pids: sessions.compactMap(\.outcome.pid))
                 for session in sessions where !session.isFinished { session.send(.start) }
+            }
+            if !startSent, let stop = rendezvous.check(sessions, gate: gates.allReady, onWaiting: onRendezvousWait) {
+                for session in sessions where !session.isFinished { session.end(stop) }
             }
             if !heldRead, sessions.contains(where: \.launch.holdsUntilAllLoaded),
                 sessions.allSatisfy({ $0.isFinished || $0.hasReplied }),
@@ -172,6 +196,41 @@ package struct ChildRunner: Sendable {
             }
         }
         return sessions.map(\.outcome)
+    }
+}
+
+/// The start barrier's clock: from the moment a rank is ready (one of this runner's, or this runner's all, with a
+/// gate of other processes' ranks) it counts how long the ready ones wait for the rest, says so every 5 s, and
+/// ends the wait at the limit naming who never came.
+struct Rendezvous {
+    let limit: Double
+    private var since: Double?
+    private var lastSaid: Double?
+
+    init(limit: Double) { self.limit = limit }
+
+    mutating func check(
+        _ sessions: [ChildSession], gate: ChildRunner.Gate?, onWaiting: ([Int], Int, Double) -> Void
+    ) -> ChildRunner.Stop? {
+        let ready = sessions.filter { $0.isReady && !$0.isFinished }
+        let notReady = sessions.indices.filter { !sessions[$0].isReady && !sessions[$0].isFinished }
+        let missing = notReady.isEmpty ? gate?.missing() ?? [] : notReady
+        guard !ready.isEmpty, !missing.isEmpty else {
+            since = nil
+            lastSaid = nil
+            return nil
+        }
+        let now = MonotonicClock.monotonicSeconds()
+        let start = since ?? now
+        since = start
+        let total = notReady.isEmpty ? max(sessions.count, (gate?.missing().count ?? 0) + ready.count) : sessions.count
+        if now - start >= limit { return .rendezvousTimedOut(seconds: now - start, missing: missing, of: total) }
+        // The first line after 3 s (a rank a moment behind is not news), then every 5 s.
+        if lastSaid.map({ now - $0 >= 5 }) ?? (now - start >= 3) {
+            lastSaid = now
+            onWaiting(missing, total, now - start)
+        }
+        return nil
     }
 }
 

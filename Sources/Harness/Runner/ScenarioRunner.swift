@@ -30,6 +30,8 @@ package final class ScenarioRunner {
         package var python: String? = nil
         /// `--ranks`: every run loaded by this many processes at once.
         package var ranks: Int? = nil
+        /// `--rendezvous-timeout`: how long ranks that came wait at the start barrier for the rest.
+        package var rendezvousTimeout: Double? = nil
 
         package init(
             scale: Scenario.ScaleRequest? = nil, only: Set<String>? = nil, repeatCount: Int? = nil,
@@ -67,8 +69,22 @@ package final class ScenarioRunner {
     /// The scenario's runs, each measured by every loader `--subject` names.
     package init(scenario: Scenario, options: Options, onEvent: @escaping (Event) -> Void = { _ in }) {
         self.scenario = scenario.withSubjects(options.subjects).withRanks(options.ranks)
+            .withRendezvousTimeout(options.rendezvousTimeout)
         self.options = options
         self.onEvent = onEvent
+    }
+
+    /// The progress line while ranks wait at the start barrier (every 5 s; `measure-rank` prefixes its rank).
+    func rendezvousNotice() -> ([Int], Int, Double) -> Void {
+        let onEvent = self.onEvent
+        let limit = Int(scenario.limits.rendezvousSeconds)
+        return { missing, total, seconds in
+            let names = missing.map(String.init).joined(separator: ", ")
+            onEvent(
+                .note(
+                    "waiting at the start barrier for local rank\(missing.count == 1 ? "" : "s") \(names) of \(total): \(Int(seconds)) s of \(limit) s"
+                ))
+        }
     }
 
     package var resultsPath: String { options.outputDirectory + "/\(scenario.name).json" }
@@ -172,7 +188,8 @@ package final class ScenarioRunner {
     private func measure(_ prepared: PreparedScenario, store: ResultsStore, ledgerCap: Int, loaders: LoaderEnvironment)
         throws -> ScenarioResults
     {
-        let children = ChildRunner(limits: scenario.limits)
+        var children = ChildRunner(limits: scenario.limits)
+        children.onRendezvousWait = rendezvousNotice()
         let judge = Judge(tolerance: scenario.tolerance, subjectTolerance: scenario.subjectTolerance)
         try prepareCache(prepared.shardPaths)
         if SignalTrap.interrupted { return try store.stop(.interrupted) }
