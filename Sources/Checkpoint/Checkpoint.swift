@@ -171,7 +171,9 @@ package final class Checkpoint: Sendable {
     /// `model.safetensors` and an index in one folder: the index is never read by transformers; say whether it
     /// would even parse.
     private static func indexBesideSingleFile(_ indexPath: String) -> CheckpointError {
-        let parsed = Result { try ShardIndex.parse(try readSmallFile(indexPath, limit: ShardIndex.maximumFileBytes), path: indexPath) }
+        let parsed = Result {
+            try ShardIndex.parse(try readSmallFile(indexPath, limit: ShardIndex.maximumFileBytes), path: indexPath)
+        }
         let state: String
         switch parsed {
         case .success(let index): state = "names \(index.shardFileNames.count) shard file(s)"
@@ -179,7 +181,8 @@ package final class Checkpoint: Sendable {
         }
         return CheckpointError(
             .indexBesideSingleFile, source: indexPath,
-            "model.safetensors is beside it, so transformers loads model.safetensors and never reads this index, which \(state)")
+            "model.safetensors is beside it, so transformers loads model.safetensors and never reads this index, which \(state)"
+        )
     }
 
     /// Files named as transformers names shards (`model-00002-of-00004.safetensors`) that the index does not name.

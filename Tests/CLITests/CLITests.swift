@@ -332,9 +332,20 @@ struct CLITests {
         try shard("model-00002-of-00002.safetensors", in: stray)
         try index.write(toFile: stray + "/" + ShardIndex.fileName, atomically: true, encoding: .utf8)
         let cases = [
-            (total, "model.safetensors.index.json: TotalSizeMismatch: metadata.total_size is 9 but the shards hold 8 tensor bytes"),
-            (beside, beside + "/model.safetensors.index.json: IndexBesideSingleFile: model.safetensors is beside it, so transformers loads model.safetensors and never reads this index, which does not parse ("),
-            (stray, stray + "/model-00002-of-00002.safetensors: UnlistedShard: a shard file by its name that model.safetensors.index.json does not name: no load reads it"),
+            (
+                total,
+                "model.safetensors.index.json: TotalSizeMismatch: metadata.total_size is 9 but the shards hold 8 tensor bytes"
+            ),
+            (
+                beside,
+                beside
+                    + "/model.safetensors.index.json: IndexBesideSingleFile: model.safetensors is beside it, so transformers loads model.safetensors and never reads this index, which does not parse ("
+            ),
+            (
+                stray,
+                stray
+                    + "/model-00002-of-00002.safetensors: UnlistedShard: a shard file by its name that model.safetensors.index.json does not name: no load reads it"
+            ),
         ]
         for (path, line) in cases {
             let before = try FileManager.default.contentsOfDirectory(atPath: path).sorted()

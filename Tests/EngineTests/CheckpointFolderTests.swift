@@ -239,9 +239,10 @@ struct CheckpointFolderTests {
             folder, [("a", "model-00001-of-00002.safetensors"), ("b", "model-00002-of-00002.safetensors")],
             totalSize: 999)
         let checkpoint = try Checkpoint(path: folder.path)
+        #expect(checkpoint.inconsistencies.map(\.rule) == [.totalSizeMismatch])
         #expect(
             checkpoint.warnings == [
-                "model.safetensors.index.json: metadata.total_size is 999 but the shards hold 16 tensor bytes"
+                "model.safetensors.index.json: TotalSizeMismatch: metadata.total_size is 999 but the shards hold 16 tensor bytes"
             ])
         #expect(checkpoint.totalSize == 16)
         #expect(checkpoint.largestShardBytes == 8)

@@ -1,9 +1,8 @@
+import Checkpoint
 import Foundation
+import StrictJSON
+import TensorEngine
 import Testing
-
-@testable import Checkpoint
-@testable import StrictJSON
-@testable import TensorEngine
 
 /// Shared helpers for the safetensors / checkpoint tests: temporary folders, hand-built safetensors bytes,
 /// fixture expectations, and running the built executable.

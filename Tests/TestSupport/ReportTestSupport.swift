@@ -1,10 +1,9 @@
 import Foundation
+import Harness
+import Reports
+import ResultsFormat
+import StrictJSON
 import Testing
-
-@testable import Harness
-@testable import Reports
-@testable import ResultsFormat
-@testable import StrictJSON
 
 #if canImport(FoundationXML)
 import FoundationXML

@@ -1,9 +1,8 @@
+import Checkpoint
 import Foundation
 import OrderedCollections
+import TensorEngine
 import Testing
-
-@testable import Checkpoint
-@testable import TensorEngine
 
 /// A tiny Llama-shaped model (about 5.5M parameters, 11 MB in bfloat16): runs take well under a second each.
 package let tinyModelConfig = #"""
