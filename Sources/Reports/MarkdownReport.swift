@@ -289,6 +289,8 @@ package enum MarkdownReport {
                 "floor",
                 "\(Format.sizeBoth(f.bytes)) read in \(Format.seconds(f.seconds)) s = \(ByteSize.fixed(f.gigabytesPerSecond, digits: 2)) GB/s (decimal); \(f.method)",
             ])
+        } else if let failure = r.floorFailure {
+            rows.append(["floor", "not measured: \(failure); the runs have no × floor"])
         } else {
             rows.append(["floor", "not measured"])
         }

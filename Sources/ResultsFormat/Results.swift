@@ -23,6 +23,8 @@ package struct ScenarioResults: Codable, Sendable, Equatable {
     package var scale: ScaleInfo
     package var checkpoint: CheckpointInfo
     package var floor: FloorInfo?
+    /// Why the floor could not be measured, when it could not (its child stopped, timed out, was killed, failed).
+    package var floorFailure: String? = nil
     /// Each run's predicted peak at full size (scale 1), with the formula that gives it.
     package var fullSizePredictions: [Prediction]
     package var runs: [RunResult]

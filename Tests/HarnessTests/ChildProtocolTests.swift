@@ -155,12 +155,17 @@ import Glibc
 
     /// The pid of a child of `parent` measuring a load (not the floor), waiting up to `seconds`.
     static func loadChild(of parent: pid_t, seconds: Double = 120) -> pid_t? {
+        child(of: parent, marked: "-naive-", seconds: seconds)
+    }
+
+    /// The pid of a child of `parent` whose request file names `marker` (`-naive-`, `-floor.`).
+    static func child(of parent: pid_t, marked marker: String, seconds: Double = 120) -> pid_t? {
         let deadline = MonotonicClock.monotonicSeconds() + seconds
         while MonotonicClock.monotonicSeconds() < deadline {
             for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
                 guard let pid = pid_t(entry), parentPid(of: pid) == parent,
                     let environment = try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8),
-                    environment.contains("-naive-")
+                    environment.contains(marker)
                 else { continue }
                 return pid
             }
@@ -232,6 +237,38 @@ import Glibc
         #expect(failed.exit.signalName == "SIGKILL")
         #expect(Self.isGone(child))
         #expect(process.terminationStatus == 130)
+    }
+
+    /// The floor's child stopped (SIGSTOP) while it reads a cold checkpoint: the watchdog kills it, the results
+    /// say why there is no floor, the report says so where the floor is described, and no run has a × floor.
+    @Test func stoppedFloorChildIsRecorded() throws {
+        let folder = try TemporaryFolder("floorstop")
+        defer { folder.remove() }
+        let scenario = try folder.write(
+            "tiny.json",
+            text: Self.slowScenario.replacingOccurrences(of: #""repeat": 30"#, with: #""repeat": 1, "cache": "cold""#))
+        let process = try Executable.start([
+            "run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"),
+        ])
+        defer { kill(process.processIdentifier, SIGKILL) }
+        let child = try #require(Self.child(of: process.processIdentifier, marked: "-floor."))
+        kill(child, SIGSTOP)
+        process.waitUntilExit()
+        let results = try ResultsFile.load(path: folder.file("out/tiny.json"))
+        #expect(results.floor == nil)
+        #expect(
+            results.floorFailure
+                == "watchdog: the child sent nothing for 1 s (it was stopped (SIGSTOP?)) and was killed")
+        #expect(results.runs.count == 1 && results.runs.allSatisfy { $0.floorMultiple == nil && $0.verdict == .pass })
+        #expect(Self.isGone(child))
+        #expect(process.terminationStatus == 0)
+        let report = try String(contentsOfFile: folder.file("out/tiny.md"), encoding: .utf8)
+        let floorRow = markdownTableRows(report).first { $0.first == "floor" }
+        #expect(
+            floorRow == [
+                "floor",
+                "not measured: watchdog: the child sent nothing for 1 s (it was stopped (SIGSTOP?)) and was killed; the runs have no × floor",
+            ])
     }
 
     @Test func crashedChildIsAnError() throws {

@@ -147,6 +147,33 @@ import Testing
         #expect(throws: MergeError("r0.json: low-memory #1 rank 0 is also in r0.json", category: .badData)) {
             try RankMerge.merge([inputs[0], inputs[0]])
         }
+        // Rank files of another scenario, scale or checkpoint in the folder: refused, naming both files.
+        let (other, base) = (inputs[1], inputs[0].results)
+        let identity =
+            "scenario 'smoke' at scale \(base.scale.chosen), checkpoint of \(base.checkpoint.totalSizeBytes) bytes, \(base.checkpoint.files) file(s), largest shard \(base.checkpoint.largestShardBytes), \(base.checkpoint.dtype ?? "stored dtype"), \(base.checkpoint.seed.map { "seed \($0)" } ?? "no seed")"
+        var renamed = other
+        renamed.results.scenario.name = "tiny"
+        var rescaled = other
+        rescaled.results.scale.chosen = 0.5
+        var reseeded = other
+        reseeded.results.checkpoint.seed = 7
+        for (mixed, changed) in [
+            (renamed, identity.replacingOccurrences(of: "'smoke'", with: "'tiny'")),
+            (rescaled, identity.replacingOccurrences(of: "at scale \(base.scale.chosen)", with: "at scale 0.5")),
+            (
+                reseeded,
+                identity.replacingOccurrences(
+                    of: base.checkpoint.seed.map { "seed \($0)" } ?? "no seed", with: "seed 7")
+            ),
+        ] {
+            #expect(
+                throws: MergeError(
+                    "r1.json: \(changed), but r0.json: \(identity): the ranks of one job load one checkpoint of one scenario",
+                    category: .badData)
+            ) {
+                try RankMerge.merge([inputs[0], mixed])
+            }
+        }
         var plain = inputs[0]
         plain.results.runs[0].rank = nil
         #expect(

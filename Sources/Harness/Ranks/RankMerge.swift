@@ -82,12 +82,9 @@ package enum RankMerge {
     ) throws {
         var seen: [String: String] = [:]
         for (path, results) in inputs {
-            if results.scenario.name != first.results.scenario.name
-                || results.scale.chosen != first.results.scale.chosen
-                || results.checkpoint.totalSizeBytes != first.results.checkpoint.totalSizeBytes
-            {
+            if JobIdentity(results) != JobIdentity(first.results) {
                 throw MergeError(
-                    "\(path): scenario '\(results.scenario.name)' at scale \(results.scale.chosen) (\(results.checkpoint.totalSizeBytes) checkpoint bytes), but \(first.path) has '\(first.results.scenario.name)' at scale \(first.results.scale.chosen) (\(first.results.checkpoint.totalSizeBytes)): ranks of one job load one checkpoint",
+                    "\(path): \(JobIdentity(results)), but \(first.path): \(JobIdentity(first.results)): the ranks of one job load one checkpoint of one scenario",
                     category: .badData)
             }
             for (index, run) in results.runs.enumerated() {
@@ -100,6 +97,28 @@ package enum RankMerge {
                 if let other = seen[key] { throw MergeError("\(path): \(key) is also in \(other)", category: .badData) }
                 seen[key] = path
             }
+        }
+    }
+
+    /// What the ranks of one job share: the scenario, the scale and the checkpoint (its bytes, files, largest
+    /// shard, dtype and seed — not its path, which differs between nodes with their own work folders).
+    struct JobIdentity: Equatable, CustomStringConvertible {
+        let scenario: String
+        let scale: Double
+        let checkpoint: [String]
+
+        init(_ results: ScenarioResults) {
+            scenario = results.scenario.name
+            scale = results.scale.chosen
+            let c = results.checkpoint
+            checkpoint = [
+                "\(c.totalSizeBytes) bytes", "\(c.files) file(s)", "largest shard \(c.largestShardBytes)",
+                c.dtype ?? "stored dtype", c.seed.map { "seed \($0)" } ?? "no seed",
+            ]
+        }
+
+        var description: String {
+            "scenario '\(scenario)' at scale \(scale), checkpoint of \(checkpoint.joined(separator: ", "))"
         }
     }
 

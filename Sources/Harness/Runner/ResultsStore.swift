@@ -17,6 +17,11 @@ package final class ResultsStore {
         try write()
     }
 
+    package func setFloorFailure(_ reason: String) throws {
+        results.floorFailure = reason
+        try write()
+    }
+
     package func setFloor(_ floor: FloorInfo?) throws {
         results.floor = floor
         try write()

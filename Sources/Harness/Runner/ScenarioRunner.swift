@@ -201,6 +201,11 @@ package final class ScenarioRunner {
                 .note(
                     "floor: \(ByteSize.decimal(info.bytes)) read in \(ByteSize.fixed(info.seconds, digits: 2)) s (\(ByteSize.fixed(info.gigabytesPerSecond, digits: 2)) GB/s, \(info.method))"
                 ))
+        } else {
+            // The runs go on without a floor; the results say why there is none.
+            let reason = Judge.errorReason(floor)?.1 ?? "the floor child sent no floor"
+            try store.setFloorFailure(reason)
+            onEvent(.note("floor: not measured: \(reason)"))
         }
         let planned = plannedRuns
         for (index, (run, repeatIndex)) in planned.enumerated() {
