@@ -228,6 +228,60 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: work + "/ranks/\(job)"), "the barrier files are cleaned")
     }
 
+    /// Two nodes of two ranks each on one machine: each node's ranks run under a hostname of their own (a UTS
+    /// namespace) with the node's own work folder; `merge` gives one results file per node and one for the job,
+    /// a machine run per node, every verdict as `run --ranks 2` gives on one node.
+    @Test(.enabled(if: UTSNamespace.available, "needs root and unshare --uts to give ranks hostnames of their own"))
+    func twoNodesOfTwoRanksMerge() throws {
+        let folder = try TemporaryFolder("nodes")
+        defer { folder.remove() }
+        let scenario = try folder.write("tiny.json", text: tinyScenario(runs: #"[{"strategy": "low-memory"}]"#))
+        let single = try Executable.run([
+            "run", scenario, "--ranks", "2", "--out", folder.file("single"), "--work-dir", folder.file("work-single"),
+        ])
+        #expect(single.status == 0, "\(single.stderr)")
+        let job = "nodes-\(getpid())"
+        let nodes = (0..<4).map { $0 < 2 ? "node-a" : "node-b" }
+        let ranks = try Executable.runTogether(
+            (0..<4).map { rank in
+                (
+                    [
+                        "measure-rank", scenario, "--run", "low-memory", "--out", folder.file("ranks"), "--work-dir",
+                        folder.file("work-\(nodes[rank])"),
+                    ],
+                    RankInfo(rank: rank, localRank: rank % 2, worldSize: 4, localWorldSize: 2, groupRank: rank / 2)
+                        .environment.merging(["BIGMODEL_BENCH_JOB": job]) { _, new in new }
+                )
+            },
+            launchers: nodes.map { UTSNamespace.launcher(hostname: $0) })
+        #expect(ranks.map(\.status) == [0, 0, 0, 0], "\(ranks.map(\.stderr))")
+        let merged = try Executable.run(["merge", folder.file("ranks"), "--out", folder.file("merged")])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: folder.file("merged")).filter { $0.hasSuffix(".json") }
+                .sorted() == ["tiny-node-node-a.json", "tiny-node-node-b.json", "tiny.json"])
+        let results = try Self.load(folder.file("merged/tiny.json"))
+        #expect(
+            results.runs.map { "\($0.rank ?? -1)@\($0.node ?? "")" } == [
+                "0@node-a", "1@node-a", "2@node-b", "3@node-b",
+            ])
+        let machines = try #require(results.machineRuns)
+        #expect(machines.map(\.node) == ["node-a", "node-b"] && machines.map(\.ranks) == [2, 2])
+        let expected = try Self.load(folder.file("single/tiny.json"))
+        #expect(Set(results.runs.map(\.verdict)) == Set(expected.runs.map(\.verdict)))
+        #expect(
+            machines.map(\.verdict) == (expected.machineRuns ?? []).map(\.verdict)
+                + (expected.machineRuns ?? []).map(\.verdict))
+        for node in ["node-a", "node-b"] {
+            let own = try Self.load(folder.file("merged/tiny-node-\(node).json"))
+            #expect(own.runs.allSatisfy { $0.node == node } && own.runs.count == 2)
+            #expect(own.machineRuns?.map(\.node) == [node])
+        }
+        for node in ["node-a", "node-b"] {
+            #expect(!FileManager.default.fileExists(atPath: folder.file("work-\(node)/ranks/\(job)")))
+        }
+    }
+
     @Test func measureRankAndMergeGiveTheVerdictsOfRunRanks() throws {
         let folder = try TemporaryFolder("ranks")
         defer { folder.remove() }
@@ -406,5 +460,17 @@ import Testing
         #expect(
             results.runs.map { "\($0.rank ?? -1)/\($0.worldSize ?? -1) \($0.verdict)" } == ["0/2 pass", "1/2 pass"])
         #expect(results.machineRuns?.map(\.verdict) == [.pass])
+    }
+}
+
+/// Processes with a hostname of their own (`unshare --uts`, which needs root): ranks of distinct nodes on one machine.
+enum UTSNamespace {
+    static let available: Bool = {
+        getuid() == 0 && runTool("/usr/bin/unshare", ["--uts", "/bin/sh", "-c", "hostname probe-node"])?.status == 0
+    }()
+
+    /// A launcher that runs the command after it under `hostname`.
+    static func launcher(hostname: String) -> [String] {
+        ["/usr/bin/unshare", "--uts", "/bin/sh", "-c", "hostname \"$0\" && exec \"$@\"", hostname]
     }
 }

@@ -202,9 +202,11 @@ package enum Executable {
 
     /// Starts one process of the tool per invocation (`environment` added to this process's), the next
     /// `stagger` seconds after the previous, and waits for all: the ranks of one job, as a launcher starts them.
+    /// `launchers[i]`, when given, runs invocation `i` through a command (`unshare --uts sh -c …`): the tool and
+    /// its arguments are appended to it.
     package static func runTogether(
         _ invocations: [(arguments: [String], environment: [String: String])], stagger: Double = 0,
-        in directory: String? = nil
+        in directory: String? = nil, launchers: [[String]]? = nil
     ) throws -> [ProcessResult] {
         let tool = try #require(path, "bigmodel-bench was not found beside the test binary")
         let scratch = try TemporaryFolder("cli-io")
@@ -219,8 +221,10 @@ package enum Executable {
             let out = try #require(FileHandle(forWritingAtPath: outPath))
             let err = try #require(FileHandle(forWritingAtPath: errPath))
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: tool)
-            process.arguments = invocation.arguments
+            let launcher = launchers?[index] ?? []
+            process.executableURL = URL(fileURLWithPath: launcher.first ?? tool)
+            process.arguments =
+                launcher.isEmpty ? invocation.arguments : launcher.dropFirst() + [tool] + invocation.arguments
             if !invocation.environment.isEmpty {
                 process.environment = ProcessInfo.processInfo.environment.merging(invocation.environment) { _, new in
                     new
