@@ -282,6 +282,34 @@ import Testing
         }
     }
 
+    /// Rank files of two scenarios in one folder: `merge` exits 65 with one line naming both, and writes nothing.
+    @Test func mergeRefusesRankFilesOfAnotherScenario() throws {
+        let folder = try TemporaryFolder("mixedranks")
+        defer { folder.remove() }
+        let ranks = folder.file("ranks")
+        for name in ["tiny", "other"] {
+            let scenario = try folder.write("\(name).json", text: tinyScenario(name: name))
+            let rank = try Executable.run(
+                ["measure-rank", scenario, "--run", "naive", "--out", ranks, "--work-dir", folder.file("work")],
+                environment: Self.torchrunVariables(0, of: 1, job: "mixed-\(getpid())-\(name)"))
+            #expect(rank.status == 0, "\(rank.stderr)")
+        }
+        let merged = try Executable.run(["merge", ranks, "--out", folder.file("merged")])
+        #expect(merged.status == 65)
+        #expect(merged.stderrLines.count == 1, "\(merged.stderr)")
+        let line = String(merged.stderrLines.first ?? "")
+        #expect(
+            line.hasPrefix(
+                "bigmodel-bench: error: \(ranks)/tiny-naive-rank0.json: scenario 'tiny' at scale 1.0, checkpoint of "))
+        #expect(line.contains(", but \(ranks)/other-naive-rank0.json: scenario 'other' at scale 1.0, checkpoint of "))
+        #expect(line.hasSuffix(": the ranks of one job load one checkpoint of one scenario"), "\(line)")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("merged")))
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: ranks).sorted() == [
+                "other-naive-rank0.json", "tiny-naive-rank0.json",
+            ])
+    }
+
     @Test func measureRankAndMergeGiveTheVerdictsOfRunRanks() throws {
         let folder = try TemporaryFolder("ranks")
         defer { folder.remove() }
