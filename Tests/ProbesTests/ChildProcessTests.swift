@@ -1,13 +1,9 @@
-import CJemalloc
 import Foundation
-import Synchronization
 import TestSupport
 import Testing
 
-@testable import Harness
 @testable import OSLayer
 @testable import Probes
-@testable import ResultsFormat
 
 #if canImport(Glibc)
 import Glibc

@@ -1,10 +1,8 @@
 import CJemalloc
 import Foundation
-import Synchronization
 import TestSupport
 import Testing
 
-@testable import Harness
 @testable import OSLayer
 @testable import Probes
 @testable import ResultsFormat
