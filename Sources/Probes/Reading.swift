@@ -71,14 +71,32 @@ package struct Reading<Figure: ReadingFigure>: Sendable, Equatable {
     /// for a figure that falls with use the baseline less the lowest. Absent where the baseline or every reading
     /// lacks the figure. The one rule every peak of a run, a loader measured from outside and a machine follows.
     package static func peakDeltas(_ readings: some Sequence<Reading>, over baseline: Reading) -> Reading {
-        var highest = Reading()
-        var lowest = Reading()
-        for reading in readings {
-            highest = highest.maximum(reading)
-            for figure in Figure.allCases where figure.fallsWithUse {
-                if let value = reading[figure] { lowest[figure] = min(lowest[figure] ?? value, value) }
+        peakDeltas(Extremes(readings), over: baseline)
+    }
+
+    /// Each figure's highest and, for a figure that falls with use, lowest reading, gathered without a copy of
+    /// the readings (a sampler keeps up to a million).
+    package struct Extremes: Sendable {
+        package private(set) var highest = Reading()
+        package private(set) var lowest = Reading()
+
+        package init() {}
+
+        package init(_ readings: some Sequence<Reading>) { add(readings) }
+
+        package mutating func add(_ readings: some Sequence<Reading>) {
+            for reading in readings {
+                highest = highest.maximum(reading)
+                for figure in Figure.allCases where figure.fallsWithUse {
+                    if let value = reading[figure] { lowest[figure] = min(lowest[figure] ?? value, value) }
+                }
             }
         }
+    }
+
+    /// The peaks of `extremes` over `baseline` (see ``peakDeltas(_:over:)``).
+    package static func peakDeltas(_ extremes: Extremes, over baseline: Reading) -> Reading {
+        let (highest, lowest) = (extremes.highest, extremes.lowest)
         var peaks = highest.delta(over: baseline)
         for figure in Figure.allCases where figure.fallsWithUse {
             peaks[figure] = lowest[figure].flatMap { low in baseline[figure].map { $0 - low } }

@@ -29,13 +29,21 @@ package struct ReadingSeries<Figure: ReadingFigure, Extra: Sendable>: Sendable {
 
     /// Every figure's peak over the samples and the marks as a cost over the baseline
     /// (``Reading/peakDeltas(_:over:)``).
-    package var peakDeltas: Reading<Figure> {
-        Reading.peakDeltas(samples.map(\.reading) + marks, over: baseline)
+    package var peakDeltas: Reading<Figure> { Reading.peakDeltas(extremes, over: baseline) }
+
+    /// Each figure's extremes over the samples and the marks.
+    package var extremes: Reading<Figure>.Extremes {
+        var extremes = Reading<Figure>.Extremes(samples.lazy.map(\.reading))
+        extremes.add(marks)
+        return extremes
     }
 }
 
+/// A process's series: each sample carries the caller's phase.
+package typealias MemorySeries = ReadingSeries<MemoryFigure, Int>
+
 /// A process's sample: the reading and the caller's phase.
-package typealias MemorySample = ReadingSeries<MemoryFigure, Int>.Sample
+package typealias MemorySample = MemorySeries.Sample
 
 extension ReadingSeries.Sample where Extra == Int {
     package init(seconds: Double, reading: Reading<Figure>, phase: Int) {

@@ -233,11 +233,11 @@ package struct PeakDeltas: Codable, Sendable, Equatable {
     /// series (``ReadingSeries/peakDeltas``), and VmHWM — the kernel's own high-water mark — read at the last mark
     /// (else the highest read) less the baseline's VmRSS.
     package init(_ series: ReadingSeries<MemoryFigure, Int>, figures: [MemoryFigure]) {
-        let deltas = series.peakDeltas
+        let extremes = series.extremes
+        let deltas = MemoryReading.peakDeltas(extremes, over: series.baseline)
         self.init()
         for figure in figures { self[figure] = deltas[figure] }
-        let highestHWM = (series.samples.map(\.reading) + series.marks).compactMap { $0[.vmhwm] }.max()
-        if let hwm = series.marks.last?[.vmhwm] ?? highestHWM, let rss = series.baseline[.rss] {
+        if let hwm = series.marks.last?[.vmhwm] ?? extremes.highest[.vmhwm], let rss = series.baseline[.rss] {
             self[.vmhwm] = hwm - rss
         }
     }

@@ -166,7 +166,8 @@ package struct MeasuredLoad {
     static func peaks(sampled: RSSSamplerResult, end: MemoryReading, baseline: MemoryReading, ledger: MemoryLedger)
         -> PeakDeltas
     {
-        let series = ReadingSeries(baseline: baseline, samples: sampled.samples, marks: [sampled.peaks, end])
+        // The sampler's peaks already cover every sample it took (stored or not).
+        let series = MemorySeries(baseline: baseline, samples: [], marks: [sampled.peaks, end])
         var peaks = PeakDeltas(series, figures: PeakDeltas.engineFigures)
         peaks[.ledgerLive] = ledger.peakBytes - (baseline[.ledgerLive] ?? 0)
         peaks[.ledgerSizeClass] = ledger.allocatorFigures.peakBytes
