@@ -324,6 +324,31 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: workLock))
     }
 
+    /// A `run` killed with SIGKILL leaves its lock files behind (no handler runs), but not its locks: the next run
+    /// of the scenario on the same folders takes them and finishes (0), and then removes the files.
+    @Test func locksLeftBySIGKILLDoNotBlockTheNextRun() throws {
+        let folder = try TemporaryFolder("killedlock")
+        defer { folder.remove() }
+        let scenario = try folder.write("tiny.json", text: tinyScenario(extra: #", "repeat": 40"#))
+        let arguments = ["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")]
+        let first = try Executable.start(arguments)
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: folder.file("out/tiny.json")) {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let locks = [folder.file("out/.tiny.lock"), folder.file("work/runs/.tiny.lock")]
+        #expect(locks.allSatisfy { FileManager.default.fileExists(atPath: $0) })
+        // The same scenario (its name is the lock's), once, on the same --out and --work-dir.
+        let again = try folder.write("again.json", text: tinyScenario())
+        let next = try Executable.run(["run", again] + Array(arguments.dropFirst(2)))
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(try ResultsFile.load(path: folder.file("out/tiny.json")).complete)
+        #expect(!locks.contains { FileManager.default.fileExists(atPath: $0) })
+    }
+
     /// Ctrl-C while `run` generates its checkpoint: 130, and neither a partial checkpoint nor a lock is left.
     @Test(arguments: [SIGINT, SIGTERM])
     func signalsWhileRunGeneratesLeaveNothing(_ signal: Int32) throws {
