@@ -71,7 +71,7 @@ package struct RankJob: Sendable {
             missing: {
                 let came = arrived(stage)
                 return (0..<rank.localWorldSize).filter { !came.contains($0) }
-            })
+            }, ranks: rank.localWorldSize)
     }
 
     /// The rendezvous failed: this rank's barrier files go, and the job's folder with them when no other rank of

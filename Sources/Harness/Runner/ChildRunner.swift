@@ -83,13 +83,17 @@ package struct ChildRunner {
         package let arrive: () -> Void
         package let isOpen: () -> Bool
         package let missing: () -> [Int]
+        /// How many ranks meet at it.
+        package let ranks: Int
 
         package init(
-            arrive: @escaping () -> Void, isOpen: @escaping () -> Bool, missing: @escaping () -> [Int] = { [] }
+            arrive: @escaping () -> Void, isOpen: @escaping () -> Bool, missing: @escaping () -> [Int] = { [] },
+            ranks: Int = 0
         ) {
             self.arrive = arrive
             self.isOpen = isOpen
             self.missing = missing
+            self.ranks = ranks
         }
     }
 
@@ -200,7 +204,7 @@ package struct ChildRunner {
 }
 
 /// The start barrier's clock: from the moment a rank is ready (one of this runner's, or this runner's all, with a
-/// gate of other processes' ranks) it counts how long the ready ones wait for the rest, says so every 5 s, and
+/// gate of other processes' ranks) it counts how long the ready ones wait for the rest, says so after 3 s and every 5 s, and
 /// ends the wait at the limit naming who never came.
 struct Rendezvous {
     let limit: Double
@@ -223,7 +227,7 @@ struct Rendezvous {
         let now = MonotonicClock.monotonicSeconds()
         let start = since ?? now
         since = start
-        let total = notReady.isEmpty ? max(sessions.count, (gate?.missing().count ?? 0) + ready.count) : sessions.count
+        let total = notReady.isEmpty ? max(sessions.count, gate?.ranks ?? 0) : sessions.count
         if now - start >= limit { return .rendezvousTimedOut(seconds: now - start, missing: missing, of: total) }
         // The first line after 3 s (a rank a moment behind is not news), then every 5 s.
         if lastSaid.map({ now - $0 >= 5 }) ?? (now - start >= 3) {
