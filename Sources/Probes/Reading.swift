@@ -80,8 +80,6 @@ package struct Reading<Figure: ReadingFigure>: Sendable, Equatable {
         package private(set) var highest = Reading()
         package private(set) var lowest = Reading()
 
-        package init() {}
-
         package init(_ readings: some Sequence<Reading>) { add(readings) }
 
         package mutating func add(_ readings: some Sequence<Reading>) {

@@ -132,9 +132,6 @@ package struct RunMeasurement: Sendable, Equatable {
         get { if case .outside(let outside) = loader { outside } else { nil } }
         set { if let newValue { loader = .outside(newValue) } }
     }
-
-    /// Who loaded.
-    package var subject: Subject { outside?.subject ?? .engine }
 }
 
 extension RunMeasurement: Codable {

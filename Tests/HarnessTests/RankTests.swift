@@ -65,7 +65,7 @@ import Testing
         #expect(series.samples.map(\.seconds) == [0, 1, 2.5, 3, 3.5, 4.5])
         #expect(series.samples.map { ($0.reading[.sumRssAnon] ?? 0) / Self.mib - 80 } == [0, 100, 100, 20, 120, 30])
         #expect(series.samples[4].ranks == [70 * Self.mib, 150 * Self.mib])
-        let peaks = MachineJudge.peaks(series)
+        let peaks = series.readings.peakDeltas
         #expect(
             peaks[.sumRssAnon] == 120 * Self.mib && peaks[.sumRss] == 120 * Self.mib && peaks[.sumPss] == nil
                 && peaks[.memAvailable] == nil)

@@ -79,8 +79,8 @@ package struct MeasuredLoad {
         }
         try sampler.start()
         marks.attach(sampler)
-        ledger.observePeaks(stepBytes: SamplerMarks.peakStepBytes) { marks.mark() }
-        defer { ledger.observePeaks(stepBytes: SamplerMarks.peakStepBytes, nil) }
+        ledger.observePeaks(stepBytes: RSSSampler.markPeakStepBytes) { marks.mark() }
+        defer { ledger.observePeaks(stepBytes: RSSSampler.markPeakStepBytes, nil) }
         let baseline = Self.settledBaseline(ledger: ledger, rollup: samplePss)
         let phaseOffset = RSSSampler.monotonicSeconds() - sampler.startSeconds - phases.elapsedSeconds
         try ready()
@@ -176,12 +176,11 @@ package struct MeasuredLoad {
 }
 
 /// Where the load tells the sampler that memory stands at a local peak: every phase transition and the first
-/// free after the ledger's peak rose by ``peakStepBytes`` (``MemoryLedger/observePeaks(stepBytes:_:)``). Each
+/// free after the ledger's peak rose by ``RSSSampler/markPeakStepBytes`` (``MemoryLedger/observePeaks(stepBytes:_:)``). Each
 /// mark is one reading on the loading thread with jemalloc refreshed (~0.1 ms), so the sampled peaks of RSS
 /// and jemalloc include the moments the ledger peaks whatever the sampling interval, and the periodic sampler
 /// can run at a period whose wake-ups cost under 1% of a core.
 package final class SamplerMarks: Sendable {
-    package static let peakStepBytes = RSSSampler.markPeakStepBytes
     private let sampler = Mutex<RSSSampler?>(nil)
 
     func attach(_ sampler: RSSSampler) { self.sampler.withLock { $0 = sampler } }

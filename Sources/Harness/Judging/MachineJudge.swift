@@ -41,8 +41,8 @@ package struct MachineJudge: Sendable {
     package func judge(_ claim: MachineClaim, repeatIndex: Int, ranks: [RunResult], series: Series, node: String)
         -> MachineRun
     {
-        let peaks = Self.peaks(series)
-        let held = Self.delta(series.held, over: series.baseline)
+        let peaks = series.readings.peakDeltas
+        let held = series.held?.delta(over: series.baseline)
         let checks = self.checks(claim, ranks: ranks.count, peaks: peaks, held: held)
         let failed = checks.filter { !$0.passed }
         let rankFailures = ranks.filter { $0.verdict != .pass }
@@ -68,16 +68,6 @@ package struct MachineJudge: Sendable {
             rankPeakBytes: ranks.map { $0.measurement?.peaks[.vmhwm] },
             timeline: Self.timeline(series, ranks: ranks.count), method: series.method,
             held: held)
-    }
-
-    /// The Σ figures of `reading` over `baseline` (absent where either is; MemAvailable as its drop).
-    static func delta(_ reading: MachineReading?, over baseline: MachineReading) -> MachineReading? {
-        reading?.delta(over: baseline)
-    }
-
-    /// Σ figures: maximum minus the baseline; MemAvailable: its largest drop; Cached and the cgroup: growth.
-    static func peaks(_ series: Series) -> MachineReading {
-        series.readings.peakDeltas
     }
 
     func checks(_ claim: MachineClaim, ranks n: Int, peaks: MachineReading, held: MachineReading? = nil) -> [Check] {
