@@ -48,13 +48,16 @@ package enum ExitStatus: Int32, Sendable, CaseIterable {
     }
 
     /// What `run` exits with for its own results, before any comparison: interrupted (130) first, then a run
-    /// that died (3), then a claim that failed or a cap that was hit (1), else success.
+    /// that died (3), then a claim that failed or a cap that was hit (1) — a sweep's fit that failed (its slope
+    /// against the claim, its held-out size, its line) included —, else success.
     package init(results: ScenarioResults) {
         if results.stoppedReason == .interrupted {
             self = .interrupted
         } else if results.runs.contains(where: { $0.verdict == .error }) {
             self = .runDied
-        } else if results.runs.contains(where: { $0.verdict == .fail || $0.verdict == .oom }) {
+        } else if results.runs.contains(where: { $0.verdict == .fail || $0.verdict == .oom })
+            || (results.fits ?? []).contains(where: { $0.verdict == .fail })
+        {
             self = .claimFailed
         } else {
             self = .success

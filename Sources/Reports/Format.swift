@@ -91,9 +91,11 @@ package enum Format {
         return out
     }
 
-    /// A run's label in tables and file names: its id, plus `#n` when the scenario repeats runs.
+    /// A run's label in tables and file names: its id, plus `s=<scale>` in a sweep, `#n` when the scenario
+    /// repeats runs, `rN` for a rank.
     package static func runLabel(_ run: RunResult, repeatCount: Int) -> String {
-        (repeatCount > 1 ? "\(run.id) #\(run.repeatIndex + 1)" : run.id) + (run.rank.map { " r\($0)" } ?? "")
+        run.id + (run.scale.map { " s=" + SweepFitting.scaleText($0) } ?? "")
+            + (repeatCount > 1 ? " #\(run.repeatIndex + 1)" : "") + (run.rank.map { " r\($0)" } ?? "")
     }
 
     /// A file-name-safe version of `text`: letters, digits, `-`, `_` and `.` kept, anything else `_`.

@@ -45,6 +45,8 @@ package enum MachineColumn: Sendable, Hashable, Codable, CustomStringConvertible
 package struct MachineRun: Codable, Sendable, Equatable {
     package var id: String
     package var repeatIndex: Int
+    /// A sweep's run: the scale it was measured at.
+    package var scale: Double? = nil
     package var ranks: Int
     /// The node the ranks ran on (its hostname; `merge` may combine several).
     package var node: String

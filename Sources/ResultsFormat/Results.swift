@@ -30,6 +30,10 @@ package struct ScenarioResults: Codable, Sendable, Equatable {
     package var runs: [RunResult]
     /// Runs of several ranks: what they cost the machine together, and the machine-level claims.
     package var machineRuns: [MachineRun]? = nil
+    /// A sweep's sizes (``SweepInfo``); absent for a scenario measured at one scale.
+    package var sweep: SweepInfo? = nil
+    /// A sweep's lines: each run's figures against the checkpoint's bytes (``SweepFit``).
+    package var fits: [SweepFit]? = nil
     /// True when every planned run finished (false after an interrupt or a fatal error).
     package var complete: Bool
     /// Why the scenario stopped early, when it did.
@@ -440,6 +444,8 @@ package struct RunResult: Codable, Sendable, Equatable {
     /// The resolved target dtype (`auto` when the run never resolved it).
     package var dtype: TargetDType
     package var repeatIndex: Int
+    /// A sweep's run: the scale it was measured at (``SweepInfo/points`` has that size's checkpoint).
+    package var scale: Double? = nil
     package var verdict: Verdict
     /// One line: why the verdict is what it is.
     package var verdictDetail: String

@@ -55,6 +55,22 @@ enum ScaleArgument: ExpressibleByArgument, Sendable, Equatable {
     }
 }
 
+/// `--scales 0.25,0.5,0.75,1`: a sweep's fractions of the scenario's scale (``SweepPlan`` checks the rules).
+struct ScalesArgument: Sendable, Equatable {
+    let fractions: [Double]
+
+    static func parse(_ text: String) throws -> ScalesArgument {
+        let fractions = try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
+            let trimmed = item.trimmingCharacters(in: .whitespaces)
+            guard let value = Double(trimmed), value.isFinite else {
+                throw ArgumentValueError(reason: "'\(trimmed)' is not a number; give fractions like 0.25,0.5,0.75,1")
+            }
+            return value
+        }
+        return ScalesArgument(fractions: fractions)
+    }
+}
+
 /// `--subject engine,transformers`: the loaders every run is measured with, in the order given. A command subject
 /// is a list of arguments and is given in the scenario, not here.
 struct SubjectsArgument: ExpressibleByArgument, Sendable {

@@ -24,6 +24,7 @@ struct RunCommand: ParsableCommand {
               bigmodel-bench run scenarios/gemma7b.json
               bigmodel-bench run Scenarios/smoke.json --baseline Reports/baselines/smoke.json
               bigmodel-bench run scenarios/gemma7b.json --only low-memory,sharded --ranks 4
+              bigmodel-bench run scenarios/gemma7b.json --scales 0.25,0.5,0.75,1 --subject engine,transformers
             """)
 
     @Argument(
@@ -51,6 +52,15 @@ struct RunCommand: ParsableCommand {
             "Load every run with N processes at once, as N ranks on a training node (machine-level figures and claims)."
     )
     var ranks: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Sweep: measure every run at each of these fractions of the scale (e.g. 0.25,0.5,0.75,1) and fit each figure as copies of the model plus a fixed cost.",
+            valueName: "fractions"), transform: ScalesArgument.parse)
+    var scales: ScalesArgument?
+
+    @Flag(help: "In a sweep, measure the largest size like the others instead of predicting it first.")
+    var noHoldout = false
 
     @Option(help: "Compare the results with this baseline results file at the end (as `compare` does).")
     var baseline: String?
@@ -89,7 +99,8 @@ struct RunCommand: ParsableCommand {
     }
 
     private func runScenario() throws -> (ScenarioResults, String) {
-        let loaded = try Scenario.load(path: PathResolver.resolve(scenario))
+        let loaded = try Scenario.load(path: PathResolver.resolve(scenario)).withSweep(
+            scales?.fractions, holdout: noHoldout ? false : nil)
         try SignalTrap.install()
         var options = scenarioOptions.runnerOptions(
             outputDirectory: out, executable: try ChildProcess.currentExecutablePath(),
@@ -242,9 +253,7 @@ enum SummaryTable {
             ]
         for run in results.runs {
             let m = run.measurement
-            let label =
-                run.id + (results.scenario.repeatCount > 1 ? " #\(run.repeatIndex + 1)" : "")
-                + (run.rank.map { " r\($0)" } ?? "")
+            let label = Format.runLabel(run, repeatCount: results.scenario.repeatCount)
             let predicted = run.predictedPeakBytes.map { ByteSize.binary($0) } ?? "-"
             let seconds = run.seconds.map { ByteSize.fixed($0, digits: 2) } ?? "-"
             let floor = run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-"
@@ -266,9 +275,29 @@ enum SummaryTable {
             column == verdictColumn ? VerdictColour.paint(cell) : cell
         }
         out += machineTable(results.machineRuns ?? [])
+        out += fitsTable(results.fits ?? [])
         out +=
             "sizes in GiB/MiB (binary); Δ = peak minus the child's baseline before the load; predicted = the strategy's ledger formula\n"
         return out
+    }
+
+    /// A sweep's judged lines, one row per run: cost in copies and fixed bytes, the held-out size, the verdict.
+    static func fitsTable(_ fits: [SweepFit]) -> String {
+        let judged = fits.filter { $0.figure.isJudged(for: $0.strategy) }
+        guard !judged.isEmpty else { return "" }
+        var rows = [["fit", "figure", "copies", "claim", "fixed", "held out: predicted", "measured", "verdict"]]
+        for fit in judged {
+            rows.append([
+                fit.run, fit.figure.label, fit.slope.map(SweepFitting.copies) ?? "-",
+                fit.claim.map { SweepFitting.copies($0.copies) } ?? "-",
+                fit.interceptBytes.map { ($0 < 0 ? "−" : "") + ByteSize.binary(abs($0)) } ?? "-",
+                size(fit.holdout?.predictedBytes), size(fit.holdout?.measuredBytes), fit.verdict.rawValue,
+            ])
+        }
+        return "\n"
+            + TextTable.render(rows, rightAligned: [2, 3, 4, 5, 6]) { _, column, cell in
+                column == 7 ? VerdictColour.paint(cell) : cell
+            }
     }
 
     /// The machine-level figures of multi-rank runs, one row per run and node.

@@ -114,6 +114,8 @@ package struct Scenario: Sendable {
     /// How a generated checkpoint is scaled (`"scaling"`); nil: by rows for the engine alone, by layers when a
     /// loader outside this tool loads it (only a real config loads in transformers).
     package var scaling: SyntheticCheckpoint.Scaling? = nil
+    /// A sweep's sizes (`"scales"`, `"holdout"`); nil measures the one size `scale` gives.
+    package var sweep: SweepPlan? = nil
 
     package var resolvedScaling: SyntheticCheckpoint.Scaling {
         scaling ?? (runs.allSatisfy { $0.subject.isEngine } ? .rows : .layers)
@@ -123,13 +125,30 @@ package struct Scenario: Sendable {
     static let topLevelKeys: Set<String> = [
         "name", "description", "model", "checkpoint", "scale", "runs", "repeat", "cache", "tolerance",
         "sample_interval_ms", "run_timeout_s",
-        "stall_timeout_s", "rendezvous_timeout_s", "python", "subject_tolerance", "scaling",
+        "stall_timeout_s", "rendezvous_timeout_s", "python", "subject_tolerance", "scaling", "scales", "holdout",
     ]
 
     /// The tolerance a run's claims are held to: the scenario's for the engine, `subject_tolerance` for others.
     package func tolerance(for run: Run) -> Tolerance { run.subject.isEngine ? tolerance : subjectTolerance }
 
-    /// The scenario with every run loaded by `ranks` processes at once (`run --ranks N`).
+    /// The scenario with its sweep replaced (`--scales`, `--no-holdout`); a usage error when the sweep breaks a
+    /// rule of ``SweepPlan`` or the checkpoint is not generated (an existing one has one size).
+    package func withSweep(_ fractions: [Double]?, holdout: Bool?) throws(UsageError) -> Scenario {
+        guard fractions != nil || holdout != nil else { return self }
+        guard let fractions = fractions ?? sweep?.fractions else {
+            throw UsageError("--no-holdout applies to a sweep: give --scales or \"scales\" in \(file)")
+        }
+        let holdout = holdout ?? sweep?.holdout ?? true
+        if let problem = SweepPlan.problem(fractions, holdout: holdout) { throw UsageError("--scales: \(problem)") }
+        if case .existing = checkpoint {
+            throw UsageError(
+                "--scales: \(file) loads an existing checkpoint, which has one size; a sweep generates its sizes")
+        }
+        var copy = self
+        copy.sweep = SweepPlan(fractions: fractions, holdout: holdout)
+        return copy
+    }
+
     /// The scenario with the start barrier's limit replaced (`--rendezvous-timeout`).
     package func withRendezvousTimeout(_ seconds: Double?) -> Scenario {
         guard let seconds else { return self }
@@ -138,6 +157,7 @@ package struct Scenario: Sendable {
         return copy
     }
 
+    /// The scenario with every run loaded by `ranks` processes at once (`run --ranks N`).
     package func withRanks(_ ranks: Int?) -> Scenario {
         guard let ranks else { return self }
         var copy = self

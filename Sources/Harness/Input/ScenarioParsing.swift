@@ -53,6 +53,7 @@ extension Scenario {
             }
             scenario.scaling = scaling
         }
+        scenario.sweep = try parseSweep(root, checkpoint: checkpoint, v)
         if root["subject_tolerance"] != nil {
             scenario.subjectTolerance = try parseTolerance(
                 root["subject_tolerance"], v, at: "$.subject_tolerance", base: Subject.loaderTolerance)
@@ -155,6 +156,35 @@ extension Scenario {
             throw v.fail("$.scale", "an existing checkpoint ($.checkpoint.path) cannot be scaled; use 1 or \"fit\"")
         }
         return scale
+    }
+
+    /// `$.scales` (fractions of `$.scale`) and `$.holdout` (default true).
+    static func parseSweep(_ root: OrderedDictionary<String, JSONValue>, checkpoint: CheckpointSource, _ v: Validator)
+        throws -> SweepPlan?
+    {
+        var holdout = true
+        switch root["holdout"] {
+        case nil: break
+        case .some(.bool(let value)): holdout = value
+        case .some(let other): throw v.fail("$.holdout", "must be true or false, not \(other.typeName)")
+        }
+        guard let value = root["scales"] else {
+            if root["holdout"] != nil { throw v.fail("$.holdout", "applies to a sweep: give $.scales") }
+            return nil
+        }
+        guard case .array(let items) = value else { throw v.fail("$.scales", "must be an array of numbers") }
+        let fractions = try items.enumerated().map { index, item in
+            guard let number = item.numberValue?.doubleValue else {
+                throw v.fail("$.scales[\(index)]", "must be a number in (0, 1], not \(item.typeName)")
+            }
+            return number
+        }
+        if let problem = SweepPlan.problem(fractions, holdout: holdout) { throw v.fail("$.scales", problem) }
+        if case .existing = checkpoint {
+            throw v.fail(
+                "$.scales", "an existing checkpoint ($.checkpoint.path) has one size; a sweep generates its sizes")
+        }
+        return SweepPlan(fractions: fractions, holdout: holdout)
     }
 
     static func parseRuns(_ value: JSONValue?, _ v: Validator) throws -> [Run] {

@@ -19,7 +19,9 @@ extension ScenarioRunner {
         onEvent: @escaping (Event) -> Void = { _ in }
     ) throws -> ScenarioRunner {
         var options = options
-        let selected = try scenario.withSubjects(options.subjects).selecting(run: id).withRanks(localWorldSize)
+        var selected = try scenario.withSubjects(options.subjects).selecting(run: id).withRanks(localWorldSize)
+        // The ranks of a job load one checkpoint: the scenario's own size. A sweep is `run --scales --ranks N`.
+        selected.sweep = nil
         options.subjects = nil
         options.ranks = nil
         return ScenarioRunner(scenario: selected, options: options, onEvent: onEvent)

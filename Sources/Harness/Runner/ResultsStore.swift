@@ -17,19 +17,37 @@ package final class ResultsStore {
         try write()
     }
 
-    package func setFloorFailure(_ reason: String) throws {
+    /// The floor could not be measured; `scale`: of that size of a sweep (the largest size's is the results').
+    package func setFloorFailure(_ reason: String, scale: Double? = nil) throws {
+        if let scale, let index = pointIndex(scale) {
+            results.sweep?.points[index].floorFailure = reason
+            if index != (results.sweep?.points.count ?? 0) - 1 { return try write() }
+        }
         results.floorFailure = reason
         try write()
     }
 
-    package func setFloor(_ floor: FloorInfo?) throws {
+    package func setFloor(_ floor: FloorInfo?, scale: Double? = nil) throws {
+        if let scale, let index = pointIndex(scale) {
+            results.sweep?.points[index].floor = floor
+            if index != (results.sweep?.points.count ?? 0) - 1 { return try write() }
+        }
         results.floor = floor
         try write()
     }
 
+    /// The floor measured for a sweep's size.
+    package func floor(at scale: Double?) -> FloorInfo? {
+        scale.flatMap(pointIndex).flatMap { results.sweep?.points[$0].floor }
+    }
+
+    private func pointIndex(_ scale: Double) -> Int? { results.sweep?.points.firstIndex { $0.scale == scale } }
+
+    /// Runs appended; a sweep's fits recomputed from every run so far.
     package func append(_ runs: [RunResult], machine: MachineRun? = nil) throws {
         results.runs += runs
         if let machine { results.machineRuns = (results.machineRuns ?? []) + [machine] }
+        if results.sweep != nil { results.fits = SweepFitting.fits(results) }
         try write()
     }
 

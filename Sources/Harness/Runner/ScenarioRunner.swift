@@ -134,11 +134,23 @@ package final class ScenarioRunner {
         let loaders = try checkLoaders()
         let locks = try lockFolders()
         defer { locks.release() }
-        let (prepared, system, memoryBytes) = try prepare()
-        let store = try ResultsStore(path: resultsPath, results: initialResults(prepared, system))
+        let sizes: [PreparedScenario]
+        var initial: ScenarioResults
+        let memoryBytes: Int
+        if let plan = scenario.sweep {
+            let sweep = try prepareSweep(plan)
+            (sizes, memoryBytes) = (sweep.sizes, sweep.memoryBytes)
+            initial = initialResults(sweep.sizes[sweep.sizes.count - 1], sweep.system)
+            initial.sweep = sweep.sweep
+        } else {
+            let (prepared, system, bytes) = try prepare()
+            (sizes, memoryBytes) = ([prepared], bytes)
+            initial = initialResults(prepared, system)
+        }
+        let store = try ResultsStore(path: resultsPath, results: initial)
         do {
             return try measure(
-                prepared, store: store, ledgerCap: Self.ledgerCap(memoryBytes: memoryBytes), loaders: loaders)
+                sizes, store: store, ledgerCap: Self.ledgerCap(memoryBytes: memoryBytes), loaders: loaders)
         } catch {
             _ = try? store.stop(.error)
             throw error
@@ -185,32 +197,37 @@ package final class ScenarioRunner {
         return (prepared, system, memoryBytes)
     }
 
-    private func measure(_ prepared: PreparedScenario, store: ResultsStore, ledgerCap: Int, loaders: LoaderEnvironment)
+    /// Every size (one without a sweep), smallest first; before the held-out size, its predictions are said.
+    private func measure(_ sizes: [PreparedScenario], store: ResultsStore, ledgerCap: Int, loaders: LoaderEnvironment)
         throws -> ScenarioResults
     {
         var children = ChildRunner(limits: scenario.limits)
         children.onRendezvousWait = rendezvousNotice()
-        let judge = Judge(tolerance: scenario.tolerance, subjectTolerance: scenario.subjectTolerance)
-        try prepareCache(prepared.shardPaths)
-        if SignalTrap.interrupted { return try store.stop(.interrupted) }
-        let floor = children.run([launch(floorRequest(prepared), stem: runsFolder + "/\(scenario.name)-floor")])[0]
-        if floor.stop == .interrupted { return try store.stop(.interrupted) }
-        if let info = floor.floor {
-            try store.setFloor(info)
-            onEvent(
-                .note(
-                    "floor: \(ByteSize.decimal(info.bytes)) read in \(ByteSize.fixed(info.seconds, digits: 2)) s (\(ByteSize.fixed(info.gigabytesPerSecond, digits: 2)) GB/s, \(info.method))"
-                ))
-        } else {
-            // The runs go on without a floor; the results say why there is none.
-            let reason = Judge.errorReason(floor)?.1 ?? "the floor child sent no floor"
-            try store.setFloorFailure(reason)
-            onEvent(.note("floor: not measured: \(reason)"))
+        for prepared in sizes {
+            let sweepScale = scenario.sweep == nil ? nil : prepared.scale.chosen
+            if sweepScale != nil, sweepScale == store.results.sweep?.heldOutScale { announceHoldout(store.results) }
+            let finished = try measureSize(
+                prepared, sweepScale: sweepScale, store: store, ledgerCap: ledgerCap, children: children,
+                loaders: loaders)
+            if !finished { return try store.stop(.interrupted) }
         }
+        return try store.finish()
+    }
+
+    /// One size: its floor, then every planned run. False when interrupted.
+    private func measureSize(
+        _ prepared: PreparedScenario, sweepScale: Double?, store: ResultsStore, ledgerCap: Int, children: ChildRunner,
+        loaders: LoaderEnvironment
+    ) throws -> Bool {
+        try prepareCache(prepared.shardPaths)
+        if SignalTrap.interrupted { return false }
+        guard try measureFloor(prepared, sweepScale: sweepScale, store: store, children: children) else { return false }
+        let judge = Judge(tolerance: scenario.tolerance, subjectTolerance: scenario.subjectTolerance)
         let planned = plannedRuns
+        let label = sweepScale.map { " at scale \(SweepFitting.scaleText($0))" } ?? ""
         for (index, (run, repeatIndex)) in planned.enumerated() {
-            if SignalTrap.interrupted { return try store.stop(.interrupted) }
-            onEvent(.runStarted(index: index + 1, count: planned.count, id: run.id, repeatIndex: repeatIndex))
+            if SignalTrap.interrupted { return false }
+            onEvent(.runStarted(index: index + 1, count: planned.count, id: run.id + label, repeatIndex: repeatIndex))
             try prepareCache(prepared.shardPaths)
             // N ranks share the machine: each gets its share of the cap.
             let (outcomes, machine) = try measureRun(
@@ -218,32 +235,69 @@ package final class ScenarioRunner {
                 loaders: loaders)
             // A run cut short by the user did not finish: it is not recorded (README, "Exit statuses"); the
             // results keep only what completed, and say why they stop.
-            if outcomes.contains(where: { $0.stop == .interrupted }) { return try store.stop(.interrupted) }
-            let prediction = prepared.atScale[run.id]
-            let node = SystemInfo.current().hostname
-            let results = outcomes.enumerated().map { rank, outcome in
-                var result = judge.judge(
-                    run: run, repeatIndex: repeatIndex, outcome: outcome.assembled(run: run, prediction: prediction),
-                    floor: store.results.floor)
-                if run.ranks > 1 {
-                    result.place(
-                        RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks),
-                        node: node)
-                }
-                return result
-            }
-            let machineRun = machine.flatMap { machine in
-                prediction.map {
-                    MachineJudge(tolerance: scenario.tolerance(for: run)).judge(
-                        MachineClaim(run: run, prediction: $0), repeatIndex: repeatIndex, ranks: results,
-                        series: machine.series(), node: node)
-                }
+            if outcomes.contains(where: { $0.stop == .interrupted }) { return false }
+            var (results, machineRun) = judged(
+                run, repeatIndex: repeatIndex, outcomes: outcomes, machine: machine, prepared: prepared,
+                floor: sweepScale == nil ? store.results.floor : store.floor(at: sweepScale), judge: judge)
+            if let sweepScale {
+                for index in results.indices { results[index].scale = sweepScale }
+                machineRun?.scale = sweepScale
             }
             try store.append(results, machine: machineRun)
             for result in results { onEvent(.runFinished(result)) }
             if let machineRun { onEvent(.machineFinished(machineRun)) }
         }
-        return try store.finish()
+        return true
+    }
+
+    /// The floor of one size's checkpoint; false when interrupted. A floor that could not be measured is
+    /// recorded with its reason, and the runs go on without one.
+    private func measureFloor(
+        _ prepared: PreparedScenario, sweepScale: Double?, store: ResultsStore, children: ChildRunner
+    ) throws -> Bool {
+        let stem = runsFolder + "/\(scenario.name)-floor" + (sweepScale.map { "-\($0)" } ?? "")
+        let floor = children.run([launch(floorRequest(prepared), stem: stem)])[0]
+        if floor.stop == .interrupted { return false }
+        if let info = floor.floor {
+            try store.setFloor(info, scale: sweepScale)
+            onEvent(
+                .note(
+                    "floor: \(ByteSize.decimal(info.bytes)) read in \(ByteSize.fixed(info.seconds, digits: 2)) s (\(ByteSize.fixed(info.gigabytesPerSecond, digits: 2)) GB/s, \(info.method))"
+                ))
+        } else {
+            // The runs go on without a floor; the results say why there is none.
+            let reason = Judge.errorReason(floor)?.1 ?? "the floor child sent no floor"
+            try store.setFloorFailure(reason, scale: sweepScale)
+            onEvent(.note("floor: not measured: \(reason)"))
+        }
+        return true
+    }
+
+    /// Every rank's result judged, and the machine's when the run has several ranks.
+    private func judged(
+        _ run: Scenario.Run, repeatIndex: Int, outcomes: [ChildRunner.Outcome], machine: MachineProbe?,
+        prepared: PreparedScenario, floor: FloorInfo?, judge: Judge
+    ) -> ([RunResult], MachineRun?) {
+        let prediction = prepared.atScale[run.id]
+        let node = SystemInfo.current().hostname
+        let results = outcomes.enumerated().map { rank, outcome in
+            var result = judge.judge(
+                run: run, repeatIndex: repeatIndex, outcome: outcome.assembled(run: run, prediction: prediction),
+                floor: floor)
+            if run.ranks > 1 {
+                result.place(
+                    RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks), node: node)
+            }
+            return result
+        }
+        let machineRun = machine.flatMap { machine in
+            prediction.map {
+                MachineJudge(tolerance: scenario.tolerance(for: run)).judge(
+                    MachineClaim(run: run, prediction: $0), repeatIndex: repeatIndex, ranks: results,
+                    series: machine.series(), node: node)
+            }
+        }
+        return (results, machineRun)
     }
 
     private func measureRun(
