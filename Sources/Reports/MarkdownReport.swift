@@ -36,10 +36,12 @@ package enum MarkdownReport {
             used.insert(candidate)
             return candidate
         }
+        // A sweep's peaks and timelines are drawn for its largest size; the sweep section has every size.
+        let focus = largestSize(results)
         let peaksName = chartName("peaks")
-        var charts = [RenderedReport.File(name: peaksName, contents: PeaksChart.svg(results: results))]
+        var charts = [RenderedReport.File(name: peaksName, contents: PeaksChart.svg(results: focus))]
         var runCharts: [String?] = []
-        for run in results.runs {
+        for run in focus.runs {
             if let svg = TimelineChart.svg(results: results, run: run) {
                 let stem = Format.fileSafe(run.id) + (results.scenario.repeatCount > 1 ? "-\(run.repeatIndex + 1)" : "")
                 let file = chartName(stem)
@@ -59,16 +61,25 @@ package enum MarkdownReport {
             machineCharts.append(file)
         }
 
+        var sweepCharts: [(Subject, FitFigure, String)] = []
+        for (loader, figure) in sweepChartKeys(results) {
+            guard let svg = SweepChart.svg(results: results, loader: loader, figure: figure) else { continue }
+            let file = chartName("sweep-\(Format.fileSafe(loader.name))-\(figure.rawValue)")
+            charts.append(.init(name: file, contents: svg))
+            sweepCharts.append((loader, figure, file))
+        }
+
         var md = ""
         md += "# Memory report: \(results.scenario.name)\n\n"
         md += Conclusion.render(results)
         md += "## About this run\n\n"
         md += header(results, resultsLink: resultsLink)
         md += summary(results, peaksChart: peaksName)
-        md += loaderComparison(results)
+        md += sweepSection(results, charts: sweepCharts)
+        md += loaderComparison(focus)
         md += machineSection(results, charts: machineCharts)
         md += environment(results)
-        md += runsSection(results, charts: runCharts)
+        md += runsSection(focus, charts: runCharts)
         md += predictions(results)
         md += method(results)
         return RenderedReport(markdownName: "\(name).md", markdown: md, charts: charts)

@@ -69,7 +69,8 @@ package enum SweepFitting {
         }
     }
 
-    static func tolerance(for subject: Subject, _ scenario: ScenarioInfo) -> ClaimTolerance {
+    /// The tolerance of a run's claims: the scenario's for the engine, its subject tolerance for other loaders.
+    package static func tolerance(for subject: Subject, _ scenario: ScenarioInfo) -> ClaimTolerance {
         subject.isEngine
             ? ClaimTolerance(relative: scenario.toleranceRelative, absoluteBytes: scenario.toleranceAbsoluteBytes)
             : ClaimTolerance(

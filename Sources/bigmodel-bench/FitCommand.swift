@@ -18,8 +18,14 @@ struct FitCommand: ParsableCommand {
             --memory, is tight when only the peak is, and does not fit otherwise; the pick is the fitting path that \
             needs least. Exit 0 when some path fits (or is tight), 1 when none does.
 
+            With --calibration RESULTS.json (the results of a sweep, `run --scales`), every path of every loader in \
+            it is sized by the lines the sweep measured instead: predicted VmHWM Δ and RssAnon Δ at the target's \
+            checkpoint bytes, ± the line's standard error there; a path fits when its need plus the run's tolerance \
+            plus two standard errors is at most --memory. The pick is per loader.
+
             Examples:
               bigmodel-bench fit scenarios/gemma7b.json --memory 24GiB
+              bigmodel-bench fit scenarios/gemma7b.json --calibration Reports/calibration/gemma7b.json --memory 24GiB
               bigmodel-bench fit path/to/config.json --memory 80GiB --dtype float16 --ranks 8
               bigmodel-bench fit ./checkpoint --json
             """)
@@ -42,6 +48,12 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Processes loading at once on the node, as torchrun's ranks (default: 1, or the scenario's).")
     var ranks: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Size every path of every loader by a sweep's measured lines (the results of run --scales).",
+            valueName: "results.json"), completion: .file(extensions: ["json"]))
+    var calibration: String?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -56,11 +68,28 @@ struct FitCommand: ParsableCommand {
                 path: PathResolver.resolve(path), dtype: try dtype?.castTarget(), ranks: ranks, memoryBytes: memoryBytes
             ).answer()
         }
+        if let calibration {
+            return try runCalibrated(answer, path: calibration, memoryBytes: memoryBytes)
+        }
         print(
             json
                 ? JSONWriter.pretty.string(FitReport.json(answer, memoryBytes: memoryBytes))
                 : FitReport.text(answer, memoryBytes: memoryBytes), terminator: json ? "\n" : "")
         if FitEstimate.pick(answer.estimates) == nil { throw ExitCode(ExitStatus.claimFailed.rawValue) }
+    }
+
+    private func runCalibrated(_ answer: FitPlanner.Answer, path: String, memoryBytes: Int) throws {
+        let fit = try reportingErrors {
+            CalibratedFit(
+                calibration: try CalibratedFit.load(path: PathResolver.resolve(path)), calibrationPath: path,
+                checkpointBytes: answer.checkpointBytes, ranks: ranks, memoryBytes: memoryBytes)
+        }
+        let rows = fit.rows()
+        print(
+            json
+                ? JSONWriter.pretty.string(CalibratedFitReport.json(fit, rows: rows, answer: answer))
+                : CalibratedFitReport.text(fit, rows: rows, answer: answer), terminator: json ? "\n" : "")
+        if CalibratedFit.picks(rows).allSatisfy({ $0.1 == nil }) { throw ExitCode(ExitStatus.claimFailed.rawValue) }
     }
 }
 
@@ -68,7 +97,9 @@ struct FitCommand: ParsableCommand {
 enum FitReport {
     static func text(_ answer: FitPlanner.Answer, memoryBytes: Int) -> String {
         var out =
-            "\(answer.model): \(ByteSize.binary(answer.modelBytes)) of weights (\(ByteSize.decimal(answer.modelBytes))); memory \(ByteSize.binary(memoryBytes))\n\n"
+            "\(answer.model): \(ByteSize.binary(answer.modelBytes)) of weights (\(ByteSize.decimal(answer.modelBytes))); memory \(ByteSize.binary(memoryBytes))\n"
+        out +=
+            "predicted by the formulas (the engine's ledger; no calibration: --calibration sizes a measured loader)\n\n"
         var rows = [["path", "ranks", "peak per process", "needs", "headroom", "verdict"]]
         for e in answer.estimates {
             rows.append([
@@ -101,6 +132,7 @@ enum FitReport {
         o["model"] = .string(answer.model)
         o["model_bytes"] = JSONValue(answer.modelBytes)
         o["memory_bytes"] = JSONValue(memoryBytes)
+        o["source"] = .string("formulas")
         o["paths"] = .array(
             answer.estimates.map { e in
                 .object([

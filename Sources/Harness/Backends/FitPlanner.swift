@@ -21,6 +21,9 @@ package struct FitPlanner {
     package struct Answer: Sendable {
         package let model: String
         package let modelBytes: Int
+        /// The checkpoint's bytes at full size (its files as `save_pretrained` writes them): what a calibration's
+        /// lines are in.
+        package var checkpointBytes: Int
         package let estimates: [FitEstimate]
         package let notes: [String]
     }
@@ -86,9 +89,10 @@ package struct FitPlanner {
                 ranks: ranks ?? p.run.ranks, tolerance: scenario.tolerance, memoryBytes: memoryBytes)
         }
         let modelBytes = predictions.first?.figures.modelBytes ?? 0
+        let checkpointBytes = try planner.synthetic(scale: 1)?.plan.totalSize ?? existing(scenario).totalSize
         return Answer(
-            model: "\(scenario.name) at scale 1", modelBytes: modelBytes, estimates: estimates + (try others(scenario)),
-            notes: [])
+            model: "\(scenario.name) at scale 1", modelBytes: modelBytes, checkpointBytes: checkpointBytes,
+            estimates: estimates + (try others(scenario)), notes: [])
     }
 
     /// The paths at the stored dtype a generated scenario does not run (mmap, say), so that every path is sized.
@@ -121,7 +125,9 @@ package struct FitPlanner {
                 architecture: synthetic.architecture, storedDType: stored, shardPlan: synthetic.plan, target: target)
         }
         let name = "\(config.modelType ?? "model") (\(file)) in \(stored.torchName), 5 GB shards"
-        return Answer(model: name, modelBytes: atStored.modelBytes, estimates: estimates, notes: notes)
+        return Answer(
+            model: name, modelBytes: atStored.modelBytes, checkpointBytes: synthetic.plan.totalSize,
+            estimates: estimates, notes: notes)
     }
 
     func checkpointAnswer(_ checkpoint: Checkpoint) throws -> Answer {
@@ -131,7 +137,8 @@ package struct FitPlanner {
         }
         return Answer(
             model: "\(checkpoint.files.count)-file checkpoint \(path) in \(stored.dtype.torchName)",
-            modelBytes: stored.figures.modelBytes, estimates: estimates, notes: notes)
+            modelBytes: stored.figures.modelBytes, checkpointBytes: checkpoint.totalSize, estimates: estimates,
+            notes: notes)
     }
 
     /// The paths that load the stored dtype as it is, for a config or a checkpoint without a scenario.
