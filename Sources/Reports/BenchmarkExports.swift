@@ -63,6 +63,9 @@ package enum BenchmarkExports {
                 return nil
             }
             return (limit, true)
+        case .copies:
+            // No run metric is in copies: a sweep's slopes are in its fits, not its runs.
+            return nil
         }
     }
 

@@ -26,8 +26,13 @@ package struct Comparison: Sendable {
         package var metrics: [String]
         package var gateTimes: Bool
         package var force: Bool
+        /// A sweep's slope regresses when it grows by more than this many copies of the model.
+        package var slopeThreshold = Options.defaultSlopeThreshold
 
         package static let defaultRelativeThreshold = 0.05
+        /// A quarter copy: beyond the noise of a Python loader's line (its slope tolerance), far below the whole
+        /// copy a loader that starts holding its state dict twice adds.
+        package static let defaultSlopeThreshold = 0.25
         package static let defaultAbsoluteBytes = 16 << 20
         package static let defaultAbsoluteSeconds = 0.1
 
@@ -86,6 +91,7 @@ package struct Comparison: Sendable {
             guard case .quantity(let b)? = baseline, case .quantity(let c)? = current else { return nil }
             switch (b, c) {
             case (.bytes(let x), .bytes(let y)): return .bytes(y - x)
+            case (.copies(let x), .copies(let y)): return .copies(y - x)
             default: return .seconds(c.doubleValue - b.doubleValue)
             }
         }
@@ -142,16 +148,22 @@ package struct Comparison: Sendable {
             if b != c { mismatches.append(Difference(field: field, baseline: b, current: c)) }
         }
         mismatch("scenario", baseline.scenario.name, current.scenario.name)
-        mismatch(
-            "scale", Format.trimmed(baseline.scale.chosen, maxDigits: 9),
-            Format.trimmed(current.scale.chosen, maxDigits: 9))
         mismatch("checkpoint dtype", baseline.checkpoint.dtype ?? "-", current.checkpoint.dtype ?? "-")
-        mismatch("checkpoint files", String(baseline.checkpoint.files), String(current.checkpoint.files))
-        mismatch(
-            "checkpoint bytes", String(baseline.checkpoint.totalSizeBytes), String(current.checkpoint.totalSizeBytes))
-        mismatch(
-            "largest shard bytes", String(baseline.checkpoint.largestShardBytes),
-            String(current.checkpoint.largestShardBytes))
+        mismatch("sweep", baseline.sweep == nil ? "one size" : "a sweep", current.sweep == nil ? "one size" : "a sweep")
+        // Two sweeps compare on their lines, which are scale-free; their runs compare only when the sizes agree.
+        let sizesAgree = Self.sizes(baseline).elementsEqual(Self.sizes(current)) { $0 == $1 }
+        if baseline.sweep == nil || current.sweep == nil {
+            mismatch(
+                "scale", Format.trimmed(baseline.scale.chosen, maxDigits: 9),
+                Format.trimmed(current.scale.chosen, maxDigits: 9))
+            mismatch("checkpoint files", String(baseline.checkpoint.files), String(current.checkpoint.files))
+            mismatch(
+                "checkpoint bytes", String(baseline.checkpoint.totalSizeBytes),
+                String(current.checkpoint.totalSizeBytes))
+            mismatch(
+                "largest shard bytes", String(baseline.checkpoint.largestShardBytes),
+                String(current.checkpoint.largestShardBytes))
+        }
         self.mismatches = mismatches
 
         let machine = MachineMatch(baseline: baseline, current: current)
@@ -181,11 +193,25 @@ package struct Comparison: Sendable {
         if !current.complete {
             notes.append("the current results are incomplete (\(current.stoppedReason?.rawValue ?? "stopped early"))")
         }
-        self.notes = notes
 
-        rows = Self.rows(
-            baseline: baseline, current: current, options: options, comparable: mismatches.isEmpty,
-            memoryGated: machine.differences.isEmpty || options.force)
+        if !sizesAgree, mismatches.isEmpty {
+            notes.append(
+                "the sweeps' sizes differ (\(Self.sizes(baseline).map(\.1).map(Format.size).joined(separator: ", ")) vs \(Self.sizes(current).map(\.1).map(Format.size).joined(separator: ", "))): their runs are not compared, their lines are"
+            )
+        }
+        self.notes = notes
+        rows =
+            Self.rows(
+                baseline: baseline, current: current, options: options,
+                comparable: mismatches.isEmpty && sizesAgree, memoryGated: machine.differences.isEmpty || options.force)
+            + Self.fitRows(
+                baseline: baseline, current: current, options: options, comparable: mismatches.isEmpty,
+                memoryGated: machine.differences.isEmpty || options.force)
+    }
+
+    /// A sweep's sizes: (scale, checkpoint bytes), ascending; empty for one size.
+    static func sizes(_ r: ScenarioResults) -> [(Double, Int)] {
+        (r.sweep?.points ?? []).map { ($0.scale, $0.checkpoint.totalSizeBytes) }
     }
 
     static let severity: [Verdict: Int] = [.pass: 0, .fail: 1, .oom: 2, .error: 3]
@@ -211,14 +237,15 @@ package struct Comparison: Sendable {
         struct Key: Hashable {
             let id: String
             let repeatIndex: Int
+            var scale: Double? = nil
         }
         var currentRuns: [Key: RunResult] = [:]
-        for run in current.runs { currentRuns[Key(id: run.id, repeatIndex: run.repeatIndex)] = run }
+        for run in current.runs { currentRuns[Key(id: run.id, repeatIndex: run.repeatIndex, scale: run.scale)] = run }
         let metrics = options.metrics.compactMap(Metric.named)
         var rows: [Row] = []
         var seen: Set<Key> = []
         for b in baseline.runs {
-            let key = Key(id: b.id, repeatIndex: b.repeatIndex)
+            let key = Key(id: b.id, repeatIndex: b.repeatIndex, scale: b.scale)
             seen.insert(key)
             let label = Format.runLabel(b, repeatCount: repeats)
             guard let c = currentRuns[key] else {
@@ -269,7 +296,7 @@ package struct Comparison: Sendable {
                         current: cv.map { .quantity($0) }, status: status, gated: gated, note: note))
             }
         }
-        for c in current.runs where !seen.contains(Key(id: c.id, repeatIndex: c.repeatIndex)) {
+        for c in current.runs where !seen.contains(Key(id: c.id, repeatIndex: c.repeatIndex, scale: c.scale)) {
             rows.append(
                 Row(
                     run: Format.runLabel(c, repeatCount: repeats), figure: "verdict", title: "verdict", unit: nil,
@@ -303,6 +330,7 @@ package struct Comparison: Sendable {
         case .verdict(let v)?: return v.rawValue
         case .quantity(.bytes(let b))?: return Format.size(b)
         case .quantity(.seconds(let s))?: return Format.seconds(s) + " s"
+        case .quantity(.copies(let c))?: return SweepFitting.copies(c) + " copies"
         }
     }
 
@@ -311,6 +339,7 @@ package struct Comparison: Sendable {
         case nil: return ""
         case .bytes(let b)?: return Format.signedSize(b)
         case .seconds(let s)?: return (s > 0 ? "+" : "") + Format.seconds(s) + " s"
+        case .copies(let c)?: return (c > 0 ? "+" : "") + SweepFitting.copies(c) + " copies"
         }
     }
 
@@ -338,6 +367,7 @@ package struct Comparison: Sendable {
                 ? "regress past both \(rel)% and \(Format.trimmed(options.absoluteSeconds)) s"
                 : "are not gated (--gate-times)")
             + "; a missing run or a worse verdict (pass < fail < oom < error) regresses"
+            + "; a sweep's slope regresses when it grows by more than \(SweepFitting.copies(options.slopeThreshold)) copies (its fixed cost is shown, not gated)"
     }
 
     static func describe(_ r: ScenarioResults, path: String) -> String {
@@ -422,6 +452,7 @@ package struct Comparison: Sendable {
         case .verdict(let v)?: return .string(v.rawValue)
         case .quantity(.bytes(let b))?: return JSONValue(b)
         case .quantity(.seconds(let s))?: return JSONValue(s)
+        case .quantity(.copies(let c))?: return JSONValue(c)
         }
     }
 
@@ -459,6 +490,7 @@ package struct Comparison: Sendable {
             "metrics": .array(options.metrics.map { .string($0) }),
             "gate_times": .bool(options.gateTimes),
             "force": .bool(options.force),
+            "slope_threshold_copies": JSONValue(options.slopeThreshold),
         ])
         o["comparable"] = .bool(comparable)
         o["mismatches"] = Self.differences(mismatches)
@@ -476,6 +508,7 @@ package struct Comparison: Sendable {
                 switch row.change {
                 case .bytes(let b)?: r["change"] = JSONValue(b)
                 case .seconds(let s)?: r["change"] = JSONValue(s)
+                case .copies(let c)?: r["change"] = JSONValue(c)
                 case nil: r["change"] = .null
                 }
                 r["change_fraction"] = row.changeFraction.map { JSONValue($0) } ?? .null

@@ -4,11 +4,14 @@ import ResultsFormat
 package enum Quantity: Sendable, Equatable {
     case bytes(Int)
     case seconds(Double)
+    /// A sweep's slope: copies of the checkpoint (dimensionless).
+    case copies(Double)
 
     package var doubleValue: Double {
         switch self {
         case .bytes(let b): return Double(b)
         case .seconds(let s): return s
+        case .copies(let c): return c
         }
     }
 }
@@ -29,6 +32,7 @@ package struct Metric: Sendable {
     package enum Unit: String, Sendable {
         case bytes
         case seconds
+        case copies
     }
 
     /// The export and `--metrics` name.

@@ -66,6 +66,12 @@ struct CompareOptions: ParsableArguments {
     @Option(help: "Absolute threshold for times, in seconds (used with --gate-times).")
     var absoluteSeconds: Double = Comparison.Options.defaultAbsoluteSeconds
 
+    @Option(
+        help:
+            "A sweep's slope regresses when it grows by more than this many copies of the model (default \(SweepFitting.copies(Comparison.Options.defaultSlopeThreshold)))."
+    )
+    var slopeThreshold: Double = Comparison.Options.defaultSlopeThreshold
+
     @Option(help: "Only these figures, comma-separated: \(Metric.names.joined(separator: ", ")).")
     var metrics: String?
 
@@ -79,6 +85,9 @@ struct CompareOptions: ParsableArguments {
         guard absoluteSeconds >= 0, absoluteSeconds.isFinite else {
             throw UsageError("--absolute-seconds must be a number of seconds ≥ 0")
         }
+        guard slopeThreshold >= 0, slopeThreshold.isFinite else {
+            throw UsageError("--slope-threshold must be a number of copies ≥ 0")
+        }
         var names = Metric.names
         if let metrics {
             names = metrics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -90,9 +99,11 @@ struct CompareOptions: ParsableArguments {
                 throw UsageError("--metrics needs at least one figure: \(Metric.names.joined(separator: ", "))")
             }
         }
-        return Comparison.Options(
+        var options = Comparison.Options(
             relativeThreshold: threshold.fraction, absoluteBytes: absolute.bytes, absoluteSeconds: absoluteSeconds,
             metrics: names, gateTimes: gateTimes, force: force)
+        options.slopeThreshold = slopeThreshold
+        return options
     }
 
     /// Loads the baseline (every failure is exit 5), compares, prints, and returns the exit status.

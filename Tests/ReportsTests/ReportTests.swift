@@ -124,7 +124,11 @@ struct ReportTests {
         let first = MarkdownReport.render(results, resultsLink: "x.json")
         let second = MarkdownReport.render(try ReportFixtures.load(fixture), resultsLink: "x.json")
         #expect(first == second)
-        #expect(first.charts.count == 1 + results.runs.filter { $0.measurement != nil }.count)
+        // A sweep draws its largest size's timelines, and a chart per loader and fitted figure.
+        let largest = results.sweep?.points.last?.scale
+        let timelines = results.runs.filter { $0.measurement != nil && $0.scale == largest }.count
+        let sweepCharts = Set((results.fits ?? []).map { "\($0.loader.name) \($0.figure)" }).count
+        #expect(first.charts.count == 1 + timelines + sweepCharts)
         #expect(Set(first.charts.map(\.name)).count == first.charts.count)
     }
 

@@ -18,7 +18,10 @@ package enum ReportFixtures {
     package static let scaled = "smoke-scale-0.5.json"
     /// Three runs of the smoke scenario under --memory-limit 560MiB: two `oom`, one `pass`.
     package static let oom = "smoke-oom.json"
-    package static let all = [smoke, scaled, oom]
+    /// The smoke scenario swept at scales 0.25, 0.5, 0.75 and 1 (1 held out) with naive, low-memory,
+    /// dtype-direct-float16 and mmap: `run Scenarios/smoke.json --scales 0.25,0.5,0.75,1 --only …`.
+    package static let sweep = "smoke-sweep.json"
+    package static let all = [smoke, scaled, oom, sweep]
 
     package static func path(_ name: String) -> String { FixturePaths.path("results/" + name) }
 
