@@ -164,6 +164,57 @@ struct CLITests {
         #expect(eight["pick"]?.stringValue == "mmap", "\(ranks.stdout)")
     }
 
+    /// `fit --calibration`: each path at the target's checkpoint bytes by the sweep's line (slope × bytes +
+    /// fixed), with the line's error and the formula beside, labelled as such; the smoke sweep is the calibration.
+    @Test func fitWithACalibrationSizesEachLoadersPathsByTheirLines() throws {
+        let scenario = ReportFixtures.repositoryRoot + "/Scenarios/gemma7b.json"
+        let calibration = ReportFixtures.path(ReportFixtures.sweep)
+        let fits = try #require(try ReportFixtures.load(ReportFixtures.sweep).fits)
+        let result = try Executable.run(["fit", scenario, "--calibration", calibration, "--memory", "24GiB", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let answer = try parseJSON(result.stdout)
+        #expect(answer["source"]?.stringValue == "calibration")
+        let bytes = try #require(answer["checkpoint_bytes"]?.numberValue?.intValue)
+        let paths = try #require(answer["paths"]?.arrayValue)
+        #expect(
+            paths.compactMap { $0["path"]?.stringValue } == ["naive", "low-memory", "dtype-direct-float16", "mmap"])
+        for path in paths {
+            let run = try #require(path["path"]?.stringValue)
+            let line = try #require(fits.first { $0.run == run && $0.figure == .vmhwmDelta })
+            #expect(path["predicted_vmhwm_bytes"]?.numberValue?.intValue == line.predictedBytes(at: bytes))
+            let anon = try #require(fits.first { $0.run == run && $0.figure == .rssAnonPeakDelta })
+            #expect(path["predicted_anon_bytes"]?.numberValue?.intValue == anon.predictedBytes(at: bytes))
+            #expect(path["subject"]?.stringValue == "engine")
+            #expect(path["uncertainty_bytes"]?.numberValue?.intValue != nil)
+        }
+        let status = Dictionary(
+            uniqueKeysWithValues: paths.compactMap { p in
+                p["path"]?.stringValue.map { ($0, p["status"]?.stringValue ?? "") }
+            })
+        #expect(
+            status == ["naive": "does_not_fit", "low-memory": "fits", "dtype-direct-float16": "fits", "mmap": "fits"])
+        #expect(answer["picks"]?["engine"]?.stringValue == "low-memory")
+        // Eight ranks: mmap's pages are the page cache's, counted once, so it is the one that fits.
+        let ranks = try Executable.run([
+            "fit", scenario, "--calibration", calibration, "--memory", "24GiB", "--ranks", "8",
+        ])
+        #expect(ranks.status == 0, "\(ranks.stdout)")
+        #expect(ranks.stdout.contains("pick for engine: mmap"), "\(ranks.stdout)")
+        let text = try Executable.run(["fit", scenario, "--calibration", calibration, "--memory", "24GiB"])
+        #expect(text.stdout.contains("predicted by the lines measured in \(calibration) (smoke, "), "\(text.stdout)")
+        #expect(text.stdout.contains("pick for engine: low-memory"))
+        let formulas = try Executable.run(["fit", scenario, "--memory", "24GiB"])
+        #expect(formulas.stdout.contains("predicted by the formulas"))
+        let notASweep = try Executable.run([
+            "fit", scenario, "--calibration", ReportFixtures.path(ReportFixtures.smoke),
+        ])
+        #expect(notASweep.status == 65)
+        #expect(
+            notASweep.stderrLines == [
+                "bigmodel-bench: error: \(ReportFixtures.path(ReportFixtures.smoke)): $.fits: NotACalibration: has no fitted lines: a calibration is the results of a sweep (run --scales 0.25,0.5,0.75,1)"
+            ])
+    }
+
     @Test func missingPathIsNoInput() throws {
         for command in ["inspect", "verify"] {
             let result = try Executable.run([command, "/nonexistent-cptests/model"])

@@ -31,6 +31,18 @@ import Testing
             "(0, 1]"
         ),
         (tinyScenario(extra: #", "repeat": 0"#), "$.repeat", "must be in 1…100"),
+        (
+            tinyScenario(extra: #", "scales": [0.5, 0.75, 1]"#), "$.scales",
+            "needs at least 4 scales: the largest is held out and predicted from a line through the other three"
+        ),
+        (
+            tinyScenario(extra: #", "scales": [0.5, 1], "holdout": false"#), "$.scales",
+            "needs at least 3 scales: two points are on every line"
+        ),
+        (tinyScenario(extra: #", "scales": [0, 0.5, 0.75, 1]"#), "$.scales", "a fraction in (0, 1]"),
+        (tinyScenario(extra: #", "scales": [0.5, 0.5, 0.75, 1]"#), "$.scales", "a scale is given twice"),
+        (tinyScenario(extra: #", "scales": [0.5, "1", 0.75, 1]"#), "$.scales[1]", "must be a number"),
+        (tinyScenario(extra: #", "holdout": false"#), "$.holdout", "applies to a sweep"),
         (tinyScenario(extra: #", "cache": "lukewarm""#), "$.cache", "\"warm\" or \"cold\""),
         (tinyScenario(extra: #", "tolerance": {"relative": 3}"#), "$.tolerance.relative", "[0, 1)"),
         (tinyScenario(extra: #", "tolerance": {"absolute": "lots"}"#), "$.tolerance.absolute", "must be a size"),

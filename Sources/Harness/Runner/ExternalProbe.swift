@@ -111,7 +111,8 @@ package final class ExternalProbe {
     func finish() -> Observation {
         closePhase()
         let sampled = sampler.stop()
-        let last = sampled.samples.last.map { ($0.reading, $0.seconds) }
+        // A process that has exited but is not yet reaped has a status with no Vm* lines: not a reading.
+        let last = sampled.samples.last { $0.reading[.rss] != nil }.map { ($0.reading, $0.seconds) }
         return Observation(
             baseline: baseline ?? sampled.samples.first?.reading ?? MemoryReading(), baselineSeconds: baselineSeconds,
             endOfLoad: endOfLoad?.0, endOfLoadSeconds: endOfLoad?.1, final: final?.0 ?? last?.0,

@@ -14,7 +14,8 @@ package enum OutsideMeasurement {
     ) -> RunMeasurement? {
         guard let seen = outcome.observation else { return nil }
         let result = outcome.subjectResult
-        let samples = seen.sampled.samples.filter { $0.seconds >= seen.baselineSeconds }
+        // Samples of the exited, unreaped process (no VmRSS) are not readings of a load.
+        let samples = seen.sampled.samples.filter { $0.seconds >= seen.baselineSeconds && $0.reading[.rss] != nil }
         let loadSamples = samples.filter { $0.seconds <= (seen.endOfLoadSeconds ?? .infinity) }
         let final = seen.final ?? samples.last?.reading ?? seen.baseline
         let loadSeconds =
