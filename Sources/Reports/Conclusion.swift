@@ -9,7 +9,9 @@ enum Conclusion {
     static func render(_ r: ScenarioResults) -> String {
         var md = "## Conclusion\n\n"
         md += claims(r) + "\n\n"
-        if let cheapest = cheapest(r) { md += cheapest + "\n\n" }
+        if let lines = lines(r) { md += lines + "\n\n" }
+        // A sweep's cheapest path is said at its largest size.
+        if let cheapest = cheapest(MarkdownReport.largestSize(r)) { md += cheapest + "\n\n" }
         md += fit(r)
         return md
     }
@@ -39,6 +41,20 @@ enum Conclusion {
         }
         let list = failed.map { "**\($0.0)** \($0.1.rawValue) — \(firstClause($0.2))" }.joined(separator: "; ")
         return "**\(failed.count) of \(total) claim\(total == 1 ? "" : "s") did not hold**\(incomplete): \(list)."
+    }
+
+    /// A sweep's judged lines: "All 14 lines held …" or "2 of 14 lines did not hold: …" with each one's cost.
+    static func lines(_ r: ScenarioResults) -> String? {
+        let judged = (r.fits ?? []).filter { $0.verdict == .pass || $0.verdict == .fail }
+        guard !judged.isEmpty else { return nil }
+        let failed = judged.filter { $0.verdict == .fail }
+        if failed.isEmpty {
+            return
+                "**All \(judged.count) lines held**: each run's cost in copies of the model matched its claim, its held-out size was where the smaller sizes put it, and every size lay on its line."
+        }
+        let list = failed.map { "**\($0.run)** \($0.figure.label) \(firstClause($0.verdictDetail))" }
+        return
+            "**\(failed.count) of \(judged.count) lines did not hold**: \(list.joined(separator: "; ")) (see \"Cost as copies of the model\")."
     }
 
     /// The detail's first clause (up to the first "; "): the bound that failed and by how much.
