@@ -24,7 +24,7 @@ enum CalibratedFitReport {
                 ByteSize.binary(row.predictedVMHWMBytes), row.uncertaintyBytes.map { ByteSize.binary($0) } ?? "-",
                 row.predictedAnonBytes.map(FitReport.signed) ?? "-", row.formulaBytes.map(FitReport.signed) ?? "-",
                 ByteSize.binary(e.needBytes), FitReport.signed(e.headroomBytes),
-                e.statusText + (row.sweepVerdict == .fail ? " (its sweep failed)" : ""),
+                e.statusText + (row.caveat.map { " (\($0))" } ?? ""),
             ])
         }
         out += TextTable.render(table, rightAligned: [2, 3, 4, 5, 6, 7, 8, 9])
@@ -74,6 +74,7 @@ enum CalibratedFitReport {
         o["headroom_bytes"] = JSONValue(e.headroomBytes)
         o["status"] = .string(e.status.rawValue)
         o["sweep_verdict"] = .string(row.sweepVerdict.rawValue)
+        if let caveat = row.caveat { o["caveat"] = .string(caveat) }
         return .object(o)
     }
 }

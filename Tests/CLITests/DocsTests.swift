@@ -28,6 +28,25 @@ import Testing
             "refresh the README with: bigmodel-bench report Reports/gemma7b.json --format summary")
     }
 
+    /// The README's full-size answer for transformers is `fit --calibration` of the committed calibration.
+    @Test func readmeCalibratedFitIsTheCommittedCalibration() throws {
+        let readme = try String(contentsOfFile: Self.root + "/README.md", encoding: .utf8)
+        let command =
+            "bigmodel-bench fit scenarios/gemma7b.json --calibration Reports/calibration/gemma7b.json --memory 24GiB"
+        let start = try #require(readme.range(of: "$ " + command + "\n")).upperBound
+        let end = try #require(readme.range(of: "```", range: start..<readme.endIndex)).lowerBound
+        let fit = try Executable.run(
+            [
+                "fit", "scenarios/gemma7b.json", "--calibration", "Reports/calibration/gemma7b.json", "--memory",
+                "24GiB",
+            ], in: Self.root)
+        #expect(fit.status == 0, "\(fit.stderr)")
+        #expect(String(readme[start..<end]) == fit.stdout, "refresh the README with: \(command)")
+        let calibration = try ResultsFile.load(path: Self.root + "/Reports/calibration/gemma7b.json")
+        #expect(calibration.sweep?.points.count == 4)
+        #expect(calibration.complete)
+    }
+
     @Test func readmeFullSizeFiguresAreTheReports() throws {
         let readme = try String(contentsOfFile: Self.root + "/README.md", encoding: .utf8)
         let results = try ResultsFile.load(path: Self.root + "/Reports/gemma7b.json")

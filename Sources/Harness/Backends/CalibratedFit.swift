@@ -28,6 +28,17 @@ package struct CalibratedFit {
         package let estimate: FitEstimate
         /// The fit's own verdict in the sweep (a line that failed its holdout predicts poorly).
         package let sweepVerdict: SweepFit.Verdict
+
+        /// What a failed line means for its prediction: a slope over the claim is a measured cost, still a good
+        /// prediction; a missed held-out size or a bent line makes any prediction beyond the sweep unreliable.
+        package var caveat: String? {
+            guard sweepVerdict == .fail else { return nil }
+            if line.holdout?.passed == false { return "unreliable: its held-out size missed" }
+            if line.linear == false { return "unreliable: not a line" }
+            return line.claim.map { "\(SweepFitting.copies(copies)) copies, claim \(SweepFitting.copies($0.copies))" }
+        }
+
+        let line: SweepFit
     }
 
     package let calibration: ScenarioResults
@@ -85,7 +96,7 @@ package struct CalibratedFit {
         return Row(
             subject: hwm.loader, run: hwm.run, strategy: hwm.strategy, copies: slope, fixedBytes: intercept,
             predictedVMHWMBytes: peak, predictedAnonBytes: predictedAnon, uncertaintyBytes: error,
-            formulaBytes: formula, estimate: estimate, sweepVerdict: hwm.verdict)
+            formulaBytes: formula, estimate: estimate, sweepVerdict: hwm.verdict, line: hwm)
     }
 
     /// Each loader's pick (``FitEstimate/pick(_:)`` among its rows), in the order loaders first appear.
