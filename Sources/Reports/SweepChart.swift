@@ -73,9 +73,12 @@ package enum SweepChart {
         }
         body.line(x1: plot.left, y1: plot.bottom, x2: plot.right, y2: plot.bottom, [("stroke", Style.axis)])
         body.line(x1: plot.left, y1: plot.top, x2: plot.left, y2: plot.bottom, [("stroke", Style.axis)])
-        body.text("checkpoint bytes", x: (plot.left + plot.right) / 2, y: plot.bottom + 36, anchor: .middle)
         body.text(
-            figure.label, x: 18, y: (plot.top + plot.bottom) / 2, anchor: .middle, rotate: -90)
+            "checkpoint bytes, \(xUnit.name) (\(xUnit.definition))", x: (plot.left + plot.right) / 2,
+            y: plot.bottom + 36, anchor: .middle)
+        body.text(
+            "\(figure.label), \(yUnit.name) (\(yUnit.definition))", x: 18, y: (plot.top + plot.bottom) / 2,
+            anchor: .middle, rotate: -90)
     }
 
     static func series(

@@ -1,4 +1,4 @@
-"""A loader whose cost is not a line: one copy of the checkpoint, and a second once the checkpoint is larger than
+"""A loader whose cost is not a line: one copy of the checkpoint, and two more once the checkpoint is larger than
 the threshold given (bytes). A sweep's held-out size above the threshold is then not where the smaller sizes'
 line predicts it: the holdout check must fail.
 
@@ -12,9 +12,11 @@ folder, threshold = sys.argv[1], int(sys.argv[2])
 shards = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
 held = []
 for path in shards:
+    buffer = bytearray(os.path.getsize(path))     # one copy, the process's own memory, read in place
     with open(path, "rb") as f:
-        held.append(bytearray(f.read()))          # one copy, the process's own memory
+        f.readinto(buffer)
+    held.append(buffer)
 total = sum(len(b) for b in held)
 if total > threshold:
-    held += [bytearray(b) for b in held]          # and a second one past the threshold
+    held += [bytearray(b) for b in held] * 2      # and two more past the threshold
 print(f"held {sum(len(b) for b in held)} bytes for a {total}-byte checkpoint", file=sys.stderr)
