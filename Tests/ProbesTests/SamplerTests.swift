@@ -50,15 +50,18 @@ extension MemoryMeasuringTests {
                     && peaks[.ledgerLive] == 12345
                     && peaks[.pss] == nil  // not sampled: absent, never 0
                     && Set(result.samples.map(\.phase)) == [0, 1, 2]
+                    // Scheduling-dependent on 2 busy cores, so retried with the rest: the first sample is taken
+                    // at start, not a period later, and the period holds on average.
+                    && result.samples.first.map { $0.seconds >= 0 && $0.seconds < 0.01 } == true
+                    && result.overhead.meanIntervalSeconds > 0.0009 && result.overhead.meanIntervalSeconds < 0.002
             }
             let result = try #require(last)
             #expect(ok, "samples \(result.samples.count), peaks \(result.peaks)")
             #expect(result.jemallocAvailable)
             #expect(result.statusReadFailures == 0)
             #expect(result.droppedSamples == 0)
-            #expect(result.samples.first.map { $0.seconds >= 0 && $0.seconds < 0.01 } == true)
+            #expect(result.samples.first.map { $0.seconds >= 0 } == true)
             let overhead = result.overhead
-            #expect(overhead.meanIntervalSeconds > 0.0009 && overhead.meanIntervalSeconds < 0.002)
             #expect(overhead.meanSecondsPerSample > 0 && overhead.meanSecondsPerSample < 0.0005)
             #expect(overhead.maxSecondsPerSample >= overhead.meanSecondsPerSample)
             #expect(overhead.threadCPUSeconds > 0 && overhead.threadCPUSeconds < overhead.wallSeconds)
