@@ -16,73 +16,8 @@ import os
 import sys
 import threading
 import time
-import traceback
 
-EVENTS = int(os.environ.get("BIGMODEL_BENCH_EVENTS_FD", "-1"))
-CONTROL = int(os.environ.get("BIGMODEL_BENCH_CONTROL_FD", "-1"))
-CLOCK = time.monotonic()
-
-
-LOCK = threading.Lock()
-
-
-def send(event, **fields):
-    """One event, one line, written whole (the heartbeat thread's lines never interleave with it)."""
-    if EVENTS < 0:
-        return
-    line = json.dumps(dict(event=event, **fields), sort_keys=True, separators=(",", ":")) + "\n"
-    data = line.encode()
-    with LOCK:
-        while data:
-            data = data[os.write(EVENTS, data):]
-
-
-def heartbeat():
-    """A sign of life every half second, for the parent's watchdog (also while waiting for a command)."""
-    while True:
-        time.sleep(0.5)
-        send("heartbeat")
-
-
-def wait_for(command):
-    """Blocks until the parent sends `command`; exits quietly when the parent is gone (end of file)."""
-    if CONTROL < 0:
-        return
-    buffered = b""
-    while True:
-        while b"\n" not in buffered:
-            chunk = os.read(CONTROL, 4096)
-            if not chunk:
-                os._exit(0)
-            buffered += chunk
-        line, buffered = buffered.split(b"\n", 1)
-        try:
-            if json.loads(line).get("command") == command:
-                return
-        except ValueError:
-            pass
-
-
-class Phases:
-    def __init__(self):
-        self.name = None
-
-    def begin(self, name):
-        now = time.monotonic() - CLOCK
-        if self.name is not None:
-            send("phase_ended", name=self.name, seconds=now)
-        self.name = name
-        send("phase_began", name=name, seconds=now)
-
-    def end(self):
-        if self.name is not None:
-            send("phase_ended", name=self.name, seconds=time.monotonic() - CLOCK)
-        self.name = None
-
-
-def fail(kind, message):
-    send("error", kind=kind, message=message.replace("\n", " ")[:2000])
-    sys.exit(65 if kind == "bad_data" else 70)
+from bigmodel_bench_protocol import Phases, fail, heartbeat, read_pages, run, send, wait_for
 
 
 def main():
@@ -180,12 +115,7 @@ class Loader:
 
     @staticmethod
     def read_pages(tensor):
-        """One element of every 4 KiB page read: every page of the tensor becomes resident."""
-        if not tensor.numel():
-            return 0
-        flat = tensor.detach().view(-1) if tensor.is_contiguous() else tensor.detach()
-        flat[:: max(1, 4096 // tensor.element_size())].sum() if flat.dim() == 1 else flat.sum()
-        return tensor.numel() * tensor.element_size()
+        return read_pages(tensor)
 
     def read_every_byte(self, state):
         """The state dict held in RAM: every tensor's pages read (mapped pages become resident)."""
@@ -281,13 +211,4 @@ class Loader:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except SystemExit:
-        raise
-    except MemoryError as error:
-        fail("out_of_memory", f"MemoryError: {error}")
-    except Exception as error:  # noqa: BLE001 - every failure becomes one structured event
-        kind = "bad_data" if isinstance(error, (ValueError, KeyError, OSError)) else "runtime"
-        fail(kind, f"{type(error).__name__}: {error} ({traceback.extract_tb(error.__traceback__)[-1].filename.split('/')[-1]}:"
-                   f"{traceback.extract_tb(error.__traceback__)[-1].lineno})")
+    run(main)

@@ -74,20 +74,14 @@ struct ScalesArgument: Sendable, Equatable {
 /// `--subject engine,transformers`: the loaders every run is measured with, in the order given. A command subject
 /// is a list of arguments and is given in the scenario, not here.
 struct SubjectsArgument: ExpressibleByArgument, Sendable {
-    static let names = ["engine", "transformers"]
+    static let names = ["engine", "transformers"] + Subject.FastLoader.allCases.map(\.rawValue)
     let subjects: [Subject]
 
     init?(argument: String) {
         let names = argument.split(separator: ",", omittingEmptySubsequences: false).map {
             $0.trimmingCharacters(in: .whitespaces)
         }
-        let subjects = names.compactMap { name -> Subject? in
-            switch name {
-            case "engine": .engine
-            case "transformers": .transformers
-            default: nil
-            }
-        }
+        let subjects = names.compactMap { Subject.named[$0] }
         guard !subjects.isEmpty, subjects.count == names.count else { return nil }
         self.subjects = subjects
     }
@@ -96,11 +90,11 @@ struct SubjectsArgument: ExpressibleByArgument, Sendable {
         guard let subjects = SubjectsArgument(argument: text) else {
             throw ArgumentValueError(
                 reason:
-                    "takes \(names.joined(separator: " and/or ")), comma-separated (a command subject is given in the scenario)"
+                    "takes one or more of \(names.joined(separator: ", ")), comma-separated (a command subject is given in the scenario)"
             )
         }
         return subjects
     }
 
-    static var defaultCompletionKind: CompletionKind { .list(["engine", "transformers", "engine,transformers"]) }
+    static var defaultCompletionKind: CompletionKind { .list(names + ["engine,transformers"]) }
 }

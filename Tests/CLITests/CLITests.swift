@@ -273,7 +273,7 @@ struct CLITests {
             ),
             (
                 ["measure-rank", scenario, "--run-id", "naive", "--out", "x", "--subject", "engine,torch"],
-                "Error: The value 'engine,torch' is invalid for '--subject <subject>': takes engine and/or transformers, comma-separated (a command subject is given in the scenario)"
+                "Error: The value 'engine,torch' is invalid for '--subject <subject>': takes one or more of engine, transformers, safetensors, runai-streamer, fastsafetensors, comma-separated (a command subject is given in the scenario)"
             ),
             (
                 ["compare", scenario, scenario, "--threshold=-1%"],

@@ -45,7 +45,7 @@ import Glibc
     @Test(arguments: [
         (
             #"[{"strategy": "naive", "subject": "pytorch"}]"#, "$.runs[0].subject",
-            "must be \"engine\", \"transformers\" or {\"command\": [...]}, not \"pytorch\""
+            "must be \"engine\", \"transformers\", \"safetensors\", \"runai-streamer\", \"fastsafetensors\" or {\"command\": [...]}, not \"pytorch\""
         ),
         (
             #"[{"strategy": "naive", "subject": {"command": []}}]"#, "$.runs[0].subject.command",

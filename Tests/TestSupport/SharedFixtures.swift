@@ -41,6 +41,16 @@ package enum TestPython {
         }
         return ok
     }()
+
+    package static let hasFastLoaders: Bool = {
+        let ok = imports("torch, safetensors, runai_model_streamer, fastsafetensors")
+        if !ok {
+            print(
+                "FastLoaderTests: SKIPPED: \(path) cannot import torch, safetensors, runai_model_streamer, fastsafetensors (run scripts/setup --test)"
+            )
+        }
+        return ok
+    }()
 }
 
 /// Writes in-memory tensors with `SafetensorsWriter.write`, keeping each buffer alive for the call.
@@ -70,4 +80,5 @@ package func withArrays<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer
     }
     return try body(
         zip(pointers, arrays).map { UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer($0.0)[0..<$0.1.count]) })
+
 }

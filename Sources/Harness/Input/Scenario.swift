@@ -174,8 +174,9 @@ package struct Scenario: Sendable {
     package func withSubjects(_ subjects: [Subject]?) -> Scenario {
         guard let subjects, !subjects.isEmpty else { return self }
         var copy = self
+        // A subject that cannot be held to a run's claim (a fast loader's device-map) has no such run.
         copy.runs = runs.flatMap { run in
-            subjects.map { subject in
+            subjects.filter { $0.supports(run.strategy) }.map { subject in
                 var measured = run
                 measured.subject = subject
                 let base = run.id.split(separator: "@").first.map(String.init) ?? run.id

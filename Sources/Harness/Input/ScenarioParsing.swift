@@ -222,6 +222,11 @@ extension Scenario {
             throw v.fail(at + ".dtype", "\(dtype.torchName) is not a floating dtype (\(DType.convertibleTorchNames))")
         }
         let subject = try parseSubject(run["subject"], at: at + ".subject", v)
+        guard subject.supports(strategy) else {
+            throw v.fail(
+                at + ".subject",
+                "\(subject.name) reads a state dict and places no modules: it has no \(strategy.rawValue) run")
+        }
         let id =
             try v.string(run["id"], at + ".id", required: false)
             ?? Run.defaultID(strategy: strategy, dtype: dtype, subject: subject)
@@ -250,11 +255,11 @@ extension Scenario {
             }
     }
 
-    /// `"engine"`, `"transformers"`, or `{"command": ["prog", "arg", …]}`.
+    /// A subject's name (``Subject/named``), or `{"command": ["prog", "arg", …]}`.
     static func parseSubject(_ value: JSONValue?, at: String, _ v: Validator) throws -> Subject {
         switch value {
-        case nil, .some(.string("engine")): return .engine
-        case .some(.string("transformers")): return .transformers
+        case nil: return .engine
+        case .some(.string(let name)) where Subject.named[name] != nil: return Subject.named[name] ?? .engine
         case .some(.object(let object)):
             _ = try v.object(.object(object), at, allowed: ["command"])
             guard case .array(let items)? = object["command"], !items.isEmpty,
@@ -269,7 +274,7 @@ extension Scenario {
         case .some(let other):
             throw v.fail(
                 at,
-                "must be \"engine\", \"transformers\" or {\"command\": [...]}, not \(other.stringValue.map { "\"\($0)\"" } ?? other.typeName)"
+                "must be \"engine\", \"transformers\", \"safetensors\", \"runai-streamer\", \"fastsafetensors\" or {\"command\": [...]}, not \(other.stringValue.map { "\"\($0)\"" } ?? other.typeName)"
             )
         }
     }

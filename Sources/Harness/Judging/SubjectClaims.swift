@@ -6,7 +6,8 @@ import TensorEngine
 /// headers, bounded on RssAnon and on VmHWM (anon + file) separately, so that "only the model", held as
 /// mapped file pages rather than the loader's own memory, is a named outcome and not a silent pass.
 ///
-/// - upper bounds: RssAnon Δ and VmHWM Δ each ≤ predicted + tolerance;
+/// - upper bounds: RssAnon Δ and VmHWM Δ each ≤ predicted + tolerance (mmap: VmHWM Δ may also hold the mapped
+///   file's pages, M_map; what the loader owns is bounded by RssAnon);
 /// - lower bound, where the claim is a high cost (naive, load-then-cast): VmHWM Δ ≥ predicted − tolerance
 ///   (the copies may be file pages: a state dict of mapped tensors is still in RAM);
 /// - device-map: transformers' `hf_device_map` equals the one `plan` computes for the same budgets.
@@ -17,7 +18,8 @@ extension ClaimChecker {
     ) -> Outcome {
         let peaks = m.judgedPeaks
         let hwmName: CheckKind.BoundFigure = outside.codePagesBytes == nil ? .vmhwm : .vmhwmLessCodePages
-        var checks = boundChecks(peaks, upper: upper, lower: nil, vmhwm: hwmName)
+        let mapped = m.strategy == .mmap ? (m.figures.mappedBytes ?? 0) : 0
+        var checks = boundChecks(peaks, upper: upper, lower: nil, vmhwm: hwmName, mapped: mapped)
         if let lower, let hwm = peaks[.vmhwm] {
             checks.append(
                 Check(

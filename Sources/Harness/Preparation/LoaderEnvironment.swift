@@ -14,16 +14,38 @@ package struct SubjectUnavailable: ReportableError, Equatable {
 /// Where the loaders outside this tool come from, checked before any checkpoint is generated or any run
 /// started: the Python interpreter (`run --python`, else the scenario's `"python"`, else
 /// `BIGMODEL_BENCH_PYTHON`, else the virtual environment `scripts/setup --test` makes when it exists, else
-/// `python3` on `PATH`), the transformers driver shipped in `python/`, and each
+/// `python3` on `PATH`), the drivers shipped in `python/` (transformers; the fast loaders), and each
 /// command subject's program.
 package struct LoaderEnvironment: Sendable {
     package let python: String?
-    package let driver: String?
-    /// What the interpreter reported (`python`, `torch`, `transformers`, …), when a transformers run needs it.
+    /// Each Python subject's driver script.
+    package let drivers: [Subject: String]
+    /// What the interpreter reported (`python`, `torch`, `transformers`, …), when a Python subject needs it.
     package let versions: [String: String]
+
+    /// The transformers driver, when a transformers run needs it.
+    package var driver: String? { drivers[.transformers] }
 
     /// The packages the transformers driver imports.
     static let requiredPackages = ["torch", "transformers", "safetensors"]
+
+    /// The modules a Python subject's driver imports.
+    static func packages(for subject: Subject, needsAccelerate: Bool) -> [String] {
+        switch subject {
+        case .transformers: requiredPackages + (needsAccelerate ? ["accelerate"] : [])
+        case .fastLoader(let loader): ["torch", loader.module]
+        case .engine, .command: []
+        }
+    }
+
+    /// The script that drives a Python subject.
+    static func script(for subject: Subject) -> String? {
+        switch subject {
+        case .transformers: "bigmodel_bench_driver.py"
+        case .fastLoader: "bigmodel_bench_fast_loaders.py"
+        case .engine, .command: nil
+        }
+    }
 
     /// Resolves and checks what `subjects` need. `requested` is `--python`, `scenarioPython` the scenario's key.
     package static func check(
@@ -32,16 +54,32 @@ package struct LoaderEnvironment: Sendable {
         for subject in subjects {
             if case .command(let argv) = subject { _ = try program(argv.first ?? "", what: "the loader command") }
         }
-        guard subjects.contains(.transformers) else {
-            return LoaderEnvironment(python: nil, driver: nil, versions: [:])
-        }
+        let pythonSubjects = subjects.filter { script(for: $0) != nil }.sorted { $0.name < $1.name }
+        guard !pythonSubjects.isEmpty else { return LoaderEnvironment(python: nil, drivers: [:], versions: [:]) }
         let given =
             requested ?? scenarioPython ?? ProcessInfo.processInfo.environment["BIGMODEL_BENCH_PYTHON"] ?? setupPython
             ?? "python3"
-        let python = try program(given, what: "the Python interpreter for the transformers subject")
-        let driver = try findDriver()
-        let packages = requiredPackages + (needsAccelerate ? ["accelerate"] : [])
-        return LoaderEnvironment(python: python, driver: driver, versions: try importCheck(python, packages: packages))
+        let names = pythonSubjects.map(\.name).joined(separator: ", ")
+        let python = try program(
+            given, what: "the Python interpreter for the \(names) subject\(pythonSubjects.count == 1 ? "" : "s")")
+        var drivers: [Subject: String] = [:]
+        for subject in pythonSubjects {
+            drivers[subject] = subject == .transformers ? try findDriver() : try findScript(script(for: subject) ?? "")
+        }
+        var packages: [String] = []
+        for subject in pythonSubjects {
+            for package in Self.packages(for: subject, needsAccelerate: needsAccelerate)
+            where !packages.contains(package) {
+                packages.append(package)
+            }
+        }
+        return LoaderEnvironment(
+            python: python, drivers: drivers, versions: try importCheck(python, packages: packages, for: names))
+    }
+
+    /// What `pip install` takes for a module the drivers import.
+    static func distribution(_ module: String) -> String {
+        Subject.FastLoader.allCases.first { $0.module == module }?.distribution ?? module
     }
 
     /// `~/.cache/bigmodel-bench/python/bin/python` (or under `$BIGMODEL_BENCH_VENV`), where `scripts/setup --test`
@@ -108,9 +146,11 @@ package struct LoaderEnvironment: Sendable {
 
     /// Imports `packages` in the interpreter and returns their versions; a failure names what is missing and how
     /// to install it.
-    static func importCheck(_ python: String, packages: [String]) throws -> [String: String] {
+    static func importCheck(_ python: String, packages: [String], for subjects: String = "transformers") throws
+        -> [String: String]
+    {
         let script =
-            "import json, sys\nv = {'python': sys.version.split()[0]}\nfor m in \(packages):\n  try:\n    v[m] = __import__(m).__version__\n  except Exception as e:\n    v[m] = 'MISSING ' + type(e).__name__ + ': ' + str(e).splitlines()[0][:200]\nprint(json.dumps(v))\n"
+            "import json, sys\nv = {'python': sys.version.split()[0]}\nfor m in \(packages):\n  try:\n    v[m] = str(getattr(__import__(m), '__version__', None) or 'installed')\n  except Exception as e:\n    v[m] = 'MISSING ' + type(e).__name__ + ': ' + str(e).splitlines()[0][:200]\nprint(json.dumps(v))\n"
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bigmodel-bench-check-\(getpid())")
             .path
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -130,7 +170,7 @@ package struct LoaderEnvironment: Sendable {
         guard missing.isEmpty else {
             let why = missing.map { "\($0) (\(versions[$0]?.dropFirst(8) ?? "not reported"))" }.joined(separator: ", ")
             throw SubjectUnavailable(
-                "the transformers subject needs \(missing.joined(separator: ", ")), which \(python) cannot import: \(why); install with: \(python) -m pip install \(missing.joined(separator: " ")) (or run scripts/setup --test, which makes ~/.cache/bigmodel-bench/python)"
+                "the \(subjects) subject\(subjects.contains(",") ? "s need" : " needs") \(missing.joined(separator: ", ")), which \(python) cannot import: \(why); install with: \(python) -m pip install \(missing.map(distribution).joined(separator: " ")) (or run scripts/setup --test, which makes ~/.cache/bigmodel-bench/python)"
             )
         }
         return versions

@@ -379,9 +379,9 @@ package final class ScenarioRunner {
         switch run.subject {
         case .engine:
             return
-        case .transformers:
-            guard let python = loaders.python, let driver = loaders.driver else {
-                throw SubjectUnavailable("the transformers subject was not checked")
+        case .transformers, .fastLoader:
+            guard let python = loaders.python, let driver = loaders.drivers[run.subject] else {
+                throw SubjectUnavailable("the \(run.subject.name) subject was not checked")
             }
             launch.executable = python
             launch.arguments = [driver]
