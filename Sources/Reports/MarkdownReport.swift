@@ -608,7 +608,10 @@ package enum MarkdownReport {
             "|RSS anon peak Δ − ledger peak| and |jemalloc allocated peak Δ − ledger peak at jemalloc size classes| each within ⌈ledger peak × \(Format.trimmed(r.scenario.toleranceRelative))⌉ + \(Format.size(r.scenario.toleranceAbsoluteBytes)). Any failed check makes the verdict fail.\n"
         if let floor = r.floor {
             md +=
-                "- **floor**: the same checkpoint bytes read into fresh memory the fastest plain way (\(floor.method)) in a child of its own; × floor = a run's load seconds / the floor's \(Format.seconds(floor.seconds)) s.\n"
+                "- **floor**: the same checkpoint bytes read into fresh memory the fastest plain way (\(floor.method)) in a child of its own; × floor = a run's load seconds / the floor's \(Format.seconds(floor.seconds)) s"
+                + (floor.warmSeconds.map {
+                    " (its first pass, in a fresh process like the run's; with its memory warm the floor reads in \(Format.seconds($0)) s)"
+                } ?? "") + ".\n"
         }
         md +=
             "- **load seconds**: wall-clock time of the load inside the child (monotonic clock), excluding process start and the baseline.\n"

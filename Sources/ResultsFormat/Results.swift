@@ -276,12 +276,16 @@ package struct CheckpointInfo: Codable, Sendable, Equatable {
     }
 }
 
-/// The machine's floor: the same bytes read into fresh memory the fastest plain way.
+/// The machine's floor: the same bytes read into fresh memory the fastest plain way, in a fresh process as a
+/// run is measured (`seconds`: the first pass), and once its memory is warm (`warmSeconds`: the fastest pass).
 package struct FloorInfo: Codable, Sendable, Equatable {
     package var bytes: Int
     package var seconds: Double
     package var gigabytesPerSecond: Double
     package var method: String
+    /// The fastest of the passes, in memory the floor's process had already touched (absent in older files,
+    /// whose `seconds` was this fastest pass).
+    package var warmSeconds: Double? = nil
 
     package init(bytes: Int, seconds: Double, gigabytesPerSecond: Double, method: String) {
         self.bytes = bytes
