@@ -9,13 +9,21 @@ PEER is one of
                     (whatever load_file returns made resident: safetensors 0.8 returns views of the mapped
                     file, so this is the mapped path, like the engine's mmap strategy), the tensors held;
   load_file_clone   safetensors.torch.load_file on every shard, every tensor cloned (owned, resident copies,
-                    like the engine's low-memory strategy), the copies held.
+                    like the engine's low-memory strategy), the copies held;
+  safe_open_pread   safetensors: safe_open(framework="pt", backend="pread") on every shard, get_tensor(name) for
+                    every tensor (owned tensors read with pread, no mapping), held;
+  runai_owned       Run:ai Model Streamer: SafetensorsStreamer().stream_files(shards, owned=True), every tensor
+                    of get_tensors() held (owned tensors, its C++ reader threads: RUNAI_STREAMER_CONCURRENCY);
+  fastsafetensors   fastsafetensors: fastsafe_open(shards, framework="pt", device="cpu", nogds=True), every
+                    get_tensor(name) held (0.5: they share ownership of its buffers).
 Prints one JSON line: the peer, the seconds of the load alone (interpreter start-up and imports excluded),
-the bytes held, and the versions.
+the bytes held, the process's peak RSS (ru_maxrss) and the versions; or, for a peer this Python cannot run
+(its package or option missing), {"peer": …, "unavailable": why}.
 """
 import glob
 import json
 import os
+import resource
 import sys
 import time
 
@@ -52,14 +60,58 @@ def main():
             state = load_file(path)
             held.extend(tensor.clone() for tensor in state.values())
             del state
+    elif peer in OPTIONAL:
+        try:
+            loader = OPTIONAL[peer]()
+        except Exception as error:  # noqa: BLE001 - whatever stops it, the peer is reported unavailable
+            print(json.dumps({"peer": peer, "unavailable": f"{type(error).__name__}: {error}"[:300]}))
+            return
+        start = time.perf_counter()
+        held = loader(files)
     else:
         raise SystemExit(f"unknown peer {peer!r}")
     seconds = time.perf_counter() - start
     held_bytes = sum(t.numel() * t.element_size() for t in held)
     print(json.dumps({
         "peer": peer, "seconds": seconds, "bytes": held_bytes, "threads": torch.get_num_threads(),
+        "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "versions": {"torch": torch.__version__, "safetensors": safetensors.__version__, "python": sys.version.split()[0]},
     }))
+
+
+def pread_loader():
+    """safe_open with backend="pread" where this safetensors has it (a TypeError or error otherwise)."""
+    def load(files):
+        held = []
+        for path in files:
+            with safe_open(path, framework="pt", backend="pread") as f:
+                held.extend(f.get_tensor(name) for name in f.keys())
+        return held
+    with safe_open(sorted(glob.glob(os.path.join(sys.argv[1], "*.safetensors")))[0], framework="pt", backend="pread"):
+        pass
+    return load
+
+
+def runai_loader():
+    from runai_model_streamer import SafetensorsStreamer
+
+    def load(files):
+        with SafetensorsStreamer() as streamer:
+            streamer.stream_files(files, owned=True)
+            return [tensor for _, tensor in streamer.get_tensors()]
+    return load
+
+
+def fastsafetensors_loader():
+    from fastsafetensors import fastsafe_open
+
+    def load(files):
+        with fastsafe_open(files, framework="pt", device="cpu", nogds=True) as f:
+            return [f.get_tensor(name) for name in f.keys()]
+    return load
+
+
+OPTIONAL = {"safe_open_pread": pread_loader, "runai_owned": runai_loader, "fastsafetensors": fastsafetensors_loader}
 
 
 if __name__ == "__main__":

@@ -84,9 +84,21 @@ package enum ReadFloor {
     }
 
     /// Runs `work` for every chunk index, spread over the cores when `threads` > 1 (the floors' one way of
-    /// splitting a buffer; each index owns a disjoint window).
-    static func eachChunk(_ chunks: Int, threads: Int, _ work: @Sendable (Int) -> Void) {
-        if threads > 1 && chunks > 1 {
+    /// splitting a buffer; each index owns a disjoint window). More threads than cores (a deep queue of reads
+    /// for a cold device, where each thread mostly waits) are threads of their own taking the next index.
+    static func eachChunk(_ chunks: Int, threads: Int, _ work: @escaping @Sendable (Int) -> Void) {
+        if threads > ProcessInfo.processInfo.activeProcessorCount && chunks > 1 {
+            let next = Atomic<Int>(0)
+            let group = DispatchGroup()
+            for _ in 0..<min(threads, chunks) {
+                group.enter()
+                Thread {
+                    while case let index = next.add(1, ordering: .relaxed).oldValue, index < chunks { work(index) }
+                    group.leave()
+                }.start()
+            }
+            group.wait()
+        } else if threads > 1 && chunks > 1 {
             DispatchQueue.concurrentPerform(iterations: chunks, execute: work)
         } else {
             for index in 0..<chunks { work(index) }

@@ -43,6 +43,12 @@ struct BenchLoadCommand: ParsableCommand {
     @Flag(help: "Skip the torch and safetensors peers.")
     var noPeers = false
 
+    @Option(
+        help:
+            "warm: the page cache filled once before the rounds; cold: every file evicted (posix_fadvise DONTNEED) before every case."
+    )
+    var cache: CacheArgument = .warm
+
     @Flag(help: "Print the figures as JSON.")
     var json = false
 
@@ -57,8 +63,9 @@ struct BenchLoadCommand: ParsableCommand {
         try reportingErrors {
             let generated = checkpoint == nil ? try BenchCheckpoint.generate(size: size.bytes, workDir: workDir) : nil
             defer { if let generated { try? FileManager.default.removeItem(atPath: generated) } }
-            let options = LoadBenchmark.Options(
+            var options = LoadBenchmark.Options(
                 checkpoint: checkpoint ?? generated ?? "", repeats: repeatCount, python: python, peers: !noPeers)
+            options.cache = cache.mode
             let report = try LoadBenchmark(options: options).run(progress: { printProgress("bench load: " + $0) })
             print(
                 json
@@ -96,8 +103,11 @@ enum LoadBenchmarkTable {
     static func render(_ report: LoadBenchmark.Report) -> String {
         let floor = report.cases.first { $0.kind == .floor }?.median ?? 0
         let torch = report.cases.first { $0.name == "torch safe_open+clone" }?.median
+        let bestPeer = report.cases.filter { $0.kind == .peer && $0.median > 0 }.map(\.median).min()
         let gb = Double(report.tensorBytes) / 1e9
-        var rows = [["case", "median s", "min – max s", "GB/s", "× floor", "× torch", "ledger peak"]]
+        var rows = [
+            ["case", "median s", "min – max s", "GB/s", "× floor", "× torch", "× best peer", "memory peak"]
+        ]
         for c in report.cases {
             let median = c.median
             rows.append([
@@ -106,20 +116,34 @@ enum LoadBenchmarkTable {
                 median > 0 ? ByteSize.fixed(gb / median, digits: 2) : "-",
                 median > 0 && floor > 0 ? ByteSize.fixed(floor / median, digits: 2) + "×" : "-",
                 median > 0 ? torch.map { ByteSize.fixed($0 / median, digits: 2) + "×" } ?? "-" : "-",
-                c.ledgerPeakBytes.map {
-                    ByteSize.binary($0) + ($0 == c.predictedPeakBytes ? " (= formula)" : " (≠ formula)")
-                } ?? "-",
+                median > 0 ? bestPeer.map { ByteSize.fixed($0 / median, digits: 2) + "×" } ?? "-" : "-",
+                peak(c),
             ])
         }
         var out =
             "bench load: \(report.checkpoint): \(report.tensorBytes) tensor bytes (\(ByteSize.decimal(report.tensorBytes))) in \(report.files) file(s), "
         out +=
-            "\(report.cores) cores, medians of \(report.repeats) interleaved rounds after \(report.warmupRounds) uncounted\n"
-        out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 6])
+            "\(report.cores) cores, medians of \(report.repeats) interleaved rounds after \(report.warmupRounds) uncounted, "
+        out +=
+            report.cache == .cold
+            ? "page cache cold: every file evicted before every case\n" : "page cache warm\n"
+        out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 6, 7])
         out += phaseLines(report, gigabytes: gb)
         out += firstTouchLines(report)
         if let why = report.peersSkipped { out += "peers skipped: \(why)\n" }
+        for (peer, why) in (report.peersUnavailable ?? [:]).sorted(by: { $0.key < $1.key }) {
+            out += "peer \(peer) unavailable: \(why)\n"
+        }
+        out +=
+            "memory peak: strategies the ledger's peak (= or ≠ its formula); peers their process's ru_maxrss, interpreter and imports included\n"
         return out
+    }
+
+    static func peak(_ c: LoadBenchmark.Case) -> String {
+        if let ledger = c.ledgerPeakBytes {
+            return ByteSize.binary(ledger) + (ledger == c.predictedPeakBytes ? " (= formula)" : " (≠ formula)")
+        }
+        return c.maxRSSBytes.map { ByteSize.binary($0) + " max RSS" } ?? "-"
     }
 
     /// The floor for fresh memory, and whether the host takes freed memory back (why it can be far below the

@@ -98,3 +98,10 @@ struct SubjectsArgument: ExpressibleByArgument, Sendable {
 
     static var defaultCompletionKind: CompletionKind { .list(names + ["engine,transformers"]) }
 }
+
+/// `bench load --cache warm|cold`.
+enum CacheArgument: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case warm, cold
+
+    var mode: PageCacheMode { self == .warm ? .warm : .cold }
+}

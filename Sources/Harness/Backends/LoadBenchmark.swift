@@ -3,6 +3,7 @@ import Foundation
 import Loading
 import OSLayer
 import Probes
+import ResultsFormat
 import TensorEngine
 
 /// `bench load`: how fast each way of loading one checkpoint runs, against the machine's floor and against
@@ -31,6 +32,9 @@ package struct LoadBenchmark {
         /// Rounds run first and not counted: the first touch of memory this VM's host has not backed yet costs
         /// several times a later one, and would fall on whichever case runs first.
         package var warmupRounds = 1
+        /// `--cache`: warm (the page cache filled once before the first round) or cold (every file evicted
+        /// with `posix_fadvise(DONTNEED)` before every case of every round).
+        package var cache: PageCacheMode = .warm
 
         package init(checkpoint: String, repeats: Int = 5, python: String? = nil, peers: Bool = true) {
             self.checkpoint = checkpoint
@@ -54,6 +58,8 @@ package struct LoadBenchmark {
         package var predictedPeakBytes: Int?
         /// M_t at the case's dtype: what random init writes.
         package var modelBytes: Int?
+        /// Peers: the largest peak RSS (`ru_maxrss`) of the peer's process over the rounds, interpreter included.
+        package var maxRSSBytes: Int?
 
         package var median: Double { LoadBenchmark.median(seconds) }
     }
@@ -69,6 +75,9 @@ package struct LoadBenchmark {
         package var cases: [Case]
         /// Why the peers are missing, when they are.
         package var peersSkipped: String?
+        /// Peers this Python could not run (a package or option missing), each with why.
+        package var peersUnavailable: [String: String]?
+        package var cache: PageCacheMode = .warm
         package var peerVersions: [String: String]?
         /// Fresh memory of naive's peak (M_t + M_ck) written twice, before the rounds (``FirstTouchFloor``);
         /// nil when MemAvailable had no room for it.
@@ -96,7 +105,10 @@ package struct LoadBenchmark {
         let reporting = FreePageReporting.current()
         let firstTouch = try measureFirstTouch(checkpoint, progress: progress)
         let peers = options.peers ? PeerLoaders.find(python: options.python) : .skipped("--no-peers")
-        var cases = [Case(name: "floor", kind: .floor, description: Self.floorDescription, seconds: [])]
+        var cases = [
+            Case(name: "floor", kind: .floor, description: Self.floorDescription, seconds: []),
+            Case(name: Self.deepFloorName, kind: .floor, description: Self.deepFloorDescription, seconds: []),
+        ]
         cases += Self.strategies.map { name, dtype in
             Case(
                 name: name.rawValue + (dtype.map { "→" + $0.torchName } ?? ""), kind: .strategy,
@@ -110,23 +122,31 @@ package struct LoadBenchmark {
                 "peers: \(found.python) (torch \(found.versions["torch"] ?? "?"), safetensors \(found.versions["safetensors"] ?? "?"))"
             )
         }
+        var unavailable: [String: String] = [:]
         for round in 0..<(options.warmupRounds + options.repeats) {
             let warmup = round < options.warmupRounds
-            for index in cases.indices {
+            for index in cases.indices where unavailable[cases[index].name] == nil {
                 progress(
                     warmup
                         ? "warm-up round (not counted): \(cases[index].name)"
                         : "round \(round - options.warmupRounds + 1)/\(options.repeats): \(cases[index].name)")
+                if options.cache == .cold { for file in checkpoint.files { try PageCache.evict(path: file.path) } }
                 var item = cases[index]
-                try measure(&item, checkpoint: checkpoint, peers: peers)
+                if let why = try measure(&item, checkpoint: checkpoint, peers: peers) {
+                    unavailable[item.name] = why
+                    progress("\(item.name): unavailable: \(why)")
+                }
                 if !warmup { cases[index] = item }
             }
         }
+        cases.removeAll { unavailable[$0.name] != nil }
         var report = Report(
             checkpoint: options.checkpoint, tensorBytes: checkpoint.totalSize, files: checkpoint.files.count,
             repeats: options.repeats,
             warmupRounds: options.warmupRounds, cores: ProcessInfo.processInfo.activeProcessorCount, cases: cases)
         report.firstTouch = firstTouch
+        report.cache = options.cache
+        if !unavailable.isEmpty { report.peersUnavailable = unavailable }
         report.freePageReporting = reporting
         if let before = reporting?.reportedBytes, let after = FreePageReporting.current()?.reportedBytes {
             report.reportedBytesDuringRun = after - before
@@ -153,24 +173,45 @@ package struct LoadBenchmark {
     static let floorDescription =
         "8 MiB preads on 2 MiB boundaries, one per core at once, into fresh madvise(MADV_HUGEPAGE) buffers, one file at a time"
 
-    private func measure(_ item: inout Case, checkpoint: Checkpoint, peers: PeerLoaders.Availability) throws {
+    static let deepFloorName = "floor, 16 in flight"
+    /// The queue depth of Run:ai's streamer (16 reader threads, 2 MiB chunks): what a cold device needs to be
+    /// kept busy, where a warm cache is served as fast by one pread per core.
+    static let deepFloorThreads = 16
+    static let deepFloorDescription =
+        "2 MiB preads, 16 at once on their own threads, into fresh madvise(MADV_HUGEPAGE) buffers, one file at a time"
+
+    /// Times one case once; returns why a peer could not run, when it could not.
+    private func measure(_ item: inout Case, checkpoint: Checkpoint, peers: PeerLoaders.Availability) throws
+        -> String?
+    {
         switch item.kind {
         case .floor:
-            let result = try ReadFloor.measure(paths: checkpoint.files.map(\.path))
+            let paths = checkpoint.files.map(\.path)
+            let result =
+                item.name == Self.deepFloorName
+                ? try ReadFloor.measure(paths: paths, chunk: 2 << 20, threads: Self.deepFloorThreads)
+                : try ReadFloor.measure(paths: paths)
             item.seconds.append(result.seconds)
         case .strategy:
             guard
                 let (name, dtype) = Self.strategies.first(where: {
                     $0.0.rawValue + ($0.1.map { "→" + $0.torchName } ?? "") == item.name
                 })
-            else { return }
+            else { return nil }
             try measureStrategy(name, dtype: dtype, into: &item, checkpoint: checkpoint)
         case .peer:
-            guard case .available(let found) = peers else { return }
-            item.seconds.append(
-                try PeerLoaders.run(
-                    item.name, python: found.python, script: found.script, checkpoint: options.checkpoint))
+            guard case .available(let found) = peers else { return nil }
+            switch try PeerLoaders.run(
+                item.name, python: found.python, script: found.script, checkpoint: options.checkpoint)
+            {
+            case .measured(let seconds, let rss):
+                item.seconds.append(seconds)
+                if let rss { item.maxRSSBytes = max(item.maxRSSBytes ?? 0, rss) }
+            case .unavailable(let why):
+                return why
+            }
         }
+        return nil
     }
 
     private func measureStrategy(_ name: StrategyName, dtype: DType?, into item: inout Case, checkpoint: Checkpoint)

@@ -22,13 +22,29 @@ enum PeerLoaders {
             name: "load_file+touch",
             description:
                 "safetensors.torch.load_file per shard, every page read once: views of the mapped files, like mmap"),
+        Peer(
+            name: "safetensors pread",
+            description: "safe_open(backend=\"pread\"), get_tensor for every tensor: owned tensors, no mapping"),
+        Peer(
+            name: "runai-streamer owned",
+            description: "SafetensorsStreamer().stream_files(shards, owned=True): owned tensors, its reader threads"),
+        Peer(
+            name: "fastsafetensors",
+            description: "fastsafe_open(shards, nogds=True), get_tensor for every tensor: its buffers, shared"),
     ]
 
     /// The script's name for each peer.
     static let scriptNames = [
         "torch safe_open+clone": "safe_open_clone", "load_file+clone": "load_file_clone",
-        "load_file+touch": "load_file_touch",
+        "load_file+touch": "load_file_touch", "safetensors pread": "safe_open_pread",
+        "runai-streamer owned": "runai_owned", "fastsafetensors": "fastsafetensors",
     ]
+
+    /// One run of a peer: its seconds and its process's peak RSS, or why this Python cannot run it.
+    enum Outcome: Sendable {
+        case measured(seconds: Double, maxRSSBytes: Int?)
+        case unavailable(String)
+    }
 
     struct Found: Sendable {
         var python: String
@@ -57,8 +73,12 @@ enum PeerLoaders {
     }
 
     /// Runs one peer once; its seconds as the script measured them.
-    static func run(_ name: String, python: String, script: String, checkpoint: String) throws -> Double {
-        struct Reply: Decodable { let seconds: Double }
+    static func run(_ name: String, python: String, script: String, checkpoint: String) throws -> Outcome {
+        struct Reply: Decodable {
+            let seconds: Double?
+            let maxRssBytes: Int?
+            let unavailable: String?
+        }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bigmodel-bench-peer-\(getpid())")
             .path
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -73,13 +93,16 @@ enum PeerLoaders {
             executable: python, arguments: [script, checkpoint, scriptNames[name] ?? name], environment: environment,
             options: .init(standardInput: .null, standardOutput: .file(output), standardError: .file(log)))
         let exit = try child.wait()
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
         guard exit.termination == .exited(code: 0), let data = FileManager.default.contents(atPath: output),
-            let reply = try? JSONDecoder().decode(Reply.self, from: data)
+            let reply = try? decoder.decode(Reply.self, from: data)
         else {
             let tail =
                 (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
             throw FailureMessage("the peer '\(name)' failed (\(exit.termination)): \(tail)", category: .io)
         }
-        return reply.seconds
+        if let why = reply.unavailable { return .unavailable(why) }
+        return .measured(seconds: reply.seconds ?? 0, maxRSSBytes: reply.maxRssBytes)
     }
 }
