@@ -59,7 +59,7 @@ struct CLITests {
     @Test func benchLoadTimesEveryCaseOnTheFixture() throws {
         let path = FixturePaths.path("gemma-tiny-bf16-sharded")
         let result = try Executable.run([
-            "bench", "load", "--checkpoint", path, "--repeat", "2", "--no-peers", "--json",
+            "bench", "load", "--checkpoint", path, "--repeat", "2", "--no-peers", "--json", "--cache", "cold",
         ])
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONParser().parse(Array(result.stdout.utf8))
@@ -67,16 +67,18 @@ struct CLITests {
         #expect(report["files"]?.numberValue?.intValue == 4)
         #expect(report["repeats"]?.numberValue?.intValue == 2)
         #expect(report["peers_skipped"]?.stringValue == "--no-peers")
+        #expect(report["cache"]?.stringValue == "cold")
         #expect(report["first_touch"]?["bytes"]?.numberValue?.intValue == 738_560)
         #expect(report["first_touch"]?["seconds"]?.arrayValue?.count == 2)
         let cases = report["cases"]?.arrayValue ?? []
         #expect(
             cases.map { $0["name"]?.stringValue } == [
-                "floor", "naive", "sharded", "low-memory", "dtype-direct→float16", "load-then-cast→float16", "mmap",
+                "floor", "floor, 16 in flight", "naive", "sharded", "low-memory", "dtype-direct→float16",
+                "load-then-cast→float16", "mmap",
             ])
         #expect(
             cases.map { $0["ledger_peak_bytes"]?.numberValue?.intValue } == [
-                nil, 738_560, 500_352, 369_280, 500_352, 869_632, 0,
+                nil, nil, 738_560, 500_352, 369_280, 500_352, 869_632, 0,
             ])
         #expect(cases.allSatisfy { $0["seconds"]?.arrayValue?.count == 2 })
         #expect(cases.allSatisfy { $0["ledger_peak_bytes"] == $0["predicted_peak_bytes"] })
@@ -84,6 +86,7 @@ struct CLITests {
         let table = try Executable.run(["bench", "load", "--checkpoint", path, "--repeat", "1", "--no-peers"])
         #expect(table.status == 0, "\(table.stderr)")
         #expect(table.stdout.contains("369280 tensor bytes (369.28 KB) in 4 file(s)"))
+        #expect(table.stdout.contains("uncounted, page cache warm\n"))
         #expect(
             table.stdout.contains("first touch (before the rounds): 738.56 KB of fresh madvise(MADV_HUGEPAGE) memory"))
         #expect(table.stdout.contains("naive read checkpoint: median "))
