@@ -168,7 +168,8 @@ let package = Package(
             name: "EngineTests",
             dependencies: [
                 "TestSupport", "OSLayer", "TensorEngine", "StrictJSON", "Checkpoint", "Models", "Placement", "Loading",
-                "CJemalloc", .product(name: "OrderedCollections", package: "swift-collections"), "bigmodel-bench",
+                "Probes", "CJemalloc", .product(name: "OrderedCollections", package: "swift-collections"),
+                "bigmodel-bench",
             ],
             path: "Tests/EngineTests",
             swiftSettings: strictConcurrency

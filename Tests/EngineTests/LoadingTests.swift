@@ -1,4 +1,5 @@
 import Foundation
+import Probes
 import Synchronization
 import TestSupport
 import Testing
@@ -106,6 +107,30 @@ import Testing
             #expect(ledger.liveBytes == (mapped ? 0 : modelBytes))
             if strategy == .mmap { #expect(loaded.mappedBytes == (mapped ? modelBytes : 0)) }
         }
+    }
+
+    /// A cold checkpoint (its pages evicted, where the file system can drop them) loads the same tensors, byte
+    /// for byte, with the same ledger.
+    @Test func aColdCheckpointLoadsTheSameBytes() throws {
+        let folder = try TemporaryFolder("cold")
+        defer { folder.remove() }
+        let source = FixturePaths.path("gemma-tiny-bf16-sharded")
+        for name in try FileManager.default.contentsOfDirectory(atPath: source) {
+            try FileManager.default.copyItem(atPath: source + "/" + name, toPath: folder.file(name))
+        }
+        let checkpoint = try Checkpoint(path: folder.path)
+        for file in checkpoint.files {
+            try PageCache.evict(path: file.path)
+            // A file system that keeps every page (tmpfs) cannot be made cold; this one could.
+            if try PageCache.residentBytes(path: file.path) != 0 { print("LoadingTests: \(file.path) stayed resident") }
+        }
+        let plan = try LoadPlan(checkpoint: checkpoint, requested: nil)
+        let ledger = MemoryLedger()
+        let loaded = try StrategyName.lowMemory.strategy.load(plan, ledger: ledger, phases: PhaseLog(ledger: ledger))
+        let digests = try Self.expectedDigests("gemma-tiny-bf16-sharded", target: nil)
+        #expect(Dictionary(uniqueKeysWithValues: loaded.tensors.map { ($0.key, $0.value.sha256()) }) == digests)
+        #expect(ledger.peakBytes == 369_280)
+        withExtendedLifetime(loaded) {}
     }
 
     @Test func fixtureFiguresAreTheIssueFormulas() throws {

@@ -58,6 +58,8 @@ package struct LoadBenchmark {
         package var predictedPeakBytes: Int?
         /// M_t at the case's dtype: what random init writes.
         package var modelBytes: Int?
+        /// Peers: whether it ends with owned copies of the tensors (false: views of the mapped files).
+        package var ownsCopies: Bool?
         /// Peers: the largest peak RSS (`ru_maxrss`) of the peer's process over the rounds, interpreter included.
         package var maxRSSBytes: Int?
 
@@ -116,7 +118,9 @@ package struct LoadBenchmark {
         }
         if case .available(let found) = peers {
             cases += PeerLoaders.peers.map {
-                Case(name: $0.name, kind: .peer, description: $0.description, seconds: [])
+                var peer = Case(name: $0.name, kind: .peer, description: $0.description, seconds: [])
+                peer.ownsCopies = $0.copies
+                return peer
             }
             progress(
                 "peers: \(found.python) (torch \(found.versions["torch"] ?? "?"), safetensors \(found.versions["safetensors"] ?? "?"))"

@@ -8,6 +8,8 @@ enum PeerLoaders {
     struct Peer: Sendable {
         var name: String
         var description: String
+        /// False for a peer that keeps views of the mapped files (compared with mmap, not with the copying paths).
+        var copies = true
     }
 
     static let peers = [
@@ -21,7 +23,8 @@ enum PeerLoaders {
         Peer(
             name: "load_file+touch",
             description:
-                "safetensors.torch.load_file per shard, every page read once: views of the mapped files, like mmap"),
+                "safetensors.torch.load_file per shard, every page read once: views of the mapped files, like mmap",
+            copies: false),
         Peer(
             name: "safetensors pread",
             description: "safe_open(backend=\"pread\"), get_tensor for every tensor: owned tensors, no mapping"),
