@@ -90,6 +90,7 @@ import Testing
         // breaks mmap's claim (it owns nothing) and the verdict says so.
         let views = try #require(results.runs.first { $0.id == "mmap@safetensors" })
         #expect(views.verdict == .pass, "\(views.verdictDetail)")
+        #expect(views.measurement?.outside?.residency == .filePages, "\(views.verdictDetail)")
         #expect(
             views.measurement?.outside?.notes?.contains("mmap: get_tensor's views of the mapped shards, not cloned")
                 == true)

@@ -58,13 +58,15 @@ extension ClaimChecker {
     }
 
     /// Where the loader held the claimed bytes.
+    /// Judged against the bytes the claim says are held: the predicted peak, and for mmap its mapped pages too.
     static func residency(_ m: RunMeasurement, tolerance: Int) -> Residency {
-        let floor = max(0, m.predictedPeakBytes - tolerance)
+        let held = m.predictedPeakBytes + (m.strategy == .mmap ? (m.figures.mappedBytes ?? 0) : 0)
+        let floor = max(0, held - tolerance)
         let anon = m.peaks[.rssAnon] ?? 0
         let hwm = m.judgedPeaks[.vmhwm] ?? anon
-        if anon >= floor { return .anonymous }
+        if anon >= floor && (anon > 0 || held == 0) { return .anonymous }
         if hwm < floor { return .notResident }
-        return anon < m.predictedPeakBytes / 10 ? .filePages : .mixed
+        return anon < held / 10 ? .filePages : .mixed
     }
 
     static func residencySentence(_ m: RunMeasurement, tolerance: Int) -> String {
