@@ -51,7 +51,7 @@ struct MeasureRankCommand: ParsableCommand {
                 "measure-rank needs RANK and WORLD_SIZE (and LOCAL_RANK, LOCAL_WORLD_SIZE) as torchrun or srun set them"
             )
         }
-        let loaded = try Scenario.load(path: PathResolver.resolve(scenario))
+        let loaded = try Scenario.load(scenarioOrFolder: PathResolver.resolve(scenario))
         try SignalTrap.install()
         let options = scenarioOptions.runnerOptions(
             outputDirectory: out, executable: try ChildProcess.currentExecutablePath())

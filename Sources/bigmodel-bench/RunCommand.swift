@@ -25,11 +25,12 @@ struct RunCommand: ParsableCommand {
               bigmodel-bench run Scenarios/smoke.json --baseline Reports/baselines/smoke.json
               bigmodel-bench run scenarios/gemma7b.json --only low-memory,sharded --ranks 4
               bigmodel-bench run scenarios/gemma7b.json --scales 0.25,0.5,0.75,1 --subject engine,transformers
+              bigmodel-bench run ~/models/my-finetune --save-scenario my-finetune.json
             """)
 
     @Argument(
         help:
-            "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist).",
+            "A scenario file, e.g. scenarios/gemma7b.json (path components match case-insensitively when the exact path does not exist), or a checkpoint folder: every strategy that applies to it.",
         completion: .file(extensions: ["json"]))
     var scenario: String
 
@@ -61,6 +62,12 @@ struct RunCommand: ParsableCommand {
 
     @Flag(help: "In a sweep, measure the largest size like the others instead of predicting it first.")
     var noHoldout = false
+
+    @Option(
+        help: ArgumentHelp(
+            "With a checkpoint folder: write the scenario made from it to this file (for editing), then run it.",
+            valueName: "file"), completion: .file(extensions: ["json"]))
+    var saveScenario: String?
 
     @Option(help: "Compare the results with this baseline results file at the end (as `compare` does).")
     var baseline: String?
@@ -99,7 +106,9 @@ struct RunCommand: ParsableCommand {
     }
 
     private func runScenario() throws -> (ScenarioResults, String) {
-        let loaded = try Scenario.load(path: PathResolver.resolve(scenario)).withSweep(
+        let path = PathResolver.resolve(scenario)
+        if let saveScenario { try FolderScenario.save(folder: path, to: saveScenario) }
+        let loaded = try Scenario.load(scenarioOrFolder: path).withSweep(
             scales?.fractions, holdout: noHoldout ? false : nil)
         try SignalTrap.install()
         var options = scenarioOptions.runnerOptions(

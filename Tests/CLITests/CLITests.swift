@@ -1,5 +1,6 @@
 import Foundation
 import OrderedCollections
+import ResultsFormat
 import TestSupport
 import Testing
 
@@ -657,5 +658,48 @@ struct CLITests {
                 }
             }
         }
+    }
+}
+
+/// `run CHECKPOINT_DIR`: the folder is the whole command.
+@Suite struct FolderRunTests {
+    @Test(arguments: [
+        ("gemma-tiny-bf16-sharded", "float16"), ("llama-tiny-f32-single", "bfloat16"),
+    ])
+    func aCheckpointFolderRunsEveryStrategy(fixture: String, other: String) throws {
+        let out = try TemporaryFolder("folder-run")
+        defer { out.remove() }
+        let folder = FixturePaths.path(fixture)
+        let run = try Executable.run([
+            "run", folder, "--out", out.file("out"), "--work-dir", out.file("work"), "--save-scenario",
+            out.file("saved.json"),
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let results = try ResultsFile.load(path: out.file("out/\(fixture).json"))
+        #expect(results.scenario.name == fixture)
+        #expect(
+            results.runs.map(\.id) == [
+                "naive", "sharded", "low-memory", "mmap", "dtype-direct-\(other)", "load-then-cast-\(other)",
+            ])
+        #expect(results.runs.allSatisfy { $0.verdict == .pass }, "\(results.runs.map(\.verdictDetail))")
+        #expect(results.scale.chosen == 1)
+        #expect(FileManager.default.fileExists(atPath: out.file("out/\(fixture).md")))
+        // The saved scenario is the one run: running it gives the same runs.
+        let saved = try fileText(out.file("saved.json"))
+        #expect(saved.contains(#""checkpoint": {"path": "\#(URL(fileURLWithPath: folder).standardizedFileURL.path)"}"#))
+        let again = try Executable.run([
+            "run", out.file("saved.json"), "--out", out.file("again"), "--work-dir", out.file("work"), "--only",
+            "low-memory",
+        ])
+        #expect(again.status == 0, "\(again.stderr)")
+        // A scenario file is already a file to edit.
+        let refused = try Executable.run([
+            "run", out.file("saved.json"), "--save-scenario", out.file("x.json"), "--out", out.file("x"),
+        ])
+        #expect(refused.status == 64)
+        #expect(
+            refused.stderrLines == [
+                "bigmodel-bench: error: --save-scenario applies to a checkpoint folder; \(out.file("saved.json")) is not one"
+            ])
     }
 }

@@ -199,6 +199,11 @@ package struct Scenario: Sendable {
     }
 
     /// Reads and validates a scenario file.
+    /// A scenario file, or a checkpoint folder, which makes its own scenario (``FolderScenario``).
+    package static func load(scenarioOrFolder path: String) throws -> Scenario {
+        FolderScenario.isCheckpointFolder(path) ? try FolderScenario.scenario(folder: path) : try load(path: path)
+    }
+
     package static func load(path: String) throws -> Scenario {
         let bytes = try Checkpoint.readSmallFile(path, limit: 16 << 20)
         return try parse(bytes, file: path)
