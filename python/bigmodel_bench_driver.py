@@ -62,6 +62,8 @@ def main():
         touched = loader.touch(model)
         touch_seconds = time.monotonic() - start
         phases.end()
+    # What is still referenced after the load is what the process retains: collect the rest first.
+    gc.collect()
     send("result", dtype=info["dtype"], load_seconds=load_seconds, touch_seconds=touch_seconds, touched_bytes=touched,
          missing_keys=info.get("missing", []), unexpected_keys=info.get("unexpected", []),
          hf_device_map=info.get("hf_device_map"), notes=info.get("notes", []))

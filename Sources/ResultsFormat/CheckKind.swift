@@ -31,6 +31,9 @@ package enum CheckKind: Sendable, Hashable, CustomStringConvertible {
     case diskHoldsTheRest
     /// A loader's `hf_device_map` equals the plan's.
     case deviceMapEqualsPlan
+    /// After the load, what the process still holds as its own memory (RssAnon at the end over the baseline) is
+    /// at most the loaded model's own bytes plus tolerance: nothing of the load's transient copies kept.
+    case retainedWithinModel
     /// N ranks: a Σ figure of the machine at most the bound (`held`: read when every rank held its model).
     case machineWithinUpperBound(MachineFigure, held: Bool)
     /// N ranks: a Σ figure of the machine at least the bound.
@@ -61,6 +64,7 @@ package enum CheckKind: Sendable, Hashable, CustomStringConvertible {
         case .arenaAgreesWithLedger(let device): "jemalloc arena of \(device) agrees with ledger"
         case .diskHoldsTheRest: "disk holds the rest"
         case .deviceMapEqualsPlan: "hf_device_map equals plan's"
+        case .retainedWithinModel: "retained RSS anon delta within the model's own bytes"
         case .machineWithinUpperBound(let figure, let held): Self.machineName(figure, held, "within upper bound")
         case .machineReachesLowerBound(let figure, let held): Self.machineName(figure, held, "reaches lower bound")
         case .unrecognized(let name): name
@@ -81,7 +85,7 @@ package enum CheckKind: Sendable, Hashable, CustomStringConvertible {
     private static func known(_ name: String) -> CheckKind? {
         let fixed: [CheckKind] = [
             .ledgerEqualsPrediction, .ledgerRead, .anonAgreesWithLedger, .jemallocAgreesWithLedger,
-            .cpuShareWithinBudget, .diskHoldsTheRest, .deviceMapEqualsPlan,
+            .cpuShareWithinBudget, .diskHoldsTheRest, .deviceMapEqualsPlan, .retainedWithinModel,
         ]
         let figures = BoundFigure.allCases.flatMap { figure -> [CheckKind] in
             [.figureRead(figure), .withinUpperBound(figure), .reachesLowerBound(figure)]

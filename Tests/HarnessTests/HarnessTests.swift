@@ -252,12 +252,25 @@ extension MemoryMeasuringTests {
             #expect(lowMemory.checks.filter { !$0.passed }.map(\.name) == ["RSS anon agrees with ledger"])
         }
 
+        /// Memory kept after the load beyond the model's own bytes fails the retained claim, whatever the peak.
+        @Test func keptMemoryFailsTheRetainedClaim() throws {
+            var m = Self.measurement(predicted: 1 << 30, ledger: 1 << 30)
+            #expect(ClaimChecker(tolerance: .default).evaluate(m).verdict == .pass)
+            m.end[.rssAnon] = 100 << 20  // the model here owns 0 bytes: 32 MiB of tolerance is all it may keep
+            let outcome = ClaimChecker(tolerance: .default).evaluate(m)
+            #expect(outcome.verdict == .fail)
+            let retained = try #require(outcome.checks.first { $0.kind == .retainedWithinModel })
+            #expect(!retained.passed && retained.measuredBytes == 100 << 20 && retained.boundBytes == 32 << 20)
+            #expect(outcome.detail.hasPrefix("retained RSS anon delta within the model's own bytes failed"))
+        }
+
         @Test func exactAgreementPasses() throws {
             let m = Self.measurement(predicted: 1 << 30, ledger: 1 << 30)
             let outcome = ClaimChecker(tolerance: .default).evaluate(m)
             #expect(outcome.verdict == .pass)
             #expect(outcome.upperBoundBytes == (1 << 30) + 32_212_255 + 33_554_432)
-            #expect(outcome.checks.count == 7)
+            #expect(outcome.checks.count == 8)
+            #expect(outcome.checks.last?.kind == .retainedWithinModel)
         }
 
         static func measurement(predicted: Int, ledger: Int) -> RunMeasurement {

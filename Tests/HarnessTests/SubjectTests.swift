@@ -129,6 +129,7 @@ import Glibc
         #expect(
             result.checks.map(\.name) == [
                 "VmHWM delta less code pages within upper bound", "RSS anon peak delta within upper bound",
+                "retained RSS anon delta within the model's own bytes",
             ])
         #expect(
             result.verdictDetail.hasSuffix(

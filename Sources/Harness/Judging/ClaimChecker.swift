@@ -216,6 +216,7 @@ package struct ClaimChecker: Sendable {
         }
         checks += agreementChecks(m, engine)
         if let usage = engine.devices { checks += Self.deviceChecks(usage) }
+        if let retained = retainedCheck(m) { checks.append(retained) }
         let failed = checks.filter { !$0.passed }
         guard failed.isEmpty else {
             return outcome(.fail, failed.map(\.failureDescription).joined(separator: "; "), checks)

@@ -27,6 +27,7 @@ extension ClaimChecker {
                     detail: "the claim is a high cost: anonymous copies and resident file pages both count"))
         }
         if let check = deviceMapCheck(outside) { checks.append(check) }
+        if let retained = retainedCheck(m) { checks.append(retained) }
         let failed = checks.filter { !$0.passed }
         let outcome = { (verdict: Verdict, detail: String) in
             Outcome(
