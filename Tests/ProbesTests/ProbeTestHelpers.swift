@@ -38,8 +38,13 @@ extension ProbeTestHelpers {
 
     /// Runs `attempt` up to 3 times until it returns true (a measurement disturbed by another suite's
     /// allocation is retried); returns whether one attempt succeeded.
+    /// Up to five attempts, a third of a second apart, so that a busy stretch of 2 shared cores (a parallel suite
+    /// building a checkpoint) passes before the last one.
     func withRetries(_ attempt: () throws -> Bool) rethrows -> Bool {
-        for _ in 0..<3 where try attempt() { return true }
+        for index in 0..<5 {
+            if try attempt() { return true }
+            if index < 4 { Thread.sleep(forTimeInterval: 0.3) }
+        }
         return false
     }
 
