@@ -93,22 +93,17 @@ def pread_loader():
 
 
 def runai_loader():
-    from runai_model_streamer import SafetensorsStreamer
-
-    def load(files):
-        with SafetensorsStreamer() as streamer:
-            streamer.stream_files(files, owned=True)
-            return [tensor for _, tensor in streamer.get_tensors()]
-    return load
+    """The streamer as the runai-streamer subject drives it (bigmodel_bench_fast_loaders.load_runai)."""
+    import runai_model_streamer  # noqa: F401 - unavailable when this Python lacks it
+    from bigmodel_bench_fast_loaders import load_runai
+    return lambda files: list(load_runai(files, "low-memory", torch, []).values())
 
 
 def fastsafetensors_loader():
-    from fastsafetensors import fastsafe_open
-
-    def load(files):
-        with fastsafe_open(files, framework="pt", device="cpu", nogds=True) as f:
-            return [f.get_tensor(name) for name in f.keys()]
-    return load
+    """fastsafetensors as its subject drives it (bigmodel_bench_fast_loaders.load_fastsafetensors)."""
+    import fastsafetensors  # noqa: F401 - unavailable when this Python lacks it
+    from bigmodel_bench_fast_loaders import load_fastsafetensors
+    return lambda files: list(load_fastsafetensors(files, "low-memory", torch, []).values())
 
 
 OPTIONAL = {"safe_open_pread": pread_loader, "runai_owned": runai_loader, "fastsafetensors": fastsafetensors_loader}

@@ -30,12 +30,7 @@ package enum Format {
 
     /// A plain decimal with `digits` fraction digits and trailing zeros trimmed (`0.5`, `1`, `0.03`).
     package static func trimmed(_ value: Double, maxDigits: Int = 6) -> String {
-        var text = ByteSize.fixed(value, digits: maxDigits)
-        if text.contains(".") {
-            while text.hasSuffix("0") { text.removeLast() }
-            if text.hasSuffix(".") { text.removeLast() }
-        }
-        return text == "-0" ? "0" : text
+        ByteSize.trimmed(value, maxDigits: maxDigits)
     }
 
     /// Integers with thousands separators: `442,535,936`.

@@ -71,8 +71,8 @@ extension MarkdownReport {
                 fit.claim.map {
                     "\(SweepFitting.copies($0.copies)) \($0.bothWays ? "±" : "+") \(SweepFitting.copies($0.toleranceCopies))"
                 } ?? "-",
-                fit.interceptBytes.map(signedSize) ?? "-", String(Set(fit.points.map(\.scale)).count),
-                fit.maxResidualBytes.map(signedSize) ?? "-",
+                fit.interceptBytes.map(ByteSize.binaryWithMinus) ?? "-", String(Set(fit.points.map(\.scale)).count),
+                fit.maxResidualBytes.map(ByteSize.binaryWithMinus) ?? "-",
                 fit.holdout.map { h in
                     Format.size(h.predictedBytes) + (h.predictionErrorBytes.map { " ± " + Format.size($0) } ?? "")
                 } ?? "-",
@@ -86,6 +86,4 @@ extension MarkdownReport {
         }
         return md + "\n"
     }
-
-    static func signedSize(_ bytes: Int) -> String { (bytes < 0 ? "−" : "") + Format.size(abs(bytes)) }
 }

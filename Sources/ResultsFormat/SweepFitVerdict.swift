@@ -43,19 +43,10 @@ extension SweepFitting {
     }
 
     /// Copies to two decimals, trailing zeros dropped: 2, 1.5, 2.03.
-    package static func copies(_ value: Double) -> String {
-        var text = String(format: "%.2f", value)
-        while text.contains("."), text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text.removeLast() }
-        return text == "-0" ? "0" : text
-    }
+    package static func copies(_ value: Double) -> String { ByteSize.trimmed(value, maxDigits: 2) }
 
-    package static func scaleText(_ scale: Double) -> String {
-        var text = String(format: "%.4f", scale)
-        while text.contains("."), text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text.removeLast() }
-        return text
-    }
+    /// A scale to four decimals, trailing zeros dropped: 0.065, 1.
+    package static func scaleText(_ scale: Double) -> String { ByteSize.trimmed(scale, maxDigits: 4) }
 
     static func signed(_ bytes: Int) -> String { (bytes < 0 ? "−" : "+") + ByteSize.binary(abs(bytes)) }
 }

@@ -106,6 +106,21 @@ package enum ByteSize {
     }
 
     /// Fixed-point formatting without Foundation's locale-dependent `String(format:)`.
+    /// At most `maxDigits` decimals, trailing zeros dropped, never `-0`: `12.5`, `300`, `2.03`.
+    package static func trimmed(_ value: Double, maxDigits: Int = 6) -> String {
+        var text = fixed(value, digits: maxDigits)
+        if text.contains(".") {
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
+        }
+        return text == "-0" ? "0" : text
+    }
+
+    /// A size that may be negative, with a minus sign (U+2212) rather than a hyphen: `−1.50 GiB`, `3.00 MiB`.
+    package static func binaryWithMinus(_ bytes: Int) -> String {
+        bytes < 0 ? "−" + binary(bytes == Int.min ? Int.max : -bytes) : binary(bytes)
+    }
+
     package static func fixed(_ value: Double, digits: Int) -> String {
         guard value.isFinite else { return "\(value)" }
         var scale = 1.0

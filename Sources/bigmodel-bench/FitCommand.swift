@@ -125,7 +125,7 @@ enum FitReport {
     }
 
     /// Headroom is memory − need with both in 0…Int.max, so its negation cannot overflow.
-    static func signed(_ bytes: Int) -> String { bytes < 0 ? "−" + ByteSize.binary(-bytes) : ByteSize.binary(bytes) }
+    static func signed(_ bytes: Int) -> String { ByteSize.binaryWithMinus(bytes) }
 
     static func json(_ answer: FitPlanner.Answer, memoryBytes: Int) -> JSONValue {
         var o = OrderedDictionary<String, JSONValue>()

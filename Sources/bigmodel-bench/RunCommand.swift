@@ -299,7 +299,7 @@ enum SummaryTable {
             rows.append([
                 fit.run, fit.figure.label, fit.slope.map(SweepFitting.copies) ?? "-",
                 fit.claim.map { SweepFitting.copies($0.copies) } ?? "-",
-                fit.interceptBytes.map { ($0 < 0 ? "−" : "") + ByteSize.binary(abs($0)) } ?? "-",
+                fit.interceptBytes.map(ByteSize.binaryWithMinus) ?? "-",
                 size(fit.holdout?.predictedBytes), size(fit.holdout?.measuredBytes), fit.verdict.rawValue,
             ])
         }

@@ -185,16 +185,11 @@ package final class ScenarioRunner {
         for folder in [options.workDirectory, options.outputDirectory, runsFolder] {
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
-        let system = SystemInfo.current(diskPath: options.workDirectory)
-        let available = system.memAvailableBytes ?? system.memTotalBytes ?? 0
-        let memoryBytes = options.memoryLimit.map { min($0, available) } ?? available
-        let prepared = try CheckpointPreparation(
-            scenario: scenario, scaleOverride: options.scale, memoryBytes: memoryBytes, hostAvailableBytes: available,
-            diskFreeBytes: system.disk?.availableBytes, workDirectory: options.workDirectory
-        ).prepare(
+        let machine = self.machine()
+        let prepared = try preparation(machine).prepare(
             progress: { [onEvent] in onEvent(.generating(done: $0, total: $1)) }, note: { onEvent(.note($0)) },
             share: share)
-        return (prepared, system, memoryBytes)
+        return (prepared, machine.system, machine.memoryBytes)
     }
 
     /// Every size (one without a sweep), smallest first; before the held-out size, its predictions are said.

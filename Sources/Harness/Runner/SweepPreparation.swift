@@ -11,10 +11,8 @@ extension ScenarioRunner {
     func prepareSweep(_ plan: SweepPlan) throws -> (
         sizes: [PreparedScenario], system: SystemInfo, memoryBytes: Int, sweep: SweepInfo
     ) {
-        let system = SystemInfo.current(diskPath: options.workDirectory)
-        let available = system.memAvailableBytes ?? system.memTotalBytes ?? 0
-        let memoryBytes = options.memoryLimit.map { min($0, available) } ?? available
-        let base = try preparation(memoryBytes: memoryBytes, available: available, system: system).chooseScale()
+        let machine = self.machine()
+        let base = try preparation(machine).chooseScale()
         let scales = plan.scales(base: base.chosen)
         onEvent(
             .note(
@@ -29,7 +27,7 @@ extension ScenarioRunner {
             info.reason =
                 "sweep size \(index + 1) of \(scales.count): \(SweepFitting.scaleText(fraction)) × scale \(SweepFitting.scaleText(base.chosen))"
             sizes.append(
-                try preparation(memoryBytes: memoryBytes, available: available, system: system).prepare(
+                try preparation(machine).prepare(
                     progress: { [onEvent] in onEvent(.generating(done: $0, total: $1)) }, note: { onEvent(.note($0)) },
                     share: { _ in info }))
         }
@@ -37,13 +35,30 @@ extension ScenarioRunner {
         let sweep = SweepInfo(
             fractions: plan.fractions, baseScale: base.chosen, heldOutScale: plan.heldOut(base: base.chosen),
             points: points)
-        return (sizes, system, memoryBytes, sweep)
+        return (sizes, machine.system, machine.memoryBytes, sweep)
     }
 
-    func preparation(memoryBytes: Int, available: Int, system: SystemInfo) -> CheckpointPreparation {
+    /// The machine as a run sees it: its readings, what the host has available, and the memory offered
+    /// (MemAvailable, or `--memory-limit` when smaller).
+    struct Machine {
+        let system: SystemInfo
+        let availableBytes: Int
+        let memoryBytes: Int
+    }
+
+    func machine() -> Machine {
+        let system = SystemInfo.current(diskPath: options.workDirectory)
+        let available = system.memAvailableBytes ?? system.memTotalBytes ?? 0
+        return Machine(
+            system: system, availableBytes: available,
+            memoryBytes: options.memoryLimit.map { min($0, available) } ?? available)
+    }
+
+    func preparation(_ machine: Machine) -> CheckpointPreparation {
         CheckpointPreparation(
-            scenario: scenario, scaleOverride: options.scale, memoryBytes: memoryBytes, hostAvailableBytes: available,
-            diskFreeBytes: system.disk?.availableBytes, workDirectory: options.workDirectory)
+            scenario: scenario, scaleOverride: options.scale, memoryBytes: machine.memoryBytes,
+            hostAvailableBytes: machine.availableBytes, diskFreeBytes: machine.system.disk?.availableBytes,
+            workDirectory: options.workDirectory)
     }
 
     /// Before the held-out size is measured: each run's VmHWM Δ predicted there by the line through the sizes
