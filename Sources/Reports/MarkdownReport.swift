@@ -159,6 +159,14 @@ package enum MarkdownReport {
         return Format.markdownTable(rows, rightAligned: [2, 3, 4, 5, 6]) + "\n"
     }
 
+    /// Retained RssAnon Δ with RssFile Δ beside it; `-` where the run has no such figure (a loader command that
+    /// never said its load was done).
+    static func retainedCell(_ retained: RetainedMemory?) -> String {
+        guard let retained else { return "-" }
+        let file = retained.rssFileDeltaBytes.map { " (\(ByteSize.binaryWithMinus($0)))" } ?? ""
+        return ByteSize.binaryWithMinus(retained.rssAnonDeltaBytes) + file
+    }
+
     static func summary(_ r: ScenarioResults, peaksChart: String) -> String {
         var md = "## Summary\n\n"
         md += compactSummary(r)
@@ -167,7 +175,7 @@ package enum MarkdownReport {
             [
                 "run", "strategy → dtype", "verdict", "predicted peak (formula)", "allowed range", "ledger peak",
                 "VmHWM Δ", "RSS anon peak Δ",
-                "RSS file peak Δ", "jemalloc allocated peak Δ", "load seconds", "× floor",
+                "RSS file peak Δ", "jemalloc allocated peak Δ", "retained anon Δ (file Δ)", "load seconds", "× floor",
             ]
         ]
         for run in r.runs {
@@ -183,11 +191,12 @@ package enum MarkdownReport {
                 Format.size(m?.peaks[.rssAnon]),
                 Format.size(m?.peaks[.rssFile]),
                 Format.size(m?.peaks[.jemallocAllocated]),
+                retainedCell(m?.retained),
                 run.seconds.map { Format.seconds($0) } ?? "-",
                 run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-",
             ])
         }
-        md += Format.markdownTable(rows, rightAligned: [5, 6, 7, 8, 9, 10, 11])
+        md += Format.markdownTable(rows, rightAligned: [5, 6, 7, 8, 9, 10, 11, 12])
         md += "\n</details>\n\n"
         md +=
             "Verdicts: **pass** every claimed bound held and the probes agreed; **fail** a bound did not hold or the probes disagreed; "

@@ -38,6 +38,9 @@ package struct RunMeasurement: Sendable, Equatable {
     /// A rank of `measure-rank`: its reading the moment every rank of its node held its model (`merge` adds
     /// these up into Σ Pss: readings taken at one moment are the only ones whose Pss can be added).
     package var held: HeldReading?
+    /// What the process still held once its load was done, with the model alive (absent for a loader command
+    /// that never says when its load is done).
+    package var retained: RetainedMemory?
     /// What only this kind of loader has.
     package var loader: Loader
 
@@ -97,7 +100,8 @@ package struct RunMeasurement: Sendable, Equatable {
         predictedPeakBytes: Int, seconds: Double, baseline: MemoryReading, end: MemoryReading, peaks: PeakDeltas,
         phases: [PhaseRecord], sampler: SamplerStats, timeline: ProcessTimeline, missingKeys: [String],
         unexpectedKeys: [String], outOfMemory: OutOfMemoryInfo? = nil, failure: String? = nil,
-        timelineOriginSeconds: Double? = nil, held: HeldReading? = nil, loader: Loader = .engine(Engine())
+        timelineOriginSeconds: Double? = nil, held: HeldReading? = nil, loader: Loader = .engine(Engine()),
+        retained: RetainedMemory? = nil
     ) {
         self.strategy = strategy
         self.dtype = dtype
@@ -119,6 +123,7 @@ package struct RunMeasurement: Sendable, Equatable {
         self.timelineOriginSeconds = timelineOriginSeconds
         self.held = held
         self.loader = loader
+        self.retained = retained
     }
 
     /// The engine's own figures; nil for a loader outside this tool.
@@ -138,6 +143,7 @@ extension RunMeasurement: Codable {
     private enum CodingKeys: String, CodingKey {
         case strategy, dtype, dtypeSource, figures, formula, predictedPeakBytes, seconds, baseline, end, peaks, phases
         case sampler, timeline, missingKeys, unexpectedKeys, outOfMemory, failure, timelineOriginSeconds, held, subject
+        case retained
     }
 
     package init(from decoder: any Decoder) throws {
@@ -161,6 +167,7 @@ extension RunMeasurement: Codable {
         failure = try c.decodeIfPresent(String.self, forKey: .failure)
         timelineOriginSeconds = try c.decodeIfPresent(Double.self, forKey: .timelineOriginSeconds)
         held = try c.decodeIfPresent(HeldReading.self, forKey: .held)
+        retained = try c.decodeIfPresent(RetainedMemory.self, forKey: .retained)
         // Absent `subject` means the engine (version-1 files, and every engine run).
         let subject = try c.decodeIfPresent(Subject.self, forKey: .subject) ?? .engine
         loader = subject.isEngine ? .engine(try Engine(from: decoder)) : .outside(try Outside(from: decoder))
@@ -187,6 +194,7 @@ extension RunMeasurement: Codable {
         try c.encodeIfPresent(failure, forKey: .failure)
         try c.encodeIfPresent(timelineOriginSeconds, forKey: .timelineOriginSeconds)
         try c.encodeIfPresent(held, forKey: .held)
+        try c.encodeIfPresent(retained, forKey: .retained)
         // The loader's own keys go into the same object (`subject` among the outside loader's).
         switch loader {
         case .engine(let engine): try engine.encode(to: encoder)

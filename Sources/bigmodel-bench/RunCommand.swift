@@ -253,11 +253,11 @@ enum SummaryTable {
         let narrow = (columns ?? Int.max) < wideColumns
         var rows =
             narrow
-            ? [["run", "predicted", "VmHWM Δ", "verdict", "seconds", "× floor"]]
+            ? [["run", "predicted", "VmHWM Δ", "retained", "verdict", "seconds", "× floor"]]
             : [
                 [
-                    "run", "predicted", "RSS peak Δ anon / file", "VmHWM Δ", "jemalloc peak Δ", "ledger peak",
-                    "verdict", "seconds", "× floor",
+                    "run", "predicted", "RSS peak Δ anon / file", "VmHWM Δ", "retained anon Δ", "jemalloc peak Δ",
+                    "ledger peak", "verdict", "seconds", "× floor",
                 ]
             ]
         for run in results.runs {
@@ -266,27 +266,29 @@ enum SummaryTable {
             let predicted = run.predictedPeakBytes.map { ByteSize.binary($0) } ?? "-"
             let seconds = run.seconds.map { ByteSize.fixed($0, digits: 2) } ?? "-"
             let floor = run.floorMultiple.map { ByteSize.fixed($0, digits: 1) + "×" } ?? "-"
+            let retained = m?.retained.map { ByteSize.binaryWithMinus($0.rssAnonDeltaBytes) } ?? "-"
             rows.append(
                 narrow
-                    ? [label, predicted, size(m?.peaks[.vmhwm]), run.verdict.rawValue, seconds, floor]
+                    ? [label, predicted, size(m?.peaks[.vmhwm]), retained, run.verdict.rawValue, seconds, floor]
                     : [
                         label, predicted, "\(size(m?.peaks[.rssAnon])) / \(size(m?.peaks[.rssFile]))",
-                        size(m?.peaks[.vmhwm]),
+                        size(m?.peaks[.vmhwm]), retained,
                         size(m?.peaks[.jemallocAllocated]), size(m?.engine?.ledgerPeakBytes), run.verdict.rawValue,
                         seconds,
                         floor,
                     ])
         }
-        let verdictColumn = narrow ? 3 : 6
+        let verdictColumn = narrow ? 4 : 7
         var out =
             "\n\(results.scenario.name) at scale \(results.scale.chosen) (\(results.checkpoint.totalSizeBytes) checkpoint bytes, \(ByteSize.decimal(results.checkpoint.totalSizeBytes)))\n"
-        out += TextTable.render(rows, rightAligned: narrow ? [1, 2, 4, 5] : [1, 2, 3, 4, 5, 7, 8]) { _, column, cell in
+        out += TextTable.render(rows, rightAligned: narrow ? [1, 2, 3, 5, 6] : [1, 2, 3, 4, 5, 6, 8, 9]) {
+            _, column, cell in
             column == verdictColumn ? VerdictColour.paint(cell) : cell
         }
         out += machineTable(results.machineRuns ?? [])
         out += fitsTable(results.fits ?? [])
         out +=
-            "sizes in GiB/MiB (binary); Δ = peak minus the child's baseline before the load; predicted = the strategy's ledger formula\n"
+            "sizes in GiB/MiB (binary); Δ = peak minus the child's baseline before the load; predicted = the strategy's ledger formula; retained = RssAnon still held after the load, model alive, over the baseline\n"
         return out
     }
 

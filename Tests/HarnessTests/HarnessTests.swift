@@ -256,12 +256,16 @@ extension MemoryMeasuringTests {
         @Test func keptMemoryFailsTheRetainedClaim() throws {
             var m = Self.measurement(predicted: 1 << 30, ledger: 1 << 30)
             #expect(ClaimChecker(tolerance: .default).evaluate(m).verdict == .pass)
-            m.end[.rssAnon] = 100 << 20  // the model here owns 0 bytes: 32 MiB of tolerance is all it may keep
+            m.retained = RetainedMemory(at: .end, rssAnonDeltaBytes: 100 << 20, rssFileDeltaBytes: -4096)
+            // the model here owns 0 bytes: 32 MiB of tolerance is all it may keep
             let outcome = ClaimChecker(tolerance: .default).evaluate(m)
             #expect(outcome.verdict == .fail)
             let retained = try #require(outcome.checks.first { $0.kind == .retainedWithinModel })
             #expect(!retained.passed && retained.measuredBytes == 100 << 20 && retained.boundBytes == 32 << 20)
             #expect(outcome.detail.hasPrefix("retained RSS anon delta within the model's own bytes failed"))
+            #expect(retained.detail.hasSuffix("vs the model's own 0 B (RssFile Δ −4.00 KiB)"))
+            m.retained = nil  // a loader command that never said its load was done: no figure, no check
+            #expect(ClaimChecker(tolerance: .default).evaluate(m).checks.allSatisfy { $0.kind != .retainedWithinModel })
         }
 
         @Test func exactAgreementPasses() throws {
@@ -293,7 +297,8 @@ extension MemoryMeasuringTests {
                     maxSampleSeconds: 0.0002, cpuSeconds: 0.1, cpuShareOfLoad: 0.1),
                 timeline: ProcessTimeline(columns: ProcessTimeline.engineColumns, points: []), missingKeys: [],
                 unexpectedKeys: [],
-                outOfMemory: nil, failure: nil, loader: .engine(.init(ledgerPeakBytes: ledger)))
+                outOfMemory: nil, failure: nil, loader: .engine(.init(ledgerPeakBytes: ledger)),
+                retained: RetainedMemory(at: .end, reading: snapshot, baseline: snapshot))
         }
     }
 }

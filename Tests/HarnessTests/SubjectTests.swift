@@ -164,22 +164,25 @@ import Glibc
         )
     }
 
+    /// The example loader as naive and as low-memory, and with `--keep-state-dict` as naive: its peak passes and
+    /// its retained memory, read at its `loaded` event, fails — the state dict is still alive.
     @Test(.enabled(if: TestPython.hasNumpy, "no python with numpy")) func twoCopyLoaderFailsLowMemoryAndPassesNaive()
         throws
     {
         let folder = try TemporaryFolder("twocopy")
         defer { folder.remove() }
         let command = #"{"command": ["\#(TestPython.path)", "\#(Self.example)", "{checkpoint}"]}"#
+        let keeps = #"{"command": ["\#(TestPython.path)", "\#(Self.example)", "{checkpoint}", "--keep-state-dict"]}"#
         let scenario = try folder.write(
             "tiny.json",
             text: Self.scenario(
-                #"[{"id": "as-naive", "strategy": "naive", "subject": \#(command)}, {"id": "as-low-memory", "strategy": "low-memory", "subject": \#(command)}]"#
+                #"[{"id": "as-naive", "strategy": "naive", "subject": \#(command)}, {"id": "as-low-memory", "strategy": "low-memory", "subject": \#(command)}, {"id": "keeps", "strategy": "naive", "subject": \#(keeps)}]"#
             ))
         let run = try Executable.run(["run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work")])
         #expect(run.status == 1, "\(run.stderr)")
         let results = try Self.results(folder)
-        #expect(results.runs.map(\.verdict) == [.pass, .fail])
-        let lowMemory = try #require(results.runs.last)
+        #expect(results.runs.map(\.verdict) == [.pass, .fail, .fail])
+        let lowMemory = try #require(results.runs.dropFirst().first)
         #expect(
             Set(lowMemory.checks.filter { !$0.passed }.map(\.name)) == [
                 "VmHWM delta within upper bound", "RSS anon peak delta within upper bound",
@@ -189,7 +192,16 @@ import Glibc
         #expect(naive.engine == nil)
         #expect(naive.outside?.residency == .anonymous)
         #expect(naive.outside?.peakSource?.hasPrefix("the last VmHWM sampled before the program exited") == true)
+        let model = naive.figures.modelBytes
+        #expect(naive.retained?.at == .loaded && (naive.retained?.rssAnonDeltaBytes ?? .max) < model + model / 10)
+        let kept = try #require(results.runs.last)
+        #expect(
+            kept.checks.filter { !$0.passed }.map(\.name) == ["retained RSS anon delta within the model's own bytes"])
+        #expect(kept.measurement?.retained?.at == .loaded)
+        #expect((kept.measurement?.retained?.rssAnonDeltaBytes ?? 0) >= 2 * model)
         #expect(results.schemaVersion == 2)
+        let written = try parseJSON(try fileText(folder.file("out/tiny.json")))
+        #expect(try ReportFixtures.schema("results.schema.json").validate(written) == [])
     }
 
     @Test func missingInterpreterOrPackageExits69BeforeMeasuring() throws {

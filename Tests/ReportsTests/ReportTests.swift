@@ -18,30 +18,31 @@ struct ReportTests {
             rows.contains([
                 "run", "strategy → dtype", "verdict", "predicted peak (formula)", "allowed range", "ledger peak",
                 "VmHWM Δ", "RSS anon peak Δ",
-                "RSS file peak Δ", "jemalloc allocated peak Δ", "load seconds", "× floor",
+                "RSS file peak Δ", "jemalloc allocated peak Δ", "retained anon Δ (file Δ)", "load seconds", "× floor",
             ]))
         // Worked from the fixture: 442535936 B = 422.04 MiB, bounds 395705425 / 489366447 B, VmHWM Δ 444645376 B, …
         let expected: [[String]] = [
             [
                 "naive", "naive → bfloat16", "**pass**", "422.04 MiB (M_t + M_ck)", "377.37 MiB – 466.70 MiB",
-                "422.04 MiB", "424.05 MiB", "423.25 MiB", "1.11 MiB", "440.28 MiB", "1.361", "29.3×",
+                "422.04 MiB", "424.05 MiB", "423.25 MiB", "1.11 MiB", "440.28 MiB", "-", "1.361", "29.3×",
             ],
             [
                 "sharded", "sharded → bfloat16", "**pass**", "305.52 MiB (M_t + S)", "≤ 346.69 MiB", "305.52 MiB",
-                "307.33 MiB", "306.60 MiB", "1.05 MiB", "318.23 MiB", "1.471", "31.7×",
+                "307.33 MiB", "306.60 MiB", "1.05 MiB", "318.23 MiB", "-", "1.471", "31.7×",
             ],
             [
                 "low-memory", "low-memory → bfloat16", "**pass**", "211.02 MiB (M_t + staging)", "≤ 249.35 MiB",
-                "211.02 MiB", "211.85 MiB", "211.64 MiB", "256.00 KiB", "220.40 MiB", "0.130", "2.8×",
+                "211.02 MiB", "211.85 MiB", "211.64 MiB", "256.00 KiB", "220.40 MiB", "-", "0.130", "2.8×",
             ],
             [
                 "load-then-cast-float16", "load-then-cast → float16", "**pass**", "484.54 MiB (M_32 + T_t)",
                 "438.00 MiB – 531.07 MiB", "484.54 MiB", "486.59 MiB", "486.00 MiB", "63.25 MiB", "504.36 MiB",
-                "11.883", "256.2×",
+                "-", "11.883", "256.2×",
             ],
             [
                 "dtype-direct-float16", "dtype-direct → float16", "**pass**", "227.02 MiB (M_t + staging)",
-                "≤ 265.83 MiB", "227.02 MiB", "228.84 MiB", "228.38 MiB", "832.00 KiB", "236.40 MiB", "6.136", "132.3×",
+                "≤ 265.83 MiB", "227.02 MiB", "228.84 MiB", "228.38 MiB", "832.00 KiB", "236.40 MiB", "-", "6.136",
+                "132.3×",
             ],
         ]
         for row in expected { #expect(rows.contains(row), "missing summary row \(row)") }
@@ -51,11 +52,20 @@ struct ReportTests {
         )
     }
 
+    @Test func retainedMemoryIsShownWithItsFilePages() {
+        let retained = RetainedMemory(at: .end, rssAnonDeltaBytes: 5 << 20, rssFileDeltaBytes: -(1 << 20))
+        #expect(MarkdownReport.retainedCell(retained) == "5.00 MiB (−1.00 MiB)")
+        #expect(
+            MarkdownReport.retainedCell(RetainedMemory(at: .loaded, rssAnonDeltaBytes: 0, rssFileDeltaBytes: nil))
+                == "0 B")
+        #expect(MarkdownReport.retainedCell(nil) == "-")
+    }
+
     @Test func oomVerdictsAreShownWithTheirCap() throws {
         let report = MarkdownReport.render(try ReportFixtures.load(ReportFixtures.oom), resultsLink: "smoke-oom.json")
         let rows = markdownTableRows(report.markdown)
-        #expect(rows.contains { $0.first == "naive" && $0.count == 12 && $0[2] == "**oom**" && $0[5] == "359.54 MiB" })
-        #expect(rows.contains { $0.first == "low-memory" && $0.count == 12 && $0[2] == "**pass**" })
+        #expect(rows.contains { $0.first == "naive" && $0.count == 13 && $0[2] == "**oom**" && $0[5] == "359.54 MiB" })
+        #expect(rows.contains { $0.first == "low-memory" && $0.count == 13 && $0[2] == "**pass**" })
         #expect(report.markdown.contains("### load-then-cast-float16: oom\n"))
         #expect(report.markdown.contains("Stopped at its memory cap: 297.04 MiB live of a 380.00 MiB cap"))
     }

@@ -3,11 +3,11 @@ import Probes
 import ResultsFormat
 import TensorEngine
 
-/// Memory retained after the load: what the process still holds as its own (anonymous) memory at the end
-/// reading — after the load, with the model alive (the engine's child; a Python driver's after its touch and
-/// `gc.collect()`) — over its baseline. A loader command says nowhere when its load is done, and its last
-/// reading before it exits falls in the interpreter's teardown, which frees everything: it has no retained figure
-/// (absent, not zero) until it speaks the protocol's `loaded` and `result` (docs/loaders.md).
+/// Memory retained after the load (``RetainedMemory``): what the process still holds as its own (anonymous)
+/// memory once the load is done, with the model alive — the engine's child after its load; a protocol speaker's
+/// while it waits to exit after its result (a Python driver's after its touch and `gc.collect()`); a loader
+/// command's at its `loaded` event. A command that sends neither has no retained figure (absent, not zero): its
+/// last reading falls in its interpreter's teardown, which frees everything (docs/loaders.md).
 ///
 /// The claim: it holds the model's bytes and no more — the model at its target dtype (M_t), except mmap, whose
 /// own bytes are only what it converted (its mapped pages are the page cache's), and device-map, whose RAM holds
@@ -23,21 +23,16 @@ extension ClaimChecker {
         }
     }
 
-    /// The check, when the end and baseline readings both have RssAnon (absent figures are never zero).
+    /// The check, when the run has a retained figure (absent figures are never zero).
     func retainedCheck(_ m: RunMeasurement) -> Check? {
-        if case .command? = m.outside?.subject { return nil }
-        guard let end = m.end[.rssAnon], let start = m.baseline[.rssAnon] else { return nil }
+        guard let retained = m.retained else { return nil }
         let model = Self.retainedModelBytes(m)
         let bound = model + tolerance.bytes(for: model)
-        let file = both(m.end[.rssFile], m.baseline[.rssFile]).map { " (RssFile Δ \(ByteSize.binary($0 - $1)))" } ?? ""
+        let file = retained.rssFileDeltaBytes.map { " (RssFile Δ \(ByteSize.binaryWithMinus($0)))" } ?? ""
+        let moment = retained.at == .end ? "at the end" : "at its loaded event"
         return Check(
-            .retainedWithinModel, measuredBytes: end - start, boundBytes: bound, relation: .atMost,
-            detail:
-                "RssAnon at the end minus baseline, model alive, vs the model's own \(ByteSize.binary(model))\(file)")
+            .retainedWithinModel, measuredBytes: retained.rssAnonDeltaBytes, boundBytes: bound, relation: .atMost,
+            detail: "RssAnon \(moment) minus baseline, model alive, vs the model's own \(ByteSize.binary(model))\(file)"
+        )
     }
-}
-
-private func both(_ a: Int?, _ b: Int?) -> (Int, Int)? {
-    guard let a, let b else { return nil }
-    return (a, b)
 }

@@ -49,7 +49,18 @@ package enum OutsideMeasurement {
         own.peakSource = Self.peakSource(seen, exit: outcome.exit)
         own.codePagesBytes = Self.codePages(baseline: seen.baseline, final: final)
         m.loader = .outside(own)
+        m.retained = Self.retained(seen, spokeResult: result != nil)
         return m
+    }
+
+    /// A protocol speaker's end reading (taken while it waits to exit after its result); a command that sent
+    /// only `loaded`, its reading then; nothing for a command that said neither: its last reading falls in its
+    /// interpreter's teardown.
+    static func retained(_ seen: ExternalProbe.Observation, spokeResult: Bool) -> RetainedMemory? {
+        if spokeResult, let final = seen.final {
+            return RetainedMemory(at: .end, reading: final, baseline: seen.baseline)
+        }
+        return seen.endOfLoad.flatMap { RetainedMemory(at: .loaded, reading: $0, baseline: seen.baseline) }
     }
 
     /// The kernel figures' peaks over the samples and the marked readings; VmHWM read at the last mark.
@@ -91,10 +102,15 @@ package enum OutsideMeasurement {
 
 extension ChildRunner.Outcome {
     /// The outcome with a loader's measurement assembled from what the probe saw (the engine's child sends its
-    /// own); unchanged for the engine or without a prediction.
+    /// own, to which its retained memory is added); no measurement for a loader without a prediction.
     package func assembled(run: Scenario.Run, prediction: ScalePlanner.RunPrediction?) -> ChildRunner.Outcome {
-        guard !run.subject.isEngine else { return self }
         var outcome = self
+        guard !run.subject.isEngine else {
+            outcome.measurement?.retained = measurement.flatMap {
+                RetainedMemory(at: .end, reading: $0.end, baseline: $0.baseline)
+            }
+            return outcome
+        }
         outcome.measurement = prediction.flatMap {
             OutsideMeasurement.assemble(run: run, outcome: self, prediction: $0)
         }
