@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from bigmodel_bench_protocol import Phases, fail, heartbeat, read_pages, run, send, wait_for
+from bigmodel_bench_protocol import Attribution, Phases, fail, heartbeat, read_pages, run, send, wait_for
 
 
 def main():
@@ -42,9 +42,11 @@ def main():
     major = int(transformers.__version__.split(".")[0])
     send("hello", pid=os.getpid(), protocol_version=1, subject="transformers", versions=versions)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+    attribution = Attribution(request)
     gc.collect()
     send("ready")
     wait_for("start")
+    attribution.start()
 
     loader = Loader(request, torch, transformers, safetensors.torch, major)
     phases = Phases()
@@ -62,6 +64,7 @@ def main():
         touched = loader.touch(model)
         touch_seconds = time.monotonic() - start
         phases.end()
+    attribution.stop()
     # What is still referenced after the load is what the process retains: collect the rest first.
     gc.collect()
     send("result", dtype=info["dtype"], load_seconds=load_seconds, touch_seconds=touch_seconds, touched_bytes=touched,

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from bigmodel_bench_protocol import Phases, fail, heartbeat, read_pages, run, send, wait_for
+from bigmodel_bench_protocol import Attribution, Phases, fail, heartbeat, read_pages, run, send, wait_for
 
 PACKAGES = {"safetensors": "safetensors", "runai-streamer": "runai_model_streamer", "fastsafetensors": "fastsafetensors"}
 
@@ -49,9 +49,11 @@ def main():
     versions = {"python": sys.version.split()[0], "torch": torch.__version__,
                 subject: importlib.metadata.version(distribution)}
     send("hello", pid=os.getpid(), protocol_version=1, subject=subject, versions=versions)
+    attribution = Attribution(request)
     gc.collect()
     send("ready")
     wait_for("start")
+    attribution.start()
 
     files = request.get("files") or []
     phases = Phases()
@@ -78,6 +80,7 @@ def main():
         touch_seconds = time.monotonic() - start
         phases.end()
     dtypes = sorted({str(t.dtype).replace("torch.", "") for t in state.values() if t.is_floating_point()})
+    attribution.stop()
     # What is still referenced after the load is what the process retains: collect the rest first.
     gc.collect()
     send("result", dtype=dtypes[0] if len(dtypes) == 1 else None, load_seconds=load_seconds,

@@ -98,3 +98,28 @@ def run(main):
         kind = "bad_data" if isinstance(error, (ValueError, KeyError, OSError)) else "runtime"
         frame = traceback.extract_tb(error.__traceback__)[-1]
         fail(kind, f"{type(error).__name__}: {error} ({frame.filename.split('/')[-1]}:{frame.lineno})")
+
+
+class Attribution:
+    """memray's tracker around the load and the touch, when the request asks for it (`attribution`): the capture
+    (memray's aggregated format: the allocations alive at the high-water mark, by stack, Python and native) is
+    written to the file the parent names and read by bigmodel_bench_attribution.py after this process has exited,
+    so the reading costs the measured process nothing. memray is imported here, before `ready`: its import belongs
+    to the baseline, like the loader's."""
+
+    def __init__(self, request):
+        self.path = (request.get("attribution") or {}).get("capture_file")
+        self.tracker = None
+        self.memray = __import__("memray") if self.path else None
+
+    def start(self):
+        if self.memray is None:
+            return
+        self.tracker = self.memray.Tracker(self.path, native_traces=True, follow_fork=False,
+                                           file_format=self.memray.FileFormat.AGGREGATED_ALLOCATIONS)
+        self.tracker.__enter__()
+
+    def stop(self):
+        if self.tracker is not None:
+            self.tracker.__exit__(None, None, None)
+            self.tracker = None

@@ -51,6 +51,9 @@ package enum Format {
     }
 
     /// Inline code in markdown that survives backticks inside.
+    /// A share as a percentage with one decimal: `0.934` → `93.4%`.
+    package static func percent(_ fraction: Double) -> String { ByteSize.fixed(fraction * 100, digits: 1) + "%" }
+
     package static func code(_ text: String) -> String {
         let flat = text.replacingOccurrences(of: "\n", with: " ")
         return flat.contains("`") ? "`` \(flat) ``" : "`\(flat)`"

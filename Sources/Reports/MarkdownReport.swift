@@ -440,7 +440,7 @@ package enum MarkdownReport {
             md += ".\n\n"
         }
         for note in outside.notes ?? [] { md += "Note: \(note)\n\n" }
-        return md
+        return md + AttributionReport.markdown(m, outside)
     }
 
     /// A device-map run: each device's budget, share and peaks, and the `hf_device_map`.

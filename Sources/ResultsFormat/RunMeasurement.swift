@@ -91,6 +91,9 @@ package struct RunMeasurement: Sendable, Equatable {
         /// the claims take them off, since they are not the load's memory.
         package var codePagesBytes: Int?
         package var notes: [String]?
+        /// `--attribute`: where the peak came from, by memray; or why it could not be read.
+        package var attribution: Attribution?
+        package var attributionFailure: String?
 
         package init(subject: Subject) { self.subject = subject }
     }

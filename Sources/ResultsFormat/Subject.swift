@@ -75,6 +75,14 @@ package enum Subject: Sendable, Hashable, Codable, CustomStringConvertible {
     /// True for this tool's own engine; every other subject is a loader measured from outside.
     package var isEngine: Bool { self == .engine }
 
+    /// Driven by one of this tool's Python drivers (transformers, the fast loaders).
+    package var isPython: Bool {
+        switch self {
+        case .transformers, .fastLoader: true
+        case .engine, .command: false
+        }
+    }
+
     /// What a run id carries after its strategy and dtype: nothing for the engine, `@transformers` for a loader.
     package var runIDSuffix: String { isEngine ? "" : "@" + name }
 

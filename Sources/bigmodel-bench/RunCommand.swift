@@ -63,6 +63,12 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "In a sweep, measure the largest size like the others instead of predicting it first.")
     var noHoldout = false
 
+    @Flag(
+        help:
+            "Run the Python subjects under memray's tracker and keep the call stacks that held each run's peak (needs memray in the interpreter)."
+    )
+    var attribute = false
+
     @Option(
         help: ArgumentHelp(
             "With a checkpoint folder: write the scenario made from it to this file (for editing), then run it.",
@@ -109,7 +115,8 @@ struct RunCommand: ParsableCommand {
         let path = PathResolver.resolve(scenario)
         if let saveScenario { try FolderScenario.save(folder: path, to: saveScenario) }
         let loaded = try Scenario.load(scenarioOrFolder: path).withSweep(
-            scales?.fractions, holdout: noHoldout ? false : nil)
+            scales?.fractions, holdout: noHoldout ? false : nil
+        ).withAttribution(attribute)
         try SignalTrap.install()
         var options = scenarioOptions.runnerOptions(
             outputDirectory: out, executable: try ChildProcess.currentExecutablePath(),

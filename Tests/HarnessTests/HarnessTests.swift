@@ -379,7 +379,7 @@ extension MemoryMeasuringTests {
         let header = try #require(narrow.stdout.split(separator: "\n").first { $0.hasPrefix("run") })
         #expect(
             header.split(separator: " ", omittingEmptySubsequences: true) == [
-                "run", "predicted", "VmHWM", "Δ", "verdict", "seconds", "×", "floor",
+                "run", "predicted", "VmHWM", "Δ", "retained", "verdict", "seconds", "×", "floor",
             ])
         #expect(narrow.stdout.contains("\u{1B}[32mpass"), "\(narrow.stdout)")
         let plain = try Executable.run(

@@ -239,6 +239,66 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: folder.file("out/tiny.json")))
     }
 
+    /// `--attribute` without memray in the interpreter: exit 69 before anything is measured, naming the pip package.
+    @Test func attributeWithoutMemrayExits69() throws {
+        let folder = try TemporaryFolder("nomemray")
+        defer { folder.remove() }
+        let scenario = try folder.write(
+            "tiny.json", text: tinyScenario(runs: #"[{"strategy": "low-memory", "subject": "transformers"}]"#))
+        let stub = try folder.write(
+            "python",
+            text:
+                "#!/bin/sh\necho '{\"python\": \"3.11\", \"memray\": \"MISSING ModuleNotFoundError: No module named memray\", \"torch\": \"2.9\", \"transformers\": \"4.57.0\", \"safetensors\": \"0.8.0\"}'\n"
+        )
+        chmod(stub, 0o755)
+        let run = try Executable.run([
+            "run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"), "--python", stub,
+            "--attribute",
+        ])
+        #expect(run.status == 69)
+        #expect(
+            run.stderrLines == [
+                "bigmodel-bench: error: the transformers subject needs memray, which \(stub) cannot import: memray (ModuleNotFoundError: No module named memray); install with: \(stub) -m pip install memray (or run scripts/setup --test, which makes ~/.cache/bigmodel-bench/python)"
+            ])
+        #expect(!FileManager.default.fileExists(atPath: folder.file("out/tiny.json")))
+    }
+
+    /// transformers' dtype=float16 load of a ~230 MB model under memray (no touch: memray's native stacks make
+    /// it slow): the stacks at its high-water mark name transformers' and torch's frames, the top ones hold most
+    /// of memray's peak, and the capture is gone afterwards.
+    @Test(
+        .enabled(
+            if: TestPython.hasTransformers && TestPython.imports("memray"), "no python with transformers and memray"))
+    func attributionNamesTheFramesThatHoldThePeak() throws {
+        let folder = try TemporaryFolder("attribute")
+        defer { folder.remove() }
+        let scenario = try folder.write(
+            "tiny.json",
+            text: Self.scenario(
+                #"[{"strategy": "dtype-direct", "dtype": "float16", "subject": "transformers", "touch": false}]"#))
+        let run = try Executable.run([
+            "run", scenario, "--out", folder.file("out"), "--work-dir", folder.file("work"), "--python",
+            TestPython.path, "--attribute",
+        ])
+        #expect(run.status == 0 || run.status == 1, "\(run.stderr)")
+        let m = try #require(try Self.results(folder).runs.first?.measurement?.outside)
+        #expect(m.attributionFailure == nil)
+        let attribution = try #require(m.attribution)
+        #expect(attribution.stacks.count == 8 && attribution.stackCount >= 8)
+        #expect(attribution.stacks.map(\.bytes) == attribution.stacks.map(\.bytes).sorted(by: >))
+        #expect(attribution.topShare > 0.5, "top stacks hold \(attribution.topShare) of \(attribution.peakBytes)")
+        let top = attribution.stacks.prefix(2).flatMap(\.frames).compactMap(\.file)
+        #expect(top.contains { $0.hasPrefix("transformers/") || $0.hasPrefix("torch/") }, "\(top)")
+        // The biggest stack is the model's own float16 tensors or the mapped checkpoint, each ≈ its bytes.
+        let model = try #require(try Self.results(folder).runs.first?.measurement?.figures.modelBytes)
+        #expect(Double(attribution.stacks[0].bytes) > 0.9 * Double(model))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.file("work/attribution/tiny")).isEmpty)
+        let report = try fileText(folder.file("out/tiny.md"))
+        #expect(report.contains("#### Where the peak comes from (memray)"))
+        let written = try parseJSON(try fileText(folder.file("out/tiny.json")))
+        #expect(try ReportFixtures.schema("results.schema.json").validate(written) == [])
+    }
+
     @Test(.enabled(if: TestPython.hasTransformers, "no python with torch and transformers"))
     func transformersLoadsUnderTheSameClaims() throws {
         let folder = try TemporaryFolder("transformers")

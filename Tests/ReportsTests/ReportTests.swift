@@ -61,6 +61,32 @@ struct ReportTests {
         #expect(MarkdownReport.retainedCell(nil) == "-")
     }
 
+    @Test func attributionShowsEachStacksShareAndFrames() throws {
+        let frames: [Attribution.Frame] = [
+            .init(function: "c10::alloc_cpu(unsigned long)"),
+            .init(function: "_materialize_copy", file: "transformers/core_model_loading.py", line: 1466),
+        ]
+        var m = try #require(try ReportFixtures.load(ReportFixtures.smoke).runs.first?.measurement)
+        m.peaks[.vmhwm] = 400 << 20
+        var outside = RunMeasurement.Outside(subject: .transformers)
+        outside.attribution = Attribution(
+            memrayVersion: "1.20.0", peakBytes: 300 << 20, allocations: 1000, stackCount: 40,
+            stacks: [.init(bytes: 200 << 20, allocations: 3, allocators: ["malloc"], frames: frames)])
+        let md = AttributionReport.markdown(m, outside)
+        #expect(
+            md.contains(
+                "its high-water mark was 300.00 MiB in 1000 allocations from 40 call stacks (VmHWM Δ 400.00 MiB); the 1 biggest hold 66.7% of it."
+            ))
+        let rows = markdownTableRows(md)
+        #expect(
+            rows.last == [
+                "1", "200.00 MiB", "66.7%", "50.0%", "malloc",
+                "`c10::alloc_cpu` ← `_materialize_copy` (transformers/core_model_loading.py:1466)",
+            ])
+        outside.attributionFailure = "memray's capture could not be read (exited 65): ValueError: bad file"
+        #expect(AttributionReport.markdown(m, outside).contains("Not attributed: memray's capture could not be read"))
+    }
+
     @Test func oomVerdictsAreShownWithTheirCap() throws {
         let report = MarkdownReport.render(try ReportFixtures.load(ReportFixtures.oom), resultsLink: "smoke-oom.json")
         let rows = markdownTableRows(report.markdown)

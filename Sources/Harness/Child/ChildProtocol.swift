@@ -67,6 +67,14 @@ package struct ChildRequest: Codable, Sendable, Equatable {
     /// load: the run's prediction, computed once by the parent from the checkpoint it prepared; the child
     /// records it as it is (nil: the child predicts, as `load` does on its own).
     package var prediction: ChildPrediction?
+    /// A Python subject under `--attribute`: run memray's tracker over the load and touch, writing its capture here.
+    package var attribution: AttributionRequest?
+}
+
+/// Where a Python driver writes memray's capture (read by `python/bigmodel_bench_attribution.py` afterwards).
+package struct AttributionRequest: Codable, Sendable, Equatable {
+    package var captureFile: String
+    package init(captureFile: String) { self.captureFile = captureFile }
 }
 
 /// What the parent predicts a run's peak to be, and by which formula.

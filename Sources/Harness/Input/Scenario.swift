@@ -116,6 +116,10 @@ package struct Scenario: Sendable {
     package var scaling: SyntheticCheckpoint.Scaling? = nil
     /// A sweep's sizes (`"scales"`, `"holdout"`); nil measures the one size `scale` gives.
     package var sweep: SweepPlan? = nil
+    /// Python subjects run under memray's tracker (`"attribute"`, `run --attribute`): the results keep the call
+    /// stacks holding their peak. The engine and loader commands are not attributed (the engine's ledger and
+    /// phases already say where its bytes are; a command is not this tool's to instrument).
+    package var attribute = false
 
     package var resolvedScaling: SyntheticCheckpoint.Scaling {
         scaling ?? (runs.allSatisfy { $0.subject.isEngine } ? .rows : .layers)
@@ -126,6 +130,7 @@ package struct Scenario: Sendable {
         "name", "description", "model", "checkpoint", "scale", "runs", "repeat", "cache", "tolerance",
         "sample_interval_ms", "run_timeout_s",
         "stall_timeout_s", "rendezvous_timeout_s", "python", "subject_tolerance", "scaling", "scales", "holdout",
+        "attribute",
     ]
 
     /// The tolerance a run's claims are held to: the scenario's for the engine, `subject_tolerance` for others.
@@ -146,6 +151,14 @@ package struct Scenario: Sendable {
         }
         var copy = self
         copy.sweep = SweepPlan(fractions: fractions, holdout: holdout)
+        return copy
+    }
+
+    /// The scenario with attribution switched on (`--attribute`); unchanged when the flag is absent.
+    package func withAttribution(_ attribute: Bool) -> Scenario {
+        guard attribute else { return self }
+        var copy = self
+        copy.attribute = true
         return copy
     }
 

@@ -54,6 +54,11 @@ extension Scenario {
             scenario.scaling = scaling
         }
         scenario.sweep = try parseSweep(root, checkpoint: checkpoint, v)
+        switch root["attribute"] {
+        case nil: break
+        case .some(.bool(let attribute)): scenario.attribute = attribute
+        case .some(let other): throw v.fail("$.attribute", "must be true or false, not \(other.typeName)")
+        }
         if root["subject_tolerance"] != nil {
             scenario.subjectTolerance = try parseTolerance(
                 root["subject_tolerance"], v, at: "$.subject_tolerance", base: Subject.loaderTolerance)

@@ -22,6 +22,8 @@ package struct LoaderEnvironment: Sendable {
     package let drivers: [Subject: String]
     /// What the interpreter reported (`python`, `torch`, `transformers`, …), when a Python subject needs it.
     package let versions: [String: String]
+    /// `--attribute` with a Python subject: the script that reads memray's captures.
+    package var attributionReader: String? = nil
 
     /// The transformers driver, when a transformers run needs it.
     package var driver: String? { drivers[.transformers] }
@@ -48,8 +50,10 @@ package struct LoaderEnvironment: Sendable {
     }
 
     /// Resolves and checks what `subjects` need. `requested` is `--python`, `scenarioPython` the scenario's key.
+    /// `attribute`: the Python subjects run under memray's tracker, so the interpreter must import memray too.
     package static func check(
-        subjects: Set<Subject>, requested: String?, scenarioPython: String?, needsAccelerate: Bool
+        subjects: Set<Subject>, requested: String?, scenarioPython: String?, needsAccelerate: Bool,
+        attribute: Bool = false
     ) throws -> LoaderEnvironment {
         for subject in subjects {
             if case .command(let argv) = subject { _ = try program(argv.first ?? "", what: "the loader command") }
@@ -66,15 +70,17 @@ package struct LoaderEnvironment: Sendable {
         for subject in pythonSubjects {
             drivers[subject] = subject == .transformers ? try findDriver() : try findScript(script(for: subject) ?? "")
         }
-        var packages: [String] = []
+        var packages: [String] = attribute ? ["memray"] : []
         for subject in pythonSubjects {
             for package in Self.packages(for: subject, needsAccelerate: needsAccelerate)
             where !packages.contains(package) {
                 packages.append(package)
             }
         }
-        return LoaderEnvironment(
+        var environment = LoaderEnvironment(
             python: python, drivers: drivers, versions: try importCheck(python, packages: packages, for: names))
+        if attribute { environment.attributionReader = try findScript("bigmodel_bench_attribution.py") }
+        return environment
     }
 
     /// What `pip install` takes for a module the drivers import.

@@ -133,6 +133,9 @@ package struct ChildRunner {
         package var wallSeconds: Double = 0
         /// A rank: its status and `smaps_rollup` the moment every rank held its model.
         package var held: HeldReading?
+        /// `--attribute`: memray's attribution of a Python subject's peak, or why it could not be read.
+        package var attribution: Attribution?
+        package var attributionFailure: String?
     }
 
     package let limits: Limits

@@ -48,6 +48,8 @@ package enum OutsideMeasurement {
         own.notes = result?.notes.flatMap { $0.isEmpty ? nil : $0 }
         own.peakSource = Self.peakSource(seen, exit: outcome.exit)
         own.codePagesBytes = Self.codePages(baseline: seen.baseline, final: final)
+        own.attribution = outcome.attribution
+        own.attributionFailure = outcome.attributionFailure
         m.loader = .outside(own)
         m.retained = Self.retained(seen, spokeResult: result != nil)
         return m

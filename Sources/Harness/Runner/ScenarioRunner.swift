@@ -172,9 +172,16 @@ package final class ScenarioRunner {
 
     /// The interpreter and packages every planned loader needs (exit 69 when one is missing).
     func checkLoaders() throws -> LoaderEnvironment {
-        try LoaderEnvironment.check(
+        if scenario.attribute && !plannedRuns.contains(where: { $0.run.subject.isPython }) {
+            onEvent(
+                .note(
+                    "--attribute: no run here has a Python subject (transformers, safetensors, runai-streamer, fastsafetensors), so none is attributed; the engine's ledger and phases already say where its bytes are"
+                ))
+        }
+        return try LoaderEnvironment.check(
             subjects: Set(plannedRuns.map(\.run.subject)), requested: options.python, scenarioPython: scenario.python,
-            needsAccelerate: plannedRuns.contains { $0.run.subject == .transformers && $0.run.strategy == .deviceMap })
+            needsAccelerate: plannedRuns.contains { $0.run.subject == .transformers && $0.run.strategy == .deviceMap },
+            attribute: scenario.attribute && plannedRuns.contains { $0.run.subject.isPython })
     }
 
     /// The folders, the machine, and the checkpoint with every run's prediction; `share` decides whose scale
@@ -182,7 +189,11 @@ package final class ScenarioRunner {
     func prepare(
         share: ((() throws -> ScaleInfo) throws -> ScaleInfo)? = nil
     ) throws -> (prepared: PreparedScenario, system: SystemInfo, memoryBytes: Int) {
-        for folder in [options.workDirectory, options.outputDirectory, runsFolder] {
+        // Captures left by a run that was killed are removed; each one read is removed as soon as it is.
+        if scenario.attribute { try? FileManager.default.removeItem(atPath: attributionFolder) }
+        for folder in [options.workDirectory, options.outputDirectory, runsFolder]
+            + (scenario.attribute ? [attributionFolder] : [])
+        {
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
         let machine = self.machine()
@@ -308,7 +319,7 @@ package final class ScenarioRunner {
         }
         let machine = run.ranks > 1 ? MachineProbe() : nil
         let start = ContinuousClock.now
-        let outcomes = children.run(launches, machine: machine) { [onEvent] rank, event in
+        var outcomes = children.run(launches, machine: machine) { [onEvent] rank, event in
             if case .phaseBegan(let mark) = event {
                 let id = run.ranks > 1 ? "\(run.id) r\(rank)" : run.id
                 onEvent(
@@ -317,7 +328,24 @@ package final class ScenarioRunner {
                         elapsedSeconds: (ContinuousClock.now - start).inSeconds))
             }
         }
+        for (index, launch) in launches.enumerated() {
+            if let capture = launch.request.attribution?.captureFile {
+                readAttribution(capture, run: run, into: &outcomes[index], loaders: loaders)
+            }
+        }
         return (outcomes, machine)
+    }
+
+    /// memray's capture of a Python subject's run, read now that it has exited.
+    private func readAttribution(
+        _ capture: String, run: Scenario.Run, into outcome: inout ChildRunner.Outcome, loaders: LoaderEnvironment
+    ) {
+        guard let python = loaders.python, let script = loaders.attributionReader else { return }
+        onEvent(.note("\(run.id): reading memray's capture"))
+        switch AttributionReader.read(capture: capture, python: python, script: script) {
+        case .success(let attribution): outcome.attribution = attribution
+        case .failure(let failure): outcome.attributionFailure = failure.description
+        }
     }
 
     /// One rank's child (`rank` nil: the run's only process).
@@ -339,6 +367,11 @@ package final class ScenarioRunner {
             ChildPrediction(predictedPeakBytes: $0.predictedPeakBytes, formula: $0.formula)
         }
         var cleanup: [String] = []
+        if scenario.attribute && run.subject.isPython {
+            let capture = attributionFolder + "/\(scenario.name)-\(suffix).memray"
+            try? FileManager.default.removeItem(atPath: capture)  // memray refuses to overwrite
+            request.attribution = AttributionRequest(captureFile: capture)
+        }
         if let placement = prepared.atScale[run.id]?.request {
             let offload = options.workDirectory + "/offload/\(scenario.name)-\(suffix)"
             try? FileManager.default.removeItem(atPath: offload)
@@ -392,6 +425,10 @@ package final class ScenarioRunner {
         launch.probeInterval = .microseconds(Int64((scenario.outsideProbeIntervalMilliseconds * 1000).rounded()))
         launch.memoryCapBytes = ledgerCap
     }
+
+    /// Where `--attribute`'s memray captures are written: the work directory's, one folder per scenario (whose
+    /// run lock keeps it to one run at a time).
+    var attributionFolder: String { options.workDirectory + "/attribution/" + scenario.name }
 
     /// For Python loaders: no bytecode written beside the driver, no network, output unbuffered.
     static let pythonEnvironment = [
