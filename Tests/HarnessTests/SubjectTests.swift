@@ -14,6 +14,21 @@ import Glibc
 #endif
 
 @Suite struct SubjectParsingTests {
+    /// `--only` takes a run's id, its strategy, or the id less `@<subject>`: the name the engine's row has.
+    @Test func onlySelectsARunByItsNameWithoutTheSubject() {
+        let run = Scenario.Run(
+            id: "dtype-direct-float16@transformers", strategy: .dtypeDirect, dtype: .f16, placement: nil,
+            subject: .transformers)
+        #expect(run.isSelected(by: "dtype-direct-float16@transformers"))
+        #expect(run.isSelected(by: "dtype-direct-float16"))
+        #expect(run.isSelected(by: "dtype-direct"))
+        #expect(!run.isSelected(by: "dtype-direct-bfloat16"))
+        #expect(!run.isSelected(by: "dtype-direct-float16@safetensors"))
+        let engine = Scenario.Run(id: "naive", strategy: .naive, dtype: nil, placement: nil)
+        #expect(engine.isSelected(by: "naive"))
+        #expect(!engine.isSelected(by: "naive@transformers"))
+    }
+
     @Test func subjectsAndTheirIds() throws {
         let text = tinyScenario(
             runs: #"""

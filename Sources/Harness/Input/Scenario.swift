@@ -79,6 +79,14 @@ package struct Scenario: Sendable {
         /// Ranks loading at once, as on a training node (`"ranks"`, default 1).
         package var ranks = 1
 
+        /// Whether `--only NAME` selects this run: its id, its strategy, or its id less its `@<subject>` suffix
+        /// (`dtype-direct-float16` selects `dtype-direct-float16@transformers` too: the name the engine's row has).
+        package func isSelected(by name: String) -> Bool {
+            let suffix = subject.runIDSuffix
+            return id == name || strategy.rawValue == name
+                || (!suffix.isEmpty && id.hasSuffix(suffix) && String(id.dropLast(suffix.count)) == name)
+        }
+
         /// The id a run gets when none is given.
         static func defaultID(strategy: StrategyName, dtype: DType?, subject: Subject) -> String {
             strategy.rawValue + (dtype.map { "-" + $0.torchName } ?? "") + subject.runIDSuffix

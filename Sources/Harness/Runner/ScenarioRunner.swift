@@ -109,7 +109,7 @@ package final class ScenarioRunner {
     /// The runs `--only` selects, each with its repeat indices, in order.
     package var plannedRuns: [(run: Scenario.Run, repeatIndex: Int)] {
         let runs = scenario.runs.filter { run in
-            options.only.map { $0.contains(run.id) || $0.contains(run.strategy.rawValue) } ?? true
+            options.only.map { $0.contains(where: run.isSelected(by:)) } ?? true
         }
         let repeats = options.repeatCount ?? scenario.repeatCount
         return runs.flatMap { run in (0..<repeats).map { (run, $0) } }
@@ -119,8 +119,7 @@ package final class ScenarioRunner {
     /// nothing would otherwise measure nothing and exit 0).
     package func checkSelection() throws(UsageError) {
         guard let only = options.only else { return }
-        let unmatched = only.filter { name in !scenario.runs.contains { $0.id == name || $0.strategy.rawValue == name }
-        }
+        let unmatched = only.filter { name in !scenario.runs.contains { $0.isSelected(by: name) } }
         guard !unmatched.isEmpty else { return }
         throw UsageError(
             "--only \(unmatched.sorted().joined(separator: ",")) matches no run of \(scenario.name); its runs: "
