@@ -36,7 +36,10 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var scenarioOptions: ScenarioOptions
 
-    @Option(help: "Only these runs (comma-separated run ids or strategy names).")
+    @Option(
+        help:
+            "Only these runs (comma-separated run ids or strategy names; an id without its @subject selects that run for every subject)."
+    )
     var only: String?
 
     @Option(name: .customLong("out"), help: "Folder for the results.", completion: .directory)

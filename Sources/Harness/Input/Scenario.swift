@@ -82,9 +82,7 @@ package struct Scenario: Sendable {
         /// Whether `--only NAME` selects this run: its id, its strategy, or its id less its `@<subject>` suffix
         /// (`dtype-direct-float16` selects `dtype-direct-float16@transformers` too: the name the engine's row has).
         package func isSelected(by name: String) -> Bool {
-            let suffix = subject.runIDSuffix
-            return id == name || strategy.rawValue == name
-                || (!suffix.isEmpty && id.hasSuffix(suffix) && String(id.dropLast(suffix.count)) == name)
+            id == name || strategy.rawValue == name || id == name + subject.runIDSuffix
         }
 
         /// The id a run gets when none is given.
