@@ -1,6 +1,6 @@
 #ifndef BIGMODEL_BENCH_CLINUX_H
 #define BIGMODEL_BENCH_CLINUX_H
-// Linux calls Swift cannot reach through Glibc: prctl is variadic, pipe2 needs _GNU_SOURCE.
+// Linux calls Swift cannot reach through Glibc: prctl is variadic, pipe2 and O_DIRECT need _GNU_SOURCE.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -14,4 +14,7 @@ static inline int clinux_set_parent_death_signal(int signal) { return prctl(PR_S
 
 /// pipe2(fds, O_CLOEXEC).
 static inline int clinux_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+/// open(path, O_RDONLY | O_DIRECT | O_CLOEXEC): reads that go around the page cache.
+static inline int clinux_open_direct(const char *path) { return open(path, O_RDONLY | O_DIRECT | O_CLOEXEC); }
 #endif

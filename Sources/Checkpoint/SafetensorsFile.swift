@@ -119,6 +119,12 @@ package final class SafetensorsFile: Sendable {
         }
     }
 
+    /// Asks the kernel to start reading `count` bytes at an absolute offset into the page cache, without waiting
+    /// (``FileDescriptor/adviseWillNeed(offset:length:)``); advice only, so a failure is ignored.
+    package func adviseWillNeed(absoluteOffset: Int, count: Int) {
+        try? descriptor.adviseWillNeed(offset: absoluteOffset, length: count)
+    }
+
     /// Maps a tensor's bytes read-only (a file window: counted by the kernel as RssFile once touched).
     /// `populate`: fault every page in now, for a caller that reads the whole tensor at once.
     package func map(_ tensor: StoredTensor, device: Device = .cpu, populate: Bool = false) throws -> TensorStorage {

@@ -36,11 +36,14 @@ struct ShardStream {
     /// which is split into one slice per worker.
     static func load(_ items: [Item], from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?) throws {
         let converts = items.contains { $0.stored.dtype != $0.tensor.dtype }
+        if !converts, try DirectShardRead.load(items, from: file) { return }
         let workerCount = converts ? max(1, min(workers, (staging?.count ?? 0) / minimumSliceBytes)) : workers
         let slice = converts ? (staging?.count ?? 0) / workerCount : 0
         let pieces = Self.pieces(items, sliceBytes: slice)
         guard !pieces.isEmpty else { return }
-        let next = Atomic<Int>(0)
+        let cursor = Cursor()
+        let readAhead = Self.readAhead(pieces, of: items, in: file, cursor: cursor)
+        defer { readAhead?.stop() }
         let failure = Mutex<(any Error)?>(nil)
         let shared = DisjointAccess((items, staging))
         let run: @Sendable (Int) -> Void = { worker in
@@ -49,7 +52,7 @@ struct ShardStream {
                 UnsafeMutableRawBufferPointer(rebasing: $0[(worker * slice)..<((worker + 1) * slice)])
             }
             while true {
-                let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                let index = cursor.next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard index < pieces.count, failure.withLock({ $0 == nil }) else { return }
                 do {
                     try fill(pieces[index], of: items[pieces[index].item], from: file, staging: own)
@@ -64,6 +67,27 @@ struct ShardStream {
             DispatchQueue.concurrentPerform(iterations: workerCount, execute: run)
         }
         if let error = failure.withLock({ $0 }) { throw error }
+    }
+
+    /// The index of the next piece a worker takes, shared with the read-ahead thread.
+    private final class Cursor: Sendable {
+        let next = Atomic<Int>(0)
+    }
+
+    /// A read-ahead over the pieces' bytes, in data order, when they span more than one advice
+    /// (``ShardReadAhead``); nil for a smaller read.
+    private static func readAhead(_ pieces: [Piece], of items: [Item], in file: SafetensorsFile, cursor: Cursor)
+        -> ShardReadAhead?
+    {
+        let offsets = pieces.map { file.header.dataStart + items[$0.item].stored.begin + $0.range.lowerBound }
+        // Callers pass items in data order; min and max keep the range well-formed should one not.
+        let ends = pieces.map { file.header.dataStart + items[$0.item].stored.begin + $0.range.upperBound }
+        guard let first = offsets.min(), let end = ends.max(), end - first > ShardReadAhead.stepBytes else {
+            return nil
+        }
+        return ShardReadAhead(file: file, range: first..<end) {
+            offsets[min(cursor.next.load(ordering: .relaxed), offsets.count - 1)]
+        }
     }
 
     /// One tensor, converted through `staging` (the device-map path, which places tensors one at a time).

@@ -16,6 +16,8 @@ package struct ReadFloorResult: Sendable, Equatable {
     package var seconds: Double
     /// Files read.
     package var fileCount: Int
+    /// Whether the files were opened `O_DIRECT` (read around the page cache).
+    package var direct = false
     /// bytes / seconds (0 when no time passed).
     package var bytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds : 0 }
 }
@@ -25,39 +27,54 @@ package enum ReadFloor {
     /// For each file: a fresh ``HugePageBuffer`` of its size, then `pread`s of `chunk` bytes (default 8 MiB, on
     /// 2 MiB boundaries) into it, `threads` at once (default: every core), until the file is read. The page cache
     /// state is the caller's choice (evict first with ``PageCache/evict(path:)`` for a cold floor). Each buffer
-    /// is unmapped before the next file.
+    /// stays mapped until every file is read (unmapping is not timed).
+    ///
+    /// `direct`: each file opened `O_DIRECT` (``DirectIO``), every read a whole number of 4 KiB blocks at a
+    /// 2 MiB boundary of the 2 MiB-aligned buffer (the tail read asks for whole blocks past the end, which the
+    /// buffer's 2 MiB rounding has room for, and gets the bytes that exist). The page cache is neither read nor
+    /// filled, so a cached file is read from the device all the same.
     package static func measure(
-        paths: [String], chunk: Int = 8 << 20, threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        paths: [String], chunk: Int = 8 << 20, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+        direct: Bool = false
     ) throws(SystemCallError) -> ReadFloorResult {
         let chunk = max(chunk, HugePageBuffer.hugePageSize) / HugePageBuffer.hugePageSize * HugePageBuffer.hugePageSize
         var total = 0
-        var seconds = 0.0
+        // Every buffer is kept until all files are read, as a loader keeps the model: the floor needs as much
+        // fresh memory as a load that ends holding the checkpoint's bytes (on a VM whose host takes freed
+        // memory back, reusing one file's buffer for the next would make the floor's memory warmer than any
+        // loader's).
+        var buffers: [HugePageBuffer] = []
+        let start = MonotonicClock.monotonicSeconds()
         for path in paths {
-            let start = MonotonicClock.monotonicSeconds()
-            let descriptor = try PageCache.openForReading(path)
+            let descriptor = try direct ? DirectIO.openForReading(path) : PageCache.openForReading(path)
             defer { try? descriptor.close() }
             var info = stat()
             guard fstat(descriptor.rawValue, &info) == 0 else { throw .current("fstat", path) }
             let size = Int(info.st_size)
             let buffer = try HugePageBuffer(byteCount: size)
-            total += try read(descriptor, path: path, size: size, into: buffer, chunk: chunk, threads: threads)
-            seconds += MonotonicClock.monotonicSeconds() - start
-            withExtendedLifetime(buffer) {}
+            buffers.append(buffer)
+            total += try read(
+                descriptor, path: path, size: size, into: buffer, chunk: chunk, threads: threads, direct: direct)
         }
-        return ReadFloorResult(bytes: total, seconds: seconds, fileCount: paths.count)
+        let seconds = MonotonicClock.monotonicSeconds() - start
+        withExtendedLifetime(buffers) {}
+        return ReadFloorResult(bytes: total, seconds: seconds, fileCount: paths.count, direct: direct)
     }
 
     /// Reads the file's chunks into `buffer`, `threads` at a time; returns the bytes read (less than `size` when
-    /// the file shrank meanwhile).
+    /// the file shrank meanwhile). `direct`: each chunk's request rounded up to whole 4 KiB blocks, and a short
+    /// read ends it (the file's end; a direct read cannot go on from an unaligned offset).
     static func read(
-        _ descriptor: FileDescriptor, path: String, size: Int, into buffer: HugePageBuffer, chunk: Int, threads: Int
+        _ descriptor: FileDescriptor, path: String, size: Int, into buffer: HugePageBuffer, chunk: Int, threads: Int,
+        direct: Bool = false
     ) throws(SystemCallError) -> Int {
         let chunks = (size + chunk - 1) / chunk
         let base = UInt(bitPattern: buffer.baseAddress)
         let outcome = Mutex<(bytes: Int, error: SystemCallError?)>((0, nil))
         @Sendable func work(_ index: Int) {
             let offset = index * chunk
-            let count = min(chunk, size - offset)
+            let wanted = min(chunk, size - offset)
+            let count = direct ? DirectIO.roundedUp(wanted) : wanted
             // The address travels as an integer: each chunk is its own disjoint window of the buffer.
             let window = UnsafeMutableRawBufferPointer(
                 start: UnsafeMutableRawPointer(bitPattern: base + UInt(offset)), count: count)
@@ -71,8 +88,9 @@ package enum ReadFloor {
                     }
                     if got == 0 { break }
                     done += got
+                    if direct && got % DirectIO.alignment != 0 { break }
                 }
-                outcome.withLock { $0.bytes += done }
+                outcome.withLock { $0.bytes += min(done, wanted) }
             } catch {
                 outcome.withLock { if $0.error == nil { $0.error = error } }
             }

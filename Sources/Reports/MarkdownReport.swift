@@ -618,9 +618,7 @@ package enum MarkdownReport {
         if let floor = r.floor {
             md +=
                 "- **floor**: the same checkpoint bytes read into fresh memory the fastest plain way (\(floor.method)) in a child of its own; × floor = a run's load seconds / the floor's \(Format.seconds(floor.seconds)) s"
-                + (floor.warmSeconds.map {
-                    " (its first pass, in a fresh process like the run's; with its memory warm the floor reads in \(Format.seconds($0)) s)"
-                } ?? "") + ".\n"
+                + Self.floorPasses(floor) + ".\n"
         }
         md +=
             "- **load seconds**: wall-clock time of the load inside the child (monotonic clock), excluding process start and the baseline.\n"
@@ -632,5 +630,18 @@ package enum MarkdownReport {
         md +=
             "- **ru_maxrss** (per run, reference only): from wait4; Linux folds the parent's peak into it at exec, so it is never used for a verdict.\n"
         return md
+    }
+}
+
+extension MarkdownReport {
+    /// How the floor's passes relate to the figure (files before first_pass_seconds: the first or fastest pass).
+    static func floorPasses(_ floor: FloorInfo) -> String {
+        guard let first = floor.firstPassSeconds else {
+            return floor.warmSeconds.map {
+                " (its first pass, in a fresh process like the run's; with its memory warm the floor reads in \(Format.seconds($0)) s)"
+            } ?? ""
+        }
+        return
+            " (its uncounted first pass, in memory the host had taken back, took \(Format.seconds(first)) s; the fastest counted pass \(Format.seconds(floor.warmSeconds ?? floor.seconds)) s)"
     }
 }

@@ -286,6 +286,9 @@ package struct FloorInfo: Codable, Sendable, Equatable {
     /// The fastest of the passes, in memory the floor's process had already touched (absent in older files,
     /// whose `seconds` was this fastest pass).
     package var warmSeconds: Double? = nil
+    /// The uncounted first pass, which paid for memory the host had taken back (absent in older files, whose
+    /// `seconds` was this first pass or the fastest one).
+    package var firstPassSeconds: Double? = nil
 
     package init(bytes: Int, seconds: Double, gigabytesPerSecond: Double, method: String) {
         self.bytes = bytes

@@ -14,8 +14,9 @@ struct BenchLoadCommand: ParsableCommand {
         abstract:
             "Times the read floor, every loading strategy and torch/safetensors on one checkpoint, with the ratios.",
         discussion: """
-            GB/s is the checkpoint's tensor bytes over a case's seconds (decimal GB). '× floor' is a case's GB/s over the \
-            floor's; '× torch' is torch safe_open+clone's median seconds over the case's (2.0× = twice as fast). \
+            GB/s is the checkpoint's tensor bytes over a case's seconds (decimal GB). '× floor time' is a case's median \
+            seconds over the fastest floor's (1.00× = as fast as reading the files; the same figure as run's × floor); \
+            '× torch' is torch safe_open+clone's median seconds over the case's (2.0× = twice as fast). \
             Without --checkpoint a checkpoint of about --size is generated (Llama-3-8B's shape, bfloat16) and removed \
             afterwards. The peers need a Python with torch and safetensors (--python, else $BIGMODEL_BENCH_PYTHON, else the venv \
             scripts/setup --test makes, else python3); without one they are skipped and the report says why.
@@ -49,6 +50,13 @@ struct BenchLoadCommand: ParsableCommand {
     )
     var cache: CacheArgument = .warm
 
+    // Repeated rather than comma-separated: floor names hold commas.
+    @Option(
+        help: ArgumentHelp(
+            "Time only this case (repeat for more), e.g. --only 'floor, 16 in flight' --only low-memory.",
+            valueName: "name"))
+    var only: [String] = []
+
     @Flag(help: "Print the figures as JSON.")
     var json = false
 
@@ -66,6 +74,7 @@ struct BenchLoadCommand: ParsableCommand {
             var options = LoadBenchmark.Options(
                 checkpoint: checkpoint ?? generated ?? "", repeats: repeatCount, python: python, peers: !noPeers)
             options.cache = cache.mode
+            options.only = only.isEmpty ? nil : only
             let report = try LoadBenchmark(options: options).run(progress: { printProgress("bench load: " + $0) })
             print(
                 json
@@ -101,14 +110,18 @@ enum BenchCheckpoint {
 /// `bench load`'s table: one row per case.
 enum LoadBenchmarkTable {
     static func render(_ report: LoadBenchmark.Report) -> String {
-        let floor = report.cases.first { $0.kind == .floor }?.median ?? 0
+        let fastestFloor = fastestFloor(report)
+        let floor = fastestFloor?.median ?? 0
         let torch = report.cases.first { $0.name == "torch safe_open+clone" }?.median
         // The fastest peer that ends with owned copies: a peer of mapped views is compared with mmap by eye.
         let bestPeer = report.cases.filter { $0.kind == .peer && $0.median > 0 && $0.ownsCopies != false }
             .map(\.median).min()
         let gb = Double(report.tensorBytes) / 1e9
         var rows = [
-            ["case", "median s", "min – max s", "GB/s", "× floor", "× torch", "× best copying peer", "memory peak"]
+            [
+                "case", "median s", "min – max s", "GB/s", "× floor time", "× torch", "× best copying peer",
+                "memory peak",
+            ]
         ]
         for c in report.cases {
             let median = c.median
@@ -116,7 +129,7 @@ enum LoadBenchmarkTable {
                 c.name, ByteSize.fixed(median, digits: 3),
                 "\(ByteSize.fixed(c.seconds.min() ?? 0, digits: 3)) – \(ByteSize.fixed(c.seconds.max() ?? 0, digits: 3))",
                 median > 0 ? ByteSize.fixed(gb / median, digits: 2) : "-",
-                median > 0 && floor > 0 ? ByteSize.fixed(floor / median, digits: 2) + "×" : "-",
+                median > 0 && floor > 0 ? ByteSize.fixed(median / floor, digits: 2) + "×" : "-",
                 median > 0 ? torch.map { ByteSize.fixed($0 / median, digits: 2) + "×" } ?? "-" : "-",
                 median > 0 ? bestPeer.map { ByteSize.fixed($0 / median, digits: 2) + "×" } ?? "-" : "-",
                 peak(c),
@@ -130,15 +143,25 @@ enum LoadBenchmarkTable {
             report.cache == .cold
             ? "page cache cold: every file evicted before every case\n" : "page cache warm\n"
         out += TextTable.render(rows, rightAligned: [1, 2, 3, 4, 5, 6, 7])
+        if let fastestFloor {
+            out +=
+                "× floor time: a case's median over the fastest floor's, \(fastestFloor.name) (\(ByteSize.fixed(floor, digits: 3)) s)\n"
+        }
         out += phaseLines(report, gigabytes: gb)
         out += firstTouchLines(report)
         if let why = report.peersSkipped { out += "peers skipped: \(why)\n" }
         for (peer, why) in (report.peersUnavailable ?? [:]).sorted(by: { $0.key < $1.key }) {
-            out += "peer \(peer) unavailable: \(why)\n"
+            out += "\(peer.hasPrefix("floor") ? "" : "peer ")\(peer) unavailable: \(why)\n"
         }
         out +=
             "memory peak: strategies the ledger's peak (= or ≠ its formula); peers their process's ru_maxrss, interpreter and imports included\n"
         return out
+    }
+
+    /// The floor case with the lowest median: the best this machine did at reading the files, which every
+    /// "× floor time" is over (warm, one pread per core usually; cold, whichever queue depth or O_DIRECT won).
+    static func fastestFloor(_ report: LoadBenchmark.Report) -> LoadBenchmark.Case? {
+        report.cases.filter { $0.kind == .floor && $0.median > 0 }.min { $0.median < $1.median }
     }
 
     static func peak(_ c: LoadBenchmark.Case) -> String {
@@ -175,7 +198,7 @@ enum LoadBenchmarkTable {
     static func phaseLines(_ report: LoadBenchmark.Report, gigabytes: Double) -> String {
         var out = ""
         // Both as GB/s: the floor reads the checkpoint's bytes, the first touch writes its own.
-        let floor = report.cases.first { $0.kind == .floor }.map { $0.median > 0 ? gigabytes / $0.median : 0 } ?? 0
+        let floor = fastestFloor(report).map { gigabytes / $0.median } ?? 0
         let touch = report.firstTouch?.bytesPerSecond(pass: 0).map { $0 / 1e9 }
         for c in report.cases where c.kind == .strategy {
             for key in ["init", "read checkpoint", "read shard"] {
@@ -187,7 +210,7 @@ enum LoadBenchmarkTable {
                 let rate = bytes / max(median, 1e-9)
                 out +=
                     "  \(c.name) \(what): median \(ByteSize.fixed(median, digits: 3)) s, \(ByteSize.fixed(rate, digits: 2)) GB/s"
-                if floor > 0 { out += ", \(ByteSize.fixed(rate / floor, digits: 2))× floor" }
+                if floor > 0 { out += ", \(ByteSize.fixed(floor / rate, digits: 2))× the floor's time" }
                 if let touch = touch { out += ", \(ByteSize.fixed(rate / touch, digits: 2))× first touch" }
                 out += "\n"
             }

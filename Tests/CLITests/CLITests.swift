@@ -74,12 +74,12 @@ struct CLITests {
         let cases = report["cases"]?.arrayValue ?? []
         #expect(
             cases.map { $0["name"]?.stringValue } == [
-                "floor", "floor, 16 in flight", "naive", "sharded", "low-memory", "dtype-direct→float16",
-                "load-then-cast→float16", "mmap",
+                "floor", "floor, 16 in flight", "floor, O_DIRECT, 16 in flight", "naive", "sharded", "low-memory",
+                "dtype-direct→float16", "load-then-cast→float16", "mmap",
             ])
         #expect(
             cases.map { $0["ledger_peak_bytes"]?.numberValue?.intValue } == [
-                nil, nil, 738_560, 500_352, 369_280, 500_352, 869_632, 0,
+                nil, nil, nil, 738_560, 500_352, 369_280, 500_352, 869_632, 0,
             ])
         #expect(cases.allSatisfy { $0["seconds"]?.arrayValue?.count == 2 })
         #expect(cases.allSatisfy { $0["ledger_peak_bytes"] == $0["predicted_peak_bytes"] })
@@ -92,6 +92,21 @@ struct CLITests {
             table.stdout.contains("first touch (before the rounds): 738.56 KB of fresh madvise(MADV_HUGEPAGE) memory"))
         #expect(table.stdout.contains("naive read checkpoint: median "))
         #expect(table.stdout.contains("× first touch"))
+        #expect(table.stdout.contains("× floor time: a case's median over the fastest floor's, floor"))
+
+        let only = try Executable.run([
+            "bench", "load", "--checkpoint", path, "--repeat", "1", "--no-peers", "--json", "--only", "low-memory",
+            "--only", "floor, O_DIRECT, 16 in flight",
+        ])
+        #expect(only.status == 0, "\(only.stderr)")
+        let selected = try JSONParser().parse(Array(only.stdout.utf8))["cases"]?.arrayValue ?? []
+        #expect(selected.map { $0["name"]?.stringValue } == ["floor, O_DIRECT, 16 in flight", "low-memory"])
+        let unknown = try Executable.run(["bench", "load", "--checkpoint", path, "--only", "lowmemory"])
+        #expect(unknown.status == 64)
+        #expect(
+            unknown.stderr.contains(
+                "--only lowmemory names no case; the cases: floor, floor, 16 in flight, floor, O_DIRECT, 16 in flight, naive"
+            ))
     }
 
     @Test(arguments: CLITests.malformed)

@@ -1,4 +1,5 @@
 import Foundation
+import OSLayer
 import Probes
 import Synchronization
 import TestSupport
@@ -131,6 +132,65 @@ import Testing
         #expect(Dictionary(uniqueKeysWithValues: loaded.tensors.map { ($0.key, $0.value.sha256()) }) == digests)
         #expect(ledger.peakBytes == 369_280)
         withExtendedLifetime(loaded) {}
+    }
+
+    /// A cold shard's large tensors are read with O_DIRECT to the start of their memory and moved into place
+    /// (DirectShardRead): the bytes must be the file's exactly, whatever the tensors' offsets modulo 4 KiB. The
+    /// 3 MiB + 5 bytes tensor starts at an odd offset (after the 7-byte one), so its shift and tail are non-zero.
+    @Test func aColdShardReadAroundThePageCacheHoldsTheFilesBytes() throws {
+        let folder = try TemporaryFolder("direct")
+        defer { folder.remove() }
+        let path = folder.file("model.safetensors")
+        let sizes = [("small", 7), ("large", (3 << 20) + 5), ("larger", (5 << 20) + 4099)]
+        let contents = sizes.map { name, count in
+            (name, (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13 &+ name.count) })
+        }
+        try withBuffers(contents.map(\.1)) { buffers in
+            let tensors = zip(contents, buffers).map { (TensorSpec(name: $0.0, dtype: .u8, shape: [$0.1.count]), $1) }
+            try SafetensorsWriter.write(tensors.map { (spec: $0.0, bytes: $0.1) }, metadata: nil, to: path)
+        }
+        let file = try SafetensorsFile(path: path)
+        // After opening: reading the header set off the kernel's readahead over the first megabytes.
+        try PageCache.evict(path: path)
+        let ledger = MemoryLedger()
+        let items = try file.tensors.values.map {
+            ShardStream.Item(stored: $0, tensor: try Tensor.empty(dtype: .u8, shape: $0.shape, ledger: ledger))
+        }
+        let resident = try PageCache.residentBytes(path: path)
+        let direct = try DirectShardRead.load(items, from: file)
+        // A file system without O_DIRECT (tmpfs), or one that kept the pages, is read the usual way.
+        let takesDirect =
+            (try? DirectIO.openForReading(path)).map {
+                try? $0.close()
+                return true
+            } ?? false
+        #expect(direct == (takesDirect && resident < file.fileSize / 2))
+        if !direct { try ShardStream.load(items, from: file, staging: nil) }
+        let expected = Dictionary(uniqueKeysWithValues: contents)
+        for item in items {
+            let name = item.stored.name
+            let bytes = expected[name] ?? []
+            // The first differing byte, not the arrays: a failing #expect on megabytes would diff them for hours.
+            let loaded = Array(item.tensor.storage.mutableBytes)
+            let firstDifference = zip(loaded, bytes).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            #expect(
+                loaded.count == bytes.count && firstDifference == nil,
+                "\(name): first difference at \(String(describing: firstDifference))")
+        }
+        // Direct reads leave the page cache as it was.
+        if direct { #expect(try PageCache.residentBytes(path: path) == 0) }
+        #expect(ledger.peakBytes == (3 << 20) + (5 << 20) + 5 + 4099 + 7)
+    }
+
+    /// Runs `body` with the arrays' bytes as raw buffers.
+    private func withBuffers(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throws -> Void) throws {
+        let copies = arrays.map { array in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: array.count, alignment: 64)
+            buffer.copyBytes(from: array)
+            return buffer
+        }
+        defer { for copy in copies { copy.deallocate() } }
+        try body(copies.map { UnsafeRawBufferPointer($0) })
     }
 
     @Test func fixtureFiguresAreTheIssueFormulas() throws {

@@ -35,6 +35,8 @@ package struct LoadBenchmark {
         /// `--cache`: warm (the page cache filled once before the first round) or cold (every file evicted
         /// with `posix_fadvise(DONTNEED)` before every case of every round).
         package var cache: PageCacheMode = .warm
+        /// `--only`: the cases to time, by name (nil: every case); a name that is no case is a usage error.
+        package var only: [String]?
 
         package init(checkpoint: String, repeats: Int = 5, python: String? = nil, peers: Bool = true) {
             self.checkpoint = checkpoint
@@ -107,10 +109,9 @@ package struct LoadBenchmark {
         let reporting = FreePageReporting.current()
         let firstTouch = try measureFirstTouch(checkpoint, progress: progress)
         let peers = options.peers ? PeerLoaders.find(python: options.python) : .skipped("--no-peers")
-        var cases = [
-            Case(name: "floor", kind: .floor, description: Self.floorDescription, seconds: []),
-            Case(name: Self.deepFloorName, kind: .floor, description: Self.deepFloorDescription, seconds: []),
-        ]
+        var cases = ReadFloorCase.all.map {
+            Case(name: $0.name, kind: .floor, description: $0.description, seconds: [])
+        }
         cases += Self.strategies.map { name, dtype in
             Case(
                 name: name.rawValue + (dtype.map { "→" + $0.torchName } ?? ""), kind: .strategy,
@@ -126,6 +127,7 @@ package struct LoadBenchmark {
                 "peers: \(found.python) (torch \(found.versions["torch"] ?? "?"), safetensors \(found.versions["safetensors"] ?? "?"))"
             )
         }
+        cases = try Self.selected(cases, only: options.only)
         var unavailable: [String: String] = [:]
         for round in 0..<(options.warmupRounds + options.repeats) {
             let warmup = round < options.warmupRounds
@@ -162,6 +164,18 @@ package struct LoadBenchmark {
         return report
     }
 
+    /// The cases `only` names, in their usual order; every case when it is nil.
+    static func selected(_ cases: [Case], only: [String]?) throws(UsageError) -> [Case] {
+        guard let only else { return cases }
+        let unknown = only.filter { name in !cases.contains { $0.name == name } }
+        guard unknown.isEmpty else {
+            throw UsageError(
+                "--only \(unknown.joined(separator: ",")) names no case; the cases: "
+                    + cases.map(\.name).joined(separator: ", "))
+        }
+        return cases.filter { only.contains($0.name) }
+    }
+
     /// Fresh memory as much as naive holds at its peak, written twice (``FirstTouchFloor``), before the
     /// warm-up round so that the host's state it leaves falls on an uncounted round. Skipped (nil) when
     /// MemAvailable less 1 GiB has no room for it.
@@ -174,28 +188,18 @@ package struct LoadBenchmark {
         return try FirstTouchFloor.measure(bytes: bytes)
     }
 
-    static let floorDescription =
-        "8 MiB preads on 2 MiB boundaries, one per core at once, into fresh madvise(MADV_HUGEPAGE) buffers, one file at a time"
-
-    static let deepFloorName = "floor, 16 in flight"
-    /// The queue depth of Run:ai's streamer (16 reader threads, 2 MiB chunks): what a cold device needs to be
-    /// kept busy, where a warm cache is served as fast by one pread per core.
-    static let deepFloorThreads = 16
-    static let deepFloorDescription =
-        "2 MiB preads, 16 at once on their own threads, into fresh madvise(MADV_HUGEPAGE) buffers, one file at a time"
-
     /// Times one case once; returns why a peer could not run, when it could not.
     private func measure(_ item: inout Case, checkpoint: Checkpoint, peers: PeerLoaders.Availability) throws
         -> String?
     {
         switch item.kind {
         case .floor:
-            let paths = checkpoint.files.map(\.path)
-            let result =
-                item.name == Self.deepFloorName
-                ? try ReadFloor.measure(paths: paths, chunk: 2 << 20, threads: Self.deepFloorThreads)
-                : try ReadFloor.measure(paths: paths)
-            item.seconds.append(result.seconds)
+            guard let floor = ReadFloorCase.all.first(where: { $0.name == item.name }) else { return nil }
+            do {
+                item.seconds.append(try floor.measure(paths: checkpoint.files.map(\.path)).seconds)
+            } catch let error as SystemCallError where floor.direct && error.errno == .invalidArgument {
+                return "the file system does not support O_DIRECT (\(error))"
+            }
         case .strategy:
             guard
                 let (name, dtype) = Self.strategies.first(where: {
