@@ -138,9 +138,13 @@ package struct SystemInfo: Sendable, Equatable {
 package struct SystemMemory: Sendable, Equatable {
     package var availableBytes: Int?
     package var cachedBytes: Int?
+    /// MemFree: memory holding nothing, not even page cache.
+    package var freeBytes: Int? = nil
 
     package static func read() -> SystemMemory {
         let meminfo = readTextFile("/proc/meminfo").map(SystemInfo.parseMeminfo) ?? [:]
-        return SystemMemory(availableBytes: meminfo["MemAvailable"], cachedBytes: meminfo["Cached"])
+        var memory = SystemMemory(availableBytes: meminfo["MemAvailable"], cachedBytes: meminfo["Cached"])
+        memory.freeBytes = meminfo["MemFree"]
+        return memory
     }
 }

@@ -184,6 +184,10 @@ enum LoadBenchmarkTable {
             }
             out += " — no phase that fills fresh memory beats it\n"
         }
+        if report.memoryLeveled == true {
+            out +=
+                "before every case, fresh memory as large as its peak was written and freed, outside its time, so that no case pays the host's first touch for memory another case left\n"
+        }
         if let reporting = report.freePageReporting {
             out += "this VM reports freed memory to its host (virtio-balloon free page reporting"
             out += reporting.order.map { ", blocks of 2^\($0) pages" } ?? ""

@@ -90,6 +90,8 @@ package struct LoadBenchmark {
         package var freePageReporting: FreePageReporting?
         /// Bytes the kernel reported to the host from the first touch to the last round (`reported_kib`'s growth).
         package var reportedBytesDuringRun: Int?
+        /// Whether every case was preceded by a write of fresh memory as large as its peak (``MemoryLeveling``).
+        package var memoryLeveled: Bool?
     }
 
     package let options: Options
@@ -114,7 +116,7 @@ package struct LoadBenchmark {
         }
         cases += Self.strategies.map { name, dtype in
             Case(
-                name: name.rawValue + (dtype.map { "→" + $0.torchName } ?? ""), kind: .strategy,
+                name: Self.caseName(name, dtype), kind: .strategy,
                 description: name.strategy.formula, seconds: [], phases: [:])
         }
         if case .available(let found) = peers {
@@ -128,6 +130,7 @@ package struct LoadBenchmark {
             )
         }
         cases = try Self.selected(cases, only: options.only)
+        let leveling = reporting == nil ? nil : try MemoryLeveling(cases: cases, checkpoint: checkpoint)
         var unavailable: [String: String] = [:]
         for round in 0..<(options.warmupRounds + options.repeats) {
             let warmup = round < options.warmupRounds
@@ -137,8 +140,9 @@ package struct LoadBenchmark {
                         ? "warm-up round (not counted): \(cases[index].name)"
                         : "round \(round - options.warmupRounds + 1)/\(options.repeats): \(cases[index].name)")
                 if options.cache == .cold { for file in checkpoint.files { try PageCache.evict(path: file.path) } }
+                if cases[index].kind != .peer { try leveling?.prepare(for: cases[index].name) }
                 var item = cases[index]
-                if let why = try measure(&item, checkpoint: checkpoint, peers: peers) {
+                if let why = try measure(&item, checkpoint: checkpoint, peers: peers, leveling: leveling) {
                     unavailable[item.name] = why
                     progress("\(item.name): unavailable: \(why)")
                 }
@@ -154,6 +158,7 @@ package struct LoadBenchmark {
         report.cache = options.cache
         if !unavailable.isEmpty { report.peersUnavailable = unavailable }
         report.freePageReporting = reporting
+        report.memoryLeveled = leveling != nil
         if let before = reporting?.reportedBytes, let after = FreePageReporting.current()?.reportedBytes {
             report.reportedBytesDuringRun = after - before
         }
@@ -162,6 +167,11 @@ package struct LoadBenchmark {
         case .skipped(let why): report.peersSkipped = why
         }
         return report
+    }
+
+    /// A strategy's case name: the strategy, and "→dtype" when it converts.
+    static func caseName(_ name: StrategyName, _ dtype: DType?) -> String {
+        name.rawValue + (dtype.map { "→" + $0.torchName } ?? "")
     }
 
     /// The cases `only` names, in their usual order; every case when it is nil.
@@ -189,9 +199,9 @@ package struct LoadBenchmark {
     }
 
     /// Times one case once; returns why a peer could not run, when it could not.
-    private func measure(_ item: inout Case, checkpoint: Checkpoint, peers: PeerLoaders.Availability) throws
-        -> String?
-    {
+    private func measure(
+        _ item: inout Case, checkpoint: Checkpoint, peers: PeerLoaders.Availability, leveling: MemoryLeveling?
+    ) throws -> String? {
         switch item.kind {
         case .floor:
             guard let floor = ReadFloorCase.all.first(where: { $0.name == item.name }) else { return nil }
@@ -203,14 +213,15 @@ package struct LoadBenchmark {
         case .strategy:
             guard
                 let (name, dtype) = Self.strategies.first(where: {
-                    $0.0.rawValue + ($0.1.map { "→" + $0.torchName } ?? "") == item.name
+                    Self.caseName($0.0, $0.1) == item.name
                 })
             else { return nil }
             try measureStrategy(name, dtype: dtype, into: &item, checkpoint: checkpoint)
         case .peer:
             guard case .available(let found) = peers else { return nil }
             switch try PeerLoaders.run(
-                item.name, python: found.python, script: found.script, checkpoint: options.checkpoint)
+                item.name, python: found.python, script: found.script, checkpoint: options.checkpoint,
+                levelBytes: leveling?.bytes(for: item.name) ?? 0)
             {
             case .measured(let seconds, let rss):
                 item.seconds.append(seconds)

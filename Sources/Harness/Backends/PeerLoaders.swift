@@ -76,7 +76,11 @@ enum PeerLoaders {
     }
 
     /// Runs one peer once; its seconds as the script measured them.
-    static func run(_ name: String, python: String, script: String, checkpoint: String) throws -> Outcome {
+    /// `levelBytes`: fresh memory the peer writes and frees after its imports, right before its load
+    /// (``MemoryLeveling``); its peak is then the load's alone (VmHWM reset with `clear_refs`).
+    static func run(_ name: String, python: String, script: String, checkpoint: String, levelBytes: Int = 0) throws
+        -> Outcome
+    {
         struct Reply: Decodable {
             let seconds: Double?
             let maxRssBytes: Int?
@@ -93,7 +97,8 @@ enum PeerLoaders {
             "PYTHONDONTWRITEBYTECODE": "1",
         ]
         let child = try ChildProcess.spawn(
-            executable: python, arguments: [script, checkpoint, scriptNames[name] ?? name], environment: environment,
+            executable: python, arguments: [script, checkpoint, scriptNames[name] ?? name, String(levelBytes)],
+            environment: environment,
             options: .init(standardInput: .null, standardOutput: .file(output), standardError: .file(log)))
         let exit = try child.wait()
         let decoder = JSONDecoder()
