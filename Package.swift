@@ -15,15 +15,19 @@
 //   - OSLayer: the operating system, apart from what is measured — fork/exec with a parent-death signal (prctl
 //     and pipe2 from CLinux), pipes and poll, signal handlers (SIGINT/SIGTERM traps; fatal signals; SIGBUS on
 //     shrunk file windows, mapping a zero page over the fault), flock, open/fsync/rename for atomic files,
-//     isatty and TIOCGWINSZ, clock_gettime, mmap/madvise for huge-page buffers. Each wrapper names the call.
+//     isatty and TIOCGWINSZ, clock_gettime, mmap/madvise for huge-page buffers, O_DIRECT opens (CLinux) and
+//     posix_fadvise(WILLNEED) read advice. Each wrapper names the call.
 //   - Probes: /proc, /sys (THP, free page reporting) and cgroup files, fadvise for the page cache, mallctl.
 //   - TensorEngine: TensorStorage maps checkpoint windows with mmap/munmap (a tensor's bytes are the mapping)
 //     and registers each with OSLayer's FileWindowGuard; ConversionKernel takes memcpy from Glibc, Conversion
 //     the processor count from Foundation.
-//   - Checkpoint: SafetensorsFile reads tensors with pread into their destination; UntrustedFile opens inputs
-//     O_NONBLOCK and fstats them — the byte-exact I/O of the format, which is the module's job.
+//   - Checkpoint: SafetensorsFile reads tensors with pread into their destination (and advises readahead);
+//     DirectFileReader reads a cold shard with O_DIRECT preads (opened through OSLayer); UntrustedFile opens
+//     inputs O_NONBLOCK and fstats them — the byte-exact I/O of the format, which is the module's job.
 //   - Models: NormalTable takes log() from Glibc (the C math library, no system call).
-//   Harness, Loading, Placement, ResultsFormat and Reports use Foundation for files and dates only; no other
+//   - Loading: its readers are threads (Foundation's Thread) and memmove within a tensor (Glibc via Foundation);
+//     every read goes through Checkpoint.
+//   Harness, Placement, ResultsFormat and Reports use Foundation for files, dates and threads only; no other
 //   target calls the kernel directly.
 import PackageDescription
 
@@ -55,7 +59,7 @@ let package = Package(
         // Hardware binary16 conversion (x86-64 F16C), chosen at run time from cpuid; pure computation, no OS calls.
         // C because Swift has no F16C intrinsics (TensorEngine's ConversionKernel, for F32 → F16 and BF16 → F16).
         .target(name: "CHalfKernels", path: "Sources/CHalfKernels"),
-        // prctl and pipe2, which Glibc's module does not export to Swift (OSLayer only).
+        // prctl, pipe2 and O_DIRECT, which Glibc's module does not export to Swift (OSLayer only).
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         .target(
             name: "StrictJSON",

@@ -3,7 +3,6 @@ import Foundation
 import OSLayer
 import Probes
 import Synchronization
-import SystemPackage
 import TensorEngine
 
 /// A cold shard read around the page cache (`O_DIRECT`), each large tensor straight into its own memory.
@@ -44,10 +43,9 @@ enum DirectShardRead {
     /// Reads nothing and returns false as well when no tensor is large enough or the shard is not cold.
     static func load(_ items: [ShardStream.Item], from file: SafetensorsFile) throws -> Bool {
         let plan = DirectPlan(items, dataStart: file.header.dataStart)
-        guard !plan.tensors.isEmpty, isCold(file), let descriptor = try? DirectIO.openForReading(file.path) else {
+        guard !plan.tensors.isEmpty, isCold(file), let direct = DirectFileReader(path: file.path) else {
             return false
         }
-        defer { try? descriptor.close() }
         let outcome = Mutex<DirectOutcome>(.read)
         let next = Atomic<Int>(0)
         let shared = DisjointAccess(items)
@@ -55,8 +53,8 @@ enum DirectShardRead {
             while case let index = next.wrappingAdd(1, ordering: .relaxed).oldValue, index < plan.work.count {
                 guard outcome.withLock({ $0 == .read }) else { return }
                 do {
-                    try perform(plan.work[index], plan: plan, items: shared.value, file: file, direct: descriptor)
-                } catch let error as DirectRefused {
+                    try perform(plan.work[index], plan: plan, items: shared.value, file: file, direct: direct)
+                } catch let error as DirectFileReader.Refused {
                     outcome.withLock { if $0 == .read { $0 = .refused(error) } }
                 } catch {
                     outcome.withLock { if $0 == .read { $0 = .failed(error) } }
@@ -73,25 +71,23 @@ enum DirectShardRead {
 
     private static func perform(
         _ work: DirectPlan.Work, plan: DirectPlan, items: [ShardStream.Item], file: SafetensorsFile,
-        direct: FileDescriptor
+        direct: DirectFileReader
     ) throws {
         switch work {
         case .small(let item, let range):
             let destination = items[item].tensor.storage.mutableBytes
-            try readDirectUnaligned(
-                direct, path: file.path, offset: file.header.dataStart + items[item].stored.begin + range.lowerBound,
+            try direct.readUnaligned(
+                absoluteOffset: file.header.dataStart + items[item].stored.begin + range.lowerBound,
                 into: UnsafeMutableRawBufferPointer(rebasing: destination[range]))
         case .direct(let tensor, let piece):
             let layout = plan.tensors[tensor]
             let memory = items[layout.item].tensor.storage.mutableBytes
             let range = piece * pieceBytes..<min(layout.alignedCount, (piece + 1) * pieceBytes)
-            try readDirect(
-                direct, path: file.path, offset: layout.alignedOffset + range.lowerBound,
+            try direct.read(
+                absoluteOffset: layout.alignedOffset + range.lowerBound,
                 into: UnsafeMutableRawBufferPointer(rebasing: memory[range]))
             if layout.remaining.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
-                try settle(
-                    layout, item: items[layout.item], path: file.path, direct: direct,
-                    dataStart: file.header.dataStart)
+                try settle(layout, item: items[layout.item], direct: direct, dataStart: file.header.dataStart)
             }
         }
     }
@@ -99,7 +95,7 @@ enum DirectShardRead {
     /// The tensor's aligned bytes are at the start of its memory: moves them up into place and reads the head
     /// and tail around them, also directly.
     private static func settle(
-        _ layout: DirectPlan.Tensor, item: ShardStream.Item, path: String, direct: FileDescriptor, dataStart: Int
+        _ layout: DirectPlan.Tensor, item: ShardStream.Item, direct: DirectFileReader, dataStart: Int
     ) throws {
         let memory = item.tensor.storage.mutableBytes
         guard let base = memory.baseAddress else { return }
@@ -107,55 +103,8 @@ enum DirectShardRead {
         if shift > 0 { memmove(base + shift, base, layout.alignedCount) }
         let start = dataStart + item.stored.begin
         for range in [0..<shift, (shift + layout.alignedCount)..<memory.count] where !range.isEmpty {
-            try readDirectUnaligned(
-                direct, path: path, offset: start + range.lowerBound,
-                into: UnsafeMutableRawBufferPointer(rebasing: memory[range]))
-        }
-    }
-
-    /// Reads a few bytes at any offset directly: the whole 4 KiB blocks around them into a small aligned buffer
-    /// of their own (freed at once), then copies out the bytes asked for.
-    private static func readDirectUnaligned(
-        _ descriptor: FileDescriptor, path: String, offset: Int, into destination: UnsafeMutableRawBufferPointer
-    ) throws {
-        let alignment = DirectIO.alignment
-        let first = offset / alignment * alignment
-        let end = DirectIO.roundedUp(offset + destination.count)
-        let blocks = UnsafeMutableRawBufferPointer.allocate(byteCount: end - first, alignment: alignment)
-        defer { blocks.deallocate() }
-        try readDirect(
-            descriptor, path: path, offset: first, into: blocks, required: offset + destination.count - first)
-        destination.copyMemory(
-            from: UnsafeRawBufferPointer(rebasing: blocks[(offset - first)...].prefix(destination.count)))
-    }
-
-    /// One direct `pread` loop, until `required` bytes (default: all) are in: a read that ends short of them
-    /// is the file's end (it shrank); an EINVAL is a refusal of direct I/O (an alignment this device or file
-    /// system does not take).
-    private static func readDirect(
-        _ descriptor: FileDescriptor, path: String, offset: Int, into destination: UnsafeMutableRawBufferPointer,
-        required: Int? = nil
-    ) throws {
-        let required = required ?? destination.count
-        var done = 0
-        while done < required {
-            let got: Int
-            do {
-                got = try descriptor.read(
-                    fromAbsoluteOffset: Int64(offset + done),
-                    into: UnsafeMutableRawBufferPointer(rebasing: destination[done...]), retryOnInterrupt: true)
-            } catch let error as Errno where error == .invalidArgument {
-                throw DirectRefused()
-            } catch {
-                throw FileIOError(
-                    path: path, operation: "O_DIRECT pread at offset \(offset + done)", reason: "\(error)")
-            }
-            guard got > 0, got % DirectIO.alignment == 0 || done + got >= required else {
-                throw FileIOError(
-                    path: path, operation: "O_DIRECT pread at offset \(offset + done)",
-                    reason: "unexpected end of file (the file shrank after it was opened)")
-            }
-            done += got
+            try direct.readUnaligned(
+                absoluteOffset: start + range.lowerBound, into: UnsafeMutableRawBufferPointer(rebasing: memory[range]))
         }
     }
 
@@ -172,12 +121,9 @@ enum DirectShardRead {
         group.wait()
     }
 
-    /// The device or file system said EINVAL to a direct read (an alignment it does not take).
-    private struct DirectRefused: Error {}
-
     private enum DirectOutcome: Equatable {
         case read
-        case refused(DirectRefused)
+        case refused(DirectFileReader.Refused)
         case failed(any Error)
 
         static func == (a: Self, b: Self) -> Bool {

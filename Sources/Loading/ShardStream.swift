@@ -74,17 +74,19 @@ struct ShardStream {
         let next = Atomic<Int>(0)
     }
 
-    /// A read-ahead over the pieces' bytes, in data order, when they span more than one advice
-    /// (``ShardReadAhead``); nil for a smaller read.
+    /// A read-ahead over the pieces' bytes, in data order, when they span more than one advice and the shard
+    /// is cold (``ShardReadAhead``; a cold shard that converts, since one that does not is read directly);
+    /// nil otherwise.
     private static func readAhead(_ pieces: [Piece], of items: [Item], in file: SafetensorsFile, cursor: Cursor)
         -> ShardReadAhead?
     {
         let offsets = pieces.map { file.header.dataStart + items[$0.item].stored.begin + $0.range.lowerBound }
         // Callers pass items in data order; min and max keep the range well-formed should one not.
         let ends = pieces.map { file.header.dataStart + items[$0.item].stored.begin + $0.range.upperBound }
-        guard let first = offsets.min(), let end = ends.max(), end - first > ShardReadAhead.stepBytes else {
-            return nil
-        }
+        // A warm shard keeps the plain path: its reads wait on nothing, and advice would only cost lookups.
+        guard let first = offsets.min(), let end = ends.max(), end - first > ShardReadAhead.stepBytes,
+            DirectShardRead.isCold(file)
+        else { return nil }
         return ShardReadAhead(file: file, range: first..<end) {
             offsets[min(cursor.next.load(ordering: .relaxed), offsets.count - 1)]
         }

@@ -154,7 +154,7 @@ enum LoadBenchmarkTable {
             out += "\(peer.hasPrefix("floor") ? "" : "peer ")\(peer) unavailable: \(why)\n"
         }
         out +=
-            "memory peak: strategies the ledger's peak (= or ≠ its formula); peers their process's ru_maxrss, interpreter and imports included\n"
+            "memory peak: strategies the ledger's peak (= or ≠ its formula); peers their process's peak RSS, interpreter and imports included (VmHWM reset after the levelling write where there is one, else ru_maxrss)\n"
         return out
     }
 

@@ -62,7 +62,8 @@ package struct LoadBenchmark {
         package var modelBytes: Int?
         /// Peers: whether it ends with owned copies of the tensors (false: views of the mapped files).
         package var ownsCopies: Bool?
-        /// Peers: the largest peak RSS (`ru_maxrss`) of the peer's process over the rounds, interpreter included.
+        /// Peers: the largest peak RSS of the peer's process over the rounds, interpreter included (VmHWM, reset
+        /// after the levelling write where ``MemoryLeveling`` wrote one, else `ru_maxrss`).
         package var maxRSSBytes: Int?
 
         package var median: Double { LoadBenchmark.median(seconds) }

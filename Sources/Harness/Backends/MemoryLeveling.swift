@@ -36,6 +36,16 @@ struct MemoryLeveling {
         _ = try FirstTouchFloor.measure(bytes: bytes, passes: 1)
     }
 
+    /// Writes and frees `bytes` of fresh memory (capped by MemFree less 512 MiB) where this machine reports
+    /// freed memory to a host, else does nothing: `run` calls it before each measured child, whose memory then
+    /// costs what a loader's would on a machine of its own (the child's figures are its own process's; this
+    /// memory is freed before it starts).
+    static func levelBeforeChild(bytes: Int) {
+        guard bytes > 0, FreePageReporting.current() != nil, let free = SystemMemory.read().freeBytes else { return }
+        let capped = min(bytes, free - (512 << 20))
+        if capped > 0 { _ = try? FirstTouchFloor.measure(bytes: capped, passes: 1) }
+    }
+
     /// The case's peak, capped by MemFree less 512 MiB; 0 when there is no room. A Python peer levels its own
     /// memory with it after its imports (they take seconds, long enough for the host to take back memory
     /// levelled before them).

@@ -316,6 +316,7 @@ package final class ScenarioRunner {
                     ? RankInfo(rank: rank, localRank: rank, worldSize: run.ranks, localWorldSize: run.ranks) : nil,
                 repeatIndex: repeatIndex, prepared: prepared, ledgerCap: ledgerCap, loaders: loaders)
         }
+        MemoryLeveling.levelBeforeChild(bytes: (prepared.atScale[run.id]?.predictedPeakBytes ?? 0) * run.ranks)
         let machine = run.ranks > 1 ? MachineProbe() : nil
         let start = ContinuousClock.now
         var outcomes = children.run(launches, machine: machine) { [onEvent] rank, event in
