@@ -36,7 +36,8 @@ package final class DirectFileReader: Sendable {
             } catch let error as Errno where error == .invalidArgument {
                 throw Refused()
             } catch {
-                throw FileIOError(path: path, operation: "O_DIRECT pread at offset \(offset + done)", reason: "\(error)")
+                throw FileIOError(
+                    path: path, operation: "O_DIRECT pread at offset \(offset + done)", reason: "\(error)")
             }
             guard got > 0, got % DirectIO.alignment == 0 || done + got >= required else {
                 throw FileIOError(

@@ -21,7 +21,9 @@ struct MemoryLeveling {
         for item in cases {
             bytes[item.name] = checkpoint.totalSize
             guard item.kind == .strategy,
-                let (name, dtype) = LoadBenchmark.strategies.first(where: { LoadBenchmark.caseName($0.0, $0.1) == item.name })
+                let (name, dtype) = LoadBenchmark.strategies.first(where: {
+                    LoadBenchmark.caseName($0.0, $0.1) == item.name
+                })
             else { continue }
             let plan = try LoadPlan(checkpoint: checkpoint, requested: dtype)
             bytes[item.name] = name.strategy.predictedPeakBytes(plan.figures)
