@@ -49,7 +49,7 @@ enum DirectShardRead {
         let outcome = Mutex<DirectOutcome>(.read)
         let next = Atomic<Int>(0)
         let shared = DisjointAccess(items)
-        let work: @Sendable () -> Void = {
+        let work: @Sendable (Int) -> Void = { _ in
             while case let index = next.wrappingAdd(1, ordering: .relaxed).oldValue, index < plan.work.count {
                 guard outcome.withLock({ $0 == .read }) else { return }
                 do {
@@ -109,12 +109,12 @@ enum DirectShardRead {
     }
 
     /// Runs `work` on `count` threads of their own (most of them wait on the device) and waits for all.
-    private static func onThreads(_ count: Int, _ work: @escaping @Sendable () -> Void) {
+    static func onThreads(_ count: Int, _ work: @escaping @Sendable (Int) -> Void) {
         let group = DispatchGroup()
-        for _ in 0..<count {
+        for index in 0..<count {
             group.enter()
             Thread {
-                work()
+                work(index)
                 group.leave()
             }.start()
         }

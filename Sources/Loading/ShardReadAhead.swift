@@ -5,8 +5,9 @@ import Synchronization
 /// A thread that keeps the device busy ahead of a shard's readers: it advises the kernel
 /// (`posix_fadvise(WILLNEED)`) to read the next few MiB into the page cache, then the next, staying at most
 /// ``windowBytes`` ahead of where the readers are, so that a cold shard has many reads in flight while the
-/// readers (one per core) copy out what has arrived. Started only for a cold shard whose tensors convert (one
-/// that does not is read around the page cache, ``DirectShardRead``); a warm shard's reads wait on nothing.
+/// readers (one per core) copy out what has arrived. Started only for a cold shard that is not read around the
+/// page cache (``DirectShardRead``, ``ShardStream``'s direct converting pieces): the file system refused
+/// `O_DIRECT`, or the staging buffer has no room for 16 slices. A warm shard's reads wait on nothing.
 ///
 /// Why advice and not more reader threads: a reader thread waiting on the device holds nothing but a stack,
 /// yet 16 of them slowed a cold 5.45 GB load here (3.12 s against 2.67 s); one thread of advice keeps as

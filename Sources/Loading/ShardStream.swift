@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import OSLayer
 import Synchronization
 import TensorEngine
 
@@ -34,15 +35,53 @@ struct ShardStream {
 
     /// Reads every item from `file`; converting ones go through `staging` (required when any converts),
     /// which is split into one slice per worker.
-    static func load(_ items: [Item], from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?) throws {
+    ///
+    /// A cold shard is read around the page cache: one that does not convert by ``DirectShardRead``; one that
+    /// does, 16 workers at once, each converting piece read `O_DIRECT` as the whole 4 KiB blocks around it into
+    /// the worker's slice (4 KiB-aligned, two blocks larger than a piece) and converted from there.
+    static func load(
+        _ items: [Item], from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?, allowDirect: Bool = true
+    ) throws {
         let converts = items.contains { $0.stored.dtype != $0.tensor.dtype }
-        if !converts, try DirectShardRead.load(items, from: file) { return }
-        let workerCount = converts ? max(1, min(workers, (staging?.count ?? 0) / minimumSliceBytes)) : workers
-        let slice = converts ? (staging?.count ?? 0) / workerCount : 0
-        let pieces = Self.pieces(items, sliceBytes: slice)
+        if !converts, allowDirect, try DirectShardRead.load(items, from: file) { return }
+        let direct = converts && allowDirect ? directReader(file, staging: staging) : nil
+        let workerCount =
+            direct != nil
+            ? min(DirectShardRead.inFlight, (staging?.count ?? 0) / directMinimumSliceBytes)
+            : converts ? max(1, min(workers, (staging?.count ?? 0) / minimumSliceBytes)) : workers
+        let slice =
+            direct != nil
+            ? (staging?.count ?? 0) / workerCount / DirectIO.alignment * DirectIO.alignment
+            : converts ? (staging?.count ?? 0) / workerCount : 0
+        let pieces = Self.pieces(items, sliceBytes: direct != nil ? slice - 2 * DirectIO.alignment : slice)
         guard !pieces.isEmpty else { return }
+        do {
+            try read(
+                pieces, of: items, from: file, staging: staging, slice: slice, workers: workerCount, direct: direct)
+        } catch is DirectFileReader.Refused {
+            try load(items, from: file, staging: staging, allowDirect: false)
+        }
+    }
+
+    /// A direct reader for a cold shard that converts, when staging has room for a slice per read in flight.
+    private static func directReader(_ file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?)
+        -> DirectFileReader?
+    {
+        guard let staging, let base = staging.baseAddress, Int(bitPattern: base) % DirectIO.alignment == 0,
+            staging.count / directMinimumSliceBytes >= DirectShardRead.inFlight, DirectShardRead.isCold(file)
+        else { return nil }
+        return DirectFileReader(path: file.path)
+    }
+
+    /// A direct worker's slice: room for a 64 KiB piece and the two partial blocks around it.
+    static let directMinimumSliceBytes = minimumSliceBytes + 2 * DirectIO.alignment
+
+    private static func read(
+        _ pieces: [Piece], of items: [Item], from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?,
+        slice: Int, workers workerCount: Int, direct: DirectFileReader?
+    ) throws {
         let cursor = Cursor()
-        let readAhead = Self.readAhead(pieces, of: items, in: file, cursor: cursor)
+        let readAhead = direct != nil ? nil : Self.readAhead(pieces, of: items, in: file, cursor: cursor)
         defer { readAhead?.stop() }
         let failure = Mutex<(any Error)?>(nil)
         let shared = DisjointAccess((items, staging))
@@ -55,7 +94,7 @@ struct ShardStream {
                 let index = cursor.next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard index < pieces.count, failure.withLock({ $0 == nil }) else { return }
                 do {
-                    try fill(pieces[index], of: items[pieces[index].item], from: file, staging: own)
+                    try fill(pieces[index], of: items[pieces[index].item], from: file, staging: own, direct: direct)
                 } catch {
                     failure.withLock { if $0 == nil { $0 = error } }
                 }
@@ -63,6 +102,8 @@ struct ShardStream {
         }
         if workerCount == 1 || pieces.count == 1 {
             run(0)
+        } else if direct != nil {
+            DirectShardRead.onThreads(workerCount, run)
         } else {
             DispatchQueue.concurrentPerform(iterations: workerCount, execute: run)
         }
@@ -75,8 +116,7 @@ struct ShardStream {
     }
 
     /// A read-ahead over the pieces' bytes, in data order, when they span more than one advice and the shard
-    /// is cold (``ShardReadAhead``; a cold shard that converts, since one that does not is read directly);
-    /// nil otherwise.
+    /// is cold (``ShardReadAhead``; called only where the shard is not read directly); nil otherwise.
     private static func readAhead(_ pieces: [Piece], of items: [Item], in file: SafetensorsFile, cursor: Cursor)
         -> ShardReadAhead?
     {
@@ -100,6 +140,26 @@ struct ShardStream {
         try load([Item(stored: stored, tensor: tensor)], from: file, staging: staging)
     }
 
+    /// A converting piece's stored bytes in the worker's slice: read through the page cache to the slice's
+    /// start, or directly as the 4 KiB blocks around them (the slice is 4 KiB-aligned and two blocks larger).
+    private static func readSource(
+        _ piece: Piece, of item: Item, from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer,
+        direct: DirectFileReader?
+    ) throws -> UnsafeMutableRawBufferPointer {
+        guard let direct else {
+            let source = UnsafeMutableRawBufferPointer(rebasing: staging[0..<piece.range.count])
+            try file.read(item.stored, range: piece.range, into: source, parallel: false)
+            return source
+        }
+        let offset = file.header.dataStart + item.stored.begin + piece.range.lowerBound
+        let first = offset / DirectIO.alignment * DirectIO.alignment
+        let end = DirectIO.roundedUp(offset + piece.range.count)
+        try direct.read(
+            absoluteOffset: first, into: UnsafeMutableRawBufferPointer(rebasing: staging[0..<(end - first)]),
+            required: offset + piece.range.count - first)
+        return UnsafeMutableRawBufferPointer(rebasing: staging[(offset - first)..<(offset - first + piece.range.count)])
+    }
+
     /// A worker's staging slice is at least 64 KiB (a converting tensor smaller than that uses one worker).
     static let minimumSliceBytes = 64 << 10
 
@@ -119,7 +179,8 @@ struct ShardStream {
     }
 
     private static func fill(
-        _ piece: Piece, of item: Item, from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?
+        _ piece: Piece, of item: Item, from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?,
+        direct: DirectFileReader? = nil
     ) throws {
         let destination = item.tensor.storage.mutableBytes
         if item.stored.dtype == item.tensor.dtype {
@@ -132,8 +193,7 @@ struct ShardStream {
         else {
             preconditionFailure("a converting tensor needs staging and whole-byte dtypes")
         }
-        let source = UnsafeMutableRawBufferPointer(rebasing: staging[0..<piece.range.count])
-        try file.read(item.stored, range: piece.range, into: source, parallel: false)
+        let source = try readSource(piece, of: item, from: file, staging: staging, direct: direct)
         let first = piece.range.lowerBound / sourceWidth * targetWidth
         let count = piece.range.count / sourceWidth * targetWidth
         DTypeConversion.convert(

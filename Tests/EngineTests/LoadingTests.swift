@@ -182,6 +182,47 @@ import Testing
         #expect(ledger.peakBytes == (3 << 20) + (5 << 20) + 5 + 4099 + 7)
     }
 
+    /// A cold shard that converts (bfloat16 → float16) is read directly, piece by piece, into the workers' staging
+    /// slices: the converted bytes must be those of the page-cache path, and the page cache stays empty.
+    @Test func aColdConvertingShardReadDirectlyConvertsTheSameBytes() throws {
+        let folder = try TemporaryFolder("direct-convert")
+        defer { folder.remove() }
+        let path = folder.file("model.safetensors")
+        let sizes = [("a", 10), ("b", (3 << 20) + 6)]
+        let contents = sizes.map { name, count in
+            (name, (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 11 &+ name.count) })
+        }
+        try withBuffers(contents.map(\.1)) { buffers in
+            let tensors = zip(contents, buffers).map {
+                (TensorSpec(name: $0.0, dtype: .bf16, shape: [$0.1.count / 2]), $1)
+            }
+            try SafetensorsWriter.write(tensors.map { (spec: $0.0, bytes: $0.1) }, metadata: nil, to: path)
+        }
+        let file = try SafetensorsFile(path: path)
+        try PageCache.evict(path: path)
+        let ledger = MemoryLedger()
+        let staging = try TensorStorage.allocate(byteCount: 2 << 20, ledger: ledger)
+        func load(direct: Bool) throws -> [[UInt8]] {
+            let items = try file.tensors.values.map {
+                ShardStream.Item(stored: $0, tensor: try Tensor.empty(dtype: .f16, shape: $0.shape, ledger: ledger))
+            }
+            try ShardStream.load(items, from: file, staging: staging.mutableBytes, allowDirect: direct)
+            return items.map { Array($0.tensor.storage.mutableBytes) }
+        }
+        let cold = try load(direct: true)
+        let takesDirect =
+            (try? DirectIO.openForReading(path)).map {
+                try? $0.close()
+                return true
+            } ?? false
+        // Nothing of the file passed through the page cache where the file system takes O_DIRECT.
+        if takesDirect { #expect(try PageCache.residentBytes(path: path) == 0) }
+        let warm = try load(direct: false)
+        #expect(cold.map(\.count) == [10, (3 << 20) + 6])
+        let same = cold == warm  // a Bool: a failing #expect on megabytes would diff them for hours
+        #expect(same)
+    }
+
     /// Runs `body` with the arrays' bytes as raw buffers.
     private func withBuffers(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throws -> Void) throws {
         let copies = arrays.map { array in
