@@ -32,10 +32,16 @@ enum DirectShardRead {
     /// for a moment.
     static let smallPieceBytes = 64 << 10
 
-    /// Whether a shard is cold enough to read around the page cache: less than half of it resident.
-    static func isCold(_ file: SafetensorsFile) -> Bool {
-        guard let resident = try? PageCache.residentBytes(path: file.path) else { return false }
-        return resident < file.fileSize / 2
+    /// Whether the items' bytes are cold enough to read around the page cache: less than half of them resident.
+    /// Only their range is checked (`mincore`), so a caller reading one tensor at a time (device-map) pays for
+    /// that tensor's pages, not the shard's.
+    static func isCold(_ items: [ShardStream.Item], in file: SafetensorsFile) -> Bool {
+        let starts = items.map { file.header.dataStart + $0.stored.begin }
+        let ends = items.map { file.header.dataStart + $0.stored.begin + $0.stored.byteCount }
+        guard let first = starts.min(), let end = ends.max(), end > first,
+            let resident = try? PageCache.residentBytes(path: file.path, range: first..<end)
+        else { return false }
+        return resident < (end - first) / 2
     }
 
     /// Reads every item (none converting) from `file`; false, with nothing to trust in the tensors, when
@@ -43,7 +49,7 @@ enum DirectShardRead {
     /// Reads nothing and returns false as well when no tensor is large enough or the shard is not cold.
     static func load(_ items: [ShardStream.Item], from file: SafetensorsFile) throws -> Bool {
         let plan = DirectPlan(items, dataStart: file.header.dataStart)
-        guard !plan.tensors.isEmpty, isCold(file), let direct = DirectFileReader(path: file.path) else {
+        guard !plan.tensors.isEmpty, isCold(items, in: file), let direct = DirectFileReader(path: file.path) else {
             return false
         }
         let outcome = Mutex<DirectOutcome>(.read)

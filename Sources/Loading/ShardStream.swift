@@ -44,7 +44,7 @@ struct ShardStream {
     ) throws {
         let converts = items.contains { $0.stored.dtype != $0.tensor.dtype }
         if !converts, allowDirect, try DirectShardRead.load(items, from: file) { return }
-        let direct = converts && allowDirect ? directReader(file, staging: staging) : nil
+        let direct = converts && allowDirect ? directReader(items, in: file, staging: staging) : nil
         let workerCount =
             direct != nil
             ? min(DirectShardRead.inFlight, (staging?.count ?? 0) / directMinimumSliceBytes)
@@ -64,11 +64,12 @@ struct ShardStream {
     }
 
     /// A direct reader for a cold shard that converts, when staging has room for a slice per read in flight.
-    private static func directReader(_ file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?)
-        -> DirectFileReader?
-    {
+    private static func directReader(
+        _ items: [Item], in file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?
+    ) -> DirectFileReader? {
         guard let staging, let base = staging.baseAddress, Int(bitPattern: base) % DirectIO.alignment == 0,
-            staging.count / directMinimumSliceBytes >= DirectShardRead.inFlight, DirectShardRead.isCold(file)
+            staging.count / directMinimumSliceBytes >= DirectShardRead.inFlight,
+            DirectShardRead.isCold(items, in: file)
         else { return nil }
         return DirectFileReader(path: file.path)
     }
@@ -125,7 +126,7 @@ struct ShardStream {
         let ends = pieces.map { file.header.dataStart + items[$0.item].stored.begin + $0.range.upperBound }
         // A warm shard keeps the plain path: its reads wait on nothing, and advice would only cost lookups.
         guard let first = offsets.min(), let end = ends.max(), end - first > ShardReadAhead.stepBytes,
-            DirectShardRead.isCold(file)
+            DirectShardRead.isCold(items, in: file)
         else { return nil }
         return ShardReadAhead(file: file, range: first..<end) {
             offsets[min(cursor.next.load(ordering: .relaxed), offsets.count - 1)]

@@ -49,7 +49,9 @@ package enum PageCache {
     /// How many bytes of the file are in the page cache now: `mmap(PROT_READ, MAP_SHARED)` of the file (which
     /// faults nothing in) and `mincore` over it, one window of up to 1 GiB at a time. A resident final page
     /// counts only the file's bytes in it, so a fully cached file gives exactly its size.
-    package static func residentBytes(path: String) throws(SystemCallError) -> Int {
+    ///
+    /// `range`: only the pages holding those bytes (clamped to the file), each counted whole but for the last.
+    package static func residentBytes(path: String, range: Range<Int>? = nil) throws(SystemCallError) -> Int {
         let descriptor = try openForReading(path)
         defer { try? descriptor.close() }
         var info = stat()
@@ -60,9 +62,12 @@ package enum PageCache {
         let window = 1 << 30
         var vector = [UInt8](repeating: 0, count: window / page)
         var resident = 0
-        var offset = 0
-        while offset < fileSize {
-            let length = min(window, fileSize - offset)
+        let lower = min(max(0, range?.lowerBound ?? 0), fileSize)
+        let fileEnd = max(lower, min(fileSize, range?.upperBound ?? fileSize))
+        guard fileEnd > lower else { return 0 }
+        var offset = lower / page * page
+        while offset < fileEnd {
+            let length = min(window, fileEnd - offset)
             guard let mapping = mmap(nil, length, PROT_READ, MAP_SHARED, descriptor.rawValue, off_t(offset)),
                 mapping != MAP_FAILED
             else { throw .current("mmap", path) }

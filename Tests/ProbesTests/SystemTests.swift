@@ -123,6 +123,26 @@ extension MemoryMeasuringTests {
             defer { try? FileManager.default.removeItem(atPath: odd) }
             #expect(try PageCache.warm(path: odd) == 10_000)
             #expect(try PageCache.residentBytes(path: odd) == 10_000)
+            // A range: the pages holding it, up to its end (or the file's).
+            #expect(try PageCache.residentBytes(path: odd, range: 10..<5000) == 5000)
+            #expect(try PageCache.residentBytes(path: odd, range: 9000..<20_000) == 10_000 - 8192)
+            #expect(try PageCache.residentBytes(path: odd, range: 20_000..<30_000) == 0)
+
+            // O_DIRECT: every byte (the odd tail too), and nothing left in the page cache; a file system without
+            // it (tmpfs) refuses the open with EINVAL.
+            let takesDirect =
+                (try? DirectIO.openForReading(path)).map {
+                    try? $0.close()
+                    return true
+                } ?? false
+            if takesDirect {
+                try PageCache.evict(path: path)
+                try PageCache.evict(path: odd)
+                let direct = try ReadFloor.measure(paths: [path, odd], chunk: 2 * mebibyte, threads: 16, direct: true)
+                #expect(direct.bytes == size + 10_000 && direct.direct)
+                #expect(try PageCache.residentBytes(path: path) == 0)
+                #expect(try PageCache.residentBytes(path: odd) == 0)
+            }
             #expect(throws: SystemCallError.self) { try PageCache.evict(path: "/nonexistent/probes") }
         }
 
