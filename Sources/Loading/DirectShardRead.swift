@@ -46,10 +46,11 @@ enum DirectShardRead {
 
     /// Reads every item (none converting) from `file`; false, with nothing to trust in the tensors, when
     /// the file system or the device refuses direct reads (the caller then reads the shard the usual way).
-    /// Reads nothing and returns false as well when no tensor is large enough or the shard is not cold.
+    /// Reads nothing and returns false as well when no tensor is large enough. The caller has found the items
+    /// cold (``isCold(_:in:)``).
     static func load(_ items: [ShardStream.Item], from file: SafetensorsFile) throws -> Bool {
         let plan = DirectPlan(items, dataStart: file.header.dataStart)
-        guard !plan.tensors.isEmpty, isCold(items, in: file), let direct = DirectFileReader(path: file.path) else {
+        guard !plan.tensors.isEmpty, let direct = DirectFileReader(path: file.path) else {
             return false
         }
         let outcome = Mutex<DirectOutcome>(.read)
@@ -57,13 +58,13 @@ enum DirectShardRead {
         let shared = DisjointAccess(items)
         let work: @Sendable (Int) -> Void = { _ in
             while case let index = next.wrappingAdd(1, ordering: .relaxed).oldValue, index < plan.work.count {
-                guard outcome.withLock({ $0 == .read }) else { return }
+                guard outcome.withLock({ $0.isRead }) else { return }
                 do {
                     try perform(plan.work[index], plan: plan, items: shared.value, file: file, direct: direct)
                 } catch let error as DirectFileReader.Refused {
-                    outcome.withLock { if $0 == .read { $0 = .refused(error) } }
+                    outcome.withLock { if $0.isRead { $0 = .refused(error) } }
                 } catch {
-                    outcome.withLock { if $0 == .read { $0 = .failed(error) } }
+                    outcome.withLock { if $0.isRead { $0 = .failed(error) } }
                 }
             }
         }
@@ -127,17 +128,12 @@ enum DirectShardRead {
         group.wait()
     }
 
-    private enum DirectOutcome: Equatable {
+    private enum DirectOutcome {
         case read
         case refused(DirectFileReader.Refused)
         case failed(any Error)
 
-        static func == (a: Self, b: Self) -> Bool {
-            switch (a, b) {
-            case (.read, .read), (.refused, .refused), (.failed, .failed): true
-            default: false
-            }
-        }
+        var isRead: Bool { if case .read = self { true } else { false } }
     }
 }
 

@@ -43,8 +43,10 @@ struct ShardStream {
         _ items: [Item], from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?, allowDirect: Bool = true
     ) throws {
         let converts = items.contains { $0.stored.dtype != $0.tensor.dtype }
-        if !converts, allowDirect, try DirectShardRead.load(items, from: file) { return }
-        let direct = converts && allowDirect ? directReader(items, in: file, staging: staging) : nil
+        // Checked once (mincore over the items' bytes): it decides the direct paths and the read-ahead.
+        let cold = DirectShardRead.isCold(items, in: file)
+        if !converts, allowDirect, cold, try DirectShardRead.load(items, from: file) { return }
+        let direct = converts && allowDirect && cold ? directReader(file, staging: staging) : nil
         let workerCount =
             direct != nil
             ? min(DirectShardRead.inFlight, (staging?.count ?? 0) / directMinimumSliceBytes)
@@ -57,19 +59,19 @@ struct ShardStream {
         guard !pieces.isEmpty else { return }
         do {
             try read(
-                pieces, of: items, from: file, staging: staging, slice: slice, workers: workerCount, direct: direct)
+                pieces, of: items, from: file, staging: staging, slice: slice, workers: workerCount, direct: direct,
+                readAhead: cold && direct == nil)
         } catch is DirectFileReader.Refused {
             try load(items, from: file, staging: staging, allowDirect: false)
         }
     }
 
     /// A direct reader for a cold shard that converts, when staging has room for a slice per read in flight.
-    private static func directReader(
-        _ items: [Item], in file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?
-    ) -> DirectFileReader? {
+    private static func directReader(_ file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?)
+        -> DirectFileReader?
+    {
         guard let staging, let base = staging.baseAddress, Int(bitPattern: base) % DirectIO.alignment == 0,
-            staging.count / directMinimumSliceBytes >= DirectShardRead.inFlight,
-            DirectShardRead.isCold(items, in: file)
+            staging.count / directMinimumSliceBytes >= DirectShardRead.inFlight
         else { return nil }
         return DirectFileReader(path: file.path)
     }
@@ -79,10 +81,10 @@ struct ShardStream {
 
     private static func read(
         _ pieces: [Piece], of items: [Item], from file: SafetensorsFile, staging: UnsafeMutableRawBufferPointer?,
-        slice: Int, workers workerCount: Int, direct: DirectFileReader?
+        slice: Int, workers workerCount: Int, direct: DirectFileReader?, readAhead wantsReadAhead: Bool
     ) throws {
         let cursor = Cursor()
-        let readAhead = direct != nil ? nil : Self.readAhead(pieces, of: items, in: file, cursor: cursor)
+        let readAhead = wantsReadAhead ? Self.readAhead(pieces, of: items, in: file, cursor: cursor) : nil
         defer { readAhead?.stop() }
         let failure = Mutex<(any Error)?>(nil)
         let shared = DisjointAccess((items, staging))
@@ -116,18 +118,17 @@ struct ShardStream {
         let next = Atomic<Int>(0)
     }
 
-    /// A read-ahead over the pieces' bytes, in data order, when they span more than one advice and the shard
-    /// is cold (``ShardReadAhead``; called only where the shard is not read directly); nil otherwise.
+    /// A read-ahead over the pieces' bytes, in data order, when they span more than one advice
+    /// (``ShardReadAhead``; asked for only where the shard is cold and not read directly); nil otherwise.
     private static func readAhead(_ pieces: [Piece], of items: [Item], in file: SafetensorsFile, cursor: Cursor)
         -> ShardReadAhead?
     {
         let offsets = pieces.map { file.header.dataStart + items[$0.item].stored.begin + $0.range.lowerBound }
         // Callers pass items in data order; min and max keep the range well-formed should one not.
         let ends = pieces.map { file.header.dataStart + items[$0.item].stored.begin + $0.range.upperBound }
-        // A warm shard keeps the plain path: its reads wait on nothing, and advice would only cost lookups.
-        guard let first = offsets.min(), let end = ends.max(), end - first > ShardReadAhead.stepBytes,
-            DirectShardRead.isCold(items, in: file)
-        else { return nil }
+        guard let first = offsets.min(), let end = ends.max(), end - first > ShardReadAhead.stepBytes else {
+            return nil
+        }
         return ShardReadAhead(file: file, range: first..<end) {
             offsets[min(cursor.next.load(ordering: .relaxed), offsets.count - 1)]
         }

@@ -157,7 +157,8 @@ import Testing
             ShardStream.Item(stored: $0, tensor: try Tensor.empty(dtype: .u8, shape: $0.shape, ledger: ledger))
         }
         let resident = try PageCache.residentBytes(path: path)
-        let direct = try DirectShardRead.load(items, from: file)
+        // As ShardStream does: the cold check, then the direct read.
+        let direct = try DirectShardRead.isCold(items, in: file) && DirectShardRead.load(items, from: file)
         // A file system without O_DIRECT (tmpfs), or one that kept the pages, is read the usual way.
         let takesDirect =
             (try? DirectIO.openForReading(path)).map {

@@ -33,26 +33,33 @@ struct MemoryLeveling {
 
     /// Writes and frees fresh memory as large as the case's peak (as MemFree allows).
     func prepare(for name: String) throws {
-        let bytes = bytes(for: name)
-        guard bytes > 0 else { return }
-        _ = try FirstTouchFloor.measure(bytes: bytes, passes: 1)
+        try Self.write(bytesByCase[name] ?? 0)
     }
 
-    /// Writes and frees `bytes` of fresh memory (capped by MemFree less 512 MiB) where this machine reports
-    /// freed memory to a host, else does nothing: `run` calls it before each measured child, whose memory then
-    /// costs what a loader's would on a machine of its own (the child's figures are its own process's; this
-    /// memory is freed before it starts).
+    /// Writes and frees `bytes` of fresh memory where this machine reports freed memory to a host, else does
+    /// nothing: `run` calls it before each measured child, whose memory then costs what a loader's would on a
+    /// machine of its own (the child's figures are its own process's; this memory is freed before it starts).
     static func levelBeforeChild(bytes: Int) {
-        guard bytes > 0, FreePageReporting.current() != nil, let free = SystemMemory.read().freeBytes else { return }
-        let capped = min(bytes, free - (512 << 20))
-        if capped > 0 { _ = try? FirstTouchFloor.measure(bytes: capped, passes: 1) }
+        guard FreePageReporting.current() != nil else { return }
+        try? write(bytes)
     }
 
     /// The case's peak, capped by MemFree less 512 MiB; 0 when there is no room. A Python peer levels its own
     /// memory with it after its imports (they take seconds, long enough for the host to take back memory
     /// levelled before them).
     func bytes(for name: String) -> Int {
-        guard let wanted = bytesByCase[name], let free = SystemMemory.read().freeBytes else { return 0 }
-        return max(0, min(wanted, free - (512 << 20)))
+        Self.capped(bytesByCase[name] ?? 0)
+    }
+
+    /// `bytes` capped by MemFree less 512 MiB (so a warm page cache is not evicted); 0 when there is no room.
+    private static func capped(_ bytes: Int) -> Int {
+        guard let free = SystemMemory.read().freeBytes else { return 0 }
+        return max(0, min(bytes, free - (512 << 20)))
+    }
+
+    /// One pass of ``FirstTouchFloor`` over `bytes` (capped), its figure unused.
+    private static func write(_ bytes: Int) throws {
+        let bytes = capped(bytes)
+        if bytes > 0 { _ = try FirstTouchFloor.measure(bytes: bytes, passes: 1) }
     }
 }
